@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Create (or reuse) the virtual environment .venv and install bisenet-deploy with its test tools.
+# torch is installed first, pinned to 2.13.0 (the CPU build on our machines); set TORCH_SPEC to
+# something else (e.g. TORCH_SPEC=skip when the venv already has a CUDA torch) on other machines.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+if [ ! -x "$VENV/bin/python" ]; then
+    python3 -m venv "$VENV"
+fi
+# shellcheck disable=SC1091
+. "$VENV/bin/activate"
+python -m pip install --quiet --upgrade pip
+TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
+if [ "$TORCH_SPEC" != "skip" ]; then
+    python -m pip install --quiet "$TORCH_SPEC"
+fi
+python -m pip install --quiet -e ".[test]"

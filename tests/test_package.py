@@ -1,0 +1,33 @@
+"""The package and every command's --help work without the heavy optional dependencies."""
+
+import subprocess
+import sys
+
+import pytest
+
+COMMANDS = ["export_main", "build_engine_main", "bench_main", "compare_main", "eval_main",
+            "predict_main"]
+
+
+def test_import_is_light():
+    code = ("import sys, bisenet_deploy, bisenet_deploy.errors, bisenet_deploy.metadata;"
+            "heavy = [m for m in ('tensorrt', 'pycuda', 'onnxruntime', 'torch', 'onnx') "
+            "if m in sys.modules]; print(heavy); assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_works_without_tensorrt(command):
+    # a meta-path hook makes tensorrt and pycuda unimportable even where they are installed
+    code = (
+        "import sys, importlib.abc\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('tensorrt', 'pycuda'):\n"
+        "            raise ImportError('blocked ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        f"from bisenet_deploy.cli.{command} import main\n"
+        "sys.exit(main(['--help']))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "usage:" in out.stdout
