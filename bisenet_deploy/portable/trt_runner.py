@@ -1,0 +1,563 @@
+"""Run a serialized TensorRT engine with pycuda: host input -> host output, both API generations.
+
+`TensorRTRunner` follows the `Runner` contract (activate / infer / deactivate, context manager):
+- activate: check the engine's sidecar against this GPU and TensorRT, deserialize, create the
+  execution context, pick the API generation by a feature test (`num_io_tensors` exists from 8.5:
+  named tensors; before: bindings), allocate page-locked host buffers and device buffers sized from
+  the engine (the optimization profile's max shape for a dynamic batch), one stream, two events;
+- infer: copy the batch into the page-locked input, async H2D -> execute (execute_async_v2 with
+  bindings, or set_tensor_address + execute_async_v3) -> async D2H -> synchronize, and return
+  copies of the outputs in the engine's own dtypes (INT32 labels stay int32);
+- deactivate: free buffers, CUDA graphs, events, stream, execution context and engine, with the
+  CUDA context current, then release the context.
+Optional: CUDA-graph capture of the enqueue (one graph per input shape) and zero-copy host-mapped
+buffers (`zero_copy=True`, for the Jetson's shared CPU/GPU memory: no H2D/D2H copies at all).
+
+The choices (API generation, buffer sizes, profile range, dtype mapping) are pure functions of the
+engine object and are unit-tested with fake engines; only `TensorRTRunner` touches a GPU.
+
+Python 3.6 / numpy 1.19 compatible; tensorrt and pycuda are imported lazily.
+"""
+
+import json
+import logging
+import os
+
+import numpy as np
+
+from .cuda_context import CudaContext
+from .errors import EngineError, IncompatibleEngineError, InputError, MissingDependencyError
+from .runner_base import Runner, TensorSpec
+
+log = logging.getLogger(__name__)
+
+TENSORRT_INSTALL_HINT = ("TensorRT's Python package is not installed: `pip install tensorrt` on a "
+                         "desktop with an NVIDIA GPU; on a Jetson it comes with JetPack (use the "
+                         "system python3 or a venv with --system-site-packages)")
+
+BINDINGS = "bindings"   # TensorRT 8.2-8.4: binding indices, execute_async_v2
+TENSORS = "tensors"     # TensorRT 8.5+: named I/O tensors, execute_async_v3
+
+# TensorRT DataType member name -> numpy dtype. Looked up by name on the module present, so an
+# 8.2 module without UINT8/INT64 simply has fewer entries (trt.nptype in 8.2 lacks UINT8).
+_DTYPE_NAMES = (
+    ("FLOAT", np.float32),
+    ("HALF", np.float16),
+    ("INT8", np.int8),
+    ("INT32", np.int32),
+    ("INT64", np.int64),
+    ("UINT8", np.uint8),
+    ("BOOL", np.bool_),
+)
+
+
+# -- pure logic (tested with fake engines) ---------------------------------------------------------
+def api_generation(engine):
+    """BINDINGS for TensorRT 8.2-8.4 engines, TENSORS for 8.5+ (feature test, not a version parse)."""
+    return TENSORS if hasattr(engine, "num_io_tensors") else BINDINGS
+
+
+def numpy_dtype(trt_dtype, trt):
+    """numpy dtype of a TensorRT DataType; EngineError for types numpy cannot hold (BF16, FP8)."""
+    for name, dtype in _DTYPE_NAMES:
+        member = getattr(trt.DataType, name, None)
+        if member is not None and trt_dtype == member:
+            return np.dtype(dtype)
+    raise EngineError("the engine has an I/O tensor of type %s, which this runtime cannot hold "
+                      "in numpy: export the model with float32/float16/int32 inputs and outputs"
+                      % (trt_dtype,))
+
+
+class IOTensor(object):
+    """One engine input or output: name, binding index (bindings API), mode, shape, dtype."""
+
+    def __init__(self, name, index, is_input, shape, dtype):
+        self.name = str(name)
+        self.index = index
+        self.is_input = bool(is_input)
+        self.shape = tuple(int(d) for d in shape)
+        self.dtype = np.dtype(dtype)
+        #: (min, opt, max) shapes of the optimization profile, for dynamic inputs
+        self.profile = None
+
+    @property
+    def is_dynamic(self):
+        return any(d < 0 for d in self.shape)
+
+    def __repr__(self):
+        return "IOTensor(%r, %s, %r, %s)" % (self.name, "in" if self.is_input else "out",
+                                             self.shape, self.dtype.name)
+
+
+def engine_io(engine, trt, profile_index=0):
+    """The engine's I/O tensors in engine order, with numpy dtypes and, for dynamic inputs, the
+    optimization profile's (min, opt, max) shapes."""
+    tensors = []
+    if api_generation(engine) == TENSORS:
+        for i in range(engine.num_io_tensors):
+            name = engine.get_tensor_name(i)
+            is_input = engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
+            tensor = IOTensor(name, None, is_input, tuple(engine.get_tensor_shape(name)),
+                              numpy_dtype(engine.get_tensor_dtype(name), trt))
+            if is_input and tensor.is_dynamic:
+                tensor.profile = tuple(tuple(int(d) for d in s) for s in
+                                       engine.get_tensor_profile_shape(name, profile_index))
+            tensors.append(tensor)
+    else:
+        for i in range(engine.num_bindings):
+            name = engine.get_binding_name(i)
+            is_input = bool(engine.binding_is_input(i))
+            tensor = IOTensor(name, i, is_input, tuple(engine.get_binding_shape(i)),
+                              numpy_dtype(engine.get_binding_dtype(i), trt))
+            if is_input and tensor.is_dynamic:
+                tensor.profile = tuple(tuple(int(d) for d in s) for s in
+                                       engine.get_profile_shape(profile_index, name))
+            tensors.append(tensor)
+    return tensors
+
+
+def max_input_shape(tensor):
+    """The largest shape an input can take: its static shape or the profile's max."""
+    if not tensor.is_dynamic:
+        return tensor.shape
+    if tensor.profile is None:
+        raise EngineError("input %r has a dynamic shape %s but the engine has no optimization "
+                          "profile for it: rebuild the engine" % (tensor.name, tensor.shape))
+    return tensor.profile[2]
+
+
+def batch_range(tensor):
+    """(min, max) batch an input accepts: fixed for a static shape, the profile's otherwise."""
+    if tensor.shape[0] >= 0:
+        return tensor.shape[0], tensor.shape[0]
+    return tensor.profile[0][0], tensor.profile[2][0]
+
+
+def check_batch_in_profile(n, tensor):
+    """Refuse a batch size outside the engine's optimization profile, naming the range."""
+    lo, hi = batch_range(tensor)
+    if not lo <= n <= hi:
+        if lo == hi:
+            raise InputError("the engine was built for batch %d, got a batch of %d: feed %d "
+                             "images, or rebuild the engine with a dynamic batch profile"
+                             % (lo, n, lo))
+        raise InputError("batch %d is outside the engine's optimization profile (batch %d..%d): "
+                         "feed %d to %d images, or rebuild the engine with a wider "
+                         "--batch MIN:OPT:MAX" % (n, lo, hi, lo, hi))
+
+
+def volume(shape):
+    result = 1
+    for d in shape:
+        if d < 0:
+            raise EngineError("cannot size a buffer for the unresolved shape %s" % (shape,))
+        result *= int(d)
+    return result
+
+
+def buffer_nbytes(shape, dtype):
+    return volume(shape) * np.dtype(dtype).itemsize
+
+
+def resolved_output_shapes(context, tensors, generation):
+    """Output shapes the execution context reports once all input shapes are set."""
+    shapes = {}
+    for t in tensors:
+        if t.is_input:
+            continue
+        if generation == TENSORS:
+            shape = tuple(int(d) for d in context.get_tensor_shape(t.name))
+        else:
+            shape = tuple(int(d) for d in context.get_binding_shape(t.index))
+        if any(d < 0 for d in shape):
+            raise EngineError("TensorRT could not resolve the shape of output %r (%s): the "
+                              "input shapes were not all set" % (t.name, shape))
+        shapes[t.name] = shape
+    return shapes
+
+
+def set_input_shape(context, tensor, shape, generation):
+    """Set a dynamic input's shape on the execution context (no-op for static inputs)."""
+    if not tensor.is_dynamic:
+        return
+    shape = tuple(int(d) for d in shape)
+    if generation == TENSORS:
+        ok = context.set_input_shape(tensor.name, shape)
+    else:
+        ok = context.set_binding_shape(tensor.index, shape)
+    if ok is False:  # 8.x returns a bool; some 10.x builds return None on success
+        raise InputError("TensorRT refused the input shape %s for %r (profile %s..%s)"
+                         % (shape, tensor.name, tensor.profile[0], tensor.profile[2]))
+
+
+def record_from_sidecar(sidecar):
+    """The bisenet_deploy metadata record stored in a sidecar dict ("onnx_metadata")."""
+    record = sidecar.get("onnx_metadata") if isinstance(sidecar, dict) else None
+    if isinstance(record, str):
+        record = json.loads(record)
+    return record
+
+
+def sidecar_candidates(engine_path):
+    """Where a sidecar may lie: next to the engine as `<engine>.json` or `<stem>.json`."""
+    stem = os.path.splitext(engine_path)[0]
+    return [engine_path + ".json", stem + ".json"]
+
+
+def load_sidecar(engine_path, sidecar_path=None):
+    """(path, dict) of the engine's sidecar, or (None, None) when there is none."""
+    try:
+        from . import sidecar as sidecar_mod
+    except ImportError:
+        sidecar_mod = None
+    candidates = [sidecar_path] if sidecar_path else []
+    finder = getattr(sidecar_mod, "sidecar_path_for", None)
+    if not sidecar_path and finder is not None:
+        candidates.append(finder(engine_path))
+    if not sidecar_path:
+        candidates += sidecar_candidates(engine_path)
+    for path in candidates:
+        if path and os.path.isfile(path):
+            reader = getattr(sidecar_mod, "read_sidecar", None)
+            if reader is not None:
+                return path, reader(path)
+            with open(path, "r") as fh:
+                try:
+                    return path, json.load(fh)
+                except ValueError as exc:
+                    raise EngineError("the engine sidecar %s is not valid JSON (%s): rebuild "
+                                      "the engine" % (path, exc))
+    if sidecar_path:
+        raise EngineError("the engine sidecar %s does not exist" % sidecar_path)
+    return None, None
+
+
+def check_sidecar(sidecar, trt_version, gpu_name, compute_capability):
+    """Refuse an engine built for another GPU/TensorRT (portable/sidecar.py does the check)."""
+    try:
+        from .sidecar import check_engine_compatible
+    except ImportError:
+        log.warning("cannot check the engine against this GPU/TensorRT (portable/sidecar.py "
+                    "missing); TensorRT will refuse an incompatible engine itself")
+        return
+    check_engine_compatible(sidecar, trt_version, gpu_name, compute_capability)
+
+
+def specs_from_record(record):
+    """(input TensorSpec, [output TensorSpec]) that a graph exported with this record declares.
+
+    Labels are int32 N x H x W, logits float32 N x C x H x W (fp16 exports cast at the I/O
+    boundary), at the
+    graph input size; N is -1 for a dynamic batch.
+    """
+    export, model = record["export"], record["model"]
+    width, height = int(export["input_size"][0]), int(export["input_size"][1])
+    batch = export.get("batch") or {"dynamic": False, "size": 1}
+    n = -1 if batch.get("dynamic") else int(batch.get("size", 1))
+    in_dtype = np.uint8 if export["input_dtype"] == "uint8" else np.float32
+    inp = TensorSpec(export.get("input_name", "image"), (n, 3, height, width), in_dtype)
+    outs = []
+    for name in export["output_names"]:
+        if name == "labels":
+            outs.append(TensorSpec(name, (n, height, width), np.int32))
+        else:
+            outs.append(TensorSpec(name, (n, int(model["num_classes"]), height, width),
+                                   np.float32))
+    return inp, outs
+
+
+def import_tensorrt():
+    try:
+        import tensorrt as trt  # noqa: WPS433 (lazy on purpose)
+    except ImportError:
+        raise MissingDependencyError(TENSORRT_INSTALL_HINT)
+    return trt
+
+
+# -- the runner --------------------------------------------------------------------------------
+class _Buffer(object):
+    """A host buffer (page-locked, max size) and its device address for one I/O tensor."""
+
+    def __init__(self, tensor, max_shape, host, device_alloc, device_ptr):
+        self.tensor = tensor
+        self.max_shape = max_shape
+        self.host = host                  # flat page-locked numpy array of max size
+        self.device_alloc = device_alloc  # pycuda DeviceAllocation, None for zero-copy
+        self.device_ptr = int(device_ptr)
+
+
+class TensorRTRunner(Runner):
+    """A TensorRT engine behind the `Runner` contract (see the module docstring)."""
+
+    backend = "tensorrt"
+
+    def __init__(self, engine_path, sidecar_path=None, device=0, use_cuda_graph=False,
+                 zero_copy=False, context_mode="primary"):
+        super(TensorRTRunner, self).__init__()
+        self.engine_path = str(engine_path)
+        self.sidecar_path = sidecar_path
+        self.device_index = int(device)
+        self.use_cuda_graph = bool(use_cuda_graph)
+        self.zero_copy = bool(zero_copy)
+        self.context_mode = context_mode
+        self.sidecar = None
+        self.generation = None
+        self.io = None
+        self._cuda_ctx = None
+        self._reset_state()
+        if not os.path.isfile(self.engine_path):
+            raise EngineError("engine file %s does not exist: build it with "
+                              "`bisenet-build-engine`" % self.engine_path)
+        path, sidecar = load_sidecar(self.engine_path, sidecar_path)
+        self.sidecar_path, self.sidecar = path, sidecar
+        if sidecar is not None:
+            self.metadata = record_from_sidecar(sidecar)
+
+    def _reset_state(self):
+        self._trt = None
+        self._runtime = None
+        self._engine = None
+        self._context = None
+        self._stream = None
+        self._events = None
+        self._buffers = None
+        self._graphs = {}
+        self._graph_failed = set()
+        self._shape = None
+        self._out_shapes = None
+        self._device_ms = None
+
+    # -- description ---------------------------------------------------------------------------
+    def describe(self):
+        parts = ["tensorrt"]
+        if self.generation:
+            parts.append("%s API" % self.generation)
+        if self.zero_copy:
+            parts.append("zero-copy")
+        if self.use_cuda_graph:
+            parts.append("cuda-graph" if not self._graph_failed else "cuda-graph (capture failed)")
+        return ", ".join(parts)
+
+    def _input_tensor(self):
+        if self.io is None:
+            raise EngineError("the engine's inputs are known after activate()")
+        inputs = [t for t in self.io if t.is_input]
+        if len(inputs) != 1:
+            raise EngineError("the engine has %d inputs; bisenet-deploy engines have one image "
+                              "input" % len(inputs))
+        return inputs[0]
+
+    def input_spec(self):
+        if self.io is None and self.metadata is not None:
+            return specs_from_record(self.metadata)[0]
+        t = self._input_tensor()
+        return TensorSpec(t.name, t.shape, t.dtype)
+
+    def output_specs(self):
+        if self.io is None and self.metadata is not None:
+            return specs_from_record(self.metadata)[1]
+        if self.io is None:
+            raise EngineError("the engine's outputs are known after activate()")
+        return [TensorSpec(t.name, t.shape, t.dtype) for t in self.io if not t.is_input]
+
+    def _check_batch_size(self, n):
+        check_batch_in_profile(n, self._input_tensor())
+
+    def last_device_time_ms(self):
+        return self._device_ms
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def _activate(self):
+        trt = import_tensorrt()
+        ctx = CudaContext(self.device_index, mode=self.context_mode, map_host=self.zero_copy)
+        ctx.open()
+        self._cuda_ctx = ctx
+        try:
+            with ctx:
+                self._trt = trt
+                self._load(trt, ctx)
+        except BaseException:
+            self._release()
+            raise
+
+    def _load(self, trt, ctx):
+        cc = ctx.compute_capability()
+        if self.sidecar is not None:
+            check_sidecar(self.sidecar, trt.__version__, ctx.device_name(), cc)
+        else:
+            log.warning("engine %s has no sidecar: its GPU/TensorRT cannot be checked and the "
+                        "runner has no metadata (class names, preprocessing)", self.engine_path)
+        logger = trt.Logger(trt.Logger.WARNING)
+        if hasattr(trt, "init_libnvinfer_plugins"):
+            trt.init_libnvinfer_plugins(logger, "")
+        self._runtime = trt.Runtime(logger)
+        with open(self.engine_path, "rb") as fh:
+            blob = fh.read()
+        engine = self._runtime.deserialize_cuda_engine(blob)
+        if engine is None:
+            raise IncompatibleEngineError(
+                "TensorRT %s could not load %s on %s (SM %d.%d): engines only run on the GPU "
+                "model and TensorRT version they were built with; rebuild it here with "
+                "`bisenet-build-engine`" % (trt.__version__, self.engine_path,
+                                            ctx.device_name(), cc[0], cc[1]))
+        self._engine = engine
+        self.generation = api_generation(engine)
+        self.io = engine_io(engine, trt)
+        self._input_tensor()
+        self._context = engine.create_execution_context()
+        if self._context is None:
+            raise EngineError("TensorRT could not create an execution context for %s (out of "
+                              "GPU memory?)" % self.engine_path)
+        cuda = ctx.cuda
+        self._stream = cuda.Stream()
+        self._events = (cuda.Event(), cuda.Event())
+        self._allocate(cuda)
+        log.info("loaded %s (%s API): %s", self.engine_path, self.generation,
+                 ", ".join(repr(t) for t in self.io))
+
+    def _allocate(self, cuda):
+        """Buffers sized for the largest shapes: set every input to its max, read the outputs."""
+        max_shapes = {}
+        for t in self.io:
+            if t.is_input:
+                max_shapes[t.name] = max_input_shape(t)
+                set_input_shape(self._context, t, max_shapes[t.name], self.generation)
+        max_shapes.update(resolved_output_shapes(self._context, self.io, self.generation))
+        self._buffers = {}
+        for t in self.io:
+            shape = max_shapes[t.name]
+            count = max(1, volume(shape))
+            if self.zero_copy:
+                host = cuda.pagelocked_empty(count, t.dtype,
+                                             mem_flags=cuda.host_alloc_flags.DEVICEMAP)
+                alloc, ptr = None, host.base.get_device_pointer()
+            else:
+                host = cuda.pagelocked_empty(count, t.dtype)
+                alloc = cuda.mem_alloc(count * t.dtype.itemsize)
+                ptr = int(alloc)
+            self._buffers[t.name] = _Buffer(t, shape, host, alloc, ptr)
+            if self.generation == TENSORS:
+                self._context.set_tensor_address(t.name, ptr)
+        self._shape = None  # input shapes must be set again for the first batch
+
+    def _deactivate(self):
+        self._release()
+
+    def _release(self):
+        """Free everything with the CUDA context current, then release the context."""
+        ctx = self._cuda_ctx
+        if ctx is None or not ctx.is_open:
+            self._reset_state()
+            return
+        try:
+            with ctx:
+                if self._stream is not None:
+                    self._stream.synchronize()
+                self._graphs.clear()
+                for buf in (self._buffers or {}).values():
+                    if buf.device_alloc is not None:
+                        buf.device_alloc.free()
+                    buf.host.base.free()
+                # TensorRT frees its device memory in these destructors: context current
+                self._buffers = None
+                self._context = None
+                self._engine = None
+                self._runtime = None
+                self._events = None
+                self._stream = None
+        finally:
+            self._reset_state()
+            ctx.close()
+            self._cuda_ctx = None
+
+    # -- inference -----------------------------------------------------------------------------
+    def _bindings(self):
+        """Device addresses in binding order (bindings API)."""
+        ptrs = [0] * len(self.io)
+        for t in self.io:
+            ptrs[t.index] = self._buffers[t.name].device_ptr
+        return ptrs
+
+    def _enqueue(self):
+        handle = self._stream.handle
+        if self.generation == TENSORS:
+            ok = self._context.execute_async_v3(handle)
+        else:
+            ok = self._context.execute_async_v2(bindings=self._bindings(), stream_handle=handle)
+        if ok is False:
+            raise EngineError("TensorRT failed to enqueue the engine (see the TensorRT log above)")
+
+    def _set_shape(self, shape):
+        if shape == self._shape:
+            return
+        inp = self._input_tensor()
+        set_input_shape(self._context, inp, shape, self.generation)
+        self._out_shapes = resolved_output_shapes(self._context, self.io, self.generation)
+        self._shape = shape
+
+    def _graph_for(self, shape):
+        """The CUDA graph of the enqueue for this input shape, captured on first use."""
+        if shape in self._graphs:
+            return self._graphs[shape]
+        if shape in self._graph_failed:
+            return None
+        stream = self._stream
+        if not hasattr(stream, "begin_capture"):
+            raise EngineError("CUDA-graph capture needs a pycuda with stream capture "
+                              "(Stream.begin_capture); upgrade pycuda or run without "
+                              "use_cuda_graph")
+        # one plain enqueue first: TensorRT finishes its lazy per-shape setup outside the capture
+        self._enqueue()
+        stream.synchronize()
+        try:
+            stream.begin_capture()
+            try:
+                self._enqueue()
+            finally:
+                graph = stream.end_capture()
+            exe = graph.instance() if hasattr(graph, "instance") else graph.instantiate()
+        except Exception as exc:  # pycuda/CUDA errors: capture not possible for this engine
+            log.warning("CUDA-graph capture failed for input shape %s (%s); running this shape "
+                        "without a graph", shape, exc)
+            self._graph_failed.add(shape)
+            return None
+        self._graphs[shape] = (graph, exe)
+        return self._graphs[shape]
+
+    def _execute(self, shape):
+        start, end = self._events
+        graph = self._graph_for(shape) if self.use_cuda_graph else None
+        start.record(self._stream)
+        if graph is not None:
+            graph[1].launch(self._stream)
+        else:
+            self._enqueue()
+        end.record(self._stream)
+
+    def _infer(self, batch):
+        cuda = self._cuda_ctx.cuda
+        shape = tuple(int(d) for d in batch.shape)
+        with self._cuda_ctx:
+            self._set_shape(shape)
+            inp = self._buffers[self._input_tensor().name]
+            n_in = volume(shape)
+            np.copyto(inp.host[:n_in].reshape(shape), batch, casting="no")
+            if not self.zero_copy:
+                cuda.memcpy_htod_async(inp.device_alloc, inp.host[:n_in], self._stream)
+            self._execute(shape)
+            outputs = []
+            for t in self.io:
+                if t.is_input:
+                    continue
+                buf = self._buffers[t.name]
+                out_shape = self._out_shapes[t.name]
+                view = buf.host[:volume(out_shape)]
+                if not self.zero_copy:
+                    cuda.memcpy_dtoh_async(view, buf.device_alloc, self._stream)
+                outputs.append((t.name, view, out_shape))
+            self._stream.synchronize()
+            start, end = self._events
+            self._device_ms = float(end.time_since(start))
+            # copies: the page-locked buffers are reused by the next call and freed on deactivate
+            return dict((name, view.reshape(out_shape).copy())
+                        for name, view, out_shape in outputs)
