@@ -1,0 +1,239 @@
+"""The one timing loop every backend goes through, so TensorRT, onnxruntime and PyTorch are timed alike.
+
+What one timed call is: ``runner.infer(batch)`` with a host numpy array already prepared in the
+graph's input format (size, dtype, channel order as the export metadata says), returning host
+numpy arrays. A ``perf_counter`` around that call is the end-to-end latency: host -> device copy,
+in-graph normalization and resize to the network size, the network, the argmax (labels output),
+device -> host copy. Image decoding and host-side preparation (``prepare_input``) happen once,
+before timing, and are not included. Where the runner measures device compute time (CUDA events,
+``runner.last_device_time_ms()``), it is recorded separately.
+
+Hygiene: ``warmup`` untimed calls first (lazy initialisation, autotuning, clocks ramping up), then
+one untimed call whose outputs are checked for NaN/garbage (a fast engine that returns garbage is
+not a result), then ``iters`` timed calls rotating among a few different input buffers so that
+caches cannot flatter the result by seeing the same bytes every time.
+"""
+
+import logging
+import sys
+import time
+
+import numpy as np
+
+from ..errors import InputError, UserError
+from ..portable.preprocess import prepare_input
+from ..portable.timing_stats import stability_warning, summarize
+
+log = logging.getLogger(__name__)
+
+#: runs at least this long (iterations) show a progress bar on a terminal
+PROGRESS_MIN_ITERS = 200
+
+#: default number of distinct input buffers the timed loop rotates through
+DEFAULT_BUFFERS = 4
+
+#: the synthetic scene's size: the paper's Cityscapes frame
+SYNTHETIC_SIZE = (2048, 1024)
+
+
+class BenchmarkError(UserError):
+    """A backend produced invalid outputs (NaN, labels out of range, wrong shape) or could not run."""
+
+    exit_code = 3
+
+
+def _record_sizes(record):
+    export = (record or {}).get("export") or {}
+    return export.get("input_size"), export.get("model_size")
+
+
+def load_image(path):
+    """Read an image file as H x W x 3 uint8 RGB (Pillow), with a clear error for a bad file."""
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - pillow is a dependency
+        from ..errors import MissingDependencyError
+        raise MissingDependencyError("reading --image needs Pillow: pip install pillow") from None
+    try:
+        with Image.open(str(path)) as img:
+            return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+    except FileNotFoundError:
+        raise InputError("image %s does not exist" % path) from None
+    except OSError as exc:
+        raise InputError("cannot read image %s (%s): give a PNG/JPEG file" % (path, exc)) from None
+
+
+def check_fixed_batch(input_spec, batch):
+    """A model exported with a fixed batch refuses another --batch, saying which one it takes."""
+    if input_spec is None:
+        return
+    want = input_spec.shape
+    if len(want) == 4 and want[0] >= 0 and want[0] != batch:
+        raise InputError("this model takes batch %d exactly (fixed batch in the export); use "
+                         "--batch %d or export with a dynamic batch" % (want[0], want[0]))
+
+
+def make_inputs(record, batch=1, num_buffers=DEFAULT_BUFFERS, image=None, input_spec=None,
+                seed=0):
+    """Prepared graph inputs to rotate through: a list of `num_buffers` arrays N x 3 x H x W.
+
+    Without `image` every buffer holds `batch` different synthetic street scenes (seeds
+    seed, seed+1, ...) generated at the graph's input size (2048x1024 for the paper's export);
+    with `image` (an H x W x 3 uint8 RGB array) every buffer holds that image, each buffer a
+    distinct copy so the runner still reads different memory. Returns (buffers, description).
+    """
+    if record is None or "export" not in record:
+        raise InputError("the model has no bisenet_deploy metadata record (input size, dtype, "
+                         "normalization): re-export it with `bisenet-export onnx`")
+    batch = int(batch)
+    num_buffers = max(1, int(num_buffers))
+    if batch < 1:
+        raise InputError("--batch must be >= 1, got %d" % batch)
+    check_fixed_batch(input_spec, batch)
+    width, height = (int(v) for v in record["export"]["input_size"])
+    buffers = []
+    if image is None:
+        from ..synthetic import synthetic_image
+        seeds = [seed + i for i in range(batch * num_buffers)]
+        for b in range(num_buffers):
+            images = [synthetic_image(width, height, s) for s in seeds[b * batch:(b + 1) * batch]]
+            buffers.append(prepare_input(images, record))
+        source = {"kind": "synthetic", "size": [width, height], "seeds": seeds}
+    else:
+        prepared = prepare_input([image] * batch, record)
+        buffers = [prepared.copy() for _ in range(num_buffers)]
+        source = {"kind": "image", "original_size": [int(image.shape[1]), int(image.shape[0])],
+                  "resized_on_host_to": ([width, height] if (image.shape[1], image.shape[0])
+                                         != (width, height) else None)}
+    source["buffers"] = num_buffers
+    source["batch"] = batch
+    return buffers, source
+
+
+def check_outputs(outputs, record=None, batch=None):
+    """Refuse NaN/inf logits, labels outside [0, num_classes) and outputs of the wrong batch.
+
+    Returns a dict describing what was checked (for the report); raises BenchmarkError otherwise.
+    """
+    if not isinstance(outputs, dict) or not outputs:
+        raise BenchmarkError("the runner returned no outputs")
+    num_classes = None
+    if record and "model" in record:
+        num_classes = int(record["model"]["num_classes"])
+    checked = {}
+    for name, value in outputs.items():
+        arr = np.asarray(value)
+        if batch is not None and (arr.ndim == 0 or arr.shape[0] != batch):
+            raise BenchmarkError("output %r has shape %s, expected batch %d first"
+                                 % (name, arr.shape, batch))
+        info = {"shape": [int(d) for d in arr.shape], "dtype": arr.dtype.name}
+        if arr.dtype.kind == "f":
+            finite = np.isfinite(arr)
+            if not finite.all():
+                raise BenchmarkError(
+                    "output %r holds %d NaN/inf values of %d: the backend computes garbage "
+                    "(fp16 overflow, broken engine or a wrong input format)"
+                    % (name, int(arr.size - finite.sum()), arr.size))
+            info["min"] = float(arr.min())
+            info["max"] = float(arr.max())
+            if name == "logits" and num_classes is not None and arr.ndim == 4 \
+                    and arr.shape[1] != num_classes:
+                raise BenchmarkError("logits have %d channels, the model has %d classes"
+                                     % (arr.shape[1], num_classes))
+        elif arr.dtype.kind in "iu":
+            lo, hi = int(arr.min()), int(arr.max())
+            info["min"], info["max"] = lo, hi
+            if name == "labels" and num_classes is not None and (lo < 0 or hi >= num_classes):
+                raise BenchmarkError(
+                    "labels range over %d..%d, outside the model's %d classes [0, %d): the "
+                    "backend computes garbage" % (lo, hi, num_classes, num_classes))
+        else:
+            raise BenchmarkError("output %r has unexpected dtype %s" % (name, arr.dtype.name))
+        checked[name] = info
+    return checked
+
+
+def _progress(total, enabled, desc):
+    """A tqdm bar (stderr) or None. `enabled` None: only for long runs on a terminal."""
+    if enabled is False or total <= 0:
+        return None
+    if enabled is None and (total < PROGRESS_MIN_ITERS or not sys.stderr.isatty()):
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover - tqdm is a dependency
+        return None
+    return tqdm(total=total, desc=desc, unit="it", leave=False, file=sys.stderr)
+
+
+def time_runner(runner, inputs, iters, warmup=10, record=None, clock=time.perf_counter,
+                progress=None, label=None):
+    """Time `iters` calls of an active `runner` rotating through `inputs`; returns a result dict.
+
+    `clock` returns seconds (injectable for tests). The dict holds ``latency_ms`` and, when the
+    runner reports it, ``device_ms`` (timing_stats summaries), the raw per-call samples, the
+    output check and the wall time of the timed loop.
+    """
+    iters, warmup = int(iters), int(warmup)
+    if iters < 1:
+        raise InputError("--iters must be >= 1, got %d" % iters)
+    if warmup < 0:
+        raise InputError("--warmup must be >= 0, got %d" % warmup)
+    if not inputs:
+        raise InputError("no input buffers to time")
+    batch = int(inputs[0].shape[0])
+    label = label or getattr(runner, "backend", "runner")
+
+    log.debug("%s: %d warm-up calls", label, warmup)
+    for i in range(warmup):
+        runner.infer(inputs[i % len(inputs)])
+    checked = check_outputs(runner.infer(inputs[0]), record, batch)
+
+    latencies = []
+    device = []
+    bar = _progress(iters, progress, label)
+    n = len(inputs)
+    try:
+        loop_start = clock()
+        for i in range(iters):
+            x = inputs[i % n]
+            t0 = clock()
+            runner.infer(x)
+            t1 = clock()
+            latencies.append((t1 - t0) * 1000.0)
+            dev = runner.last_device_time_ms()
+            if dev is not None:
+                device.append(float(dev))
+            if bar is not None:
+                bar.update(1)
+        loop_s = clock() - loop_start
+    finally:
+        if bar is not None:
+            bar.close()
+
+    latency = summarize(latencies, batch)
+    result = {
+        "iterations": iters,
+        "warmup": warmup,
+        "batch": batch,
+        "buffers": n,
+        "latency_ms": latency,
+        "device_ms": summarize(device, batch) if len(device) == iters else None,
+        "loop_wall_s": loop_s,
+        "throughput_images_per_s": (iters * batch / loop_s) if loop_s > 0 else None,
+        "output_check": checked,
+        "latency_samples_ms": [round(v, 5) for v in latencies],
+        "device_samples_ms": [round(v, 5) for v in device] if len(device) == iters else None,
+        "warnings": [],
+    }
+    if device and len(device) != iters:
+        result["warnings"].append("device time was reported for only %d of %d calls; ignored"
+                                  % (len(device), iters))
+    for key, what in (("latency_ms", "end-to-end latency"), ("device_ms", "device compute time")):
+        if result[key] is not None:
+            warning = stability_warning(result[key], "%s %s" % (label, what))
+            if warning:
+                result["warnings"].append(warning)
+    for w in result["warnings"]:
+        log.warning("%s", w)
+    return result

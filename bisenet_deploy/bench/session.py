@@ -1,0 +1,119 @@
+"""Several backends benchmarked one after the other by the same harness, into one report.
+
+Each backend is opened, activated, timed and closed before the next one starts, so two backends
+never compete for the same cores or GPU. A backend that cannot run here is recorded with one
+clear line and the others still run:
+
+- "skipped": unavailable on this machine or with the models given (no TensorRT/pycuda/GPU,
+  onnxruntime asked without --onnx, ...): a `MissingDependencyError` or `BackendUnavailable`;
+- "failed": it was opened but did not produce a valid timing (garbage outputs, engine errors,
+  wrong input sizes, an internal error).
+"""
+
+import json
+import logging
+import time
+
+from ..errors import MissingDependencyError, UserError
+from .harness import DEFAULT_BUFFERS, check_fixed_batch, make_inputs, time_runner
+
+log = logging.getLogger(__name__)
+
+
+class BackendUnavailable(UserError):
+    """A backend cannot run with what was given (no model file of its kind) or on this machine."""
+
+    exit_code = 4
+
+
+def default_warmup(iters):
+    """Warm-up calls when none is given: 5% of the timed calls, at least 3, at most 50."""
+    return min(50, max(3, int(iters) // 20))
+
+
+class InputCache(object):
+    """Prepared input buffers shared by backends whose models take the same graph input."""
+
+    def __init__(self, batch, buffers=DEFAULT_BUFFERS, image=None):
+        self.batch = batch
+        self.buffers = buffers
+        self.image = image
+        self._cache = {}
+
+    def get(self, record, input_spec=None):
+        export = record.get("export") if record else None
+        model = record.get("model") if record else None
+        key = json.dumps([export, model and {k: model.get(k) for k in (
+            "mean", "std", "channel_order")}], sort_keys=True, default=str)
+        if key not in self._cache:
+            self._cache[key] = make_inputs(record, self.batch, self.buffers, image=self.image,
+                                           input_spec=input_spec)
+        else:  # still enforce the fixed-batch rule for this runner
+            check_fixed_batch(input_spec, self.batch)
+        return self._cache[key]
+
+
+def bench_backend(name, opener, inputs, iters, warmup, clock=time.perf_counter, progress=None,
+                  debug=False):
+    """Open backend `name` with `opener(name)`, time it, close it; returns (entry, record)."""
+    entry = {"backend": name, "status": "ok", "error": None, "runner": None, "input": None,
+             "outputs": []}
+    record = None
+    try:
+        runner = opener(name)
+        with runner:
+            entry["runner"] = runner.describe()
+            spec = runner.input_spec()
+            entry["input"] = spec.describe()
+            entry["outputs"] = [s.describe() for s in runner.output_specs()]
+            record = runner.metadata
+            buffers, _source = inputs.get(record, spec)
+            log.info("%s: %s, %d warm-up + %d timed calls", name, entry["runner"], warmup, iters)
+            entry.update(time_runner(runner, buffers, iters, warmup, record=record, clock=clock,
+                                     progress=progress, label=name))
+    except (MissingDependencyError, BackendUnavailable) as exc:
+        entry.update(status="skipped", error=str(exc))
+        log.warning("%s backend skipped: %s", name, exc)
+    except UserError as exc:
+        entry.update(status="failed", error=str(exc))
+        log.error("%s backend failed: %s", name, exc)
+    except Exception as exc:  # a bug: record it, keep the other backends running
+        if debug:
+            raise
+        entry.update(status="failed", error="internal error: %s: %s (re-run with --debug for the "
+                                            "traceback)" % (type(exc).__name__, exc))
+        log.error("%s backend failed: %s", name, entry["error"])
+    return entry, record
+
+
+def run_benchmarks(backends, opener, *, iters, warmup=None, batch=1, buffers=DEFAULT_BUFFERS,
+                   image=None, clock=time.perf_counter, progress=None, debug=False):
+    """Benchmark each backend in order. Returns (entries, first record seen, input description)."""
+    if warmup is None:
+        warmup = default_warmup(iters)
+    cache = InputCache(batch, buffers, image)
+    entries = []
+    first_record = None
+    source = None
+    for name in backends:
+        entry, record = bench_backend(name, opener, cache, iters, warmup, clock=clock,
+                                      progress=progress, debug=debug)
+        entries.append(entry)
+        if entry["status"] == "ok" and first_record is None:
+            first_record = record
+            source = cache.get(record)[1]
+    return entries, first_record, source
+
+
+def exit_code_for(entries):
+    """The exit code of a run, from its backends' statuses.
+
+    0: every backend ran, or some ran and the others were skipped as unavailable here (no
+    TensorRT, no GPU, no model of that kind given); 3: any backend failed (garbage outputs,
+    engine or input error), even when others ran; 4: no backend ran at all.
+    """
+    if any(e["status"] == "failed" for e in entries):
+        return 3
+    if any(e["status"] == "ok" for e in entries):
+        return 0
+    return BackendUnavailable.exit_code

@@ -1,0 +1,113 @@
+"""Fake runners and a fake clock for the benchmark tests (no model, no wall clock); no tests here."""
+
+import numpy as np
+
+from bisenet_deploy.portable.runner_base import Runner, TensorSpec
+
+NUM_CLASSES = 5
+
+
+def make_record(width=32, height=16, model_size=(16, 8), output="labels", input_dtype="float32",
+                batch=None, num_classes=NUM_CLASSES, weights="checkpoint"):
+    names = {"labels": ["labels"], "logits": ["logits"], "both": ["labels", "logits"]}[output]
+    return {
+        "schema": 1, "toolkit_version": "test",
+        "model": {"arch": "bisenetv2", "num_classes": num_classes, "dataset": "custom",
+                  "class_names": ["c%d" % i for i in range(num_classes)],
+                  "palette": [[i, i, i] for i in range(num_classes)],
+                  "mean": [0.3, 0.3, 0.3], "std": [0.2, 0.2, 0.2], "channel_order": "rgb",
+                  "ignore_index": 255, "train_size": [16, 8], "weights": weights,
+                  "source": "bisenet-deploy", "checkpoint_sha256": None},
+        "export": {"input_name": "image", "input_size": [width, height],
+                   "model_size": list(model_size), "input_dtype": input_dtype,
+                   "channel_order": "rgb", "normalize": "in-graph", "output": output,
+                   "output_names": names, "target": "trt10", "precision": "fp32", "opset": 17,
+                   "batch": ({"dynamic": True, "min": 1, "opt": 1, "max": 4} if batch is None
+                             else {"dynamic": False, "size": batch})},
+    }
+
+
+class FakeClock(object):
+    """A clock in seconds that only moves when a runner says its call took some time."""
+
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+    def advance_ms(self, ms):
+        self.now += ms / 1000.0
+
+
+class FakeRunner(Runner):
+    """A runner whose i-th call 'takes' latencies[i % len] ms on the fake clock.
+
+    `mode`: "ok" (valid labels), "nan" (NaN logits), "range" (labels >= num_classes).
+    Records every input array it was given (`seen`) and lifecycle calls.
+    """
+
+    backend = "fake"
+
+    def __init__(self, record, latencies_ms=(1.0,), clock=None, mode="ok", device_ms=None,
+                 name="fake"):
+        Runner.__init__(self)
+        self.metadata = record
+        self.backend = name
+        self.latencies = list(latencies_ms)
+        self.clock = clock
+        self.mode = mode
+        self.device = device_ms
+        self.calls = 0
+        self.seen = []
+        self.events = []
+
+    def describe(self):
+        return "%s (fake, cpu)" % self.backend
+
+    def input_spec(self):
+        w, h = self.metadata["export"]["input_size"]
+        b = self.metadata["export"]["batch"]
+        n = -1 if b["dynamic"] else b["size"]
+        return TensorSpec("image", (n, 3, h, w), self.metadata["export"]["input_dtype"])
+
+    def output_specs(self):
+        w, h = self.metadata["export"]["input_size"]
+        specs = []
+        for name in self.metadata["export"]["output_names"]:
+            if name == "labels":
+                specs.append(TensorSpec("labels", (-1, h, w), np.int32))
+            else:
+                specs.append(TensorSpec("logits", (-1, NUM_CLASSES, h, w), np.float32))
+        return specs
+
+    def _activate(self):
+        self.events.append("activate")
+
+    def _deactivate(self):
+        self.events.append("deactivate")
+
+    def _infer(self, batch):
+        if self.clock is not None:
+            self.clock.advance_ms(self.latencies[self.calls % len(self.latencies)])
+        self.calls += 1
+        self.seen.append(batch)
+        n, _, h, w = batch.shape
+        out = {}
+        for name in self.metadata["export"]["output_names"]:
+            if name == "labels":
+                labels = (np.arange(h * w).reshape(h, w) % NUM_CLASSES).astype(np.int32)
+                if self.mode == "range":
+                    labels[0, 0] = NUM_CLASSES + 3
+                out["labels"] = np.broadcast_to(labels, (n, h, w)).copy()
+            else:
+                logits = np.zeros((n, NUM_CLASSES, h, w), np.float32)
+                if self.mode == "nan":
+                    logits[0, 1, 2, 3] = np.nan
+                out["logits"] = logits
+        return out
+
+    def last_device_time_ms(self):
+        if self.device is None:
+            return None
+        return self.device[(self.calls - 1) % len(self.device)]
