@@ -1,0 +1,65 @@
+"""Label maps -> colour pictures with the model's palette, overlays, and PNG writing."""
+
+from __future__ import annotations
+
+import io
+from typing import Any, Dict, Optional, Sequence
+
+import numpy as np
+
+from ..errors import InputError
+from ..portable.fileio import write_bytes_atomic
+
+IGNORE_COLOUR = (0, 0, 0)
+
+
+def palette_from_record(record: Optional[Dict[str, Any]], num_classes: Optional[int] = None):
+    """The model's palette (list of RGB triples) from its metadata record; a generated one without."""
+    model = (record or {}).get("model") or {}
+    palette = model.get("palette")
+    if palette:
+        return [tuple(int(v) for v in c) for c in palette]
+    n = int(num_classes or model.get("num_classes") or 256)
+    return default_palette(n)
+
+
+def default_palette(num_classes: int):
+    """Distinct, deterministic colours for a model without a palette in its metadata."""
+    from ..datasets import deterministic_palette
+
+    return [tuple(c) for c in deterministic_palette(num_classes)]
+
+
+def colorize(labels: np.ndarray, palette: Sequence[Sequence[int]],
+             invalid_colour=IGNORE_COLOUR) -> np.ndarray:
+    """H x W integer labels -> H x W x 3 uint8 RGB; labels outside the palette get `invalid_colour`."""
+    labels = np.asarray(labels)
+    if labels.ndim != 2:
+        raise InputError(f"a label map must be H x W, got shape {labels.shape}")
+    lut = np.empty((len(palette) + 1, 3), dtype=np.uint8)
+    lut[:len(palette)] = np.asarray(palette, dtype=np.int64).clip(0, 255)
+    lut[len(palette)] = invalid_colour
+    idx = labels.astype(np.int64)
+    idx = np.where((idx < 0) | (idx >= len(palette)), len(palette), idx)
+    return lut[idx]
+
+
+def overlay(image: np.ndarray, colour: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """Blend a colourised label map over the RGB image (alpha = weight of the labels)."""
+    if image.shape != colour.shape:
+        raise InputError(f"image {image.shape} and label colours {colour.shape} differ in size")
+    out = image.astype(np.float32) * (1.0 - alpha) + colour.astype(np.float32) * alpha
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def png_bytes(rgb: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def write_png(path: str, array: np.ndarray) -> None:
+    """Write an H x W x 3 RGB (or H x W grey) uint8 array as PNG, atomically."""
+    write_bytes_atomic(path, png_bytes(array))

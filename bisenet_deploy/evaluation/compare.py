@@ -1,0 +1,349 @@
+"""Element-level parity: the same inputs through a reference runner and each backend under test.
+
+For every backend and output the comparison keeps running statistics over all images (so nothing
+depends on batch order): absolute and scale-relative logits errors, NaN/Inf counts, the share of
+identical labels, the per-class IoU between the two label maps and labels outside the class
+range. Each backend is then judged against the tolerance table of its precision
+(`tolerances.py`). The report is a JSON-able dict; `format_report` renders it for the terminal
+and `plot_disagreement` draws where the labels differ.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, Iterable, List, Optional, Sequence
+
+import numpy as np
+
+from ..errors import InputError
+from ..portable.preprocess import prepare_input
+from . import tolerances as tol_mod
+from .metrics import ConfusionMatrix
+
+log = logging.getLogger(__name__)
+
+
+class Candidate:
+    """A backend under test: a label for reports ("onnxruntime:model.onnx"), its runner, precision."""
+
+    def __init__(self, label: str, runner, precision: Optional[str] = None):
+        self.label = label
+        self.runner = runner
+        self.precision = (precision or runner_precision(runner)).lower()
+
+
+def runner_precision(runner) -> str:
+    """fp32/fp16/int8 of a runner: its own `precision` attribute, else its export metadata."""
+    p = getattr(runner, "precision", None)
+    if isinstance(p, str) and p.lower() in tol_mod.PRECISIONS:
+        return p.lower()
+    export = ((getattr(runner, "metadata", None) or {}).get("export") or {})
+    p = export.get("precision")
+    return p.lower() if isinstance(p, str) and p.lower() in tol_mod.PRECISIONS else "fp32"
+
+
+def labels_from_outputs(outputs: Dict[str, np.ndarray]) -> np.ndarray:
+    """The N x H x W label maps of one result: "labels", else the argmax of "logits"."""
+    if "labels" in outputs:
+        return np.asarray(outputs["labels"])
+    if "logits" in outputs:
+        logits = np.asarray(outputs["logits"])
+        return np.argmax(np.nan_to_num(logits, nan=-np.inf), axis=1).astype(np.int32)
+    raise InputError(f"the backend returned neither 'labels' nor 'logits' (got "
+                     f"{', '.join(outputs) or 'nothing'})")
+
+
+class _LogitsStats:
+    def __init__(self):
+        self.max_abs = 0.0
+        self.sum_abs = 0.0
+        self.count = 0
+        self.ref_max = 0.0
+        self.ref_sum = 0.0
+        self.nonfinite = 0
+        self.ref_nonfinite = 0
+
+    def update(self, ref: np.ndarray, out: np.ndarray) -> None:
+        ref = np.asarray(ref, dtype=np.float64)
+        out = np.asarray(out, dtype=np.float64)
+        self.nonfinite += int((~np.isfinite(out)).sum())
+        self.ref_nonfinite += int((~np.isfinite(ref)).sum())
+        both = np.isfinite(out) & np.isfinite(ref)
+        diff = np.abs(out[both] - ref[both])
+        aref = np.abs(ref[both])
+        if diff.size:
+            self.max_abs = max(self.max_abs, float(diff.max()))
+            self.sum_abs += float(diff.sum())
+            self.ref_max = max(self.ref_max, float(aref.max()))
+            self.ref_sum += float(aref.sum())
+            self.count += int(diff.size)
+
+    def result(self) -> Dict[str, Any]:
+        mean_abs = self.sum_abs / self.count if self.count else None
+        ref_mean = self.ref_sum / self.count if self.count else None
+        return {
+            "max_abs": self.max_abs if self.count else None,
+            "mean_abs": mean_abs,
+            "max_rel": self.max_abs / self.ref_max if self.ref_max > 0 else None,
+            "mean_rel": mean_abs / ref_mean if ref_mean else None,
+            "nonfinite": self.nonfinite,
+            "reference_nonfinite": self.ref_nonfinite,
+            "reference_max_abs": self.ref_max,
+            "elements": self.count,
+        }
+
+
+class _LabelStats:
+    def __init__(self, num_classes: int):
+        self.num_classes = num_classes
+        self.cm = ConfusionMatrix(num_classes, ignore_index=None)
+        self.identical = 0
+        self.total = 0
+        self.invalid = 0
+
+    def update(self, ref: np.ndarray, out: np.ndarray) -> None:
+        ref = np.asarray(ref).astype(np.int64)
+        out = np.asarray(out).astype(np.int64)
+        self.total += int(ref.size)
+        self.identical += int((ref == out).sum())
+        bad = (out < 0) | (out >= self.num_classes)
+        self.invalid += int(bad.sum())
+        ok = ~bad & (ref >= 0) & (ref < self.num_classes)
+        self.cm.update(out[ok], ref[ok])
+
+    def result(self, class_names: Sequence[str], min_class_pixels: Optional[float]) -> Dict[str, Any]:
+        iou = self.cm.iou()
+        ref_pixels = self.cm.matrix.sum(1)
+        per_class = {}
+        worst_name, worst = None, None
+        threshold = 0 if min_class_pixels is None else min_class_pixels
+        for c in range(self.num_classes):
+            if ref_pixels[c] == 0 and np.isnan(iou[c]):
+                continue
+            name = class_names[c] if c < len(class_names) else str(c)
+            v = None if np.isnan(iou[c]) else float(iou[c])
+            per_class[name] = {"iou": v, "reference_pixels": int(ref_pixels[c])}
+            if v is not None and ref_pixels[c] >= threshold and (worst is None or v < worst):
+                worst, worst_name = v, name
+        return {
+            "identical": self.identical / self.total if self.total else None,
+            "differing_pixels": self.total - self.identical,
+            "pixels": self.total,
+            "invalid": self.invalid,
+            "min_class_iou": worst,
+            "min_class_iou_class": worst_name,
+            "per_class_iou": per_class,
+        }
+
+
+def _batches(images: List[np.ndarray], size: int):
+    """Groups of `size` images; the last group is padded by repeating its last image."""
+    for start in range(0, len(images), size):
+        group = list(images[start:start + size])
+        real = len(group)
+        while len(group) < size:
+            group.append(group[-1])
+        yield group, real
+
+
+def _fixed_batch(runner) -> int:
+    try:
+        n = int(runner.input_spec().shape[0])
+    except Exception:  # noqa: BLE001 - a runner without a spec is fed one image at a time
+        return 1
+    return n if n > 0 else 1
+
+
+def _run(runner, images: List[np.ndarray]) -> List[Dict[str, np.ndarray]]:
+    """Per-image outputs {name: array with a leading batch dim of 1}."""
+    results: List[Dict[str, np.ndarray]] = []
+    record = runner.metadata
+    if record is None:
+        raise InputError(f"the {runner.backend} runner carries no model metadata; cannot prepare "
+                         f"its input")
+    size = _fixed_batch(runner)
+    for group, real in _batches(images, size):
+        out = runner.infer(prepare_input(group, record))
+        for i in range(real):
+            results.append({k: np.asarray(v)[i:i + 1] for k, v in out.items()})
+    return results
+
+
+def compare(reference, candidates: Sequence[Candidate], images: Iterable[np.ndarray], *,
+            overrides=(), class_names: Optional[Sequence[str]] = None,
+            num_classes: Optional[int] = None, keep_worst: bool = False) -> Dict[str, Any]:
+    """Run `images` (H x W x 3 uint8 RGB) through the active `reference` and each candidate.
+
+    Returns the report dict; with `keep_worst` it also holds, per backend, the image with the most
+    differing labels (numpy arrays under the key "_worst", dropped by `json_report`).
+    """
+    images = list(images)
+    if not images:
+        raise InputError("no images to compare on")
+    record = reference.metadata or {}
+    model = record.get("model") or {}
+    num_classes = int(num_classes or model.get("num_classes") or 0)
+    class_names = list(class_names or model.get("class_names") or [])
+    log.info("reference %s on %d image(s)", reference.describe(), len(images))
+    ref_results = _run(reference, images)
+    if not num_classes:
+        first = ref_results[0]
+        num_classes = int(first["logits"].shape[1]) if "logits" in first else \
+            int(max(labels_from_outputs(r).max() for r in ref_results)) + 1
+    if not class_names:
+        class_names = [str(i) for i in range(num_classes)]
+
+    backends = []
+    all_passed = True
+    for cand in candidates:
+        log.info("comparing %s (%s)", cand.label, cand.precision)
+        results = _run(cand.runner, images)
+        logits = _LogitsStats()
+        labels = _LabelStats(num_classes)
+        has_logits = False
+        worst = None
+        for i, (ref, out) in enumerate(zip(ref_results, results)):
+            ref_labels = labels_from_outputs(ref)
+            out_labels = labels_from_outputs(out)
+            if ref_labels.shape != out_labels.shape:
+                raise InputError(
+                    f"{cand.label} returns labels of shape {out_labels.shape[1:]} but the "
+                    f"reference {ref_labels.shape[1:]}: compare models exported at the same "
+                    f"input size")
+            labels.update(ref_labels, out_labels)
+            if "logits" in ref and "logits" in out:
+                if ref["logits"].shape != out["logits"].shape:
+                    raise InputError(f"{cand.label} returns logits of shape {out['logits'].shape} "
+                                     f"but the reference {ref['logits'].shape}")
+                has_logits = True
+                logits.update(ref["logits"], out["logits"])
+            if keep_worst:
+                diff = int((ref_labels != out_labels).sum())
+                if worst is None or diff > worst["differing"]:
+                    worst = {"index": i, "differing": diff, "image": images[i],
+                             "reference": ref_labels[0], "labels": out_labels[0]}
+        limits = tol_mod.resolve(cand.precision, overrides)
+        outputs: Dict[str, Any] = {}
+        if has_logits:
+            stats = logits.result()
+            outputs["logits"] = {"stats": stats, "checks": tol_mod.judge("logits", stats,
+                                                                           limits["logits"])}
+        stats = labels.result(class_names, limits["labels"].get("min_class_pixels"))
+        outputs["labels"] = {"stats": stats, "checks": tol_mod.judge("labels", stats,
+                                                                       limits["labels"])}
+        failures = [c for o in outputs.values() for c in o["checks"] if not c["passed"]]
+        passed = not failures
+        all_passed = all_passed and passed
+        entry = {
+            "backend": cand.label,
+            "runner": cand.runner.describe(),
+            "precision": cand.precision,
+            "passed": passed,
+            "tolerances": limits,
+            "outputs": outputs,
+            "failures": [_failure_text(c) for c in failures],
+        }
+        if not has_logits:
+            entry["note"] = ("logits not compared: the reference or this backend returns labels "
+                             "only")
+        if keep_worst:
+            entry["_worst"] = worst
+        backends.append(entry)
+    return {
+        "reference": reference.describe(),
+        "images": len(images),
+        "image_size": [int(images[0].shape[1]), int(images[0].shape[0])],
+        "num_classes": num_classes,
+        "passed": all_passed,
+        "backends": backends,
+    }
+
+
+def _failure_text(check: Dict[str, Any]) -> str:
+    op = ">" if check["check"].split(".")[1].startswith("max") else "<"
+    return f"{check['check']}: {_fmt(check['value'])} {op} limit {_fmt(check['limit'])}"
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        if v != v:
+            return "nan"
+        return f"{v:.4g}" if (abs(v) >= 1e-3 or v == 0) else f"{v:.2e}"
+    return str(v)
+
+
+def json_report(report: Dict[str, Any]) -> Dict[str, Any]:
+    """The report without the in-memory pictures kept for plotting."""
+    out = dict(report)
+    out["backends"] = [{k: v for k, v in b.items() if not k.startswith("_")}
+                       for b in report["backends"]]
+    return out
+
+
+def format_report(report: Dict[str, Any]) -> str:
+    """A readable multi-line summary: one block per backend, failures spelled out."""
+    w, h = report["image_size"]
+    lines = [f"reference: {report['reference']}   inputs: {report['images']} image(s) {w}x{h}"]
+    for b in report["backends"]:
+        verdict = "PASS" if b["passed"] else "FAIL"
+        lines.append("")
+        lines.append(f"{b['backend']}  [{b['precision']}]  {verdict}   ({b['runner']})")
+        lg = b["outputs"].get("logits")
+        if lg:
+            s = lg["stats"]
+            lines.append(f"  logits: max_abs {_fmt(s['max_abs'])}  mean_abs {_fmt(s['mean_abs'])}  "
+                         f"max_rel {_fmt(s['max_rel'])}  mean_rel {_fmt(s['mean_rel'])}  "
+                         f"NaN/Inf {s['nonfinite']} (reference {s['reference_nonfinite']})")
+        s = b["outputs"]["labels"]["stats"]
+        ident = "-" if s["identical"] is None else f"{100 * s['identical']:.3f}%"
+        worst = "-" if s["min_class_iou"] is None else \
+            f"{s['min_class_iou']:.4f} ({s['min_class_iou_class']})"
+        lines.append(f"  labels: identical {ident} ({s['differing_pixels']} of {s['pixels']} "
+                     f"pixels differ)  min class IoU {worst}  invalid {s['invalid']}")
+        if b.get("note"):
+            lines.append(f"  note: {b['note']}")
+        for f in b["failures"]:
+            lines.append(f"  FAILED {f}")
+    n_fail = sum(not b["passed"] for b in report["backends"])
+    lines.append("")
+    lines.append("all backends match the reference within tolerance" if report["passed"] else
+                 f"{n_fail} of {len(report['backends'])} backend(s) differ from the reference "
+                 f"beyond tolerance")
+    return "\n".join(lines)
+
+
+def plot_disagreement(report: Dict[str, Any], path: str, palette) -> None:
+    """PNG: per backend its worst image, the reference labels, its labels, where they differ."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from ..portable.fileio import atomic_output
+    from .colorize import colorize
+
+    rows = [b for b in report["backends"] if b.get("_worst")]
+    if not rows:
+        raise InputError("nothing to plot: run the comparison with keep_worst=True")
+    fig, axes = plt.subplots(len(rows), 4, figsize=(16, 2.6 * len(rows) + 0.4), squeeze=False)
+    for ax_row, b in zip(axes, rows):
+        wst = b["_worst"]
+        differ = wst["reference"] != wst["labels"]
+        grey = wst["image"].mean(axis=2, keepdims=True).repeat(3, axis=2) * 0.5
+        marked = grey.astype(np.uint8)
+        marked[differ] = (255, 0, 0)
+        panels = [(wst["image"], f"input #{wst['index']}"),
+                  (colorize(wst["reference"], palette), "reference labels"),
+                  (colorize(wst["labels"], palette), f"{b['backend']} [{b['precision']}]"),
+                  (marked, f"differ: {int(differ.sum())} px ({100 * differ.mean():.3f}%)")]
+        for ax, (img, title) in zip(ax_row, panels):
+            ax.imshow(img, interpolation="nearest")
+            ax.set_title(title, fontsize=9)
+            ax.axis("off")
+    fig.suptitle(f"label disagreement vs {report['reference']}", fontsize=10)
+    fig.tight_layout()
+    with atomic_output(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=80)
+    plt.close(fig)

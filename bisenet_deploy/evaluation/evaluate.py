@@ -1,0 +1,157 @@
+"""Task-level accuracy: mIoU of any backend on a labelled dataset, several backends side by side.
+
+Every backend sees the same image, prepared for its graph input exactly as its metadata says
+(`portable.preprocess.prepare_input`: host bilinear resize to the graph input size when the image
+differs). What the network itself runs at is the graph's `model_size`:
+
+* paper protocol: graph input 2048x1024 with the in-graph resize to a 1024x512 network (the
+  BiSeNet V2 paper's setting); the graph resizes its logits back to 2048x1024 and takes the
+  argmax there.
+* full protocol: the network at 2048x1024 itself (how CoinCheung/BiSeNet reports 74.95 mIoU).
+
+Predictions are compared at the label's resolution. When a backend's output is smaller than the
+label (a graph exported at another input size), its logits are resized bilinearly
+(align_corners=False) and then argmax'ed when the backend returns logits - the same as the
+graph's own output path - and its labels are resized nearest-neighbour when it returns labels
+only (slightly less accurate along boundaries).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from ..errors import InputError
+from ..portable.preprocess import prepare_input
+from .datasets_io import Sample, read_image, read_label
+from .metrics import ConfusionMatrix, resize_labels_nearest, resize_logits_argmax
+
+log = logging.getLogger(__name__)
+
+
+def labels_at(outputs: Dict[str, np.ndarray], width: int, height: int, index: int = 0) -> np.ndarray:
+    """Label map (H x W int) of batch item `index` at width x height, per the module docstring."""
+    if "logits" in outputs:
+        logits = np.asarray(outputs["logits"])[index]
+        if (logits.shape[2], logits.shape[1]) != (width, height) or "labels" not in outputs:
+            return resize_logits_argmax(logits, width, height)
+    if "labels" in outputs:
+        return resize_labels_nearest(np.asarray(outputs["labels"])[index], width, height)
+    raise InputError(f"the backend returned neither 'labels' nor 'logits' (got "
+                     f"{', '.join(outputs) or 'nothing'})")
+
+
+def describe_protocol(record: Dict[str, Any], label_size: Sequence[int]) -> Dict[str, Any]:
+    """What a graph does with an image of `label_size` [W, H]: sizes and a protocol name."""
+    export = (record or {}).get("export") or {}
+    input_size = list(export.get("input_size") or label_size)
+    model_size = list(export.get("model_size") or input_size)
+    label_size = [int(label_size[0]), int(label_size[1])]
+    if model_size == label_size:
+        name = "full"
+    elif input_size == label_size and model_size[0] * 2 == label_size[0] \
+            and model_size[1] * 2 == label_size[1]:
+        name = "paper"
+    else:
+        name = "custom"
+    return {"protocol": name, "graph_input_size": input_size, "network_size": model_size,
+            "eval_size": label_size}
+
+
+class EvalTarget:
+    """One column of the evaluation: a label ("tensorrt fp16") and its active runner."""
+
+    def __init__(self, label: str, runner):
+        self.label = label
+        self.runner = runner
+        self.cm: Optional[ConfusionMatrix] = None
+        self.infer_ms: List[float] = []
+        self.protocol: Optional[Dict[str, Any]] = None
+
+
+def evaluate(targets: Sequence[EvalTarget], samples: Sequence[Sample], *, layout: str,
+             num_classes: int, class_names: Optional[Sequence[str]] = None,
+             ignore_index: int = 255, limit: Optional[int] = None,
+             progress: bool = True) -> Dict[str, Any]:
+    """Accumulate one confusion matrix per target over `samples`; returns the JSON-able report."""
+    if not targets:
+        raise InputError("no backend to evaluate")
+    samples = list(samples)[:limit] if limit else list(samples)
+    if not samples:
+        raise InputError("the dataset has no samples to evaluate")
+    for t in targets:
+        t.cm = ConfusionMatrix(num_classes, ignore_index)
+        if t.runner.metadata is None:
+            raise InputError(f"{t.label}: the runner carries no model metadata")
+        model = t.runner.metadata.get("model") or {}
+        if model.get("num_classes") and int(model["num_classes"]) != num_classes:
+            raise InputError(f"{t.label} predicts {model['num_classes']} classes but the dataset "
+                             f"has {num_classes}: use a model trained for this dataset")
+    from tqdm import tqdm
+
+    bar = tqdm(samples, desc="evaluating", unit="img", disable=not progress, leave=False)
+    for sample in bar:
+        image = read_image(sample.image_path)
+        gt = read_label(sample, layout)
+        if gt.shape != image.shape[:2]:
+            raise InputError(f"{sample.name}: label {gt.shape[1]}x{gt.shape[0]} and image "
+                             f"{image.shape[1]}x{image.shape[0]} differ in size")
+        h, w = gt.shape
+        for t in targets:
+            if t.protocol is None:
+                t.protocol = describe_protocol(t.runner.metadata, [w, h])
+            batch = prepare_input(image, t.runner.metadata)
+            start = time.perf_counter()
+            out = t.runner.infer(batch)
+            t.infer_ms.append((time.perf_counter() - start) * 1e3)
+            t.cm.update(labels_at(out, w, h), gt, where=f"{t.label}, {sample.name}")
+    bar.close()
+
+    results = []
+    for t in targets:
+        summary = t.cm.summary(class_names)
+        summary.update({"backend": t.label, "runner": t.runner.describe(),
+                        "protocol": t.protocol,
+                        "mean_infer_ms": float(np.mean(t.infer_ms)) if t.infer_ms else None})
+        results.append(summary)
+    base = results[0]["miou"]
+    for r in results:
+        r["miou_delta_vs_first"] = None if (base is None or r["miou"] is None) \
+            else r["miou"] - base
+    return {"layout": layout, "images": len(samples), "num_classes": num_classes,
+            "ignore_index": ignore_index, "results": results}
+
+
+def format_table(report: Dict[str, Any], per_class: bool = True) -> str:
+    """Side-by-side text table: per-class IoU, mIoU, pixel accuracy, mIoU change vs the first."""
+    from ..cli.common import format_table as _table
+
+    results = report["results"]
+    header = ["class"] + [r["backend"] for r in results]
+    rows: List[List[str]] = []
+    if per_class:
+        for i, entry in enumerate(results[0]["per_class"]):
+            row = [entry["name"]]
+            for r in results:
+                v = r["per_class"][i]["iou"]
+                row.append("-" if v is None else f"{100 * v:.2f}")
+            rows.append(row)
+
+    def pct(v):
+        return "-" if v is None else f"{100 * v:.2f}"
+
+    rows.append(["mIoU"] + [pct(r["miou"]) for r in results])
+    rows.append(["pixel accuracy"] + [pct(r["pixel_accuracy"]) for r in results])
+    if len(results) > 1:
+        rows.append([f"mIoU vs {results[0]['backend']}"] + [
+            "-" if r["miou_delta_vs_first"] is None else f"{100 * r['miou_delta_vs_first']:+.2f}"
+            for r in results])
+    rows.append(["protocol"] + [
+        "{} (net {}x{})".format(r["protocol"]["protocol"], *r["protocol"]["network_size"])
+        if r["protocol"] else "-" for r in results])
+    rows.append(["infer ms/img"] + [
+        "-" if r["mean_infer_ms"] is None else f"{r['mean_infer_ms']:.1f}" for r in results])
+    return _table(rows, header)

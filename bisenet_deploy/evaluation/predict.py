@@ -1,0 +1,177 @@
+"""Pictures a user looks at first: images, folders or videos -> colour label maps and overlays.
+
+For an image `<stem>.<ext>` it writes `<stem>_labels.png` (the label map in the model's palette)
+and `<stem>_overlay.png` (that map blended over the image), at the image's own resolution. A video
+gives `<stem>_overlay.mp4` and `<stem>_labels.mp4` (needs OpenCV). Every inference is timed:
+`infer_ms` is the runner's `infer` call on the prepared input (host -> host), `total_ms` adds
+reading, preparation, resizing to the image size and colourising (not the PNG writing).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from ..errors import InputError, MissingDependencyError
+from ..portable.fileio import atomic_output
+from ..portable.preprocess import prepare_input
+from .colorize import colorize, overlay, palette_from_record, write_png
+from .datasets_io import IMAGE_EXTENSIONS, read_image
+from .evaluate import labels_at
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+
+
+def collect_inputs(paths: Sequence[str]) -> List[str]:
+    """Expand folders (images and videos inside, sorted, not recursive); refuse unknown files."""
+    found: List[str] = []
+    for p in paths:
+        if os.path.isdir(p):
+            inside = sorted(os.path.join(p, f) for f in os.listdir(p)
+                            if os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS + VIDEO_EXTENSIONS
+                            and not f.startswith("."))
+            if not inside:
+                raise InputError(f"folder {p} holds no images ({', '.join(IMAGE_EXTENSIONS)}) "
+                                 f"or videos ({', '.join(VIDEO_EXTENSIONS)})")
+            found.extend(inside)
+        elif os.path.isfile(p):
+            ext = os.path.splitext(p)[1].lower()
+            if ext not in IMAGE_EXTENSIONS + VIDEO_EXTENSIONS:
+                raise InputError(f"{p}: unsupported file type {ext or '(none)'}; give images "
+                                 f"({', '.join(IMAGE_EXTENSIONS)}) or videos "
+                                 f"({', '.join(VIDEO_EXTENSIONS)})")
+            found.append(p)
+        else:
+            raise InputError(f"input {p} does not exist")
+    if not found:
+        raise InputError("no inputs given")
+    return found
+
+
+def is_video(path: str) -> bool:
+    return os.path.splitext(path)[1].lower() in VIDEO_EXTENSIONS
+
+
+def _unique_stem(path: str, used: Dict[str, int]) -> str:
+    stem = os.path.splitext(os.path.basename(path))[0]
+    n = used.get(stem, 0)
+    used[stem] = n + 1
+    return stem if n == 0 else f"{stem}_{n + 1}"
+
+
+def predict_image(runner, image: np.ndarray, palette, alpha: float = 0.5) -> Dict[str, Any]:
+    """One RGB image -> labels, colour map, overlay and timings (ms)."""
+    start = time.perf_counter()
+    batch = prepare_input(image, runner.metadata)
+    t0 = time.perf_counter()
+    out = runner.infer(batch)
+    infer_ms = (time.perf_counter() - t0) * 1e3
+    h, w = image.shape[:2]
+    labels = labels_at(out, w, h)
+    colour = colorize(labels, palette)
+    blended = overlay(image, colour, alpha)
+    total_ms = (time.perf_counter() - start) * 1e3
+    return {"labels": labels, "colour": colour, "overlay": blended, "infer_ms": infer_ms,
+            "total_ms": total_ms, "device_ms": runner.last_device_time_ms()}
+
+
+def _open_video(path: str):
+    try:
+        import cv2
+    except ImportError:
+        raise MissingDependencyError(
+            f"{path} is a video; reading and writing video needs OpenCV: "
+            f"pip install opencv-python-headless (or pip install bisenet-deploy[video]), or "
+            f"extract the frames as images (e.g. ffmpeg -i {os.path.basename(path)} "
+            f"frames/%05d.png) and pass the folder") from None
+    cap = cv2.VideoCapture(path)
+    if not cap.isOpened():
+        raise InputError(f"OpenCV cannot open the video {path}")
+    return cv2, cap
+
+
+def predict_paths(runner, paths: Sequence[str], outdir: str, *, alpha: float = 0.5,
+                  max_frames: Optional[int] = None,
+                  on_result: Optional[Callable[[Dict[str, Any]], None]] = None) -> List[Dict[str, Any]]:
+    """Run every input through the active runner and write the pictures into `outdir`.
+
+    Returns one entry per image / video frame: {"input", "frame", "outputs", "infer_ms",
+    "total_ms", "device_ms"}. `on_result` is called after each (the CLI prints latency there).
+    """
+    inputs = collect_inputs(paths)
+    os.makedirs(outdir, exist_ok=True)
+    palette = palette_from_record(runner.metadata)
+    used: Dict[str, int] = {}
+    results: List[Dict[str, Any]] = []
+    for path in inputs:
+        stem = _unique_stem(path, used)
+        if is_video(path):
+            results.extend(_predict_video(runner, path, stem, outdir, palette, alpha, max_frames,
+                                          on_result))
+            continue
+        image = read_image(path)
+        r = predict_image(runner, image, palette, alpha)
+        labels_png = os.path.join(outdir, f"{stem}_labels.png")
+        overlay_png = os.path.join(outdir, f"{stem}_overlay.png")
+        write_png(labels_png, r["colour"])
+        write_png(overlay_png, r["overlay"])
+        entry = {"input": path, "frame": None, "outputs": [labels_png, overlay_png],
+                 "size": [int(image.shape[1]), int(image.shape[0])],
+                 "infer_ms": r["infer_ms"], "total_ms": r["total_ms"], "device_ms": r["device_ms"],
+                 "classes": [int(c) for c in np.unique(r["labels"])]}
+        results.append(entry)
+        if on_result:
+            on_result(entry)
+    return results
+
+
+def _predict_video(runner, path, stem, outdir, palette, alpha, max_frames, on_result):
+    cv2, cap = _open_video(path)
+    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    targets = {"overlay": os.path.join(outdir, f"{stem}_overlay.mp4"),
+               "labels": os.path.join(outdir, f"{stem}_labels.mp4")}
+    results = []
+    writers = {}
+    try:
+        with atomic_output(targets["overlay"], suffix=".mp4") as tmp_overlay, \
+                atomic_output(targets["labels"], suffix=".mp4") as tmp_labels:
+            index = 0
+            while max_frames is None or index < max_frames:
+                ok, frame_bgr = cap.read()
+                if not ok:
+                    break
+                image = np.ascontiguousarray(frame_bgr[:, :, ::-1])
+                r = predict_image(runner, image, palette, alpha)
+                if not writers:
+                    h, w = image.shape[:2]
+                    fourcc = cv2.VideoWriter_fourcc(*"mp4v")
+                    for key, tmp in (("overlay", tmp_overlay), ("labels", tmp_labels)):
+                        writers[key] = cv2.VideoWriter(tmp, fourcc, float(fps), (w, h))
+                        if not writers[key].isOpened():
+                            raise InputError(f"OpenCV cannot write MP4 video to {tmp}")
+                writers["overlay"].write(np.ascontiguousarray(r["overlay"][:, :, ::-1]))
+                writers["labels"].write(np.ascontiguousarray(r["colour"][:, :, ::-1]))
+                entry = {"input": path, "frame": index, "outputs": list(targets.values()),
+                         "size": [int(image.shape[1]), int(image.shape[0])],
+                         "infer_ms": r["infer_ms"], "total_ms": r["total_ms"],
+                         "device_ms": r["device_ms"]}
+                results.append(entry)
+                if on_result:
+                    on_result(entry)
+                index += 1
+            for w in writers.values():
+                w.release()
+            writers = {}
+            if index == 0:
+                raise InputError(f"no frames could be read from the video {path}")
+    finally:
+        for w in writers.values():
+            w.release()
+        cap.release()
+    return results

@@ -1,0 +1,179 @@
+"""Parity tolerances as data: one table per precision and per output, overridable from the CLI.
+
+How a backend is judged against the reference (the PyTorch model running the same graph):
+
+* ``logits`` (when both sides return logits): errors are measured over every element of every
+  compared image. ``max_abs`` / ``mean_abs`` are absolute errors. ``max_rel`` is the largest
+  absolute error divided by the largest reference magnitude and ``mean_rel`` the mean absolute
+  error divided by the mean reference magnitude; relative to the scale of the logits rather than
+  per element, so near-zero logits do not blow them up. ``max_nonfinite`` caps NaN/Inf values.
+* ``labels`` (always; from argmax of the logits where a side returns only logits):
+  ``min_identical`` is the smallest allowed share of pixels with the same class,
+  ``min_class_iou`` the smallest allowed IoU between the two label maps for any class that covers
+  at least ``min_class_pixels`` reference pixels (tiny classes give noisy IoUs), ``max_invalid``
+  caps labels outside 0..num_classes-1 (a runtime reading an output with the wrong dtype).
+
+FP32 is strict on both outputs. FP16 and INT8 are judged mostly on labels: their logits limits are
+loose (FP16) or off (INT8), as reduced precision moves logits while keeping the decisions.
+A limit of ``None`` switches that check off.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+from ..errors import InputError
+
+PRECISIONS = ("fp32", "fp16", "int8")
+OUTPUTS = ("logits", "labels")
+
+#: check name -> "max" (value must be <= limit), "min" (>= limit) or "param" (a setting)
+LIMIT_KINDS: Dict[str, Dict[str, str]] = {
+    "logits": {"max_abs": "max", "mean_abs": "max", "max_rel": "max", "mean_rel": "max",
+               "max_nonfinite": "max"},
+    "labels": {"min_identical": "min", "min_class_iou": "min", "min_class_pixels": "param",
+               "max_invalid": "max"},
+}
+
+DEFAULT_TOLERANCES: Dict[str, Dict[str, Dict[str, Optional[float]]]] = {
+    "fp32": {
+        "logits": {"max_abs": None, "mean_abs": None, "max_rel": 1e-3, "mean_rel": 1e-4,
+                   "max_nonfinite": 0},
+        "labels": {"min_identical": 0.999, "min_class_iou": 0.99, "min_class_pixels": 64,
+                   "max_invalid": 0},
+    },
+    "fp16": {
+        "logits": {"max_abs": None, "mean_abs": None, "max_rel": 0.05, "mean_rel": 0.01,
+                   "max_nonfinite": 0},
+        "labels": {"min_identical": 0.98, "min_class_iou": 0.9, "min_class_pixels": 64,
+                   "max_invalid": 0},
+    },
+    "int8": {
+        "logits": {"max_abs": None, "mean_abs": None, "max_rel": None, "mean_rel": None,
+                   "max_nonfinite": 0},
+        "labels": {"min_identical": 0.9, "min_class_iou": 0.7, "min_class_pixels": 64,
+                   "max_invalid": 0},
+    },
+}
+
+
+def _parse_value(text: str, key: str) -> Optional[float]:
+    low = text.strip().lower()
+    if low in ("none", "off", "null", ""):
+        return None
+    try:
+        return float(low)
+    except ValueError:
+        raise InputError(f"tolerance {key}={text!r}: the value must be a number or 'none'") from None
+
+
+def _split_key(key: str) -> Tuple[Optional[str], str, str]:
+    parts = key.strip().lower().split(".")
+    precision = None
+    if len(parts) == 3:
+        precision = parts.pop(0)
+        if precision not in PRECISIONS:
+            raise InputError(f"tolerance {key!r}: unknown precision {precision!r} "
+                             f"(use one of {', '.join(PRECISIONS)})")
+    if len(parts) != 2:
+        raise InputError(f"tolerance {key!r} is not [PRECISION.]OUTPUT.NAME "
+                         f"(e.g. labels.min_identical or fp16.logits.max_rel)")
+    output, name = parts
+    if output not in LIMIT_KINDS:
+        raise InputError(f"tolerance {key!r}: unknown output {output!r} "
+                         f"(use {' or '.join(OUTPUTS)})")
+    if name not in LIMIT_KINDS[output]:
+        raise InputError(f"tolerance {key!r}: unknown limit {name!r}; {output} has "
+                         f"{', '.join(sorted(LIMIT_KINDS[output]))}")
+    return precision, output, name
+
+
+def parse_overrides(items: Iterable[str]) -> List[Tuple[Optional[str], str, str, Optional[float]]]:
+    """['labels.min_identical=0.999', 'fp16.logits.max_rel=none'] -> (precision|None, out, name, v).
+
+    Without a precision prefix an override applies to every precision.
+    """
+    parsed = []
+    for item in items or ():
+        if "=" not in item:
+            raise InputError(f"tolerance {item!r} is not KEY=VALUE "
+                             f"(e.g. --tol labels.min_identical=0.999)")
+        key, value = item.split("=", 1)
+        precision, output, name = _split_key(key)
+        parsed.append((precision, output, name, _parse_value(value, key)))
+    return parsed
+
+
+def load_tolerance_file(path: str) -> List[Tuple[Optional[str], str, str, Optional[float]]]:
+    """A JSON file shaped like DEFAULT_TOLERANCES (any subset) -> overrides."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except OSError as exc:
+        raise InputError(f"cannot read the tolerance file {path}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"the tolerance file {path} is not valid JSON ({exc})") from None
+    out = []
+    if not isinstance(data, dict):
+        raise InputError(f"the tolerance file {path} must hold a JSON object")
+    for precision, outputs in data.items():
+        if not isinstance(outputs, dict):
+            raise InputError(f"tolerance file {path}: {precision!r} must map outputs to limits")
+        for output, limits in outputs.items():
+            if not isinstance(limits, dict):
+                raise InputError(f"tolerance file {path}: {precision}.{output} must be an object")
+            for name, value in limits.items():
+                key = f"{precision}.{output}.{name}"
+                prec, o, n = _split_key(key)
+                if value is not None and not isinstance(value, (int, float)):
+                    raise InputError(f"tolerance file {path}: {key} must be a number or null")
+                out.append((prec, o, n, None if value is None else float(value)))
+    return out
+
+
+def resolve(precision: str, overrides=()) -> Dict[str, Dict[str, Optional[float]]]:
+    """The tolerance table for one precision after applying overrides (later ones win)."""
+    precision = (precision or "fp32").lower()
+    if precision not in DEFAULT_TOLERANCES:
+        raise InputError(f"no tolerances for precision {precision!r} "
+                         f"(known: {', '.join(PRECISIONS)})")
+    table = copy.deepcopy(DEFAULT_TOLERANCES[precision])
+    for prec, output, name, value in overrides:
+        if prec is None or prec == precision:
+            table[output][name] = value
+    return table
+
+
+def judge(output: str, stats: Dict[str, Any], limits: Dict[str, Optional[float]]) -> List[Dict[str, Any]]:
+    """Checks of one output's statistics against its limits: [{check, value, limit, passed}]."""
+    value_of = {
+        "max_abs": "max_abs", "mean_abs": "mean_abs", "max_rel": "max_rel",
+        "mean_rel": "mean_rel", "max_nonfinite": "nonfinite", "min_identical": "identical",
+        "min_class_iou": "min_class_iou", "max_invalid": "invalid",
+    }
+    checks = []
+    for name, kind in LIMIT_KINDS[output].items():
+        limit = limits.get(name)
+        if kind == "param" or limit is None:
+            continue
+        value = stats.get(value_of[name])
+        if value is None:  # nothing to judge (e.g. no class big enough for the IoU check)
+            continue
+        nan = isinstance(value, float) and value != value
+        passed = (not nan) and (value <= limit if kind == "max" else value >= limit)
+        checks.append({"check": f"{output}.{name}", "value": value, "limit": limit,
+                       "passed": bool(passed)})
+    return checks
+
+
+def describe_defaults() -> str:
+    """The default table as text (for --help epilogs and the README)."""
+    lines = []
+    for precision, outputs in DEFAULT_TOLERANCES.items():
+        for output, limits in outputs.items():
+            shown = ", ".join(f"{k}={'off' if v is None else v:g}" if v is not None else f"{k}=off"
+                              for k, v in limits.items())
+            lines.append(f"  {precision}.{output}: {shown}")
+    return "\n".join(lines)
