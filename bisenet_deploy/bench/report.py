@@ -264,43 +264,52 @@ def validate_report(report):
 
 
 # -- table -------------------------------------------------------------------------------------
+def _ms(value):
+    if value >= 100:
+        return "%.1f" % value
+    if value >= 10:
+        return "%.2f" % value
+    return "%.3f" % value
+
+
 def table_rows(report):
-    """Header and rows of the side-by-side table (strings)."""
+    """Header and rows of the side-by-side table (strings), one row per backend that ran."""
     header = ["backend", "runner", "mean ms", "median", "p90", "p99", "max", "cv %", "FPS",
               "img/s", "device ms", "vs fastest", "vs first"]
     comp = {r["backend"]: r for r in (report.get("comparison") or {}).get("rows", [])}
     rows = []
     for b in report["backends"]:
         if b["status"] != "ok":
-            rows.append([b["backend"], "%s: %s" % (b["status"].upper(),
-                                                   _shorten(b.get("error") or "", 70))]
-                        + ["-"] * 11)
             continue
         s = b["latency_ms"]
         d = b.get("device_ms")
         c = comp.get(b["backend"], {})
         rows.append([
             b["backend"], b.get("runner") or "",
-            "%.2f" % s["mean_ms"], "%.2f" % s["median_ms"], "%.2f" % s["p90_ms"],
-            "%.2f" % s["p99_ms"], "%.2f" % s["max_ms"],
-            "%.1f%s" % (100.0 * s["cv"], "!" if s["unstable"] else ""),
+            _ms(s["mean_ms"]), _ms(s["median_ms"]), _ms(s["p90_ms"]), _ms(s["p99_ms"]),
+            _ms(s["max_ms"]), "%.1f%s" % (100.0 * s["cv"], "!" if s["unstable"] else ""),
             "%.1f" % s["fps"], "%.1f" % s["images_per_s"],
-            ("%.2f" % d["median_ms"]) if d else "-",
+            _ms(d["median_ms"]) if d else "-",
             ("x%.2f" % c["vs_fastest"]) if c.get("vs_fastest") is not None else "-",
             ("x%.2f" % c["vs_first"]) if c.get("vs_first") is not None else "-",
         ])
     return header, rows
 
 
-def _shorten(text, limit):
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
 def format_table(report):
-    """The aligned text table: one row per backend, ratios vs the fastest and the first."""
+    """The aligned text table (ratios: median latency vs the fastest and the first backend),
+    followed by one line per backend that did not run."""
     header, rows = table_rows(report)
     table = [header] + rows
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    if any(r[-1] != "-" for r in rows) and len(rows) > 1:
+        lines.append("(ratios: median end-to-end latency / that of the fastest or first backend; "
+                     "'!' marks cv > 2.5%)")
+    elif any(r[7].endswith("!") for r in rows):
+        lines.append("('!' marks cv > 2.5%: unstable timings)")
+    for b in report["backends"]:
+        if b["status"] != "ok":
+            lines.append("%s: %s: %s" % (b["backend"], b["status"], b.get("error") or ""))
     return "\n".join(lines)

@@ -1,20 +1,228 @@
-"""Placeholder: replaced by the module's owner (see docs/DESIGN.md)."""
+"""`bisenet-bench`: time one or several backends with the same loop and report them side by side.
+
+Every backend is timed end to end (host input -> host output, copies and the in-graph resize
+included) on the same prepared inputs; GPU backends also report device compute time. The report
+(JSON, `benchmarks/` by default) says exactly what was timed and on which machine.
+"""
 
 import argparse
+import os
+import shlex
+import sys
 
+from ..errors import InputError
 from .common import add_logging_args, run_cli
-from ..errors import UserError
+
+BACKENDS = ("tensorrt", "onnxruntime", "onnxruntime-cuda", "onnxruntime-trt", "torch",
+            "torch-cuda")
+#: which model file each backend family reads
+_NEEDS = {"tensorrt": "engine", "onnxruntime": "onnx", "torch": "checkpoint"}
+
+EPILOG = """\
+what is timed: one runner.infer() per iteration, host numpy input (already in the graph's input
+format) -> host numpy outputs: copies, in-graph normalization and resize, network and argmax are
+included; image decoding and host-side preparation are not. GPU backends add device compute time
+(CUDA events). Several --backend values run one after the other on the same inputs.
+
+models: tensorrt reads --engine, onnxruntime* read --onnx, torch* read --checkpoint (with --onnx
+too, the torch model is wrapped exactly as that ONNX was exported; with --onnx of a random-init
+export alone, torch uses the same seeded random weights). A backend whose model is not given, or
+that cannot run here (no GPU, TensorRT or pycuda), is skipped with one line; the others still run.
+
+exit status: 0 when every backend ran or the rest were skipped as unavailable; 3 when a backend
+failed (garbage outputs, engine or input errors); 4 when no backend ran; 2 for bad options.
+
+example:
+  bisenet-bench --onnx export/bisenetv2.onnx --checkpoint models/model_final_v2_city.pth \\
+      --backend onnxruntime torch --iters 200 --plot
+  bisenet-bench --engine engines/bisenetv2_fp16.engine --backend tensorrt --iters 5000
+"""
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="bench_main")
+    p = argparse.ArgumentParser(
+        prog="bisenet-bench",
+        description="Benchmark BiSeNet V2 backends (TensorRT, onnxruntime, PyTorch) with one "
+                    "timing loop; prints a side-by-side table and writes a JSON report.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    models = p.add_argument_group("models")
+    models.add_argument("--engine", metavar="PATH", help="TensorRT engine (tensorrt backend)")
+    models.add_argument("--onnx", metavar="PATH", help="exported ONNX (onnxruntime backends)")
+    models.add_argument("--checkpoint", metavar="PATH",
+                        help="PyTorch checkpoint (torch backends): ours or CoinCheung's .pth")
+    run = p.add_argument_group("run")
+    run.add_argument("--backend", nargs="+", action="append", choices=BACKENDS, metavar="NAME",
+                     help="backend(s) to time, in order: %s. Several values or repeated. "
+                          "Default: every backend whose model is given" % ", ".join(BACKENDS))
+    run.add_argument("--iters", type=int, default=5000,
+                     help="timed calls per backend (default 5000, the paper's protocol)")
+    run.add_argument("--warmup", type=int, default=None,
+                     help="untimed calls first (default: iters/20, between 3 and 50)")
+    run.add_argument("--batch", type=int, default=1, help="images per call (default 1)")
+    run.add_argument("--precision", choices=("fp32", "fp16"), default=None,
+                     help="torch/onnxruntime precision (TensorRT: fixed by the engine)")
+    run.add_argument("--threads", type=int, default=None,
+                     help="CPU threads for torch and onnxruntime (default: the library's)")
+    run.add_argument("--buffers", type=int, default=4,
+                     help="distinct input buffers rotated through (default 4)")
+    run.add_argument("--image", metavar="PATH",
+                     help="time on this image instead of synthetic 2048x1024 street scenes")
+    run.add_argument("--cuda-graph", action="store_true",
+                     help="capture the call in a CUDA graph (tensorrt, torch-cuda)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    out = p.add_argument_group("report")
+    out.add_argument("--json", metavar="PATH",
+                     help="report path (default benchmarks/<date>-<device>-<backends>.json)")
+    out.add_argument("--no-json", action="store_true", help="write no report")
+    out.add_argument("--plot", metavar="PATH", nargs="?", const="auto",
+                     help="also write a PNG (histogram + trace per backend); without PATH: next "
+                          "to the JSON report")
     add_logging_args(p)
     p.set_defaults(func=_run)
     return p
 
 
+def _requested_backends(args):
+    if args.backend:
+        names = [n for group in args.backend for n in group]
+        return list(dict.fromkeys(names))
+    names = [b for b, kind in (("tensorrt", "engine"), ("onnxruntime", "onnx"),
+                               ("torch", "checkpoint")) if getattr(args, kind)]
+    if not names:
+        raise InputError("nothing to benchmark: give --onnx, --engine and/or --checkpoint "
+                         "(and --backend to choose among tensorrt, onnxruntime, torch)")
+    return names
+
+
+def _check_args(args):
+    for kind in ("engine", "onnx", "checkpoint", "image"):
+        path = getattr(args, kind)
+        if path and not os.path.isfile(path):
+            raise InputError("--%s %s: no such file" % (kind, path))
+    if args.iters < 1:
+        raise InputError("--iters must be >= 1, got %d" % args.iters)
+    if args.warmup is not None and args.warmup < 0:
+        raise InputError("--warmup must be >= 0, got %d" % args.warmup)
+    if args.batch < 1:
+        raise InputError("--batch must be >= 1, got %d" % args.batch)
+    if args.buffers < 1:
+        raise InputError("--buffers must be >= 1, got %d" % args.buffers)
+    if args.threads is not None and args.threads < 1:
+        raise InputError("--threads must be >= 1, got %d" % args.threads)
+
+
+def _open_runner(backend, **kwargs):
+    """The runtime factory, imported only when a backend is opened (tests replace this)."""
+    from ..runtime.factory import open_runner
+    return open_runner(backend, **kwargs)
+
+
+def make_opener(args):
+    """opener(backend name) -> an inactive Runner, via the runtime factory (imported lazily)."""
+    from ..bench.session import BackendUnavailable
+
+    def opener(name):
+        family = name.split("-")[0]
+        if family == "tensorrt" and not args.engine:
+            raise BackendUnavailable("the tensorrt backend needs --engine PATH (build one with "
+                                     "`bisenet-build-engine` on the GPU that will run it)")
+        if family == "onnxruntime" and not args.onnx:
+            raise BackendUnavailable("the %s backend needs --onnx PATH (make one with "
+                                     "`bisenet-export onnx`)" % name)
+        if family == "torch" and not (args.checkpoint or args.onnx):
+            raise BackendUnavailable("the %s backend needs --checkpoint PATH (the PyTorch "
+                                     "weights), or --onnx of a random-init export" % name)
+        options = {}
+        if args.threads is not None and family in ("torch", "onnxruntime"):
+            options["threads"] = args.threads
+        if args.cuda_graph and name in ("tensorrt", "torch-cuda"):
+            options["cuda_graph"] = True
+        if args.precision is not None and family != "tensorrt":
+            options["precision"] = args.precision
+        return _open_runner(name, onnx=args.onnx if family != "tensorrt" else None,
+                           engine=args.engine if family == "tensorrt" else None,
+                           checkpoint=args.checkpoint if family == "torch" else None, **options)
+    return opener
+
+
+def _engine_sidecar(engine):
+    if not engine:
+        return None
+    try:
+        from ..portable import sidecar
+    except ImportError:
+        return None
+    reader = getattr(sidecar, "read_sidecar", None)
+    if reader is None:
+        return None
+    try:
+        data = reader(engine)
+    except Exception:  # a missing/odd sidecar must not lose the timings
+        return None
+    return data if isinstance(data, dict) else getattr(data, "__dict__", None)
+
+
 def _run(args):
-    raise UserError("this command is not implemented yet")
+    from ..bench import report as rep
+    from ..bench.environment import collect_environment
+    from ..bench.harness import load_image
+    from ..bench.session import default_warmup, exit_code_for, run_benchmarks
+    from ..portable.timing_stats import format_summary
+
+    _check_args(args)
+    backends = _requested_backends(args)
+    image = load_image(args.image) if args.image else None
+    warmup = default_warmup(args.iters) if args.warmup is None else args.warmup
+    entries, record, source = run_benchmarks(
+        backends, make_opener(args), iters=args.iters, warmup=warmup, batch=args.batch,
+        buffers=args.buffers, image=image, progress=False if args.no_progress else None,
+        debug=args.debug)
+    code = exit_code_for(entries)
+    if record is None:  # nothing ran; each backend's reason was logged on one line
+        return code
+
+    env = collect_environment(threads=args.threads)
+    timed = rep.describe_timed(record, source, args.batch)
+    model_meta = record.get("model", {})
+    report = rep.build_report(
+        command=" ".join(shlex.quote(a) for a in ["bisenet-bench"] + sys.argv[1:]),
+        config={"iters": args.iters, "warmup": warmup,
+                "batch": args.batch, "buffers": args.buffers, "precision": args.precision,
+                "threads": args.threads},
+        timed=timed,
+        model={"onnx": args.onnx, "engine": args.engine, "checkpoint": args.checkpoint,
+               "arch": model_meta.get("arch"), "num_classes": model_meta.get("num_classes"),
+               "weights": model_meta.get("weights"),
+               "engine_sidecar": _engine_sidecar(args.engine) if "tensorrt" in backends else None},
+        environment=env, backends=entries)
+
+    print(rep.timed_sentence(timed))
+    for e in entries:
+        if e["status"] == "ok":
+            print(format_summary(e["latency_ms"], "%s [%s] end-to-end" % (e["backend"],
+                                                                          e["runner"])))
+            if e.get("device_ms"):
+                print(format_summary(e["device_ms"], "%s device compute" % e["backend"]))
+    print()
+    print(rep.format_table(report))
+    if model_meta.get("weights") == "random-init":
+        print("note: random-init weights (speed is representative, labels are not)")
+    if not args.no_json:
+        path = args.json or rep.default_report_path(env, backends)
+        rep.write_report(path, report)
+        print("report: %s" % path)
+        if args.plot:
+            from ..bench.plot import plot_report
+            plot_path = os.path.splitext(path)[0] + ".png" if args.plot == "auto" else args.plot
+            if plot_report(report, plot_path):
+                print("plot: %s" % plot_path)
+    elif args.plot:
+        from ..bench.plot import plot_report
+        plot_path = args.plot if args.plot != "auto" else os.path.join(
+            rep.DEFAULT_FOLDER, "bench.png")
+        if plot_report(report, plot_path):
+            print("plot: %s" % plot_path)
+    return code
 
 
 def main(argv=None):

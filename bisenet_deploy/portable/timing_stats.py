@@ -81,10 +81,9 @@ def stability_warning(summary, what="latency", cv_threshold=CV_WARN_THRESHOLD):
     """A one-line warning when the run was noisy, else None."""
     if summary["cv"] <= cv_threshold:
         return None
-    return ("%s varies by %.1f%% (coefficient of variation > %.1f%%): clocks are probably not "
-            "locked or the machine is busy; lock clocks (GPU: nvidia-smi -lgc / Jetson: nvpmodel "
-            "-m 0 && jetson_clocks), close other work and repeat the run"
-            % (what, 100.0 * summary["cv"], 100.0 * cv_threshold))
+    return ("%s varies by %.1f%% (coefficient of variation above %.1f%%): the machine is busy or "
+            "clocks are not locked (GPU: nvidia-smi -lgc; Jetson: nvpmodel -m 0 && jetson_clocks); "
+            "repeat the run" % (what, 100.0 * summary["cv"], 100.0 * cv_threshold))
 
 
 def format_summary(summary, label=""):
