@@ -1,0 +1,59 @@
+"""Read and write the bisenet_deploy metadata record in an ONNX model's `metadata_props`.
+
+The record (see `bisenet_deploy.metadata`) is stored as JSON under the key "bisenet_deploy", so
+the engine builder, the runtimes and the Jetson bundle read preprocessing, classes and sizes from
+the ONNX file itself.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, Union
+
+from ..errors import ExportError, InputError
+from ..metadata import METADATA_KEY, dumps_record, loads_record
+
+
+def set_record(model: Any, record: Dict[str, Any]) -> None:
+    """Store `record` in `model.metadata_props` (an onnx.ModelProto), replacing an older one."""
+    keep = [p for p in model.metadata_props if p.key != METADATA_KEY]
+    del model.metadata_props[:]
+    for prop in keep:
+        model.metadata_props.add(key=prop.key, value=prop.value)
+    model.metadata_props.add(key=METADATA_KEY, value=dumps_record(record))
+
+
+def get_record(model: Any, source: str = "the ONNX model") -> Dict[str, Any]:
+    """The record stored in an onnx.ModelProto; a clear error when there is none."""
+    for prop in model.metadata_props:
+        if prop.key == METADATA_KEY:
+            record = loads_record(prop.value)
+            if "export" not in record:
+                raise InputError(f"{source} has bisenet_deploy metadata without an 'export' "
+                                 f"section; re-export it with `bisenet-export onnx`")
+            return record
+    raise InputError(
+        f"{source} carries no bisenet_deploy metadata (metadata_props key {METADATA_KEY!r}), so "
+        f"its preprocessing, classes and sizes are unknown: export it with `bisenet-export onnx`")
+
+
+def read_record(path_or_model: Union[str, os.PathLike, Any]) -> Dict[str, Any]:
+    """The record of an ONNX file (path) or of a loaded onnx.ModelProto."""
+    if isinstance(path_or_model, (str, os.PathLike)):
+        model = load_onnx(path_or_model, load_weights=False)
+        return get_record(model, source=str(path_or_model))
+    return get_record(path_or_model)
+
+
+def load_onnx(path: Union[str, os.PathLike], load_weights: bool = True) -> Any:
+    """Load an ONNX file with a clear error for a missing or corrupt file."""
+    import onnx
+
+    path = str(path)
+    if not os.path.isfile(path):
+        raise InputError(f"ONNX file {path!r} does not exist")
+    try:
+        return onnx.load(path, load_external_data=load_weights)
+    except Exception as exc:  # onnx raises DecodeError and friends for corrupt files
+        raise ExportError(f"{path!r} is not a readable ONNX model ({type(exc).__name__}: {exc})") \
+            from None

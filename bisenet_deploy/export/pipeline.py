@@ -1,0 +1,345 @@
+"""`export_onnx(options)`: checkpoint -> simplified, checked, parity-proven ONNX for a TensorRT target.
+
+Steps (each logged with its time): validate options (before any work) -> build model -> export
+(TorchScript exporter, opset per target) -> onnx-simplifier (a failure falls back to the
+unsimplified graph with a warning) -> fix Resize sizes to constants -> onnx.checker with full
+shape inference -> target check -> parity against PyTorch on onnxruntime CPU -> metadata ->
+atomic write. Nothing is written unless every step passed; an existing file is only ever
+replaced by an atomic rename.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+from ..errors import ExportError, InputError
+from ..metadata import CHANNEL_ORDERS, INPUT_DTYPES, NORMALIZE_MODES, OUTPUT_KINDS, ExportInfo, \
+    ModelMetadata, build_record
+from .targets import DEFAULT_TARGET, TargetRules, validate_target_options
+
+log = logging.getLogger(__name__)
+
+INPUT_NAME = "image"
+MIN_INPUT_SIDE = 32
+MAX_SIDE = 16384
+DEFAULT_EXPORT_DIR = "export"
+
+
+@dataclass
+class ExportOptions:
+    """Everything `bisenet-export onnx` takes. Sizes are (width, height)."""
+
+    checkpoint: Optional[str] = None
+    arch: Optional[str] = None
+    dataset: Optional[str] = None
+    num_classes: Optional[int] = None
+    seed: int = 0
+    output_path: Optional[str] = None
+    input_size: Tuple[int, int] = (2048, 1024)
+    model_size: Tuple[int, int] = (1024, 512)
+    normalize: str = "in-graph"
+    channel_order: Optional[str] = None  # None: the network's own order
+    input_dtype: str = "float32"
+    output: str = "labels"
+    target: str = DEFAULT_TARGET
+    precision: str = "fp32"
+    dynamic_batch: Optional[Tuple[int, int, int]] = None
+    batch: int = 1
+    simplify: bool = True
+    parity: bool = True
+    opset: Optional[int] = None
+    parity_seed: int = 0
+
+
+@dataclass
+class ExportResult:
+    path: str
+    record: Dict[str, Any]
+    parity: Optional[Any]  # parity.ParityReport, None with --skip-parity
+    timings: List[Tuple[str, float]] = field(default_factory=list)
+    simplified: bool = False
+    num_nodes: int = 0
+    file_bytes: int = 0
+
+    @property
+    def total_seconds(self) -> float:
+        return sum(t for _, t in self.timings)
+
+
+def output_names_for(output: str) -> List[str]:
+    return {"labels": ["labels"], "logits": ["logits"], "both": ["labels", "logits"]}[output]
+
+
+def batch_record(options: ExportOptions) -> Dict[str, Any]:
+    if options.dynamic_batch is not None:
+        lo, opt, hi = (int(v) for v in options.dynamic_batch)
+        return {"dynamic": True, "min": lo, "opt": opt, "max": hi}
+    return {"dynamic": False, "size": int(options.batch)}
+
+
+def validate_options(options: ExportOptions) -> Tuple[TargetRules, int]:
+    """Refuse bad options with a clear message before anything is built or written."""
+    in_w, in_h = (int(v) for v in options.input_size)
+    m_w, m_h = (int(v) for v in options.model_size)
+    if in_w < MIN_INPUT_SIDE or in_h < MIN_INPUT_SIDE or in_w > MAX_SIDE or in_h > MAX_SIDE:
+        raise InputError(f"--input-size {in_w}x{in_h}: each side must be between "
+                         f"{MIN_INPUT_SIDE} and {MAX_SIDE} pixels (e.g. 2048x1024)")
+    if m_w < 32 or m_h < 32 or m_w % 32 or m_h % 32 or m_w > MAX_SIDE or m_h > MAX_SIDE:
+        raise InputError(f"--model-size {m_w}x{m_h}: both sides must be positive multiples of 32 "
+                         f"(BiSeNet V2 downsamples by 32), e.g. 1024x512")
+    if options.normalize not in NORMALIZE_MODES:
+        raise InputError(f"--normalize must be one of {NORMALIZE_MODES}")
+    if options.channel_order is not None and options.channel_order not in CHANNEL_ORDERS:
+        raise InputError(f"--channel-order must be one of {CHANNEL_ORDERS}")
+    if options.input_dtype not in INPUT_DTYPES:
+        raise InputError(f"--input-dtype must be one of {INPUT_DTYPES}")
+    if options.output not in OUTPUT_KINDS:
+        raise InputError(f"--output must be one of {OUTPUT_KINDS}")
+    if options.input_dtype == "uint8" and options.normalize != "in-graph":
+        raise InputError("--input-dtype uint8 takes raw pixels and needs --normalize in-graph "
+                         "(an already-normalized tensor is float)")
+    if options.dynamic_batch is not None:
+        lo, opt, hi = options.dynamic_batch
+        if not 1 <= lo <= opt <= hi:
+            raise InputError("--dynamic-batch needs 1 <= MIN <= OPT <= MAX")
+        if options.batch != 1:
+            raise InputError("give either --batch N (static) or --dynamic-batch MIN:OPT:MAX, "
+                             "not both")
+    elif int(options.batch) < 1:
+        raise InputError(f"--batch must be >= 1, got {options.batch}")
+    rules, opset = validate_target_options(options.target, input_dtype=options.input_dtype,
+                                           precision=options.precision, opset=options.opset)
+    if options.output_path is not None and os.path.isdir(options.output_path):
+        raise InputError(f"-o {options.output_path!r} is a folder; give a file name ending .onnx")
+    return rules, opset
+
+
+def default_output_path(options: ExportOptions, arch: str, dataset: str,
+                        channel_order: str) -> str:
+    """export/<arch>-<dataset>-<in>-to-<model>-<output>-<target>[-fp16][...].onnx"""
+    in_w, in_h = options.input_size
+    m_w, m_h = options.model_size
+    name = f"{arch}-{dataset}-{in_w}x{in_h}-to-{m_w}x{m_h}-{options.output}-{options.target}"
+    if options.precision == "fp16":
+        name += "-fp16"
+    if options.input_dtype == "uint8":
+        name += "-uint8"
+    if options.normalize == "none":
+        name += "-prenorm"
+    elif channel_order == "bgr":
+        name += "-bgr"
+    if options.dynamic_batch is not None:
+        name += f"-dyn{options.dynamic_batch[0]}-{options.dynamic_batch[2]}"
+    elif options.batch != 1:
+        name += f"-b{options.batch}"
+    safe = "".join(c if (c.isalnum() or c in "-._") else "_" for c in name)
+    return os.path.join(DEFAULT_EXPORT_DIR, safe + ".onnx")
+
+
+class _Steps:
+    """Runs and times the pipeline's steps, logging each."""
+
+    def __init__(self) -> None:
+        self.timings: List[Tuple[str, float]] = []
+
+    def run(self, name: str, func, *args, **kwargs):
+        start = time.perf_counter()
+        result = func(*args, **kwargs)
+        elapsed = time.perf_counter() - start
+        self.timings.append((name, elapsed))
+        log.info("%-18s %7.2f s", name, elapsed)
+        return result
+
+
+def _load(options: ExportOptions):
+    from ..checkpoint import load_model
+
+    loaded = load_model(options.checkpoint, arch=options.arch, dataset=options.dataset,
+                        num_classes=options.num_classes, seed=options.seed)
+    return loaded.model, loaded.metadata
+
+
+def torch_export(module: Any, info: ExportInfo, opset: int) -> Any:
+    """Trace `module` with the TorchScript exporter into an onnx.ModelProto (in memory)."""
+    import onnx
+    import torch
+
+    batch = info.batch
+    n = int(batch["opt"] if batch.get("dynamic") else batch["size"])
+    w, h = info.input_size
+    dtype = torch.uint8 if info.input_dtype == "uint8" else torch.float32
+    example = torch.zeros((n, 3, h, w), dtype=dtype)
+    dynamic_axes = None
+    if batch.get("dynamic"):
+        dynamic_axes = {info.input_name: {0: "batch"}}
+        dynamic_axes.update({name: {0: "batch"} for name in info.output_names})
+    buffer = io.BytesIO()
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, (example,), buffer, dynamo=False, opset_version=opset,
+                              input_names=[info.input_name], output_names=list(info.output_names),
+                              dynamic_axes=dynamic_axes, do_constant_folding=True)
+    except Exception as exc:
+        raise ExportError(f"torch.onnx.export failed at opset {opset}: {type(exc).__name__}: "
+                          f"{exc}") from None
+    return onnx.load_from_string(buffer.getvalue())
+
+
+def simplify(model: Any) -> Tuple[Any, bool]:
+    """onnx-simplifier; on any failure keep the unsimplified graph (with a warning)."""
+    try:
+        import onnxsim
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            simplified, ok = onnxsim.simplify(model)
+        if not ok:
+            raise RuntimeError("onnxsim's own check of the simplified graph failed")
+        return simplified, True
+    except Exception as exc:
+        log.warning("onnx-simplifier failed (%s: %s): keeping the unsimplified graph",
+                    type(exc).__name__, exc)
+        return model, False
+
+
+def freeze_resize_sizes(model: Any) -> int:
+    """Replace computed Resize `sizes` whose output shape is static by a constant initializer.
+
+    The TorchScript exporter computes `sizes` from Shape ops even when every shape is static;
+    onnx-simplifier folds them, but with --no-simplify (or a failed simplification) they would stay
+    computed. Returns the number of Resize nodes changed.
+    """
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    graph = model.graph
+    consts = {i.name for i in graph.initializer} | \
+        {o for n in graph.node if n.op_type == "Constant" for o in n.output}
+    todo = [n for n in graph.node if n.op_type == "Resize" and len(n.input) > 3 and n.input[3]
+            and n.input[3] not in consts]
+    if not todo:
+        return 0
+    inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    shapes = {}
+    for v in list(inferred.graph.value_info) + list(inferred.graph.output):
+        dims = v.type.tensor_type.shape.dim
+        if dims and all(d.HasField("dim_value") for d in dims):
+            shapes[v.name] = [d.dim_value for d in dims]
+    changed = 0
+    for node in todo:
+        shape = shapes.get(node.output[0])
+        if shape is None:
+            continue
+        name = node.output[0] + "_static_sizes"
+        graph.initializer.append(numpy_helper.from_array(np.asarray(shape, np.int64), name))
+        node.input[3] = name
+        changed += 1
+    if changed:
+        _prune_dead_nodes(model)
+    return changed
+
+
+def _prune_dead_nodes(model: Any) -> None:
+    graph = model.graph
+    needed = {o.name for o in graph.output}
+    keep = []
+    for node in reversed(list(graph.node)):
+        if any(o in needed for o in node.output):
+            keep.append(node)
+            needed.update(i for i in node.input if i)
+    keep.reverse()
+    del graph.node[:]
+    graph.node.extend(keep)
+    used = needed
+    inits = [i for i in graph.initializer if i.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(inits)
+
+
+def check_graph(model: Any) -> Any:
+    """onnx.checker with full (strict) shape inference; returns the shape-inferred model."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(model, full_check=True)
+        return onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+    except Exception as exc:
+        raise ExportError(f"the exported graph fails onnx.checker: {type(exc).__name__}: {exc}") \
+            from None
+
+
+def target_check(model: Any, rules: TargetRules) -> None:
+    from .check import check_onnx
+
+    problems = check_onnx(model, rules)
+    if problems:
+        raise ExportError(f"the graph breaks {len(problems)} rule(s) of target {rules.name}: "
+                          + "; ".join(problems))
+
+
+def export_onnx(options: ExportOptions, loaded: Optional[Tuple[Any, ModelMetadata]] = None
+                ) -> ExportResult:
+    """Run the whole pipeline. `loaded` = (model, metadata) skips loading (tests, API users)."""
+    rules, opset = validate_options(options)
+    steps = _Steps()
+
+    model, meta = loaded if loaded is not None else steps.run("build model", _load, options)
+    channel_order = options.channel_order or meta.channel_order
+    if options.normalize == "none" and channel_order != meta.channel_order:
+        raise InputError(
+            f"--normalize none takes the tensor the network takes, in its own channel order "
+            f"({meta.channel_order}); --channel-order {channel_order} only applies with "
+            f"--normalize in-graph")
+    path = options.output_path or default_output_path(options, meta.arch, meta.dataset,
+                                                      channel_order)
+    info = ExportInfo(
+        input_name=INPUT_NAME, input_size=[int(v) for v in options.input_size],
+        model_size=[int(v) for v in options.model_size], input_dtype=options.input_dtype,
+        channel_order=channel_order, normalize=options.normalize, output=options.output,
+        output_names=output_names_for(options.output), target=rules.name,
+        precision=options.precision, opset=opset, batch=batch_record(options))
+    record = build_record(meta, info)
+    if meta.weights == "random-init":
+        log.warning("WARNING: exporting RANDOM weights (no --checkpoint): the graph is only good "
+                    "for trying the pipeline, its labels mean nothing")
+
+    from .deploy_module import DeployModule
+
+    module = DeployModule(model, record)
+    onnx_model = steps.run(f"export (opset {opset})", torch_export, module, info, opset)
+    simplified = False
+    if options.simplify:
+        onnx_model, simplified = steps.run("onnx-simplifier", simplify, onnx_model)
+    else:
+        log.info("onnx-simplifier skipped (--no-simplify)")
+    steps.run("constant resize", freeze_resize_sizes, onnx_model)
+    steps.run("onnx.checker", check_graph, onnx_model)
+    steps.run(f"check {rules.name}", target_check, onnx_model, rules)
+    parity = None
+    if options.parity:
+        from .parity import check_parity
+
+        parity = steps.run("parity", check_parity, model, record, onnx_model,
+                           seed=options.parity_seed)
+    else:
+        log.warning("parity check skipped (--skip-parity): this graph is not proven against "
+                    "PyTorch")
+
+    from ..portable.fileio import write_bytes_atomic
+    from .onnx_metadata import set_record
+
+    set_record(onnx_model, record)
+    onnx_model.producer_name = "bisenet-deploy"
+    data = onnx_model.SerializeToString()
+    steps.run("write", write_bytes_atomic, path, data)
+    return ExportResult(path=os.path.abspath(path), record=record, parity=parity,
+                        timings=steps.timings, simplified=simplified,
+                        num_nodes=len(onnx_model.graph.node), file_bytes=len(data))

@@ -1,0 +1,127 @@
+"""The rules each TensorRT target imposes on an exported graph, as one table.
+
+Facts come from `tensorrt.md` (sections 1-3). Why these choices:
+
+* Exporter: PyTorch's TorchScript exporter (`torch.onnx.export(..., dynamo=False)`) for every
+  target. It is the only one that can write opset <= 13 (the TX2's TensorRT 8.2 parses nothing
+  newer; the torch.export-based exporter writes opset >= 18 and its down-conversion to 13 fails),
+  and using one exporter everywhere means one graph structure, one set of graph fixes and one
+  parity story for all targets. It is also ~100x faster to export than the dynamo exporter here.
+* Opset: trt8.2 defaults to 13 (its maximum; 11-13 allowed). The other targets default to 17,
+  the newest opset in which ReduceMean still takes `axes` as an attribute (opset 18 moved it to
+  an input, which TensorRT 8.2 misreads as "reduce everything"); every TensorRT from 8.6 parses
+  it, and nothing in BiSeNet V2 needs a newer op. trt8.6 accepts 11-17 (onnx-tensorrt 8.6 parses
+  up to 17), trt10 accepts 11-20 (10.0/10.1 parse 9-20), trt11 11-20 (the TorchScript exporter's
+  ceiling; 10.15+ parse up to 24).
+* Input dtype: UINT8 exists from TensorRT 8.5 (as a network input/output only); 8.2 has no UINT8
+  type at all, so trt8.2 refuses `--input-dtype uint8`.
+* Precision: TensorRT 11 dropped every precision builder flag (networks are strongly typed), so
+  on trt11 `--precision fp16` writes an FP16 graph (weights and ops in FP16, FP32 casts at the
+  inputs/outputs). Older targets keep an FP32 graph and the engine builder sets its FP16 flag.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, FrozenSet, Optional, Tuple
+
+from ..errors import InputError
+
+TARGET_NAMES = ("trt8.2", "trt8.6", "trt10", "trt11")
+DEFAULT_TARGET = "trt10"
+PRECISIONS = ("fp32", "fp16")
+
+# The standard ONNX ops a BiSeNet V2 deploy graph is made of (before and after onnx-simplifier),
+# all parsed natively by onnx-tensorrt 8.2 and later. Anything else (a custom ArgMax, a Loop, an
+# op the simplifier failed to fold) is flagged by the target check rather than discovered by a
+# failing TensorRT parse on the device.
+COMMON_OPS = frozenset({
+    "Add", "ArgMax", "AveragePool", "BatchNormalization", "Cast", "Clip", "Concat", "Constant",
+    "ConstantOfShape", "Conv", "ConvTranspose", "DepthToSpace", "Div", "Expand", "Flatten", "Gather",
+    "GlobalAveragePool", "GlobalMaxPool", "Identity", "MaxPool", "Mul", "Pad", "ReduceMax",
+    "ReduceMean", "Relu", "Reshape", "Resize", "Shape", "Sigmoid", "Slice", "Softmax", "Squeeze",
+    "Sub", "Tanh", "Transpose", "Unsqueeze",
+})
+
+# coordinate_transformation_mode values onnx-tensorrt 8.2+ accepts for Resize
+RESIZE_COORD_MODES = frozenset({"half_pixel", "pytorch_half_pixel", "asymmetric", "align_corners"})
+
+
+@dataclass(frozen=True)
+class TargetRules:
+    """Everything the exporter and the checker need to know about one TensorRT target."""
+
+    name: str
+    tensorrt: str                 # versions this target stands for
+    devices: str                  # where that TensorRT runs
+    exporter: str                 # "torchscript" (torch.onnx.export dynamo=False)
+    default_opset: int
+    min_opset: int
+    max_opset: int
+    uint8_input: bool             # may the graph input be UINT8
+    int64_io: bool                # may a graph input/output be INT64
+    reduce_mean_axes_attribute: bool  # ReduceMean must carry axes as an attribute
+    resize_modes: FrozenSet[str]  # Resize `mode` values the parser accepts
+    fp16_graph: bool              # --precision fp16 means an FP16 graph (no builder flags)
+    allowed_ops: FrozenSet[str] = COMMON_OPS
+
+    def graph_precision(self, precision: str) -> str:
+        """The precision of the ONNX graph itself for a requested engine precision."""
+        return "fp16" if (precision == "fp16" and self.fp16_graph) else "fp32"
+
+    def opset_for(self, requested: Optional[int]) -> int:
+        if requested is None:
+            return self.default_opset
+        if not self.min_opset <= int(requested) <= self.max_opset:
+            raise InputError(
+                f"--opset {requested} is outside what target {self.name} (TensorRT "
+                f"{self.tensorrt}) accepts here: {self.min_opset}..{self.max_opset}; leave --opset "
+                f"out to get {self.default_opset}")
+        return int(requested)
+
+
+TARGETS: Dict[str, TargetRules] = {
+    "trt8.2": TargetRules(
+        name="trt8.2", tensorrt="8.2", devices="Jetson TX2 / JetPack 4.6, older desktops",
+        exporter="torchscript", default_opset=13, min_opset=11, max_opset=13,
+        uint8_input=False, int64_io=False, reduce_mean_axes_attribute=True,
+        resize_modes=frozenset({"nearest", "linear"}), fp16_graph=False),
+    "trt8.6": TargetRules(
+        name="trt8.6", tensorrt="8.5-8.6", devices="GTX 1080 Ti and other Pascal (SM 6.x) GPUs",
+        exporter="torchscript", default_opset=17, min_opset=11, max_opset=17,
+        uint8_input=True, int64_io=False, reduce_mean_axes_attribute=False,
+        resize_modes=frozenset({"nearest", "linear"}), fp16_graph=False),
+    "trt10": TargetRules(
+        name="trt10", tensorrt="10.x", devices="Turing/Ampere/Ada/Hopper desktops and servers",
+        exporter="torchscript", default_opset=17, min_opset=11, max_opset=20,
+        uint8_input=True, int64_io=True, reduce_mean_axes_attribute=False,
+        resize_modes=frozenset({"nearest", "linear", "cubic"}), fp16_graph=False),
+    "trt11": TargetRules(
+        name="trt11", tensorrt="11.x", devices="Turing and newer; strongly typed networks",
+        exporter="torchscript", default_opset=17, min_opset=11, max_opset=20,
+        uint8_input=True, int64_io=True, reduce_mean_axes_attribute=False,
+        resize_modes=frozenset({"nearest", "linear", "cubic"}), fp16_graph=True),
+}
+
+
+def get_target(name: str) -> TargetRules:
+    try:
+        return TARGETS[name]
+    except KeyError:
+        raise InputError(f"unknown target {name!r}: choose one of {', '.join(TARGET_NAMES)}") from None
+
+
+def validate_target_options(target: str, *, input_dtype: str, precision: str,
+                            opset: Optional[int]) -> Tuple[TargetRules, int]:
+    """Check the export options against the target's rules before any work; returns (rules, opset)."""
+    rules = get_target(target)
+    if precision not in PRECISIONS:
+        raise InputError(f"unknown precision {precision!r}: choose fp32 or fp16")
+    if input_dtype not in ("float32", "uint8"):
+        raise InputError(f"unknown input dtype {input_dtype!r}: choose float32 or uint8")
+    if input_dtype == "uint8" and not rules.uint8_input:
+        raise InputError(
+            f"--input-dtype uint8 is not possible for target {rules.name}: TensorRT "
+            f"{rules.tensorrt} has no UINT8 data type at all (it arrived in 8.5), so its ONNX "
+            f"parser rejects the graph; use --input-dtype float32 for {rules.name}")
+    return rules, rules.opset_for(opset)
