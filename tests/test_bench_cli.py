@@ -29,12 +29,17 @@ def fake_factory(monkeypatch):
     def open_runner(backend, **kwargs):
         opened.append((backend, kwargs))
         mode = modes.get(backend, "ok")
-        if mode == "missing":
-            raise MissingDependencyError("the %s backend needs TensorRT and pycuda: not "
-                                         "installed" % backend)
+        if mode == "raise":
+            raise MissingDependencyError("%s: a dependency is missing" % backend)
         return FakeRunner(make_record(), [1.0], mode=mode, name=backend)
 
+    def backend_problem(backend):
+        if modes.get(backend) == "missing":
+            return "tensorrt and pycuda not installed"
+        return None
+
     monkeypatch.setattr(bench_main, "_open_runner", open_runner)
+    monkeypatch.setattr(bench_main, "_backend_problem", backend_problem)
     return opened, modes
 
 
@@ -92,11 +97,11 @@ def test_tensorrt_without_tensorrt_is_one_line_and_others_still_run(tmp_path, mo
                            "onnxruntime", "--iters", "3", "--json", str(path)], capsys)
     assert code == 0
     lines = [line for line in err.splitlines() if "tensorrt" in line]
-    assert len(lines) == 1 and "TensorRT and pycuda" in lines[0]
+    assert len(lines) == 1 and "cannot run here: tensorrt and pycuda not installed" in lines[0]
     assert "Traceback" not in err
     report = json.loads(path.read_text())
     assert [b["status"] for b in report["backends"]] == ["skipped", "ok"]
-    assert "tensorrt: skipped: the tensorrt backend needs TensorRT" in out
+    assert "tensorrt: skipped: the tensorrt backend cannot run here" in out
 
 
 def test_only_unavailable_backends_exit_non_zero_without_report(tmp_path, model_files,

@@ -63,6 +63,9 @@ def bench_backend(name, opener, inputs, iters, warmup, clock=time.perf_counter, 
         runner = opener(name)
         with runner:
             entry["runner"] = runner.describe()
+            sidecar = getattr(runner, "sidecar", None)
+            if isinstance(sidecar, dict):
+                entry["engine_sidecar"] = sidecar
             spec = runner.input_spec()
             entry["input"] = spec.describe()
             entry["outputs"] = [s.describe() for s in runner.output_specs()]

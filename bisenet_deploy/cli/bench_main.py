@@ -117,12 +117,21 @@ def _open_runner(backend, **kwargs):
     return open_runner(backend, **kwargs)
 
 
+def _backend_problem(backend):
+    """None when `backend` can run on this machine, else why not (runtime factory's check)."""
+    from ..runtime.factory import backend_problem
+    return backend_problem(backend)
+
+
 def make_opener(args):
     """opener(backend name) -> an inactive Runner, via the runtime factory (imported lazily)."""
     from ..bench.session import BackendUnavailable
 
     def opener(name):
         family = name.split("-")[0]
+        problem = _backend_problem(name)
+        if problem:
+            raise BackendUnavailable("the %s backend cannot run here: %s" % (name, problem))
         if family == "tensorrt" and not args.engine:
             raise BackendUnavailable("the tensorrt backend needs --engine PATH (build one with "
                                      "`bisenet-build-engine` on the GPU that will run it)")
@@ -131,35 +140,34 @@ def make_opener(args):
                                      "`bisenet-export onnx`)" % name)
         if family == "torch" and not (args.checkpoint or args.onnx):
             raise BackendUnavailable("the %s backend needs --checkpoint PATH (the PyTorch "
-                                     "weights), or --onnx of a random-init export" % name)
+                                     "weights), or --onnx to rebuild its graph" % name)
         options = {}
         if args.threads is not None and family in ("torch", "onnxruntime"):
             options["threads"] = args.threads
-        if args.cuda_graph and name in ("tensorrt", "torch-cuda"):
+        if args.cuda_graph and name == "tensorrt":
+            options["use_cuda_graph"] = True
+        if args.cuda_graph and name == "torch-cuda":
             options["cuda_graph"] = True
-        if args.precision is not None and family != "tensorrt":
+        if args.precision is not None:
             options["precision"] = args.precision
         return _open_runner(name, onnx=args.onnx if family != "tensorrt" else None,
-                           engine=args.engine if family == "tensorrt" else None,
-                           checkpoint=args.checkpoint if family == "torch" else None, **options)
+                            engine=args.engine if family == "tensorrt" else None,
+                            checkpoint=args.checkpoint if family == "torch" else None, **options)
     return opener
 
 
-def _engine_sidecar(engine):
+def _engine_sidecar(entries, engine):
+    """The sidecar the tensorrt runner read, else the one beside the engine, else None."""
+    for e in entries:
+        if e["backend"] == "tensorrt" and e.get("engine_sidecar"):
+            return e["engine_sidecar"]
     if not engine:
         return None
     try:
-        from ..portable import sidecar
-    except ImportError:
-        return None
-    reader = getattr(sidecar, "read_sidecar", None)
-    if reader is None:
-        return None
-    try:
-        data = reader(engine)
+        from ..portable.trt_runner import load_sidecar
+        return load_sidecar(engine)[1]
     except Exception:  # a missing/odd sidecar must not lose the timings
         return None
-    return data if isinstance(data, dict) else getattr(data, "__dict__", None)
 
 
 def _run(args):
@@ -181,6 +189,13 @@ def _run(args):
     if record is None:  # nothing ran; each backend's reason was logged on one line
         return code
 
+    for e in entries:
+        if e["backend"].startswith("torch") and e["status"] == "ok" and not args.checkpoint \
+                and record.get("model", {}).get("weights") != "random-init":
+            note = ("no --checkpoint: %s ran seeded random weights in the ONNX's graph; its "
+                    "timing compares, its outputs do not" % e["backend"])
+            e["warnings"].append(note)
+            print("note: " + note, file=sys.stderr)
     env = collect_environment(threads=args.threads)
     timed = rep.describe_timed(record, source, args.batch)
     model_meta = record.get("model", {})
@@ -193,7 +208,8 @@ def _run(args):
         model={"onnx": args.onnx, "engine": args.engine, "checkpoint": args.checkpoint,
                "arch": model_meta.get("arch"), "num_classes": model_meta.get("num_classes"),
                "weights": model_meta.get("weights"),
-               "engine_sidecar": _engine_sidecar(args.engine) if "tensorrt" in backends else None},
+               "engine_sidecar": (_engine_sidecar(entries, args.engine) if "tensorrt" in backends
+                                  else None)},
         environment=env, backends=entries)
 
     print(rep.timed_sentence(timed))
