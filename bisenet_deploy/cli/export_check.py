@@ -1,12 +1,41 @@
-"""Placeholder: replaced by the module's owner (see docs/DESIGN.md)."""
+"""`bisenet-export check MODEL.onnx --target T`: does an ONNX graph obey a TensorRT target's rules."""
 
-from ..errors import UserError
+from __future__ import annotations
+
+from .common import add_logging_args
 
 
-def register(sub):
-    p = sub.add_parser("check", help="(not implemented yet)")
+def register(sub) -> None:
+    p = sub.add_parser(
+        "check", help="check an ONNX file against a TensorRT target's rules",
+        description="Check opset, op types, ReduceMean/Resize forms and dtypes of an ONNX file "
+                    "against what the chosen TensorRT's ONNX parser accepts (see tensorrt.md). "
+                    "Prints PASS, or each violation; exits 1 on violations.")
+    p.add_argument("onnx", metavar="MODEL.onnx", help="the ONNX file to check")
+    p.add_argument("--target", choices=("trt8.2", "trt8.6", "trt10", "trt11"), default=None,
+                   help="target to check against (default: the one in the file's metadata, "
+                        "else trt10)")
+    add_logging_args(p)
     p.set_defaults(func=_run)
 
 
-def _run(args):
-    raise UserError("this command is not implemented yet")
+def _run(args) -> int:
+    from ..errors import UserError
+    from ..export.check import check_onnx
+    from ..export.onnx_metadata import get_record, load_onnx
+
+    model = load_onnx(args.onnx)
+    target = args.target
+    if target is None:
+        try:
+            target = get_record(model, args.onnx)["export"]["target"]
+        except (UserError, KeyError):
+            target = "trt10"
+    problems = check_onnx(model, target)
+    if not problems:
+        print(f"PASS {args.onnx}: obeys the rules of target {target}")
+        return 0
+    print(f"FAIL {args.onnx}: {len(problems)} violation(s) of target {target}:")
+    for problem in problems:
+        print(f"  - {problem}")
+    return 1

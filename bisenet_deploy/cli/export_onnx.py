@@ -1,12 +1,94 @@
-"""Placeholder: replaced by the module's owner (see docs/DESIGN.md)."""
+"""`bisenet-export onnx`: checkpoint -> simplified, checked, parity-proven ONNX for a TensorRT target."""
 
-from ..errors import UserError
+from __future__ import annotations
+
+import argparse
+
+from .common import add_logging_args, add_model_args, batch_profile_arg, size_arg
+
+TARGET_HELP = ("trt8.2 (Jetson TX2 / JetPack 4.6: opset 13, float input), trt8.6 (GTX 1080 Ti "
+               "and other Pascal GPUs: opset 17), trt10 (default: opset 17), trt11 (opset 17; "
+               "--precision fp16 writes an FP16 graph because TensorRT 11 has no precision flags)")
 
 
-def register(sub):
-    p = sub.add_parser("onnx", help="(not implemented yet)")
+def register(sub) -> None:
+    p = sub.add_parser(
+        "onnx", help="export a checkpoint to an ONNX graph for a TensorRT target",
+        description="Export BiSeNet V2 to ONNX with the in-graph resize (input size -> model "
+                    "size), in-graph normalization and INT32 labels; simplify it, check it with "
+                    "onnx.checker and the target's rules, and prove it against PyTorch on "
+                    "onnxruntime before writing it (atomically).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_model_args(p)
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights without --checkpoint")
+    p.add_argument("-o", "--output-path", default=None,
+                   help="ONNX file to write (default: export/<arch>-<dataset>-<input>-to-<model>-"
+                        "<output>-<target>[...].onnx)")
+    g = p.add_argument_group("graph")
+    g.add_argument("--input-size", type=size_arg, default=(2048, 1024), metavar="WxH",
+                   help="size of the image the graph takes (the camera size)")
+    g.add_argument("--model-size", type=size_arg, default=(1024, 512), metavar="WxH",
+                   help="size the network runs at (multiples of 32); the graph resizes to it")
+    g.add_argument("--normalize", choices=("in-graph", "none"), default="in-graph",
+                   help="in-graph: the input is pixels 0..255 and mean/std are applied in the "
+                        "graph; none: the input is the already-normalized tensor")
+    g.add_argument("--channel-order", choices=("rgb", "bgr"), default=None,
+                   help="channel order of the graph input (default: the network's, usually rgb)")
+    g.add_argument("--input-dtype", choices=("float32", "uint8"), default="float32",
+                   help="uint8 takes raw 8-bit images (TensorRT >= 8.5; refused for trt8.2)")
+    g.add_argument("--output", choices=("labels", "logits", "both"), default="labels",
+                   help="labels: INT32 class ids N x H x W; logits: float N x C x H x W; both")
+    g.add_argument("--target", choices=("trt8.2", "trt8.6", "trt10", "trt11"), default="trt10",
+                   help=TARGET_HELP)
+    g.add_argument("--precision", choices=("fp32", "fp16"), default="fp32",
+                   help="engine precision; only trt11 turns fp16 into an FP16 graph, the other "
+                        "targets keep an FP32 graph and the engine builder sets its FP16 flag")
+    g.add_argument("--opset", type=int, default=None,
+                   help="override the target's opset (within the range the target accepts)")
+    b = g.add_mutually_exclusive_group()
+    b.add_argument("--batch", type=int, default=1, help="static batch size")
+    b.add_argument("--dynamic-batch", type=batch_profile_arg, default=None, metavar="MIN:OPT:MAX",
+                   help="dynamic batch with this optimization profile (recorded for the engine "
+                        "builder)")
+    s = p.add_argument_group("steps")
+    s.add_argument("--no-simplify", action="store_true", help="skip onnx-simplifier")
+    s.add_argument("--skip-parity", action="store_true",
+                   help="skip the parity check against PyTorch (not recommended)")
+    add_logging_args(p)
     p.set_defaults(func=_run)
 
 
-def _run(args):
-    raise UserError("this command is not implemented yet")
+def _run(args) -> int:
+    from ..export.pipeline import ExportOptions, export_onnx
+
+    options = ExportOptions(
+        checkpoint=args.checkpoint, arch=args.arch, dataset=args.dataset,
+        num_classes=args.num_classes, seed=args.seed, output_path=args.output_path,
+        input_size=tuple(args.input_size), model_size=tuple(args.model_size),
+        normalize=args.normalize, channel_order=args.channel_order, input_dtype=args.input_dtype,
+        output=args.output, target=args.target, precision=args.precision,
+        dynamic_batch=args.dynamic_batch, batch=args.batch, simplify=not args.no_simplify,
+        parity=not args.skip_parity, opset=args.opset)
+    result = export_onnx(options)
+    info = result.record["export"]
+    model = result.record["model"]
+    batch = info["batch"]
+    batch_text = (f"dynamic {batch['min']}:{batch['opt']}:{batch['max']}" if batch["dynamic"]
+                  else f"static {batch['size']}")
+    print(f"wrote {result.path} ({result.file_bytes / 1e6:.1f} MB, {result.num_nodes} nodes"
+          f"{'' if result.simplified else ', not simplified'})")
+    print(f"  model   {model['arch']}, {model['num_classes']} classes ({model['dataset']}), "
+          f"weights: {model['weights']}")
+    print(f"  input   {info['input_name']} {info['input_dtype']} {info['input_size'][0]}x"
+          f"{info['input_size'][1]} {info['channel_order']}, normalize {info['normalize']}, "
+          f"batch {batch_text}")
+    print(f"  network {info['model_size'][0]}x{info['model_size'][1]}; outputs "
+          f"{', '.join(info['output_names'])}")
+    print(f"  target  {info['target']} opset {info['opset']}, precision {info['precision']}")
+    if result.parity is not None:
+        print(f"  parity  {result.parity.summary()}")
+    else:
+        print("  parity  SKIPPED (--skip-parity)")
+    print(f"  time    {result.total_seconds:.1f} s (" +
+          ", ".join(f"{name} {t:.1f}s" for name, t in result.timings) + ")")
+    return 0
