@@ -10,6 +10,7 @@ and `plot_disagreement` draws where the labels differ.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
@@ -172,30 +173,47 @@ def _run(runner, images: List[np.ndarray]) -> List[Dict[str, np.ndarray]]:
 def compare(reference, candidates: Sequence[Candidate], images: Iterable[np.ndarray], *,
             overrides=(), class_names: Optional[Sequence[str]] = None,
             num_classes: Optional[int] = None, keep_worst: bool = False) -> Dict[str, Any]:
-    """Run `images` (H x W x 3 uint8 RGB) through the active `reference` and each candidate.
+    """Run `images` (H x W x 3 uint8 RGB) through the reference and each active candidate.
 
-    Returns the report dict; with `keep_worst` it also holds, per backend, the image with the most
-    differing labels (numpy arrays under the key "_worst", dropped by `json_report`).
+    `reference` is an active Runner, or a callable `record -> active Runner` that builds the
+    reference for a candidate's graph (e.g. PyTorch running the same DeployModule); it is called
+    once per distinct graph description. Returns the report dict; with `keep_worst` it also holds,
+    per backend, the image with the most differing labels (numpy arrays under "_worst", dropped
+    by `json_report`).
     """
     images = list(images)
     if not images:
         raise InputError("no images to compare on")
-    record = reference.metadata or {}
-    model = record.get("model") or {}
+    if not candidates:
+        raise InputError("no backend to compare against the reference")
+    cache: Dict[str, Any] = {}
+
+    def reference_for(cand: Candidate):
+        if hasattr(reference, "infer"):
+            key = "fixed"
+        else:
+            key = json.dumps((cand.runner.metadata or {}).get("export"), sort_keys=True)
+        if key not in cache:
+            runner = reference if key == "fixed" else reference(cand.runner.metadata)
+            log.info("reference %s on %d image(s)", runner.describe(), len(images))
+            cache[key] = (runner, _run(runner, images))
+        return cache[key]
+
+    first_record = candidates[0].runner.metadata or {}
+    model = first_record.get("model") or {}
     num_classes = int(num_classes or model.get("num_classes") or 0)
     class_names = list(class_names or model.get("class_names") or [])
-    log.info("reference %s on %d image(s)", reference.describe(), len(images))
-    ref_results = _run(reference, images)
     if not num_classes:
-        first = ref_results[0]
-        num_classes = int(first["logits"].shape[1]) if "logits" in first else \
-            int(max(labels_from_outputs(r).max() for r in ref_results)) + 1
+        _, first = reference_for(candidates[0])
+        num_classes = int(first[0]["logits"].shape[1]) if "logits" in first[0] else \
+            int(max(labels_from_outputs(r).max() for r in first)) + 1
     if not class_names:
         class_names = [str(i) for i in range(num_classes)]
 
     backends = []
     all_passed = True
     for cand in candidates:
+        ref_runner, ref_results = reference_for(cand)
         log.info("comparing %s (%s)", cand.label, cand.precision)
         results = _run(cand.runner, images)
         logits = _LogitsStats()
@@ -237,6 +255,7 @@ def compare(reference, candidates: Sequence[Candidate], images: Iterable[np.ndar
         entry = {
             "backend": cand.label,
             "runner": cand.runner.describe(),
+            "reference": ref_runner.describe(),
             "precision": cand.precision,
             "passed": passed,
             "tolerances": limits,
@@ -250,7 +269,7 @@ def compare(reference, candidates: Sequence[Candidate], images: Iterable[np.ndar
             entry["_worst"] = worst
         backends.append(entry)
     return {
-        "reference": reference.describe(),
+        "reference": ", ".join(sorted({r.describe() for r, _ in cache.values()})),
         "images": len(images),
         "image_size": [int(images[0].shape[1]), int(images[0].shape[0])],
         "num_classes": num_classes,

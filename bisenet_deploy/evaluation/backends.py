@@ -1,0 +1,128 @@
+"""Backend specifications on the command line and opening them through the runtime factory.
+
+A spec is ``BACKEND[:PATH][@PRECISION]``: ``onnxruntime:model.onnx``, ``tensorrt:m.plan@fp16``,
+``torch`` (uses --checkpoint), ``torch-cuda@fp16``. Without a path the backend takes the model
+file from the shared options (--checkpoint for torch, --onnx for onnxruntime, --engine for
+tensorrt). The precision after ``@`` selects the tolerance table (and, for torch-cuda and
+onnxruntime-trt, the precision they run at); without one it is read from the runner.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+from ..errors import InputError
+
+BACKENDS = ("torch", "torch-cuda", "onnxruntime", "onnxruntime-cuda", "onnxruntime-trt",
+            "tensorrt")
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+class BackendSpec:
+    def __init__(self, backend: str, path: Optional[str] = None, precision: Optional[str] = None,
+                 text: Optional[str] = None):
+        self.backend = backend
+        self.path = path
+        self.precision = precision
+        self.text = text or backend
+
+    @property
+    def family(self) -> str:
+        return self.backend.split("-")[0]
+
+    def __repr__(self) -> str:
+        return f"BackendSpec({self.text!r})"
+
+
+def parse_spec(text: str) -> BackendSpec:
+    raw = str(text).strip()
+    body, precision = raw, None
+    if "@" in raw:
+        body, precision = raw.rsplit("@", 1)
+        precision = precision.lower()
+        if precision not in PRECISIONS:
+            raise InputError(f"backend {raw!r}: precision {precision!r} after '@' must be one of "
+                             f"{', '.join(PRECISIONS)}")
+    backend, path = body, None
+    if ":" in body:
+        backend, path = body.split(":", 1)
+        path = path or None
+    backend = backend.lower()
+    if backend not in BACKENDS:
+        raise InputError(f"unknown backend {backend!r} in {raw!r}: choose from "
+                         f"{', '.join(BACKENDS)} (as BACKEND[:PATH][@PRECISION])")
+    return BackendSpec(backend, path, precision, raw)
+
+
+def resolve_path(spec: BackendSpec, *, checkpoint: Optional[str] = None, onnx: Optional[str] = None,
+                 engine: Optional[str] = None) -> Optional[str]:
+    """The model file of a spec: its own path, else the matching shared option."""
+    if spec.path:
+        return spec.path
+    if spec.family == "tensorrt":
+        if not engine:
+            raise InputError(f"{spec.text}: the tensorrt backend needs an engine: "
+                             f"tensorrt:PATH or --engine PATH (build one with "
+                             f"`bisenet-build-engine`)")
+        return engine
+    if spec.family == "onnxruntime":
+        if not onnx:
+            raise InputError(f"{spec.text}: the onnxruntime backends need an ONNX file: "
+                             f"{spec.backend}:PATH or --onnx PATH (make one with "
+                             f"`bisenet-export onnx`)")
+        return onnx
+    return checkpoint  # torch: None means seeded random weights
+
+
+def open_spec(spec: BackendSpec, *, checkpoint: Optional[str] = None, onnx: Optional[str] = None,
+              engine: Optional[str] = None, record: Optional[Dict[str, Any]] = None,
+              threads: Optional[int] = None):
+    """An inactive runner for the spec, via `runtime.factory.open_runner`."""
+    from ..runtime.factory import open_runner
+
+    path = resolve_path(spec, checkpoint=checkpoint, onnx=onnx, engine=engine)
+    options: Dict[str, Any] = {}
+    if spec.precision in ("fp16",) and spec.backend in ("torch-cuda", "onnxruntime-trt"):
+        options["precision"] = spec.precision
+    if threads is not None and spec.family in ("torch", "onnxruntime"):
+        options["threads"] = threads
+    if spec.family == "tensorrt":
+        return open_runner(spec.backend, engine=path, **options)
+    if spec.family == "onnxruntime":
+        return open_runner(spec.backend, onnx=path, **options)
+    return open_runner(spec.backend, checkpoint=path, record=record, **options)
+
+
+def torch_record(checkpoint: Optional[str], input_size: Sequence[int], model_size: Sequence[int],
+                 output: str = "labels") -> Dict[str, Any]:
+    """The record of the graph the torch runner should run for a checkpoint at these sizes."""
+    from ..checkpoint import load_model
+    from ..metadata import build_record
+    from ..runtime.torch_runner import default_export_info
+
+    loaded = load_model(checkpoint)
+    record = build_record(loaded.metadata)
+    record["export"] = default_export_info(record["model"], input_size=list(input_size),
+                                           model_size=list(model_size), output=output)
+    return record
+
+
+def record_for_reference(record: Dict[str, Any]) -> Dict[str, Any]:
+    """A candidate's record for the torch reference: same graph, fp32, both outputs."""
+    rec = copy.deepcopy(record)
+    export = rec["export"]
+    export["output"] = "both"
+    export["output_names"] = ["labels", "logits"]
+    export["precision"] = "fp32"
+    return rec
+
+
+def network_size(image_size: Tuple[int, int], protocol: str) -> Tuple[int, int]:
+    """Network input size for a protocol: full = the image size, paper = half of it (both
+    rounded to multiples of 32, as BiSeNet V2 requires)."""
+    w, h = image_size
+    if protocol == "paper":
+        w, h = w // 2, h // 2
+    w32, h32 = max(32, int(round(w / 32.0)) * 32), max(32, int(round(h / 32.0)) * 32)
+    return w32, h32
