@@ -1,12 +1,83 @@
-"""Placeholder: replaced by the module's owner (see docs/DESIGN.md)."""
+"""`bisenet-export jetson`: a self-contained bundle that builds, checks and runs the model on a TX2.
 
-from ..errors import UserError
+    bisenet-export jetson --checkpoint C [--input-size WxH] [--model-size WxH] [--fp16|--fp32]
+                          -o DIR [--tar] [--force]
+
+Exports the ONNX for TensorRT 8.2 (JetPack 4.6), proves it against PyTorch, and writes DIR with the
+portable runtime, setup/build/bench scripts, the demo and a README (see bisenet_deploy.jetson.bundle).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from .common import add_logging_args, add_model_args, size_arg
 
 
-def register(sub):
-    p = sub.add_parser("jetson", help="(not implemented yet)")
-    p.set_defaults(func=_run)
+def register(sub) -> None:
+    p = sub.add_parser(
+        "jetson", help="a self-contained bundle for a Jetson TX2 on JetPack 4.6",
+        description="Export the model for TensorRT 8.2 (--target trt8.2) and write a bundle that "
+                    "sets up a Jetson TX2 (JetPack 4.6: Python 3.6, TensorRT 8.2, pycuda 2022.1), "
+                    "builds the engine there (FP16 by default), checks its labels against this "
+                    "machine's, benchmarks it like bisenet-bench and runs a camera demo.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_model_args(p)
+    p.add_argument("--seed", type=int, default=0, help="seed of random weights without a checkpoint")
+    p.add_argument("--onnx", metavar="PATH", default=None,
+                   help="bundle this ONNX (exported with --target trt8.2) instead of exporting")
+    p.add_argument("--input-size", type=size_arg, default=(2048, 1024), metavar="WxH",
+                   help="camera image size the graph takes (resized in the graph)")
+    p.add_argument("--model-size", type=size_arg, default=(1024, 512), metavar="WxH",
+                   help="network input size (multiples of 32)")
+    p.add_argument("--channel-order", choices=["rgb", "bgr"], default=None,
+                   help="channel order of the graph input (default: the network's)")
+    p.add_argument("--output", choices=["labels", "both"], default="labels",
+                   help="graph outputs: labels (INT32 class ids) or both labels and logits")
+    prec = p.add_mutually_exclusive_group()
+    prec.add_argument("--fp16", dest="precision", action="store_const", const="fp16",
+                      help="build_engine.sh builds FP16 by default (full rate on the TX2)")
+    prec.add_argument("--fp32", dest="precision", action="store_const", const="fp32",
+                      help="build_engine.sh builds FP32 by default")
+    p.add_argument("--no-simplify", action="store_true", help="skip onnx-simplifier")
+    p.add_argument("-o", "--output-dir", required=True, metavar="DIR", help="bundle folder")
+    p.add_argument("--tar", action="store_true",
+                   help="also write DIR.tar.gz, one file to scp to the device")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing DIR (and DIR.tar.gz); without it they are refused")
+    add_logging_args(p)
+    p.set_defaults(func=_run, precision="fp16")
 
 
-def _run(args):
-    raise UserError("this command is not implemented yet")
+def _run(args: argparse.Namespace) -> int:
+    from ..jetson.bundle import BundleOptions, build_bundle
+
+    result = build_bundle(BundleOptions(
+        output_dir=args.output_dir, checkpoint=args.checkpoint, arch=args.arch,
+        dataset=args.dataset, num_classes=args.num_classes, seed=args.seed, onnx=args.onnx,
+        input_size=tuple(args.input_size), model_size=tuple(args.model_size),
+        channel_order=args.channel_order, output=args.output, precision=args.precision,
+        simplify=not args.no_simplify, tar=args.tar, force=args.force))
+    model = result.manifest["model"]
+    print(f"bundle:  {result.path} ({result.file_count} files)")
+    print(f"model:   {model['onnx']} ({model['arch']}, {model['dataset']}, input "
+          f"{model['input_size'][0]}x{model['input_size'][1]} -> network "
+          f"{model['model_size'][0]}x{model['model_size'][1]}, target {model['target']})")
+    if result.parity:
+        print(f"parity:  ONNX Runtime vs PyTorch: labels identical "
+              f"{result.parity['labels_identical_pct']:.4f}%, logits relative error "
+              f"{result.parity['logits_rel_error']:.3g}")
+    print(f"engine:  built on the device, {args.precision.upper()} by default "
+          f"(./build_engine.sh --{'fp32' if args.precision == 'fp16' else 'fp16'} for the other)")
+    name = os.path.basename(result.path)
+    if result.tar_path:
+        size = os.path.getsize(result.tar_path) / 1e6
+        print(f"tarball: {result.tar_path} ({size:.1f} MB)")
+        print(f"next:    scp {result.tar_path} nvidia@JETSON:~/ && on the Jetson: tar -xzf "
+              f"{name}.tar.gz && cd {name} && ./setup_jetson.sh && ./build_engine.sh && "
+              f"./bench.sh")
+    else:
+        print(f"next:    scp -r {result.path} nvidia@JETSON:~/ && on the Jetson: cd {name} && "
+              f"./setup_jetson.sh && ./build_engine.sh && ./bench.sh")
+    return 0

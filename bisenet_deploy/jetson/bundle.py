@@ -1,0 +1,458 @@
+"""Assemble the self-contained Jetson TX2 bundle that `bisenet-export jetson` writes.
+
+A TX2 is frozen at JetPack 4.6 (TensorRT 8.2, CUDA 10.2, Python 3.6, numpy 1.19) and engines must
+be built on the device, so the bundle carries everything the device needs and nothing it cannot
+run:
+
+    <DIR>/
+      README.md                  the steps for the person at the device
+      manifest.json              sha256 of every file, toolkit version, export options, parity
+      setup_jetson.sh            checks JetPack/TensorRT/Python, builds pycuda 2022.1 into .venv
+      build_engine.sh            builds the engine on the device (FP16 default, --fp32, --trtexec)
+      bench.sh                   nvpmodel -m 0 + jetson_clocks, 5000-iteration timing, restores
+      jetson_run.py              the bundle's command line (verify/check/build/bench/predict/demo)
+      demo.py                    video file / CSI / USB camera overlay through OpenCV + GStreamer
+      bisenet_trt/               bisenet_deploy/portable copied as-is (Python 3.6 runtime)
+      model/<stem>.onnx          exported for --target trt8.2 (float input, INT32 labels, opset 13)
+      model/<stem>.json          its metadata record and the export's parity report
+      model/sample.npz           a synthetic street image at the input size and the labels
+                                 ONNX Runtime gives for it here (the device compares against them)
+
+The code is shared, not duplicated: `bisenet_trt/` is the very `bisenet_deploy.portable` package
+the desktop runtime uses. The bundle is built in a temporary sibling folder and renamed into place,
+so an interrupted run leaves no half bundle; an existing output is refused unless `force`, and is
+then replaced by renames (old moved aside, new renamed in, old deleted).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import logging
+import os
+import re
+import shutil
+import stat
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Tuple
+
+from .. import __version__
+from ..errors import ExportError, InputError, UserError
+from ..portable.fileio import atomic_output, sha256_file, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+BUNDLE_FORMAT = "bisenet-deploy-jetson-bundle"
+BUNDLE_SCHEMA = 1
+#: the portable package's name inside the bundle
+RUNTIME_PACKAGE = "bisenet_trt"
+MANIFEST_NAME = "manifest.json"
+TARGET = "trt8.2"
+TEMPLATES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
+#: files copied from templates/ into the bundle root; shell scripts and entry points executable
+TEMPLATE_FILES = ("README.md", "setup_jetson.sh", "build_engine.sh", "bench.sh", "jetson_run.py",
+                  "demo.py")
+EXECUTABLES = ("setup_jetson.sh", "build_engine.sh", "bench.sh", "jetson_run.py", "demo.py")
+SHELL_SCRIPTS = ("setup_jetson.sh", "build_engine.sh", "bench.sh")
+PRECISIONS = ("fp16", "fp32")
+OUTPUTS = ("labels", "both")
+#: what the device must run (tensorrt.md section 1); written into the manifest and README
+DEVICE = {
+    "device": "Jetson TX2 (GP10B, SM 6.2)",
+    "jetpack": "4.6.x",
+    "l4t": "R32.6 / R32.7",
+    "tensorrt": "8.2",
+    "cuda": "10.2",
+    "python": "3.6",
+    "numpy": "1.19",
+    "pycuda": "2022.1",
+}
+_PLACEHOLDER = re.compile(r"@[A-Z][A-Z0-9_]*@")
+
+
+@dataclass
+class BundleOptions:
+    """Everything `bisenet-export jetson` takes. Sizes are (width, height)."""
+
+    output_dir: str
+    checkpoint: Optional[str] = None
+    arch: Optional[str] = None
+    dataset: Optional[str] = None
+    num_classes: Optional[int] = None
+    seed: int = 0
+    #: an ONNX already exported for --target trt8.2 (with its metadata) instead of exporting
+    onnx: Optional[str] = None
+    input_size: Tuple[int, int] = (2048, 1024)
+    model_size: Tuple[int, int] = (1024, 512)
+    channel_order: Optional[str] = None
+    output: str = "labels"
+    #: the precision build_engine.sh builds by default on the device
+    precision: str = "fp16"
+    simplify: bool = True
+    tar: bool = False
+    force: bool = False
+    sample_seed: int = 0
+
+
+@dataclass
+class BundleResult:
+    path: str
+    tar_path: Optional[str]
+    manifest: Dict[str, Any]
+    onnx_path: str
+    parity: Optional[Dict[str, Any]]
+
+    @property
+    def file_count(self) -> int:
+        return len(self.manifest["files"])
+
+
+def tar_path_for(output_dir: str) -> str:
+    return os.path.abspath(output_dir).rstrip(os.sep) + ".tar.gz"
+
+
+def portable_dir() -> str:
+    from .. import portable
+
+    return os.path.dirname(os.path.abspath(portable.__file__))
+
+
+def validate(options: BundleOptions) -> None:
+    """Refuse bad options before any work, so nothing is written for them."""
+    if options.precision not in PRECISIONS:
+        raise InputError(f"the Jetson build precision must be one of {PRECISIONS}, got "
+                         f"{options.precision!r} (INT8 is not fast on the TX2: no DP4A)")
+    if options.output not in OUTPUTS:
+        raise InputError(f"--output must be one of {OUTPUTS} for a Jetson bundle (the demo and "
+                         f"the on-device check need the labels), got {options.output!r}")
+    if not options.output_dir:
+        raise InputError("give the bundle folder with -o DIR")
+    final = os.path.abspath(options.output_dir)
+    targets = [final] + ([tar_path_for(final)] if options.tar else [])
+    for path in targets:
+        if os.path.exists(path) and not options.force:
+            raise UserError(f"{path} already exists: pass --force to replace it, or choose "
+                            f"another -o")
+    if os.path.isfile(final):
+        raise UserError(f"{final} is a file, not a bundle folder: choose another -o")
+    if options.onnx is not None and not os.path.isfile(options.onnx):
+        raise InputError(f"ONNX file {options.onnx} not found")
+
+
+def build_bundle(options: BundleOptions) -> BundleResult:
+    """Export (or take) the trt8.2 ONNX and write the bundle atomically; see the module docstring."""
+    validate(options)
+    final = os.path.abspath(options.output_dir)
+    parent = os.path.dirname(final)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix="." + os.path.basename(final) + ".", suffix=".tmp",
+                               dir=parent)
+    try:
+        manifest, onnx_rel, parity = _assemble(options, staging)
+        tar_path = None
+        if options.tar:
+            tar_path = tar_path_for(final)
+            with atomic_output(tar_path, suffix=".tar.gz") as tmp:
+                write_tar(staging, tmp, os.path.basename(final))
+                os.chmod(tmp, 0o644)
+        _move_into_place(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    log.info("bundle written: %s (%d files)", final, len(manifest["files"]))
+    return BundleResult(path=final, tar_path=tar_path, manifest=manifest,
+                        onnx_path=os.path.join(final, onnx_rel), parity=parity)
+
+
+def _move_into_place(staging: str, final: str) -> None:
+    """Rename the finished bundle into place; an existing one is moved aside first, then deleted."""
+    if not os.path.exists(final):
+        os.rename(staging, final)
+        return
+    old = tempfile.mkdtemp(prefix="." + os.path.basename(final) + ".", suffix=".old",
+                           dir=os.path.dirname(final))
+    os.rmdir(old)
+    os.rename(final, old)
+    try:
+        os.rename(staging, final)
+    except BaseException:
+        os.rename(old, final)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _assemble(options: BundleOptions, root: str) -> Tuple[Dict[str, Any], str, Optional[dict]]:
+    model_dir = os.path.join(root, "model")
+    os.makedirs(model_dir)
+    onnx_path, record, export_report = _model(options, model_dir)
+    stem = os.path.splitext(os.path.basename(onnx_path))[0]
+    onnx_rel = os.path.relpath(onnx_path, root)
+    record_rel = os.path.join("model", stem + ".json")
+    write_json_atomic(os.path.join(root, record_rel), {"record": record, **export_report})
+    sample_rel = os.path.join("model", "sample.npz")
+    write_sample(os.path.join(root, sample_rel), onnx_path, record, options.sample_seed)
+
+    shutil.copytree(portable_dir(), os.path.join(root, RUNTIME_PACKAGE),
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".*"))
+    export = record["export"]
+    model = record["model"]
+    values = {
+        "BUNDLE_NAME": os.path.basename(os.path.abspath(options.output_dir)),
+        "MODEL_STEM": stem,
+        "ONNX_FILE": onnx_rel,
+        "ARCH": model["arch"],
+        "DATASET": model["dataset"],
+        "NUM_CLASSES": str(model["num_classes"]),
+        "WEIGHTS": ("RANDOM weights (no checkpoint given): for trying the pipeline only, the "
+                    "labels mean nothing" if model.get("weights") == "random-init"
+                    else "trained checkpoint (sha256 %s)"
+                    % (model.get("checkpoint_sha256") or "?")[:16]),
+        "INPUT_SIZE": "%dx%d" % tuple(export["input_size"]),
+        "MODEL_SIZE": "%dx%d" % tuple(export["model_size"]),
+        "PRECISION": options.precision,
+        "OTHER_PRECISION": "fp32" if options.precision == "fp16" else "fp16",
+        "TOOLKIT_VERSION": __version__,
+    }
+    for name in TEMPLATE_FILES:
+        src = os.path.join(TEMPLATES_DIR, name)
+        dst = os.path.join(root, name)
+        if name == "README.md":
+            with open(src, "r", encoding="utf-8") as f:
+                text = render(f.read(), values)
+            with open(dst, "w", encoding="utf-8") as f:
+                f.write(text)
+        else:
+            shutil.copyfile(src, dst)
+        mode = 0o755 if name in EXECUTABLES else 0o644
+        os.chmod(dst, mode)
+
+    export_options = _export_options_dict(options)
+    manifest = {
+        "format": BUNDLE_FORMAT,
+        "bundle_schema": BUNDLE_SCHEMA,
+        "toolkit_version": __version__,
+        "created_utc": datetime.datetime.now(datetime.timezone.utc).strftime(
+            "%Y-%m-%dT%H:%M:%SZ"),
+        "device": DEVICE,
+        "model": {
+            "onnx": onnx_rel,
+            "record": record_rel,
+            "sample": sample_rel,
+            "arch": model["arch"],
+            "dataset": model["dataset"],
+            "num_classes": model["num_classes"],
+            "weights": model.get("weights"),
+            "input_size": export["input_size"],
+            "model_size": export["model_size"],
+            "target": export["target"],
+            "outputs": export["output_names"],
+        },
+        "export_options": export_options,
+        "parity": export_report.get("parity"),
+        "build_defaults": {"precision": options.precision},
+        "runtime_package": RUNTIME_PACKAGE,
+        "files": hash_tree(root),
+    }
+    write_json_atomic(os.path.join(root, MANIFEST_NAME), manifest)
+    normalize_modes(root)
+    return manifest, onnx_rel, export_report.get("parity")
+
+
+def normalize_modes(root: str) -> None:
+    """rwxr-xr-x folders and entry points, rw-r--r-- data (temp files are created 0600/0700)."""
+    os.chmod(root, 0o755)
+    for folder, dirs, names in os.walk(root):
+        for name in dirs:
+            os.chmod(os.path.join(folder, name), 0o755)
+        for name in names:
+            path = os.path.join(folder, name)
+            top = os.path.relpath(path, root) in EXECUTABLES
+            os.chmod(path, 0o755 if top else 0o644)
+
+
+def render(text: str, values: Dict[str, str]) -> str:
+    """Fill @NAME@ placeholders; an unknown placeholder is a bug in the template, not silence."""
+    def sub(match: "re.Match[str]") -> str:
+        key = match.group(0)[1:-1]
+        if key not in values:
+            raise ExportError(f"template placeholder {match.group(0)} has no value")
+        return values[key]
+
+    return _PLACEHOLDER.sub(sub, text)
+
+
+def _export_options_dict(options: BundleOptions) -> Dict[str, Any]:
+    data = dataclasses.asdict(options)
+    for key in ("output_dir", "tar", "force"):
+        data.pop(key, None)
+    data["target"] = TARGET
+    data["input_size"] = list(options.input_size)
+    data["model_size"] = list(options.model_size)
+    data["checkpoint"] = os.path.basename(options.checkpoint) if options.checkpoint else None
+    data["onnx"] = os.path.basename(options.onnx) if options.onnx else None
+    return data
+
+
+def _model(options: BundleOptions, model_dir: str) -> Tuple[str, Dict[str, Any], Dict[str, Any]]:
+    """The trt8.2 ONNX inside `model_dir`, its record, and the export report (parity, timings)."""
+    if options.onnx is not None:
+        return _take_onnx(options.onnx, model_dir)
+    from ..export.pipeline import ExportOptions, export_onnx
+
+    tmp_path = os.path.join(model_dir, "export.onnx")
+    result = export_onnx(ExportOptions(
+        checkpoint=options.checkpoint, arch=options.arch, dataset=options.dataset,
+        num_classes=options.num_classes, seed=options.seed, output_path=tmp_path,
+        input_size=tuple(options.input_size), model_size=tuple(options.model_size),
+        normalize="in-graph", channel_order=options.channel_order, input_dtype="float32",
+        output=options.output, target=TARGET, precision="fp32", simplify=options.simplify,
+        parity=True))
+    record = result.record
+    path = os.path.join(model_dir, model_stem(record) + ".onnx")
+    os.rename(result.path, path)
+    report = {
+        "parity": result.parity.to_dict() if result.parity is not None else None,
+        "export_steps": [[name, round(seconds, 3)] for name, seconds in result.timings],
+        "onnx_sha256": sha256_file(path),
+        "simplified": result.simplified,
+    }
+    return path, record, report
+
+
+def _take_onnx(src: str, model_dir: str) -> Tuple[str, Dict[str, Any], Dict[str, Any]]:
+    """An existing ONNX: it must carry our metadata and pass the trt8.2 target check."""
+    from ..export.check import check_onnx
+    from ..export.onnx_metadata import read_record
+
+    record = read_record(src)
+    export = record.get("export") or {}
+    if export.get("target") != TARGET:
+        raise ExportError(f"{src} was exported for target {export.get('target')!r}; a Jetson "
+                          f"TX2 (TensorRT 8.2) needs `bisenet-export onnx --target {TARGET}`, or "
+                          f"let `bisenet-export jetson --checkpoint ...` export it")
+    if "labels" not in export.get("output_names", []):
+        raise ExportError(f"{src} has no 'labels' output; export it with --output labels or both")
+    problems = check_onnx(src, TARGET)
+    if problems:
+        raise ExportError(f"{src} breaks {len(problems)} rule(s) of target {TARGET}: "
+                          + "; ".join(problems))
+    path = os.path.join(model_dir, model_stem(record) + ".onnx")
+    shutil.copyfile(src, path)
+    report = {"parity": None, "export_steps": [], "onnx_sha256": sha256_file(path),
+              "source_onnx": os.path.basename(src)}
+    log.info("using the existing %s (its parity was checked when it was exported)", src)
+    return path, record, report
+
+
+def model_stem(record: Dict[str, Any]) -> str:
+    model, export = record["model"], record["export"]
+    name = "%s-%s-%dx%d-to-%dx%d-%s" % (
+        model["arch"], model["dataset"], export["input_size"][0], export["input_size"][1],
+        export["model_size"][0], export["model_size"][1], export["output"])
+    if export.get("channel_order") == "bgr":
+        name += "-bgr"
+    return "".join(c if (c.isalnum() or c in "-._") else "_" for c in name)
+
+
+def write_sample(path: str, onnx_path: str, record: Dict[str, Any], seed: int = 0) -> None:
+    """A synthetic street image at the graph's input size and ONNX Runtime's labels for it.
+
+    The device runs the same image through its engine and compares labels (jetson_run.py build /
+    predict): the only end-to-end check that the engine built there gives the desktop's answers.
+    """
+    import numpy as np
+
+    from ..portable.preprocess import prepare_input
+    from ..synthetic import synthetic_image
+
+    width, height = record["export"]["input_size"]
+    image = synthetic_image(int(width), int(height), seed=seed)
+    labels = reference_labels(onnx_path, prepare_input(image, record))[0]
+    dtype = np.uint8 if int(record["model"]["num_classes"]) <= 256 else np.int32
+    with atomic_output(path, suffix=".npz") as tmp:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, image=image, labels=labels.astype(dtype))
+
+
+def reference_labels(onnx_path: str, batch: Any) -> Any:
+    """The labels output of the ONNX graph on onnxruntime CPU."""
+    try:
+        import onnxruntime as ort
+    except ImportError:  # pragma: no cover - a core dependency
+        from ..errors import MissingDependencyError
+
+        raise MissingDependencyError("onnxruntime is needed to compute the bundle's reference "
+                                     "labels: pip install onnxruntime") from None
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    session = ort.InferenceSession(onnx_path, opts, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    outputs = [o.name for o in session.get_outputs()]
+    result = session.run(["labels"] if "labels" in outputs else None, {name: batch})
+    return result[0]
+
+
+def hash_tree(root: str) -> Dict[str, Dict[str, Any]]:
+    """{relative path: {sha256, bytes}} of every file under root, but the manifest itself."""
+    files: Dict[str, Dict[str, Any]] = {}
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for name in sorted(names):
+            path = os.path.join(folder, name)
+            rel = os.path.relpath(path, root).replace(os.sep, "/")
+            if rel == MANIFEST_NAME:
+                continue
+            files[rel] = {"sha256": sha256_file(path), "bytes": os.path.getsize(path)}
+    return files
+
+
+def _tar_filter(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
+
+
+def write_tar(folder: str, tar_path: str, arcname: str) -> None:
+    """A .tar.gz of `folder` whose single top-level entry is `arcname` (modes kept)."""
+    with tarfile.open(tar_path, "w:gz") as tar:
+        tar.add(folder, arcname=arcname, recursive=True, filter=_tar_filter)
+
+
+def extract_tar(tar_path: str, dest: str) -> str:
+    """Unpack a bundle tarball into `dest` (refusing paths that leave it); returns the folder."""
+    dest = os.path.abspath(dest)
+    with tarfile.open(tar_path, "r:gz") as tar:
+        members = tar.getmembers()
+        tops = set()
+        for member in members:
+            target = os.path.abspath(os.path.join(dest, member.name))
+            if not (target == dest or target.startswith(dest + os.sep)) or member.issym() \
+                    or member.islnk():
+                raise UserError(f"{tar_path} holds an unsafe entry {member.name!r}: not a "
+                                f"bundle written by bisenet-export jetson")
+            tops.add(member.name.split("/")[0])
+        if len(tops) != 1:
+            raise UserError(f"{tar_path} should hold one bundle folder, found {sorted(tops)}")
+        for member in members:
+            tar.extract(member, dest)
+    return os.path.join(dest, tops.pop())
+
+
+def verify_bundle(folder: str) -> List[str]:
+    """Problems of a bundle folder against its manifest: missing, changed or executable bits lost."""
+    with open(os.path.join(folder, MANIFEST_NAME), "r", encoding="utf-8") as f:
+        manifest = json.load(f)
+    problems = []
+    for rel, entry in manifest["files"].items():
+        path = os.path.join(folder, rel)
+        if not os.path.isfile(path):
+            problems.append(f"missing: {rel}")
+            continue
+        if sha256_file(path) != entry["sha256"]:
+            problems.append(f"changed: {rel}")
+        if rel in EXECUTABLES and not os.stat(path).st_mode & stat.S_IXUSR:
+            problems.append(f"not executable: {rel}")
+    return problems
