@@ -37,12 +37,12 @@ def import_pycuda_driver():
     try:
         import pycuda.driver as cuda  # noqa: WPS433 (lazy on purpose)
     except ImportError:
-        raise MissingDependencyError(PYCUDA_INSTALL_HINT)
+        raise MissingDependencyError(PYCUDA_INSTALL_HINT) from None
     try:
         cuda.init()
     except Exception as exc:  # pycuda raises its own error types (no GPU, no driver)
         raise EngineError("CUDA could not be initialised (%s): is an NVIDIA GPU and driver "
-                          "present?" % (exc,))
+                          "present?" % (exc,)) from None
     return cuda
 
 

@@ -198,48 +198,49 @@ def record_from_sidecar(sidecar):
     return record
 
 
-def sidecar_candidates(engine_path):
-    """Where a sidecar may lie: next to the engine as `<engine>.json` or `<stem>.json`."""
-    stem = os.path.splitext(engine_path)[0]
-    return [engine_path + ".json", stem + ".json"]
+def default_sidecar_path(engine_path):
+    """The sidecar beside an engine (portable/engine_paths.py names it: 'x/m.engine' -> 'x/m.json')."""
+    try:
+        from .engine_paths import sidecar_path
+    except ImportError:  # the engine builder's module is absent from a trimmed copy
+        return os.path.splitext(engine_path)[0] + ".json"
+    return sidecar_path(engine_path)
 
 
 def load_sidecar(engine_path, sidecar_path=None):
-    """(path, dict) of the engine's sidecar, or (None, None) when there is none."""
+    """(path, dict) of the engine's sidecar, or (None, None) when there is none beside it.
+
+    An explicitly given sidecar must exist; a corrupt one is an EngineError either way.
+    """
+    path = sidecar_path or default_sidecar_path(engine_path)
+    if not os.path.isfile(path):
+        if sidecar_path:
+            raise EngineError("the engine sidecar %s does not exist" % sidecar_path)
+        return None, None
     try:
-        from . import sidecar as sidecar_mod
+        from .sidecar import read_sidecar
     except ImportError:
-        sidecar_mod = None
-    candidates = [sidecar_path] if sidecar_path else []
-    finder = getattr(sidecar_mod, "sidecar_path_for", None)
-    if not sidecar_path and finder is not None:
-        candidates.append(finder(engine_path))
-    if not sidecar_path:
-        candidates += sidecar_candidates(engine_path)
-    for path in candidates:
-        if path and os.path.isfile(path):
-            reader = getattr(sidecar_mod, "read_sidecar", None)
-            if reader is not None:
-                return path, reader(path)
-            with open(path, "r") as fh:
-                try:
-                    return path, json.load(fh)
-                except ValueError as exc:
-                    raise EngineError("the engine sidecar %s is not valid JSON (%s): rebuild "
-                                      "the engine" % (path, exc))
-    if sidecar_path:
-        raise EngineError("the engine sidecar %s does not exist" % sidecar_path)
-    return None, None
+        read_sidecar = None
+    if read_sidecar is not None:
+        return path, read_sidecar(path if path.endswith(".json") else engine_path)
+    with open(path, "r") as fh:
+        try:
+            return path, json.load(fh)
+        except ValueError as exc:
+            raise EngineError("the engine sidecar %s is not valid JSON (%s): rebuild the engine"
+                              % (path, exc)) from None
 
 
-def check_sidecar(sidecar, trt_version, gpu_name, compute_capability):
-    """Refuse an engine built for another GPU/TensorRT (portable/sidecar.py does the check)."""
+def check_sidecar(engine_path, sidecar, trt_version, gpu_name, compute_capability):
+    """Refuse an engine that is not the sidecar's file or was built for another GPU/TensorRT
+    (the checks live in portable/sidecar.py)."""
     try:
-        from .sidecar import check_engine_compatible
+        from .sidecar import check_engine_compatible, check_engine_file
     except ImportError:
         log.warning("cannot check the engine against this GPU/TensorRT (portable/sidecar.py "
                     "missing); TensorRT will refuse an incompatible engine itself")
         return
+    check_engine_file(engine_path, sidecar)
     check_engine_compatible(sidecar, trt_version, gpu_name, compute_capability)
 
 
@@ -247,8 +248,7 @@ def specs_from_record(record):
     """(input TensorSpec, [output TensorSpec]) that a graph exported with this record declares.
 
     Labels are int32 N x H x W, logits float32 N x C x H x W (fp16 exports cast at the I/O
-    boundary), at the
-    graph input size; N is -1 for a dynamic batch.
+    boundary), at the graph input size; N is -1 for a dynamic batch.
     """
     export, model = record["export"], record["model"]
     width, height = int(export["input_size"][0]), int(export["input_size"][1])
@@ -270,7 +270,7 @@ def import_tensorrt():
     try:
         import tensorrt as trt  # noqa: WPS433 (lazy on purpose)
     except ImportError:
-        raise MissingDependencyError(TENSORRT_INSTALL_HINT)
+        raise MissingDependencyError(TENSORRT_INSTALL_HINT) from None
     return trt
 
 
@@ -383,7 +383,7 @@ class TensorRTRunner(Runner):
     def _load(self, trt, ctx):
         cc = ctx.compute_capability()
         if self.sidecar is not None:
-            check_sidecar(self.sidecar, trt.__version__, ctx.device_name(), cc)
+            check_sidecar(self.engine_path, self.sidecar, trt.__version__, ctx.device_name(), cc)
         else:
             log.warning("engine %s has no sidecar: its GPU/TensorRT cannot be checked and the "
                         "runner has no metadata (class names, preprocessing)", self.engine_path)

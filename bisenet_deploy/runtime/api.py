@@ -1,0 +1,167 @@
+"""A small API to embed segmentation in an application: load a model file, feed camera images.
+
+    from bisenet_deploy.runtime.api import Segmenter
+
+    with Segmenter.from_file("export/bisenetv2-city.onnx") as seg:
+        labels = seg(image)              # H x W x 3 uint8 RGB -> H x W int32 class ids
+        picture = seg.colorize(labels)   # H x W x 3 uint8, the model's palette
+
+Images of any size are accepted: they are resized on the host to the graph's input size
+(`portable.preprocess.prepare_input`, exactly as the export metadata says), and the label map is
+resized back to the image's size (nearest neighbour), so labels line up with the pixels given.
+Graphs that output only logits get their argmax on the host.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from ..errors import InputError, UserError
+from ..portable.preprocess import check_image, prepare_input
+from ..portable.runner_base import Runner
+
+log = logging.getLogger(__name__)
+
+SUFFIX_BACKENDS = {".onnx": "onnxruntime", ".engine": "tensorrt", ".plan": "tensorrt",
+                   ".trt": "tensorrt", ".safetensors": "torch", ".pth": "torch", ".pt": "torch"}
+
+
+def resize_labels_nearest(labels: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Nearest-neighbour resize of an H x W label map (pixel centres, as PyTorch 'nearest-exact')."""
+    in_h, in_w = labels.shape
+    if (in_w, in_h) == (width, height):
+        return labels
+    ys = np.minimum(((np.arange(height) + 0.5) * in_h / height).astype(np.int64), in_h - 1)
+    xs = np.minimum(((np.arange(width) + 0.5) * in_w / width).astype(np.int64), in_w - 1)
+    return labels[ys[:, None], xs[None, :]]
+
+
+class Segmenter(object):
+    """Image in, label map out, over any runner whose model carries bisenet_deploy metadata."""
+
+    def __init__(self, runner: Runner, channel_order: str = "rgb"):
+        if channel_order not in ("rgb", "bgr"):
+            raise InputError("channel_order must be 'rgb' or 'bgr'")
+        self.runner = runner
+        self.channel_order = channel_order
+
+    @classmethod
+    def from_file(cls, path: str, backend: Optional[str] = None, channel_order: str = "rgb",
+                  **options: Any) -> "Segmenter":
+        """Open an .onnx (onnxruntime), .engine (tensorrt) or .safetensors/.pth (torch) file.
+
+        `backend` overrides the choice (e.g. "onnxruntime-cuda", "torch-cuda"); `options` go to
+        `runtime.factory.open_runner` (device, precision, threads...).
+        """
+        from .factory import open_runner
+
+        path = str(path)
+        suffix = os.path.splitext(path)[1].lower()
+        chosen = backend or SUFFIX_BACKENDS.get(suffix)
+        if chosen is None:
+            raise InputError(f"cannot tell the backend of {path!r} from its suffix: expected one "
+                             f"of {', '.join(sorted(SUFFIX_BACKENDS))}, or pass backend=...")
+        if not os.path.isfile(path):
+            raise InputError(f"model file {path!r} does not exist")
+        if chosen.startswith("onnxruntime"):
+            runner = open_runner(chosen, onnx=path, **options)
+        elif chosen == "tensorrt":
+            runner = open_runner(chosen, engine=path, **options)
+        else:
+            runner = open_runner(chosen, checkpoint=path, **options)
+        return cls(runner, channel_order=channel_order)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def open(self) -> "Segmenter":
+        self.runner.activate()
+        if not self.runner.metadata or "export" not in self.runner.metadata:
+            self.runner.deactivate()
+            raise UserError("the model carries no bisenet_deploy metadata (input size, "
+                            "preprocessing, classes): export it with `bisenet-export onnx` / "
+                            "build it with `bisenet-build-engine`")
+        return self
+
+    def close(self) -> None:
+        self.runner.deactivate()
+
+    def __enter__(self) -> "Segmenter":
+        return self.open()
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        self.close()
+        return False
+
+    @property
+    def metadata(self) -> Dict[str, Any]:
+        if not self.runner.is_active:
+            self.open()
+        return self.runner.metadata
+
+    @property
+    def class_names(self) -> List[str]:
+        return list(self.metadata["model"]["class_names"])
+
+    # -- inference -----------------------------------------------------------------------------
+    def __call__(self, image: np.ndarray, channel_order: Optional[str] = None) -> np.ndarray:
+        """One H x W x 3 uint8 image -> H x W int32 labels at the image's size."""
+        if isinstance(image, np.ndarray) and image.ndim == 4:
+            raise InputError("one image is H x W x 3; use segment_batch for a batch")
+        return self.segment_batch([image], channel_order=channel_order)[0]
+
+    def segment_batch(self, images: Sequence[np.ndarray],
+                      channel_order: Optional[str] = None) -> List[np.ndarray]:
+        """A list of H x W x 3 uint8 images (sizes may differ) -> a list of H x W int32 labels.
+
+        Images are fed in chunks the model accepts (its static batch, or up to its dynamic max).
+        """
+        record = self.metadata
+        order = channel_order or self.channel_order
+        images = list(images)
+        for image in images:
+            check_image(image)
+        if not images:
+            return []
+        chunk, fixed = self._chunk_size(record, len(images))
+        results: List[np.ndarray] = []
+        for start in range(0, len(images), chunk):
+            part = images[start:start + chunk]
+            batch = prepare_input(part, record, image_channel_order=order)
+            if fixed and len(part) < chunk:  # static batch: pad with the last image, drop later
+                pad = np.repeat(batch[-1:], chunk - len(part), axis=0)
+                batch = np.concatenate([batch, pad], axis=0)
+            labels = self._labels(self.runner.infer(batch))
+            for image, lab in zip(part, labels):
+                results.append(resize_labels_nearest(lab, image.shape[1], image.shape[0]))
+        return results
+
+    def _chunk_size(self, record: Dict[str, Any], n: int):
+        """(images per call, whether the batch is fixed)."""
+        shape = self.runner.input_spec().shape
+        if shape[0] > 0:
+            return shape[0], True
+        batch = record["export"].get("batch") or {}
+        return max(1, min(n, int(batch.get("max", n)))), False
+
+    @staticmethod
+    def _labels(outputs: Dict[str, np.ndarray]) -> np.ndarray:
+        if "labels" in outputs:
+            return outputs["labels"].astype(np.int32, copy=False)
+        if "logits" in outputs:
+            return np.argmax(outputs["logits"], axis=1).astype(np.int32)
+        raise UserError(f"the model outputs neither labels nor logits ({', '.join(outputs)})")
+
+    # -- pictures ------------------------------------------------------------------------------
+    def colorize(self, labels: np.ndarray) -> np.ndarray:
+        """H x W labels -> H x W x 3 uint8 RGB with the model's palette; unknown ids are black."""
+        labels = np.asarray(labels)
+        if labels.ndim != 2:
+            raise InputError(f"a label map is H x W, got shape {labels.shape}")
+        palette = np.asarray(self.metadata["model"]["palette"], dtype=np.int64).clip(0, 255)
+        lut = np.zeros((len(palette) + 1, 3), dtype=np.uint8)
+        lut[:len(palette)] = palette
+        index = np.where((labels >= 0) & (labels < len(palette)), labels, len(palette))
+        return lut[index.astype(np.int64)]

@@ -1,0 +1,196 @@
+"""onnxruntime behind the `Runner` contract: CPU always, CUDA / TensorRT execution providers when
+onnxruntime-gpu offers them.
+
+Host -> host honestly: `session.run` takes the host numpy batch and returns host arrays; with the
+CUDA or TensorRT provider onnxruntime copies the input to the GPU and the outputs back inside that
+call, so the timed call includes H2D and D2H exactly like the TensorRT runner. IOBinding is not
+used: binding host buffers gives the same copies, and binding device buffers would hide them.
+No device time is measured (onnxruntime exposes no CUDA events), `last_device_time_ms` is None.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Dict, List, Optional, Sequence, Union
+
+import numpy as np
+
+from ..errors import InputError, MissingDependencyError, UserError
+from ..metadata import METADATA_KEY, loads_record
+from ..portable.runner_base import Runner, TensorSpec
+
+log = logging.getLogger(__name__)
+
+# our short names -> onnxruntime provider names
+PROVIDERS = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+}
+
+_ORT_TYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(uint8)": np.uint8,
+    "tensor(int8)": np.int8,
+    "tensor(int32)": np.int32,
+    "tensor(int64)": np.int64,
+    "tensor(bool)": np.bool_,
+}
+
+GPU_HINT = ("install onnxruntime-gpu in place of onnxruntime (`pip uninstall onnxruntime && "
+            "pip install onnxruntime-gpu`, or `pip install .[gpu]`), with a CUDA/cuDNN it supports")
+
+
+def import_onnxruntime():
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise MissingDependencyError("onnxruntime is not installed: `pip install onnxruntime` "
+                                     "(or onnxruntime-gpu for the CUDA/TensorRT providers)") from None
+    return ort
+
+
+def available_providers() -> List[str]:
+    """Our short names of the execution providers this onnxruntime offers ("cpu", "cuda", ...)."""
+    try:
+        ort = import_onnxruntime()
+    except MissingDependencyError:
+        return []
+    present = set(ort.get_available_providers())
+    return [short for short, name in PROVIDERS.items() if name in present]
+
+
+def numpy_dtype(ort_type: str) -> np.dtype:
+    if ort_type not in _ORT_TYPES:
+        raise UserError(f"the ONNX graph has an input/output of type {ort_type}, which the "
+                        f"runtime does not handle")
+    return np.dtype(_ORT_TYPES[ort_type])
+
+
+def spec_shape(shape: Sequence) -> tuple:
+    """onnxruntime shapes hold ints, symbolic names ("batch") or None: the latter two are -1."""
+    return tuple(d if isinstance(d, int) and d >= 0 else -1 for d in shape)
+
+
+def read_record_from_session(session) -> Optional[dict]:
+    """The bisenet_deploy record from the ONNX's metadata_props, or None when absent."""
+    props = session.get_modelmeta().custom_metadata_map or {}
+    text = props.get(METADATA_KEY)
+    return loads_record(text) if text else None
+
+
+class OnnxRuntimeRunner(Runner):
+    """An ONNX file run by onnxruntime on the given execution providers (in priority order)."""
+
+    backend = "onnxruntime"
+
+    def __init__(self, onnx_path: str, providers: Union[str, Sequence[str]] = ("cpu",),
+                 threads: Optional[int] = None, precision: Optional[str] = None,
+                 device: int = 0):
+        super().__init__()
+        self.onnx_path = str(onnx_path)
+        if isinstance(providers, str):
+            providers = (providers,)
+        self.providers = tuple(p.lower() for p in providers)
+        unknown = [p for p in self.providers if p not in PROVIDERS]
+        if unknown or not self.providers:
+            raise InputError(f"unknown onnxruntime provider(s) {unknown or providers}: choose "
+                             f"from {', '.join(PROVIDERS)}")
+        if threads is not None and int(threads) < 1:
+            raise InputError(f"threads must be >= 1, got {threads}")
+        self.threads = None if threads is None else int(threads)
+        if precision not in (None, "fp32", "fp16"):
+            raise InputError(f"precision must be fp32 or fp16, got {precision!r}")
+        if precision == "fp16" and self.providers[0] != "tensorrt":
+            raise InputError("onnxruntime runs an ONNX in the precision it was exported in; "
+                             "fp16 as an option exists only with the TensorRT provider "
+                             "(onnxruntime-trt). Export an fp16 ONNX for the others")
+        self.precision = precision
+        self.device = int(device)
+        if not os.path.isfile(self.onnx_path):
+            raise InputError(f"ONNX file {self.onnx_path} does not exist: create it with "
+                             f"`bisenet-export onnx`")
+        self._session = None
+        self._input: Optional[TensorSpec] = None
+        self._outputs: Optional[List[TensorSpec]] = None
+        self._provider_names: List[str] = []
+
+    def describe(self) -> str:
+        names = "+".join(self.providers)
+        extra = f", {self.threads} threads" if self.threads else ""
+        extra += ", fp16" if self.precision == "fp16" else ""
+        return f"onnxruntime ({names}{extra})"
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def _provider_list(self, ort) -> list:
+        present = set(ort.get_available_providers())
+        chosen = []
+        for short in self.providers:
+            name = PROVIDERS[short]
+            if name not in present:
+                raise MissingDependencyError(
+                    f"this onnxruntime ({ort.__version__}) has no {name}: {GPU_HINT}")
+            if short == "cuda":
+                chosen.append((name, {"device_id": self.device}))
+            elif short == "tensorrt":
+                chosen.append((name, {"device_id": self.device,
+                                      "trt_fp16_enable": self.precision == "fp16"}))
+            else:
+                chosen.append(name)
+        if "cpu" not in self.providers:
+            chosen.append("CPUExecutionProvider")  # onnxruntime's fallback for unsupported nodes
+        return chosen
+
+    def _activate(self) -> None:
+        ort = import_onnxruntime()
+        options = ort.SessionOptions()
+        if self.threads:
+            options.intra_op_num_threads = self.threads
+            options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        providers = self._provider_list(ort)
+        try:
+            session = ort.InferenceSession(self.onnx_path, sess_options=options,
+                                           providers=providers)
+        except Exception as exc:  # onnxruntime raises its own types for corrupt/unsupported files
+            raise UserError(f"onnxruntime could not load {self.onnx_path}: {exc}") from None
+        used = session.get_providers()
+        wanted = PROVIDERS[self.providers[0]]
+        if wanted not in used:
+            raise MissingDependencyError(
+                f"onnxruntime could not start {wanted} (it fell back to {', '.join(used)}): "
+                f"check the CUDA/cuDNN/TensorRT libraries onnxruntime-gpu needs")
+        self._provider_names = used
+        self.metadata = read_record_from_session(session)
+        inputs = session.get_inputs()
+        if len(inputs) != 1:
+            raise UserError(f"{self.onnx_path} has {len(inputs)} inputs; bisenet-deploy models "
+                            f"have one image input")
+        self._input = TensorSpec(inputs[0].name, spec_shape(inputs[0].shape),
+                                 numpy_dtype(inputs[0].type))
+        self._outputs = [TensorSpec(o.name, spec_shape(o.shape), numpy_dtype(o.type))
+                         for o in session.get_outputs()]
+        self._output_names = [o.name for o in self._outputs]
+        self._session = session
+        log.debug("onnxruntime session on %s: %s -> %s", used, self._input, self._outputs)
+
+    def _deactivate(self) -> None:
+        self._session = None
+
+    # -- specs and inference -------------------------------------------------------------------
+    def input_spec(self) -> TensorSpec:
+        if self._input is None:
+            raise UserError("the ONNX's input is known after activate()")
+        return self._input
+
+    def output_specs(self) -> List[TensorSpec]:
+        if self._outputs is None:
+            raise UserError("the ONNX's outputs are known after activate()")
+        return list(self._outputs)
+
+    def _infer(self, batch: np.ndarray) -> Dict[str, np.ndarray]:
+        results = self._session.run(self._output_names, {self._input.name: batch})
+        return dict(zip(self._output_names, results))

@@ -1,0 +1,260 @@
+"""PyTorch behind the `Runner` contract, running the same work as the exported graph.
+
+The model is wrapped in `export.deploy_module.DeployModule` (in-graph resize, normalization,
+argmax, int32 labels), so PyTorch is timed and compared on exactly what the ONNX/engine computes.
+Host -> host like every runner: the numpy batch is copied to the device, run, synchronized and
+copied back inside `infer`. On a GPU the compute between H2D and D2H is also timed with CUDA
+events (`last_device_time_ms`).
+
+Options: device "cpu"/"cuda[:i]", precision fp32/fp16 (fp16 on CUDA only, through autocast: the
+convolutions run in half precision, the outputs are int32 labels / float32 logits as in the
+graph), channels_last memory format, and CUDA-graph capture (one graph per input shape).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+from ..errors import InputError, MissingDependencyError, UserError
+from ..portable.runner_base import Runner, TensorSpec
+from ..portable.trt_runner import specs_from_record
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "fp16")
+
+# what a checkpoint alone implies for the graph: the paper's setup (2048x1024 camera frames
+# resized in the graph to the 1024x512 network input), labels out, batch 1
+DEFAULT_INPUT_SIZE = (2048, 1024)
+DEFAULT_MODEL_SIZE = (1024, 512)
+
+
+def default_export_info(model_meta: Dict[str, Any], input_size=None, model_size=None,
+                        output: str = "labels", batch: Optional[Dict[str, Any]] = None,
+                        input_dtype: str = "float32") -> Dict[str, Any]:
+    """The ExportInfo dict `bisenet-export onnx` would write by default, for a bare checkpoint."""
+    from ..metadata import ExportInfo
+
+    names = ["labels", "logits"] if output == "both" else [output]
+    info = ExportInfo(
+        input_name="image",
+        input_size=list(input_size or DEFAULT_INPUT_SIZE),
+        model_size=list(model_size or DEFAULT_MODEL_SIZE),
+        input_dtype=input_dtype,
+        channel_order=model_meta.get("channel_order", "rgb"),
+        normalize="in-graph",
+        output=output,
+        output_names=names,
+        target="trt10",
+        precision="fp32",
+        opset=17,
+        batch=batch or {"dynamic": False, "size": 1},
+    )
+    return info.to_dict()
+
+
+class TorchRunner(Runner):
+    """A BiSeNet model (or any module with the DeployModule contract) run by PyTorch.
+
+    Give either `checkpoint` (a path, or None for seeded random weights) or `model` (an nn.Module
+    of the network) plus `record`; or `graph` (a module that already IS the deploy graph: N x 3 x
+    H x W input -> tuple of outputs in `record["export"]["output_names"]` order) plus `record`.
+    With a checkpoint and no `record`, the graph is the default export's (2048x1024 input).
+    """
+
+    backend = "torch"
+
+    def __init__(self, checkpoint: Optional[str] = None, *, model=None, graph=None,
+                 record: Optional[Dict[str, Any]] = None, device: str = "cpu",
+                 precision: str = "fp32", channels_last: bool = False, cuda_graph: bool = False,
+                 threads: Optional[int] = None):
+        super().__init__()
+        if precision not in PRECISIONS:
+            raise InputError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        device = str(device or "cpu")
+        if not (device == "cpu" or device == "cuda" or device.startswith("cuda:")):
+            raise InputError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+        if precision == "fp16" and device == "cpu":
+            raise InputError("fp16 needs a CUDA device: PyTorch's CPU half-precision convolutions "
+                             "are slow and not what an engine runs; use --precision fp32 on CPU")
+        if cuda_graph and device == "cpu":
+            raise InputError("CUDA graphs need a CUDA device (device='cuda')")
+        if model is not None and graph is not None:
+            raise InputError("give either model or graph, not both")
+        if (model is not None or graph is not None) and record is None:
+            raise InputError("a model or graph needs its metadata record (record=...)")
+        if record is not None and "export" not in record:
+            raise InputError("the record has no 'export' section: it must describe the graph "
+                             "(input size, dtype, outputs)")
+        if threads is not None and int(threads) < 1:
+            raise InputError(f"threads must be >= 1, got {threads}")
+        self.checkpoint = checkpoint
+        self._model = model
+        self._graph_in = graph
+        self.metadata = copy.deepcopy(record) if record is not None else None
+        self.device = device
+        self.precision = precision
+        self.channels_last = bool(channels_last)
+        self.cuda_graph = bool(cuda_graph)
+        self.threads = None if threads is None else int(threads)
+        self._graph = None
+        self._torch = None
+        self._cuda_graphs: Dict[tuple, Any] = {}
+        self._events = None
+        self._device_ms: Optional[float] = None
+
+    def describe(self) -> str:
+        parts = [f"torch {self.device}", self.precision]
+        if self.channels_last:
+            parts.append("channels_last")
+        if self.cuda_graph:
+            parts.append("cuda-graph")
+        return ", ".join(parts)
+
+    # -- specs ---------------------------------------------------------------------------------
+    def input_spec(self) -> TensorSpec:
+        self._need_record()
+        return specs_from_record(self.metadata)[0]
+
+    def output_specs(self) -> List[TensorSpec]:
+        self._need_record()
+        return specs_from_record(self.metadata)[1]
+
+    def _need_record(self) -> None:
+        if self.metadata is None:
+            raise UserError("the model's metadata is known after activate()")
+
+    def last_device_time_ms(self) -> Optional[float]:
+        return self._device_ms
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def _activate(self) -> None:
+        try:
+            import torch
+        except ImportError:
+            raise MissingDependencyError("PyTorch is not installed: `pip install torch`") from None
+        self._torch = torch
+        if self.device != "cpu" and not torch.cuda.is_available():
+            raise MissingDependencyError(
+                "PyTorch has no CUDA here (no NVIDIA GPU, or a CPU-only torch build): use the "
+                "'torch' (CPU) backend or install a CUDA build of torch")
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        graph = self._build_graph(torch)
+        graph = graph.eval().to(self.device)
+        if self.channels_last:
+            graph = graph.to(memory_format=torch.channels_last)
+        self._graph = graph
+        if self.device != "cpu":
+            self._events = (torch.cuda.Event(enable_timing=True),
+                            torch.cuda.Event(enable_timing=True))
+
+    def _build_graph(self, torch):
+        if self._graph_in is not None:
+            return self._graph_in
+        from ..export.deploy_module import DeployModule
+
+        model = self._model
+        if model is None:
+            from ..checkpoint import load_model
+
+            if self.checkpoint is None and self.metadata is not None:
+                meta = self.metadata["model"]  # random weights shaped like the record's model
+                loaded = load_model(None, arch=meta.get("arch"), dataset=meta.get("dataset"),
+                                    num_classes=meta.get("num_classes"))
+            else:
+                loaded = load_model(self.checkpoint)
+            model = loaded.model
+            if self.metadata is None:
+                from ..metadata import build_record
+
+                record = build_record(loaded.metadata)
+                record["export"] = default_export_info(record["model"])
+                self.metadata = record
+            elif self.metadata["model"].get("num_classes") != loaded.metadata.num_classes:
+                raise InputError(
+                    f"the checkpoint has {loaded.metadata.num_classes} classes but the record "
+                    f"describes {self.metadata['model'].get('num_classes')}: use the ONNX/engine "
+                    f"exported from this checkpoint")
+        return DeployModule(model, self.metadata)
+
+    def _deactivate(self) -> None:
+        self._graph = None
+        self._cuda_graphs.clear()
+        self._events = None
+        if self._torch is not None and self.device != "cpu":
+            self._torch.cuda.synchronize()
+            self._torch.cuda.empty_cache()
+
+    # -- inference -----------------------------------------------------------------------------
+    def _forward(self, x):
+        torch = self._torch
+        if self.precision == "fp16":
+            with torch.autocast("cuda", dtype=torch.float16, cache_enabled=False):
+                return self._graph(x)
+        return self._graph(x)
+
+    def _to_device(self, batch: np.ndarray):
+        torch = self._torch
+        x = torch.from_numpy(batch)
+        if self.device != "cpu":
+            x = x.to(self.device, non_blocking=False)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def _captured(self, batch: np.ndarray):
+        """(static input, static outputs, graph) for this shape; captured on first use."""
+        torch = self._torch
+        key = tuple(batch.shape)
+        if key not in self._cuda_graphs:
+            static_in = self._to_device(batch)
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):  # warm-up outside the capture, as torch requires
+                for _ in range(2):
+                    self._forward(static_in)
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                static_out = self._forward(static_in)
+            self._cuda_graphs[key] = (static_in, static_out, graph)
+        return self._cuda_graphs[key]
+
+    def _infer(self, batch: np.ndarray) -> Dict[str, np.ndarray]:
+        torch = self._torch
+        names = self.metadata["export"]["output_names"]
+        with torch.inference_mode():
+            if self.device == "cpu":
+                outs = self._forward(self._to_device(batch))
+                self._device_ms = None
+            elif self.cuda_graph:
+                static_in, outs, graph = self._captured(batch)
+                static_in.copy_(torch.from_numpy(batch))  # H2D into the captured input
+                start, end = self._events
+                start.record()
+                graph.replay()
+                end.record()
+            else:
+                x = self._to_device(batch)
+                start, end = self._events
+                start.record()
+                outs = self._forward(x)
+                end.record()
+            if not isinstance(outs, (tuple, list)):
+                outs = (outs,)
+            if len(outs) != len(names):
+                raise UserError(f"the graph returned {len(outs)} outputs, the record names "
+                                f"{len(names)} ({', '.join(names)})")
+            host = [o.cpu().numpy() for o in outs]  # D2H; synchronizes the stream
+            if self.device != "cpu":
+                end.synchronize()
+                self._device_ms = float(start.elapsed_time(end))
+        result = {}
+        for name, arr in zip(names, host):
+            result[name] = arr.astype(np.int32 if name == "labels" else np.float32, copy=False)
+        return result

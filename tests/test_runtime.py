@@ -1,0 +1,407 @@
+"""onnxruntime and PyTorch runners, the factory and the Segmenter API, for real on a tiny model.
+
+The model is a two-convolution stand-in for BiSeNet (logits at input resolution, like the real
+network), wrapped in the export's DeployModule (in-graph resize, normalization, argmax) and
+exported with torch.onnx plus a hand-built metadata record, so these tests need neither the
+export pipeline nor full-size networks.
+"""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from bisenet_deploy.errors import InputError, MissingDependencyError, UserError
+from bisenet_deploy.metadata import ExportInfo, ModelMetadata, build_record
+from bisenet_deploy.portable.preprocess import prepare_input
+from bisenet_deploy.runtime.api import Segmenter, resize_labels_nearest
+from bisenet_deploy.runtime.factory import (available_backends, backend_problem,
+                                            open_runner)
+from bisenet_deploy.runtime.ort_runner import OnnxRuntimeRunner
+from bisenet_deploy.runtime.torch_runner import TorchRunner
+
+NUM_CLASSES = 5
+INPUT_W, INPUT_H = 96, 48     # graph input (the "camera" size)
+MODEL_W, MODEL_H = 64, 32     # network input after the in-graph resize
+
+
+class TinySegNet(nn.Module):
+    """Logits N x C x H x W at the input resolution, from a 3-channel input convolution."""
+
+    def __init__(self, num_classes=NUM_CLASSES):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.head = nn.Conv2d(8, num_classes, 1)
+
+    def forward(self, x):
+        y = self.head(torch.relu(self.stem(x)))
+        return nn.functional.interpolate(y, size=x.shape[-2:], mode="bilinear",
+                                         align_corners=False)
+
+
+def make_record(output="labels", dynamic=False, input_dtype="float32"):
+    names = ["labels", "logits"] if output == "both" else [output]
+    model = ModelMetadata(
+        arch="tiny-test", num_classes=NUM_CLASSES, dataset="custom",
+        class_names=["c%d" % i for i in range(NUM_CLASSES)],
+        palette=[[10 * i, 20 * i, 30 * i] for i in range(NUM_CLASSES)],
+        mean=[0.3, 0.3, 0.3], std=[0.2, 0.2, 0.2], channel_order="rgb")
+    batch = {"dynamic": True, "min": 1, "opt": 2, "max": 4} if dynamic else \
+        {"dynamic": False, "size": 1}
+    export = ExportInfo(
+        input_name="image", input_size=[INPUT_W, INPUT_H], model_size=[MODEL_W, MODEL_H],
+        input_dtype=input_dtype, channel_order="rgb", normalize="in-graph", output=output,
+        output_names=names, target="trt10", precision="fp32", opset=17, batch=batch)
+    return build_record(model, export)
+
+
+def export_onnx(path, net, record):
+    import onnx
+
+    from bisenet_deploy.export.deploy_module import DeployModule
+    from bisenet_deploy.export.onnx_metadata import set_record
+
+    graph = DeployModule(net, record).eval()
+    export = record["export"]
+    n = 2 if export["batch"]["dynamic"] else 1
+    dtype = torch.uint8 if export["input_dtype"] == "uint8" else torch.float32
+    example = torch.zeros(n, 3, INPUT_H, INPUT_W, dtype=dtype)
+    axes = None
+    if export["batch"]["dynamic"]:
+        axes = {"image": {0: "batch"}}
+        axes.update({name: {0: "batch"} for name in export["output_names"]})
+    torch.onnx.export(graph, (example,), str(path), input_names=["image"],
+                      output_names=list(export["output_names"]), opset_version=17,
+                      dynamic_axes=axes, dynamo=False)
+    model = onnx.load(str(path))
+    set_record(model, record)
+    onnx.save(model, str(path))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def net():
+    torch.manual_seed(0)
+    model = TinySegNet().eval()
+    with torch.no_grad():  # strong, varied logits so argmax ties do not occur
+        model.head.bias.copy_(torch.linspace(-0.5, 0.5, NUM_CLASSES))
+    return model
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory, net):
+    """{name: (onnx path, record)} for the variants the tests use."""
+    folder = tmp_path_factory.mktemp("runtime_models")
+    out = {}
+    for name, kwargs in {"labels": {}, "both": {"output": "both"},
+                         "logits": {"output": "logits"},
+                         "dynamic": {"output": "both", "dynamic": True}}.items():
+        record = make_record(**kwargs)
+        out[name] = (export_onnx(folder / ("%s.onnx" % name), net, record), record)
+    return out
+
+
+def rgb_batch(n=1, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(0, 255, size=(n, 3, INPUT_H, INPUT_W)).astype(np.float32)
+
+
+def ort_runner(models, name):
+    return OnnxRuntimeRunner(models[name][0], providers="cpu", threads=1)
+
+
+def torch_runner(models, name, net):
+    return TorchRunner(model=net, record=models[name][1])
+
+
+RUNNERS = ["onnxruntime", "torch"]
+
+
+def make_runner(kind, models, name, net):
+    return ort_runner(models, name) if kind == "onnxruntime" else torch_runner(models, name, net)
+
+
+# -- the shared contract ---------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", RUNNERS)
+def test_specs_dtypes_and_shapes(kind, models, net):
+    with make_runner(kind, models, "both", net) as runner:
+        spec = runner.input_spec()
+        assert (spec.name, spec.shape, spec.dtype) == ("image", (1, 3, INPUT_H, INPUT_W),
+                                                       np.dtype(np.float32))
+        outs = runner.output_specs()
+        assert [o.name for o in outs] == ["labels", "logits"]
+        assert outs[0].dtype == np.int32 and outs[1].dtype == np.float32
+        result = runner.infer(rgb_batch())
+        assert set(result) == {"labels", "logits"}
+        assert result["labels"].dtype == np.int32
+        assert result["labels"].shape == (1, INPUT_H, INPUT_W)
+        assert result["logits"].dtype == np.float32
+        assert result["logits"].shape == (1, NUM_CLASSES, INPUT_H, INPUT_W)
+        assert result["labels"].min() >= 0 and result["labels"].max() < NUM_CLASSES
+        # labels are the argmax of the logits the same call returned
+        assert np.array_equal(result["labels"], result["logits"].argmax(axis=1))
+        assert runner.metadata["model"]["num_classes"] == NUM_CLASSES
+
+
+@pytest.mark.parametrize("kind", RUNNERS)
+def test_input_validation_is_clear(kind, models, net):
+    with make_runner(kind, models, "labels", net) as runner:
+        with pytest.raises(InputError, match="must be float32, got uint8"):
+            runner.infer(rgb_batch().astype(np.uint8))
+        with pytest.raises(InputError, match=r"must have shape 1x3x48x96, got 1x3x64x96"):
+            runner.infer(np.zeros((1, 3, 64, 96), np.float32))
+        with pytest.raises(InputError, match="must have shape"):
+            runner.infer(np.zeros((3, INPUT_H, INPUT_W), np.float32))
+        with pytest.raises(InputError, match="numpy array"):
+            runner.infer([[0.0]])
+        with pytest.raises(InputError, match="got 2x3x48x96"):
+            runner.infer(rgb_batch(2))  # a static batch of 1
+
+
+@pytest.mark.parametrize("kind", RUNNERS)
+def test_lifecycle(kind, models, net):
+    runner = make_runner(kind, models, "labels", net)
+    with pytest.raises(UserError, match="not active"):
+        runner.infer(rgb_batch())
+    with runner as active:
+        assert active is runner and runner.is_active
+        first = runner.infer(rgb_batch())["labels"]
+    assert not runner.is_active
+    with pytest.raises(UserError, match="not active"):
+        runner.infer(rgb_batch())
+    # a runner can be activated again and gives the same answer
+    with runner:
+        assert np.array_equal(runner.infer(rgb_batch())["labels"], first)
+    runner.deactivate()  # idempotent
+
+
+def test_context_manager_frees_the_backend_objects(models, net):
+    ort = ort_runner(models, "labels")
+    with ort:
+        assert ort._session is not None
+    assert ort._session is None
+    tr = torch_runner(models, "labels", net)
+    with tr:
+        assert tr._graph is not None
+    assert tr._graph is None
+
+
+def test_outputs_are_not_aliased_between_calls(models, net):
+    with ort_runner(models, "both") as runner:
+        a = runner.infer(rgb_batch(seed=1))
+        keep = a["logits"].copy()
+        runner.infer(rgb_batch(seed=2))
+        assert np.array_equal(a["logits"], keep)
+
+
+# -- the backends agree --------------------------------------------------------------------------
+def test_onnxruntime_and_torch_agree(models, net):
+    batch = rgb_batch(seed=3)
+    with ort_runner(models, "both") as ort, torch_runner(models, "both", net) as tr:
+        a, b = ort.infer(batch), tr.infer(batch)
+    np.testing.assert_allclose(a["logits"], b["logits"], rtol=1e-4, atol=1e-4)
+    agree = np.mean(a["labels"] == b["labels"])
+    assert agree > 0.999, agree
+
+
+@pytest.mark.parametrize("kind", RUNNERS)
+def test_dynamic_batch(kind, models, net):
+    with make_runner(kind, models, "dynamic", net) as runner:
+        assert runner.input_spec().shape == (-1, 3, INPUT_H, INPUT_W)
+        assert runner.output_specs()[0].shape[0] == -1
+        single = runner.infer(rgb_batch(1, seed=4))
+        triple = runner.infer(np.concatenate([rgb_batch(1, seed=5), rgb_batch(1, seed=4),
+                                              rgb_batch(1, seed=6)]))
+        assert triple["labels"].shape == (3, INPUT_H, INPUT_W)
+        assert triple["logits"].shape == (3, NUM_CLASSES, INPUT_H, INPUT_W)
+        # batching does not change an image's result
+        assert np.array_equal(triple["labels"][1], single["labels"][0])
+        np.testing.assert_allclose(triple["logits"][1], single["logits"][0], atol=1e-4)
+
+
+def test_uint8_graph_input(tmp_path, net):
+    record = make_record(input_dtype="uint8")
+    path = export_onnx(tmp_path / "u8.onnx", net, record)
+    image = rgb_batch(seed=7).astype(np.uint8)
+    with OnnxRuntimeRunner(path) as ort, TorchRunner(model=net, record=record) as tr:
+        assert ort.input_spec().dtype == np.uint8 == tr.input_spec().dtype
+        assert np.array_equal(ort.infer(image)["labels"], tr.infer(image)["labels"])
+        with pytest.raises(InputError, match="must be uint8, got float32"):
+            ort.infer(image.astype(np.float32))
+
+
+# -- torch runner options --------------------------------------------------------------------------
+def test_torch_refuses_fp16_and_cuda_graph_on_cpu(models, net):
+    with pytest.raises(InputError, match="fp16 needs a CUDA device"):
+        TorchRunner(model=net, record=models["labels"][1], precision="fp16")
+    with pytest.raises(InputError, match="CUDA graphs need a CUDA device"):
+        TorchRunner(model=net, record=models["labels"][1], cuda_graph=True)
+    with pytest.raises(InputError, match="precision must be"):
+        TorchRunner(model=net, record=models["labels"][1], precision="int8")
+    with pytest.raises(InputError, match="needs its metadata record"):
+        TorchRunner(model=net)
+
+
+def test_torch_channels_last_gives_the_same_labels(models, net):
+    batch = rgb_batch(seed=8)
+    with torch_runner(models, "both", net) as plain, \
+            TorchRunner(model=net, record=models["both"][1], channels_last=True) as cl:
+        a, b = plain.infer(batch), cl.infer(batch)
+    np.testing.assert_allclose(a["logits"], b["logits"], atol=1e-4)
+    assert cl.last_device_time_ms() is None  # no device time on the CPU
+
+
+def test_torch_missing_cuda_is_a_clear_error(models, net):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    runner = TorchRunner(model=net, record=models["labels"][1], device="cuda")
+    with pytest.raises(MissingDependencyError, match="no CUDA"):
+        runner.activate()
+    assert not runner.is_active
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("precision,cuda_graph", [("fp32", False), ("fp16", False),
+                                                  ("fp32", True), ("fp16", True)])
+def test_torch_cuda(models, net, precision, cuda_graph):
+    batch = rgb_batch(seed=9)
+    with torch_runner(models, "both", net) as ref, \
+            TorchRunner(model=net, record=models["both"][1], device="cuda",
+                        precision=precision, cuda_graph=cuda_graph) as gpu:
+        want = ref.infer(batch)
+        for _ in range(2):  # the second call replays the captured graph
+            got = gpu.infer(batch)
+        assert gpu.last_device_time_ms() > 0
+    assert got["labels"].dtype == np.int32 and got["logits"].dtype == np.float32
+    assert np.mean(got["labels"] == want["labels"]) > (0.99 if precision == "fp16" else 0.999)
+
+
+# -- factory ----------------------------------------------------------------------------------------
+def test_factory_opens_each_present_backend(models, net):
+    present = available_backends()
+    assert "onnxruntime" in present and "torch" in present
+    onnx_path, record = models["labels"]
+    batch = rgb_batch(seed=10)
+    with open_runner("onnxruntime", onnx=onnx_path, threads=1) as a, \
+            open_runner("torch", onnx=onnx_path, model=net) as b:
+        assert a.backend == "onnxruntime" and b.backend == "torch"
+        assert a.infer(batch)["labels"].shape == b.infer(batch)["labels"].shape
+
+
+def test_factory_errors_are_clear(models, tmp_path):
+    with pytest.raises(InputError, match="unknown backend 'tensorflow'"):
+        open_runner("tensorflow", onnx=models["labels"][0])
+    with pytest.raises(InputError, match="needs an ONNX file"):
+        open_runner("onnxruntime")
+    with pytest.raises(InputError, match="needs an engine"):
+        open_runner("tensorrt")
+    with pytest.raises(InputError, match="does not exist"):
+        open_runner("onnxruntime", onnx=str(tmp_path / "missing.onnx"))
+    with pytest.raises(InputError, match="exported for fp32"):
+        open_runner("onnxruntime", onnx=models["labels"][0], precision="fp16")
+    with pytest.raises(InputError, match="runs on the CPU"):
+        open_runner("torch", record=models["labels"][1], device="cuda")
+    assert "unknown backend" in backend_problem("nope")
+
+
+def test_factory_reports_missing_gpu_backends(models):
+    import onnxruntime
+
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        assert "onnxruntime-gpu" in backend_problem("onnxruntime-cuda")
+        with pytest.raises(MissingDependencyError, match="onnxruntime-gpu"):
+            open_runner("onnxruntime-cuda", onnx=models["labels"][0])
+    if not torch.cuda.is_available():
+        with pytest.raises(MissingDependencyError, match="no CUDA"):
+            open_runner("torch-cuda", record=models["labels"][1])
+
+
+def test_corrupt_onnx_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"this is not an onnx file")
+    runner = OnnxRuntimeRunner(str(bad))
+    with pytest.raises(UserError, match="could not load"):
+        runner.activate()
+
+
+# -- Segmenter -------------------------------------------------------------------------------------
+def test_segmenter_end_to_end_on_another_image_size(models):
+    from bisenet_deploy.synthetic import synthetic_image
+
+    image = synthetic_image(80, 40, seed=1)   # not the graph's 96x48
+    onnx_path, record = models["labels"]
+    with Segmenter.from_file(onnx_path, threads=1) as seg:
+        labels = seg(image)
+        assert labels.shape == (40, 80) and labels.dtype == np.int32
+        # the same as preparing by hand, running, and resizing the labels back
+        raw = seg.runner.infer(prepare_input(image, record))["labels"][0]
+        assert np.array_equal(labels, resize_labels_nearest(raw, 80, 40))
+        picture = seg.colorize(labels)
+        assert picture.shape == (40, 80, 3) and picture.dtype == np.uint8
+        palette = np.array(record["model"]["palette"], np.uint8)
+        assert np.array_equal(picture, palette[labels])
+        # BGR input gives the same answer as RGB
+        assert np.array_equal(seg(image[:, :, ::-1].copy(), channel_order="bgr"), labels)
+        assert seg.class_names == record["model"]["class_names"]
+    assert not seg.runner.is_active
+
+
+def test_segmenter_logits_only_graph_argmax_on_host(models):
+    from bisenet_deploy.synthetic import synthetic_image
+
+    image = synthetic_image(INPUT_W, INPUT_H, seed=2)
+    with Segmenter.from_file(models["logits"][0]) as a, \
+            Segmenter.from_file(models["labels"][0]) as b:
+        assert np.array_equal(a(image), b(image))
+
+
+def test_segment_batch_static_and_dynamic(models):
+    from bisenet_deploy.synthetic import synthetic_image
+
+    images = [synthetic_image(96, 48, seed=s) for s in range(3)] + \
+        [synthetic_image(50, 30, seed=9)]
+    with Segmenter.from_file(models["labels"][0]) as static, \
+            Segmenter.from_file(models["dynamic"][0]) as dynamic:
+        one_by_one = [static(im) for im in images]
+        for seg in (static, dynamic):
+            batch = seg.segment_batch(images)
+            assert [b.shape for b in batch] == [(48, 96)] * 3 + [(30, 50)]
+            for got, want in zip(batch, one_by_one):
+                assert np.mean(got == want) > 0.999
+
+
+def test_segmenter_errors(models, tmp_path):
+    with pytest.raises(InputError, match="cannot tell the backend"):
+        Segmenter.from_file(str(tmp_path / "model.bin"))
+    with pytest.raises(InputError, match="does not exist"):
+        Segmenter.from_file(str(tmp_path / "model.onnx"))
+    with Segmenter.from_file(models["labels"][0]) as seg:
+        with pytest.raises(InputError, match="uint8"):
+            seg(np.zeros((10, 10, 3), np.float32))
+        with pytest.raises(InputError, match="H x W x 3"):
+            seg(np.zeros((10, 10), np.uint8))
+        with pytest.raises(InputError, match="segment_batch"):
+            seg(np.zeros((2, 10, 10, 3), np.uint8))
+        # ids outside the palette (e.g. ignore 255) are black
+        assert seg.colorize(np.array([[255, 0]], np.int32))[0, 0].tolist() == [0, 0, 0]
+
+
+def test_torch_runner_from_checkpoint(tmp_path):
+    pytest.importorskip("bisenet_deploy.model")
+    from bisenet_deploy.checkpoint import load_model, save_checkpoint
+    from bisenet_deploy.runtime.torch_runner import default_export_info
+
+    loaded = load_model(None, arch="bisenetv2", num_classes=4)
+    path = save_checkpoint(str(tmp_path / "tiny.safetensors"), loaded.model, loaded.metadata)
+    # a bare checkpoint implies the default export's graph (the paper's 2048x1024 input)
+    runner = TorchRunner(path)
+    with runner:
+        assert runner.metadata["export"] == default_export_info(runner.metadata["model"])
+        assert runner.input_spec().shape == (1, 3, 1024, 2048)
+    # with a record (e.g. an ONNX's), the graph is that record's: here a small input
+    record = {"schema": 1, "toolkit_version": "test", "model": runner.metadata["model"],
+              "export": dict(make_record()["export"], model_size=[64, 64])}
+    image = np.random.default_rng(0).uniform(0, 255, (INPUT_H, INPUT_W, 3)).astype(np.uint8)
+    with Segmenter(TorchRunner(path, record=record)) as seg:
+        labels = seg(image)
+    assert labels.shape == (INPUT_H, INPUT_W) and labels.max() < 4
