@@ -1,0 +1,59 @@
+"""Where engines go by default: one folder per GPU model, compute capability and TensorRT version.
+
+An engine only runs on the GPU model and TensorRT version it was built with, so the default path
+says both: `engines/<gpu-name>-sm<XY>-trt<version>/<onnx-stem>-<precision>.engine`, with the JSON
+sidecar beside it (`<onnx-stem>-<precision>.json`) and the folder's shared timing cache
+(`timing.cache`, valid for exactly that GPU and TensorRT).
+
+Python 3.6 compatible; pure.
+"""
+
+import os
+
+from .gpu_info import slug
+from .precision import parse_compute_capability
+from .trt_api import version_string
+
+ENGINE_SUFFIX = ".engine"
+SIDECAR_SUFFIX = ".json"
+TIMING_CACHE_NAME = "timing.cache"
+CALIB_CACHE_SUFFIX = ".calib.cache"
+
+
+def engine_folder_name(gpu_name, compute_capability, trt_version):
+    """'nvidia-geforce-gtx-1080-ti-sm61-trt8.6.1'."""
+    major, minor = parse_compute_capability(compute_capability)
+    return "%s-sm%d%d-trt%s" % (slug(gpu_name), major, minor, version_string(trt_version))
+
+
+def onnx_stem(onnx_path):
+    base = os.path.basename(str(onnx_path))
+    stem, ext = os.path.splitext(base)
+    return stem if ext.lower() == ".onnx" else base
+
+
+def default_engine_path(onnx_path, gpu_name, compute_capability, trt_version, precision,
+                        root="engines"):
+    """engines/<gpu-name>-sm<XY>-trt<version>/<onnx-stem>-<precision>.engine"""
+    folder = engine_folder_name(gpu_name, compute_capability, trt_version)
+    name = "%s-%s%s" % (onnx_stem(onnx_path), precision, ENGINE_SUFFIX)
+    return os.path.join(str(root), folder, name)
+
+
+def sidecar_path(engine_path):
+    """The JSON sidecar beside an engine: 'x/model-fp16.engine' -> 'x/model-fp16.json'."""
+    engine_path = str(engine_path)
+    stem, ext = os.path.splitext(engine_path)
+    if ext.lower() in (".engine", ".plan", ".trt"):
+        return stem + SIDECAR_SUFFIX
+    return engine_path + SIDECAR_SUFFIX
+
+
+def default_timing_cache_path(engine_path):
+    """The timing cache shared by every engine in the engine's folder."""
+    return os.path.join(os.path.dirname(os.path.abspath(str(engine_path))), TIMING_CACHE_NAME)
+
+
+def default_calibration_cache_path(engine_path):
+    stem, _ = os.path.splitext(str(engine_path))
+    return stem + CALIB_CACHE_SUFFIX

@@ -1,0 +1,168 @@
+"""The JSON sidecar written beside every engine, and the check that stops an engine's misuse.
+
+A serialized TensorRT engine runs only on the GPU model and TensorRT version that built it;
+anything else fails deep inside TensorRT with "Version tag does not match" or "expecting compute
+6.1 got 7.5". The sidecar records what the engine is (TensorRT version, GPU, precision, I/O
+tensors, profiles), where it came from (ONNX sha256 and its bisenet_deploy metadata record) and how
+it was built, so the runtime can refuse a mismatch with a message naming both sides, and every
+tool reads preprocessing from the artifact itself. The engine file stays a plain TensorRT plan.
+
+Python 3.6 compatible; pure (no TensorRT).
+"""
+
+import json
+import os
+
+from .errors import EngineError, IncompatibleEngineError
+from .engine_paths import sidecar_path
+from .fileio import sha256_file, write_json_atomic
+from .gpu_info import slug
+from .precision import format_compute_capability, parse_compute_capability
+from .trt_api import parse_version, version_string
+
+SIDECAR_KIND = "bisenet_deploy.engine"
+SIDECAR_SCHEMA = 1
+
+REQUIRED_KEYS = ("schema", "kind", "tensorrt_version", "gpu", "precision", "io")
+
+
+def tensor_entry(name, mode, shape, dtype):
+    """One I/O tensor: mode 'input'/'output', shape with -1 for dynamic dims, numpy dtype name."""
+    if mode not in ("input", "output"):
+        raise ValueError("mode must be 'input' or 'output'")
+    return {"name": str(name), "mode": mode, "shape": [int(d) for d in shape], "dtype": str(dtype)}
+
+
+def profile_entry(input_name, min_shape, opt_shape, max_shape):
+    return {"input": str(input_name), "min": [int(d) for d in min_shape],
+            "opt": [int(d) for d in opt_shape], "max": [int(d) for d in max_shape]}
+
+
+def make_sidecar(engine_file, engine_sha256, engine_bytes, trt_version, api_generation, gpu,
+                 precision, io, profiles, onnx_file, onnx_sha256, onnx_metadata, build_options,
+                 build_seconds, builder="bisenet-build-engine", toolkit_version=None,
+                 precision_decision=None, built_utc=None):
+    """The sidecar dict. `gpu` is a dict with at least name and compute_capability ('8.6')."""
+    gpu = dict(gpu)
+    gpu["compute_capability"] = format_compute_capability(gpu["compute_capability"])
+    return {
+        "schema": SIDECAR_SCHEMA,
+        "kind": SIDECAR_KIND,
+        "engine": {"file": os.path.basename(str(engine_file)), "sha256": engine_sha256,
+                   "bytes": int(engine_bytes) if engine_bytes is not None else None},
+        "tensorrt_version": str(trt_version),
+        "api_generation": api_generation,
+        "gpu": gpu,
+        "precision": precision,
+        "precision_decision": precision_decision,
+        "io": list(io),
+        "profiles": list(profiles),
+        "onnx": {"file": os.path.basename(str(onnx_file)) if onnx_file else None,
+                 "sha256": onnx_sha256},
+        "onnx_metadata": onnx_metadata,
+        "build": {"builder": builder, "options": dict(build_options),
+                  "seconds": None if build_seconds is None else round(float(build_seconds), 3),
+                  "built_utc": built_utc, "toolkit_version": toolkit_version},
+    }
+
+
+def write_sidecar(engine_path, sidecar):
+    """Write the sidecar beside `engine_path` atomically; returns its path."""
+    path = sidecar_path(engine_path)
+    write_json_atomic(path, sidecar)
+    return path
+
+
+def read_sidecar(engine_path):
+    """Read and validate the sidecar of `engine_path` (or a sidecar .json path itself).
+
+    A missing or corrupt sidecar is an EngineError saying how to get a good one.
+    """
+    engine_path = str(engine_path)
+    path = engine_path if engine_path.endswith(".json") else sidecar_path(engine_path)
+    rebuild = ("rebuild the engine with `bisenet-build-engine` (it writes the sidecar beside "
+               "the engine)")
+    if not os.path.exists(path):
+        raise EngineError("the engine's sidecar %s is missing, so nothing says which GPU, "
+                          "TensorRT version and preprocessing the engine was built for; %s"
+                          % (path, rebuild))
+    try:
+        with open(path, "rb") as f:
+            data = json.loads(f.read().decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise EngineError("the engine sidecar %s is corrupt (%s); %s" % (path, exc, rebuild)) from None
+    if not isinstance(data, dict) or data.get("kind") != SIDECAR_KIND:
+        raise EngineError("%s is not a bisenet-deploy engine sidecar; %s" % (path, rebuild))
+    missing = [k for k in REQUIRED_KEYS if k not in data]
+    if missing:
+        raise EngineError("the engine sidecar %s lacks %s; %s" % (path, ", ".join(missing), rebuild))
+    if int(data.get("schema", 0)) > SIDECAR_SCHEMA:
+        raise EngineError("the engine sidecar %s was written by a newer bisenet-deploy (schema %s, "
+                          "this one reads %d): upgrade bisenet-deploy"
+                          % (path, data.get("schema"), SIDECAR_SCHEMA))
+    gpu = data.get("gpu")
+    if not isinstance(gpu, dict) or "name" not in gpu or "compute_capability" not in gpu:
+        raise EngineError("the engine sidecar %s has no GPU record; %s" % (path, rebuild))
+    return data
+
+
+def check_engine_file(engine_path, sidecar):
+    """Refuse an engine file that is not the one the sidecar describes (replaced or truncated)."""
+    want = (sidecar.get("engine") or {}).get("sha256")
+    if not want:
+        return
+    got = sha256_file(engine_path)
+    if got != want:
+        raise EngineError("the engine %s does not match its sidecar (sha256 %s..., sidecar says "
+                          "%s...): the engine was replaced or is damaged; rebuild it"
+                          % (engine_path, got[:12], want[:12]))
+
+
+def check_engine_compatible(sidecar, trt_version, gpu_name, compute_capability):
+    """Raise IncompatibleEngineError if the engine was built for another TensorRT or GPU.
+
+    TensorRT versions are compared on MAJOR.MINOR.PATCH, GPUs on compute capability and model
+    name (case and punctuation ignored). A `gpu_name`/`compute_capability` of None skips that part
+    (e.g. nothing could identify the GPU); the TensorRT version is always required.
+    """
+    problems = []
+    built_trt = sidecar.get("tensorrt_version")
+    if version_string(built_trt) != version_string(trt_version):
+        problems.append("it was built with TensorRT %s and this machine has TensorRT %s"
+                        % (version_string(built_trt), version_string(trt_version)))
+    gpu = sidecar.get("gpu") or {}
+    built_cc = parse_compute_capability(gpu.get("compute_capability"))
+    built_name = gpu.get("name", "?")
+    if compute_capability is not None:
+        here_cc = parse_compute_capability(compute_capability)
+        if here_cc != built_cc:
+            problems.append("it was built for %s (SM %d.%d) and this GPU is %s (SM %d.%d)"
+                            % (built_name, built_cc[0], built_cc[1], gpu_name or "unknown",
+                               here_cc[0], here_cc[1]))
+            gpu_name = None  # already reported together with the capability
+    if gpu_name is not None and slug(gpu_name) != slug(built_name):
+        problems.append("it was built on a %s and this GPU is a %s" % (built_name, gpu_name))
+    if problems:
+        raise IncompatibleEngineError(
+            "this engine cannot run here: %s. TensorRT engines only run on the GPU model and "
+            "TensorRT version that built them: rebuild it here with `bisenet-build-engine` from "
+            "the ONNX%s" % ("; ".join(problems), _onnx_hint(sidecar)))
+
+
+def _onnx_hint(sidecar):
+    onnx = (sidecar.get("onnx") or {}).get("file")
+    return " (%s)" % onnx if onnx else ""
+
+
+def summarize(sidecar):
+    """One line for logs: precision, GPU, TensorRT, input shape."""
+    gpu = sidecar.get("gpu") or {}
+    inputs = [t for t in sidecar.get("io", []) if t.get("mode") == "input"]
+    shape = "x".join("N" if d < 0 else str(d) for d in inputs[0]["shape"]) if inputs else "?"
+    return "%s engine for %s (SM %s), TensorRT %s, input %s" % (
+        str(sidecar.get("precision", "?")).upper(), gpu.get("name", "?"),
+        gpu.get("compute_capability", "?"), sidecar.get("tensorrt_version", "?"), shape)
+
+
+def versions_equal(a, b):
+    return parse_version(a)[:3] == parse_version(b)[:3]

@@ -1,0 +1,267 @@
+"""TensorRT API-generation selection (feature tests on small fake modules) and the precision policy.
+
+The fakes expose exactly the attributes each TensorRT generation's Python API has (tensorrt.md
+section 2); they test our selection logic, nothing is built.
+"""
+
+import types
+
+import numpy as np
+import pytest
+
+from bisenet_deploy.errors import EngineError, InputError, MissingDependencyError
+from bisenet_deploy.portable import precision as P
+from bisenet_deploy.portable import trt_api
+from bisenet_deploy.portable.builder import network_creation_flags, workspace_setting
+
+
+# -- fake TensorRT modules -------------------------------------------------------------------------
+
+def _ns(**kw):
+    return type("Fake", (), kw)
+
+
+def fake_trt(version):
+    """A module-like object with the attributes TensorRT `version` offers (class level)."""
+    major, minor = version
+    v = (major, minor)
+    builder = {"build_serialized_network": None, "create_network": None,
+               "create_builder_config": None}
+    config = {"set_flag": None, "profiling_verbosity": None, "create_timing_cache": None,
+              "set_timing_cache": None, "get_timing_cache": None, "add_optimization_profile": None}
+    mod = {"__version__": "%d.%d.0.1" % v, "Logger": object, "OnnxParser": object,
+           "ProfilingVerbosity": _ns(DETAILED=2, LAYER_NAMES_ONLY=0, NONE=1),
+           "ParserError": _ns(desc=None, node=None, code=None)}
+    net_flags = {}
+    if major < 11:
+        mod["BuilderFlag"] = _ns(FP16=0, INT8=1)
+        builder["platform_has_fast_fp16"] = None
+        builder["platform_has_fast_int8"] = None
+        config["int8_calibrator"] = None
+        config["set_calibration_profile"] = None
+        mod["IInt8EntropyCalibrator2"] = object
+        net_flags["EXPLICIT_BATCH"] = 0
+    else:
+        mod["BuilderFlag"] = _ns(DEBUG=5, REFIT=3)
+    if major == 8:
+        builder["build_engine"] = None
+    if v < (10, 0):
+        config["max_workspace_size"] = 0
+    if v >= (8, 4):
+        config["set_memory_pool_limit"] = None
+        mod["MemoryPoolType"] = _ns(WORKSPACE=0)
+    if v >= (8, 5):
+        mod["TensorIOMode"] = _ns(INPUT=1, OUTPUT=2)
+    if v >= (8, 6):
+        config["builder_optimization_level"] = 3
+        mod["ParserError"] = _ns(desc=None, node=None, code=None, node_name=None)
+    if v >= (10, 0):
+        net_flags["STRONGLY_TYPED"] = 1
+    mod["NetworkDefinitionCreationFlag"] = _ns(**net_flags)
+    mod["Builder"] = _ns(**builder)
+    mod["IBuilderConfig"] = _ns(**config)
+    mod["ICudaEngine"] = _ns(create_engine_inspector=None)
+    return types.SimpleNamespace(**mod)
+
+
+@pytest.mark.parametrize("version, generation", [
+    ((8, 2), "8.2-8.4"), ((8, 4), "8.2-8.4"), ((8, 5), "8.5-10"), ((8, 6), "8.5-10"),
+    ((10, 0), "8.5-10"), ((10, 13), "8.5-10"), ((11, 0), "11")])
+def test_api_generation_from_features(version, generation):
+    assert trt_api.api_generation(fake_trt(version)) == generation
+    # the version-number mapping (used for trtexec lines for other machines) agrees
+    assert trt_api.generation_for_version(version) == generation
+
+
+def test_features_per_generation():
+    f82 = trt_api.detect_features(fake_trt((8, 2)))
+    assert f82.explicit_batch_flag and f82.max_workspace_size and not f82.memory_pool_api
+    assert f82.precision_flags and f82.int8_calibrator and not f82.optimization_level
+    assert not f82.strongly_typed_flag and not f82.parser_node_name
+
+    f84 = trt_api.detect_features(fake_trt((8, 4)))
+    assert f84.memory_pool_api and f84.max_workspace_size and f84.generation == "8.2-8.4"
+
+    f86 = trt_api.detect_features(fake_trt((8, 6)))
+    assert f86.optimization_level and f86.explicit_batch_flag and f86.parser_node_name
+
+    f10 = trt_api.detect_features(fake_trt((10, 13)))
+    assert not f10.explicit_batch_flag  # deprecated and ignored: pass 0
+    assert not f10.max_workspace_size and f10.memory_pool_api and f10.strongly_typed_flag
+    assert f10.int8_calibrator and f10.platform_fast_flags
+
+    f11 = trt_api.detect_features(fake_trt((11, 0)))
+    assert f11.generation == "11"
+    assert not (f11.precision_flags or f11.int8_calibrator or f11.platform_fast_flags
+                or f11.explicit_batch_flag)
+    assert f11.timing_cache and f11.profiling_verbosity and f11.engine_inspector
+
+
+def test_features_test_the_given_objects_over_the_classes():
+    trt = fake_trt((8, 4))
+    config = types.SimpleNamespace(max_workspace_size=0)  # an object without the pool API
+    f = trt_api.detect_features(trt, config=config)
+    assert not f.memory_pool_api and f.max_workspace_size
+
+
+def test_network_flags_per_generation():
+    f82 = trt_api.detect_features(fake_trt((8, 2)))
+    assert network_creation_flags(fake_trt((8, 2)), f82, strongly_typed=False) == 1 << 0
+    f10 = trt_api.detect_features(fake_trt((10, 0)))
+    assert network_creation_flags(fake_trt((10, 0)), f10, strongly_typed=False) == 0
+    assert network_creation_flags(fake_trt((10, 0)), f10, strongly_typed=True) == 1 << 1
+    f11 = trt_api.detect_features(fake_trt((11, 0)))
+    assert network_creation_flags(fake_trt((11, 0)), f11, strongly_typed=True) == 0
+    with pytest.raises(EngineError, match="strongly typed"):
+        network_creation_flags(fake_trt((8, 6)), trt_api.detect_features(fake_trt((8, 6))), True)
+
+
+def test_workspace_setting_per_api():
+    f82 = trt_api.detect_features(fake_trt((8, 2)))
+    assert workspace_setting(f82, None) == ("max_workspace_size", 1024 << 20)  # 8.2 default is 0
+    assert workspace_setting(f82, 256) == ("max_workspace_size", 256 << 20)
+    f10 = trt_api.detect_features(fake_trt((10, 0)))
+    assert workspace_setting(f10, None) == (None, None)
+    assert workspace_setting(f10, 2048) == ("pool", 2048 << 20)
+
+
+def test_parse_version():
+    assert trt_api.parse_version("8.2.1.8") == (8, 2, 1, 8)
+    assert trt_api.parse_version("10.13") == (10, 13)
+    assert trt_api.parse_version("trt8.6.1") == (8, 6, 1)
+    assert trt_api.parse_version("10.0.0b6") == (10, 0, 0)
+    assert trt_api.version_string("8.6.1.6") == "8.6.1"
+    with pytest.raises(InputError):
+        trt_api.parse_version("eight")
+    with pytest.raises(InputError, match="older than 8.2"):
+        trt_api.generation_for_version("7.1.3")
+    assert trt_api.export_target_for_version("8.2.1") == "trt8.2"
+    assert trt_api.export_target_for_version("8.6.1") == "trt8.6"
+    assert trt_api.export_target_for_version("10.3") == "trt10"
+    assert trt_api.export_target_for_version("11.0") == "trt11"
+
+
+def test_dtypes_each_version_knows():
+    assert "uint8" not in trt_api.dtype_names_for_version("8.2")
+    assert "uint8" in trt_api.dtype_names_for_version("8.5")
+    assert "int64" not in trt_api.dtype_names_for_version("8.6")
+    assert "int64" in trt_api.dtype_names_for_version("10.0")
+    with pytest.raises(InputError, match="trt8.2"):
+        trt_api.check_dtype_supported(np.uint8, "8.2.1")
+    trt_api.check_dtype_supported(np.uint8, "10.3")
+    assert trt_api.trt_dtype_to_numpy("HALF") == np.float16
+    assert trt_api.trt_dtype_to_numpy(types.SimpleNamespace(name="INT32")) == np.int32
+    with pytest.raises(InputError, match="no numpy"):
+        trt_api.trt_dtype_to_numpy("BF16")
+    assert trt_api.numpy_to_trt_dtype_name(np.float32) == "FLOAT"
+
+
+def test_stub_only_tensorrt_is_not_tensorrt(monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "tensorrt", types.ModuleType("tensorrt"))
+    with pytest.raises(MissingDependencyError, match="pip install 'bisenet-deploy\\[trt\\]'"):
+        trt_api.import_tensorrt()
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    with pytest.raises(MissingDependencyError):
+        trt_api.import_tensorrt()
+
+
+# -- precision policy ------------------------------------------------------------------------------
+
+CCS = ["6.1", "6.2", "7.5", "8.0", "8.9", "9.0"]
+
+
+def test_compute_capability_parsing():
+    assert P.parse_compute_capability("sm_86") == (8, 6)
+    assert P.parse_compute_capability("61") == (6, 1)
+    assert P.parse_compute_capability((7, 5)) == (7, 5)
+    with pytest.raises(InputError):
+        P.parse_compute_capability("fast")
+
+
+@pytest.mark.parametrize("cc", CCS)
+def test_fp32_is_always_plain(cc):
+    version = "8.6.1" if cc.startswith("6") else "10.3"
+    d = P.decide_precision("fp32", cc, version)
+    assert d.flags == [] and not d.warnings and not d.needs_calibrator
+
+
+def test_fp16_on_1080ti_warns_slower_but_builds():
+    d = P.decide_precision("fp16", "6.1", "8.6.1")
+    assert d.flags == ["FP16"]
+    assert len(d.warnings) == 1 and "SLOWER than FP32" in d.warnings[0]
+
+
+@pytest.mark.parametrize("cc, version", [("6.2", "8.2.1"), ("7.5", "8.6.1"), ("8.0", "10.3"),
+                                         ("8.9", "10.13"), ("9.0", "10.13")])
+def test_fp16_on_fast_fp16_gpus(cc, version):
+    d = P.decide_precision("fp16", cc, version)
+    assert d.flags == ["FP16"] and not d.warnings
+
+
+def test_int8_refused_on_tx2():
+    with pytest.raises(EngineError, match="SM 6.2.*no fast INT8"):
+        P.decide_precision("int8", "6.2", "8.2.1")
+
+
+@pytest.mark.parametrize("cc, version, fp16_fallback", [
+    ("6.1", "8.6.1", False), ("7.5", "8.2.1", True), ("8.0", "10.0", True),
+    ("8.9", "10.13", True), ("9.0", "10.13", True)])
+def test_int8_where_fast(cc, version, fp16_fallback):
+    d = P.decide_precision("int8", cc, version)
+    assert d.needs_calibrator and d.flags[0] == "INT8"
+    assert ("FP16" in d.flags) == fp16_fallback
+    assert any("deprecates" in w for w in d.warnings) == (version.startswith("10.13"))
+
+
+def test_builder_answer_overrides_the_table():
+    # a builder that says it has no fast INT8 wins over the SM 7.5 table entry
+    with pytest.raises(EngineError):
+        P.decide_precision("int8", "7.5", "10.3", platform_fast_int8=False)
+
+
+@pytest.mark.parametrize("cc", ["6.1", "6.2"])
+def test_trt10_refuses_pascal(cc):
+    with pytest.raises(EngineError, match="TensorRT 8.6"):
+        P.decide_precision("fp32", cc, "10.3")
+
+
+@pytest.mark.parametrize("cc", ["7.5", "8.0", "8.9", "9.0"])
+def test_trt11_fp16_needs_the_fp16_onnx(cc):
+    with pytest.raises(InputError) as info:
+        P.decide_precision("fp16", cc, "11.0", onnx_precision="fp32")
+    assert "bisenet-export onnx --target trt11 --precision fp16" in str(info.value)
+    d = P.decide_precision("fp16", cc, "11.0", onnx_precision="fp16")
+    assert d.flags == [] and d.strongly_typed
+    with pytest.raises(InputError, match="this ONNX is FP16"):
+        P.decide_precision("fp32", cc, "11.0", onnx_precision="fp16")
+    assert P.decide_precision("fp32", cc, "11.0", onnx_precision="fp32").flags == []
+    with pytest.raises(EngineError, match="removed INT8"):
+        P.decide_precision("int8", cc, "11.0", onnx_precision="fp32")
+    with pytest.raises(InputError, match="no bisenet_deploy metadata"):
+        P.decide_precision("fp16", cc, "11.0", onnx_precision=None)
+
+
+def test_fp16_onnx_before_11():
+    # strongly typed on 10.x, the FP16 flag on 8.x, never silently FP32
+    assert P.decide_precision("fp16", "8.6", "10.3", onnx_precision="fp16").strongly_typed
+    d = P.decide_precision("fp16", "7.5", "8.6.1", onnx_precision="fp16",
+                           strongly_typed_available=False)
+    assert d.flags == ["FP16"] and not d.strongly_typed
+    with pytest.raises(InputError, match="--fp16"):
+        P.decide_precision("fp32", "8.6", "10.3", onnx_precision="fp16")
+
+
+def test_graph_precision_and_default_from_record():
+    rec = {"export": {"precision": "fp16", "target": "trt10"}}
+    assert P.onnx_graph_precision(rec) == "fp32"  # FP16 is the builder flag's job there
+    assert P.default_precision(rec) == "fp16"
+    assert P.onnx_graph_precision({"export": {"precision": "fp16", "target": "trt11"}}) == "fp16"
+    assert P.onnx_graph_precision(None) is None and P.default_precision(None) == "fp32"
+
+
+def test_unknown_gpu_checks_only_tensorrt_rules():
+    d = P.decide_precision("fp16", None, "8.2.1")
+    assert d.flags == ["FP16"] and "GPU unknown" in d.notes[0]
+    with pytest.raises(InputError):
+        P.decide_precision("fp16", None, "11.0", onnx_precision="fp32")
