@@ -1,0 +1,498 @@
+"""Checkpoints: our self-describing safetensors format, CoinCheung `.pth` import, `load_model()`.
+
+A deployable model is weights plus the facts needed to use them (architecture, classes, palette,
+mean/std...). Our format keeps both in one `.safetensors` file: the tensors, and the metadata
+record (`metadata.build_record`) as JSON under the safetensors metadata key `bisenet_deploy`.
+
+Checkpoints are untrusted files. They are read with safetensors or `torch.load(weights_only=True)`
+only, after a look at the first bytes, so a download error page, a truncated file or a pickle with
+arbitrary objects is a clear `CheckpointError` and never a traceback from inside torch. Loading is
+strict: every tensor in the file must be consumed by the network and every shape must match,
+otherwise the error lists the missing, unexpected and mismatched keys.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import struct
+from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Tuple
+
+from .datasets import DatasetInfo, get_dataset, resolve_dataset
+from .errors import CheckpointError, InputError
+from .metadata import METADATA_KEY, ModelMetadata, build_record, dumps_record, loads_record
+from .portable.fileio import atomic_output, sha256_file
+
+log = logging.getLogger(__name__)
+
+COINCHEUNG_ARCH = "bisenetv2-coincheung"
+#: The arch used for a random initialisation when nothing names one.
+RANDOM_INIT_DEFAULT_ARCH = "bisenetv2"
+#: The classifier of the CoinCheung BiSeNetV2 main head; its first dimension is the class count.
+COINCHEUNG_HEAD_KEY = "head.conv_out.1.weight"
+#: Keys every CoinCheung BiSeNetV2 state dict has (used to recognise one).
+_COINCHEUNG_MARKERS = ("detail.S1.0.conv.weight", "segment.S1S2.conv.conv.weight",
+                       "bga.conv.0.weight", COINCHEUNG_HEAD_KEY)
+_COINCHEUNG_PREFIXES = ("detail.", "segment.", "bga.", "head.", "aux2.", "aux3.", "aux4.", "aux5_4.")
+RANDOM_WEIGHTS_WARNING = ("RANDOM WEIGHTS: for trying the pipeline only, predictions are "
+                          "meaningless; pass --checkpoint")
+# prefixes added by nn.DataParallel/DistributedDataParallel and torch.compile
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+# keys under which training scripts commonly nest the state dict
+_WRAPPER_KEYS = ("state_dict", "model", "net", "model_state_dict", "model_state", "network",
+                 "weights", "params", "module")
+_LIST_LIMIT = 8
+
+__all__ = ["LoadedModel", "save_checkpoint", "load_model", "read_checkpoint_metadata",
+           "RANDOM_WEIGHTS_WARNING", "COINCHEUNG_ARCH"]
+
+
+class LoadedModel(NamedTuple):
+    """A network in eval mode and the metadata describing it (unpacks as `model, metadata`)."""
+
+    model: Any
+    metadata: ModelMetadata
+
+
+# --- saving ------------------------------------------------------------------------------------
+
+def save_checkpoint(path, model, metadata: ModelMetadata) -> str:
+    """Write `model`'s weights and `metadata` to one `.safetensors` file, atomically.
+
+    The weights are checked against `metadata.arch`/`num_classes` first, so a file that could not
+    be loaded back is never written. Aux-head weights are kept if the model has them.
+    """
+    from safetensors.torch import save_file
+
+    if not isinstance(metadata, ModelMetadata):
+        raise TypeError("metadata must be a bisenet_deploy.metadata.ModelMetadata")
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    # builds the reference network for the metadata and raises if the weights do not fit it
+    _build_for_state(metadata.arch, metadata.num_classes, state, what="the model to save")
+    header = {METADATA_KEY: dumps_record(build_record(metadata)), "format": "pt"}
+    path = str(path)
+    with atomic_output(path, suffix=".safetensors") as tmp:
+        save_file(state, tmp, metadata=header)
+    log.info("saved %s (%s, %d classes, %d tensors)", path, metadata.arch,
+             metadata.num_classes, len(state))
+    return path
+
+
+# --- loading -----------------------------------------------------------------------------------
+
+def load_model(path: Optional[str] = None, arch: Optional[str] = None, dataset=None,
+               num_classes: Optional[int] = None, seed: int = 0) -> LoadedModel:
+    """Load a checkpoint (ours or CoinCheung's) or, with `path=None`, build a seeded random model.
+
+    - our `.safetensors`: arch, classes and dataset come from the file; an `arch`/`num_classes`
+      that contradicts the file is an error; `dataset` may relabel it (same class count).
+    - a PyTorch state dict (`.pth`, plain, `module.`-prefixed or nested under "state_dict",
+      "model", "net"...): a CoinCheung BiSeNetV2 dict selects `bisenetv2-coincheung` by itself;
+      the class count is read from the head, the dataset guessed from it unless given.
+    - None: `arch` (default "bisenetv2") with seeded random weights and a loud warning.
+    The model is returned in eval mode on the CPU.
+    """
+    if num_classes is not None:
+        num_classes = _positive_int(num_classes, "num_classes")
+    if path is None:
+        return _random_model(arch, dataset, num_classes, seed)
+    path = _check_path(path)
+    kind = _sniff(path)
+    if kind == "safetensors":
+        state, record = _read_safetensors(path)
+    else:
+        state, record = _read_torch(path), None
+    state = _strip_prefixes(state)
+    sha = sha256_file(path)
+    if record is not None:
+        return _load_ours(path, state, record, arch, dataset, num_classes, sha)
+    return _load_state_dict(path, state, arch, dataset, num_classes, sha)
+
+
+def read_checkpoint_metadata(path) -> Optional[ModelMetadata]:
+    """The metadata of one of our `.safetensors` files without building the network.
+
+    Returns None for a file without our record (e.g. a CoinCheung `.pth`).
+    """
+    path = _check_path(path)
+    if _sniff(path) != "safetensors":
+        return None
+    from safetensors import safe_open
+
+    try:
+        with safe_open(path, framework="pt") as handle:
+            header = handle.metadata() or {}
+    except Exception as exc:  # safetensors raises SafetensorError (an Exception) for bad files
+        raise CheckpointError(f"{path}: corrupt or truncated safetensors file ({exc})") from None
+    if METADATA_KEY not in header:
+        return None
+    metadata = _metadata_from_record(path, _parse_record(path, header[METADATA_KEY]))
+    metadata.checkpoint_sha256 = sha256_file(path)
+    return metadata
+
+
+# --- random initialisation ---------------------------------------------------------------------
+
+def _random_model(arch, dataset, num_classes, seed) -> LoadedModel:
+    import torch
+
+    arch = arch or RANDOM_INIT_DEFAULT_ARCH
+    if num_classes is None:
+        if dataset is None:
+            num_classes = 19
+        elif isinstance(dataset, DatasetInfo):
+            num_classes = dataset.num_classes
+        else:  # a preset name; "custom" without a class count is an InputError here
+            num_classes = get_dataset(str(dataset)).num_classes
+    info = resolve_dataset(dataset, num_classes)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        model = _build(arch, num_classes, aux=False)
+    model.eval()
+    metadata = info.to_model_metadata(arch, weights="random-init", source="random-init")
+    log.warning("%s (arch %s, %d classes, seed %d)", RANDOM_WEIGHTS_WARNING, arch, num_classes,
+                int(seed))
+    return LoadedModel(model, metadata)
+
+
+# --- our format --------------------------------------------------------------------------------
+
+def _load_ours(path, state, record, arch, dataset, num_classes, sha) -> LoadedModel:
+    metadata = _metadata_from_record(path, record)
+    if arch is not None and arch != metadata.arch:
+        raise CheckpointError(
+            f"{path} holds a {metadata.arch!r} model but --arch {arch} was given; drop --arch "
+            f"(the checkpoint names its architecture)")
+    if num_classes is not None and num_classes != metadata.num_classes:
+        raise CheckpointError(
+            f"{path} holds a {metadata.num_classes}-class model but --num-classes {num_classes} "
+            f"was given; drop --num-classes")
+    if dataset is not None:
+        info = resolve_dataset(dataset, metadata.num_classes)
+        if info.name != metadata.dataset:
+            log.info("relabelling %s: dataset %s -> %s", path, metadata.dataset, info.name)
+        metadata = info.to_model_metadata(metadata.arch, weights=metadata.weights,
+                                          source=metadata.source)
+    model = _build_for_state(metadata.arch, metadata.num_classes, state, what=path)
+    metadata.checkpoint_sha256 = sha
+    if metadata.weights == "random-init":
+        log.warning("%s: %s", path, RANDOM_WEIGHTS_WARNING.replace(
+            "pass --checkpoint", "this checkpoint was saved from a random initialisation"))
+    log.info("loaded %s: %s, %d classes (%s), weights from %s", path, metadata.arch,
+             metadata.num_classes, metadata.dataset, metadata.source)
+    return LoadedModel(model, metadata)
+
+
+def _metadata_from_record(path, record) -> ModelMetadata:
+    try:
+        return ModelMetadata.from_dict(record["model"])
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise CheckpointError(f"{path}: the bisenet_deploy metadata in the file is damaged "
+                              f"({exc}); re-create the checkpoint") from None
+
+
+def _parse_record(path, text) -> Dict[str, Any]:
+    try:
+        return loads_record(text)
+    except InputError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+
+
+# --- plain state dicts (CoinCheung .pth and others) ---------------------------------------------
+
+def _load_state_dict(path, state, arch, dataset, num_classes, sha) -> LoadedModel:
+    looks_coincheung = _looks_coincheung(state)
+    if arch is None:
+        if not looks_coincheung:
+            raise CheckpointError(
+                f"{path} is not a BiSeNetV2 checkpoint this toolkit knows: it holds "
+                f"{len(state)} tensors named like {_format_list(sorted(state), 5)}, but a "
+                f"CoinCheung/BiSeNet BiSeNetV2 state dict has {', '.join(_COINCHEUNG_MARKERS)}. "
+                f"Pass a model_final_v2_*.pth or a .safetensors written by bisenet-deploy (or "
+                f"--arch NAME if this is a plain state dict of one of our architectures)")
+        arch = COINCHEUNG_ARCH
+    hint = ""
+    if looks_coincheung and arch != COINCHEUNG_ARCH:
+        hint = (f" This file looks like a CoinCheung BiSeNetV2 checkpoint: drop --arch or pass "
+                f"--arch {COINCHEUNG_ARCH}.")
+    file_classes = _classes_in_state(arch, state)
+    if file_classes is None:
+        if num_classes is None:
+            raise CheckpointError(
+                f"{path}: cannot find the classifier of a {arch!r} network in the file "
+                f"(it holds {_format_list(sorted(state), 5)}); is it a checkpoint for another "
+                f"network? Pass the matching --arch.{hint}")
+        file_classes = num_classes
+    if num_classes is not None and num_classes != file_classes:
+        raise CheckpointError(
+            f"{path} has a {file_classes}-class head but --num-classes {num_classes} was given; "
+            f"drop --num-classes (it is read from the checkpoint)")
+    info = resolve_dataset(dataset, file_classes)
+    model = _build_for_state(arch, file_classes, state, what=path, hint=hint)
+    source = "coincheung" if arch == COINCHEUNG_ARCH else "bisenet-deploy"
+    metadata = info.to_model_metadata(arch, weights="checkpoint", source=source,
+                                      checkpoint_sha256=sha)
+    log.info("loaded %s: %s, %d classes, dataset %s", path, arch, file_classes, info.name)
+    return LoadedModel(model, metadata)
+
+
+def _looks_coincheung(state) -> bool:
+    """A CoinCheung BiSeNetV2 dict, possibly damaged: its head, or mostly its module names."""
+    if COINCHEUNG_HEAD_KEY in state:
+        return True
+    ours = sum(1 for k in state if k.startswith(_COINCHEUNG_PREFIXES))
+    return ours >= max(1, len(state) // 2)
+
+
+def _classes_in_state(arch, state) -> Optional[int]:
+    """The class count of the main head as stored in `state`, or None if not found."""
+    if arch == COINCHEUNG_ARCH:
+        tensor = state.get(COINCHEUNG_HEAD_KEY)
+        return int(tensor.shape[0]) if tensor is not None and tensor.dim() >= 1 else None
+    # any architecture: the main-head tensors whose shape follows num_classes
+    a = _build(arch, 3, aux=False).state_dict()
+    b = _build(arch, 5, aux=False).state_dict()
+    for key, ta in a.items():
+        tb = b[key]
+        if ta.shape == tb.shape or key not in state:
+            continue
+        dim = next(i for i, (x, y) in enumerate(zip(ta.shape, tb.shape)) if x != y)
+        if state[key].dim() > dim:
+            return int(state[key].shape[dim])
+    return None
+
+
+# --- building and strict matching --------------------------------------------------------------
+
+def _build(arch, num_classes, aux):
+    from .model import build_model
+
+    return build_model(arch, int(num_classes), aux=aux)
+
+
+def _build_for_state(arch, num_classes, state, what, hint=""):
+    """Build `arch` (with aux heads only if `state` has their weights) and load `state` strictly."""
+    model = _build(arch, num_classes, aux=False)
+    expected = model.state_dict()
+    extra = [k for k in state if k not in expected]
+    if extra:
+        with_aux = _build(arch, num_classes, aux=True)
+        aux_keys = set(with_aux.state_dict())
+        if any(k in aux_keys for k in extra):
+            model, expected = with_aux, with_aux.state_dict()
+    prepared = _match(state, expected, arch, num_classes, what, hint)
+    model.load_state_dict(prepared, strict=True)
+    model.eval()
+    return model
+
+
+def _match(state, expected, arch, num_classes, what, hint="") -> Dict[str, Any]:
+    """`state` completed for `expected`, or a CheckpointError listing every difference."""
+    import torch
+
+    missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in expected and not k.endswith("num_batches_tracked")]
+    mismatched = []
+    for key, ref in expected.items():
+        if key in state:
+            got = state[key]
+            if not torch.is_tensor(got) or tuple(got.shape) != tuple(ref.shape):
+                mismatched.append(f"{key}: file {_shape(got)}, model {_shape(ref)}")
+            elif got.dtype.is_floating_point != ref.dtype.is_floating_point:
+                mismatched.append(f"{key}: file dtype {got.dtype}, model {ref.dtype}")
+    if missing or unexpected or mismatched:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing: {_format_list(missing)}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected: {_format_list(unexpected)}")
+        if mismatched:
+            parts.append(f"{len(mismatched)} with another shape: {_format_list(mismatched)}")
+        matched = sum(1 for k in expected if k in state)
+        verdict = ""
+        if matched < len(expected) // 2:
+            verdict = (f" Only {matched} of the {len(expected)} tensors of the network are in "
+                       f"the file: it is probably a checkpoint of another network.")
+        raise CheckpointError(
+            f"{what} does not fit a {num_classes}-class {arch!r} network: "
+            f"{'; '.join(parts)}.{verdict}{hint}")
+    prepared = {}
+    for key, ref in expected.items():
+        prepared[key] = state[key] if key in state else ref  # absent num_batches_tracked
+    return prepared
+
+
+def _shape(tensor) -> str:
+    shape = getattr(tensor, "shape", None)
+    if shape is None:
+        return type(tensor).__name__
+    return "x".join(str(int(s)) for s in shape) or "scalar"
+
+
+def _format_list(items: Iterable[str], limit: int = _LIST_LIMIT) -> str:
+    items = list(items)
+    shown = ", ".join(items[:limit])
+    if len(items) > limit:
+        shown += f", ... and {len(items) - limit} more"
+    return shown
+
+
+# --- reading files -----------------------------------------------------------------------------
+
+def _positive_int(value, name) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a positive integer, got {value!r}") from None
+    if number < 1 or isinstance(value, bool):
+        raise InputError(f"{name} must be a positive integer, got {value!r}")
+    return number
+
+
+def _check_path(path) -> str:
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise CheckpointError(f"checkpoint not found: {path} (check the path, or leave "
+                              f"--checkpoint out to try the pipeline with random weights)")
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint {path} is not a file")
+    return str(path)
+
+
+def _sniff(path) -> str:
+    """"safetensors" or "torch" from the first bytes; anything else is a CheckpointError."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = f.read(64)
+    if size == 0:
+        raise CheckpointError(f"{path} is an empty file, not a checkpoint (an interrupted "
+                              f"download or copy?)")
+    if head[:4] == b"PK\x03\x04":
+        return "torch"  # torch.save's zip format (PyTorch >= 1.6)
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        return "torch"  # the legacy pickle format
+    if len(head) >= 9 and head[8:9] == b"{":
+        (header_len,) = struct.unpack("<Q", head[:8])
+        if header_len + 8 > size:
+            raise CheckpointError(
+                f"{path} is a truncated safetensors file ({size} bytes, its header alone needs "
+                f"{header_len + 8}); copy or download it again")
+        return "safetensors"
+    description = _describe_bytes(head)
+    raise CheckpointError(
+        f"{path} is not a checkpoint: it {description}; expected a PyTorch .pth/.pt state dict "
+        f"(zip or pickle) or a .safetensors file")
+
+
+def _describe_bytes(head: bytes) -> str:
+    text = head[:40]
+    if text and all(32 <= c < 127 or c in (9, 10, 13) for c in text):
+        snippet = text.decode("ascii").strip().splitlines()[0][:40] if text.strip() else ""
+        lowered = snippet.lower()
+        if lowered.startswith(("<!doctype", "<html", "<?xml")):
+            return f"is an HTML/XML page (starts with {snippet!r}; a failed download?)"
+        if lowered.startswith("version https://git-lfs"):
+            return "is a Git LFS pointer, not the file itself (run `git lfs pull`)"
+        return f"is a text file (starts with {snippet!r})"
+    if head[:4] == b"\x1f\x8b\x08\x00" or head[:2] == b"\x1f\x8b":
+        return "is gzip-compressed (unpack it first)"
+    return "starts with the bytes " + head[:8].hex(" ")
+
+
+def _read_safetensors(path) -> Tuple[Dict[str, Any], Optional[Dict[str, Any]]]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(path, framework="pt") as handle:
+            header = handle.metadata() or {}
+            state = {key: handle.get_tensor(key) for key in handle.keys()}
+    except Exception as exc:  # SafetensorError and friends: a damaged file
+        raise CheckpointError(f"{path}: corrupt or truncated safetensors file ({exc}); copy or "
+                              f"download it again") from None
+    if not state:
+        raise CheckpointError(f"{path} is a safetensors file without any tensors")
+    record = _parse_record(path, header[METADATA_KEY]) if METADATA_KEY in header else None
+    return state, record
+
+
+def _read_torch(path) -> Dict[str, Any]:
+    import pickle
+
+    import torch
+
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        if found or ("Weights only load failed" in str(exc) and "GLOBAL" in str(exc)):
+            what = found.group(1) if found else "a Python object"
+            raise CheckpointError(
+                f"{path} contains pickled Python objects ({what}) besides tensors; "
+                f"bisenet-deploy never unpickles arbitrary objects. Where you trust the file, "
+                f"re-save only the weights: torch.save(model.state_dict(), 'weights.pth')") from None
+        raise CheckpointError(f"{path} is corrupt: it could not be read as a PyTorch "
+                              f"checkpoint ({_first_line(exc)})") from None
+    except Exception as exc:  # RuntimeError (bad zip), EOFError, IndexError...: a damaged file
+        raise CheckpointError(
+            f"{path} is truncated or corrupt: it could not be read as a PyTorch checkpoint "
+            f"({type(exc).__name__}: {_first_line(exc)}); copy or download it again") from None
+    state = _find_state_dict(obj)
+    if state is None:
+        raise CheckpointError(f"{path} holds {_describe_object(obj)}, not a state dict of "
+                              f"tensors; expected a model state dict (plain or under "
+                              f"'state_dict', 'model' or 'net')")
+    return state
+
+
+def _first_line(exc) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+def _is_state_dict(obj) -> bool:
+    import torch
+
+    return (isinstance(obj, Mapping) and len(obj) > 0
+            and all(isinstance(k, str) and torch.is_tensor(v) for k, v in obj.items()))
+
+
+def _find_state_dict(obj, depth: int = 0) -> Optional[Dict[str, Any]]:
+    if _is_state_dict(obj):
+        return dict(obj)
+    if isinstance(obj, Mapping) and depth < 3:
+        for key in _WRAPPER_KEYS:
+            if key in obj:
+                found = _find_state_dict(obj[key], depth + 1)
+                if found is not None:
+                    return found
+    return None
+
+
+def _describe_object(obj) -> str:
+    if isinstance(obj, Mapping):
+        keys = [str(k) for k in list(obj)[:6]]
+        more = ", ..." if len(obj) > 6 else ""
+        return f"a dict with keys [{', '.join(keys)}{more}]" if obj else "an empty dict"
+    return f"a {type(obj).__name__}"
+
+
+def _strip_prefixes(state: Dict[str, Any]) -> Dict[str, Any]:
+    changed = True
+    while changed:
+        changed = False
+        for prefix in _WRAPPER_PREFIXES:
+            if state and all(k.startswith(prefix) for k in state):
+                state = {k[len(prefix):]: v for k, v in state.items()}
+                changed = True
+    return state
+
+
+def state_dict_keys(path) -> List[str]:
+    """The tensor names of a checkpoint file, prefixes stripped (for diagnostics)."""
+    path = _check_path(path)
+    if _sniff(path) == "safetensors":
+        state, _ = _read_safetensors(path)
+    else:
+        state = _read_torch(path)
+    return sorted(_strip_prefixes(state))

@@ -1,0 +1,611 @@
+"""Import of CoinCheung/BiSeNet BiSeNetV2 state dicts, built from the reference key/shape table.
+
+`COINCHEUNG_TSV` below is the key/shape listing of the public `model_final_v2_city.pth`
+(train mode, aux heads included, 19 classes: 383 tensors). The fixtures fill those shapes with
+random tensors, save them the way users' files come (plain, `module.`-prefixed, wrapped, without
+aux heads, with other class counts) and check that every key is consumed and the outputs are
+those of the weights in the file.
+"""
+
+import functools
+
+import pytest
+import torch
+
+from bisenet_deploy.checkpoint import COINCHEUNG_ARCH, load_model, save_checkpoint
+from bisenet_deploy.errors import CheckpointError, InputError
+from bisenet_deploy.model import build_model
+
+
+
+def reference_shapes(num_classes=19, aux=True):
+    """{key: shape} of a CoinCheung BiSeNetV2 state dict (shape () for num_batches_tracked)."""
+    shapes = {}
+    for line in COINCHEUNG_TSV.strip().splitlines():
+        key, text = line.split("\t")
+        if not aux and key.startswith("aux"):
+            continue
+        shape = [] if text.strip() == "scalar" else [int(v) for v in text.split("x")]
+        if key.endswith(("conv_out.1.weight", "conv_out.1.bias")):
+            shape[0] = num_classes
+        shapes[key] = tuple(shape)
+    return shapes
+
+
+def synthetic_state_dict(num_classes=19, aux=True, seed=0):
+    """Random tensors of CoinCheung's shapes; BN variances positive so outputs are finite."""
+    return dict(_synthetic_state_dict(num_classes, aux, seed))  # a fresh dict, shared tensors
+
+
+@functools.lru_cache(maxsize=None)
+def _synthetic_state_dict(num_classes, aux, seed):
+    gen = torch.Generator().manual_seed(seed)
+    state = {}
+    for key, shape in reference_shapes(num_classes, aux).items():
+        if key.endswith("num_batches_tracked"):
+            state[key] = torch.tensor(1000, dtype=torch.long)
+        elif key.endswith("running_var"):
+            state[key] = torch.rand(shape, generator=gen) + 0.5
+        elif key.endswith("running_mean") or key.endswith("bias"):
+            state[key] = torch.randn(shape, generator=gen) * 0.1
+        elif len(shape) == 1:  # BN weight
+            state[key] = torch.rand(shape, generator=gen) + 0.5
+        else:
+            fan_in = max(1, int(torch.tensor(shape[1:]).prod()))
+            state[key] = torch.randn(shape, generator=gen) / fan_in ** 0.5
+    return state
+
+
+def reference_output(state, num_classes, x):
+    """Logits of the CoinCheung-variant network carrying exactly `state` (loaded by torch)."""
+    model = build_model(COINCHEUNG_ARCH, num_classes, aux=any(k.startswith("aux") for k in state))
+    model.load_state_dict(state, strict=True)
+    model.eval()
+    with torch.no_grad():
+        return model(x)
+
+
+def logits(model, x):
+    with torch.no_grad():
+        return model(x)
+
+
+X = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+
+
+def test_reference_table_is_complete():
+    shapes = reference_shapes()
+    assert len(shapes) == 383
+    assert sum(1 for k in shapes if k.startswith("aux")) == 56
+    params = sum(int(torch.tensor(s).prod()) for k, s in shapes.items()
+                 if not k.startswith("aux") and not k.endswith(("running_mean", "running_var",
+                                                                "num_batches_tracked")))
+    assert params == 3358627
+
+
+def test_model_keys_equal_the_public_checkpoint():
+    model = build_model(COINCHEUNG_ARCH, 19, aux=True)
+    got = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    assert got == reference_shapes()
+
+
+def test_train_mode_pth_loads_alone_with_every_key_consumed(tmp_path):
+    state = synthetic_state_dict()
+    path = tmp_path / "model_final_v2_city.pth"
+    torch.save(state, path)
+    model, meta = load_model(str(path))
+    assert meta.arch == COINCHEUNG_ARCH and meta.num_classes == 19
+    assert meta.dataset == "cityscapes" and meta.class_names[0] == "road"
+    assert meta.source == "coincheung" and meta.weights == "checkpoint"
+    assert not model.training
+    # every tensor of the file went into the model, unchanged
+    loaded = model.state_dict()
+    assert set(loaded) == set(state)
+    for key, tensor in state.items():
+        assert torch.equal(loaded[key], tensor), key
+    out = logits(model, X)
+    assert out.shape == (1, 19, 64, 64)
+    assert torch.equal(out, reference_output(state, 19, X))
+
+
+def test_eval_mode_dict_without_aux_builds_no_aux_heads(tmp_path):
+    state = synthetic_state_dict(aux=False)
+    path = tmp_path / "eval.pth"
+    torch.save(state, path)
+    model, meta = load_model(str(path))
+    keys = set(model.state_dict())
+    assert keys == set(state)
+    assert not any(k.startswith("aux") for k in keys)
+    assert torch.equal(logits(model, X), reference_output(state, 19, X))
+
+
+def test_missing_num_batches_tracked_is_fine(tmp_path):
+    state = {k: v for k, v in synthetic_state_dict(aux=False).items()
+             if not k.endswith("num_batches_tracked")}
+    torch.save(state, tmp_path / "nbt.pth")
+    model, _ = load_model(str(tmp_path / "nbt.pth"))
+    assert torch.equal(logits(model, X), reference_output(
+        {**build_model(COINCHEUNG_ARCH, 19, aux=False).state_dict(), **state}, 19, X))
+
+
+@pytest.mark.parametrize("wrap", ["module", "state_dict", "model", "net", "module+state_dict",
+                                  "state_dict+extras", "legacy"])
+def test_prefixed_and_wrapped_files(tmp_path, wrap):
+    state = synthetic_state_dict(aux=False, seed=3)
+    obj = state
+    if "module" in wrap:
+        obj = {"module." + k: v for k, v in obj.items()}
+    if "state_dict" in wrap:
+        obj = {"state_dict": obj}
+    if wrap in ("model", "net"):
+        obj = {wrap: obj}
+    if wrap == "state_dict+extras":
+        obj = {"epoch": 7, "best_miou": 0.75, "state_dict": state}
+    path = tmp_path / "wrapped.pth"
+    torch.save(obj, path, _use_new_zipfile_serialization=(wrap != "legacy"))
+    model, meta = load_model(str(path))
+    assert meta.arch == COINCHEUNG_ARCH
+    assert torch.equal(logits(model, X), reference_output(state, 19, X))
+
+
+@pytest.mark.parametrize("classes,dataset,first", [(150, "ade20k", "wall"),
+                                                   (171, "coco-stuff", "person"),
+                                                   (7, "custom", "class_0")])
+def test_class_count_read_from_head_selects_dataset(tmp_path, classes, dataset, first):
+    path = tmp_path / f"model_{classes}.pth"
+    torch.save(synthetic_state_dict(classes, aux=True), path)
+    model, meta = load_model(str(path))
+    assert meta.num_classes == classes and meta.dataset == dataset
+    assert meta.class_names[0] == first and len(meta.palette) == classes
+    assert logits(model, X).shape == (1, classes, 64, 64)
+
+
+def test_dataset_override(tmp_path):
+    path = tmp_path / "city.pth"
+    torch.save(synthetic_state_dict(19, aux=False), path)
+    _, meta = load_model(str(path), dataset="custom")
+    assert meta.dataset == "custom" and meta.class_names[0] == "class_0"
+    with pytest.raises(InputError, match="150 classes"):
+        load_model(str(path), dataset="ade20k")
+
+
+def test_contradicting_options_are_refused(tmp_path):
+    path = tmp_path / "ade.pth"
+    torch.save(synthetic_state_dict(150, aux=False), path)
+    with pytest.raises(CheckpointError, match="150-class head.*--num-classes 19"):
+        load_model(str(path), num_classes=19)
+    _, meta = load_model(str(path), num_classes=150, arch=COINCHEUNG_ARCH)
+    assert meta.num_classes == 150
+
+
+def test_converted_to_our_format_gives_same_outputs(tmp_path):
+    state = synthetic_state_dict(aux=True, seed=5)
+    torch.save(state, tmp_path / "model_final_v2_city.pth")
+    model, meta = load_model(str(tmp_path / "model_final_v2_city.pth"))
+    save_checkpoint(tmp_path / "city.safetensors", model, meta)
+    model2, meta2 = load_model(str(tmp_path / "city.safetensors"))
+    assert meta2.source == "coincheung" and meta2.dataset == "cityscapes"
+    assert set(model2.state_dict()) == set(state)  # aux heads kept for fine-tuning
+    assert torch.equal(logits(model2, X), logits(model, X))
+
+
+def test_missing_unexpected_and_mismatched_keys_are_listed(tmp_path):
+    state = synthetic_state_dict(aux=False)
+    del state["bga.conv.0.weight"]
+    state["extra.layer.weight"] = torch.zeros(3)
+    state["detail.S1.0.conv.weight"] = torch.zeros(32, 3, 3, 3)
+    torch.save(state, tmp_path / "bad.pth")
+    with pytest.raises(CheckpointError) as info:
+        load_model(str(tmp_path / "bad.pth"))
+    message = str(info.value)
+    assert "1 missing: bga.conv.0.weight" in message
+    assert "1 unexpected: extra.layer.weight" in message
+    assert "detail.S1.0.conv.weight: file 32x3x3x3, model 64x3x3x3" in message
+
+
+def test_long_key_lists_are_truncated(tmp_path):
+    state = synthetic_state_dict(aux=False)
+    removed = [k for k in state if k.startswith("segment.S4")]
+    for key in removed:
+        del state[key]
+    torch.save(state, tmp_path / "partial.pth")
+    with pytest.raises(CheckpointError) as info:
+        load_model(str(tmp_path / "partial.pth"))
+    message = str(info.value)
+    missing = [k for k in removed if not k.endswith("num_batches_tracked")]
+    assert f"{len(missing)} missing" in message
+    assert f"and {len(missing) - 8} more" in message
+    assert len(message) < 2000
+
+
+def test_coincheung_file_with_wrong_arch_gets_a_hint(tmp_path):
+    torch.save(synthetic_state_dict(aux=False), tmp_path / "city.pth")
+    with pytest.raises(CheckpointError, match="looks like a CoinCheung BiSeNetV2 checkpoint"):
+        load_model(str(tmp_path / "city.pth"), arch="bisenetv2")
+
+
+COINCHEUNG_TSV = """\
+detail.S1.0.conv.weight	64x3x3x3
+detail.S1.0.bn.weight	64
+detail.S1.0.bn.bias	64
+detail.S1.0.bn.running_mean	64
+detail.S1.0.bn.running_var	64
+detail.S1.0.bn.num_batches_tracked	scalar
+detail.S1.1.conv.weight	64x64x3x3
+detail.S1.1.bn.weight	64
+detail.S1.1.bn.bias	64
+detail.S1.1.bn.running_mean	64
+detail.S1.1.bn.running_var	64
+detail.S1.1.bn.num_batches_tracked	scalar
+detail.S2.0.conv.weight	64x64x3x3
+detail.S2.0.bn.weight	64
+detail.S2.0.bn.bias	64
+detail.S2.0.bn.running_mean	64
+detail.S2.0.bn.running_var	64
+detail.S2.0.bn.num_batches_tracked	scalar
+detail.S2.1.conv.weight	64x64x3x3
+detail.S2.1.bn.weight	64
+detail.S2.1.bn.bias	64
+detail.S2.1.bn.running_mean	64
+detail.S2.1.bn.running_var	64
+detail.S2.1.bn.num_batches_tracked	scalar
+detail.S2.2.conv.weight	64x64x3x3
+detail.S2.2.bn.weight	64
+detail.S2.2.bn.bias	64
+detail.S2.2.bn.running_mean	64
+detail.S2.2.bn.running_var	64
+detail.S2.2.bn.num_batches_tracked	scalar
+detail.S3.0.conv.weight	128x64x3x3
+detail.S3.0.bn.weight	128
+detail.S3.0.bn.bias	128
+detail.S3.0.bn.running_mean	128
+detail.S3.0.bn.running_var	128
+detail.S3.0.bn.num_batches_tracked	scalar
+detail.S3.1.conv.weight	128x128x3x3
+detail.S3.1.bn.weight	128
+detail.S3.1.bn.bias	128
+detail.S3.1.bn.running_mean	128
+detail.S3.1.bn.running_var	128
+detail.S3.1.bn.num_batches_tracked	scalar
+detail.S3.2.conv.weight	128x128x3x3
+detail.S3.2.bn.weight	128
+detail.S3.2.bn.bias	128
+detail.S3.2.bn.running_mean	128
+detail.S3.2.bn.running_var	128
+detail.S3.2.bn.num_batches_tracked	scalar
+segment.S1S2.conv.conv.weight	16x3x3x3
+segment.S1S2.conv.bn.weight	16
+segment.S1S2.conv.bn.bias	16
+segment.S1S2.conv.bn.running_mean	16
+segment.S1S2.conv.bn.running_var	16
+segment.S1S2.conv.bn.num_batches_tracked	scalar
+segment.S1S2.left.0.conv.weight	8x16x1x1
+segment.S1S2.left.0.bn.weight	8
+segment.S1S2.left.0.bn.bias	8
+segment.S1S2.left.0.bn.running_mean	8
+segment.S1S2.left.0.bn.running_var	8
+segment.S1S2.left.0.bn.num_batches_tracked	scalar
+segment.S1S2.left.1.conv.weight	16x8x3x3
+segment.S1S2.left.1.bn.weight	16
+segment.S1S2.left.1.bn.bias	16
+segment.S1S2.left.1.bn.running_mean	16
+segment.S1S2.left.1.bn.running_var	16
+segment.S1S2.left.1.bn.num_batches_tracked	scalar
+segment.S1S2.fuse.conv.weight	16x32x3x3
+segment.S1S2.fuse.bn.weight	16
+segment.S1S2.fuse.bn.bias	16
+segment.S1S2.fuse.bn.running_mean	16
+segment.S1S2.fuse.bn.running_var	16
+segment.S1S2.fuse.bn.num_batches_tracked	scalar
+segment.S3.0.conv1.conv.weight	16x16x3x3
+segment.S3.0.conv1.bn.weight	16
+segment.S3.0.conv1.bn.bias	16
+segment.S3.0.conv1.bn.running_mean	16
+segment.S3.0.conv1.bn.running_var	16
+segment.S3.0.conv1.bn.num_batches_tracked	scalar
+segment.S3.0.dwconv1.0.weight	96x1x3x3
+segment.S3.0.dwconv1.1.weight	96
+segment.S3.0.dwconv1.1.bias	96
+segment.S3.0.dwconv1.1.running_mean	96
+segment.S3.0.dwconv1.1.running_var	96
+segment.S3.0.dwconv1.1.num_batches_tracked	scalar
+segment.S3.0.dwconv2.0.weight	96x1x3x3
+segment.S3.0.dwconv2.1.weight	96
+segment.S3.0.dwconv2.1.bias	96
+segment.S3.0.dwconv2.1.running_mean	96
+segment.S3.0.dwconv2.1.running_var	96
+segment.S3.0.dwconv2.1.num_batches_tracked	scalar
+segment.S3.0.conv2.0.weight	32x96x1x1
+segment.S3.0.conv2.1.weight	32
+segment.S3.0.conv2.1.bias	32
+segment.S3.0.conv2.1.running_mean	32
+segment.S3.0.conv2.1.running_var	32
+segment.S3.0.conv2.1.num_batches_tracked	scalar
+segment.S3.0.shortcut.0.weight	16x1x3x3
+segment.S3.0.shortcut.1.weight	16
+segment.S3.0.shortcut.1.bias	16
+segment.S3.0.shortcut.1.running_mean	16
+segment.S3.0.shortcut.1.running_var	16
+segment.S3.0.shortcut.1.num_batches_tracked	scalar
+segment.S3.0.shortcut.2.weight	32x16x1x1
+segment.S3.0.shortcut.3.weight	32
+segment.S3.0.shortcut.3.bias	32
+segment.S3.0.shortcut.3.running_mean	32
+segment.S3.0.shortcut.3.running_var	32
+segment.S3.0.shortcut.3.num_batches_tracked	scalar
+segment.S3.1.conv1.conv.weight	32x32x3x3
+segment.S3.1.conv1.bn.weight	32
+segment.S3.1.conv1.bn.bias	32
+segment.S3.1.conv1.bn.running_mean	32
+segment.S3.1.conv1.bn.running_var	32
+segment.S3.1.conv1.bn.num_batches_tracked	scalar
+segment.S3.1.dwconv.0.weight	192x1x3x3
+segment.S3.1.dwconv.1.weight	192
+segment.S3.1.dwconv.1.bias	192
+segment.S3.1.dwconv.1.running_mean	192
+segment.S3.1.dwconv.1.running_var	192
+segment.S3.1.dwconv.1.num_batches_tracked	scalar
+segment.S3.1.conv2.0.weight	32x192x1x1
+segment.S3.1.conv2.1.weight	32
+segment.S3.1.conv2.1.bias	32
+segment.S3.1.conv2.1.running_mean	32
+segment.S3.1.conv2.1.running_var	32
+segment.S3.1.conv2.1.num_batches_tracked	scalar
+segment.S4.0.conv1.conv.weight	32x32x3x3
+segment.S4.0.conv1.bn.weight	32
+segment.S4.0.conv1.bn.bias	32
+segment.S4.0.conv1.bn.running_mean	32
+segment.S4.0.conv1.bn.running_var	32
+segment.S4.0.conv1.bn.num_batches_tracked	scalar
+segment.S4.0.dwconv1.0.weight	192x1x3x3
+segment.S4.0.dwconv1.1.weight	192
+segment.S4.0.dwconv1.1.bias	192
+segment.S4.0.dwconv1.1.running_mean	192
+segment.S4.0.dwconv1.1.running_var	192
+segment.S4.0.dwconv1.1.num_batches_tracked	scalar
+segment.S4.0.dwconv2.0.weight	192x1x3x3
+segment.S4.0.dwconv2.1.weight	192
+segment.S4.0.dwconv2.1.bias	192
+segment.S4.0.dwconv2.1.running_mean	192
+segment.S4.0.dwconv2.1.running_var	192
+segment.S4.0.dwconv2.1.num_batches_tracked	scalar
+segment.S4.0.conv2.0.weight	64x192x1x1
+segment.S4.0.conv2.1.weight	64
+segment.S4.0.conv2.1.bias	64
+segment.S4.0.conv2.1.running_mean	64
+segment.S4.0.conv2.1.running_var	64
+segment.S4.0.conv2.1.num_batches_tracked	scalar
+segment.S4.0.shortcut.0.weight	32x1x3x3
+segment.S4.0.shortcut.1.weight	32
+segment.S4.0.shortcut.1.bias	32
+segment.S4.0.shortcut.1.running_mean	32
+segment.S4.0.shortcut.1.running_var	32
+segment.S4.0.shortcut.1.num_batches_tracked	scalar
+segment.S4.0.shortcut.2.weight	64x32x1x1
+segment.S4.0.shortcut.3.weight	64
+segment.S4.0.shortcut.3.bias	64
+segment.S4.0.shortcut.3.running_mean	64
+segment.S4.0.shortcut.3.running_var	64
+segment.S4.0.shortcut.3.num_batches_tracked	scalar
+segment.S4.1.conv1.conv.weight	64x64x3x3
+segment.S4.1.conv1.bn.weight	64
+segment.S4.1.conv1.bn.bias	64
+segment.S4.1.conv1.bn.running_mean	64
+segment.S4.1.conv1.bn.running_var	64
+segment.S4.1.conv1.bn.num_batches_tracked	scalar
+segment.S4.1.dwconv.0.weight	384x1x3x3
+segment.S4.1.dwconv.1.weight	384
+segment.S4.1.dwconv.1.bias	384
+segment.S4.1.dwconv.1.running_mean	384
+segment.S4.1.dwconv.1.running_var	384
+segment.S4.1.dwconv.1.num_batches_tracked	scalar
+segment.S4.1.conv2.0.weight	64x384x1x1
+segment.S4.1.conv2.1.weight	64
+segment.S4.1.conv2.1.bias	64
+segment.S4.1.conv2.1.running_mean	64
+segment.S4.1.conv2.1.running_var	64
+segment.S4.1.conv2.1.num_batches_tracked	scalar
+segment.S5_4.0.conv1.conv.weight	64x64x3x3
+segment.S5_4.0.conv1.bn.weight	64
+segment.S5_4.0.conv1.bn.bias	64
+segment.S5_4.0.conv1.bn.running_mean	64
+segment.S5_4.0.conv1.bn.running_var	64
+segment.S5_4.0.conv1.bn.num_batches_tracked	scalar
+segment.S5_4.0.dwconv1.0.weight	384x1x3x3
+segment.S5_4.0.dwconv1.1.weight	384
+segment.S5_4.0.dwconv1.1.bias	384
+segment.S5_4.0.dwconv1.1.running_mean	384
+segment.S5_4.0.dwconv1.1.running_var	384
+segment.S5_4.0.dwconv1.1.num_batches_tracked	scalar
+segment.S5_4.0.dwconv2.0.weight	384x1x3x3
+segment.S5_4.0.dwconv2.1.weight	384
+segment.S5_4.0.dwconv2.1.bias	384
+segment.S5_4.0.dwconv2.1.running_mean	384
+segment.S5_4.0.dwconv2.1.running_var	384
+segment.S5_4.0.dwconv2.1.num_batches_tracked	scalar
+segment.S5_4.0.conv2.0.weight	128x384x1x1
+segment.S5_4.0.conv2.1.weight	128
+segment.S5_4.0.conv2.1.bias	128
+segment.S5_4.0.conv2.1.running_mean	128
+segment.S5_4.0.conv2.1.running_var	128
+segment.S5_4.0.conv2.1.num_batches_tracked	scalar
+segment.S5_4.0.shortcut.0.weight	64x1x3x3
+segment.S5_4.0.shortcut.1.weight	64
+segment.S5_4.0.shortcut.1.bias	64
+segment.S5_4.0.shortcut.1.running_mean	64
+segment.S5_4.0.shortcut.1.running_var	64
+segment.S5_4.0.shortcut.1.num_batches_tracked	scalar
+segment.S5_4.0.shortcut.2.weight	128x64x1x1
+segment.S5_4.0.shortcut.3.weight	128
+segment.S5_4.0.shortcut.3.bias	128
+segment.S5_4.0.shortcut.3.running_mean	128
+segment.S5_4.0.shortcut.3.running_var	128
+segment.S5_4.0.shortcut.3.num_batches_tracked	scalar
+segment.S5_4.1.conv1.conv.weight	128x128x3x3
+segment.S5_4.1.conv1.bn.weight	128
+segment.S5_4.1.conv1.bn.bias	128
+segment.S5_4.1.conv1.bn.running_mean	128
+segment.S5_4.1.conv1.bn.running_var	128
+segment.S5_4.1.conv1.bn.num_batches_tracked	scalar
+segment.S5_4.1.dwconv.0.weight	768x1x3x3
+segment.S5_4.1.dwconv.1.weight	768
+segment.S5_4.1.dwconv.1.bias	768
+segment.S5_4.1.dwconv.1.running_mean	768
+segment.S5_4.1.dwconv.1.running_var	768
+segment.S5_4.1.dwconv.1.num_batches_tracked	scalar
+segment.S5_4.1.conv2.0.weight	128x768x1x1
+segment.S5_4.1.conv2.1.weight	128
+segment.S5_4.1.conv2.1.bias	128
+segment.S5_4.1.conv2.1.running_mean	128
+segment.S5_4.1.conv2.1.running_var	128
+segment.S5_4.1.conv2.1.num_batches_tracked	scalar
+segment.S5_4.2.conv1.conv.weight	128x128x3x3
+segment.S5_4.2.conv1.bn.weight	128
+segment.S5_4.2.conv1.bn.bias	128
+segment.S5_4.2.conv1.bn.running_mean	128
+segment.S5_4.2.conv1.bn.running_var	128
+segment.S5_4.2.conv1.bn.num_batches_tracked	scalar
+segment.S5_4.2.dwconv.0.weight	768x1x3x3
+segment.S5_4.2.dwconv.1.weight	768
+segment.S5_4.2.dwconv.1.bias	768
+segment.S5_4.2.dwconv.1.running_mean	768
+segment.S5_4.2.dwconv.1.running_var	768
+segment.S5_4.2.dwconv.1.num_batches_tracked	scalar
+segment.S5_4.2.conv2.0.weight	128x768x1x1
+segment.S5_4.2.conv2.1.weight	128
+segment.S5_4.2.conv2.1.bias	128
+segment.S5_4.2.conv2.1.running_mean	128
+segment.S5_4.2.conv2.1.running_var	128
+segment.S5_4.2.conv2.1.num_batches_tracked	scalar
+segment.S5_4.3.conv1.conv.weight	128x128x3x3
+segment.S5_4.3.conv1.bn.weight	128
+segment.S5_4.3.conv1.bn.bias	128
+segment.S5_4.3.conv1.bn.running_mean	128
+segment.S5_4.3.conv1.bn.running_var	128
+segment.S5_4.3.conv1.bn.num_batches_tracked	scalar
+segment.S5_4.3.dwconv.0.weight	768x1x3x3
+segment.S5_4.3.dwconv.1.weight	768
+segment.S5_4.3.dwconv.1.bias	768
+segment.S5_4.3.dwconv.1.running_mean	768
+segment.S5_4.3.dwconv.1.running_var	768
+segment.S5_4.3.dwconv.1.num_batches_tracked	scalar
+segment.S5_4.3.conv2.0.weight	128x768x1x1
+segment.S5_4.3.conv2.1.weight	128
+segment.S5_4.3.conv2.1.bias	128
+segment.S5_4.3.conv2.1.running_mean	128
+segment.S5_4.3.conv2.1.running_var	128
+segment.S5_4.3.conv2.1.num_batches_tracked	scalar
+segment.S5_5.bn.weight	128
+segment.S5_5.bn.bias	128
+segment.S5_5.bn.running_mean	128
+segment.S5_5.bn.running_var	128
+segment.S5_5.bn.num_batches_tracked	scalar
+segment.S5_5.conv_gap.conv.weight	128x128x1x1
+segment.S5_5.conv_gap.bn.weight	128
+segment.S5_5.conv_gap.bn.bias	128
+segment.S5_5.conv_gap.bn.running_mean	128
+segment.S5_5.conv_gap.bn.running_var	128
+segment.S5_5.conv_gap.bn.num_batches_tracked	scalar
+segment.S5_5.conv_last.conv.weight	128x128x3x3
+segment.S5_5.conv_last.bn.weight	128
+segment.S5_5.conv_last.bn.bias	128
+segment.S5_5.conv_last.bn.running_mean	128
+segment.S5_5.conv_last.bn.running_var	128
+segment.S5_5.conv_last.bn.num_batches_tracked	scalar
+bga.left1.0.weight	128x1x3x3
+bga.left1.1.weight	128
+bga.left1.1.bias	128
+bga.left1.1.running_mean	128
+bga.left1.1.running_var	128
+bga.left1.1.num_batches_tracked	scalar
+bga.left1.2.weight	128x128x1x1
+bga.left2.0.weight	128x128x3x3
+bga.left2.1.weight	128
+bga.left2.1.bias	128
+bga.left2.1.running_mean	128
+bga.left2.1.running_var	128
+bga.left2.1.num_batches_tracked	scalar
+bga.right1.0.weight	128x128x3x3
+bga.right1.1.weight	128
+bga.right1.1.bias	128
+bga.right1.1.running_mean	128
+bga.right1.1.running_var	128
+bga.right1.1.num_batches_tracked	scalar
+bga.right2.0.weight	128x1x3x3
+bga.right2.1.weight	128
+bga.right2.1.bias	128
+bga.right2.1.running_mean	128
+bga.right2.1.running_var	128
+bga.right2.1.num_batches_tracked	scalar
+bga.right2.2.weight	128x128x1x1
+bga.conv.0.weight	128x128x3x3
+bga.conv.1.weight	128
+bga.conv.1.bias	128
+bga.conv.1.running_mean	128
+bga.conv.1.running_var	128
+bga.conv.1.num_batches_tracked	scalar
+head.conv.conv.weight	1024x128x3x3
+head.conv.bn.weight	1024
+head.conv.bn.bias	1024
+head.conv.bn.running_mean	1024
+head.conv.bn.running_var	1024
+head.conv.bn.num_batches_tracked	scalar
+head.conv_out.1.weight	19x1024x1x1
+head.conv_out.1.bias	19
+aux2.conv.conv.weight	128x16x3x3
+aux2.conv.bn.weight	128
+aux2.conv.bn.bias	128
+aux2.conv.bn.running_mean	128
+aux2.conv.bn.running_var	128
+aux2.conv.bn.num_batches_tracked	scalar
+aux2.conv_out.0.1.conv.weight	16x128x3x3
+aux2.conv_out.0.1.bn.weight	16
+aux2.conv_out.0.1.bn.bias	16
+aux2.conv_out.0.1.bn.running_mean	16
+aux2.conv_out.0.1.bn.running_var	16
+aux2.conv_out.0.1.bn.num_batches_tracked	scalar
+aux2.conv_out.1.weight	19x16x1x1
+aux2.conv_out.1.bias	19
+aux3.conv.conv.weight	128x32x3x3
+aux3.conv.bn.weight	128
+aux3.conv.bn.bias	128
+aux3.conv.bn.running_mean	128
+aux3.conv.bn.running_var	128
+aux3.conv.bn.num_batches_tracked	scalar
+aux3.conv_out.0.1.conv.weight	64x128x3x3
+aux3.conv_out.0.1.bn.weight	64
+aux3.conv_out.0.1.bn.bias	64
+aux3.conv_out.0.1.bn.running_mean	64
+aux3.conv_out.0.1.bn.running_var	64
+aux3.conv_out.0.1.bn.num_batches_tracked	scalar
+aux3.conv_out.1.weight	19x64x1x1
+aux3.conv_out.1.bias	19
+aux4.conv.conv.weight	128x64x3x3
+aux4.conv.bn.weight	128
+aux4.conv.bn.bias	128
+aux4.conv.bn.running_mean	128
+aux4.conv.bn.running_var	128
+aux4.conv.bn.num_batches_tracked	scalar
+aux4.conv_out.0.1.conv.weight	256x128x3x3
+aux4.conv_out.0.1.bn.weight	256
+aux4.conv_out.0.1.bn.bias	256
+aux4.conv_out.0.1.bn.running_mean	256
+aux4.conv_out.0.1.bn.running_var	256
+aux4.conv_out.0.1.bn.num_batches_tracked	scalar
+aux4.conv_out.1.weight	19x256x1x1
+aux4.conv_out.1.bias	19
+aux5_4.conv.conv.weight	128x128x3x3
+aux5_4.conv.bn.weight	128
+aux5_4.conv.bn.bias	128
+aux5_4.conv.bn.running_mean	128
+aux5_4.conv.bn.running_var	128
+aux5_4.conv.bn.num_batches_tracked	scalar
+aux5_4.conv_out.0.1.conv.weight	1024x128x3x3
+aux5_4.conv_out.0.1.bn.weight	1024
+aux5_4.conv_out.0.1.bn.bias	1024
+aux5_4.conv_out.0.1.bn.running_mean	1024
+aux5_4.conv_out.0.1.bn.running_var	1024
+aux5_4.conv_out.0.1.bn.num_batches_tracked	scalar
+aux5_4.conv_out.1.weight	19x1024x1x1
+aux5_4.conv_out.1.bias	19
+"""
