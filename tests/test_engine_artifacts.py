@@ -1,0 +1,304 @@
+"""Pure parts of engine building: default paths, the sidecar and its refusal of misuse, trtexec
+command lines per TensorRT version, engine-inspector parsing, the ONNX reader the Jetson uses,
+optimization profiles and parser-error advice. No TensorRT needed."""
+
+import json
+import os
+
+import pytest
+from test_engine_support import make_record, preprocessing_graph, save
+
+from bisenet_deploy.errors import EngineError, IncompatibleEngineError, InputError
+from bisenet_deploy.portable import builder, engine_inspect, engine_paths, gpu_info, sidecar
+from bisenet_deploy.portable import trtexec as tx
+
+# -- paths ---------------------------------------------------------------------------------------
+
+
+def test_default_engine_path():
+    path = engine_paths.default_engine_path("export/bisenetv2-city.onnx",
+                                            "NVIDIA GeForce GTX 1080 Ti", (6, 1), "8.6.1.6", "fp16")
+    assert path == os.path.join("engines", "nvidia-geforce-gtx-1080-ti-sm61-trt8.6.1",
+                                "bisenetv2-city-fp16.engine")
+    tx2 = engine_paths.default_engine_path("m.onnx", "NVIDIA Tegra X2", "6.2", "8.2.1.8", "fp32",
+                                           root="/data/engines")
+    assert tx2 == "/data/engines/nvidia-tegra-x2-sm62-trt8.2.1/m-fp32.engine"
+    assert engine_paths.sidecar_path("a/m-fp16.engine") == "a/m-fp16.json"
+    assert engine_paths.sidecar_path("a/m.plan") == "a/m.json"
+    assert engine_paths.sidecar_path("a/m.bin") == "a/m.bin.json"
+    assert engine_paths.default_timing_cache_path("/x/y/m.engine") == "/x/y/timing.cache"
+
+
+def test_gpu_info_parsers():
+    info = gpu_info.parse_nvidia_smi_csv("NVIDIA H100 80GB HBM3, 9.0, 550.54.15, 81559\n")
+    assert info.name == "NVIDIA H100 80GB HBM3" and info.compute_capability == (9, 0)
+    assert info.driver == "550.54.15" and info.memory_mib == 81559 and info.sm == "90"
+    assert gpu_info.parse_nvidia_smi_csv("NVIDIA X, [N/A], 470.1") is None  # old driver
+    assert gpu_info.parse_tegra_release(
+        "# R32 (release), REVISION: 7.1, GCID: 29818004, BOARD: t186ref") == "L4T R32.7.1"
+    assert gpu_info.jetson_gpu_from_model("NVIDIA Jetson TX2 Developer Kit") == (
+        "NVIDIA Tegra X2", (6, 2))
+    assert gpu_info.slug("  NVIDIA GeForce RTX 4090 ") == "nvidia-geforce-rtx-4090"
+
+
+# -- sidecar ---------------------------------------------------------------------------------------
+
+def _sidecar(trt="10.3.0.26", name="NVIDIA A10", cc="8.6"):
+    return sidecar.make_sidecar(
+        "m-fp16.engine", "ab" * 32, 1234, trt, "8.5-10", {"name": name, "compute_capability": cc,
+                                                           "driver": "550"},
+        "fp16", [sidecar.tensor_entry("image", "input", [-1, 3, 1024, 2048], "float32"),
+                 sidecar.tensor_entry("labels", "output", [-1, 1024, 2048], "int32")],
+        [sidecar.profile_entry("image", [1, 3, 1024, 2048], [2, 3, 1024, 2048],
+                               [4, 3, 1024, 2048])],
+        "model.onnx", "cd" * 32, make_record(), {"workspace_mib": None}, 12.5)
+
+
+def test_sidecar_round_trip(tmp_path):
+    engine = tmp_path / "m-fp16.engine"
+    engine.write_bytes(b"plan")
+    data = _sidecar()
+    path = sidecar.write_sidecar(str(engine), data)
+    assert path == str(tmp_path / "m-fp16.json")
+    back = sidecar.read_sidecar(str(engine))
+    assert back == json.loads(json.dumps(data))
+    assert back["onnx_metadata"]["export"]["input_name"] == "image"
+    assert back["gpu"]["compute_capability"] == "8.6"
+    assert sidecar.read_sidecar(path)["precision"] == "fp16"  # the .json path itself works too
+    assert "FP16 engine for NVIDIA A10 (SM 8.6)" in sidecar.summarize(back)
+
+
+def test_missing_and_corrupt_sidecar(tmp_path):
+    engine = tmp_path / "m.engine"
+    engine.write_bytes(b"plan")
+    with pytest.raises(EngineError, match="sidecar .* is missing.*bisenet-build-engine"):
+        sidecar.read_sidecar(str(engine))
+    (tmp_path / "m.json").write_text('{"kind": "bisenet_deploy.engine", "schema": 1, "trun')
+    with pytest.raises(EngineError, match="corrupt"):
+        sidecar.read_sidecar(str(engine))
+    (tmp_path / "m.json").write_text('{"something": "else"}')
+    with pytest.raises(EngineError, match="not a bisenet-deploy engine sidecar"):
+        sidecar.read_sidecar(str(engine))
+    partial = _sidecar()
+    del partial["io"]
+    (tmp_path / "m.json").write_text(json.dumps(partial))
+    with pytest.raises(EngineError, match="lacks io"):
+        sidecar.read_sidecar(str(engine))
+
+
+def test_engine_file_must_match_sidecar(tmp_path):
+    engine = tmp_path / "m.engine"
+    engine.write_bytes(b"plan")
+    data = _sidecar()
+    data["engine"]["sha256"] = sidecar.sha256_file(str(engine))
+    sidecar.check_engine_file(str(engine), data)
+    engine.write_bytes(b"another plan")
+    with pytest.raises(EngineError, match="does not match its sidecar"):
+        sidecar.check_engine_file(str(engine), data)
+
+
+def test_compatible_engine_passes():
+    sidecar.check_engine_compatible(_sidecar(), "10.3.0.26", "NVIDIA A10", (8, 6))
+    # the build number does not matter, case/punctuation of the name neither
+    sidecar.check_engine_compatible(_sidecar(), "10.3.0", "nvidia a10", "8.6")
+
+
+def test_other_tensorrt_version_refused_naming_both():
+    with pytest.raises(IncompatibleEngineError) as info:
+        sidecar.check_engine_compatible(_sidecar(), "10.4.0", "NVIDIA A10", (8, 6))
+    msg = str(info.value)
+    assert "TensorRT 10.3.0" in msg and "TensorRT 10.4.0" in msg and "rebuild" in msg
+
+
+def test_other_gpu_refused_naming_both():
+    with pytest.raises(IncompatibleEngineError) as info:
+        sidecar.check_engine_compatible(_sidecar(), "10.3.0", "NVIDIA GeForce RTX 3090", "8.6")
+    assert "NVIDIA A10" in str(info.value) and "RTX 3090" in str(info.value)
+    with pytest.raises(IncompatibleEngineError) as info:
+        sidecar.check_engine_compatible(_sidecar(), "10.3.0", "Tesla T4", "7.5")
+    msg = str(info.value)
+    assert "SM 8.6" in msg and "SM 7.5" in msg and "Tesla T4" in msg
+    # both wrong: both named in one message
+    with pytest.raises(IncompatibleEngineError, match="TensorRT 8.2.1.*SM 6.2"):
+        sidecar.check_engine_compatible(_sidecar(), "8.2.1", "NVIDIA Tegra X2", "6.2")
+
+
+# -- trtexec command lines -------------------------------------------------------------------------
+
+PROFILE = ("image", [1, 3, 1024, 2048], [2, 3, 1024, 2048], [4, 3, 1024, 2048])
+
+
+def test_trtexec_8_2_jetson():
+    cmd = tx.build_command("8.2.1.8", "m.onnx", "m.engine", "fp16", timing_cache="t.cache",
+                           binary=tx.find_trtexec(jetson=True))
+    assert cmd == ["/usr/src/tensorrt/bin/trtexec", "--onnx=m.onnx", "--saveEngine=m.engine",
+                   "--explicitBatch", "--workspace=1024", "--fp16", "--timingCacheFile=t.cache",
+                   "--profilingVerbosity=detailed", "--buildOnly"]
+    with pytest.raises(InputError, match="8.6"):
+        tx.build_command("8.2.1", "m.onnx", "m.engine", opt_level=3, binary="trtexec")
+
+
+def test_trtexec_8_6_dynamic_batch():
+    cmd = tx.build_command("8.6.1", "m.onnx", "m.engine", "fp32", profile=PROFILE,
+                           workspace_mib=2048, opt_level=4, binary="trtexec")
+    assert cmd == ["trtexec", "--onnx=m.onnx", "--saveEngine=m.engine", "--explicitBatch",
+                   "--memPoolSize=workspace:2048", "--minShapes=image:1x3x1024x2048",
+                   "--optShapes=image:2x3x1024x2048", "--maxShapes=image:4x3x1024x2048",
+                   "--builderOptimizationLevel=4", "--profilingVerbosity=detailed",
+                   "--skipInference"]
+
+
+def test_trtexec_10_int8_and_strongly_typed():
+    cmd = tx.build_command("10.13.0", "m.onnx", "m.engine", "int8", calib_cache="m.calib",
+                           binary="trtexec")
+    assert cmd == ["trtexec", "--onnx=m.onnx", "--saveEngine=m.engine", "--int8", "--fp16",
+                   "--calib=m.calib", "--profilingVerbosity=detailed", "--skipInference"]
+    assert "--explicitBatch" not in cmd and not any(a.startswith("--workspace") for a in cmd)
+    with pytest.raises(InputError, match="calibration cache"):
+        tx.build_command("10.13.0", "m.onnx", "m.engine", "int8", binary="trtexec")
+    typed = tx.build_command("10.3", "m.onnx", "m.engine", "fp16", strongly_typed=True,
+                             binary="trtexec")
+    assert "--stronglyTyped" in typed and "--fp16" not in typed
+
+
+def test_trtexec_11_has_no_precision_flags():
+    cmd = tx.build_command("11.0", "m-fp16.onnx", "m.engine", "fp16", profile=PROFILE,
+                           binary="trtexec")
+    assert not {"--fp16", "--int8", "--best", "--explicitBatch"} & set(cmd)
+    assert cmd[-1] == "--skipInference" and "--minShapes=image:1x3x1024x2048" in cmd
+    with pytest.raises(InputError, match="no INT8"):
+        tx.build_command("11.0", "m.onnx", "m.engine", "int8", binary="trtexec")
+
+
+def test_trtexec_benchmark_lines():
+    b82 = tx.benchmark_command("8.2.1", "m.engine", binary="trtexec")
+    assert b82 == ["trtexec", "--loadEngine=m.engine", "--iterations=5000", "--duration=0",
+                   "--warmUp=500", "--avgRuns=100", "--useSpinWait", "--percentile=99"]
+    b10 = tx.benchmark_command("10.3", "m.engine", shape=("image", [2, 3, 1024, 2048]),
+                               binary="trtexec")
+    assert "--shapes=image:2x3x1024x2048" in b10 and "--percentile=99" not in b10
+    b11 = tx.benchmark_command("11.0", "m.engine", binary="trtexec")
+    # 11 defaults to CUDA graphs and no transfers: the same measurement needs both undone
+    assert "--includeDataTransfers" in b11 and "--noCudaGraph" in b11
+    assert "--useSpinWait" not in b11
+    assert tx.format_command(["trtexec", "--onnx=my model.onnx"]) == "trtexec '--onnx=my model.onnx'"
+
+
+# -- engine inspector ------------------------------------------------------------------------------
+
+INSPECTOR_JSON = json.dumps({"Layers": [
+    {"Name": "/detail/conv1/Conv + /detail/relu1/Relu", "LayerType": "CaskConvolution",
+     "Inputs": [{"Name": "image", "Format/Datatype": "Row major linear FP32"}],
+     "Outputs": [{"Name": "t1", "Format/Datatype": "Channel major FP16 format where channel % 8 == 0"}],
+     "TacticName": "sm80_xmma_fprop"},
+    {"Name": "PWN(/a/Add, /a/Relu)", "LayerType": "PointWiseV2",
+     "Outputs": [{"Name": "t2", "Format/Datatype": "Row major linear Int8"}],
+     "Metadata": "[ONNX Layer: /a/Add]\x1f[ONNX Layer: /a/Relu]"},
+    {"Name": "/head/ArgMax", "LayerType": "TopK",
+     "Outputs": [{"Name": "labels", "Format/Datatype": "Row major linear Int32"}]},
+], "Bindings": ["image", "labels"]})
+
+
+def test_parse_engine_information():
+    layers = engine_inspect.parse_engine_information(INSPECTOR_JSON)
+    assert [layer.precision for layer in layers] == ["fp16", "int8", "int32"]
+    assert layers[0].fused == ["/detail/conv1/Conv", "/detail/relu1/Relu"]
+    assert layers[1].fused == ["/a/Add", "/a/Relu"]
+    assert engine_inspect.precision_summary(layers) == {"fp16": 1, "int8": 1, "int32": 1}
+    table = engine_inspect.format_layer_table(layers)
+    assert "CaskConvolution" in table and "3 engine layers: fp16 1, int32 1, int8 1" in table
+    names_only = engine_inspect.parse_engine_information(json.dumps({"Layers": ["a + b"]}))
+    assert names_only[0].precision == "?" and names_only[0].fused == ["a", "b"]
+    with pytest.raises(EngineError):
+        engine_inspect.parse_engine_information("{not json")
+
+
+# -- ONNX reader without the onnx package (what the Jetson builder uses) ---------------------------
+
+def test_read_onnx_summary_matches_onnx(tmp_path):
+    rec = make_record(channel_order="bgr", batch={"dynamic": True, "min": 1, "opt": 2, "max": 4})
+    model = preprocessing_graph(rec)
+    data = model.SerializeToString()
+    summary = builder.read_onnx_summary(data)
+    assert summary["opset"] == 13
+    assert summary["inputs"] == [("image", [-1, 3, 32, 64])]
+    assert summary["outputs"] == [("normalized", [-1, 3, 32, 64])]
+    assert summary["nodes"] == [(n.name, n.op_type) for n in model.graph.node]
+    assert builder.record_from_summary(summary) == rec
+    with pytest.raises(InputError, match="not a readable ONNX"):
+        builder.read_onnx_summary(data[:-7])
+
+
+def test_read_onnx_summary_without_metadata():
+    model = preprocessing_graph(make_record())
+    del model.metadata_props[:]
+    summary = builder.read_onnx_summary(model.SerializeToString())
+    assert builder.record_from_summary(summary) is None
+
+
+# -- profiles, ONNX vs TensorRT, parser errors -----------------------------------------------------
+
+def test_profile_from_record_cli_and_static():
+    rec = make_record(batch={"dynamic": True, "min": 1, "opt": 2, "max": 8})
+    assert builder.profile_for_input("image", [-1, 3, 32, 64], rec) == (
+        "image", [1, 3, 32, 64], [2, 3, 32, 64], [8, 3, 32, 64])
+    assert builder.profile_for_input("image", [-1, 3, 32, 64], rec, (4, 4, 16))[3] == [16, 3, 32, 64]
+    assert builder.profile_for_input("image", [1, 3, 32, 64], make_record()) is None
+    assert builder.profile_for_input("image", [2, 3, 32, 64], None, (2, 2, 2)) is None
+    with pytest.raises(InputError, match="fixed batch of 1.*--dynamic-batch"):
+        builder.profile_for_input("image", [1, 3, 32, 64], make_record(), (1, 2, 4))
+    with pytest.raises(InputError, match="dynamic channel/height/width"):
+        builder.profile_for_input("image", [-1, 3, -1, -1], None)
+    # no range known: batch 1 only
+    assert builder.profile_for_input("image", [-1, 3, 32, 64], None)[3] == [1, 3, 32, 64]
+
+
+def test_onnx_checked_against_tensorrt_before_work():
+    rec = make_record(target="trt10", opset=17)
+    with pytest.raises(InputError, match="opset 17.*<= 13.*--target trt8.2"):
+        builder.check_onnx_for_version(rec, {"opset": 17}, "8.2.1")
+    with pytest.raises(InputError, match="uint8.*trt8.2"):
+        builder.check_onnx_for_version(make_record(input_dtype="uint8", opset=13), {"opset": 13},
+                                       "8.2.1")
+    warnings = builder.check_onnx_for_version(make_record(target="trt10", opset=17),
+                                              {"opset": 17}, "8.6.1")
+    assert len(warnings) == 1 and "--target trt8.6" in warnings[0]
+    assert builder.check_onnx_for_version(make_record(target="trt8.2"), {"opset": 13},
+                                          "10.3") == []
+
+
+def test_parser_errors_name_the_node_and_the_fix():
+    rec = make_record(target="trt10")
+    nodes = [("/resize/Resize", "Resize"), ("/head/ArgMax", "ArgMax")]
+    msg = builder.explain_parser_errors(
+        [{"node": 0, "desc": "Resize scales must be an initializer!", "code": "UNSUPPORTED_NODE"}],
+        rec, "8.2.1", "model.onnx", nodes)
+    assert "node 0 '/resize/Resize' (Resize): Resize scales must be an initializer!" in msg
+    assert "re-export it with `bisenet-export onnx --target trt8.2`" in msg
+    assert "exported for trt10" in msg
+    # newer parsers name the node themselves
+    msg = builder.explain_parser_errors(
+        [{"node": 1, "node_name": "/head/ArgMax", "desc": "unsupported", "code": "x"}],
+        make_record(target="trt8.6"), "8.6.1", "m.onnx")
+    assert "node 1 '/head/ArgMax'" in msg and "bisenet-export check --target trt8.6" in msg
+    msg = builder.explain_parser_errors([{"node": -1, "desc": "Unsupported ONNX opset 17"}],
+                                        None, "8.2.1", "m.onnx")
+    assert "the graph: Unsupported ONNX opset 17" in msg and "not exported by bisenet-deploy" in msg
+
+
+def test_calibration_batch_size():
+    opts = builder.BuildOptions(precision="int8")
+    assert builder.calibration_batch_size(None, 1, opts) == 1
+    assert builder.calibration_batch_size(PROFILE, -1, opts) == 2
+    with pytest.raises(InputError, match="outside"):
+        builder.calibration_batch_size(PROFILE, -1, builder.BuildOptions(calib_batch_size=8))
+
+
+def test_build_engine_refuses_before_work_without_tensorrt(tmp_path, monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    onnx_path = save(preprocessing_graph(make_record()), tmp_path / "m.onnx")
+    from bisenet_deploy.errors import MissingDependencyError
+    with pytest.raises(MissingDependencyError):
+        builder.build_engine(onnx_path, None, builder.BuildOptions())
+    assert sorted(os.listdir(tmp_path)) == ["m.onnx"]  # nothing half-written
