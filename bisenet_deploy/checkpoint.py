@@ -21,7 +21,13 @@ from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Tup
 
 from .datasets import DatasetInfo, get_dataset, resolve_dataset
 from .errors import CheckpointError, InputError
-from .metadata import METADATA_KEY, ModelMetadata, build_record, dumps_record, loads_record
+from .metadata import (
+    METADATA_KEY,
+    ModelMetadata,
+    build_record,
+    dumps_record,
+    loads_record,
+)
 from .portable.fileio import atomic_output, sha256_file
 
 log = logging.getLogger(__name__)
@@ -44,8 +50,14 @@ _WRAPPER_KEYS = ("state_dict", "model", "net", "model_state_dict", "model_state"
                  "weights", "params", "module")
 _LIST_LIMIT = 8
 
-__all__ = ["LoadedModel", "save_checkpoint", "load_model", "read_checkpoint_metadata",
-           "RANDOM_WEIGHTS_WARNING", "COINCHEUNG_ARCH"]
+__all__ = [
+    "COINCHEUNG_ARCH",
+    "RANDOM_WEIGHTS_WARNING",
+    "LoadedModel",
+    "load_model",
+    "read_checkpoint_metadata",
+    "save_checkpoint",
+]
 
 
 class LoadedModel(NamedTuple):
@@ -317,10 +329,8 @@ def _match(state, expected, arch, num_classes, what, hint="") -> Dict[str, Any]:
         raise CheckpointError(
             f"{what} does not fit a {num_classes}-class {arch!r} network: "
             f"{'; '.join(parts)}.{verdict}{hint}")
-    prepared = {}
-    for key, ref in expected.items():
-        prepared[key] = state[key] if key in state else ref  # absent num_batches_tracked
-    return prepared
+    # only num_batches_tracked can be absent here: keep the model's own
+    return {key: state.get(key, ref) for key, ref in expected.items()}
 
 
 def _shape(tensor) -> str:
@@ -406,7 +416,7 @@ def _read_safetensors(path) -> Tuple[Dict[str, Any], Optional[Dict[str, Any]]]:
     try:
         with safe_open(path, framework="pt") as handle:
             header = handle.metadata() or {}
-            state = {key: handle.get_tensor(key) for key in handle.keys()}
+            state = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
     except Exception as exc:  # SafetensorError and friends: a damaged file
         raise CheckpointError(f"{path}: corrupt or truncated safetensors file ({exc}); copy or "
                               f"download it again") from None

@@ -30,9 +30,16 @@ import numpy as np
 from .errors import InputError
 
 __all__ = [
-    "DatasetInfo", "DATASETS", "CITYSCAPES_ID_TO_TRAINID", "cityscapes_ids_to_trainids",
-    "custom_dataset", "deterministic_palette", "get_dataset", "guess_dataset", "resolve_dataset",
+    "CITYSCAPES_ID_TO_TRAINID",
+    "DATASETS",
+    "DatasetInfo",
+    "cityscapes_ids_to_trainids",
+    "custom_dataset",
     "dataset_names",
+    "deterministic_palette",
+    "get_dataset",
+    "guess_dataset",
+    "resolve_dataset",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

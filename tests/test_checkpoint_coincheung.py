@@ -17,7 +17,6 @@ from bisenet_deploy.errors import CheckpointError, InputError
 from bisenet_deploy.model import build_model
 
 
-
 def reference_shapes(num_classes=19, aux=True):
     """{key: shape} of a CoinCheung BiSeNetV2 state dict (shape () for num_batches_tracked)."""
     shapes = {}
@@ -46,7 +45,7 @@ def _synthetic_state_dict(num_classes, aux, seed):
             state[key] = torch.tensor(1000, dtype=torch.long)
         elif key.endswith("running_var"):
             state[key] = torch.rand(shape, generator=gen) + 0.5
-        elif key.endswith("running_mean") or key.endswith("bias"):
+        elif key.endswith(("running_mean", "bias")):
             state[key] = torch.randn(shape, generator=gen) * 0.1
         elif len(shape) == 1:  # BN weight
             state[key] = torch.rand(shape, generator=gen) + 0.5
@@ -112,7 +111,7 @@ def test_eval_mode_dict_without_aux_builds_no_aux_heads(tmp_path):
     state = synthetic_state_dict(aux=False)
     path = tmp_path / "eval.pth"
     torch.save(state, path)
-    model, meta = load_model(str(path))
+    model, _meta = load_model(str(path))
     keys = set(model.state_dict())
     assert keys == set(state)
     assert not any(k.startswith("aux") for k in keys)
