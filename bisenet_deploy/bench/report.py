@@ -272,6 +272,10 @@ def _ms(value):
     return "%.3f" % value
 
 
+def _rate(value):
+    return "%.1f" % value if value >= 10 else ("%.2f" % value if value >= 1 else "%.3f" % value)
+
+
 def table_rows(report):
     """Header and rows of the side-by-side table (strings), one row per backend that ran."""
     header = ["backend", "runner", "mean ms", "median", "p90", "p99", "max", "cv %", "FPS",
@@ -288,7 +292,7 @@ def table_rows(report):
             b["backend"], b.get("runner") or "",
             _ms(s["mean_ms"]), _ms(s["median_ms"]), _ms(s["p90_ms"]), _ms(s["p99_ms"]),
             _ms(s["max_ms"]), "%.1f%s" % (100.0 * s["cv"], "!" if s["unstable"] else ""),
-            "%.1f" % s["fps"], "%.1f" % s["images_per_s"],
+            _rate(s["fps"]), _rate(s["images_per_s"]),
             _ms(d["median_ms"]) if d else "-",
             ("x%.2f" % c["vs_fastest"]) if c.get("vs_fastest") is not None else "-",
             ("x%.2f" % c["vs_first"]) if c.get("vs_first") is not None else "-",

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# The README's first command, on a fresh machine:
+#   1. scripts/setup_env.sh: create .venv and install bisenet-deploy (torch 2.13.0 first)
+#   2. bisenet-export onnx: the default model (models/model_final_v2_city.pth if present, else
+#      seeded random weights), 2048x1024 input -> in-graph resize -> 1024x512 network, INT32
+#      labels, default TensorRT target, parity-checked against PyTorch
+#   3. bisenet-build-engine, only where TensorRT, pycuda and an NVIDIA GPU are present
+#   4. bisenet-bench on every backend present; prints the side-by-side table and writes the JSON
+#      report under benchmarks/
+#
+# Environment variables:
+#   ITERS       timed iterations of each GPU backend (default 5000: the paper's protocol)
+#   CPU_ITERS   timed iterations of each CPU backend (default 20: a full-size BiSeNet V2 call takes
+#               a few hundred ms on 2 cores, so the CPU run finishes in a few minutes)
+#   WARMUP      warm-up calls (default: bisenet-bench's, iters/20 between 3 and 50)
+#   THREADS     CPU threads for onnxruntime/torch (default: all cores)
+#   CHECKPOINT  checkpoint to export (default models/model_final_v2_city.pth when it exists)
+#   PRECISION   engine precision where TensorRT exists: fp16 (default) or fp32
+#   SKIP_SETUP=1  reuse the current environment instead of running setup_env.sh
+# On a GPU machine the GPU backends and the CPU backends are timed in two runs (two tables):
+# 5000 CPU iterations at 2048x1024 would take hours and tell nothing new.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "${SKIP_SETUP:-0}" != "1" ]; then
+    bash scripts/setup_env.sh
+    # shellcheck disable=SC1091
+    . "${VENV:-.venv}/bin/activate"
+fi
+
+CHECKPOINT=${CHECKPOINT:-}
+if [ -z "$CHECKPOINT" ] && [ -f models/model_final_v2_city.pth ]; then
+    CHECKPOINT=models/model_final_v2_city.pth
+fi
+if [ -n "$CHECKPOINT" ]; then
+    TAG=$(basename "${CHECKPOINT%.*}")
+else
+    TAG=random-init
+    echo "main_job: no models/model_final_v2_city.pth: exporting seeded RANDOM weights (speed is" \
+         "representative, labels are not). Put the CoinCheung checkpoint there for real labels."
+fi
+ONNX=export/main-job-${TAG}-2048x1024-to-1024x512-labels.onnx
+PRECISION=${PRECISION:-fp16}
+ENGINE=engines/main-job-${TAG}-${PRECISION}.engine
+
+has_gpu() { command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; }
+has_tensorrt() {
+    has_gpu && python - <<'EOF' >/dev/null 2>&1
+import tensorrt, pycuda.driver
+assert hasattr(tensorrt, "Builder")
+EOF
+}
+has_torch_cuda() { python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" \
+    >/dev/null 2>&1; }
+
+echo "== bisenet-export onnx -> $ONNX"
+export_args=(--input-size 2048x1024 --model-size 1024x512 --output labels -o "$ONNX")
+if [ -n "$CHECKPOINT" ]; then
+    export_args+=(--checkpoint "$CHECKPOINT")
+fi
+bisenet-export onnx "${export_args[@]}"
+
+bench_common=()
+[ -n "${WARMUP:-}" ] && bench_common+=(--warmup "$WARMUP")
+[ -n "${THREADS:-}" ] && bench_common+=(--threads "$THREADS")
+model_args=(--onnx "$ONNX")
+[ -n "$CHECKPOINT" ] && model_args+=(--checkpoint "$CHECKPOINT")
+
+gpu_backends=()
+if has_tensorrt; then
+    echo "== bisenet-build-engine -> $ENGINE"
+    build_args=(--onnx "$ONNX" -o "$ENGINE")
+    [ "$PRECISION" = "fp16" ] && build_args+=(--fp16)
+    bisenet-build-engine "${build_args[@]}"
+    model_args+=(--engine "$ENGINE")
+    gpu_backends+=(tensorrt)
+else
+    echo "main_job: no TensorRT + pycuda + NVIDIA GPU here: no engine, no tensorrt backend"
+fi
+if has_torch_cuda; then
+    gpu_backends+=(torch-cuda)
+fi
+if python -c "import onnxruntime, sys; sys.exit(0 if 'CUDAExecutionProvider' in onnxruntime.get_available_providers() else 1)" >/dev/null 2>&1; then
+    gpu_backends+=(onnxruntime-cuda)
+fi
+
+if [ ${#gpu_backends[@]} -gt 0 ]; then
+    echo "== bisenet-bench on the GPU backends: ${gpu_backends[*]} (${ITERS:-5000} iterations)"
+    bisenet-bench "${model_args[@]}" --backend "${gpu_backends[@]}" --iters "${ITERS:-5000}" \
+        ${bench_common[@]+"${bench_common[@]}"} --plot
+fi
+echo "== bisenet-bench on the CPU backends: onnxruntime torch (${CPU_ITERS:-20} iterations)"
+bisenet-bench "${model_args[@]}" --backend onnxruntime torch --iters "${CPU_ITERS:-20}" \
+    ${bench_common[@]+"${bench_common[@]}"} --plot
