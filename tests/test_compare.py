@@ -140,3 +140,86 @@ def test_backend_specs():
     for bad in ("tensorflow:x", "onnxruntime:x@fp64"):
         with pytest.raises(InputError):
             parse_spec(bad)
+
+
+# -- the real thing: PyTorch vs onnxruntime on a tiny export -------------------------------------
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A random-init checkpoint and its ONNX (128x64 input, 64x32 network, labels + logits)."""
+    from bisenet_deploy.checkpoint import load_model, save_checkpoint
+    from bisenet_deploy.export.pipeline import ExportOptions, export_onnx
+
+    d = tmp_path_factory.mktemp("cmp")
+    lm = load_model(None, num_classes=19)
+    ckpt = str(d / "tiny.safetensors")
+    save_checkpoint(ckpt, lm.model, lm.metadata)
+    onnx_path = str(d / "tiny.onnx")
+    export_onnx(ExportOptions(checkpoint=ckpt, output_path=onnx_path, input_size=(128, 64),
+                              model_size=(64, 32), output="both", parity=False),
+                loaded=(lm.model, lm.metadata))
+    return d, ckpt, onnx_path
+
+
+def _perturb(onnx_path, out_path, scale):
+    """Change ONE weight of the classifier's last convolution by `scale` standard deviations."""
+    import onnx
+    from onnx import numpy_helper
+
+    m = onnx.load(onnx_path)
+    last = [n for n in m.graph.node if n.op_type == "Conv"][-1]
+    init = next(i for i in m.graph.initializer if i.name == last.input[1])
+    w = numpy_helper.to_array(init).copy()
+    w.flat[0] += scale * w.std()
+    init.CopyFrom(numpy_helper.from_array(w, init.name))
+    onnx.save(m, out_path)
+
+
+def test_cli_torch_vs_onnxruntime_passes(exported, capsys):
+    from bisenet_deploy.cli.compare_main import main
+
+    d, ckpt, onnx_path = exported
+    out_json = d / "pass.json"
+    code = main(["--checkpoint", ckpt, "--against", f"onnxruntime:{onnx_path}", "--synthetic",
+                 "2", "--json", str(out_json), "--threads", "1", "-q"])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    report = json.loads(out_json.read_text())
+    b = report["backends"][0]
+    assert report["passed"] and b["passed"]
+    assert b["outputs"]["logits"]["stats"]["max_rel"] < 1e-4
+    assert b["outputs"]["labels"]["stats"]["identical"] == 1.0
+    assert "PASS" in text
+
+
+def test_cli_perturbed_onnx_fails_with_readable_report(exported, capsys):
+    from bisenet_deploy.cli.compare_main import main
+
+    d, ckpt, onnx_path = exported
+    bad = str(d / "perturbed.onnx")
+    _perturb(onnx_path, bad, 3.0)
+    plot = d / "diff.png"
+    code = main(["--checkpoint", ckpt, "--against", f"onnxruntime:{onnx_path}",
+                 f"onnxruntime:{bad}", "--synthetic", "2", "--plot", str(plot),
+                 "--json", str(d / "fail.json"), "--threads", "1", "-q"])
+    captured = capsys.readouterr()
+    assert code == 3  # ParityError
+    assert "FAILED logits.max_rel" in captured.out
+    assert f"onnxruntime:{bad}  [fp32]  FAIL" in captured.out
+    assert "differ(s) from the reference beyond tolerance" in captured.err
+    report = json.loads((d / "fail.json").read_text())
+    good, wrong = report["backends"]
+    assert good["passed"] and not wrong["passed"]
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_bad_options_are_one_line_errors(exported, capsys):
+    from bisenet_deploy.cli.compare_main import main
+
+    d, ckpt, onnx_path = exported
+    assert main(["--against", "onnxruntime", "-q"]) == 2  # no ONNX anywhere
+    assert "need an ONNX file" in capsys.readouterr().err
+    assert main(["--against", f"onnxruntime:{onnx_path}", "--tol", "labels.bogus=1", "-q"]) == 2
+    assert "unknown limit" in capsys.readouterr().err
+    assert main(["--against", f"onnxruntime:{d / 'missing.onnx'}", "-q"]) == 2
+    assert "does not exist" in capsys.readouterr().err

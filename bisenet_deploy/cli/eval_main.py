@@ -1,20 +1,137 @@
-"""Placeholder: replaced by the module's owner (see docs/DESIGN.md)."""
+"""`bisenet-eval`: mIoU of one or several backends on a labelled dataset, side by side.
+
+    bisenet-eval --backend torch onnxruntime:m.onnx tensorrt:m_fp16.plan --checkpoint C
+                 --data ROOT [--split val] [--layout cityscapes|folders] [--protocol paper|full|both]
+"""
+
+from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
+import shlex
+import sys
 
-from .common import add_logging_args, run_cli
-from ..errors import UserError
+from .common import add_logging_args, add_model_args, run_cli, size_arg
+
+log = logging.getLogger(__name__)
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="eval_main")
+    p = argparse.ArgumentParser(
+        prog="bisenet-eval",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Confusion matrix over a dataset split, per-class IoU, mIoU and pixel "
+                    "accuracy for each backend; several backends give a side-by-side table "
+                    "(e.g. PyTorch vs FP32 vs FP16 engine).",
+        epilog="protocols (PyTorch backends run either; an ONNX/engine runs the sizes it was "
+               "exported with):\n"
+               "  paper  the network at half the image size (Cityscapes: 1024x512) with the resize "
+               "in the graph,\n         prediction at the image size (2048x1024): the BiSeNet V2 "
+               "paper's setting\n"
+               "  full   the network at the full image size (how CoinCheung/BiSeNet reports "
+               "74.95 mIoU)\n"
+               "Predictions smaller than the labels are upsampled: logits bilinearly then argmax "
+               "when the\nbackend returns logits, labels nearest-neighbour otherwise.")
+    p.add_argument("--backend", nargs="+", required=True, metavar="BACKEND[:PATH][@PREC]",
+                   help="backends: torch, torch-cuda, onnxruntime, onnxruntime-cuda, "
+                        "onnxruntime-trt, tensorrt; a path after ':' overrides "
+                        "--checkpoint/--onnx/--engine for that backend")
+    add_model_args(p)
+    p.add_argument("--onnx", metavar="PATH", help="ONNX file for the onnxruntime backends")
+    p.add_argument("--engine", metavar="PATH", help="TensorRT engine for the tensorrt backend")
+    p.add_argument("--data", required=True, metavar="ROOT", help="dataset root folder")
+    p.add_argument("--layout", choices=("cityscapes", "folders"), default="cityscapes",
+                   help="cityscapes: leftImg8bit/<split>/<city>/*_leftImg8bit.png + "
+                        "gtFine/<split>/<city>/*_gtFine_labelIds.png; folders: ROOT/images + "
+                        "ROOT/labels (train-id PNGs, same names) (default: cityscapes)")
+    p.add_argument("--split", default="val", help="dataset split (default: val)")
+    p.add_argument("--protocol", choices=("paper", "full", "both"), default="paper",
+                   help="network size for PyTorch backends (default: paper)")
+    p.add_argument("--network-size", type=size_arg, metavar="WxH",
+                   help="PyTorch backends: run the network at this size instead of the "
+                        "protocol's (multiples of 32)")
+    p.add_argument("--limit", type=int, metavar="N", help="evaluate only the first N images")
+    p.add_argument("--json", metavar="PATH", help="write the report (confusion-derived metrics) "
+                                                  "as JSON")
+    p.add_argument("--no-per-class", action="store_true",
+                   help="print only mIoU and pixel accuracy, not the per-class table")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch/onnxruntime")
     add_logging_args(p)
     p.set_defaults(func=_run)
     return p
 
 
+def _image_size(path):
+    from PIL import Image
+
+    from ..errors import InputError
+
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except OSError as exc:
+        raise InputError(f"cannot read image {path}: {exc}") from None
+
+
 def _run(args):
-    raise UserError("this command is not implemented yet")
+    from ..errors import InputError
+    from ..evaluation.backends import ModelSource, network_size, parse_spec
+    from ..evaluation.datasets_io import find_samples
+    from ..evaluation.evaluate import EvalTarget, evaluate, format_table
+    from ..portable.fileio import write_json_atomic
+
+    if args.limit is not None and args.limit < 1:
+        raise InputError(f"--limit must be >= 1, got {args.limit}")
+    specs = [parse_spec(s) for s in args.backend]
+    samples = find_samples(args.data, args.layout, args.split)
+    if args.limit:
+        samples = samples[:args.limit]
+    image_size = _image_size(samples[0].image_path)
+    protocols = ["paper", "full"] if args.protocol == "both" else [args.protocol]
+    source = ModelSource.from_args(args)
+
+    with contextlib.ExitStack() as stack:
+        targets = []
+        for spec in specs:
+            if spec.family == "torch":
+                for protocol in protocols:
+                    size = tuple(args.network_size) if args.network_size else \
+                        network_size(image_size, protocol)
+                    record = source.torch_record(spec, image_size, size)
+                    runner = stack.enter_context(source.open(spec, record))
+                    label = spec.text if len(protocols) == 1 else f"{spec.text} ({protocol})"
+                    targets.append(EvalTarget(label, runner))
+            else:
+                runner = stack.enter_context(source.open(spec))
+                targets.append(EvalTarget(spec.text, runner))
+                export = (runner.metadata or {}).get("export") or {}
+                if args.protocol != "paper" or args.network_size:
+                    log.info("%s runs the sizes it was exported with (input %s, network %s); "
+                             "--protocol/--network-size apply to PyTorch backends only",
+                             spec.text, "x".join(map(str, export.get("input_size", []))),
+                             "x".join(map(str, export.get("model_size", []))))
+        model = (targets[0].runner.metadata or {}).get("model") or {}
+        num_classes = int(model.get("num_classes") or 0)
+        if not num_classes:
+            raise InputError(f"{targets[0].label}: the model's metadata does not say how many "
+                             f"classes it predicts")
+        log.info("evaluating %d image(s) of %s (%s, %s) at %dx%d", len(samples), args.data,
+                 args.layout, args.split, *image_size)
+        report = evaluate(targets, samples, layout=args.layout, num_classes=num_classes,
+                          class_names=model.get("class_names"),
+                          ignore_index=int(model.get("ignore_index", 255)),
+                          progress=not args.no_progress)
+    report.update({"data": args.data, "split": args.split,
+                   "command": " ".join(shlex.quote(a) for a in ["bisenet-eval"] + sys.argv[1:])})
+    if model.get("weights") == "random-init":
+        log.warning("the model has RANDOM weights: these numbers mean nothing about accuracy")
+    print(format_table(report, per_class=not args.no_per_class))
+    if args.json:
+        write_json_atomic(args.json, report)
+        print(f"report: {args.json}")
+    return 0
 
 
 def main(argv=None):

@@ -1,20 +1,105 @@
-"""Placeholder: replaced by the module's owner (see docs/DESIGN.md)."""
+"""`bisenet-predict`: images, folders or videos -> colour label maps and overlays, with latency.
+
+    bisenet-predict --onnx model.onnx street.png frames/ -o out/
+"""
+
+from __future__ import annotations
 
 import argparse
+import logging
 
-from .common import add_logging_args, run_cli
-from ..errors import UserError
+from .common import add_logging_args, add_model_args, run_cli, size_arg
+
+log = logging.getLogger(__name__)
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="predict_main")
+    p = argparse.ArgumentParser(
+        prog="bisenet-predict",
+        description="Segment images, folders of images or videos and write <stem>_labels.png "
+                    "(colour label map, the model's palette) and <stem>_overlay.png (blended over "
+                    "the image), or <stem>_overlay.mp4 / <stem>_labels.mp4 for a video (needs "
+                    "OpenCV). Prints the latency of each image.")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or videos")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
+    add_model_args(p)
+    p.add_argument("--onnx", metavar="PATH", help="an exported ONNX (backend onnxruntime)")
+    p.add_argument("--engine", metavar="PATH", help="a TensorRT engine (backend tensorrt)")
+    p.add_argument("--backend", metavar="BACKEND",
+                   help="torch, torch-cuda, onnxruntime, onnxruntime-cuda, onnxruntime-trt, "
+                        "tensorrt (default: from the model file given)")
+    p.add_argument("--network-size", type=size_arg, default=(1024, 512), metavar="WxH",
+                   help="PyTorch backends: network input size; the graph takes the first "
+                        "image's size and resizes in-graph (default 1024x512, the paper's)")
+    p.add_argument("--alpha", type=float, default=0.5,
+                   help="overlay opacity of the label colours, 0..1 (default 0.5)")
+    p.add_argument("--max-frames", type=int, metavar="N", help="videos: stop after N frames")
+    p.add_argument("--json", metavar="PATH", help="write per-image latencies and outputs as JSON")
+    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch/onnxruntime")
     add_logging_args(p)
     p.set_defaults(func=_run)
     return p
 
 
+def _default_backend(args) -> str:
+    from ..errors import InputError
+
+    given = [n for n in ("checkpoint", "onnx", "engine") if getattr(args, n)]
+    if len(given) > 1 and not args.backend:
+        raise InputError(f"give one of --checkpoint/--onnx/--engine, or --backend to choose "
+                         f"(got {', '.join('--' + g for g in given)})")
+    if args.backend:
+        return args.backend
+    if args.engine:
+        return "tensorrt"
+    if args.onnx:
+        return "onnxruntime"
+    return "torch"
+
+
 def _run(args):
-    raise UserError("this command is not implemented yet")
+    import numpy as np
+
+    from ..errors import InputError
+    from ..evaluation.backends import ModelSource, parse_spec
+    from ..evaluation.datasets_io import read_image
+    from ..evaluation.predict import collect_inputs, is_video, predict_paths
+    from ..portable.fileio import write_json_atomic
+
+    if not 0.0 <= args.alpha <= 1.0:
+        raise InputError(f"--alpha must be between 0 and 1, got {args.alpha}")
+    spec = parse_spec(_default_backend(args))
+    if spec.path:
+        raise InputError("--backend takes a name only; give the model with --checkpoint, --onnx "
+                         "or --engine")
+    source = ModelSource.from_args(args)
+    inputs = collect_inputs(args.inputs)
+    record = None
+    if spec.family == "torch":
+        first = next((p for p in inputs if not is_video(p)), None)
+        if first is not None:
+            h, w = read_image(first).shape[:2]
+        else:
+            w, h = args.network_size
+        record = source.torch_record(spec, (w, h), tuple(args.network_size))
+
+    def show(entry):
+        where = entry["input"] + ("" if entry["frame"] is None else f" frame {entry['frame']}")
+        extra = "" if entry.get("device_ms") is None else f", device {entry['device_ms']:.1f} ms"
+        print(f"{where}: infer {entry['infer_ms']:.1f} ms, total {entry['total_ms']:.1f} ms"
+              f"{extra}")
+
+    with source.open(spec, record) as runner:
+        results = predict_paths(runner, inputs, args.output, alpha=args.alpha,
+                                max_frames=args.max_frames, on_result=show)
+        describe = runner.describe()
+    infer = np.array([r["infer_ms"] for r in results])
+    print(f"{len(results)} image(s)/frame(s) on {describe}: infer mean {infer.mean():.1f} ms, "
+          f"median {np.median(infer):.1f} ms (the first includes warm-up); written to "
+          f"{args.output}")
+    if args.json:
+        write_json_atomic(args.json, {"backend": describe, "results": results})
+    return 0
 
 
 def main(argv=None):

@@ -10,9 +10,12 @@ onnxruntime-trt, the precision they run at); without one it is read from the run
 from __future__ import annotations
 
 import copy
+import logging
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 from ..errors import InputError
+
+log = logging.getLogger(__name__)
 
 BACKENDS = ("torch", "torch-cuda", "onnxruntime", "onnxruntime-cuda", "onnxruntime-trt",
             "tensorrt")
@@ -75,39 +78,6 @@ def resolve_path(spec: BackendSpec, *, checkpoint: Optional[str] = None, onnx: O
     return checkpoint  # torch: None means seeded random weights
 
 
-def open_spec(spec: BackendSpec, *, checkpoint: Optional[str] = None, onnx: Optional[str] = None,
-              engine: Optional[str] = None, record: Optional[Dict[str, Any]] = None,
-              threads: Optional[int] = None):
-    """An inactive runner for the spec, via `runtime.factory.open_runner`."""
-    from ..runtime.factory import open_runner
-
-    path = resolve_path(spec, checkpoint=checkpoint, onnx=onnx, engine=engine)
-    options: Dict[str, Any] = {}
-    if spec.precision in ("fp16",) and spec.backend in ("torch-cuda", "onnxruntime-trt"):
-        options["precision"] = spec.precision
-    if threads is not None and spec.family in ("torch", "onnxruntime"):
-        options["threads"] = threads
-    if spec.family == "tensorrt":
-        return open_runner(spec.backend, engine=path, **options)
-    if spec.family == "onnxruntime":
-        return open_runner(spec.backend, onnx=path, **options)
-    return open_runner(spec.backend, checkpoint=path, record=record, **options)
-
-
-def torch_record(checkpoint: Optional[str], input_size: Sequence[int], model_size: Sequence[int],
-                 output: str = "labels") -> Dict[str, Any]:
-    """The record of the graph the torch runner should run for a checkpoint at these sizes."""
-    from ..checkpoint import load_model
-    from ..metadata import build_record
-    from ..runtime.torch_runner import default_export_info
-
-    loaded = load_model(checkpoint)
-    record = build_record(loaded.metadata)
-    record["export"] = default_export_info(record["model"], input_size=list(input_size),
-                                           model_size=list(model_size), output=output)
-    return record
-
-
 def record_for_reference(record: Dict[str, Any]) -> Dict[str, Any]:
     """A candidate's record for the torch reference: same graph, fp32, both outputs."""
     rec = copy.deepcopy(record)
@@ -126,3 +96,80 @@ def network_size(image_size: Tuple[int, int], protocol: str) -> Tuple[int, int]:
         w, h = w // 2, h // 2
     w32, h32 = max(32, int(round(w / 32.0)) * 32), max(32, int(round(h / 32.0)) * 32)
     return w32, h32
+
+
+class ModelSource:
+    """The model files and options a command was given; opens runners for backend specs.
+
+    The PyTorch weights are loaded once (honouring --arch/--dataset/--num-classes) and shared by
+    every torch runner the command opens, each with the record of the graph it must run.
+    """
+
+    def __init__(self, checkpoint=None, onnx=None, engine=None, arch=None, dataset=None,
+                 num_classes=None, threads=None):
+        self.checkpoint = checkpoint
+        self.onnx = onnx
+        self.engine = engine
+        self.arch = arch
+        self.dataset = dataset
+        self.num_classes = num_classes
+        self.threads = threads
+        self._loaded = {}
+
+    @classmethod
+    def from_args(cls, args) -> "ModelSource":
+        return cls(getattr(args, "checkpoint", None), getattr(args, "onnx", None),
+                   getattr(args, "engine", None), getattr(args, "arch", None),
+                   getattr(args, "dataset", None), getattr(args, "num_classes", None),
+                   getattr(args, "threads", None))
+
+    def loaded(self, checkpoint: Optional[str]):
+        """(model, ModelMetadata) of a checkpoint (None: seeded random weights), cached."""
+        if checkpoint not in self._loaded:
+            from ..checkpoint import load_model
+
+            lm = load_model(checkpoint, arch=self.arch, dataset=self.dataset,
+                            num_classes=self.num_classes)
+            self._loaded[checkpoint] = (lm.model, lm.metadata)
+        return self._loaded[checkpoint]
+
+    def torch_record(self, spec: BackendSpec, input_size, model_size, output="labels"):
+        """The record for a torch spec's graph at these sizes (the default export's settings)."""
+        from ..metadata import build_record
+        from ..runtime.torch_runner import default_export_info
+
+        _, meta = self.loaded(resolve_path(spec, checkpoint=self.checkpoint))
+        record = build_record(meta)
+        record["export"] = default_export_info(record["model"], input_size=list(input_size),
+                                               model_size=list(model_size), output=output)
+        return record
+
+    def open(self, spec: BackendSpec, record: Optional[Dict[str, Any]] = None):
+        """An inactive runner; torch specs need `record` (the graph to run)."""
+        from ..runtime.factory import open_runner
+
+        path = resolve_path(spec, checkpoint=self.checkpoint, onnx=self.onnx, engine=self.engine)
+        options: Dict[str, Any] = {}
+        if spec.precision == "fp16" and spec.backend in ("torch-cuda", "onnxruntime-trt"):
+            options["precision"] = "fp16"
+        if self.threads is not None and spec.family in ("torch", "onnxruntime"):
+            options["threads"] = self.threads
+        if spec.family == "tensorrt":
+            return open_runner(spec.backend, engine=path, **options)
+        if spec.family == "onnxruntime":
+            return open_runner(spec.backend, onnx=path, **options)
+        if record is None:
+            raise InputError(f"{spec.text}: internal: a torch runner needs the graph record")
+        model, meta = self.loaded(path)
+        wanted = (record.get("model") or {})
+        if wanted.get("num_classes") not in (None, meta.num_classes):
+            raise InputError(
+                f"{spec.text}: the PyTorch model has {meta.num_classes} classes but the graph "
+                f"it must reproduce has {wanted['num_classes']}: give the --checkpoint the ONNX/"
+                f"engine was exported from")
+        sha = wanted.get("checkpoint_sha256")
+        if sha and meta.checkpoint_sha256 and sha != meta.checkpoint_sha256:
+            log.warning("the checkpoint %s is not the one the graph was exported from (sha256 "
+                        "%s... vs %s...): expect differences", path, meta.checkpoint_sha256[:12],
+                        sha[:12])
+        return open_runner(spec.backend, record=record, model=model, **options)

@@ -279,7 +279,8 @@ def compare(reference, candidates: Sequence[Candidate], images: Iterable[np.ndar
 
 
 def _failure_text(check: Dict[str, Any]) -> str:
-    op = ">" if check["check"].split(".")[1].startswith("max") else "<"
+    output, name = check["check"].split(".")
+    op = ">" if tol_mod.LIMIT_KINDS[output][name] == "max" else "<"
     return f"{check['check']}: {_fmt(check['value'])} {op} limit {_fmt(check['limit'])}"
 
 

@@ -1,0 +1,136 @@
+"""bisenet-predict: colour label maps and overlays in the palette's colours, latency printed."""
+
+import importlib.util
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bisenet_deploy.datasets import get_dataset
+from bisenet_deploy.evaluation.colorize import colorize, overlay
+from bisenet_deploy.evaluation.predict import predict_paths
+from bisenet_deploy.synthetic import synthetic_image
+
+CITY = get_dataset("cityscapes")
+
+
+def _colours(path):
+    with Image.open(path) as im:
+        assert im.format == "PNG" and im.mode == "RGB"
+        arr = np.asarray(im)
+    return arr, {tuple(int(v) for v in c) for c in arr.reshape(-1, 3)}
+
+
+def test_colorize_and_overlay():
+    labels = np.array([[0, 1], [18, 255]])
+    rgb = colorize(labels, CITY.palette)
+    assert rgb[0, 0].tolist() == list(CITY.palette[0])
+    assert rgb[1, 0].tolist() == list(CITY.palette[18])
+    assert rgb[1, 1].tolist() == [0, 0, 0]  # ignore / out of range
+    img = np.full((2, 2, 3), 100, np.uint8)
+    assert overlay(img, rgb, 0.5)[0, 0].tolist() == [114, 82, 114]  # (100 + (128, 64, 128)) / 2
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    from bisenet_deploy.checkpoint import load_model, save_checkpoint
+    from bisenet_deploy.export.pipeline import ExportOptions, export_onnx
+
+    d = tmp_path_factory.mktemp("pred")
+    lm = load_model(None, num_classes=19)
+    ckpt = str(d / "tiny.safetensors")
+    save_checkpoint(ckpt, lm.model, lm.metadata)
+    onnx_path = str(d / "tiny.onnx")
+    export_onnx(ExportOptions(checkpoint=ckpt, output_path=onnx_path, input_size=(128, 64),
+                              model_size=(64, 32), output="labels", parity=False,
+                              simplify=False), loaded=(lm.model, lm.metadata))
+    images = d / "images"
+    images.mkdir()
+    Image.fromarray(synthetic_image(128, 64, seed=1)).save(images / "street.png")
+    Image.fromarray(synthetic_image(96, 80, seed=2)).save(images / "other size.jpg")
+    return d, ckpt, onnx_path, images
+
+
+def test_cli_onnx_writes_palette_pngs_and_prints_latency(exported, tmp_path, capsys):
+    from bisenet_deploy.cli.predict_main import main
+
+    d, ckpt, onnx_path, images = exported
+    out = tmp_path / "out"
+    code = main(["--onnx", onnx_path, str(images), "-o", str(out), "--threads", "1", "-q",
+                 "--json", str(tmp_path / "p.json")])
+    text = capsys.readouterr().out
+    assert code == 0
+    palette = {tuple(c) for c in CITY.palette}
+    for stem, size in (("street", (128, 64)), ("other size", (96, 80))):
+        labels, colours = _colours(out / f"{stem}_labels.png")
+        assert labels.shape == (size[1], size[0], 3)  # at the image's own resolution
+        assert colours <= palette
+        ov, _ = _colours(out / f"{stem}_overlay.png")
+        assert ov.shape == labels.shape
+        assert f"{stem}" in text and "infer" in text and " ms" in text
+    # the overlay is the blend of the image and the label colours
+    src = np.asarray(Image.open(images / "street.png"), np.float32)
+    lab, _ = _colours(out / "street_labels.png")
+    ov, _ = _colours(out / "street_overlay.png")
+    assert np.abs(ov - (0.5 * src + 0.5 * lab)).max() <= 1.0
+    assert (tmp_path / "p.json").exists()
+
+
+def test_cli_torch_checkpoint(exported, tmp_path, capsys):
+    from bisenet_deploy.cli.predict_main import main
+
+    d, ckpt, onnx_path, images = exported
+    code = main(["--checkpoint", ckpt, str(images / "street.png"), "-o", str(tmp_path),
+                 "--network-size", "64x32", "--threads", "1", "-q"])
+    assert code == 0
+    # torch runs the same graph as the ONNX: identical pictures
+    ort_out = tmp_path / "ort"
+    assert main(["--onnx", onnx_path, str(images / "street.png"), "-o", str(ort_out), "-q"]) == 0
+    a, _ = _colours(tmp_path / "street_labels.png")
+    b, _ = _colours(ort_out / "street_labels.png")
+    assert (a == b).mean() > 0.999
+
+
+def test_predict_paths_same_stem_does_not_overwrite(exported, tmp_path):
+    from bisenet_deploy.runtime.factory import open_runner
+
+    d, ckpt, onnx_path, images = exported
+    other = tmp_path / "b"
+    other.mkdir()
+    Image.fromarray(synthetic_image(128, 64, seed=3)).save(other / "street.png")
+    with open_runner("onnxruntime", onnx=onnx_path) as runner:
+        res = predict_paths(runner, [str(images / "street.png"), str(other / "street.png")],
+                            str(tmp_path / "o"))
+    names = sorted(p.name for p in (tmp_path / "o").iterdir())
+    assert names == ["street_2_labels.png", "street_2_overlay.png", "street_labels.png",
+                     "street_overlay.png"]
+    assert len(res) == 2 and all(r["infer_ms"] > 0 for r in res)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("cv2") is not None,
+                    reason="OpenCV is installed here; this checks the message without it")
+def test_video_without_opencv_says_what_to_install(exported, tmp_path, capsys):
+    from bisenet_deploy.cli.predict_main import main
+
+    d, ckpt, onnx_path, images = exported
+    video = tmp_path / "drive.mp4"
+    video.write_bytes(b"\x00" * 64)
+    assert main(["--onnx", onnx_path, str(video), "-o", str(tmp_path / "o"), "-q"]) == 4
+    err = capsys.readouterr().err
+    assert "opencv-python-headless" in err and err.count("\n") == 1
+
+
+def test_bad_inputs(exported, tmp_path, capsys):
+    from bisenet_deploy.cli.predict_main import main
+
+    d, ckpt, onnx_path, images = exported
+    assert main(["--onnx", onnx_path, str(tmp_path / "nope.png"), "-o", str(tmp_path), "-q"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "notes.txt").write_text("x")
+    assert main(["--onnx", onnx_path, str(tmp_path / "notes.txt"), "-o", str(tmp_path), "-q"]) == 2
+    assert "unsupported file type" in capsys.readouterr().err
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    assert main(["--onnx", onnx_path, str(broken), "-o", str(tmp_path / "o2"), "-q"]) == 2
+    assert "cannot read image" in capsys.readouterr().err
+    assert not (tmp_path / "o2" / "broken_labels.png").exists()
