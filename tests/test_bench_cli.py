@@ -190,3 +190,47 @@ def test_report_schema_rejects_broken_reports(breakage, match):
     breakage(report)
     with pytest.raises(InputError, match=match):
         rep.validate_report(report)
+
+
+def test_factory_refusing_a_backend_at_open_is_a_skip(tmp_path, model_files, fake_factory,
+                                                      capsys):
+    onnx, _ = model_files
+    _, modes = fake_factory
+    modes["onnxruntime-cuda"] = "raise"
+    path = tmp_path / "r.json"
+    code, out, err = _run(["--onnx", onnx, "--backend", "onnxruntime-cuda", "onnxruntime",
+                           "--iters", "2", "--json", str(path)], capsys)
+    assert code == 0
+    assert [b["status"] for b in rep.load_report(path)["backends"]] == ["skipped", "ok"]
+    assert "onnxruntime-cuda: a dependency is missing" in err
+
+
+def test_image_option_times_that_image(tmp_path, model_files, fake_factory, capsys):
+    from PIL import Image
+    import numpy as np
+    onnx, _ = model_files
+    img = tmp_path / "street.png"
+    Image.fromarray(np.full((20, 40, 3), 7, np.uint8)).save(img)
+    path = tmp_path / "r.json"
+    code, out, err = _run(["--onnx", onnx, "--backend", "onnxruntime", "--image", str(img),
+                           "--iters", "3", "--buffers", "2", "--json", str(path)], capsys)
+    assert code == 0, err
+    source = rep.load_report(path)["timed"]["input"]
+    assert source["kind"] == "image" and source["original_size"] == [40, 20]
+    assert source["resized_on_host_to"] == [32, 16] and source["buffers"] == 2
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    code, _, err = _run(["--onnx", onnx, "--image", str(bad), "--iters", "2"], capsys)
+    assert code == 2 and "cannot read image" in err
+
+
+def test_environment_is_recorded_without_a_gpu(tmp_path, model_files, fake_factory, capsys):
+    from bisenet_deploy.bench.environment import collect_environment, device_slug, slugify
+    env = collect_environment(threads=3)
+    assert env["threads"] == 3 and env["python"] and env["cpu"]["logical_cores"] >= 1
+    assert env["packages"]["numpy"] and "torch" in env["packages"]
+    assert device_slug({"gpus": [{"name": "NVIDIA GeForce GTX 1080 Ti"}]}) == \
+        "nvidia-geforce-gtx-1080-ti"
+    assert device_slug({"gpus": [], "cpu": {"model": "Intel(R) Xeon(R) CPU @ 2.20GHz"}}) == \
+        "cpu-intel-xeon"
+    assert slugify("a/b c") == "a-b-c"
