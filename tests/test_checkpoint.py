@@ -291,3 +291,13 @@ def test_plain_state_dict_of_the_paper_network_with_arch(tmp_path):
     loaded, meta = load_model(str(tmp_path / "paper.pth"), arch="bisenetv2")
     assert meta.arch == "bisenetv2" and meta.num_classes == 5
     assert torch.equal(logits(loaded), logits(model))
+
+
+def test_checkpoint_module_import_does_not_load_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, bisenet_deploy.checkpoint; "
+            "heavy = [m for m in ('torch', 'onnx', 'safetensors') if m in sys.modules]; "
+            "assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True)
