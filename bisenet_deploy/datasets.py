@@ -39,6 +39,7 @@ __all__ = [
     "deterministic_palette",
     "get_dataset",
     "guess_dataset",
+    "load_dataset_file",
     "resolve_dataset",
 ]
 
@@ -310,12 +311,56 @@ def custom_dataset(num_classes: int, class_names: Optional[Sequence[str]] = None
                        train_size=list(train_size))
 
 
+def load_dataset_file(path: str) -> DatasetInfo:
+    """A custom dataset described by a JSON file (so `--dataset my_classes.json` works anywhere).
+
+    Keys: "class_names" (required, or "num_classes" for class_0..), and optionally "name"
+    (default: the file name), "palette", "mean", "std" (pixel / 255, in "channel_order"),
+    "channel_order", "ignore_index", "train_size" [width, height].
+    """
+    import json
+    import os
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except OSError as exc:
+        raise InputError(f"cannot read the dataset file {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise InputError(f"the dataset file {path} is not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or not ("class_names" in data or "num_classes" in data):
+        raise InputError(f"the dataset file {path} needs a JSON object with \"class_names\" "
+                         f"(a list of names) or \"num_classes\"")
+    known = {"name", "class_names", "num_classes", "palette", "mean", "std", "channel_order",
+             "ignore_index", "train_size"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise InputError(f"the dataset file {path} has unknown keys {unknown}; "
+                         f"known: {sorted(known)}")
+    names = data.get("class_names")
+    count = len(names) if names is not None else data["num_classes"]
+    options = {k: data[k] for k in ("palette", "mean", "std", "channel_order", "ignore_index",
+                                     "train_size") if k in data}
+    stem = os.path.splitext(os.path.basename(path))[0]
+    try:
+        return custom_dataset(count, names, name=str(data.get("name", stem)), **options)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"the dataset file {path}: {exc}") from None
+
+
 def get_dataset(name: str, num_classes: Optional[int] = None) -> DatasetInfo:
     """The preset called `name` (aliases like "city", "coco", "ade" work), as a fresh copy.
 
     "custom" needs `num_classes`. For a preset, a `num_classes` other than the preset's is an
-    InputError (use "custom" for a model trained on another label set).
+    InputError (use "custom" for a model trained on another label set). A path to a `.json`
+    file loads a custom dataset description (`load_dataset_file`).
     """
+    if str(name).lower().endswith(".json"):
+        info = load_dataset_file(str(name))
+        if num_classes is not None and int(num_classes) != info.num_classes:
+            raise InputError(f"the dataset file {name} has {info.num_classes} classes but the "
+                             f"model has {num_classes}")
+        return info
     key = _canonical(name)
     if key == "custom":
         if num_classes is None:
@@ -324,7 +369,7 @@ def get_dataset(name: str, num_classes: Optional[int] = None) -> DatasetInfo:
     canonical = _ALIASES.get(key)
     if canonical is None:
         raise InputError(f"unknown dataset {name!r}; known: {', '.join(dataset_names())} "
-                         f"(aliases: city, coco, ade)")
+                         f"(aliases: city, coco, ade), or a .json file describing the classes")
     info = DATASETS[canonical]
     if num_classes is not None and int(num_classes) != info.num_classes:
         raise InputError(

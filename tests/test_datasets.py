@@ -187,3 +187,30 @@ def test_module_import_is_light():
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True)
     assert datasets.dataset_names()[-1] == "custom"
+
+
+def test_dataset_from_json_file(tmp_path):
+    import json
+
+    path = tmp_path / "cracks.json"
+    path.write_text(json.dumps({"class_names": ["background", "crack"],
+                                "palette": [[0, 0, 0], [255, 0, 0]],
+                                "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25],
+                                "train_size": [512, 512]}))
+    info = get_dataset(str(path))
+    assert info.name == "cracks" and info.class_names == ["background", "crack"]
+    assert info.palette[1] == [255, 0, 0] and info.mean == [0.5] * 3
+    assert resolve_dataset(str(path), 2).train_size == [512, 512]
+    with pytest.raises(InputError, match="2 classes but the model has 19"):
+        resolve_dataset(str(path), 19)
+    (tmp_path / "bad.json").write_text('{"class_names": ["a"], "colours": []}')
+    with pytest.raises(InputError, match="unknown keys"):
+        get_dataset(str(tmp_path / "bad.json"))
+    (tmp_path / "broken.json").write_text('{"class_names": [')
+    with pytest.raises(InputError, match="not valid JSON"):
+        get_dataset(str(tmp_path / "broken.json"))
+    with pytest.raises(InputError, match="cannot read"):
+        get_dataset(str(tmp_path / "missing.json"))
+    (tmp_path / "short.json").write_text('{"class_names": ["a", "b"], "palette": [[1, 2, 3]]}')
+    with pytest.raises(InputError, match="palette"):
+        get_dataset(str(tmp_path / "short.json"))
