@@ -405,3 +405,43 @@ def test_torch_runner_from_checkpoint(tmp_path):
     with Segmenter(TorchRunner(path, record=record)) as seg:
         labels = seg(image)
     assert labels.shape == (INPUT_H, INPUT_W) and labels.max() < 4
+
+
+# -- with the real export pipeline -------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def pipeline_onnx(tmp_path_factory):
+    pipeline = pytest.importorskip("bisenet_deploy.export.pipeline")
+    folder = tmp_path_factory.mktemp("pipeline")
+    result = pipeline.export_onnx(pipeline.ExportOptions(
+        output_path=str(folder / "bisenetv2.onnx"), input_size=(128, 64), model_size=(128, 64),
+        output="both", parity=False, dynamic_batch=(1, 2, 3), num_classes=4, dataset="custom"))
+    return result.path, result.record
+
+
+def test_pipeline_export_onnxruntime_and_torch_agree(pipeline_onnx):
+    """The real BiSeNet V2 graph: onnxruntime on the ONNX and PyTorch on the same record and
+    (seeded) weights give the same labels, at batch 1 and 2."""
+    path, record = pipeline_onnx
+    rng = np.random.default_rng(0)
+    with open_runner("onnxruntime", onnx=path, threads=1) as ort, \
+            open_runner("torch", onnx=path) as tr:
+        assert ort.metadata == record
+        assert ort.input_spec().shape == tr.input_spec().shape == (-1, 3, 64, 128)
+        for n in (1, 2):
+            batch = rng.uniform(0, 255, (n, 3, 64, 128)).astype(np.float32)
+            a, b = ort.infer(batch), tr.infer(batch)
+            assert a["labels"].dtype == b["labels"].dtype == np.int32
+            assert np.mean(a["labels"] == b["labels"]) > 0.999
+            np.testing.assert_allclose(a["logits"], b["logits"], rtol=1e-3, atol=1e-3)
+        with pytest.raises(InputError, match="must have shape Nx3x64x128"):
+            ort.infer(np.zeros((1, 3, 64, 64), np.float32))
+
+
+def test_pipeline_export_segmenter(pipeline_onnx):
+    from bisenet_deploy.synthetic import synthetic_image
+
+    with Segmenter.from_file(pipeline_onnx[0], threads=1) as seg:
+        labels = seg(synthetic_image(200, 100, seed=3))
+        assert labels.shape == (100, 200) and labels.dtype == np.int32
+        assert labels.min() >= 0 and labels.max() < 4
+        assert seg.colorize(labels).shape == (100, 200, 3)

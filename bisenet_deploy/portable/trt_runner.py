@@ -266,6 +266,21 @@ def specs_from_record(record):
     return inp, outs
 
 
+_LOGGERS = {}
+
+
+def trt_logger(trt):
+    """One TensorRT logger per tensorrt module (TensorRT warns when runtimes get different ones);
+    the standard plugins are registered with it once."""
+    key = id(trt)
+    if key not in _LOGGERS:
+        logger = trt.Logger(trt.Logger.WARNING)
+        if hasattr(trt, "init_libnvinfer_plugins"):
+            trt.init_libnvinfer_plugins(logger, "")
+        _LOGGERS[key] = logger
+    return _LOGGERS[key]
+
+
 def import_tensorrt():
     try:
         import tensorrt as trt  # noqa: WPS433 (lazy on purpose)
@@ -387,10 +402,7 @@ class TensorRTRunner(Runner):
         else:
             log.warning("engine %s has no sidecar: its GPU/TensorRT cannot be checked and the "
                         "runner has no metadata (class names, preprocessing)", self.engine_path)
-        logger = trt.Logger(trt.Logger.WARNING)
-        if hasattr(trt, "init_libnvinfer_plugins"):
-            trt.init_libnvinfer_plugins(logger, "")
-        self._runtime = trt.Runtime(logger)
+        self._runtime = trt.Runtime(trt_logger(trt))
         with open(self.engine_path, "rb") as fh:
             blob = fh.read()
         engine = self._runtime.deserialize_cuda_engine(blob)

@@ -6,9 +6,10 @@ Host -> host like every runner: the numpy batch is copied to the device, run, sy
 copied back inside `infer`. On a GPU the compute between H2D and D2H is also timed with CUDA
 events (`last_device_time_ms`).
 
-Options: device "cpu"/"cuda[:i]", precision fp32/fp16 (fp16 on CUDA only, through autocast: the
-convolutions run in half precision, the outputs are int32 labels / float32 logits as in the
-graph), channels_last memory format, and CUDA-graph capture (one graph per input shape).
+Options: device "cpu"/"cuda[:i]", precision fp32/fp16 (fp16 on CUDA only: the DeployModule of an
+FP16 graph, half weights and activations, int32 labels / float32 logits out; a user-given graph
+module runs under autocast instead), channels_last memory format, and CUDA-graph capture (one
+graph per input shape).
 """
 
 from __future__ import annotations
@@ -106,6 +107,7 @@ class TorchRunner(Runner):
         self._cuda_graphs: Dict[tuple, Any] = {}
         self._events = None
         self._device_ms: Optional[float] = None
+        self._half_graph = False  # fp16 through DeployModule's FP16 graph, else autocast
 
     def describe(self) -> str:
         parts = [f"torch {self.device}", self.precision]
@@ -180,7 +182,27 @@ class TorchRunner(Runner):
                     f"the checkpoint has {loaded.metadata.num_classes} classes but the record "
                     f"describes {self.metadata['model'].get('num_classes')}: use the ONNX/engine "
                     f"exported from this checkpoint")
-        return DeployModule(model, self.metadata)
+        return DeployModule(model, self._graph_record())
+
+    def _graph_record(self) -> Dict[str, Any]:
+        """The record DeployModule builds from; for fp16, the record of an FP16 graph.
+
+        An FP16 graph (a target whose ONNX itself carries FP16, see export/targets.py) makes
+        DeployModule cast the input and the weights to half and return float32 logits: the
+        network then runs entirely in half precision, as an FP16 engine does.
+        """
+        if self.precision != "fp16":
+            return self.metadata
+        from ..export.targets import TARGET_NAMES, get_target
+
+        fp16_targets = [name for name in TARGET_NAMES if get_target(name).fp16_graph]
+        if not fp16_targets:
+            return self.metadata
+        record = copy.deepcopy(self.metadata)
+        record["export"]["target"] = fp16_targets[0]
+        record["export"]["precision"] = "fp16"
+        self._half_graph = True
+        return record
 
     def _deactivate(self) -> None:
         self._graph = None
@@ -193,7 +215,7 @@ class TorchRunner(Runner):
     # -- inference -----------------------------------------------------------------------------
     def _forward(self, x):
         torch = self._torch
-        if self.precision == "fp16":
+        if self.precision == "fp16" and not self._half_graph:
             with torch.autocast("cuda", dtype=torch.float16, cache_enabled=False):
                 return self._graph(x)
         return self._graph(x)
