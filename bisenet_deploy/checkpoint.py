@@ -171,7 +171,14 @@ def _random_model(arch, dataset, num_classes, seed) -> LoadedModel:
 # --- our format --------------------------------------------------------------------------------
 
 def _load_ours(path, state, record, arch, dataset, num_classes, sha) -> LoadedModel:
+    from .model import ARCHITECTURES
+
     metadata = _metadata_from_record(path, record)
+    if metadata.arch not in ARCHITECTURES:
+        raise CheckpointError(
+            f"{path} holds a {metadata.arch!r} model, an architecture this bisenet-deploy does "
+            f"not know (it knows {', '.join(sorted(ARCHITECTURES))}); use the bisenet-deploy "
+            f"version that wrote it (toolkit_version {record.get('toolkit_version', '?')})")
     if arch is not None and arch != metadata.arch:
         raise CheckpointError(
             f"{path} holds a {metadata.arch!r} model but --arch {arch} was given; drop --arch "

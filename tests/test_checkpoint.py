@@ -301,3 +301,33 @@ def test_checkpoint_module_import_does_not_load_torch():
             "heavy = [m for m in ('torch', 'onnx', 'safetensors') if m in sys.modules]; "
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_record_naming_an_unknown_architecture(tmp_path, trained):
+    from safetensors.torch import save_file
+
+    from bisenet_deploy.metadata import build_record, dumps_record
+
+    model, meta, _ = trained
+    record = build_record(meta)
+    record["model"]["arch"] = "bisenetv3-future"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()},
+              str(tmp_path / "future.safetensors"), metadata={METADATA_KEY: dumps_record(record)})
+    _expect(tmp_path / "future.safetensors", "'bisenetv3-future'.*does not know")
+    record["model"] = {"arch": COINCHEUNG_ARCH}  # damaged: fields missing
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()},
+              str(tmp_path / "damaged.safetensors"), metadata={METADATA_KEY: dumps_record(record)})
+    _expect(tmp_path / "damaged.safetensors", "metadata in the file is damaged")
+
+
+def test_safetensors_without_our_record_is_read_as_a_state_dict(tmp_path):
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    model = build_model(COINCHEUNG_ARCH, 150, aux=False).eval()
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()},
+              str(tmp_path / "converted.safetensors"))
+    loaded, meta = load_model(str(tmp_path / "converted.safetensors"))
+    assert meta.arch == COINCHEUNG_ARCH and meta.dataset == "ade20k"
+    assert torch.equal(logits(loaded), logits(model))
+    assert read_checkpoint_metadata(tmp_path / "converted.safetensors") is None
