@@ -732,3 +732,18 @@ def test_real_engine_matches_onnxruntime(tmp_path):
             assert np.mean(got["labels"] == want["labels"]) > 0.999
             np.testing.assert_allclose(got["logits"], want["logits"], atol=1e-3)
             assert trt_run.last_device_time_ms() > 0
+
+
+def test_type_stubs_are_not_mistaken_for_tensorrt(tmp_path, monkeypatch):
+    """tensorrt-stubs installs a bare `tensorrt/` folder: importable, but no TensorRT."""
+    from bisenet_deploy.runtime.factory import backend_problem
+
+    (tmp_path / "tensorrt").mkdir()
+    (tmp_path / "tensorrt" / "__init__.pyi").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "tensorrt", raising=False)
+    assert "tensorrt" in backend_problem("tensorrt")
+    engine = tmp_path / "m.engine"
+    engine.write_bytes(b"ENGINE")
+    with pytest.raises(MissingDependencyError, match="pip install tensorrt"):
+        tr.TensorRTRunner(str(engine)).activate()

@@ -286,6 +286,9 @@ def import_tensorrt():
         import tensorrt as trt  # noqa: WPS433 (lazy on purpose)
     except ImportError:
         raise MissingDependencyError(TENSORRT_INSTALL_HINT) from None
+    if not hasattr(trt, "Runtime"):  # a namespace folder (e.g. type stubs), not the library
+        raise MissingDependencyError(TENSORRT_INSTALL_HINT + " (found only %s)"
+                                     % (list(getattr(trt, "__path__", [])) or "an empty module"))
     return trt
 
 

@@ -29,10 +29,13 @@ _ORT_PROVIDER = {"onnxruntime": "cpu", "onnxruntime-cuda": "cuda", "onnxruntime-
 
 
 def _has_module(name: str) -> bool:
+    """True when `name` is an installed module; a bare folder (a namespace package, e.g. type
+    stubs such as tensorrt-stubs' `tensorrt/__init__.pyi`) does not count."""
     try:
-        return importlib.util.find_spec(name) is not None
+        spec = importlib.util.find_spec(name)
     except (ImportError, ValueError):
         return False
+    return spec is not None and spec.origin not in (None, "namespace")
 
 
 def backend_problem(backend: str) -> Optional[str]:
