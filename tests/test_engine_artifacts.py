@@ -27,6 +27,7 @@ def test_default_engine_path():
     assert engine_paths.sidecar_path("a/m.plan") == "a/m.json"
     assert engine_paths.sidecar_path("a/m.bin") == "a/m.bin.json"
     assert engine_paths.default_timing_cache_path("/x/y/m.engine") == "/x/y/timing.cache"
+    assert engine_paths.default_timing_cache_path("e/m.engine") == os.path.join("e", "timing.cache")
 
 
 def test_gpu_info_parsers():

@@ -51,7 +51,7 @@ def sidecar_path(engine_path):
 
 def default_timing_cache_path(engine_path):
     """The timing cache shared by every engine in the engine's folder."""
-    return os.path.join(os.path.dirname(os.path.abspath(str(engine_path))), TIMING_CACHE_NAME)
+    return os.path.join(os.path.dirname(str(engine_path)), TIMING_CACHE_NAME)
 
 
 def default_calibration_cache_path(engine_path):

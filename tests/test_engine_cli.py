@@ -1,0 +1,108 @@
+"""`bisenet-build-engine` without TensorRT: one clear line and a non-zero exit for every mode that
+needs it; `--help` and `--trtexec --trt-version X` work."""
+
+import subprocess
+import sys
+
+import pytest
+from test_engine_support import make_record, preprocessing_graph, save
+
+from bisenet_deploy.cli import build_engine_main
+
+# run the CLI in a fresh interpreter where tensorrt/pycuda cannot be imported at all
+BLOCKED = (
+    "import sys, importlib.abc\n"
+    "class Block(importlib.abc.MetaPathFinder):\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        if name.split('.')[0] in ('tensorrt', 'pycuda'):\n"
+    "            raise ImportError('No module named ' + repr(name))\n"
+    "sys.meta_path.insert(0, Block())\n"
+    "from bisenet_deploy.cli.build_engine_main import main\n"
+    "sys.exit(main(sys.argv[1:]))\n")
+
+# ... and one where `import tensorrt` finds only type stubs (as here, with tensorrt-stubs)
+STUBS = (
+    "import sys, types\n"
+    "sys.modules['tensorrt'] = types.ModuleType('tensorrt')\n"
+    "from bisenet_deploy.cli.build_engine_main import main\n"
+    "sys.exit(main(sys.argv[1:]))\n")
+
+
+def _cli(code, *args, cwd=None):
+    return subprocess.run([sys.executable, "-c", code] + [str(a) for a in args],
+                          capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def onnx_file(tmp_path_factory):
+    rec = make_record(batch={"dynamic": True, "min": 1, "opt": 2, "max": 4}, target="trt8.2",
+                      precision="fp16")
+    return save(preprocessing_graph(rec), tmp_path_factory.mktemp("onnx") / "tiny.onnx")
+
+
+@pytest.mark.parametrize("runner", [BLOCKED, STUBS], ids=["absent", "stubs-only"])
+@pytest.mark.parametrize("mode", ["build", "int8", "inspect", "trtexec-installed"])
+def test_modes_needing_tensorrt_fail_with_one_line(onnx_file, tmp_path, runner, mode):
+    args = {
+        "build": [onnx_file, "--fp16", "-o", tmp_path / "x.engine"],
+        "int8": [onnx_file, "--int8", "--calib-images", tmp_path],
+        "inspect": ["--inspect", tmp_path / "x.engine"],
+        "trtexec-installed": [onnx_file, "--trtexec"],
+    }[mode]
+    out = _cli(runner, *args, cwd=str(tmp_path))
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert out.returncode == 4, out.stderr
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("error: ") and "TensorRT" in lines[0]
+    assert "pip install 'bisenet-deploy[trt]'" in lines[0]
+    assert "Traceback" not in out.stderr and out.stdout == ""
+    assert not (tmp_path / "x.engine").exists() and not (tmp_path / "engines").exists()
+
+
+def test_help_without_tensorrt():
+    out = _cli(BLOCKED, "--help")
+    assert out.returncode == 0 and "--trtexec" in out.stdout and "--inspect" in out.stdout
+
+
+def test_trtexec_for_a_given_version_works_without_tensorrt(onnx_file, tmp_path):
+    out = _cli(BLOCKED, onnx_file, "--trtexec", "--trt-version", "8.2.1",
+               "--gpu-name", "NVIDIA Tegra X2", "--compute-capability", "6.2",
+               cwd=str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    build = next(line for line in lines if "--saveEngine" in line)
+    # precision defaults to what the ONNX was exported for (fp16); spelled for 8.2
+    assert build.startswith("/usr/src/tensorrt/bin/trtexec ") or build.startswith("trtexec ") \
+        or "trtexec" in build.split()[0]
+    for flag in ("--explicitBatch", "--workspace=1024", "--fp16", "--buildOnly",
+                 "--minShapes=image:1x3x32x64", "--optShapes=image:2x3x32x64",
+                 "--maxShapes=image:4x3x32x64",
+                 "--saveEngine=engines/nvidia-tegra-x2-sm62-trt8.2.1/tiny-fp16.engine",
+                 "--timingCacheFile="):
+        assert flag in build, flag
+    bench = next(line for line in lines if "--loadEngine" in line)
+    assert "--iterations=5000" in bench and "--duration=0" in bench
+    assert "--shapes=image:2x3x32x64" in bench
+    assert not (tmp_path / "engines").exists()  # printing writes nothing
+
+
+def test_trtexec_trt11_refuses_fp16_from_fp32_onnx(onnx_file):
+    out = _cli(BLOCKED, onnx_file, "--trtexec", "--trt-version", "11.0", "--fp16")
+    assert out.returncode == 2
+    assert "bisenet-export onnx --target trt11 --precision fp16" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_trtexec_refuses_int8_on_tx2(onnx_file):
+    out = _cli(BLOCKED, onnx_file, "--trtexec", "--trt-version", "8.2.1", "--int8",
+               "--compute-capability", "6.2", "--gpu-name", "NVIDIA Tegra X2")
+    assert out.returncode == 1 and "no fast INT8" in out.stderr
+
+
+def test_usage_errors(onnx_file, capsys):
+    assert build_engine_main.main(["--run", onnx_file]) == 2
+    assert "--run goes with --trtexec" in capsys.readouterr().err
+    assert build_engine_main.main([]) == 2
+    assert build_engine_main.main([onnx_file, "--trt-version", "8.2"]) == 2
+    with pytest.raises(SystemExit):
+        build_engine_main.main([onnx_file, "--batch", "4:2:1"])
