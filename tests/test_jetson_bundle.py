@@ -1,0 +1,484 @@
+"""`bisenet-export jetson` end to end on a small model: the bundle a TX2 user copies to the device.
+
+One bundle is exported (256x128 camera input, 128x64 network, labels + logits, from a saved
+checkpoint) and checked: complete, hashes right, ONNX passing the trt8.2 rules, Python 3.6 and
+self-contained, the device-side preprocessing equal to the graph's in-graph preprocessing and to
+PyTorch, the tarball round-trips, refusals leave nothing behind, and the bundle's own command line
+(predict / bench / build) runs its whole flow with an ONNX Runtime stand-in for the TensorRT
+runner (there is no GPU here; the runner itself is tested by the runtime's tests).
+"""
+
+import dataclasses
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tarfile
+
+import numpy as np
+import pytest
+import torch
+
+from bisenet_deploy.errors import ExportError, UserError
+from bisenet_deploy.jetson import bundle as jb
+
+INPUT = (256, 128)
+MODEL = (128, 64)
+EXPECTED_TOP = {"README.md", "manifest.json", "setup_jetson.sh", "build_engine.sh", "bench.sh",
+                "jetson_run.py", "demo.py", "bisenet_trt", "model"}
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    from bisenet_deploy.checkpoint import load_model, save_checkpoint
+
+    torch.manual_seed(0)
+    model, meta = load_model(None, arch="bisenetv2", seed=3)
+    meta = dataclasses.replace(meta, weights="checkpoint", source="bisenet-deploy")
+    path = str(tmp_path_factory.mktemp("ckpt") / "tiny.safetensors")
+    save_checkpoint(path, model, meta)
+    return path
+
+
+@pytest.fixture(scope="module")
+def built(checkpoint, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bundles") / "tx2"
+    result = jb.build_bundle(jb.BundleOptions(
+        output_dir=str(out), checkpoint=checkpoint, input_size=INPUT, model_size=MODEL,
+        output="both", tar=True))
+    return result
+
+
+def load_manifest(folder):
+    with open(os.path.join(folder, "manifest.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def bundle_record(folder):
+    manifest = load_manifest(folder)
+    with open(os.path.join(folder, manifest["model"]["record"]), encoding="utf-8") as f:
+        return json.load(f)["record"]
+
+
+# -- contents ----------------------------------------------------------------------------------
+
+def test_bundle_has_every_file(built):
+    folder = built.path
+    assert set(os.listdir(folder)) == EXPECTED_TOP
+    manifest = load_manifest(folder)
+    for key in ("onnx", "record", "sample"):
+        assert os.path.isfile(os.path.join(folder, manifest["model"][key]))
+    assert manifest["model"]["onnx"].startswith("model/") and built.onnx_path.endswith(".onnx")
+    for name in jb.EXECUTABLES:
+        assert os.stat(os.path.join(folder, name)).st_mode & stat.S_IXUSR, name
+    # no leftovers of the atomic write next to the bundle
+    siblings = os.listdir(os.path.dirname(folder))
+    assert sorted(siblings) == ["tx2", "tx2.tar.gz"]
+
+
+def test_manifest_hashes_and_records(built):
+    folder = built.path
+    manifest = load_manifest(folder)
+    assert jb.verify_bundle(folder) == []
+    on_disk = jb.hash_tree(folder)
+    assert set(manifest["files"]) == set(on_disk)
+    assert manifest["files"] == on_disk
+    import bisenet_deploy
+
+    assert manifest["format"] == jb.BUNDLE_FORMAT
+    assert manifest["toolkit_version"] == bisenet_deploy.__version__
+    assert manifest["build_defaults"] == {"precision": "fp16"}
+    opts = manifest["export_options"]
+    assert opts["target"] == "trt8.2" and opts["input_size"] == list(INPUT)
+    assert opts["model_size"] == list(MODEL) and opts["checkpoint"] == "tiny.safetensors"
+    assert manifest["parity"]["passed"] is True
+    assert manifest["parity"]["labels_identical_pct"] >= 99.99
+    assert manifest["model"]["weights"] == "checkpoint"
+
+
+def test_portable_package_is_copied_unchanged(built):
+    src = jb.portable_dir()
+    copied = os.path.join(built.path, jb.RUNTIME_PACKAGE)
+    src_py = sorted(n for n in os.listdir(src) if n.endswith(".py"))
+    assert sorted(os.listdir(copied)) == src_py
+    for name in src_py:
+        with open(os.path.join(src, name), "rb") as a, open(os.path.join(copied, name), "rb") as b:
+            assert a.read() == b.read(), name
+    for name in jb.TEMPLATE_FILES:
+        if name == "README.md":
+            continue
+        with open(os.path.join(jb.TEMPLATES_DIR, name), "rb") as a, \
+                open(os.path.join(built.path, name), "rb") as b:
+            assert a.read() == b.read(), name
+
+
+def test_readme_is_filled_in(built):
+    with open(os.path.join(built.path, "README.md"), encoding="utf-8") as f:
+        text = f.read()
+    assert not jb._PLACEHOLDER.search(text)
+    stem = os.path.splitext(os.path.basename(built.onnx_path))[0]
+    assert "engines/%s-fp16.engine" % stem in text
+    assert "scp tx2.tar.gz" in text and "256x128" in text and "128x64" in text
+
+
+def test_bundle_onnx_passes_the_trt82_check(built):
+    import onnx
+
+    from bisenet_deploy.export.check import check_onnx
+    from bisenet_deploy.export.onnx_metadata import read_record
+
+    assert check_onnx(built.onnx_path, "trt8.2") == []
+    model = onnx.load(built.onnx_path)
+    opset = {o.domain: o.version for o in model.opset_import}.get("", 0)
+    assert 11 <= opset <= 13
+    tp = onnx.TensorProto
+    (inp,) = model.graph.input
+    assert inp.type.tensor_type.elem_type == tp.FLOAT
+    outputs = {o.name: o.type.tensor_type.elem_type for o in model.graph.output}
+    assert outputs == {"labels": tp.INT32, "logits": tp.FLOAT}
+    assert read_record(built.onnx_path) == bundle_record(built.path)
+    record = bundle_record(built.path)
+    assert record["export"]["target"] == "trt8.2"
+    assert record["export"]["input_dtype"] == "float32"
+    assert record["export"]["normalize"] == "in-graph"
+
+
+def test_bundle_python_is_36_and_self_contained(built):
+    from test_portable_compat import check_bundle_python, parse_36, vermin_violations
+
+    files = [os.path.join(d, n) for d, _, names in os.walk(built.path) for n in names
+             if n.endswith(".py")]
+    assert len(files) >= 10
+    for path in files:
+        parse_36(path)
+    assert check_bundle_python(built.path) == []
+    rc, output = vermin_violations(files)
+    assert rc == 0, output
+
+
+# -- preprocessing on the device == the graph's preprocessing on the desktop -------------------
+
+def import_bundle_module(folder, name, monkeypatch):
+    monkeypatch.syspath_prepend(folder)
+    for mod in [m for m in sys.modules if m in ("jetson_run", "demo", "bisenet_trt")
+                or m.startswith("bisenet_trt.")]:
+        monkeypatch.delitem(sys.modules, mod)
+    module = __import__(name, fromlist=["_"])
+    assert os.path.dirname(os.path.abspath(module.__file__)).startswith(folder)
+    return module
+
+
+def ort_run(onnx_path, batch):
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(None, {session.get_inputs()[0].name: batch})))
+
+
+@pytest.mark.parametrize("frame_size", [INPUT, (320, 180)], ids=["input-size", "other-size"])
+def test_device_preprocessing_equals_in_graph_preprocessing(built, checkpoint, monkeypatch,
+                                                            frame_size):
+    """A uint8 BGR camera frame prepared by the bundle's own code and run through the bundle's
+    ONNX gives the tensors the desktop gets: the same input as the desktop's prepare_input, and
+    the labels/logits of PyTorch's DeployModule and of an explicit torch reference that
+    normalizes with the checkpoint's mean/std (what the graph does in-graph)."""
+    import torch.nn.functional as F
+
+    from bisenet_deploy.checkpoint import load_model
+    from bisenet_deploy.export.deploy_module import DeployModule
+    from bisenet_deploy.portable.preprocess import prepare_input as desktop_prepare
+    from bisenet_deploy.synthetic import synthetic_image
+
+    record = bundle_record(built.path)
+    preprocess = import_bundle_module(built.path, "bisenet_trt.preprocess", monkeypatch)
+    rgb = synthetic_image(frame_size[0], frame_size[1], seed=11)
+    bgr = np.ascontiguousarray(rgb[:, :, ::-1])  # what OpenCV hands the demo
+
+    device_batch = preprocess.prepare_input(bgr, record, image_channel_order="bgr")
+    assert device_batch.dtype == np.float32
+    assert device_batch.shape == (1, 3, INPUT[1], INPUT[0])
+    assert device_batch.min() >= 0.0 and device_batch.max() <= 255.0
+    assert np.array_equal(device_batch, desktop_prepare(rgb, record))
+    if frame_size == INPUT:  # no host resize: exactly the RGB pixels, as float
+        assert np.array_equal(device_batch[0], rgb.transpose(2, 0, 1).astype(np.float32))
+
+    onnx_out = ort_run(built.onnx_path, device_batch)
+
+    model, meta = load_model(checkpoint)
+    with torch.no_grad():
+        x = torch.from_numpy(device_batch)
+        deploy = DeployModule(model, record).eval()
+        labels_t, logits_t = deploy(x)
+        # explicit reference: resize to the network size, normalize, network, resize back
+        mean = torch.tensor(meta.mean).view(1, 3, 1, 1)
+        std = torch.tensor(meta.std).view(1, 3, 1, 1)
+        small = F.interpolate(x, size=(MODEL[1], MODEL[0]), mode="bilinear", align_corners=False)
+        logits_ref = model((small / 255.0 - mean) / std)
+        logits_ref = F.interpolate(logits_ref, size=(INPUT[1], INPUT[0]), mode="bilinear",
+                                   align_corners=False)
+
+    for ref in (logits_t.numpy(), logits_ref.numpy()):
+        rel = np.abs(onnx_out["logits"] - ref).max() / max(np.abs(ref).max(), 1e-6)
+        assert rel <= 1e-4, rel
+    assert onnx_out["labels"].dtype == np.int32
+    identical = np.mean(onnx_out["labels"] == labels_t.numpy().astype(np.int32))
+    assert identical >= 0.9999, identical
+    identical_ref = np.mean(onnx_out["labels"] == logits_ref.argmax(1).numpy())
+    assert identical_ref >= 0.999, identical_ref
+
+
+def test_sample_labels_are_onnxruntime_labels(built):
+    manifest = load_manifest(built.path)
+    data = np.load(os.path.join(built.path, manifest["model"]["sample"]))
+    image, labels = data["image"], data["labels"]
+    assert image.dtype == np.uint8 and image.shape == (INPUT[1], INPUT[0], 3)
+    from bisenet_deploy.portable.preprocess import prepare_input
+
+    out = ort_run(built.onnx_path, prepare_input(image, bundle_record(built.path)))
+    assert np.array_equal(out["labels"][0], labels.astype(np.int32))
+
+
+# -- tarball ---------------------------------------------------------------------------------------
+
+def test_tar_round_trips(built, tmp_path):
+    assert built.tar_path and built.tar_path.endswith("tx2.tar.gz")
+    with tarfile.open(built.tar_path, "r:gz") as tar:
+        assert {m.name.split("/")[0] for m in tar.getmembers()} == {"tx2"}
+    folder = jb.extract_tar(built.tar_path, str(tmp_path))
+    assert folder == str(tmp_path / "tx2")
+    assert jb.hash_tree(folder) == jb.hash_tree(built.path)
+    assert load_manifest(folder) == load_manifest(built.path)
+    for name in jb.EXECUTABLES:
+        assert os.stat(os.path.join(folder, name)).st_mode & stat.S_IXUSR, name
+    assert jb.verify_bundle(folder) == []
+    # the device-side check agrees (plain `tar -xzf` + `python3 jetson_run.py verify`)
+    out = subprocess.run([sys.executable, os.path.join(folder, "jetson_run.py"), "verify"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "bundle OK" in out.stdout
+
+
+def test_verify_names_a_damaged_file(built, tmp_path):
+    copy = str(tmp_path / "copy")
+    shutil.copytree(built.path, copy)
+    with open(os.path.join(copy, built.manifest["model"]["onnx"]), "r+b") as f:
+        f.truncate(1000)
+    os.remove(os.path.join(copy, "bisenet_trt", "sidecar.py"))
+    out = subprocess.run([sys.executable, os.path.join(copy, "jetson_run.py"), "verify"],
+                         capture_output=True, text=True)
+    assert out.returncode == 1
+    assert "changed or truncated: model/" in out.stdout
+    assert "missing: bisenet_trt/sidecar.py" in out.stdout
+    assert "copy the bundle again" in out.stderr
+    assert sorted(jb.verify_bundle(copy))[0].startswith("changed: model/")
+
+
+def test_unsafe_tar_is_refused(tmp_path):
+    evil = tmp_path / "evil.tar.gz"
+    payload = tmp_path / "p.txt"
+    payload.write_text("x")
+    with tarfile.open(str(evil), "w:gz") as tar:
+        tar.add(str(payload), arcname="../outside.txt")
+    with pytest.raises(UserError, match="unsafe entry"):
+        jb.extract_tar(str(evil), str(tmp_path / "dest"))
+    assert not (tmp_path / "outside.txt").exists()
+
+
+# -- refusals, replacement, atomicity ----------------------------------------------------------
+
+def test_existing_output_is_refused_then_replaced_with_force(built, tmp_path):
+    out = tmp_path / "b"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    opts = jb.BundleOptions(output_dir=str(out), onnx=built.onnx_path, precision="fp32")
+    with pytest.raises(UserError, match="already exists: pass --force"):
+        jb.build_bundle(opts)
+    assert (out / "old.txt").exists()
+
+    result = jb.build_bundle(dataclasses.replace(opts, force=True, tar=True))
+    assert not (out / "old.txt").exists()
+    assert jb.verify_bundle(str(out)) == []
+    assert result.manifest["build_defaults"]["precision"] == "fp32"
+    assert result.manifest["model"]["record"].endswith(".json")
+    assert sorted(os.listdir(tmp_path)) == ["b", "b.tar.gz"]
+    # the tarball exists now: without --force it is refused too, before any work
+    with pytest.raises(UserError, match="already exists"):
+        jb.build_bundle(dataclasses.replace(opts, tar=True))
+
+
+def test_failed_export_leaves_nothing(tmp_path):
+    missing = str(tmp_path / "no_such.safetensors")
+    with pytest.raises(UserError):
+        jb.build_bundle(jb.BundleOptions(output_dir=str(tmp_path / "b"), checkpoint=missing,
+                                         input_size=INPUT, model_size=MODEL, tar=True))
+    assert os.listdir(str(tmp_path)) == []
+
+
+def test_bad_options_are_refused_before_any_work(tmp_path):
+    with pytest.raises(ValueError, match="INT8 is not fast on the TX2"):
+        jb.build_bundle(jb.BundleOptions(output_dir=str(tmp_path / "b"), precision="int8"))
+    with pytest.raises(ValueError, match="labels"):
+        jb.build_bundle(jb.BundleOptions(output_dir=str(tmp_path / "b"), output="logits"))
+    assert os.listdir(str(tmp_path)) == []
+
+
+def test_onnx_for_another_target_is_refused(built, tmp_path):
+    import onnx
+
+    from bisenet_deploy.export.onnx_metadata import read_record, set_record
+
+    model = onnx.load(built.onnx_path)
+    record = read_record(built.onnx_path)
+    record["export"]["target"] = "trt10"
+    set_record(model, record)
+    other = str(tmp_path / "trt10.onnx")
+    onnx.save(model, other)
+    with pytest.raises(ExportError, match="--target trt8.2"):
+        jb.build_bundle(jb.BundleOptions(output_dir=str(tmp_path / "b"), onnx=other))
+    assert sorted(os.listdir(str(tmp_path))) == ["trt10.onnx"]
+
+
+# -- the command line --------------------------------------------------------------------------
+
+def test_cli_help_without_tensorrt():
+    code = (
+        "import sys, importlib.abc\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('tensorrt', 'pycuda'):\n"
+        "            raise ImportError('blocked ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from bisenet_deploy.cli.export_main import main\n"
+        "sys.exit(main(['jetson', '--help']))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    for option in ("--checkpoint", "--input-size", "--model-size", "--fp16", "--fp32", "--tar",
+                   "--force", "--onnx"):
+        assert option in out.stdout
+
+
+def test_cli_bad_model_size_is_one_clear_line(tmp_path):
+    from bisenet_deploy.cli.export_main import main
+
+    rc = main(["jetson", "--input-size", "256x128", "--model-size", "100x50",
+               "-o", str(tmp_path / "b"), "-q"])
+    assert rc != 0
+    assert os.listdir(str(tmp_path)) == []
+
+
+def test_cli_rebundles_an_onnx(built, tmp_path, capsys):
+    from bisenet_deploy.cli.export_main import main
+
+    rc = main(["jetson", "--onnx", built.onnx_path, "-o", str(tmp_path / "again"), "--tar",
+               "--fp32"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "bundle:" in text and "tarball:" in text and "FP32 by default" in text
+    assert jb.verify_bundle(str(tmp_path / "again")) == []
+
+
+# -- the bundle's own command line, with ONNX Runtime standing in for TensorRT ----------------
+
+@pytest.fixture
+def device_cli(built, monkeypatch, tmp_path):
+    """The bundle's jetson_run module on a copy of the bundle, its TensorRT runner replaced."""
+    folder = str(tmp_path / "device")
+    shutil.copytree(built.path, folder)
+    jetson_run = import_bundle_module(folder, "jetson_run", monkeypatch)
+    runner_base = __import__("bisenet_trt.runner_base", fromlist=["_"])
+    record = bundle_record(folder)
+    onnx_path = os.path.join(folder, built.manifest["model"]["onnx"])
+    opened = []
+
+    class OrtStandIn(runner_base.Runner):
+        backend = "onnxruntime (stand-in for tensorrt)"
+
+        def __init__(self, engine_path, zero_copy=False):
+            super().__init__()
+            self.engine_path = engine_path
+            self.zero_copy = zero_copy
+            self.metadata = record
+            opened.append(self)
+
+        def _activate(self):
+            import onnxruntime as ort
+
+            self.session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+
+        def _deactivate(self):
+            self.session = None
+
+        def input_spec(self):
+            return runner_base.TensorSpec("image", (1, 3, INPUT[1], INPUT[0]), np.float32)
+
+        def output_specs(self):
+            return []
+
+        def _infer(self, batch):
+            names = [o.name for o in self.session.get_outputs()]
+            return dict(zip(names, self.session.run(None, {"image": batch})))
+
+        def last_device_time_ms(self):
+            return 2.0
+
+    monkeypatch.setattr(jetson_run, "open_runner", OrtStandIn)
+    assert jetson_run.BUNDLE_DIR == folder
+    builds = []
+
+    def fake_builder(onnx, rec, engine_path, precision, args):
+        builds.append((onnx, precision, args.workspace))
+        with open(engine_path, "wb") as f:
+            f.write(b"plan")
+        with open(os.path.splitext(engine_path)[0] + ".json", "w") as f:
+            json.dump({"precision": precision}, f)
+
+    monkeypatch.setattr(jetson_run, "build_with_builder", fake_builder)
+    return jetson_run, folder, opened, builds
+
+
+def test_device_build_defaults_to_fp16_and_checks_parity(device_cli, capsys):
+    jetson_run, folder, opened, builds = device_cli
+    assert jetson_run.main(["build"]) == 0
+    assert builds[-1][1] == "fp16"
+    out = capsys.readouterr().out
+    assert "parity with the desktop ONNX Runtime labels: 100.000% identical" in out
+    engines = os.listdir(os.path.join(folder, "engines"))
+    assert any(p.endswith("-fp16.engine") for p in engines)
+    # an existing engine is not overwritten silently
+    assert jetson_run.main(["build"]) == 1
+    assert "exists: pass --force" in capsys.readouterr().err
+    assert jetson_run.main(["build", "--fp32", "--workspace", "512"]) == 0
+    assert builds[-1][1:] == ("fp32", 512)
+
+
+def test_device_predict_and_bench(device_cli, capsys, tmp_path):
+    jetson_run, folder, opened, builds = device_cli
+    assert jetson_run.main(["predict"]) == 1  # no engine yet
+    assert "run ./build_engine.sh first" in capsys.readouterr().err
+    assert jetson_run.main(["build", "--no-parity"]) == 0
+    capsys.readouterr()
+
+    out_dir = str(tmp_path / "pred")
+    assert jetson_run.main(["predict", "-o", out_dir]) == 0
+    text = capsys.readouterr().out
+    assert "100.000% identical" in text
+    assert sorted(os.listdir(out_dir)) == ["sample_labels.ppm", "sample_overlay.ppm"]
+
+    report_path = str(tmp_path / "bench.json")
+    assert jetson_run.main(["bench", "--iters", "12", "--warmup", "2", "--json", report_path,
+                            "--quiet", "--zero-copy"]) == 0
+    text = capsys.readouterr().out
+    assert "end-to-end (host input -> host labels): 12 calls, batch 1" in text
+    assert "device compute (CUDA events): 12 calls" in text
+    with open(report_path) as f:
+        report = json.load(f)
+    stats = sys.modules["bisenet_trt.timing_stats"]
+    assert set(report["end_to_end"]) == set(stats.SUMMARY_KEYS)
+    assert report["end_to_end"]["count"] == 12 and report["iterations"] == 12
+    assert report["device_compute"]["mean_ms"] == pytest.approx(2.0)
+    assert report["zero_copy"] is True and opened[-1].zero_copy is True
+    assert report["record"]["export"]["target"] == "trt8.2"
+    assert "power" in report["environment"]
