@@ -63,7 +63,7 @@ def export_onnx(path, net, record):
 
     graph = DeployModule(net, record).eval()
     export = record["export"]
-    n = 2 if export["batch"]["dynamic"] else 1
+    n = 2 if export["batch"]["dynamic"] else export["batch"]["size"]
     dtype = torch.uint8 if export["input_dtype"] == "uint8" else torch.float32
     example = torch.zeros(n, 3, INPUT_H, INPUT_W, dtype=dtype)
     axes = None
@@ -368,6 +368,21 @@ def test_segment_batch_static_and_dynamic(models):
             assert [b.shape for b in batch] == [(48, 96)] * 3 + [(30, 50)]
             for got, want in zip(batch, one_by_one):
                 assert np.mean(got == want) > 0.999
+
+
+def test_segment_batch_pads_a_static_batch(tmp_path, net, models):
+    from bisenet_deploy.synthetic import synthetic_image
+
+    record = make_record()
+    record["export"]["batch"] = {"dynamic": False, "size": 2}
+    path = export_onnx(tmp_path / "static2.onnx", net, record)
+    images = [synthetic_image(96, 48, seed=s) for s in range(3)]
+    with Segmenter.from_file(path) as pairs, Segmenter.from_file(models["labels"][0]) as single:
+        assert pairs.runner.input_spec().shape[0] == 2
+        got = pairs.segment_batch(images)  # 2 + (1 padded to 2)
+        assert len(got) == 3
+        for image, labels in zip(images, got):
+            assert np.array_equal(labels, single(image))
 
 
 def test_segmenter_errors(models, tmp_path):

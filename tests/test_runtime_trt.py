@@ -747,3 +747,27 @@ def test_type_stubs_are_not_mistaken_for_tensorrt(tmp_path, monkeypatch):
     engine.write_bytes(b"ENGINE")
     with pytest.raises(MissingDependencyError, match="pip install tensorrt"):
         tr.TensorRTRunner(str(engine)).activate()
+
+
+def test_cuda_context_scopes(fake_gpu):
+    fake_gpu("tensors")  # installs the fake driver
+    ctx = cuda_context.CudaContext(0, mode="own").open()
+    assert DRIVER.current_depth() == 0  # open() leaves nothing current
+    with ctx:
+        with ctx:
+            assert DRIVER.current_depth() == 2
+        assert DRIVER.current_depth() == 1
+    assert DRIVER.current_depth() == 0
+    with pytest.raises(EngineError, match="without a matching push"):
+        ctx.pop()
+    assert ctx.device_name() == "NVIDIA Fake GPU" and ctx.compute_capability() == (8, 6)
+    ctx.close()
+    assert not ctx.is_open and DRIVER.current_depth() == 0
+    with pytest.raises(EngineError, match="not open"):
+        ctx.push()
+    with pytest.raises(EngineError, match="does not exist"):
+        cuda_context.CudaContext(3).open()
+    # the primary context is retained once per device and shared
+    a = cuda_context.CudaContext(0).open()
+    b = cuda_context.CudaContext(0).open()
+    assert a._ctx is b._ctx

@@ -116,7 +116,8 @@ class Segmenter(object):
                       channel_order: Optional[str] = None) -> List[np.ndarray]:
         """A list of H x W x 3 uint8 images (sizes may differ) -> a list of H x W int32 labels.
 
-        Images are fed in chunks the model accepts (its static batch, or up to its dynamic max).
+        Images are fed in chunks the model accepts (its static batch, or up to its dynamic max;
+        a short last chunk is padded with copies of its last image, whose results are dropped).
         """
         record = self.metadata
         order = channel_order or self.channel_order
@@ -125,26 +126,28 @@ class Segmenter(object):
             check_image(image)
         if not images:
             return []
-        chunk, fixed = self._chunk_size(record, len(images))
+        lo, hi = self._batch_range(record)
         results: List[np.ndarray] = []
-        for start in range(0, len(images), chunk):
-            part = images[start:start + chunk]
+        for start in range(0, len(images), hi):
+            part = images[start:start + hi]
             batch = prepare_input(part, record, image_channel_order=order)
-            if fixed and len(part) < chunk:  # static batch: pad with the last image, drop later
-                pad = np.repeat(batch[-1:], chunk - len(part), axis=0)
+            if len(part) < lo:  # below the model's smallest batch: pad with the last image
+                pad = np.repeat(batch[-1:], lo - len(part), axis=0)
                 batch = np.concatenate([batch, pad], axis=0)
             labels = self._labels(self.runner.infer(batch))
             for image, lab in zip(part, labels):
                 results.append(resize_labels_nearest(lab, image.shape[1], image.shape[0]))
         return results
 
-    def _chunk_size(self, record: Dict[str, Any], n: int):
-        """(images per call, whether the batch is fixed)."""
+    def _batch_range(self, record: Dict[str, Any]):
+        """(smallest, largest) batch the model takes: its static batch, or its dynamic range."""
         shape = self.runner.input_spec().shape
         if shape[0] > 0:
-            return shape[0], True
+            return shape[0], shape[0]
         batch = record["export"].get("batch") or {}
-        return max(1, min(n, int(batch.get("max", n)))), False
+        lo = max(1, int(batch.get("min", 1)))
+        hi = max(lo, int(batch.get("max", 8)))
+        return lo, hi
 
     @staticmethod
     def _labels(outputs: Dict[str, np.ndarray]) -> np.ndarray:
