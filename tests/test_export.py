@@ -1,0 +1,308 @@
+"""The ONNX export pipeline: graphs per target, parity with PyTorch, metadata, option errors.
+
+Small sizes (input 128x64 -> network 64x32) on the CoinCheung-variant network with seeded random
+weights keep each export to a few seconds; one `slow` test runs the real 2048x1024 -> 1024x512.
+"""
+
+import logging
+import os
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from bisenet_deploy.checkpoint import load_model, save_checkpoint
+from bisenet_deploy.errors import ExportError, InputError, ParityError
+from bisenet_deploy.export.check import check_onnx
+from bisenet_deploy.export.onnx_metadata import read_record
+from bisenet_deploy.export.parity import TOLERANCES, check_parity, make_parity_input
+from bisenet_deploy.export.pipeline import ExportOptions, default_output_path, export_onnx
+from bisenet_deploy.portable.fileio import sha256_file
+
+ARCH = "bisenetv2-coincheung"
+SMALL = dict(input_size=(128, 64), model_size=(64, 32))
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    return load_model(None, arch=ARCH, dataset="cityscapes", seed=0)
+
+
+@pytest.fixture(scope="module")
+def exported(loaded, tmp_path_factory):
+    """Export once per target (outputs labels+logits) and share the files between tests."""
+    cache = {}
+
+    def get(target, **kwargs):
+        key = (target, tuple(sorted(kwargs.items())))
+        if key not in cache:
+            path = str(tmp_path_factory.mktemp("onnx") / f"{target}.onnx")
+            opts = ExportOptions(output_path=path, target=target, output="both",
+                                 **dict(SMALL, **kwargs))
+            cache[key] = export_onnx(opts, loaded=tuple(loaded))
+        return cache[key]
+    return get
+
+
+def _ort(path, image):
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(None, {session.get_inputs()[0].name: image})))
+
+
+def _elem_types(model):
+    g = model.graph
+    return {v.name: v.type.tensor_type.elem_type for v in list(g.input) + list(g.output)}
+
+
+@pytest.mark.parametrize("target", ["trt8.2", "trt8.6", "trt10", "trt11"])
+def test_each_target_writes_a_checked_graph_matching_pytorch(exported, target):
+    result = exported(target)
+    model = onnx.load(result.path)
+    onnx.checker.check_model(model, full_check=True)
+    assert check_onnx(model, target) == []
+    expected_opset = 13 if target == "trt8.2" else 17
+    assert {o.domain: o.version for o in model.opset_import}[""] == expected_opset
+    assert result.parity.passed
+    assert result.parity.labels_identical_pct >= 99.99
+    assert result.parity.logits_rel_error <= 1e-4
+    assert [o.name for o in model.graph.output] == ["labels", "logits"]
+    out = _ort(result.path, make_parity_input(result.record, 1))
+    assert out["labels"].shape == (1, 64, 128) and out["labels"].dtype == np.int32
+    assert out["logits"].shape == (1, 19, 64, 128) and out["logits"].dtype == np.float32
+    # labels are the argmax of the logits at the input size
+    assert np.array_equal(out["labels"], np.argmax(out["logits"], axis=1))
+    # no aux heads
+    assert not any("aux" in n.name.lower() for n in model.graph.node)
+
+
+def test_trt82_graph_has_no_uint8_or_int64_and_old_opset(exported):
+    model = onnx.load(exported("trt8.2").path)
+    assert model.opset_import[0].version <= 13
+    tp = onnx.TensorProto
+    types = _elem_types(model)
+    assert types["image"] == tp.FLOAT
+    assert types["labels"] == tp.INT32
+    assert tp.UINT8 not in types.values() and tp.INT64 not in types.values()
+    assert all(i.data_type != tp.UINT8 for i in model.graph.initializer)
+    # the labels come from ArgMax followed by an explicit Cast to INT32
+    producers = {o: n for n in model.graph.node for o in n.output}
+    cast = producers["labels"]
+    assert cast.op_type == "Cast" and cast.attribute[0].i == tp.INT32
+    assert producers[cast.input[0]].op_type == "ArgMax"
+    # ReduceMean keeps its axes as an attribute, Resize parameters are constants
+    for node in model.graph.node:
+        if node.op_type == "ReduceMean":
+            assert len(node.input) == 1 and any(a.name == "axes" for a in node.attribute)
+
+
+def test_uint8_input_is_refused_for_trt82_with_the_reason(loaded, tmp_path):
+    path = tmp_path / "x.onnx"
+    with pytest.raises(InputError, match="UINT8"):
+        export_onnx(ExportOptions(output_path=str(path), target="trt8.2", input_dtype="uint8",
+                                  **SMALL), loaded=tuple(loaded))
+    assert not path.exists()
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(target="trt10", input_dtype="uint8", channel_order="bgr"),
+    dict(target="trt8.2", normalize="none"),
+    dict(target="trt8.2", channel_order="bgr"),
+])
+def test_input_variants_match_pytorch(exported, kwargs):
+    result = exported(kwargs["target"], **{k: v for k, v in kwargs.items() if k != "target"})
+    model = onnx.load(result.path)
+    assert check_onnx(model, kwargs["target"]) == []
+    assert result.parity.passed, result.parity.summary()
+    info = result.record["export"]
+    for key, value in kwargs.items():
+        if key != "target":
+            assert info[key] == value
+    want = onnx.TensorProto.UINT8 if kwargs.get("input_dtype") == "uint8" else onnx.TensorProto.FLOAT
+    assert _elem_types(model)["image"] == want
+
+
+def test_bgr_graph_gives_the_rgb_answer_for_the_same_picture(exported):
+    rgb = exported("trt8.2")
+    bgr = exported("trt8.2", channel_order="bgr")
+    image = make_parity_input(rgb.record, 1)
+    a = _ort(rgb.path, image)
+    b = _ort(bgr.path, np.ascontiguousarray(image[:, ::-1]))
+    assert np.mean(a["labels"] == b["labels"]) >= 0.9999
+    assert np.max(np.abs(a["logits"] - b["logits"])) <= 1e-4 * np.max(np.abs(a["logits"]))
+
+
+def test_dynamic_batch_graph_runs_several_batch_sizes(exported):
+    result = exported("trt8.2", dynamic_batch=(1, 2, 4))
+    model = onnx.load(result.path)
+    assert check_onnx(model, "trt8.2") == []
+    assert result.record["export"]["batch"] == {"dynamic": True, "min": 1, "opt": 2, "max": 4}
+    assert result.parity.batch == 2 and result.parity.passed
+    dim0 = model.graph.input[0].type.tensor_type.shape.dim[0]
+    assert not dim0.HasField("dim_value")
+    # the in-graph resizes use constant scales: the batch is not in them
+    consts = {i.name for i in model.graph.initializer} | \
+        {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
+    for node in model.graph.node:
+        if node.op_type == "Resize" and len(node.input) > 2 and node.input[2]:
+            assert node.input[2] in consts
+    one = make_parity_input(result.record, 1)
+    three = np.concatenate([one, one[:, :, ::-1].copy(), one * 0.5], axis=0).astype(np.float32)
+    out1 = _ort(result.path, one)
+    out3 = _ort(result.path, three)
+    assert out3["labels"].shape == (3, 64, 128)
+    assert np.array_equal(out3["labels"][0], out1["labels"][0])
+
+
+def test_static_batch_and_no_simplify_still_have_constant_resizes(exported):
+    result = exported("trt8.2", batch=2, simplify=False)
+    assert not result.simplified
+    model = onnx.load(result.path)
+    assert check_onnx(model, "trt8.2") == []
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 2
+    assert result.parity.passed and result.parity.batch == 2
+
+
+def test_trt11_fp16_is_an_fp16_graph_with_fp32_io(exported):
+    result = exported("trt11", precision="fp16")
+    model = onnx.load(result.path)
+    tp = onnx.TensorProto
+    assert check_onnx(model, "trt11") == []
+    types = _elem_types(model)
+    assert types["image"] == tp.FLOAT and types["logits"] == tp.FLOAT
+    assert types["labels"] == tp.INT32
+    conv_weights = {n.input[1] for n in model.graph.node if n.op_type == "Conv"}
+    inits = {i.name: i.data_type for i in model.graph.initializer}
+    assert conv_weights and all(inits[w] == tp.FLOAT16 for w in conv_weights)
+    assert result.parity.graph_precision == "fp16"
+    assert result.parity.tolerance == TOLERANCES["fp16"]
+    assert result.parity.passed, result.parity.summary()
+
+
+def test_fp16_on_older_targets_keeps_an_fp32_graph(loaded, tmp_path):
+    path = str(tmp_path / "x.onnx")
+    result = export_onnx(ExportOptions(output_path=path, target="trt10", precision="fp16",
+                                       simplify=False, parity=False, **SMALL), loaded=tuple(loaded))
+    model = onnx.load(path)
+    inits = {i.data_type for i in model.graph.initializer}
+    assert onnx.TensorProto.FLOAT16 not in inits
+    assert result.record["export"]["precision"] == "fp16"
+    assert result.parity is None
+
+
+def test_checkpoint_for_another_class_count_exports(tmp_path):
+    other = load_model(None, arch=ARCH, dataset="custom", num_classes=7, seed=3)
+    ckpt = tmp_path / "seven.safetensors"
+    save_checkpoint(str(ckpt), other.model, other.metadata)
+    out = tmp_path / "seven.onnx"
+    result = export_onnx(ExportOptions(checkpoint=str(ckpt), output_path=str(out), output="logits",
+                                       target="trt8.2", **SMALL))
+    assert result.parity.passed
+    record = read_record(str(out))
+    assert record["model"]["num_classes"] == 7
+    assert record["model"]["checkpoint_sha256"] == sha256_file(str(ckpt))
+    logits = _ort(str(out), make_parity_input(record, 1))["logits"]
+    assert logits.shape == (1, 7, 64, 128)
+
+
+def test_metadata_round_trips(exported, tmp_path):
+    result = exported("trt10")
+    record = read_record(result.path)
+    assert record == result.record
+    info = record["export"]
+    assert info["input_size"] == [128, 64] and info["model_size"] == [64, 32]
+    assert info["target"] == "trt10" and info["opset"] == 17
+    assert info["output_names"] == ["labels", "logits"]
+    assert record["model"]["num_classes"] == 19 and len(record["model"]["class_names"]) == 19
+    assert record["model"]["weights"] == "random-init"
+    # a plain ONNX without the record is a clear error
+    plain = onnx.load(result.path)
+    del plain.metadata_props[:]
+    path = tmp_path / "plain.onnx"
+    onnx.save(plain, str(path))
+    with pytest.raises(InputError, match="no bisenet_deploy metadata"):
+        read_record(str(path))
+
+
+@pytest.mark.parametrize("sizes, match", [
+    (dict(input_size=(16, 64), model_size=(64, 32)), "--input-size"),
+    (dict(input_size=(128, 64), model_size=(64, 30)), "multiples of 32"),
+    (dict(input_size=(128, 64), model_size=(0, 32)), "multiples of 32"),
+])
+def test_bad_sizes_are_clear_errors_and_leave_no_file(loaded, tmp_path, sizes, match):
+    path = tmp_path / "out.onnx"
+    with pytest.raises(InputError, match=match):
+        export_onnx(ExportOptions(output_path=str(path), **sizes), loaded=tuple(loaded))
+    assert os.listdir(tmp_path) == []
+
+
+def test_failed_export_leaves_an_existing_file_untouched(loaded, tmp_path, monkeypatch):
+    path = tmp_path / "out.onnx"
+    path.write_bytes(b"previous good file")
+    import bisenet_deploy.export.pipeline as pipeline
+
+    def broken_check(model, rules):
+        raise ExportError("simulated target-check failure")
+    monkeypatch.setattr(pipeline, "target_check", broken_check)
+    with pytest.raises(ExportError, match="simulated"):
+        export_onnx(ExportOptions(output_path=str(path), simplify=False, parity=False, **SMALL),
+                    loaded=tuple(loaded))
+    assert path.read_bytes() == b"previous good file"
+    assert sorted(os.listdir(tmp_path)) == ["out.onnx"]
+
+
+def test_opset_override_outside_the_target_range_is_refused(loaded, tmp_path):
+    with pytest.raises(InputError, match="11..13"):
+        export_onnx(ExportOptions(output_path=str(tmp_path / "x.onnx"), target="trt8.2", opset=17,
+                                  **SMALL), loaded=tuple(loaded))
+    assert os.listdir(tmp_path) == []
+
+
+def test_failed_simplification_falls_back_with_a_warning(loaded, tmp_path, monkeypatch, caplog):
+    import onnxsim
+
+    def boom(model, *a, **k):
+        raise RuntimeError("simulated onnxsim crash")
+    monkeypatch.setattr(onnxsim, "simplify", boom)
+    path = tmp_path / "x.onnx"
+    with caplog.at_level(logging.WARNING, logger="bisenet_deploy"):
+        result = export_onnx(ExportOptions(output_path=str(path), target="trt8.2", **SMALL),
+                             loaded=tuple(loaded))
+    assert not result.simplified
+    assert "simulated onnxsim crash" in caplog.text
+    assert check_onnx(str(path), "trt8.2") == []
+    assert result.parity.passed
+
+
+def test_parity_failure_raises_with_the_numbers(exported, loaded):
+    result = exported("trt10")
+    model = onnx.load(result.path)
+    # corrupt the weights of the last convolution: the graph no longer computes the network
+    last_conv = [n for n in model.graph.node if n.op_type == "Conv"][-1]
+    for init in model.graph.initializer:
+        if init.name == last_conv.input[1]:
+            w = onnx.numpy_helper.to_array(init) * -1.0
+            init.CopyFrom(onnx.numpy_helper.from_array(w.astype(np.float32), init.name))
+    with pytest.raises(ParityError, match="labels identical .*relative error"):
+        check_parity(loaded.model, result.record, model)
+
+
+def test_default_output_path_names_the_export(loaded):
+    opts = ExportOptions(target="trt8.2", dynamic_batch=(1, 2, 4), precision="fp16")
+    path = default_output_path(opts, ARCH, "cityscapes", "rgb")
+    assert path == os.path.join(
+        "export", f"{ARCH}-cityscapes-2048x1024-to-1024x512-labels-trt8.2-fp16-dyn1-4.onnx")
+
+
+@pytest.mark.slow
+def test_full_size_2048x1024_to_1024x512_matches_pytorch(loaded, tmp_path):
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    path = tmp_path / "full.onnx"
+    result = export_onnx(ExportOptions(output_path=str(path), target="trt10", output="both"),
+                         loaded=tuple(loaded))
+    assert result.parity.input_shape == (1, 3, 1024, 2048)
+    assert result.parity.labels_identical_pct >= 99.99
+    assert result.parity.logits_rel_error <= 1e-4
+    assert check_onnx(str(path), "trt10") == []
