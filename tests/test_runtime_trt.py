@@ -771,3 +771,19 @@ def test_cuda_context_scopes(fake_gpu):
     a = cuda_context.CudaContext(0).open()
     b = cuda_context.CudaContext(0).open()
     assert a._ctx is b._ctx
+
+
+def test_bindings_of_several_profiles_list_each_tensor_once():
+    trt = fake_trt("8.2.1", uint8=False)
+    engine = FakeBindingsEngine(trt, dynamic=True)
+    engine.io = engine.io + [(n + " [profile 1]", i, s, d) for n, i, s, d in engine.io]
+    engine.num_bindings = len(engine.io)
+    engine.num_optimization_profiles = 2
+    assert [t.name for t in tr.engine_io(engine, trt)] == ["image", "labels", "logits"]
+
+
+def test_unknown_context_mode_is_refused(tmp_path):
+    engine = tmp_path / "m.engine"
+    engine.write_bytes(b"ENGINE")
+    with pytest.raises(InputError, match="context_mode"):
+        tr.TensorRTRunner(str(engine), context_mode="shared")

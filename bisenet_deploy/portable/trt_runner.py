@@ -35,6 +35,10 @@ TENSORRT_INSTALL_HINT = ("TensorRT's Python package is not installed: `pip insta
                          "desktop with an NVIDIA GPU; on a Jetson it comes with JetPack (use the "
                          "system python3 or a venv with --system-site-packages)")
 
+# CU_STREAM_NON_BLOCKING: our stream does not synchronize with the legacy default stream, which
+# PyTorch or other libraries in the process may use (and which would break CUDA-graph capture)
+STREAM_NON_BLOCKING = 1
+
 BINDINGS = "bindings"   # TensorRT 8.2-8.4: binding indices, execute_async_v2
 TENSORS = "tensors"     # TensorRT 8.5+: named I/O tensors, execute_async_v3
 
@@ -104,7 +108,9 @@ def engine_io(engine, trt, profile_index=0):
                                        engine.get_tensor_profile_shape(name, profile_index))
             tensors.append(tensor)
     else:
-        for i in range(engine.num_bindings):
+        # with several optimization profiles the binding list repeats once per profile
+        profiles = max(1, int(getattr(engine, "num_optimization_profiles", 1) or 1))
+        for i in range(engine.num_bindings // profiles):
             name = engine.get_binding_name(i)
             is_input = bool(engine.binding_is_input(i))
             tensor = IOTensor(name, i, is_input, tuple(engine.get_binding_shape(i)),
@@ -317,6 +323,9 @@ class TensorRTRunner(Runner):
         self.device_index = int(device)
         self.use_cuda_graph = bool(use_cuda_graph)
         self.zero_copy = bool(zero_copy)
+        if context_mode not in CudaContext.MODES:
+            raise InputError("context_mode must be one of %s, got %r"
+                             % (", ".join(CudaContext.MODES), context_mode))
         self.context_mode = context_mode
         self.sidecar = None
         self.generation = None
@@ -339,6 +348,7 @@ class TensorRTRunner(Runner):
         self._stream = None
         self._events = None
         self._buffers = None
+        self._binding_ptrs = None
         self._graphs = {}
         self._graph_failed = set()
         self._shape = None
@@ -424,7 +434,7 @@ class TensorRTRunner(Runner):
             raise EngineError("TensorRT could not create an execution context for %s (out of "
                               "GPU memory?)" % self.engine_path)
         cuda = ctx.cuda
-        self._stream = cuda.Stream()
+        self._stream = cuda.Stream(flags=STREAM_NON_BLOCKING)
         self._events = (cuda.Event(), cuda.Event())
         self._allocate(cuda)
         log.info("loaded %s (%s API): %s", self.engine_path, self.generation,
@@ -487,11 +497,13 @@ class TensorRTRunner(Runner):
 
     # -- inference -----------------------------------------------------------------------------
     def _bindings(self):
-        """Device addresses in binding order (bindings API)."""
-        ptrs = [0] * len(self.io)
-        for t in self.io:
-            ptrs[t.index] = self._buffers[t.name].device_ptr
-        return ptrs
+        """Device addresses in binding order (bindings API), built once per activation."""
+        if self._binding_ptrs is None:
+            ptrs = [0] * len(self.io)
+            for t in self.io:
+                ptrs[t.index] = self._buffers[t.name].device_ptr
+            self._binding_ptrs = ptrs
+        return self._binding_ptrs
 
     def _enqueue(self):
         handle = self._stream.handle
