@@ -150,7 +150,15 @@ def _check_artifact_precision(onnx: str, precision: Optional[str]) -> None:
     """onnxruntime CPU/CUDA run the ONNX as exported: a different requested precision is an error."""
     if precision is None:
         return
-    exported = _record_of_onnx(onnx)["export"].get("precision")
+    export = _record_of_onnx(onnx)["export"]
+    exported = export.get("precision")
+    if exported:
+        try:  # the graph's own precision: an "fp16" export for TensorRT <= 10 is an FP32 graph
+            from ..export.targets import get_target
+
+            exported = get_target(export.get("target")).graph_precision(exported)
+        except InputError:  # an unknown/future target: take the record's word
+            pass
     if exported and exported != precision:
         raise InputError(f"{onnx} was exported for {exported}; onnxruntime runs it as exported "
                          f"(export an {precision} ONNX, or use onnxruntime-trt / tensorrt for "
