@@ -463,8 +463,12 @@ def _read_torch(path) -> Dict[str, Any]:
 
 
 def _first_line(exc) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
+    """The first sentence of an exception's message: torch adds paragraphs of advice."""
+    lines = str(exc).strip().splitlines()
+    if not lines:
+        return type(exc).__name__
+    sentence = lines[0].split(". ")[0].rstrip(".")
+    return sentence[:200]
 
 
 def _is_state_dict(obj) -> bool:
