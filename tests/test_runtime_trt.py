@@ -704,7 +704,7 @@ def test_real_engine_matches_onnxruntime(tmp_path):
     import tensorrt as trt
 
     from bisenet_deploy.runtime.ort_runner import OnnxRuntimeRunner
-    from tests.test_runtime import TinySegNet, export_onnx, make_record
+    from test_runtime import TinySegNet, export_onnx, make_record  # tests/ is on sys.path
 
     record = make_record(output="both", dynamic=True)
     onnx_path = export_onnx(tmp_path / "tiny.onnx", TinySegNet().eval(), record)
@@ -714,7 +714,8 @@ def test_real_engine_matches_onnxruntime(tmp_path):
         if hasattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH") else 0
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
-    assert parser.parse(open(onnx_path, "rb").read())
+    with open(onnx_path, "rb") as fh:
+        assert parser.parse(fh.read()), [parser.get_error(i) for i in range(parser.num_errors)]
     config = builder.create_builder_config()
     profile = builder.create_optimization_profile()
     shape = (3, record["export"]["input_size"][1], record["export"]["input_size"][0])
