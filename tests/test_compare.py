@@ -7,10 +7,15 @@ import numpy as np
 import pytest
 
 from bisenet_deploy.datasets import custom_dataset
-from bisenet_deploy.evaluation.compare import (Candidate, compare, format_report, json_report,
-                                               plot_disagreement)
-from bisenet_deploy.evaluation.backends import parse_spec
 from bisenet_deploy.errors import InputError
+from bisenet_deploy.evaluation.backends import parse_spec
+from bisenet_deploy.evaluation.compare import (
+    Candidate,
+    compare,
+    format_report,
+    json_report,
+    plot_disagreement,
+)
 from bisenet_deploy.metadata import ExportInfo, build_record
 from bisenet_deploy.portable.runner_base import Runner, TensorSpec
 from bisenet_deploy.synthetic import synthetic_image

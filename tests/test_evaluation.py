@@ -10,11 +10,20 @@ from bisenet_deploy.datasets import get_dataset
 from bisenet_deploy.errors import InputError
 from bisenet_deploy.evaluation import tolerances
 from bisenet_deploy.evaluation.datasets_io import find_samples, read_label
-from bisenet_deploy.evaluation.evaluate import EvalTarget, evaluate, format_table, labels_at
-from bisenet_deploy.evaluation.metrics import (ConfusionMatrix, resize_labels_nearest,
-                                               resize_logits_argmax)
+from bisenet_deploy.evaluation.evaluate import (
+    EvalTarget,
+    evaluate,
+    format_table,
+    labels_at,
+)
+from bisenet_deploy.evaluation.metrics import (
+    ConfusionMatrix,
+    resize_labels_nearest,
+    resize_logits_argmax,
+)
 from bisenet_deploy.metadata import ExportInfo, build_record
 from bisenet_deploy.portable.runner_base import Runner, TensorSpec
+from bisenet_deploy.synthetic import synthetic_image
 
 CITY = get_dataset("cityscapes")
 W, H = 32, 16
@@ -27,7 +36,8 @@ class ColourRunner(Runner):
 
     def __init__(self, width=W, height=H, wrong_corner=0, outputs=("labels", "logits")):
         super().__init__()
-        info = ExportInfo(input_name="image", input_size=[width, height], model_size=[width, height],
+        info = ExportInfo(input_name="image", input_size=[width, height],
+                          model_size=[width, height],
                           input_dtype="float32", channel_order="rgb", normalize="in-graph",
                           output="both", output_names=list(outputs), target="trt10",
                           precision="fp32", opset=17, batch={"dynamic": False, "size": 1})
@@ -264,7 +274,7 @@ def test_layout_errors_are_clear(tmp_path):
 # -- evaluate ------------------------------------------------------------------------------------
 
 def _expected_miou(truths, wrong_corner):
-    """Independent computation: per class TP/FP/FN by counting, then the mean over present classes."""
+    """Independent computation: TP/FP/FN per class by counting, mean over the present classes."""
     tp, fp, fn = {}, {}, {}
     for train in truths:
         pred = train.copy()
@@ -326,3 +336,81 @@ def test_evaluate_refuses_class_count_mismatch(tmp_path):
         with pytest.raises(InputError, match="19 classes but the dataset has 5"):
             evaluate([EvalTarget("x", r)], samples, layout="folders", num_classes=5,
                      progress=False)
+
+
+def test_protocol_network_sizes():
+    from bisenet_deploy.evaluation.backends import network_size
+    from bisenet_deploy.evaluation.evaluate import describe_protocol
+
+    assert network_size((2048, 1024), "paper") == (1024, 512)
+    assert network_size((2048, 1024), "full") == (2048, 1024)
+    rec = {"export": {"input_size": [2048, 1024], "model_size": [1024, 512]}}
+    assert describe_protocol(rec, [2048, 1024])["protocol"] == "paper"
+    rec = {"export": {"input_size": [2048, 1024], "model_size": [2048, 1024]}}
+    assert describe_protocol(rec, [2048, 1024])["protocol"] == "full"
+
+
+# -- bisenet-eval end to end on a tiny export ----------------------------------------------------
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    from bisenet_deploy.checkpoint import load_model, save_checkpoint
+    from bisenet_deploy.export.pipeline import ExportOptions, export_onnx
+
+    d = tmp_path_factory.mktemp("eval")
+    lm = load_model(None, num_classes=19)
+    ckpt = str(d / "tiny.safetensors")
+    save_checkpoint(ckpt, lm.model, lm.metadata)
+    onnx_path = str(d / "tiny.onnx")
+    # the paper's protocol at 1/16 scale: 128x64 input, resized in the graph to a 64x32 network
+    export_onnx(ExportOptions(checkpoint=ckpt, output_path=onnx_path, input_size=(128, 64),
+                              model_size=(64, 32), output="labels", parity=False,
+                              simplify=False), loaded=(lm.model, lm.metadata))
+    data = d / "cityscapes"
+    for i in range(2):
+        img_dir = data / "leftImg8bit" / "val" / "ulm"
+        gt_dir = data / "gtFine" / "val" / "ulm"
+        img_dir.mkdir(parents=True, exist_ok=True)
+        gt_dir.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(synthetic_image(128, 64, seed=i)).save(
+            img_dir / f"ulm_{i:06d}_000019_leftImg8bit.png")
+        ids = np.random.default_rng(i).choice([0, 7, 8, 11, 21, 23, 26], size=(64, 128))
+        Image.fromarray(ids.astype(np.uint8)).save(
+            gt_dir / f"ulm_{i:06d}_000019_gtFine_labelIds.png")
+    return d, ckpt, onnx_path, data
+
+
+def test_cli_eval_torch_and_onnxruntime_side_by_side(exported, capsys):
+    from bisenet_deploy.cli.eval_main import main
+
+    d, ckpt, onnx_path, data = exported
+    out = d / "eval.json"
+    code = main(["--backend", "torch", "onnxruntime", "--checkpoint", ckpt, "--onnx", onnx_path,
+                 "--data", str(data), "--protocol", "both", "--json", str(out), "--threads", "1",
+                 "--no-progress", "-q"])
+    text = capsys.readouterr().out
+    assert code == 0
+    report = json.loads(out.read_text())
+    paper, full, ort = report["results"]
+    assert [r["backend"] for r in report["results"]] == ["torch (paper)", "torch (full)",
+                                                         "onnxruntime"]
+    assert paper["protocol"]["network_size"] == [64, 32]
+    assert paper["protocol"]["protocol"] == "paper"
+    assert full["protocol"]["network_size"] == [128, 64] and full["protocol"]["protocol"] == "full"
+    # PyTorch at the paper protocol runs the exported graph: the same confusion matrix
+    assert ort["miou"] == pytest.approx(paper["miou"], abs=1e-9)
+    assert ort["pixel_accuracy"] == pytest.approx(paper["pixel_accuracy"], abs=1e-9)
+    assert report["images"] == 2 and report["num_classes"] == 19
+    assert paper["pixels"] == sum(c["gt_pixels"] for c in paper["per_class"])
+    assert "mIoU vs torch (paper)" in text and "road" in text
+
+
+def test_cli_eval_errors(exported, capsys):
+    from bisenet_deploy.cli.eval_main import main
+
+    d, ckpt, onnx_path, data = exported
+    assert main(["--backend", "onnxruntime", "--onnx", onnx_path, "--data", str(data),
+                 "--layout", "folders", "-q"]) == 2
+    assert "folders layout needs" in capsys.readouterr().err
+    assert main(["--backend", "tensorrt", "--data", str(data), "-q"]) == 2
+    assert "needs an engine" in capsys.readouterr().err

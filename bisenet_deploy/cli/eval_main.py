@@ -1,7 +1,8 @@
 """`bisenet-eval`: mIoU of one or several backends on a labelled dataset, side by side.
 
     bisenet-eval --backend torch onnxruntime:m.onnx tensorrt:m_fp16.plan --checkpoint C
-                 --data ROOT [--split val] [--layout cityscapes|folders] [--protocol paper|full|both]
+                 --data ROOT [--split val] [--layout cityscapes|folders]
+                 [--protocol paper|full|both]
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ IGNORE_COLOUR = (0, 0, 0)
 
 
 def palette_from_record(record: Optional[Dict[str, Any]], num_classes: Optional[int] = None):
-    """The model's palette (list of RGB triples) from its metadata record; a generated one without."""
+    """The model's palette (RGB triples) from its metadata record; a generated one without."""
     model = (record or {}).get("model") or {}
     palette = model.get("palette")
     if palette:
@@ -32,7 +32,7 @@ def default_palette(num_classes: int):
 
 def colorize(labels: np.ndarray, palette: Sequence[Sequence[int]],
              invalid_colour=IGNORE_COLOUR) -> np.ndarray:
-    """H x W integer labels -> H x W x 3 uint8 RGB; labels outside the palette get `invalid_colour`."""
+    """H x W labels -> H x W x 3 uint8 RGB; labels outside the palette get `invalid_colour`."""
     labels = np.asarray(labels)
     if labels.ndim != 2:
         raise InputError(f"a label map must be H x W, got shape {labels.shape}")

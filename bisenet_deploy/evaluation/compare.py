@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 
 
 class Candidate:
-    """A backend under test: a label for reports ("onnxruntime:model.onnx"), its runner, precision."""
+    """A backend under test: its report label ("onnxruntime:model.onnx"), runner, precision."""
 
     def __init__(self, label: str, runner, precision: Optional[str] = None):
         self.label = label
@@ -112,7 +113,8 @@ class _LabelStats:
         ok = ~bad & (ref >= 0) & (ref < self.num_classes)
         self.cm.update(out[ok], ref[ok])
 
-    def result(self, class_names: Sequence[str], min_class_pixels: Optional[float]) -> Dict[str, Any]:
+    def result(self, class_names: Sequence[str],
+               min_class_pixels: Optional[float]) -> Dict[str, Any]:
         iou = self.cm.iou()
         ref_pixels = self.cm.matrix.sum(1)
         per_class = {}
@@ -288,7 +290,7 @@ def _fmt(v: Any) -> str:
     if v is None:
         return "-"
     if isinstance(v, float):
-        if v != v:
+        if math.isnan(v):
             return "nan"
         return f"{v:.4g}" if (abs(v) >= 1e-3 or v == 0) else f"{v:.2e}"
     return str(v)

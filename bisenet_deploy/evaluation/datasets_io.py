@@ -111,8 +111,8 @@ def find_folders(root: str, split: Optional[str] = None, images: str = "images",
         raise InputError(f"no label PNGs in {gt_dir}")
     missing = sorted(k for k in image_files if k not in label_files)
     if missing:
-        raise InputError(f"{len(missing)} of {len(image_files)} images have no label PNG of the same "
-                         f"name in {gt_dir}: {_listing(missing)}")
+        raise InputError(f"{len(missing)} of {len(image_files)} images have no label PNG of the "
+                         f"same name in {gt_dir}: {_listing(missing)}")
     return [Sample(k, image_files[k], label_files[k]) for k in sorted(image_files)]
 
 
@@ -156,6 +156,8 @@ def read_label_png(path: str) -> np.ndarray:
 
 def read_label(sample: Sample, layout: str) -> np.ndarray:
     """The ground truth of a sample as train ids (ignore = 255)."""
+    if sample.label_path is None:
+        raise InputError(f"{sample.name} has no label file")
     raw = read_label_png(sample.label_path)
     if layout == "cityscapes":
         from ..datasets import cityscapes_ids_to_trainids

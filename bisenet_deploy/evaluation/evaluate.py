@@ -32,7 +32,8 @@ from .metrics import ConfusionMatrix, resize_labels_nearest, resize_logits_argma
 log = logging.getLogger(__name__)
 
 
-def labels_at(outputs: Dict[str, np.ndarray], width: int, height: int, index: int = 0) -> np.ndarray:
+def labels_at(outputs: Dict[str, np.ndarray], width: int, height: int,
+              index: int = 0) -> np.ndarray:
     """Label map (H x W int) of batch item `index` at width x height, per the module docstring."""
     if "logits" in outputs:
         logits = np.asarray(outputs["logits"])[index]
@@ -82,8 +83,9 @@ def evaluate(targets: Sequence[EvalTarget], samples: Sequence[Sample], *, layout
     samples = list(samples)[:limit] if limit else list(samples)
     if not samples:
         raise InputError("the dataset has no samples to evaluate")
-    for t in targets:
-        t.cm = ConfusionMatrix(num_classes, ignore_index)
+    matrices = [ConfusionMatrix(num_classes, ignore_index) for _ in targets]
+    for t, cm in zip(targets, matrices):
+        t.cm = cm
         if t.runner.metadata is None:
             raise InputError(f"{t.label}: the runner carries no model metadata")
         model = t.runner.metadata.get("model") or {}
@@ -100,19 +102,19 @@ def evaluate(targets: Sequence[EvalTarget], samples: Sequence[Sample], *, layout
             raise InputError(f"{sample.name}: label {gt.shape[1]}x{gt.shape[0]} and image "
                              f"{image.shape[1]}x{image.shape[0]} differ in size")
         h, w = gt.shape
-        for t in targets:
+        for t, cm in zip(targets, matrices):
             if t.protocol is None:
                 t.protocol = describe_protocol(t.runner.metadata, [w, h])
             batch = prepare_input(image, t.runner.metadata)
             start = time.perf_counter()
             out = t.runner.infer(batch)
             t.infer_ms.append((time.perf_counter() - start) * 1e3)
-            t.cm.update(labels_at(out, w, h), gt, where=f"{t.label}, {sample.name}")
+            cm.update(labels_at(out, w, h), gt, where=f"{t.label}, {sample.name}")
     bar.close()
 
     results = []
-    for t in targets:
-        summary = t.cm.summary(class_names)
+    for t, cm in zip(targets, matrices):
+        summary = cm.summary(class_names)
         summary.update({"backend": t.label, "runner": t.runner.describe(),
                         "protocol": t.protocol,
                         "mean_infer_ms": float(np.mean(t.infer_ms)) if t.infer_ms else None})

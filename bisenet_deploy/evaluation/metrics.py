@@ -131,7 +131,7 @@ def resize_labels_nearest(labels: np.ndarray, width: int, height: int) -> np.nda
 
 
 def resize_logits_argmax(logits: np.ndarray, width: int, height: int) -> np.ndarray:
-    """C x H x W logits -> bilinear resize (align_corners=False) to width x height -> argmax (int32).
+    """C x H x W logits -> bilinear resize (align_corners=False) to width x height -> argmax.
 
     Uses torch's interpolate (the sampling the network's own upsampling uses); torch is a
     dependency of the package, imported here only when a resize is needed.

@@ -98,7 +98,8 @@ def _open_video(path: str):
 
 def predict_paths(runner, paths: Sequence[str], outdir: str, *, alpha: float = 0.5,
                   max_frames: Optional[int] = None,
-                  on_result: Optional[Callable[[Dict[str, Any]], None]] = None) -> List[Dict[str, Any]]:
+                  on_result: Optional[Callable[[Dict[str, Any]], None]] = None
+                  ) -> List[Dict[str, Any]]:
     """Run every input through the active runner and write the pictures into `outdir`.
 
     Returns one entry per image / video frame: {"input", "frame", "outputs", "infer_ms",

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from ..errors import InputError
@@ -66,7 +67,8 @@ def _parse_value(text: str, key: str) -> Optional[float]:
     try:
         return float(low)
     except ValueError:
-        raise InputError(f"tolerance {key}={text!r}: the value must be a number or 'none'") from None
+        raise InputError(f"tolerance {key}={text!r}: the value must be a number or 'none'") \
+            from None
 
 
 def _split_key(key: str) -> Tuple[Optional[str], str, str]:
@@ -146,7 +148,8 @@ def resolve(precision: str, overrides=()) -> Dict[str, Dict[str, Optional[float]
     return table
 
 
-def judge(output: str, stats: Dict[str, Any], limits: Dict[str, Optional[float]]) -> List[Dict[str, Any]]:
+def judge(output: str, stats: Dict[str, Any],
+          limits: Dict[str, Optional[float]]) -> List[Dict[str, Any]]:
     """Checks of one output's statistics against its limits: [{check, value, limit, passed}]."""
     value_of = {
         "max_abs": "max_abs", "mean_abs": "mean_abs", "max_rel": "max_rel",
@@ -161,7 +164,7 @@ def judge(output: str, stats: Dict[str, Any], limits: Dict[str, Optional[float]]
         value = stats.get(value_of[name])
         if value is None:  # nothing to judge (e.g. no class big enough for the IoU check)
             continue
-        nan = isinstance(value, float) and value != value
+        nan = isinstance(value, float) and math.isnan(value)
         passed = (not nan) and (value <= limit if kind == "max" else value >= limit)
         checks.append({"check": f"{output}.{name}", "value": value, "limit": limit,
                        "passed": bool(passed)})
