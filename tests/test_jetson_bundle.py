@@ -482,3 +482,138 @@ def test_device_predict_and_bench(device_cli, capsys, tmp_path):
     assert report["zero_copy"] is True and opened[-1].zero_copy is True
     assert report["record"]["export"]["target"] == "trt8.2"
     assert "power" in report["environment"]
+
+
+def fake_tensorrt(record):
+    """A TensorRT 8.2-shaped module whose runtime 'deserializes' b'PLAN' into a bindings engine."""
+    import types
+
+    trt = types.ModuleType("tensorrt")
+    trt.__version__ = "8.2.1.8"
+
+    class DataType:
+        FLOAT, HALF, INT8, INT32, BOOL = "FLOAT", "HALF", "INT8", "INT32", "BOOL"
+
+    class Logger:
+        WARNING = 2
+
+        def __init__(self, level=None):
+            self.level = level
+
+    width, height = record["export"]["input_size"]
+    classes = record["model"]["num_classes"]
+    bindings = [("image", True, (1, 3, height, width), DataType.FLOAT),
+                ("labels", False, (1, height, width), DataType.INT32),
+                ("logits", False, (1, classes, height, width), DataType.FLOAT)]
+
+    class Engine:
+        num_bindings = len(bindings)
+
+        def get_binding_name(self, i):
+            return bindings[i][0]
+
+        def binding_is_input(self, i):
+            return bindings[i][1]
+
+        def get_binding_shape(self, i):
+            return bindings[i][2]
+
+        def get_binding_dtype(self, i):
+            return bindings[i][3]
+
+    class Runtime:
+        def __init__(self, logger):
+            pass
+
+        def deserialize_cuda_engine(self, blob):
+            return Engine() if blob == b"PLAN" else None
+
+    trt.DataType, trt.Logger, trt.Runtime = DataType, Logger, Runtime
+    trt.Builder = object
+    trt.BuilderFlag = types.SimpleNamespace(FP16=1, INT8=2)
+    return trt
+
+
+def fake_trtexec(tmp_path, rc=0):
+    log = tmp_path / "trtexec.log"
+    exe = tmp_path / "trtexec"
+    exe.write_text("#!/usr/bin/env bash\n"
+                   "echo \"$*\" >> %s\n"
+                   "for a in \"$@\"; do case \"$a\" in --saveEngine=*) "
+                   "printf PLAN > \"${a#--saveEngine=}\" ;; esac; done\n"
+                   "exit %d\n" % (log, rc))
+    exe.chmod(0o755)
+    return str(exe), log
+
+
+def test_device_build_with_trtexec_writes_our_sidecar(device_cli, monkeypatch, tmp_path, capsys):
+    jetson_run, folder, opened, builds = device_cli
+    record = bundle_record(folder)
+    monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt(record))
+    gpu_info = __import__("bisenet_trt.gpu_info", fromlist=["_"])
+    monkeypatch.setattr(gpu_info, "query_gpu",
+                        lambda index=0: gpu_info.GpuInfo("NVIDIA Tegra X2", (6, 2), jetson=True))
+    exe, log = fake_trtexec(tmp_path)
+
+    assert jetson_run.main(["build", "--trtexec", "--trtexec-path", exe, "--no-parity"]) == 0
+    assert not builds  # our builder was not used
+    line = log.read_text()
+    assert "--onnx=%s" % os.path.join(folder, built_onnx_rel(folder)) in line
+    for flag in ("--explicitBatch", "--workspace=1024", "--fp16", "--buildOnly"):
+        assert flag in line, line
+    engine = jetson_run.default_engine_path(jetson_run.load_manifest(), "fp16")
+    with open(engine, "rb") as f:
+        assert f.read() == b"PLAN"
+    sidecar_mod = __import__("bisenet_trt.sidecar", fromlist=["_"])
+    sidecar = sidecar_mod.read_sidecar(engine)
+    assert sidecar["precision"] == "fp16" and sidecar["tensorrt_version"] == "8.2.1.8"
+    assert sidecar["gpu"]["name"] == "NVIDIA Tegra X2"
+    assert sidecar["gpu"]["compute_capability"] == "6.2"
+    assert sidecar["build"]["builder"] == "trtexec"
+    assert engine in sidecar["build"]["options"]["trtexec"]  # the final path, not the temp one
+    io = {t["name"]: (t["mode"], t["dtype"]) for t in sidecar["io"]}
+    assert io == {"image": ("input", "float32"), "labels": ("output", "int32"),
+                  "logits": ("output", "float32")}
+    assert sidecar["onnx_metadata"] == record
+    sidecar_mod.check_engine_file(engine, sidecar)
+    sidecar_mod.check_engine_compatible(sidecar, "8.2.1", "NVIDIA Tegra X2", "6.2")
+    with pytest.raises(Exception, match="built with TensorRT 8.2.1") as info:
+        sidecar_mod.check_engine_compatible(sidecar, "8.6.1", "NVIDIA Tegra X2", "6.2")
+    assert type(info.value).__name__ == "IncompatibleEngineError"
+
+
+def test_device_build_with_failing_trtexec_leaves_no_engine(device_cli, monkeypatch, tmp_path,
+                                                            capsys):
+    jetson_run, folder, opened, builds = device_cli
+    monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt(bundle_record(folder)))
+    exe, _ = fake_trtexec(tmp_path, rc=1)
+    assert jetson_run.main(["build", "--trtexec", "--trtexec-path", exe, "--fp32"]) == 1
+    assert "trtexec failed (exit 1)" in capsys.readouterr().err
+    assert os.listdir(os.path.join(folder, "engines")) == []
+    assert jetson_run.main(["build", "--trtexec", "--trtexec-path", "/nope/trtexec"]) == 1
+    assert "libnvinfer-bin" in capsys.readouterr().err
+
+
+def built_onnx_rel(folder):
+    return load_manifest(folder)["model"]["onnx"]
+
+
+def test_verify_and_check_run_without_numpy(built):
+    """setup_jetson.sh verifies the copy with the bare system python3, before numpy is set up."""
+    code = (
+        "import sys, importlib.abc\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('numpy', 'tensorrt', 'pycuda'):\n"
+        "            raise ImportError('blocked ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "sys.argv = ['jetson_run.py'] + sys.argv[1:]\n"
+        "sys.path.insert(0, %r)\n"
+        "import jetson_run\n"
+        "sys.exit(jetson_run.main(sys.argv[1:]))\n" % built.path)
+    out = subprocess.run([sys.executable, "-c", code, "verify"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    out = subprocess.run([sys.executable, "-c", code, "check"], capture_output=True, text=True)
+    assert out.returncode == 1
+    assert "BAD  numpy" in out.stdout and "setup_jetson.sh" in out.stdout
+    assert "Traceback" not in out.stderr

@@ -46,7 +46,9 @@ def mini_bundle(tmp_path):
     """Templates + the portable package as bisenet_trt/ (no model): enough for the helpers."""
     root = tmp_path / "bundle"
     root.mkdir()
-    for name in os.listdir(TEMPLATES):
+    from bisenet_deploy.jetson.bundle import TEMPLATE_FILES
+
+    for name in TEMPLATE_FILES:
         shutil.copy2(os.path.join(TEMPLATES, name), root / name)
     shutil.copytree(PORTABLE, root / "bisenet_trt",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
@@ -401,5 +403,7 @@ def test_readme_template_placeholders_are_known():
 def test_template_files_are_all_shipped():
     from bisenet_deploy.jetson import bundle
 
-    assert sorted(bundle.TEMPLATE_FILES) == sorted(os.listdir(TEMPLATES))
+    present = [n for n in os.listdir(TEMPLATES)
+               if not n.startswith(".") and os.path.isfile(os.path.join(TEMPLATES, n))]
+    assert sorted(bundle.TEMPLATE_FILES) == sorted(present)
     assert json.loads(json.dumps(bundle.DEVICE))["tensorrt"] == "8.2"

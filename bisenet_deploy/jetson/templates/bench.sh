@@ -10,9 +10,13 @@
 # The report lands in benchmarks/<engine>-<date>.json; the power mode is recorded in it.
 set -euo pipefail
 
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 VENV_DIR="${VENV_DIR:-$HERE/.venv}"
 VPY="$VENV_DIR/bin/python"
+# numpy's aarch64 OpenBLAS misdetects some Jetson CPUs ("Illegal instruction"); ARMV8 is safe
+export OPENBLAS_CORETYPE="${OPENBLAS_CORETYPE:-ARMV8}"
 NVPMODEL="${NVPMODEL:-nvpmodel}"
 JETSON_CLOCKS="${JETSON_CLOCKS:-jetson_clocks}"
 SUDO="${SUDO-sudo}"
@@ -22,7 +26,7 @@ ARGS=()
 for arg in "$@"; do
     case "$arg" in
         --no-clocks) SET_CLOCKS=0 ;;
-        -h|--help) sed -n '2,11p' "$0"; [[ -x "$VPY" ]] && "$VPY" "$HERE/jetson_run.py" bench --help; exit 0 ;;
+        -h|--help) usage; [[ -x "$VPY" ]] && "$VPY" "$HERE/jetson_run.py" bench --help; exit 0 ;;
         *) ARGS+=("$arg") ;;
     esac
 done

@@ -11,16 +11,20 @@
 # The engine lands in engines/<model>-<precision>.engine with engines/<model>-<precision>.json.
 set -euo pipefail
 
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 VENV_DIR="${VENV_DIR:-$HERE/.venv}"
 VPY="$VENV_DIR/bin/python"
+# numpy's aarch64 OpenBLAS misdetects some Jetson CPUs ("Illegal instruction"); ARMV8 is safe
+export OPENBLAS_CORETYPE="${OPENBLAS_CORETYPE:-ARMV8}"
 
 if [[ ! -x "$VPY" ]]; then
     echo "build_engine.sh: $VENV_DIR does not exist: run ./setup_jetson.sh first" >&2
     exit 1
 fi
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
-    sed -n '2,11p' "$0"
+    usage
     exec "$VPY" "$HERE/jetson_run.py" build --help
 fi
 

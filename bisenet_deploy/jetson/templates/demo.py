@@ -137,7 +137,7 @@ def import_cv2():
         raise MissingDependencyError(
             "OpenCV for Python is not importable: on JetPack 4.6 it comes with the system "
             "python3 (sudo apt-get install python3-opencv, or nvidia-jetpack); run from the "
-            ".venv that setup_jetson.sh made (it sees the system packages)")
+            ".venv that setup_jetson.sh made (it sees the system packages)") from None
     return cv2
 
 

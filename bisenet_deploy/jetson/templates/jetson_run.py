@@ -30,9 +30,7 @@ BUNDLE_DIR = os.path.dirname(os.path.abspath(__file__))
 if BUNDLE_DIR not in sys.path:
     sys.path.insert(0, BUNDLE_DIR)
 
-import numpy as np  # noqa: E402
-
-from bisenet_trt import fileio, timing_stats  # noqa: E402
+from bisenet_trt import fileio  # noqa: E402
 from bisenet_trt.errors import (  # noqa: E402
     EngineError,
     InputError,
@@ -40,7 +38,6 @@ from bisenet_trt.errors import (  # noqa: E402
     ParityError,
     UserError,
 )
-from bisenet_trt.preprocess import prepare_input  # noqa: E402
 
 log = logging.getLogger("bisenet_jetson")
 
@@ -50,6 +47,7 @@ BUNDLE_FORMAT = "bisenet-deploy-jetson-bundle"
 DEVICE_FOLDERS = ("engines", "benchmarks", "predictions", ".venv")
 TRTEXEC_JETSON = "/usr/src/tensorrt/bin/trtexec"
 TEGRA_RELEASE_FILE = "/etc/nv_tegra_release"
+NUMPY_HINT = ("run ./setup_jetson.sh (it installs numpy 1.19.4 into .venv) and use .venv/bin/python")
 #: L4T release -> JetPack, for the releases a TX2 can run (JetPack 4.6.x is the last for the TX2)
 L4T_TO_JETPACK = {
     (32, 6): "4.6",
@@ -59,6 +57,22 @@ L4T_TO_JETPACK = {
 }
 #: identical-label share the engine must reach against the desktop ONNX Runtime labels
 PARITY_MIN_IDENTICAL = {"fp32": 0.999, "fp16": 0.98}
+
+
+def numpy():
+    """numpy, imported when a command needs it: `verify` and `check` run on a bare python3."""
+    try:
+        import numpy as np
+    except ImportError:
+        raise MissingDependencyError("numpy is not importable: " + NUMPY_HINT) from None
+    return np
+
+
+def prepare_input(images, record, image_channel_order="rgb"):
+    """The toolkit's host preprocessing (bisenet_trt.preprocess), imported on first use."""
+    numpy()
+    from bisenet_trt.preprocess import prepare_input as prepare
+    return prepare(images, record, image_channel_order=image_channel_order)
 
 
 # -- the bundle ------------------------------------------------------------------------------------
@@ -141,9 +155,12 @@ def environment_checks():
     py = sys.version_info
     rows.append(("Python", "%d.%d.%d" % (py[0], py[1], py[2]), py[:2] >= (3, 6),
                  "" if py[:2] >= (3, 6) else "use the system python3 (3.6) of JetPack 4.6"))
-    nv = tuple(int(p) for p in re.findall(r"\d+", np.__version__)[:2])
-    rows.append(("numpy", np.__version__, nv >= (1, 19),
-                 "" if nv >= (1, 19) else "run ./setup_jetson.sh (installs numpy 1.19.5 in .venv)"))
+    try:
+        np = numpy()
+        nv = tuple(int(p) for p in re.findall(r"\d+", np.__version__)[:2])
+        rows.append(("numpy", np.__version__, nv >= (1, 19), "" if nv >= (1, 19) else NUMPY_HINT))
+    except MissingDependencyError:
+        rows.append(("numpy", "not importable", False, NUMPY_HINT))
     try:
         from bisenet_trt.trt_api import import_tensorrt
         trt_version = import_tensorrt().__version__
@@ -233,13 +250,14 @@ def load_sample(manifest, bundle_dir=BUNDLE_DIR):
     sample = manifest["model"].get("sample")
     if not sample:
         raise UserError("this bundle carries no sample image: pass an image file")
-    data = np.load(os.path.join(bundle_dir, sample))
+    data = numpy().load(os.path.join(bundle_dir, sample))
     labels = data["labels"] if "labels" in data.files else None
     return data["image"], labels
 
 
 def label_parity(labels, reference):
     """Share of identical labels between the engine's and the desktop's label maps."""
+    np = numpy()
     labels = np.asarray(labels).reshape(-1)
     reference = np.asarray(reference).reshape(-1)
     if labels.shape != reference.shape:
@@ -412,6 +430,8 @@ def sidecar_from_engine(trt, engine_file, engine_path, onnx_path, record, precis
 
 
 def cmd_bench(args):
+    np = numpy()
+    from bisenet_trt import timing_stats
     manifest = load_manifest()
     onnx_path, record = model_paths(manifest)
     engine_path = find_engine(manifest, args.engine)
@@ -500,6 +520,7 @@ def cmd_bench(args):
 
 
 def cmd_predict(args):
+    np = numpy()
     manifest = load_manifest()
     _, record = model_paths(manifest)
     engine_path = find_engine(manifest, args.engine)

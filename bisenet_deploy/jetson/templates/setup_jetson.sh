@@ -6,11 +6,14 @@
 #   ./setup_jetson.sh --recreate    delete .venv and make it again
 #
 # The venv is made with --system-site-packages so JetPack's TensorRT (and OpenCV), which live in
-# the system python3's dist-packages, stay visible. pycuda has no wheel for the Jetson: it is built
-# from source against /usr/local/cuda (CUDA 10.2); 2022.1 is the last pycuda line for Python 3.6.
+# the system python3's dist-packages, stay visible; numpy 1.19.4 is installed into it. pycuda has
+# no wheel for the Jetson: it is built from source against /usr/local/cuda (CUDA 10.2); 2022.1 is
+# the last pycuda line for Python 3.6.
 # Environment overrides (for other layouts and for tests): PYTHON3, CUDA_ROOT, NV_TEGRA_RELEASE,
 # VENV_DIR.
 set -euo pipefail
+
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PYTHON3="${PYTHON3:-/usr/bin/python3}"
@@ -18,7 +21,10 @@ CUDA_ROOT="${CUDA_ROOT:-/usr/local/cuda}"
 NV_TEGRA_RELEASE="${NV_TEGRA_RELEASE:-/etc/nv_tegra_release}"
 VENV_DIR="${VENV_DIR:-$HERE/.venv}"
 PYCUDA_SPEC="pycuda==2022.1"
-NUMPY_SPEC="numpy==1.19.5"
+# 1.19.4, not 1.19.5: the 1.19.5 aarch64 wheel's OpenBLAS dies with "Illegal instruction" on
+# Jetsons (numpy issue 18131); OPENBLAS_CORETYPE=ARMV8 is the documented workaround for others
+NUMPY_SPEC="numpy==1.19.4"
+export OPENBLAS_CORETYPE="${OPENBLAS_CORETYPE:-ARMV8}"
 PIP_SPEC="pip<22"
 
 CHECK_ONLY=0
@@ -27,7 +33,7 @@ for arg in "$@"; do
     case "$arg" in
         --check-only) CHECK_ONLY=1 ;;
         --recreate) RECREATE=1 ;;
-        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        -h|--help) usage; exit 0 ;;
         *) echo "setup_jetson.sh: unknown option '$arg' (see --help)" >&2; exit 2 ;;
     esac
 done
