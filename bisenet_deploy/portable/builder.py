@@ -28,6 +28,7 @@ import logging
 import os
 import sys
 import time
+from typing import Any, Dict, List, Optional, Tuple  # noqa: F401 - type comments
 
 from .calibrator import CalibrationBatches, list_calibration_images, make_entropy_calibrator
 from .engine_paths import (default_calibration_cache_path, default_engine_path,
@@ -418,16 +419,20 @@ def calibration_batch_size(profile, static_batch, options):
 
 
 # -- TensorRT glue -------------------------------------------------------------------------------
+# Type comments name the `tensorrt` stub types (tensorrt-stubs) so mypy can check these calls;
+# `tensorrt` is never imported at module level (the Jetson bundle must import without it), so the
+# check runs on a copy with `import tensorrt` prepended (see the engine README section).
 
 def _trt_logger(trt, verbose):
     return trt.Logger(trt.Logger.VERBOSE if verbose else trt.Logger.WARNING)
 
 
 def _parser_errors(parser):
-    errors = []
+    # type: (tensorrt.OnnxParser) -> List[Dict[str, Any]]
+    errors = []  # type: List[Dict[str, Any]]
     for i in range(parser.num_errors):
         err = parser.get_error(i)
-        entry = {"desc": err.desc(), "node": int(err.node()), "code": str(err.code())}
+        entry = {"desc": err.desc(), "node": int(err.node()), "code": str(err.code())}  # type: Dict[str, Any]
         if hasattr(err, "node_name"):
             entry["node_name"] = err.node_name()
         if hasattr(err, "node_operator"):
@@ -436,18 +441,61 @@ def _parser_errors(parser):
     return errors
 
 
+def _parse_network(trt, builder, logger, flags, onnx_bytes, onnx_path):
+    # type: (Any, tensorrt.Builder, tensorrt.ILogger, int, bytes, str) -> Tuple[tensorrt.INetworkDefinition, tensorrt.OnnxParser, bool]
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    ok = parser.parse(onnx_bytes, onnx_path)
+    return network, parser, bool(ok)
+
+
+def _input_shape(network):
+    # type: (tensorrt.INetworkDefinition) -> Tuple[str, List[int]]
+    tensor = network.get_input(0)
+    return tensor.name, _dims(tensor.shape)
+
+
+def _dims(shape):
+    # type: (tensorrt.Dims) -> List[int]
+    """A TensorRT Dims as a list (by index: every version has len() and [])."""
+    return [int(shape[i]) for i in range(len(shape))]
+
+
 def _tensor_entries(network):
+    # type: (tensorrt.INetworkDefinition) -> List[Dict[str, Any]]
     io = []
     for i in range(network.num_inputs):
         t = network.get_input(i)
-        io.append(tensor_entry(t.name, "input", list(t.shape), trt_dtype_to_numpy(t.dtype).name))
+        io.append(tensor_entry(t.name, "input", _dims(t.shape), trt_dtype_to_numpy(t.dtype).name))
     for i in range(network.num_outputs):
         t = network.get_output(i)
-        io.append(tensor_entry(t.name, "output", list(t.shape), trt_dtype_to_numpy(t.dtype).name))
+        io.append(tensor_entry(t.name, "output", _dims(t.shape), trt_dtype_to_numpy(t.dtype).name))
     return io
 
 
+def _set_workspace(trt, config, kind, limit):
+    # type: (Any, tensorrt.IBuilderConfig, Optional[str], Optional[int]) -> None
+    if kind == "pool":
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(limit or 0))
+    elif kind == "max_workspace_size":
+        # 8.2/8.3 only; the attribute is gone from 10.0 (and from the 10.x stubs)
+        setattr(config, "max_workspace_size", int(limit or 0))
+
+
+def _add_profile(builder, config, profile, calibration=False):
+    # type: (tensorrt.Builder, tensorrt.IBuilderConfig, Tuple[str, List[int], List[int], List[int]], bool) -> None
+    name, lo, opt, hi = profile
+    prof = builder.create_optimization_profile()
+    # pybind converts a sequence of ints to Dims implicitly (all versions); the stubs want Dims
+    prof.set_shape(name, tuple(lo), tuple(opt), tuple(hi))  # type: ignore[arg-type]
+    if calibration:
+        config.set_calibration_profile(prof)
+    else:
+        config.add_optimization_profile(prof)
+
+
 def _set_profiling_verbosity(trt, config, features):
+    # type: (Any, tensorrt.IBuilderConfig, Any) -> None
     if not features.profiling_verbosity:
         log.info("this TensorRT has no profiling verbosity setting: --inspect will show names only")
         return
@@ -455,6 +503,34 @@ def _set_profiling_verbosity(trt, config, features):
     if level is None:  # the pre-8.2 spelling
         level = getattr(trt.ProfilingVerbosity, "VERBOSE")
     config.profiling_verbosity = level
+
+
+def _load_timing_cache(config, path):
+    # type: (tensorrt.IBuilderConfig, str) -> None
+    blob = b""
+    if os.path.isfile(path):
+        with open(path, "rb") as f:
+            blob = f.read()
+        log.info("timing cache %s (%d bytes) loaded", path, len(blob))
+    cache = config.create_timing_cache(blob)
+    if not config.set_timing_cache(cache, False):
+        log.warning("the timing cache %s does not fit this GPU/TensorRT: starting a new one", path)
+        config.set_timing_cache(config.create_timing_cache(b""), False)
+
+
+def _save_timing_cache(config, path):
+    # type: (tensorrt.IBuilderConfig, str) -> int
+    data = bytes(config.get_timing_cache().serialize())
+    write_bytes_atomic(path, data)
+    return len(data)
+
+
+def _build_serialized(builder, network, config):
+    # type: (tensorrt.Builder, tensorrt.INetworkDefinition, tensorrt.IBuilderConfig) -> Optional[bytes]
+    blob = builder.build_serialized_network(network, config)
+    if blob is None:
+        return None
+    return bytes(blob)
 
 
 class _NoScope(object):
@@ -562,88 +638,67 @@ def build_engine(onnx_path, record, options, trt=None, gpu=None):
                 platform_fast_fp16=builder.platform_has_fast_fp16,
                 platform_fast_int8=builder.platform_has_fast_int8,
                 strongly_typed_available=features.strongly_typed_flag)
-        network = builder.create_network(
-            network_creation_flags(trt, features, decision.strongly_typed))
-        parser = trt.OnnxParser(network, logger)
-        if not parser.parse(onnx_bytes, onnx_path):
+        flags = network_creation_flags(trt, features, decision.strongly_typed)
+        network, parser, ok = _parse_network(trt, builder, logger, flags, onnx_bytes, onnx_path)
+        if not ok:
             raise EngineError(explain_parser_errors(
                 _parser_errors(parser), record, version, os.path.basename(onnx_path),
                 summary["nodes"]))
         if network.num_inputs != 1:
             raise InputError("the parsed network has %d inputs, expected 1" % network.num_inputs)
-        net_input = network.get_input(0)
-        profile = profile_for_input(net_input.name, list(net_input.shape), record, options.batch)
+        in_name, in_shape = _input_shape(network)
+        profile = profile_for_input(in_name, in_shape, record, options.batch)
         io = _tensor_entries(network)
 
     # 3. configure
     with steps.step("configure"):
         kind, limit = workspace_setting(features, options.workspace_mib)
-        if kind == "pool":
-            config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, limit)
-        elif kind == "max_workspace_size":
-            config.max_workspace_size = limit
+        _set_workspace(trt, config, kind, limit)
         if limit:
             log.info("workspace limit %d MiB (%s)", limit >> 20, kind)
         for flag in decision.flags:
             config.set_flag(getattr(trt.BuilderFlag, flag))
         profiles = []
         if profile is not None:
-            name, lo, opt, hi = profile
-            prof = builder.create_optimization_profile()
-            prof.set_shape(name, lo, opt, hi)
-            config.add_optimization_profile(prof)
-            profiles.append(profile_entry(name, lo, opt, hi))
-            log.info("optimization profile %s: min %s opt %s max %s", name, lo, opt, hi)
+            _add_profile(builder, config, profile)
+            profiles.append(profile_entry(*profile))
+            log.info("optimization profile %s: min %s opt %s max %s", *profile)
         if options.opt_level is not None:
             config.builder_optimization_level = int(options.opt_level)
         _set_profiling_verbosity(trt, config, features)
         if cache_path is not None and features.timing_cache:
-            blob = b""
-            if os.path.isfile(cache_path):
-                with open(cache_path, "rb") as f:
-                    blob = f.read()
-                log.info("timing cache %s (%d bytes) loaded", cache_path, len(blob))
-            cache = config.create_timing_cache(blob)
-            if not config.set_timing_cache(cache, False):
-                log.warning("the timing cache %s does not fit this GPU/TensorRT: starting a new "
-                            "one", cache_path)
-                config.set_timing_cache(config.create_timing_cache(b""), False)
+            _load_timing_cache(config, cache_path)
         calibrator = None
-        if calib is not None or decision.needs_calibrator:
+        if decision.needs_calibrator:
             # with only a cache, the calibrator hands TensorRT the cache and reads no images
             batches = calib if calib is not None else _NoImages()
-            calibrator = make_entropy_calibrator(trt, batches, calib_cache, net_input.name)
+            calibrator = make_entropy_calibrator(trt, batches, calib_cache, in_name)
             config.int8_calibrator = calibrator
             if profile is not None and features.calibration_profile:
-                cb = batches.batch_size
-                cprof = builder.create_optimization_profile()
-                shape = [cb] + list(profile[1][1:])
-                cprof.set_shape(profile[0], shape, shape, shape)
-                config.set_calibration_profile(cprof)
+                shape = [batches.batch_size] + list(profile[1][1:])
+                _add_profile(builder, config, (in_name, shape, shape, shape), calibration=True)
 
     # 4. build
     with steps.step("build (TensorRT %s, %s)" % (version_string(version), decision.precision)):
         scope = _cuda_scope(calibrator is not None, options.gpu_index)
         try:
             with scope:
-                blob = builder.build_serialized_network(network, config)
+                engine_bytes = _build_serialized(builder, network, config)
         finally:
             if calibrator is not None:
                 calibrator.free()
-        if blob is None:
+        if engine_bytes is None:
             raise EngineError("TensorRT could not build the engine (see TensorRT's messages above; "
                               "re-run with --verbose for its full log). Out of memory? try a "
                               "smaller --workspace or batch range")
-        engine_bytes = bytes(blob)
         if not engine_bytes:
             raise EngineError("TensorRT returned an empty engine")
 
     # 5. save
     with steps.step("save"):
         if cache_path is not None and features.timing_cache:
-            data = bytes(config.get_timing_cache().serialize())
-            write_bytes_atomic(cache_path, data)
-            log.info("timing cache saved: %s (%d bytes)", cache_path, len(data))
+            size = _save_timing_cache(config, cache_path)
+            log.info("timing cache saved: %s (%d bytes)", cache_path, size)
         seconds = time.time() - start
         sidecar = make_sidecar(
             engine_path, sha256_bytes(engine_bytes), len(engine_bytes), trt.__version__,
