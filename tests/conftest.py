@@ -9,7 +9,10 @@ torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
 
 
 def _has(module):
-    return importlib.util.find_spec(module) is not None
+    """True when `module` is really installed: a bare folder of type stubs (the namespace package
+    that tensorrt-stubs leaves) does not count."""
+    spec = importlib.util.find_spec(module)
+    return spec is not None and spec.origin not in (None, "namespace")
 
 
 def _has_cuda():
