@@ -18,7 +18,11 @@ from bisenet_deploy.errors import ExportError, InputError, ParityError
 from bisenet_deploy.export.check import check_onnx
 from bisenet_deploy.export.onnx_metadata import read_record
 from bisenet_deploy.export.parity import TOLERANCES, check_parity, make_parity_input
-from bisenet_deploy.export.pipeline import ExportOptions, default_output_path, export_onnx
+from bisenet_deploy.export.pipeline import (
+    ExportOptions,
+    default_output_path,
+    export_onnx,
+)
 from bisenet_deploy.portable.fileio import sha256_file
 
 ARCH = "bisenetv2-coincheung"

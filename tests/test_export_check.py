@@ -2,7 +2,6 @@
 
 import numpy as np
 import onnx
-import pytest
 from onnx import TensorProto as TP
 from onnx import helper, numpy_helper
 

@@ -8,7 +8,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from bisenet_deploy.errors import InputError
-from bisenet_deploy.export.deploy_module import DeployModule, find_input_convs, resize_scale
+from bisenet_deploy.export.deploy_module import (
+    DeployModule,
+    find_input_convs,
+    resize_scale,
+)
 from bisenet_deploy.export.pipeline import ExportOptions, export_onnx
 from bisenet_deploy.metadata import ExportInfo, ModelMetadata, build_record
 from bisenet_deploy.model import build_model
@@ -173,3 +177,12 @@ def test_the_real_networks_have_exactly_two_image_convolutions(arch):
     names = [n for n, _ in find_input_convs(build_model(arch, 19, aux=False))]
     assert len(names) == 2, names
     assert any(n.startswith("detail") for n in names)
+
+
+def test_half_on_the_module_computes_in_fp16_and_returns_fp32_logits(tiny):
+    """The torch runner may call `.half()` on the module: the input follows the network's dtype."""
+    module = DeployModule(tiny, _record(_meta())).half()
+    labels, logits = module(_pixels())
+    assert logits.dtype == torch.float32 and labels.dtype == torch.int32
+    ref = DeployModule(tiny, _record(_meta()))(_pixels())[1]
+    assert (logits - ref).abs().max() <= 2e-2 * ref.abs().max()

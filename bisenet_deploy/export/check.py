@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Set, Union
 
 from .targets import RESIZE_COORD_MODES, TargetRules, get_target
 
+
 def _dtype_name(elem_type: int) -> str:
     import onnx
 

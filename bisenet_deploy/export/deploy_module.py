@@ -92,7 +92,7 @@ class DeployModule(nn.Module):
         self.in_w, self.in_h = (int(v) for v in info.input_size)
         self.model_w, self.model_h = (int(v) for v in info.model_size)
         self.uint8_input = info.input_dtype == "uint8"
-        self.half = info.precision == "fp16" and _graph_is_fp16(info)
+        self.fp16 = info.precision == "fp16" and _graph_is_fp16(info)
         self.normalize = info.normalize == "in-graph"
         self.dynamic_batch = bool(info.batch.get("dynamic", False))
         self.num_classes = meta.num_classes
@@ -127,11 +127,16 @@ class DeployModule(nn.Module):
             self.register_buffer("mean", mean.view(1, 3, 1, 1))
             self.register_buffer("std", std.view(1, 3, 1, 1))
         self.flip = flip
-        self.net = net.half() if self.half else net
-        if self.half:
+        self.net = net.half() if self.fp16 else net
+        if self.fp16:
             for name, buf in list(self.named_buffers(recurse=False)):
                 if buf.is_floating_point():
                     setattr(self, name, buf.half())
+
+    def _compute_dtype(self) -> torch.dtype:
+        for param in self.net.parameters():
+            return param.dtype
+        return torch.float16 if self.fp16 else torch.float32
 
     def _resize(self, x: torch.Tensor, height: int, width: int) -> torch.Tensor:
         if (x.shape[-2], x.shape[-1]) == (height, width):
@@ -144,8 +149,10 @@ class DeployModule(nn.Module):
 
     def forward(self, image: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         x = image
-        if x.dtype != torch.float32 or self.half:
-            x = x.to(torch.float16 if self.half else torch.float32)
+        # compute in the network's dtype: FP16 for an FP16 graph, or after `.half()` (torch runner)
+        dtype = self._compute_dtype()
+        if x.dtype != dtype:
+            x = x.to(dtype)
         x = self._resize(x, self.model_h, self.model_w)
         if self.normalize:
             if self.folded:

@@ -19,8 +19,15 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import ExportError, InputError
-from ..metadata import CHANNEL_ORDERS, INPUT_DTYPES, NORMALIZE_MODES, OUTPUT_KINDS, ExportInfo, \
-    ModelMetadata, build_record
+from ..metadata import (
+    CHANNEL_ORDERS,
+    INPUT_DTYPES,
+    NORMALIZE_MODES,
+    OUTPUT_KINDS,
+    ExportInfo,
+    ModelMetadata,
+    build_record,
+)
 from .targets import DEFAULT_TARGET, TargetRules, validate_target_options
 
 log = logging.getLogger(__name__)
@@ -183,9 +190,12 @@ def torch_export(module: Any, info: ExportInfo, opset: int) -> Any:
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
-            torch.onnx.export(module, (example,), buffer, dynamo=False, opset_version=opset,
-                              input_names=[info.input_name], output_names=list(info.output_names),
-                              dynamic_axes=dynamic_axes, do_constant_folding=True)
+            # a BytesIO is accepted as the file argument (the stubs only name paths)
+            torch.onnx.export(
+                module, (example,), buffer,  # type: ignore[arg-type]
+                dynamo=False, opset_version=opset,
+                input_names=[info.input_name], output_names=list(info.output_names),
+                dynamic_axes=dynamic_axes, do_constant_folding=True)
     except Exception as exc:
         raise ExportError(f"torch.onnx.export failed at opset {opset}: {type(exc).__name__}: "
                           f"{exc}") from None
