@@ -58,13 +58,14 @@ class ParityReport:
     labels_identical_pct: float
     tolerance: Tolerance
     passed: bool
+    reference_classes: int = 0  # distinct classes in the reference labels (a degenerate map is weak proof)
 
     def summary(self) -> str:
         return (f"labels identical {self.labels_identical_pct:.4f}% (>= "
                 f"{self.tolerance.min_labels_identical_pct}%), logits max abs error "
                 f"{self.logits_max_abs_error:.3g}, relative error {self.logits_rel_error:.3g} "
                 f"(<= {self.tolerance.max_logits_rel_error:g}) [{self.graph_precision}, "
-                f"batch {self.batch}]")
+                f"batch {self.batch}, {self.reference_classes} classes in the reference]")
 
     def to_dict(self) -> Dict[str, Any]:
         return {
@@ -74,6 +75,7 @@ class ParityReport:
             "logits_rel_error": self.logits_rel_error,
             "logits_max_abs_reference": self.logits_max_abs_reference,
             "labels_identical_pct": self.labels_identical_pct,
+            "reference_classes": self.reference_classes,
             "tolerance": {"min_labels_identical_pct": self.tolerance.min_labels_identical_pct,
                           "max_logits_rel_error": self.tolerance.max_logits_rel_error},
             "passed": self.passed,
@@ -172,7 +174,8 @@ def check_parity(torch_model: Any, record: Dict[str, Any], onnx_model: Any, *,
     passed = identical >= tolerance.min_labels_identical_pct and \
         (not np.isnan(rel) and rel <= tolerance.max_logits_rel_error)
     report = ParityReport(graph_precision, batch, tuple(image.shape), max_abs, rel, ref_max,
-                          identical, tolerance, passed)
+                          identical, tolerance, passed,
+                          reference_classes=int(np.unique(ref_labels).size))
     log.info("parity vs PyTorch: %s", report.summary())
     if not passed and raise_on_failure:
         raise ParityError(
