@@ -249,3 +249,17 @@ def test_parse_failure_names_node_and_fix(onnx_dynamic, tmp_path):
     assert "node 2 'div_std' (Div): Resize scales must be an initializer!" in msg
     assert "--target trt8.2" in msg
     assert not os.path.exists(str(tmp_path / "o"))
+
+
+def test_int8_without_pycuda_refused_before_any_work(onnx_dynamic, tmp_path, monkeypatch):
+    import sys
+
+    from bisenet_deploy.errors import MissingDependencyError
+    monkeypatch.setitem(sys.modules, "pycuda", None)
+    monkeypatch.setitem(sys.modules, "pycuda.driver", None)
+    path, rec = onnx_dynamic
+    calls = []
+    with pytest.raises(MissingDependencyError, match="pip install pycuda"):
+        build_engine(path, rec, BuildOptions(precision="int8", calib_images=str(tmp_path)),
+                     trt=fake_tensorrt((10, 3), calls), gpu=A10)
+    assert calls == []

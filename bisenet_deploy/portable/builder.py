@@ -30,7 +30,8 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Tuple  # noqa: F401 - type comments
 
-from .calibrator import CalibrationBatches, list_calibration_images, make_entropy_calibrator
+from .calibrator import (CalibrationBatches, list_calibration_images, make_entropy_calibrator,
+                         require_pycuda)
 from .engine_paths import (default_calibration_cache_path, default_engine_path,
                            default_timing_cache_path, sidecar_path)
 from .errors import EngineError, InputError, UserError
@@ -611,6 +612,7 @@ def build_engine(onnx_path, record, options, trt=None, gpu=None):
                 raise InputError("INT8 calibration needs the ONNX's bisenet_deploy metadata to "
                                  "prepare images exactly as the engine is fed: export with "
                                  "`bisenet-export onnx`")
+            require_pycuda()
             calib_cache = options.calib_cache or default_calibration_cache_path(engine_path)
             if options.calib_images:
                 paths = list_calibration_images(options.calib_images)
@@ -680,13 +682,12 @@ def build_engine(onnx_path, record, options, trt=None, gpu=None):
 
     # 4. build
     with steps.step("build (TensorRT %s, %s)" % (version_string(version), decision.precision)):
-        scope = _cuda_scope(calibrator is not None, options.gpu_index)
-        try:
-            with scope:
+        with _cuda_scope(calibrator is not None, options.gpu_index):
+            try:
                 engine_bytes = _build_serialized(builder, network, config)
-        finally:
-            if calibrator is not None:
-                calibrator.free()
+            finally:
+                if calibrator is not None:
+                    calibrator.free()  # inside the context its buffer was allocated in
         if engine_bytes is None:
             raise EngineError("TensorRT could not build the engine (see TensorRT's messages above; "
                               "re-run with --verbose for its full log). Out of memory? try a "
