@@ -9,7 +9,7 @@ equal the public checkpoints' exactly (383 keys for 19 classes with aux heads).
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import List, Optional
 
 import torch
 from torch import nn
@@ -137,7 +137,7 @@ class SegmentHead(nn.Module):
 def build(num_classes: int = 19, aux: bool = True,
           head_mid_channels: Optional[int] = None) -> BiSeNetV2Net:
     mid = 1024 if head_mid_channels is None else int(head_mid_channels)
-    aux_heads = None
+    aux_heads: Optional[List[nn.Module]] = None
     if aux:
         aux_heads = [SegmentHead(16, 128, num_classes, 4, aux=True),
                      SegmentHead(32, 128, num_classes, 8, aux=True),

@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections import OrderedDict
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def _stage_of(name: str) -> Optional[str]:
     return None
 
 
-def count_macs(model, width: int, height: int, batch: int = 1) -> Dict[str, object]:
+def count_macs(model, width: int, height: int, batch: int = 1) -> Dict[str, Any]:
     """Per-stage MACs, parameters and output shapes of `model` (left unchanged) for one forward.
 
     Returns {"total_macs": int, "other_macs": int (outside the named stages), "params": int,
@@ -98,10 +98,10 @@ def count_macs(model, width: int, height: int, batch: int = 1) -> Dict[str, obje
         work, device = copy.deepcopy(model), "cpu"
     work.eval()
 
-    stages: Dict[str, Dict[str, object]] = OrderedDict(
+    stages: Dict[str, Dict[str, Any]] = OrderedDict(
         (s, {"macs": 0, "params": 0, "output_shape": None}) for s in STAGES)
     totals = {"all": 0, "other": 0}
-    handles: List[object] = []
+    handles: List[Any] = []
     modules = dict(work.named_modules())
 
     for name, module in modules.items():

@@ -148,6 +148,8 @@ class BiSeNetV2Net(nn.Module):
         super().__init__()
         self.arch = arch
         self.num_classes = int(num_classes)
+        self.alpha: float = 1.0  # width multiplier (paper variants; Table 5)
+        self.depth: float = 1.0  # depth multiplier
         self.detail = detail
         self.segment = segment
         self.bga = bga
@@ -163,8 +165,9 @@ class BiSeNetV2Net(nn.Module):
         feat2, feat3, feat4, feat5_4, feat_s = self.segment(x)
         logits = self.head(self.bga(feat_d, feat_s))
         if self.training and self.has_aux:
-            return (logits, self.aux2(feat2), self.aux3(feat3), self.aux4(feat4),
-                    self.aux5_4(feat5_4))
+            heads = [getattr(self, name) for name in self.AUX_NAMES]
+            return (logits,) + tuple(head(feat) for head, feat in
+                                     zip(heads, (feat2, feat3, feat4, feat5_4)))
         return logits
 
     def extra_repr(self) -> str:

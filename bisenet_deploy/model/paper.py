@@ -100,7 +100,9 @@ class ContextEmbedding(nn.Module):
         return self.conv_last(x + context)
 
 
-def ge_stage(cin: int, rows: Sequence[Tuple[int, int, int]], alpha: float, depth: float) -> Tuple[nn.Sequential, int]:
+def ge_stage(cin: int, rows: Sequence[Tuple[int, int, int]], alpha: float,
+             depth: float) -> Tuple[nn.Sequential, int]:
+    """One semantic stage from Table 1 rows; returns the stage and its output width."""
     layers: List[nn.Module] = []
     for channels, stride, repeats in rows:
         cout = scale_channels(channels, alpha)
@@ -185,7 +187,7 @@ def build(num_classes: int = 19, aux: bool = True, head_mid_channels: Optional[i
     if semantic.out_channels[-1] != c_detail:
         raise ValueError("detail and semantic outputs must have the same width")
     mid = scale_channels(DEFAULT_HEAD_MID, alpha) if head_mid_channels is None else int(head_mid_channels)
-    aux_heads = None
+    aux_heads: Optional[List[nn.Module]] = None
     if aux:
         aux_mid = scale_channels(AUX_HEAD_MID, alpha)
         aux_heads = [SegmentHead(c, aux_mid, num_classes, up)
