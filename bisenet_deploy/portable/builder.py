@@ -756,7 +756,7 @@ def _options_record(options, decision, cache_path, calib_cache, calib):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python3 -m portable.builder",
+        prog="python3 -m %s.builder" % (__package__ or "portable"),
         description="Build a TensorRT engine from a bisenet-deploy ONNX (portable builder).")
     parser.add_argument("onnx")
     group = parser.add_mutually_exclusive_group()
