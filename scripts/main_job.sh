@@ -69,7 +69,7 @@ model_args=(--onnx "$ONNX")
 gpu_backends=()
 if has_tensorrt; then
     echo "== bisenet-build-engine -> $ENGINE"
-    build_args=(--onnx "$ONNX" -o "$ENGINE")
+    build_args=("$ONNX" -o "$ENGINE")
     [ "$PRECISION" = "fp16" ] && build_args+=(--fp16)
     bisenet-build-engine "${build_args[@]}"
     model_args+=(--engine "$ENGINE")
