@@ -16,6 +16,7 @@ import logging
 import os
 import sys
 
+from .. import __version__
 from ..errors import EngineError, InputError, MissingDependencyError
 from .common import add_logging_args, batch_profile_arg, run_cli
 
@@ -121,7 +122,8 @@ def _options(args):
         timing_cache=args.timing_cache, batch=args.batch, opt_level=args.opt_level,
         calib_images=args.calib_images, calib_cache=args.calib_cache,
         calib_batch_size=args.calib_batch, calib_max_images=args.calib_max_images,
-        verbose=args.verbose > 0, gpu_index=args.gpu, use_timing_cache=not args.no_timing_cache)
+        verbose=args.verbose > 0, gpu_index=args.gpu, use_timing_cache=not args.no_timing_cache,
+        toolkit_version=__version__)
 
 
 def _run(args):

@@ -59,7 +59,8 @@ class BuildOptions(object):
     def __init__(self, precision=None, output=None, workspace_mib=None, timing_cache=None,
                  batch=None, opt_level=None, calib_images=None, calib_cache=None,
                  calib_batch_size=None, calib_max_images=None, verbose=False,
-                 engines_root="engines", gpu_index=0, use_timing_cache=True):
+                 engines_root="engines", gpu_index=0, use_timing_cache=True,
+                 toolkit_version=None):
         self.precision = precision
         self.output = output
         self.workspace_mib = workspace_mib
@@ -74,6 +75,8 @@ class BuildOptions(object):
         self.engines_root = engines_root
         self.gpu_index = int(gpu_index)
         self.use_timing_cache = bool(use_timing_cache)
+        #: the bisenet-deploy version doing the build (the desktop CLI passes its own)
+        self.toolkit_version = toolkit_version
 
     def as_dict(self):
         return dict((k, list(v) if isinstance(v, tuple) else v) for k, v in vars(self).items())
@@ -706,7 +709,8 @@ def build_engine(onnx_path, record, options, trt=None, gpu=None):
             features.generation, gpu.as_dict(), decision.precision, io, profiles, onnx_path,
             sha256_bytes(onnx_bytes), record, _options_record(options, decision, cache_path,
                                                               calib_cache, calib),
-            seconds, toolkit_version=(record or {}).get("toolkit_version"),
+            seconds, toolkit_version=options.toolkit_version or (record or {}).get(
+                "toolkit_version"),
             precision_decision=decision.as_dict(),
             built_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         with atomic_output(engine_path) as tmp:
