@@ -137,6 +137,14 @@ def jetson_info():
     return info
 
 
+def load_average():
+    """1/5/15-minute load averages (a busy machine explains noisy timings), or None."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
 def collect_environment(threads=None, extra=None):
     """The environment section of a report. `threads`: the thread setting the run used."""
     env = {
@@ -157,6 +165,11 @@ def collect_environment(threads=None, extra=None):
     torch = sys.modules.get("torch")
     if torch is not None:
         env["torch_cuda_build"] = getattr(getattr(torch, "version", None), "cuda", None)
+        try:
+            env["torch_threads"] = int(torch.get_num_threads())
+        except Exception:  # pragma: no cover
+            env["torch_threads"] = None
+    env["load_average"] = load_average()
     env["jetson"] = jetson_info()
     if extra:
         env.update(extra)

@@ -170,9 +170,19 @@ def _engine_sidecar(entries, engine):
         return None
 
 
+def _busy_note(load_before, env):
+    """A note when the machine had more runnable work than cores around the run, else None."""
+    cores = (env.get("cpu") or {}).get("affinity") or (env.get("cpu") or {}).get("logical_cores")
+    loads = [v[0] for v in (load_before, env.get("load_average")) if v]
+    if not cores or not loads or max(loads) <= cores:
+        return None
+    return ("note: load average %.1f on %d cores around this run: other work competed for the "
+            "CPU, so these timings are pessimistic" % (max(loads), cores))
+
+
 def _run(args):
     from ..bench import report as rep
-    from ..bench.environment import collect_environment
+    from ..bench.environment import collect_environment, load_average
     from ..bench.harness import load_image
     from ..bench.session import default_warmup, exit_code_for, run_benchmarks
     from ..portable.timing_stats import format_summary
@@ -180,6 +190,7 @@ def _run(args):
     _check_args(args)
     backends = _requested_backends(args)
     image = load_image(args.image) if args.image else None
+    load_before = load_average()
     warmup = default_warmup(args.iters) if args.warmup is None else args.warmup
     entries, record, source = run_benchmarks(
         backends, make_opener(args), iters=args.iters, warmup=warmup, batch=args.batch,
@@ -196,7 +207,7 @@ def _run(args):
                     "timing compares, its outputs do not" % e["backend"])
             e["warnings"].append(note)
             print("note: " + note, file=sys.stderr)
-    env = collect_environment(threads=args.threads)
+    env = collect_environment(threads=args.threads, extra={"load_average_before": load_before})
     timed = rep.describe_timed(record, source, args.batch)
     model_meta = record.get("model", {})
     report = rep.build_report(
@@ -221,6 +232,9 @@ def _run(args):
                 print(format_summary(e["device_ms"], "%s device compute" % e["backend"]))
     print()
     print(rep.format_table(report))
+    busy = _busy_note(load_before, env)
+    if busy:
+        print(busy)
     if model_meta.get("weights") == "random-init":
         print("note: random-init weights (speed is representative, labels are not)")
     if not args.no_json:
