@@ -228,3 +228,12 @@ def test_cli_bad_options_are_one_line_errors(exported, capsys):
     assert "unknown limit" in capsys.readouterr().err
     assert main(["--against", f"onnxruntime:{d / 'missing.onnx'}", "-q"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_reference_without_checkpoint_for_trained_graph_is_refused():
+    from bisenet_deploy.evaluation.backends import ModelSource
+
+    record = {"model": {"arch": "bisenetv2", "num_classes": 19, "weights": "checkpoint"},
+              "export": {}}
+    with pytest.raises(InputError, match="pass the checkpoint it was exported from"):
+        ModelSource().open(parse_spec("torch"), record)

@@ -134,3 +134,26 @@ def test_bad_inputs(exported, tmp_path, capsys):
     assert main(["--onnx", onnx_path, str(broken), "-o", str(tmp_path / "o2"), "-q"]) == 2
     assert "cannot read image" in capsys.readouterr().err
     assert not (tmp_path / "o2" / "broken_labels.png").exists()
+
+
+def test_video_to_mp4_with_opencv(exported, tmp_path, capsys):
+    cv2 = pytest.importorskip("cv2", reason="OpenCV not installed (pip install "
+                                            "opencv-python-headless): video is optional")
+    from bisenet_deploy.cli.predict_main import main
+
+    d, ckpt, onnx_path, images = exported
+    video = str(tmp_path / "drive.mp4")
+    writer = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (128, 64))
+    for i in range(4):
+        writer.write(np.ascontiguousarray(synthetic_image(128, 64, seed=i)[:, :, ::-1]))
+    writer.release()
+    out = tmp_path / "out"
+    assert main(["--onnx", onnx_path, video, "-o", str(out), "--max-frames", "3", "-q"]) == 0
+    assert "frame 2" in capsys.readouterr().out
+    for name in ("drive_overlay.mp4", "drive_labels.mp4"):
+        cap = cv2.VideoCapture(str(out / name))
+        frames = 0
+        while cap.read()[0]:
+            frames += 1
+        cap.release()
+        assert frames == 3

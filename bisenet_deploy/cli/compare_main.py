@@ -83,6 +83,19 @@ def _load_images(paths, limit):
     return [read_image(f) for f in files]
 
 
+def _torch_candidate_record(source, spec, args):
+    """The graph a torch backend under test runs: the --onnx's, else the default export's."""
+    from ..evaluation.backends import record_for_reference
+
+    if args.onnx:
+        from ..export.onnx_metadata import read_record
+
+        record = read_record(args.onnx)
+    else:
+        record = source.torch_record(spec, (2048, 1024), (1024, 512))
+    return record_for_reference(record)  # both outputs; precision is the runner's option
+
+
 def _run(args):
     from ..errors import InputError, ParityError
     from ..evaluation import compare as cmp
@@ -104,11 +117,10 @@ def _run(args):
     with contextlib.ExitStack() as stack:
         candidates = []
         for spec in specs:
-            if spec.family == "torch":
-                raise InputError(f"--against {spec.text}: torch is the reference; compare torch-"
-                                 f"cuda or a different precision with an ONNX's record via "
-                                 f"--reference onnxruntime:PATH --against torch-cuda")
-            runner = stack.enter_context(source.open(spec))
+            record = None
+            if spec.family == "torch":  # PyTorch under test (e.g. torch-cuda@fp16)
+                record = _torch_candidate_record(source, spec, args)
+            runner = stack.enter_context(source.open(spec, record))
             candidates.append(cmp.Candidate(spec.text, runner, spec.precision))
 
         if ref_spec.family == "torch":

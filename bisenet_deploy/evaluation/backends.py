@@ -114,7 +114,7 @@ class ModelSource:
         self.dataset = dataset
         self.num_classes = num_classes
         self.threads = threads
-        self._loaded = {}
+        self._loaded: Dict[Any, Any] = {}
 
     @classmethod
     def from_args(cls, args) -> "ModelSource":
@@ -123,15 +123,25 @@ class ModelSource:
                    getattr(args, "dataset", None), getattr(args, "num_classes", None),
                    getattr(args, "threads", None))
 
-    def loaded(self, checkpoint: Optional[str]):
-        """(model, ModelMetadata) of a checkpoint (None: seeded random weights), cached."""
-        if checkpoint not in self._loaded:
+    def loaded(self, checkpoint: Optional[str], like: Optional[Dict[str, Any]] = None):
+        """(model, ModelMetadata) of a checkpoint, cached.
+
+        Without a checkpoint: seeded random weights (the seed `bisenet-export onnx` uses), with
+        the architecture and classes of `like` (a graph's model metadata) unless given.
+        """
+        arch, dataset, num_classes = self.arch, self.dataset, self.num_classes
+        if checkpoint is None and like:
+            arch = arch or like.get("arch")
+            num_classes = num_classes or like.get("num_classes")
+            if dataset is None and like.get("dataset") not in (None, "custom"):
+                dataset = like.get("dataset")
+        key = (checkpoint, arch, dataset, num_classes)
+        if key not in self._loaded:
             from ..checkpoint import load_model
 
-            lm = load_model(checkpoint, arch=self.arch, dataset=self.dataset,
-                            num_classes=self.num_classes)
-            self._loaded[checkpoint] = (lm.model, lm.metadata)
-        return self._loaded[checkpoint]
+            lm = load_model(checkpoint, arch=arch, dataset=dataset, num_classes=num_classes)
+            self._loaded[key] = (lm.model, lm.metadata)
+        return self._loaded[key]
 
     def torch_record(self, spec: BackendSpec, input_size, model_size, output="labels"):
         """The record for a torch spec's graph at these sizes (the default export's settings)."""
@@ -160,8 +170,13 @@ class ModelSource:
             return open_runner(spec.backend, onnx=path, **options)
         if record is None:
             raise InputError(f"{spec.text}: internal: a torch runner needs the graph record")
-        model, meta = self.loaded(path)
         wanted = (record.get("model") or {})
+        model, meta = self.loaded(path, wanted)
+        if wanted.get("weights") == "checkpoint" and meta.weights == "random-init":
+            raise InputError(
+                f"{spec.text}: the graph was exported from trained weights but no --checkpoint "
+                f"was given, so PyTorch would run random weights: pass the checkpoint it was "
+                f"exported from")
         if wanted.get("num_classes") not in (None, meta.num_classes):
             raise InputError(
                 f"{spec.text}: the PyTorch model has {meta.num_classes} classes but the graph "

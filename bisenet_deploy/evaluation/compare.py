@@ -240,7 +240,8 @@ def compare(reference, candidates: Sequence[Candidate], images: Iterable[np.ndar
             if keep_worst:
                 diff = int((ref_labels != out_labels).sum())
                 if worst is None or diff > worst["differing"]:
-                    worst = {"index": i, "differing": diff, "image": images[i],
+                    worst = {"index": i, "differing": diff,
+                             "image": _at_size(images[i], ref_labels.shape[1:]),
                              "reference": ref_labels[0], "labels": out_labels[0]}
         limits = tol_mod.resolve(cand.precision, overrides)
         outputs: Dict[str, Any] = {}
@@ -278,6 +279,16 @@ def compare(reference, candidates: Sequence[Candidate], images: Iterable[np.ndar
         "passed": all_passed,
         "backends": backends,
     }
+
+
+def _at_size(image: np.ndarray, shape) -> np.ndarray:
+    """The image at the label maps' size (the graph input size), for plotting side by side."""
+    from ..portable.preprocess import resize_bilinear
+
+    h, w = int(shape[0]), int(shape[1])
+    if image.shape[:2] == (h, w):
+        return image
+    return np.clip(np.rint(resize_bilinear(image, w, h)), 0, 255).astype(np.uint8)
 
 
 def _failure_text(check: Dict[str, Any]) -> str:
