@@ -396,10 +396,11 @@ def device_cli(built, monkeypatch, tmp_path):
     class OrtStandIn(runner_base.Runner):
         backend = "onnxruntime (stand-in for tensorrt)"
 
-        def __init__(self, engine_path, zero_copy=False):
+        def __init__(self, engine_path, zero_copy=False, use_cuda_graph=False):
             super().__init__()
             self.engine_path = engine_path
             self.zero_copy = zero_copy
+            self.use_cuda_graph = use_cuda_graph
             self.metadata = record
             opened.append(self)
 
@@ -469,7 +470,7 @@ def test_device_predict_and_bench(device_cli, capsys, tmp_path):
 
     report_path = str(tmp_path / "bench.json")
     assert jetson_run.main(["bench", "--iters", "12", "--warmup", "2", "--json", report_path,
-                            "--quiet", "--zero-copy"]) == 0
+                            "--quiet", "--zero-copy", "--cuda-graph"]) == 0
     text = capsys.readouterr().out
     assert "end-to-end (host input -> host labels): 12 calls, batch 1" in text
     assert "device compute (CUDA events): 12 calls" in text
@@ -480,6 +481,7 @@ def test_device_predict_and_bench(device_cli, capsys, tmp_path):
     assert report["end_to_end"]["count"] == 12 and report["iterations"] == 12
     assert report["device_compute"]["mean_ms"] == pytest.approx(2.0)
     assert report["zero_copy"] is True and opened[-1].zero_copy is True
+    assert report["cuda_graph"] is True and opened[-1].use_cuda_graph is True
     assert report["record"]["export"]["target"] == "trt8.2"
     assert "power" in report["environment"]
 
@@ -617,3 +619,99 @@ def test_verify_and_check_run_without_numpy(built):
     assert out.returncode == 1
     assert "BAD  numpy" in out.stdout and "setup_jetson.sh" in out.stdout
     assert "Traceback" not in out.stderr
+
+
+def fake_cv2(frames, gstreamer="YES (1.14.5)"):
+    """Just enough of OpenCV for demo.py's loop: captures hand out `frames`, writers keep them."""
+    import types
+
+    cv2 = types.ModuleType("cv2")
+    cv2.INTER_LINEAR, cv2.CAP_GSTREAMER, cv2.FONT_HERSHEY_SIMPLEX = 1, 1800, 0
+    cv2.opened, cv2.written, cv2.resized = [], [], []
+
+    class VideoCapture:
+        def __init__(self, source, api=None):
+            cv2.opened.append((source, api))
+            self.frames = list(frames)
+
+        def isOpened(self):
+            return True
+
+        def read(self):
+            return (True, self.frames.pop(0)) if self.frames else (False, None)
+
+        def release(self):
+            pass
+
+    class VideoWriter:
+        def __init__(self, path, fourcc, fps, size):
+            self.size = size
+
+        def isOpened(self):
+            return True
+
+        def write(self, frame):
+            assert (frame.shape[1], frame.shape[0]) == tuple(self.size)
+            cv2.written.append(frame.copy())
+
+        def release(self):
+            pass
+
+    def resize(image, size, interpolation=None):
+        cv2.resized.append((image.shape, size))
+        ys = np.linspace(0, image.shape[0] - 1, size[1]).astype(int)
+        xs = np.linspace(0, image.shape[1] - 1, size[0]).astype(int)
+        return np.ascontiguousarray(image[ys][:, xs])
+
+    cv2.VideoCapture, cv2.VideoWriter, cv2.resize = VideoCapture, VideoWriter, resize
+    cv2.addWeighted = lambda a, wa, b, wb, g: np.clip(
+        a * wa + b * wb + g + 0.5, 0, 255).astype(np.uint8)
+    cv2.putText = lambda *args, **kwargs: None
+    cv2.VideoWriter_fourcc = lambda *code: 0
+    cv2.getBuildInformation = lambda: "  Video I/O:\n    GStreamer:  %s\n" % gstreamer
+    cv2.imshow = cv2.destroyAllWindows = lambda *args: None
+    cv2.waitKey = lambda delay: -1
+    return cv2
+
+
+def test_demo_segments_a_video_into_an_overlay(device_cli, monkeypatch, tmp_path, capsys):
+    from bisenet_deploy.synthetic import synthetic_image
+
+    jetson_run, folder, opened, builds = device_cli
+    assert jetson_run.main(["build", "--no-parity"]) == 0
+    frames = [np.ascontiguousarray(synthetic_image(320, 180, seed=s)[:, :, ::-1])
+              for s in range(3)]
+    cv2 = fake_cv2(frames)
+    monkeypatch.setitem(sys.modules, "cv2", cv2)
+    demo = __import__("demo")
+    video = tmp_path / "street.mp4"
+    video.write_bytes(b"not decoded by the fake")
+    rc = demo.main(["--video", str(video), "--no-display", "--output", str(tmp_path / "o.mp4"),
+                    "--max-frames", "2"])
+    assert rc == 0
+    assert cv2.opened == [(str(video), None)]
+    assert len(cv2.written) == 2
+    assert cv2.written[0].shape == (INPUT[1], INPUT[0], 3)  # frames brought to the input size
+    assert cv2.resized[0] == ((180, 320, 3), INPUT)
+    assert "2 frames in" in capsys.readouterr().out
+    # the overlay really carries the class colours: not the plain frame
+    assert not np.array_equal(cv2.written[0], cv2.resize(frames[0], INPUT))
+
+
+def test_demo_camera_pipelines_and_missing_gstreamer(device_cli, monkeypatch, capsys):
+    jetson_run, folder, opened, builds = device_cli
+    assert jetson_run.main(["build", "--no-parity"]) == 0
+    cv2 = fake_cv2([])
+    monkeypatch.setitem(sys.modules, "cv2", cv2)
+    demo = __import__("demo")
+    assert demo.main(["--camera", "csi", "--sensor-id", "1", "--no-display"]) == 0
+    pipeline, api = cv2.opened[-1]
+    assert api == cv2.CAP_GSTREAMER and pipeline.startswith("nvarguscamerasrc sensor-id=1")
+    # the hardware converter scales straight to the graph's input size
+    assert "width=(int)%d, height=(int)%d, format=(string)BGRx" % INPUT in pipeline
+    assert demo.main(["--camera", "usb", "--device", "/dev/video3", "--no-display"]) == 0
+    assert cv2.opened[-1][0].startswith("v4l2src device=/dev/video3")
+
+    monkeypatch.setitem(sys.modules, "cv2", fake_cv2([], gstreamer="NO"))
+    assert demo.main(["--camera", "csi", "--no-display"]) == 4
+    assert "without GStreamer" in capsys.readouterr().err

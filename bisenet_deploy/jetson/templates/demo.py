@@ -91,7 +91,7 @@ def resize_nearest(image, width, height):
 
 def overlay(frame, colours, alpha=0.5):
     """Blend the colour map over the frame (both H x W x 3 uint8, same channel order)."""
-    if not 0.0 <= alpha <= 1.0:
+    if not 0.0 <= alpha <= 1.0:  # also checked for the live loop in main()
         raise InputError("--alpha must be within 0..1, got %s" % alpha)
     colours = resize_nearest(colours, frame.shape[1], frame.shape[0])
     mixed = frame.astype(np.float32) * (1.0 - alpha) + colours.astype(np.float32) * alpha
@@ -186,7 +186,9 @@ def write_prediction(out_dir, name, image_rgb, labels, palette):
 
 # -- the live loop ---------------------------------------------------------------------------------
 
-def open_capture(args):
+def open_capture(args, input_size):
+    """cv2.VideoCapture of the video file, camera or pipeline. A CSI camera's frames are scaled to
+    the graph's input size by the Jetson's hardware converter (nvvidconv), not on the CPU."""
     cv2 = import_cv2()
     if args.video:
         if not os.path.isfile(args.video):
@@ -198,12 +200,13 @@ def open_capture(args):
             pipeline = args.pipeline
         elif args.camera == "csi":
             pipeline = csi_pipeline(args.sensor_id, args.capture_width, args.capture_height,
-                                    args.framerate, flip_method=args.flip_method)
+                                    args.framerate, width=input_size[0], height=input_size[1],
+                                    flip_method=args.flip_method)
         else:
             pipeline = usb_pipeline(args.device, args.capture_width, args.capture_height,
                                     args.framerate)
         info = cv2.getBuildInformation()
-        gst_line = [l for l in info.splitlines() if "GStreamer" in l]
+        gst_line = [line for line in info.splitlines() if "GStreamer" in line]
         if gst_line and "YES" not in gst_line[0]:
             raise MissingDependencyError(
                 "this OpenCV was built without GStreamer (%s): use JetPack's own OpenCV "
@@ -221,31 +224,35 @@ def open_capture(args):
 
 
 def run(args):
-    sys.path.insert(0, BUNDLE_DIR)
     import jetson_run
     cv2 = import_cv2()
     manifest = jetson_run.load_manifest()
     _, record = jetson_run.model_paths(manifest)
     engine_path = jetson_run.find_engine(manifest, args.engine)
-    palette = record["model"]["palette"]
-    palette_bgr = [list(reversed(c)) for c in palette]
-    cap = open_capture(args)
+    input_size = tuple(int(v) for v in record["export"]["input_size"])
+    cap = open_capture(args, input_size)
     writer = None
     frames, started = 0, time.time()
     fps = 0.0
     try:
         with jetson_run.open_runner(engine_path, zero_copy=args.zero_copy) as runner:
             rec = jetson_run.runner_record(runner, record)
+            palette_bgr = [list(reversed(c)) for c in rec["model"]["palette"]]
             while args.max_frames <= 0 or frames < args.max_frames:
                 ok, frame = cap.read()
                 if not ok or frame is None:
                     break
                 t0 = time.perf_counter()
+                if (frame.shape[1], frame.shape[0]) != input_size:
+                    # the TX2's CPU is slow for prepare_input's exact numpy resize of every
+                    # frame; OpenCV's bilinear resize samples the same half-pixel grid
+                    frame = cv2.resize(frame, input_size, interpolation=cv2.INTER_LINEAR)
                 batch = prepare_input(frame, rec, image_channel_order="bgr")
                 labels = runner.infer(batch)["labels"][0]
                 dt = time.perf_counter() - t0
                 fps = 1.0 / dt if fps == 0.0 else 0.9 * fps + 0.1 / dt
-                shown = overlay(frame, colorize(labels, palette_bgr), args.alpha)
+                colours = colorize(labels, palette_bgr)
+                shown = cv2.addWeighted(frame, 1.0 - args.alpha, colours, args.alpha, 0.0)
                 cv2.putText(shown, "%.1f FPS (%.1f ms)" % (fps, dt * 1000.0), (10, 30),
                             cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2)
                 if args.output:
@@ -299,7 +306,10 @@ def build_parser():
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not 0.0 <= args.alpha <= 1.0:
+        parser.error("--alpha must be within 0..1")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if not args.no_display and not os.environ.get("DISPLAY"):
         log.warning("no DISPLAY: showing no window (run on the Jetson's desktop, or pass "

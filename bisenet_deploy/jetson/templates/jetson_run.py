@@ -235,10 +235,11 @@ def find_engine(manifest, requested=None):
                     % os.path.join(BUNDLE_DIR, "engines"))
 
 
-def open_runner(engine_path, zero_copy=False):
+def open_runner(engine_path, zero_copy=False, use_cuda_graph=False):
     """The bundle's TensorRT runner (pycuda), with the sidecar checks of the desktop runtime."""
     from bisenet_trt import trt_runner
-    return trt_runner.TensorRTRunner(engine_path, zero_copy=zero_copy)
+    return trt_runner.TensorRTRunner(engine_path, zero_copy=zero_copy,
+                                     use_cuda_graph=use_cuda_graph)
 
 
 def runner_record(runner, fallback):
@@ -441,7 +442,8 @@ def cmd_bench(args):
     iters, warmup = int(args.iters), int(args.warmup)
     if iters < 1 or warmup < 0:
         raise InputError("--iters must be >= 1 and --warmup >= 0")
-    with open_runner(engine_path, zero_copy=args.zero_copy) as runner:
+    with open_runner(engine_path, zero_copy=args.zero_copy,
+                     use_cuda_graph=args.cuda_graph) as runner:
         rec = runner_record(runner, record)
         batches = [prepare_input([np.ascontiguousarray(v)] * args.batch, rec) for v in variants]
         for i in range(warmup):
@@ -471,7 +473,7 @@ def cmd_bench(args):
     dev_stats = timing_stats.summarize(device, batch=args.batch) if device else None
     export = record["export"]
     print("bisenet-deploy Jetson bench: %s" % os.path.basename(engine_path))
-    print("runner: %s%s" % (describe, ", zero-copy" if args.zero_copy else ""))
+    print("runner: %s" % describe)
     print("input %dx%d -> network %dx%d, batch %d, %d iterations after %d warm-up"
           % (export["input_size"][0], export["input_size"][1], export["model_size"][0],
              export["model_size"][1], args.batch, iters, warmup))
@@ -489,6 +491,7 @@ def cmd_bench(args):
         "engine": os.path.relpath(engine_path, BUNDLE_DIR),
         "runner": describe,
         "zero_copy": bool(args.zero_copy),
+        "cuda_graph": bool(args.cuda_graph),
         "iterations": iters,
         "warmup": warmup,
         "batch": args.batch,
@@ -608,6 +611,8 @@ def build_parser():
     p.add_argument("--rotate", type=int, default=4, help="input buffers rotated (%(default)s)")
     p.add_argument("--zero-copy", action="store_true",
                    help="host-mapped buffers shared by CPU and GPU (no H2D/D2H copies)")
+    p.add_argument("--cuda-graph", action="store_true",
+                   help="capture the enqueue in a CUDA graph (less CPU launch overhead)")
     p.add_argument("--json", default=None, help="report path (default: benchmarks/...)")
     p.add_argument("--quiet", action="store_true", help="no progress counter")
     p.set_defaults(func=cmd_bench)
