@@ -1,4 +1,4 @@
-"""Fake runners and a fake clock for the benchmark tests (no model, no wall clock); no tests here."""
+"""Fake runners and a fake clock for the benchmark tests (no model, no wall clock); no tests."""
 
 import numpy as np
 

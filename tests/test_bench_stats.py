@@ -1,4 +1,4 @@
-"""Timing statistics and the timing loop, against fake runners with known latencies on a fake clock."""
+"""Timing statistics and the timing loop: fake runners with known latencies on a fake clock."""
 
 import math
 
@@ -157,3 +157,21 @@ def test_bad_iteration_counts_are_refused(iters, warmup):
     record = make_record()
     with FakeRunner(record) as runner, pytest.raises(InputError):
         time_runner(runner, _inputs(record), iters=iters, warmup=warmup, progress=False)
+
+
+def test_garbage_collector_is_paused_during_timing_and_restored():
+    import gc
+    record = make_record()
+    states = []
+
+    class Probe(FakeRunner):
+        def _infer(self, batch):
+            states.append(gc.isenabled())
+            return FakeRunner._infer(self, batch)
+
+    assert gc.isenabled()
+    with Probe(record, clock=FakeClock()) as runner:
+        time_runner(runner, _inputs(record), iters=3, warmup=1, record=record,
+                    clock=runner.clock, progress=False)
+    assert states == [True, True, False, False, False]  # warm-up and check, then timed calls
+    assert gc.isenabled()

@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 
 #: distributions whose versions every report lists (first installed name wins)
 PACKAGES = (
-    ("tensorrt", ("tensorrt", "tensorrt-cu12", "tensorrt-cu11", "tensorrt-lean", "nvidia-tensorrt")),
+    ("tensorrt", ("tensorrt", "tensorrt-cu12", "tensorrt-cu11", "tensorrt-lean",
+                  "nvidia-tensorrt")),
     ("pycuda", ("pycuda",)),
     ("onnxruntime", ("onnxruntime", "onnxruntime-gpu")),
     ("onnx", ("onnx",)),

@@ -1,4 +1,4 @@
-"""The one timing loop every backend goes through, so TensorRT, onnxruntime and PyTorch are timed alike.
+"""The one timing loop every backend goes through: TensorRT, onnxruntime and PyTorch timed alike.
 
 What one timed call is: ``runner.infer(batch)`` with a host numpy array already prepared in the
 graph's input format (size, dtype, channel order as the export metadata says), returning host
@@ -11,9 +11,12 @@ before timing, and are not included. Where the runner measures device compute ti
 Hygiene: ``warmup`` untimed calls first (lazy initialisation, autotuning, clocks ramping up), then
 one untimed call whose outputs are checked for NaN/garbage (a fast engine that returns garbage is
 not a result), then ``iters`` timed calls rotating among a few different input buffers so that
-caches cannot flatter the result by seeing the same bytes every time.
+caches cannot flatter the result by seeing the same bytes every time. Python's garbage collector
+is run once before and paused during the timed calls (as `timeit` does), so a collection does not
+land in one backend's numbers and not another's.
 """
 
+import gc
 import logging
 import sys
 import time
@@ -37,7 +40,7 @@ SYNTHETIC_SIZE = (2048, 1024)
 
 
 class BenchmarkError(UserError):
-    """A backend produced invalid outputs (NaN, labels out of range, wrong shape) or could not run."""
+    """A backend produced invalid outputs (NaN, labels out of range, wrong shape)."""
 
     exit_code = 3
 
@@ -167,7 +170,7 @@ def _progress(total, enabled, desc):
 
 
 def time_runner(runner, inputs, iters, warmup=10, record=None, clock=time.perf_counter,
-                progress=None, label=None):
+                progress=None, label=None, pause_gc=True):
     """Time `iters` calls of an active `runner` rotating through `inputs`; returns a result dict.
 
     `clock` returns seconds (injectable for tests). The dict holds ``latency_ms`` and, when the
@@ -193,6 +196,10 @@ def time_runner(runner, inputs, iters, warmup=10, record=None, clock=time.perf_c
     device = []
     bar = _progress(iters, progress, label)
     n = len(inputs)
+    gc_was_enabled = gc.isenabled()
+    if pause_gc:
+        gc.collect()
+        gc.disable()
     try:
         loop_start = clock()
         for i in range(iters):
@@ -208,6 +215,8 @@ def time_runner(runner, inputs, iters, warmup=10, record=None, clock=time.perf_c
                 bar.update(1)
         loop_s = clock() - loop_start
     finally:
+        if pause_gc and gc_was_enabled:
+            gc.enable()
         if bar is not None:
             bar.close()
 
@@ -217,6 +226,7 @@ def time_runner(runner, inputs, iters, warmup=10, record=None, clock=time.perf_c
         "warmup": warmup,
         "batch": batch,
         "buffers": n,
+        "gc_paused": bool(pause_gc),
         "latency_ms": latency,
         "device_ms": summarize(device, batch) if len(device) == iters else None,
         "loop_wall_s": loop_s,
