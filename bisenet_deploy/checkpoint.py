@@ -19,7 +19,7 @@ import re
 import struct
 from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Tuple
 
-from .datasets import DatasetInfo, get_dataset, resolve_dataset
+from .datasets import as_dataset_info, get_dataset, resolve_dataset
 from .errors import CheckpointError, InputError
 from .metadata import (
     METADATA_KEY,
@@ -150,11 +150,12 @@ def _random_model(arch, dataset, num_classes, seed) -> LoadedModel:
     import torch
 
     arch = arch or RANDOM_INIT_DEFAULT_ARCH
+    described = as_dataset_info(dataset)
     if num_classes is None:
         if dataset is None:
             num_classes = 19
-        elif isinstance(dataset, DatasetInfo):
-            num_classes = dataset.num_classes
+        elif described is not None:
+            num_classes = described.num_classes
         else:  # a preset name; "custom" without a class count is an InputError here
             num_classes = get_dataset(str(dataset)).num_classes
     info = resolve_dataset(dataset, num_classes)

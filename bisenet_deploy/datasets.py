@@ -33,6 +33,7 @@ __all__ = [
     "CITYSCAPES_ID_TO_TRAINID",
     "DATASETS",
     "DatasetInfo",
+    "as_dataset_info",
     "cityscapes_ids_to_trainids",
     "custom_dataset",
     "dataset_names",
@@ -388,10 +389,31 @@ def guess_dataset(num_classes: int) -> DatasetInfo:
     return get_dataset(canonical)
 
 
+def as_dataset_info(dataset) -> Optional[DatasetInfo]:
+    """`dataset` as a DatasetInfo when it already describes one (a DatasetInfo, a ModelMetadata or
+    a record's "model" dict, whose dataset name need not be a preset); None for names/None."""
+    if isinstance(dataset, DatasetInfo):
+        return dataset
+    from .metadata import ModelMetadata
+
+    if isinstance(dataset, dict) and "class_names" in dataset:
+        try:
+            dataset = ModelMetadata.from_dict(dataset)
+        except TypeError as exc:
+            raise InputError(f"incomplete model metadata ({exc})") from None
+    if isinstance(dataset, ModelMetadata):
+        return DatasetInfo.from_model_metadata(dataset)
+    return None
+
+
 def resolve_dataset(dataset, num_classes: int) -> DatasetInfo:
-    """A `DatasetInfo`, a dataset name or None (guess from `num_classes`) -> a matching DatasetInfo."""
+    """A dataset name, a `.json` path, a DatasetInfo/ModelMetadata/record "model" dict, or None
+    (guess from `num_classes`) -> a DatasetInfo with `num_classes` classes."""
     if dataset is None:
         return guess_dataset(num_classes)
+    described = as_dataset_info(dataset)
+    if described is not None:
+        dataset = described
     if isinstance(dataset, DatasetInfo):
         if dataset.num_classes != int(num_classes):
             raise InputError(f"dataset {dataset.name!r} has {dataset.num_classes} classes but the "

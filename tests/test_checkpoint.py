@@ -331,3 +331,13 @@ def test_safetensors_without_our_record_is_read_as_a_state_dict(tmp_path):
     assert meta.arch == COINCHEUNG_ARCH and meta.dataset == "ade20k"
     assert torch.equal(logits(loaded), logits(model))
     assert read_checkpoint_metadata(tmp_path / "converted.safetensors") is None
+
+
+def test_random_init_from_a_record_with_a_custom_dataset_name():
+    # e.g. a runner rebuilding "random weights shaped like the record's model"
+    info = __import__("bisenet_deploy.datasets", fromlist=["custom_dataset"]).custom_dataset(
+        3, ["bg", "crack", "spall"], name="bridge-defects")
+    record_model = info.to_model_metadata(COINCHEUNG_ARCH).to_dict()
+    _, meta = load_model(None, arch=COINCHEUNG_ARCH, dataset=record_model)
+    assert meta.dataset == "bridge-defects" and meta.class_names == ["bg", "crack", "spall"]
+    assert meta.num_classes == 3
