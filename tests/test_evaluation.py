@@ -402,6 +402,8 @@ def test_cli_eval_torch_and_onnxruntime_side_by_side(exported, capsys):
     assert ort["pixel_accuracy"] == pytest.approx(paper["pixel_accuracy"], abs=1e-9)
     assert report["images"] == 2 and report["num_classes"] == 19
     assert paper["pixels"] == sum(c["gt_pixels"] for c in paper["per_class"])
+    assert np.asarray(paper["confusion_matrix"]).sum() == paper["pixels"]
+    assert np.asarray(paper["confusion_matrix"]).shape == (19, 19)
     assert "mIoU vs torch (paper)" in text and "road" in text
 
 

@@ -52,6 +52,9 @@ def build_parser():
     p.add_argument("--network-size", type=size_arg, metavar="WxH",
                    help="PyTorch backends: run the network at this size instead of the "
                         "protocol's (multiples of 32)")
+    p.add_argument("--ignore-index", type=int, metavar="ID",
+                   help="folders layout: the label value to ignore (default: the model's, "
+                        "normally 255); the cityscapes layout always ignores 255 after mapping")
     p.add_argument("--limit", type=int, metavar="N", help="evaluate only the first N images")
     p.add_argument("--json", metavar="PATH", help="write the report (confusion-derived metrics) "
                                                   "as JSON")
@@ -118,11 +121,17 @@ def _run(args):
         if not num_classes:
             raise InputError(f"{targets[0].label}: the model's metadata does not say how many "
                              f"classes it predicts")
+        if args.layout == "cityscapes":
+            ignore_index = 255
+        elif args.ignore_index is not None:
+            ignore_index = args.ignore_index
+        else:
+            ignore_index = int(model.get("ignore_index", 255))
         log.info("evaluating %d image(s) of %s (%s, %s) at %dx%d", len(samples), args.data,
                  args.layout, args.split, *image_size)
         report = evaluate(targets, samples, layout=args.layout, num_classes=num_classes,
                           class_names=model.get("class_names"),
-                          ignore_index=int(model.get("ignore_index", 255)),
+                          ignore_index=ignore_index,
                           progress=not args.no_progress)
     report.update({"data": args.data, "split": args.split,
                    "command": " ".join(shlex.quote(a) for a in ["bisenet-eval"] + sys.argv[1:])})

@@ -117,6 +117,7 @@ def evaluate(targets: Sequence[EvalTarget], samples: Sequence[Sample], *, layout
         summary = cm.summary(class_names)
         summary.update({"backend": t.label, "runner": t.runner.describe(),
                         "protocol": t.protocol,
+                        "confusion_matrix": cm.matrix.tolist(),  # rows: truth, cols: prediction
                         "mean_infer_ms": float(np.mean(t.infer_ms)) if t.infer_ms else None})
         results.append(summary)
     base = results[0]["miou"]
