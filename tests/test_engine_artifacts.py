@@ -303,3 +303,27 @@ def test_build_engine_refuses_before_work_without_tensorrt(tmp_path, monkeypatch
     with pytest.raises(MissingDependencyError):
         builder.build_engine(onnx_path, None, builder.BuildOptions())
     assert sorted(os.listdir(tmp_path)) == ["m.onnx"]  # nothing half-written
+
+
+def test_query_gpu_sources(monkeypatch):
+    from bisenet_deploy.errors import MissingDependencyError
+    monkeypatch.setattr(gpu_info, "is_jetson", lambda: False)
+    monkeypatch.setattr(gpu_info, "_query_pycuda", lambda i: gpu_info.GpuInfo(
+        "NVIDIA A10", (8, 6), driver="CUDA driver API 12.4", source="pycuda"))
+    monkeypatch.setattr(gpu_info, "_query_nvidia_smi", lambda i: gpu_info.parse_nvidia_smi_csv(
+        "NVIDIA A10, 8.6, 550.54.15, 22731"))
+    info = gpu_info.query_gpu()
+    assert info.source == "pycuda" and info.driver == "550.54.15 (CUDA driver API 12.4)"
+    monkeypatch.setattr(gpu_info, "_query_pycuda", lambda i: None)
+    assert gpu_info.query_gpu().source == "nvidia-smi"
+    monkeypatch.setattr(gpu_info, "_query_nvidia_smi", lambda i: None)
+    with pytest.raises(MissingDependencyError, match="nvidia-smi"):
+        gpu_info.query_gpu()
+    # a Jetson has no nvidia-smi: the device tree names the module
+    monkeypatch.setattr(gpu_info, "is_jetson", lambda: True)
+    monkeypatch.setattr(gpu_info, "_read", lambda path: {
+        gpu_info.DEVICE_TREE_MODEL: "NVIDIA Jetson TX2 Developer Kit",
+        gpu_info.JETSON_RELEASE_FILE: "# R32 (release), REVISION: 7.1, GCID: 1"}.get(path))
+    info = gpu_info.query_gpu()
+    assert (info.name, info.compute_capability, info.driver, info.jetson) == (
+        "NVIDIA Tegra X2", (6, 2), "L4T R32.7.1", True)

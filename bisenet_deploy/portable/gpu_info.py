@@ -157,8 +157,12 @@ def query_gpu(index=0):
     jetson = is_jetson()
     l4t = parse_tegra_release(_read(JETSON_RELEASE_FILE) or "") if jetson else None
     info = _query_pycuda(index)
-    if info is None and not jetson:
-        info = _query_nvidia_smi(index)
+    if not jetson:
+        smi = _query_nvidia_smi(index)
+        if info is None:
+            info = smi
+        elif smi is not None and smi.name == info.name:
+            info.driver = "%s (%s)" % (smi.driver, info.driver)  # the driver users know by number
     if info is None and jetson:
         known = jetson_gpu_from_model(_read(DEVICE_TREE_MODEL) or "")
         if known is not None:
