@@ -65,6 +65,7 @@ def test_two_backends_side_by_side_write_a_valid_report(tmp_path, model_files, f
     assert report["comparison"]["first"] == "onnxruntime"
     assert {r["backend"] for r in report["comparison"]["rows"]} == {"onnxruntime", "torch"}
     assert "host" in report["timed"]["end_to_end"]
+    assert report["command"].startswith("bisenet-bench --onnx ") and "--iters 6" in report["command"]
     assert "vs fastest" in out and "onnxruntime" in out and "torch" in out
     assert "in-graph resize to 16x8" in out
     assert os.path.getsize(tmp_path / "r.png") > 1000

@@ -211,7 +211,7 @@ def _run(args):
     timed = rep.describe_timed(record, source, args.batch)
     model_meta = record.get("model", {})
     report = rep.build_report(
-        command=" ".join(shlex.quote(a) for a in ["bisenet-bench"] + sys.argv[1:]),
+        command=" ".join(shlex.quote(str(a)) for a in ["bisenet-bench"] + list(args.argv)),
         config={"iters": args.iters, "warmup": warmup,
                 "batch": args.batch, "buffers": args.buffers, "precision": args.precision,
                 "threads": args.threads},
@@ -256,4 +256,7 @@ def _run(args):
 
 
 def main(argv=None):
-    return run_cli(build_parser(), argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    parser.set_defaults(argv=argv)  # recorded in the report as the command that was run
+    return run_cli(parser, argv)
