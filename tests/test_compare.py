@@ -237,3 +237,14 @@ def test_reference_without_checkpoint_for_trained_graph_is_refused():
               "export": {}}
     with pytest.raises(InputError, match="pass the checkpoint it was exported from"):
         ModelSource().open(parse_spec("torch"), record)
+
+
+def test_engine_precision_comes_from_its_sidecar():
+    from bisenet_deploy.evaluation.compare import runner_precision
+
+    r = LinearRunner()  # its record says fp32, as an ONNX that an FP16 engine was built from
+    assert runner_precision(r) == "fp32"
+    r.sidecar = {"precision": "fp16"}
+    assert runner_precision(r) == "fp16"
+    assert Candidate("e", r).precision == "fp16"
+    assert Candidate("e", r, "int8").precision == "int8"  # an explicit @int8 wins

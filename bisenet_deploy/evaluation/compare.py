@@ -35,7 +35,12 @@ class Candidate:
 
 
 def runner_precision(runner) -> str:
-    """fp32/fp16/int8 of a runner: its own `precision` attribute, else its export metadata."""
+    """fp32/fp16/int8 of a runner: a TensorRT engine's sidecar (an FP16 engine is built from an
+    FP32 ONNX, so its record says fp32), else the runner's `precision`, else its export record."""
+    sidecar = getattr(runner, "sidecar", None)
+    p = sidecar.get("precision") if isinstance(sidecar, dict) else None
+    if isinstance(p, str) and p.lower() in tol_mod.PRECISIONS:
+        return p.lower()
     p = getattr(runner, "precision", None)
     if isinstance(p, str) and p.lower() in tol_mod.PRECISIONS:
         return p.lower()
