@@ -190,10 +190,11 @@ def _load_ours(path, state, record, arch, dataset, num_classes, sha) -> LoadedMo
             f"was given; drop --num-classes")
     if dataset is not None:
         info = resolve_dataset(dataset, metadata.num_classes)
-        if info.name != metadata.dataset:
+        # naming the file's own dataset keeps the file's record (its class names may be custom)
+        if info.name != metadata.dataset or not isinstance(dataset, str):
             log.info("relabelling %s: dataset %s -> %s", path, metadata.dataset, info.name)
-        metadata = info.to_model_metadata(metadata.arch, weights=metadata.weights,
-                                          source=metadata.source)
+            metadata = info.to_model_metadata(metadata.arch, weights=metadata.weights,
+                                              source=metadata.source)
     model = _build_for_state(metadata.arch, metadata.num_classes, state, what=path)
     metadata.checkpoint_sha256 = sha
     if metadata.weights == "random-init":

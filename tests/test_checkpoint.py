@@ -341,3 +341,13 @@ def test_random_init_from_a_record_with_a_custom_dataset_name():
     _, meta = load_model(None, arch=COINCHEUNG_ARCH, dataset=record_model)
     assert meta.dataset == "bridge-defects" and meta.class_names == ["bg", "crack", "spall"]
     assert meta.num_classes == 3
+
+
+def test_naming_the_files_own_dataset_keeps_its_class_names(tmp_path):
+    from bisenet_deploy.datasets import custom_dataset
+
+    model, _ = load_model(None, arch=COINCHEUNG_ARCH, num_classes=2)
+    meta = custom_dataset(2, ["bg", "crack"]).to_model_metadata(COINCHEUNG_ARCH)
+    save_checkpoint(tmp_path / "cracks.safetensors", model, meta)
+    _, loaded = load_model(str(tmp_path / "cracks.safetensors"), dataset="custom")
+    assert loaded.class_names == ["bg", "crack"]
