@@ -190,7 +190,12 @@ def time_runner(runner, inputs, iters, warmup=10, record=None, clock=time.perf_c
     log.debug("%s: %d warm-up calls", label, warmup)
     for i in range(warmup):
         runner.infer(inputs[i % len(inputs)])
+    t0 = clock()
     checked = check_outputs(runner.infer(inputs[0]), record, batch)
+    estimate_s = (clock() - t0) * iters
+    if estimate_s > 60:
+        log.info("%s: about %.0f min for %d timed calls (%.0f ms each); --iters sets the count",
+                 label, estimate_s / 60.0, iters, 1000.0 * estimate_s / iters)
 
     latencies = []
     device = []
