@@ -715,3 +715,116 @@ def test_demo_camera_pipelines_and_missing_gstreamer(device_cli, monkeypatch, ca
     monkeypatch.setitem(sys.modules, "cv2", fake_cv2([], gstreamer="NO"))
     assert demo.main(["--camera", "csi", "--no-display"]) == 4
     assert "without GStreamer" in capsys.readouterr().err
+
+
+# -- the bundle on a real Python 3.6 with numpy 1.19 (the TX2's), where one is available -------
+
+PY36_DRIVER = r'''
+import importlib, json, os, sys
+bundle, out = sys.argv[1], sys.argv[2]
+sys.path.insert(0, bundle)
+# every module of the portable copy imports on 3.6 without tensorrt/pycuda
+package = os.path.join(bundle, "bisenet_trt")
+for name in sorted(n[:-3] for n in os.listdir(package) if n.endswith(".py")):
+    importlib.import_module("bisenet_trt" if name == "__init__" else "bisenet_trt." + name)
+import numpy as np
+import demo
+import jetson_run
+from bisenet_trt.preprocess import prepare_input
+from bisenet_trt.runner_base import Runner, TensorSpec
+
+manifest = jetson_run.load_manifest()
+_, record = jetson_run.model_paths(manifest)
+image, labels = jetson_run.load_sample(manifest)
+np.save(os.path.join(out, "prep_sample.npy"), prepare_input(image, record))
+frame = np.ascontiguousarray(image[::2, ::3, ::-1])
+np.save(os.path.join(out, "prep_frame.npy"), prepare_input(frame, record, "bgr"))
+np.save(os.path.join(out, "overlay.npy"),
+        demo.overlay(image, demo.colorize(labels, record["model"]["palette"])))
+
+
+class StandIn(Runner):
+    """Answers the desktop's labels: the CLI flows run without TensorRT."""
+    backend = "stand-in"
+
+    def __init__(self, engine_path, zero_copy=False, use_cuda_graph=False):
+        Runner.__init__(self)
+        self.metadata = record
+
+    def _activate(self):
+        pass
+
+    def _deactivate(self):
+        pass
+
+    def input_spec(self):
+        w, h = record["export"]["input_size"]
+        return TensorSpec("image", (1, 3, h, w), np.float32)
+
+    def _infer(self, batch):
+        return {"labels": labels[None].astype(np.int32)}
+
+    def last_device_time_ms(self):
+        return 1.0
+
+
+jetson_run.open_runner = StandIn
+engine = jetson_run.default_engine_path(manifest, "fp16")
+os.makedirs(os.path.dirname(engine))
+with open(engine, "wb") as f:
+    f.write(b"plan")
+rcs = [jetson_run.main(["verify"]),
+       jetson_run.main(["predict", "-o", os.path.join(out, "pred")]),
+       jetson_run.main(["bench", "--iters", "30", "--warmup", "3", "--quiet",
+                        "--json", os.path.join(out, "bench.json")])]
+with open(os.path.join(out, "result.json"), "w") as f:
+    json.dump({"python": sys.version.split()[0], "numpy": np.__version__, "rc": rcs}, f)
+'''
+
+
+def python36():
+    """A Python 3.6 interpreter with numpy 1.19: $BISENET_PY36, else python3.6 on PATH."""
+    candidates = [os.environ.get("BISENET_PY36"), shutil.which("python3.6")]
+    for exe in [c for c in candidates if c]:
+        out = subprocess.run([exe, "-c", "import sys, numpy; print(sys.version_info[:2] == (3, 6)"
+                              " and numpy.__version__.startswith('1.19'))"],
+                             capture_output=True, text=True)
+        if out.returncode == 0 and out.stdout.strip() == "True":
+            return exe
+    return None
+
+
+def test_bundle_runs_on_python36_with_numpy119(built, tmp_path):
+    exe = python36()
+    if exe is None:
+        pytest.skip("needs a Python 3.6 interpreter with numpy 1.19 (the TX2's); point "
+                    "BISENET_PY36 at one, e.g. a python3.6 venv with `pip install numpy==1.19.5`")
+    folder = str(tmp_path / "device")
+    shutil.copytree(built.path, folder)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    driver = tmp_path / "driver.py"
+    driver.write_text(PY36_DRIVER)
+    run = subprocess.run([exe, str(driver), folder, str(out_dir)], capture_output=True, text=True,
+                         cwd=folder)
+    assert run.returncode == 0, run.stdout + run.stderr
+    result = json.loads((out_dir / "result.json").read_text())
+    assert result["python"].startswith("3.6") and result["numpy"].startswith("1.19")
+    assert result["rc"] == [0, 0, 0], run.stdout + run.stderr
+    assert "100.000% identical" in run.stdout
+    assert "end-to-end (host input -> host labels): 30 calls" in run.stdout
+
+    # the same tensors as the desktop's preprocessing (Python 3.11, current numpy)
+    from bisenet_deploy.portable.preprocess import prepare_input
+    from bisenet_deploy.synthetic import synthetic_image
+
+    record = bundle_record(folder)
+    image = synthetic_image(INPUT[0], INPUT[1], seed=0)
+    assert np.array_equal(np.load(str(out_dir / "prep_sample.npy")), prepare_input(image, record))
+    frame = np.ascontiguousarray(image[::2, ::3, ::-1])
+    got = np.load(str(out_dir / "prep_frame.npy"))
+    want = prepare_input(frame, record, "bgr")
+    assert got.shape == want.shape and np.abs(got - want).max() <= 1e-3
+    report = json.loads((out_dir / "bench.json").read_text())
+    assert report["end_to_end"]["count"] == 30 and report["environment"]["numpy"] == "1.19.5"
+    assert sorted(os.listdir(str(out_dir / "pred"))) == ["sample_labels.ppm", "sample_overlay.ppm"]
