@@ -43,7 +43,11 @@ ONNX=export/main-job-${TAG}-2048x1024-to-1024x512-labels.onnx
 PRECISION=${PRECISION:-fp16}
 ENGINE=engines/main-job-${TAG}-${PRECISION}.engine
 
-has_gpu() { command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; }
+# an NVIDIA GPU: nvidia-smi on desktops; Jetsons have no nvidia-smi but an L4T release file
+has_gpu() {
+    { command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; } ||
+        [ -e /etc/nv_tegra_release ]
+}
 has_tensorrt() {
     has_gpu && python - <<'EOF' >/dev/null 2>&1
 import tensorrt, pycuda.driver
