@@ -13,7 +13,7 @@ from ..errors import InputError
 
 ARCHITECTURES: Dict[str, str] = {
     "bisenetv2": "BiSeNet V2 as in the paper (Table 1, Figs 3-7): GE gather conv expands 6x, "
-                 "bilinear aggregation, head mid width C_t=1024",
+                 "bilinear aggregation, head mid width C_t=384",
     "bisenetv2-large": "BiSeNetV2-Large: the paper's network with width multiplier alpha=2.0 and "
                        "depth multiplier d=3.0 (Tables 5-6)",
     "bisenetv2-coincheung": "the variant of the public CoinCheung/BiSeNet checkpoints "
