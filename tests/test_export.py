@@ -16,7 +16,7 @@ import torch
 from bisenet_deploy.checkpoint import load_model, save_checkpoint
 from bisenet_deploy.errors import ExportError, InputError, ParityError
 from bisenet_deploy.export.check import check_onnx
-from bisenet_deploy.export.onnx_metadata import read_record
+from bisenet_deploy.export.onnx_metadata import get_parity, read_record
 from bisenet_deploy.export.parity import TOLERANCES, check_parity, make_parity_input
 from bisenet_deploy.export.pipeline import (
     ExportOptions,
@@ -222,6 +222,9 @@ def test_metadata_round_trips(exported, tmp_path):
     assert info["output_names"] == ["labels", "logits"]
     assert record["model"]["num_classes"] == 19 and len(record["model"]["class_names"]) == 19
     assert record["model"]["weights"] == "random-init"
+    stored = get_parity(onnx.load(result.path))
+    assert stored["labels_identical_pct"] == result.parity.labels_identical_pct
+    assert stored["passed"] is True
     # a plain ONNX without the record is a clear error
     plain = onnx.load(result.path)
     del plain.metadata_props[:]

@@ -2,16 +2,21 @@
 
 The record (see `bisenet_deploy.metadata`) is stored as JSON under the key "bisenet_deploy", so
 the engine builder, the runtimes and the Jetson bundle read preprocessing, classes and sizes from
-the ONNX file itself.
+the ONNX file itself. The parity numbers measured at export time go under a second key,
+"bisenet_deploy_parity" (absent with --skip-parity).
 """
 
 from __future__ import annotations
 
+import json
 import os
-from typing import Any, Dict, Union
+from typing import Any, Dict, Optional, Union
 
 from ..errors import ExportError, InputError
 from ..metadata import METADATA_KEY, dumps_record, loads_record
+
+# the parity numbers measured at export time (not part of the record's schema)
+PARITY_KEY = "bisenet_deploy_parity"
 
 
 def set_record(model: Any, record: Dict[str, Any]) -> None:
@@ -21,6 +26,29 @@ def set_record(model: Any, record: Dict[str, Any]) -> None:
     for prop in keep:
         model.metadata_props.add(key=prop.key, value=prop.value)
     model.metadata_props.add(key=METADATA_KEY, value=dumps_record(record))
+
+
+def set_parity(model: Any, parity: Dict[str, Any]) -> None:
+    """Store the parity numbers of the export (ParityReport.to_dict()) under PARITY_KEY.
+
+    Kept apart from the record so the record's schema stays exactly as `metadata.py` defines it.
+    """
+    keep = [p for p in model.metadata_props if p.key != PARITY_KEY]
+    del model.metadata_props[:]
+    for prop in keep:
+        model.metadata_props.add(key=prop.key, value=prop.value)
+    model.metadata_props.add(key=PARITY_KEY, value=json.dumps(parity, sort_keys=True))
+
+
+def get_parity(model: Any) -> Optional[Dict[str, Any]]:
+    """The parity numbers stored at export time, or None (exported with --skip-parity)."""
+    for prop in model.metadata_props:
+        if prop.key == PARITY_KEY:
+            try:
+                return json.loads(prop.value)
+            except ValueError:
+                return None
+    return None
 
 
 def get_record(model: Any, source: str = "the ONNX model") -> Dict[str, Any]:

@@ -344,9 +344,11 @@ def export_onnx(options: ExportOptions, loaded: Optional[Tuple[Any, ModelMetadat
                     "PyTorch")
 
     from ..portable.fileio import write_bytes_atomic
-    from .onnx_metadata import set_record
+    from .onnx_metadata import set_parity, set_record
 
     set_record(onnx_model, record)
+    if parity is not None:
+        set_parity(onnx_model, parity.to_dict())
     onnx_model.producer_name = "bisenet-deploy"
     data = onnx_model.SerializeToString()
     steps.run("write", write_bytes_atomic, path, data)
