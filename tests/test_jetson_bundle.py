@@ -794,11 +794,12 @@ def python36():
     return None
 
 
-def test_bundle_runs_on_python36_with_numpy119(built, tmp_path):
+def test_bundle_runs_on_python36_with_numpy119(request, tmp_path):
     exe = python36()
     if exe is None:
         pytest.skip("needs a Python 3.6 interpreter with numpy 1.19 (the TX2's); point "
                     "BISENET_PY36 at one, e.g. a python3.6 venv with `pip install numpy==1.19.5`")
+    built = request.getfixturevalue("built")
     folder = str(tmp_path / "device")
     shutil.copytree(built.path, folder)
     out_dir = tmp_path / "out"

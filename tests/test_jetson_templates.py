@@ -407,3 +407,27 @@ def test_template_files_are_all_shipped():
                if not n.startswith(".") and os.path.isfile(os.path.join(TEMPLATES, n))]
     assert sorted(bundle.TEMPLATE_FILES) == sorted(present)
     assert json.loads(json.dumps(bundle.DEVICE))["tensorrt"] == "8.2"
+
+
+def test_portable_apis_the_bundle_calls_exist():
+    """jetson_run.py calls these portable functions on the device; a renamed parameter would only
+    show there, so their signatures are pinned here."""
+    import inspect
+
+    from bisenet_deploy.portable import builder, engine_paths, sidecar, trt_runner, trtexec
+
+    params = inspect.signature(builder.BuildOptions).parameters
+    for name in ("precision", "output", "workspace_mib", "timing_cache"):
+        assert name in params, name
+    assert list(inspect.signature(builder.build_engine).parameters)[:3] == [
+        "onnx_path", "record", "options"]
+    runner = inspect.signature(trt_runner.TensorRTRunner).parameters
+    assert "zero_copy" in runner and "use_cuda_graph" in runner
+    line = trtexec.build_command("8.2.1", "m.onnx", "m.engine", precision="fp16",
+                                 workspace_mib=512, timing_cache=None, binary="/x/trtexec")
+    assert line[0] == "/x/trtexec" and "--fp16" in line and "--workspace=512" in line
+    assert engine_paths.sidecar_path("e/m-fp16.engine") == os.path.join("e", "m-fp16.json")
+    make = inspect.signature(sidecar.make_sidecar).parameters
+    for name in ("builder", "toolkit_version", "built_utc"):
+        assert name in make, name
+    assert callable(trt_runner.engine_io) and callable(sidecar.write_sidecar)
