@@ -22,6 +22,11 @@ def atomic_output(path, suffix=""):
     os.close(fd)
     try:
         yield tmp
+        # mkstemp creates the file private (0600); give the result the permissions an ordinary
+        # open() would have had under the current umask
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
