@@ -390,7 +390,8 @@ def test_readme_template_placeholders_are_known():
     with open(os.path.join(TEMPLATES, "README.md"), encoding="utf-8") as f:
         text = f.read()
     values = {k: "x" for k in ("BUNDLE_NAME", "MODEL_STEM", "ONNX_FILE", "ARCH", "DATASET",
-                               "NUM_CLASSES", "WEIGHTS", "INPUT_SIZE", "MODEL_SIZE", "PRECISION",
+                               "NUM_CLASSES", "WEIGHTS", "INPUT_SIZE", "MODEL_SIZE", "CHANNEL_ORDER",
+                               "PRECISION",
                                "OTHER_PRECISION", "TOOLKIT_VERSION")}
     rendered = bundle.render(text, values)
     assert "@" not in "".join(w for w in rendered.split() if w.startswith("@") and w.endswith("@"))

@@ -212,6 +212,7 @@ def _assemble(options: BundleOptions, root: str) -> Tuple[Dict[str, Any], str, O
                     % (model.get("checkpoint_sha256") or "?")[:16]),
         "INPUT_SIZE": "%dx%d" % tuple(export["input_size"]),
         "MODEL_SIZE": "%dx%d" % tuple(export["model_size"]),
+        "CHANNEL_ORDER": str(export["channel_order"]).upper(),
         "PRECISION": options.precision,
         "OTHER_PRECISION": "fp32" if options.precision == "fp16" else "fp16",
         "TOOLKIT_VERSION": __version__,
