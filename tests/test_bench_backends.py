@@ -50,6 +50,8 @@ def test_onnxruntime_and_torch_side_by_side(tiny_onnx, tmp_path, capsys):
     assert report["model"]["weights"] == "random-init"
     assert report["environment"]["packages"]["onnxruntime"]
     assert "x1.00" in out and "random-init" in out
+    assert "machine: CPU" in out and "onnxruntime " + report["environment"]["packages"][
+        "onnxruntime"] in out
 
 
 def test_tensorrt_without_tensorrt_is_skipped_in_one_line(tiny_onnx, tmp_path, capsys):

@@ -177,6 +177,21 @@ def collect_environment(threads=None, extra=None):
     return env
 
 
+def describe(env):
+    """One line for terminals: CPU, GPU, the versions that matter."""
+    cpu = env.get("cpu") or {}
+    gpus = env.get("gpus") or []
+    gpu = ", ".join("%s (sm %s)" % (g.get("name"), g.get("compute_capability") or "?")
+                    for g in gpus) or "none"
+    pk = env.get("packages") or {}
+    versions = ", ".join("%s %s" % (k, pk.get(k) or "-")
+                         for k in ("tensorrt", "onnxruntime", "torch"))
+    extra = ", driver %s, CUDA %s" % (gpus[0].get("driver"), env.get("cuda")) if gpus else ""
+    return "machine: CPU %s (%s cores), GPU %s%s; %s; python %s" % (
+        cpu.get("model") or "?", cpu.get("affinity") or cpu.get("logical_cores") or "?", gpu,
+        extra, versions, env.get("python"))
+
+
 def device_slug(env):
     """Short file-name-safe name of the device: the first GPU, else the CPU model."""
     name = None

@@ -182,7 +182,7 @@ def _busy_note(load_before, env):
 
 def _run(args):
     from ..bench import report as rep
-    from ..bench.environment import collect_environment, load_average
+    from ..bench.environment import collect_environment, describe, load_average
     from ..bench.harness import load_image
     from ..bench.session import default_warmup, exit_code_for, run_benchmarks
     from ..portable.timing_stats import format_summary
@@ -223,6 +223,7 @@ def _run(args):
                                   else None)},
         environment=env, backends=entries)
 
+    print(describe(env))
     print(rep.timed_sentence(timed))
     for e in entries:
         if e["status"] == "ok":
