@@ -112,8 +112,10 @@ def add_model_args(parser: argparse.ArgumentParser, required: bool = False) -> N
     group.add_argument("--arch", default=None,
                        help="architecture (default: from the checkpoint; bisenetv2 without one)")
     group.add_argument("--dataset", default=None,
-                       help="dataset metadata (cityscapes, coco-stuff, ade20k, custom); default: "
-                            "from the checkpoint, or guessed from the number of classes")
+                       help="dataset metadata: cityscapes, coco-stuff, ade20k, custom, or a .json "
+                            "file with class_names (+ optional palette, mean, std, channel_order, "
+                            "ignore_index, train_size); default: from the checkpoint, or guessed "
+                            "from the class count")
     group.add_argument("--num-classes", type=int, default=None,
                        help="classes for random weights (default: the dataset's)")
 
