@@ -166,7 +166,7 @@ class TorchRunner(Runner):
 
             if self.checkpoint is None and self.metadata is not None:
                 meta = self.metadata["model"]  # random weights shaped like the record's model
-                loaded = load_model(None, arch=meta.get("arch"), dataset=meta.get("dataset"),
+                loaded = load_model(None, arch=meta.get("arch"), dataset=meta,
                                     num_classes=meta.get("num_classes"))
             else:
                 loaded = load_model(self.checkpoint)
