@@ -314,3 +314,12 @@ def test_full_size_2048x1024_to_1024x512_matches_pytorch(loaded, tmp_path):
     assert result.parity.labels_identical_pct >= 99.99
     assert result.parity.logits_rel_error <= 1e-4
     assert check_onnx(str(path), "trt10") == []
+
+
+def test_unwritable_output_is_a_clear_error(loaded, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ExportError, match="cannot write"):
+        export_onnx(ExportOptions(output_path=str(blocker / "x.onnx"), simplify=False,
+                                  parity=False, **SMALL), loaded=tuple(loaded))
+    assert sorted(os.listdir(tmp_path)) == ["a_file"]

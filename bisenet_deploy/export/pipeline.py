@@ -351,7 +351,11 @@ def export_onnx(options: ExportOptions, loaded: Optional[Tuple[Any, ModelMetadat
         set_parity(onnx_model, parity.to_dict())
     onnx_model.producer_name = "bisenet-deploy"
     data = onnx_model.SerializeToString()
-    steps.run("write", write_bytes_atomic, path, data)
+    try:
+        steps.run("write", write_bytes_atomic, path, data)
+    except OSError as exc:
+        raise ExportError(f"cannot write {path!r}: {exc.strerror or exc}; choose another "
+                          f"-o/--output-path") from None
     return ExportResult(path=os.path.abspath(path), record=record, parity=parity,
                         timings=steps.timings, simplified=simplified,
                         num_nodes=len(onnx_model.graph.node), file_bytes=len(data))
