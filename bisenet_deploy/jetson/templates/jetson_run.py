@@ -440,8 +440,8 @@ def cmd_bench(args):
     # a few different inputs, rotated, so caches do not flatter the result
     variants = [image, image[:, ::-1], image[::-1, :], 255 - image][:max(1, args.rotate)]
     iters, warmup = int(args.iters), int(args.warmup)
-    if iters < 1 or warmup < 0:
-        raise InputError("--iters must be >= 1 and --warmup >= 0")
+    if iters < 1 or warmup < 0 or args.batch < 1:
+        raise InputError("--iters and --batch must be >= 1 and --warmup >= 0")
     with open_runner(engine_path, zero_copy=args.zero_copy,
                      use_cuda_graph=args.cuda_graph) as runner:
         rec = runner_record(runner, record)
@@ -607,7 +607,8 @@ def build_parser():
     p.add_argument("--engine", default=None, help="default: the engine build_engine.sh made")
     p.add_argument("--iters", type=int, default=5000, help="timed iterations (%(default)s)")
     p.add_argument("--warmup", type=int, default=100, help="untimed iterations (%(default)s)")
-    p.add_argument("--batch", type=int, default=1, help="images per call (%(default)s)")
+    p.add_argument("--batch", type=int, default=1,
+                   help="images per call (%(default)s; the bundle's graph has a static batch of 1)")
     p.add_argument("--rotate", type=int, default=4, help="input buffers rotated (%(default)s)")
     p.add_argument("--zero-copy", action="store_true",
                    help="host-mapped buffers shared by CPU and GPU (no H2D/D2H copies)")
