@@ -479,6 +479,7 @@ def test_device_predict_and_bench(device_cli, capsys, tmp_path):
     stats = sys.modules["bisenet_trt.timing_stats"]
     assert set(report["end_to_end"]) == set(stats.SUMMARY_KEYS)
     assert report["end_to_end"]["count"] == 12 and report["iterations"] == 12
+    assert report["warmup"] == 2 and report["buffers"] == 4
     assert report["device_compute"]["mean_ms"] == pytest.approx(2.0)
     assert report["zero_copy"] is True and opened[-1].zero_copy is True
     assert report["cuda_graph"] is True and opened[-1].use_cuda_graph is True

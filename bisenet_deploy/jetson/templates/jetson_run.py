@@ -430,6 +430,11 @@ def sidecar_from_engine(trt, engine_file, engine_path, onnx_path, record, precis
         built_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
 
+def default_warmup(iters):
+    """bisenet-bench's default: 5% of the timed calls, at least 3, at most 50."""
+    return min(50, max(3, int(iters) // 20))
+
+
 def cmd_bench(args):
     np = numpy()
     from bisenet_trt import timing_stats
@@ -437,9 +442,12 @@ def cmd_bench(args):
     onnx_path, record = model_paths(manifest)
     engine_path = find_engine(manifest, args.engine)
     image, _ = load_sample(manifest)
-    # a few different inputs, rotated, so caches do not flatter the result
-    variants = [image, image[:, ::-1], image[::-1, :], 255 - image][:max(1, args.rotate)]
-    iters, warmup = int(args.iters), int(args.warmup)
+    # distinct input buffers, rotated, so caches do not flatter the result (the sample and its
+    # mirror images: BiSeNet's work does not depend on the pixel values)
+    variants = [image, image[:, ::-1], image[::-1, :], image[::-1, ::-1]]
+    variants = [variants[i % 4] for i in range(max(1, args.buffers))]
+    iters = int(args.iters)
+    warmup = default_warmup(iters) if args.warmup is None else int(args.warmup)
     if iters < 1 or warmup < 0 or args.batch < 1:
         raise InputError("--iters and --batch must be >= 1 and --warmup >= 0")
     with open_runner(engine_path, zero_copy=args.zero_copy,
@@ -494,6 +502,7 @@ def cmd_bench(args):
         "cuda_graph": bool(args.cuda_graph),
         "iterations": iters,
         "warmup": warmup,
+        "buffers": len(variants),
         "batch": args.batch,
         "what_is_timed": "runner.infer: host float32 input -> H2D -> engine (in-graph resize, "
                          "network, argmax) -> D2H labels; host preprocessing excluded",
@@ -606,10 +615,12 @@ def build_parser():
     p = sub.add_parser("bench", help="time the engine like bisenet-bench (5000 iterations)")
     p.add_argument("--engine", default=None, help="default: the engine build_engine.sh made")
     p.add_argument("--iters", type=int, default=5000, help="timed iterations (%(default)s)")
-    p.add_argument("--warmup", type=int, default=100, help="untimed iterations (%(default)s)")
+    p.add_argument("--warmup", type=int, default=None,
+                   help="untimed calls first (default: 5%% of --iters, 3..50, as bisenet-bench)")
     p.add_argument("--batch", type=int, default=1,
                    help="images per call (%(default)s; the bundle's graph has a static batch of 1)")
-    p.add_argument("--rotate", type=int, default=4, help="input buffers rotated (%(default)s)")
+    p.add_argument("--buffers", type=int, default=4,
+                   help="distinct input buffers rotated through (%(default)s)")
     p.add_argument("--zero-copy", action="store_true",
                    help="host-mapped buffers shared by CPU and GPU (no H2D/D2H copies)")
     p.add_argument("--cuda-graph", action="store_true",
