@@ -99,3 +99,10 @@ def test_console_stdout_is_pure_json():
         capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["params"] == 3_358_627
+
+
+def test_model_table_and_size_check_import_without_torch():
+    code = ("import sys; from bisenet_deploy.model import ARCHITECTURES; "
+            "from bisenet_deploy.model.summary import check_model_size; "
+            "check_model_size(2048, 1024); assert 'torch' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)

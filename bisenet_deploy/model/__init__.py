@@ -22,6 +22,9 @@ ARCHITECTURES: Dict[str, str] = {
 
 DEFAULT_ARCH = "bisenetv2"
 
+#: network input height and width must be multiples of this (the semantic branch downsamples 32x)
+SIZE_MULTIPLE = 32
+
 
 def build_model(arch: str, num_classes: int = 19, *, aux: bool = True,
                 head_mid_channels: Optional[int] = None):
@@ -49,4 +52,4 @@ def build_model(arch: str, num_classes: int = 19, *, aux: bool = True,
     return paper.build(num_classes, aux=aux, head_mid_channels=head_mid_channels, arch=arch)
 
 
-__all__ = ["ARCHITECTURES", "DEFAULT_ARCH", "build_model"]
+__all__ = ["ARCHITECTURES", "DEFAULT_ARCH", "SIZE_MULTIPLE", "build_model"]

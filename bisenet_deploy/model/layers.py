@@ -14,9 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
-
-#: input height and width must be multiples of this (the semantic branch downsamples 32x)
-SIZE_MULTIPLE = 32
+from . import SIZE_MULTIPLE
 
 
 def _nearest_multiples(value: int, multiple: int = SIZE_MULTIPLE) -> List[int]:

@@ -12,7 +12,7 @@ from typing import Any, Dict, Optional
 
 from ..errors import InputError
 from .complexity import PAPER_MACS_1024x512, PAPER_TOTAL_GMACS, STAGES, count_macs, paper_macs
-from .layers import SIZE_MULTIPLE
+from . import SIZE_MULTIPLE
 
 #: architectures whose stages Table 1 describes (the community variant keeps Table 1's layout,
 #: so its deviations from the paper show up stage by stage)
