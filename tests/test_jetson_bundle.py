@@ -712,6 +712,10 @@ def test_demo_camera_pipelines_and_missing_gstreamer(device_cli, monkeypatch, ca
     assert "width=(int)%d, height=(int)%d, format=(string)BGRx" % INPUT in pipeline
     assert demo.main(["--camera", "usb", "--device", "/dev/video3", "--no-display"]) == 0
     assert cv2.opened[-1][0].startswith("v4l2src device=/dev/video3")
+    # the same through the bundle CLI: everything after `demo` goes to demo.py
+    assert jetson_run.main(["demo", "--camera", "usb", "--device", "/dev/video4",
+                            "--no-display"]) == 0
+    assert cv2.opened[-1][0].startswith("v4l2src device=/dev/video4")
 
     monkeypatch.setitem(sys.modules, "cv2", fake_cv2([], gstreamer="NO"))
     assert demo.main(["--camera", "csi", "--no-display"]) == 4

@@ -572,11 +572,6 @@ def cmd_predict(args):
     return 0
 
 
-def cmd_demo(args):
-    import demo
-    return demo.main(args.demo_args)
-
-
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="jetson_run.py",
@@ -637,15 +632,18 @@ def build_parser():
     p.add_argument("--zero-copy", action="store_true", help="host-mapped buffers")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("demo", help="live overlay on a video file or a CSI/USB camera",
-                       add_help=False)
-    p.add_argument("demo_args", nargs=argparse.REMAINDER,
-                   help="arguments of demo.py (see python demo.py --help)")
-    p.set_defaults(func=cmd_demo)
+    # handled in main(): `jetson_run.py demo ARGS` is `demo.py ARGS`
+    sub.add_parser("demo", help="live overlay on a video file or a CSI/USB camera (the options "
+                                "of demo.py: jetson_run.py demo --help)")
     return parser
 
 
 def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["demo"]:
+        # everything after `demo` belongs to demo.py (argparse's REMAINDER cannot take options)
+        import demo
+        return demo.main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
