@@ -175,7 +175,7 @@ def ort_run(onnx_path, batch):
 
     session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
-    return dict(zip(names, session.run(None, {session.get_inputs()[0].name: batch})))
+    return dict(zip(names, session.run(None, {session.get_inputs()[0].name: batch})))  # noqa: B905 (Python 3.8)
 
 
 @pytest.mark.parametrize("frame_size", [INPUT, (320, 180)], ids=["input-size", "other-size"])
@@ -420,7 +420,7 @@ def device_cli(built, monkeypatch, tmp_path):
 
         def _infer(self, batch):
             names = [o.name for o in self.session.get_outputs()]
-            return dict(zip(names, self.session.run(None, {"image": batch})))
+            return dict(zip(names, self.session.run(None, {"image": batch})))  # noqa: B905 (Python 3.8)
 
         def last_device_time_ms(self):
             return 2.0

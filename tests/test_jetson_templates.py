@@ -397,7 +397,9 @@ def test_readme_template_placeholders_are_known():
     assert "@" not in "".join(w for w in rendered.split() if w.startswith("@") and w.endswith("@"))
     for step in ("./setup_jetson.sh", "./build_engine.sh", "./bench.sh", "demo.py", "scp"):
         assert step in rendered
-    with pytest.raises(Exception):
+    from bisenet_deploy.errors import ExportError
+
+    with pytest.raises(ExportError, match="@NOT_A_KEY@"):
         bundle.render("@NOT_A_KEY@", values)
 
 
