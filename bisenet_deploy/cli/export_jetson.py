@@ -21,25 +21,26 @@ def register(sub) -> None:
         description="Export the model for TensorRT 8.2 (--target trt8.2) and write a bundle that "
                     "sets up a Jetson TX2 (JetPack 4.6: Python 3.6, TensorRT 8.2, pycuda 2022.1), "
                     "builds the engine there (FP16 by default), checks its labels against this "
-                    "machine's, benchmarks it like bisenet-bench and runs a camera demo.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "machine's, benchmarks it like bisenet-bench and runs a camera demo.")
     add_model_args(p)
-    p.add_argument("--seed", type=int, default=0, help="seed of random weights without a checkpoint")
+    p.add_argument("--seed", type=int, default=0, help="seed of random weights without a checkpoint (default 0)")
     p.add_argument("--onnx", metavar="PATH", default=None,
                    help="bundle this ONNX (exported with --target trt8.2) instead of exporting")
     p.add_argument("--input-size", type=size_arg, default=(2048, 1024), metavar="WxH",
-                   help="camera image size the graph takes (resized in the graph)")
+                   help="camera image size the graph takes, resized in the graph (default 2048x1024)")
     p.add_argument("--model-size", type=size_arg, default=(1024, 512), metavar="WxH",
-                   help="network input size (multiples of 32)")
+                   help="network input size, multiples of 32 (default 1024x512)")
     p.add_argument("--channel-order", choices=["rgb", "bgr"], default=None,
                    help="channel order of the graph input (default: the network's)")
     p.add_argument("--output", choices=["labels", "both"], default="labels",
-                   help="graph outputs: labels (INT32 class ids) or both labels and logits")
+                   help="graph outputs: labels (INT32 class ids, the default) or both labels "
+                        "and logits")
     prec = p.add_mutually_exclusive_group()
     prec.add_argument("--fp16", dest="precision", action="store_const", const="fp16",
-                      help="build_engine.sh builds FP16 by default (full rate on the TX2)")
+                      help="build_engine.sh builds FP16 unless told otherwise (the default: FP16 "
+                           "is full rate on the TX2)")
     prec.add_argument("--fp32", dest="precision", action="store_const", const="fp32",
-                      help="build_engine.sh builds FP32 by default")
+                      help="build_engine.sh builds FP32 unless told otherwise")
     p.add_argument("--no-simplify", action="store_true", help="skip onnx-simplifier")
     p.add_argument("-o", "--output-dir", required=True, metavar="DIR", help="bundle folder")
     p.add_argument("--tar", action="store_true",
