@@ -323,3 +323,21 @@ def test_unwritable_output_is_a_clear_error(loaded, tmp_path):
         export_onnx(ExportOptions(output_path=str(blocker / "x.onnx"), simplify=False,
                                   parity=False, **SMALL), loaded=tuple(loaded))
     assert sorted(os.listdir(tmp_path)) == ["a_file"]
+
+
+def test_trt11_fp16_with_uint8_input_labels_only_and_dynamic_batch(loaded, tmp_path):
+    path = str(tmp_path / "f16.onnx")
+    result = export_onnx(ExportOptions(output_path=path, target="trt11", precision="fp16",
+                                       input_dtype="uint8", output="labels",
+                                       dynamic_batch=(1, 2, 3), **SMALL), loaded=tuple(loaded))
+    model = onnx.load(path)
+    tp = onnx.TensorProto
+    assert check_onnx(model, "trt11") == []
+    assert _elem_types(model) == {"image": tp.UINT8, "labels": tp.INT32}
+    inits = {i.name: i.data_type for i in model.graph.initializer}
+    assert all(inits[n.input[1]] == tp.FLOAT16 for n in model.graph.node if n.op_type == "Conv")
+    # the uint8 input is cast straight to FLOAT16
+    first = [n for n in model.graph.node if "image" in n.input]
+    assert [n.op_type for n in first] == ["Cast"] and first[0].attribute[0].i == tp.FLOAT16
+    assert result.parity.graph_precision == "fp16" and result.parity.passed
+    assert result.parity.batch == 2

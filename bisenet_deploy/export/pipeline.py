@@ -2,7 +2,8 @@
 
 Steps (each logged with its time): validate options (before any work) -> build model -> export
 (TorchScript exporter, opset per target) -> onnx-simplifier (a failure falls back to the
-unsimplified graph with a warning) -> fix Resize sizes to constants -> onnx.checker with full
+unsimplified graph with a warning) -> fix Resize sizes to constants -> [FP16 type pass for an FP16
+graph (trt11 --precision fp16)] -> onnx.checker with full
 shape inference -> target check -> parity against PyTorch on onnxruntime CPU -> metadata ->
 atomic write. Nothing is written unless every step passed; an existing file is only ever
 replaced by an atomic rename.
@@ -323,7 +324,11 @@ def export_onnx(options: ExportOptions, loaded: Optional[Tuple[Any, ModelMetadat
 
     from .deploy_module import DeployModule
 
-    module = DeployModule(model, record)
+    # always traced in FP32 (a half-precision forward pass on a CPU is ~50x slower); an FP16
+    # graph is made from the checked FP32 graph by a type pass (fp16.py)
+    fp16_graph = rules.graph_precision(options.precision) == "fp16"
+    trace_record = dict(record, export=dict(record["export"], precision="fp32"))
+    module = DeployModule(model, trace_record)
     onnx_model = steps.run(f"export (opset {opset})", torch_export, module, info, opset)
     simplified = False
     if options.simplify:
@@ -331,6 +336,10 @@ def export_onnx(options: ExportOptions, loaded: Optional[Tuple[Any, ModelMetadat
     else:
         log.info("onnx-simplifier skipped (--no-simplify)")
     steps.run("constant resize", freeze_resize_sizes, onnx_model)
+    if fp16_graph:
+        from .fp16 import convert_to_fp16
+
+        onnx_model = steps.run("to fp16", convert_to_fp16, onnx_model)
     steps.run("onnx.checker", check_graph, onnx_model)
     steps.run(f"check {rules.name}", target_check, onnx_model, rules)
     parity = None
