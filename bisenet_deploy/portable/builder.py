@@ -30,8 +30,8 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Tuple  # noqa: F401 - type comments
 
-from .calibrator import (CalibrationBatches, list_calibration_images, make_entropy_calibrator,
-                         require_pycuda)
+from .calibrator import CalibrationBatches, list_calibration_images, make_entropy_calibrator
+from .cuda_context import import_pycuda_driver
 from .engine_paths import (default_calibration_cache_path, default_engine_path,
                            default_timing_cache_path, sidecar_path)
 from .errors import EngineError, InputError, UserError
@@ -615,7 +615,7 @@ def build_engine(onnx_path, record, options, trt=None, gpu=None):
                 raise InputError("INT8 calibration needs the ONNX's bisenet_deploy metadata to "
                                  "prepare images exactly as the engine is fed: export with "
                                  "`bisenet-export onnx`")
-            require_pycuda()
+            import_pycuda_driver()
             calib_cache = options.calib_cache or default_calibration_cache_path(engine_path)
             if options.calib_images:
                 paths = list_calibration_images(options.calib_images)

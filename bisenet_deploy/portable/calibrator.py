@@ -18,6 +18,7 @@ import os
 
 import numpy as np
 
+from .cuda_context import import_pycuda_driver
 from .errors import InputError, MissingDependencyError
 from .fileio import write_bytes_atomic
 from .preprocess import prepare_input
@@ -152,17 +153,6 @@ def write_calibration_cache(path, data):
         write_bytes_atomic(str(path), bytes(data))
 
 
-def require_pycuda():
-    """`pycuda.driver` (for calibration device buffers) or a MissingDependencyError."""
-    try:
-        import pycuda.driver as cuda  # noqa: WPS433 - lazy on purpose
-    except ImportError:
-        raise MissingDependencyError(
-            "INT8 calibration needs pycuda for its device buffers: `pip install pycuda` (on a "
-            "Jetson: with /usr/local/cuda/bin on PATH; pycuda<=2022.1 for Python 3.6)") from None
-    return cuda
-
-
 def make_entropy_calibrator(trt, batches, cache_path, input_name):
     """Build a `trt.IInt8EntropyCalibrator2` that feeds `batches` (CalibrationBatches).
 
@@ -170,7 +160,7 @@ def make_entropy_calibrator(trt, batches, cache_path, input_name):
     Device buffers are pycuda allocations in the current CUDA context (the builder pushes one).
     With an existing cache file the images are not read at all: TensorRT asks for the cache first.
     """
-    cuda = require_pycuda()
+    cuda = import_pycuda_driver()
     base = trt.IInt8EntropyCalibrator2
 
     class EntropyCalibrator(base):

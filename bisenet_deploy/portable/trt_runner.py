@@ -26,14 +26,12 @@ import os
 import numpy as np
 
 from .cuda_context import CudaContext
-from .errors import EngineError, IncompatibleEngineError, InputError, MissingDependencyError
+from .errors import EngineError, IncompatibleEngineError, InputError
 from .runner_base import Runner, TensorSpec
+from .trt_api import import_tensorrt
 
 log = logging.getLogger(__name__)
 
-TENSORRT_INSTALL_HINT = ("TensorRT's Python package is not installed: `pip install tensorrt` on a "
-                         "desktop with an NVIDIA GPU; on a Jetson it comes with JetPack (use the "
-                         "system python3 or a venv with --system-site-packages)")
 
 # CU_STREAM_NON_BLOCKING: our stream does not synchronize with the legacy default stream, which
 # PyTorch or other libraries in the process may use (and which would break CUDA-graph capture)
@@ -285,17 +283,6 @@ def trt_logger(trt):
             trt.init_libnvinfer_plugins(logger, "")
         _LOGGERS[key] = logger
     return _LOGGERS[key]
-
-
-def import_tensorrt():
-    try:
-        import tensorrt as trt  # noqa: WPS433 (lazy on purpose)
-    except ImportError:
-        raise MissingDependencyError(TENSORRT_INSTALL_HINT) from None
-    if not hasattr(trt, "Runtime"):  # a namespace folder (e.g. type stubs), not the library
-        raise MissingDependencyError(TENSORRT_INSTALL_HINT + " (found only %s)"
-                                     % (list(getattr(trt, "__path__", [])) or "an empty module"))
-    return trt
 
 
 # -- the runner --------------------------------------------------------------------------------
