@@ -79,6 +79,11 @@ class DeployModule(nn.Module):
     a tuple in output order.
     """
 
+    pixel_mean: torch.Tensor
+    perm: torch.Tensor
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, model: nn.Module, record: Dict[str, Any], *, fold_normalization: bool = True,
                  output_names: Optional[Sequence[str]] = None) -> None:
         super().__init__()
