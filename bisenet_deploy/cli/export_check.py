@@ -26,11 +26,14 @@ def _run(args) -> int:
 
     model = load_onnx(args.onnx)
     target = args.target
+    try:
+        recorded = get_record(model, args.onnx)["export"].get("target")
+    except UserError:
+        recorded = None
+        print(f"note: {args.onnx} carries no bisenet_deploy metadata (runtimes will not know its "
+              f"preprocessing); checking the graph only")
     if target is None:
-        try:
-            target = get_record(model, args.onnx)["export"]["target"]
-        except (UserError, KeyError):
-            target = "trt10"
+        target = recorded or "trt10"
     problems = check_onnx(model, target)
     if not problems:
         print(f"PASS {args.onnx}: obeys the rules of target {target}")

@@ -30,6 +30,21 @@ def _constant_names(graph: Any) -> Set[str]:
     return names
 
 
+def _constant_values(graph: Any, name: str):
+    """The numpy value of an initializer or Constant output, or None."""
+    from onnx import numpy_helper
+
+    for init in graph.initializer:
+        if init.name == name:
+            return numpy_helper.to_array(init).ravel()
+    for node in graph.node:
+        if node.op_type == "Constant" and node.output[0] == name:
+            for attr in node.attribute:
+                if attr.name == "value":
+                    return numpy_helper.to_array(attr.t).ravel()
+    return None
+
+
 def _has_dynamic_dims(graph: Any) -> bool:
     for value in graph.input:
         for dim in value.type.tensor_type.shape.dim:
@@ -106,6 +121,11 @@ def check_onnx(model_or_path: Union[str, os.PathLike, Any], target: Union[str, T
             if sizes and sizes not in consts and not dynamic:
                 problems.append(f"{where}: sizes {sizes!r} are computed in a graph with static "
                                 f"shapes; they must be a constant")
+            if scales and scales in consts and mode == "linear":
+                values = _constant_values(graph, scales)
+                if values is not None and len(values) >= 4 and float(values[0]) != 1.0:
+                    problems.append(f"{where}: a linear resize may only scale the innermost 3 "
+                                    f"dimensions (scales {list(values)} scale the batch)")
             if not scales and not sizes:
                 problems.append(f"{where} has neither scales nor sizes")
 
