@@ -341,3 +341,23 @@ def test_trt11_fp16_with_uint8_input_labels_only_and_dynamic_batch(loaded, tmp_p
     assert [n.op_type for n in first] == ["Cast"] and first[0].attribute[0].i == tp.FLOAT16
     assert result.parity.graph_precision == "fp16" and result.parity.passed
     assert result.parity.batch == 2
+
+
+def test_coincheung_style_pth_with_aux_heads_exports_without_them(tmp_path):
+    """A CoinCheung-format state dict (aux heads included) -> a graph with no aux-head node."""
+    from bisenet_deploy.model import build_model
+
+    torch.manual_seed(1)
+    net = build_model(ARCH, 19, aux=True)
+    pth = tmp_path / "model_final_v2_city.pth"
+    torch.save(net.state_dict(), str(pth))
+    out = tmp_path / "cc.onnx"
+    result = export_onnx(ExportOptions(checkpoint=str(pth), output_path=str(out), target="trt8.2",
+                                       output="both", **SMALL))
+    assert result.record["model"]["source"] == "coincheung"
+    assert result.record["model"]["arch"] == ARCH
+    assert result.parity.passed
+    model = onnx.load(str(out))
+    assert check_onnx(model, "trt8.2") == []
+    assert not any("aux" in n.name.lower() for n in model.graph.node)
+    assert not any("aux" in i.name.lower() for i in model.graph.initializer)
