@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-
 from .common import add_logging_args, add_model_args, batch_profile_arg, size_arg
 
 TARGET_HELP = ("trt8.2 (Jetson TX2 / JetPack 4.6: opset 13, float input), trt8.6 (GTX 1080 Ti "
@@ -17,36 +15,39 @@ def register(sub) -> None:
         description="Export BiSeNet V2 to ONNX with the in-graph resize (input size -> model "
                     "size), in-graph normalization and INT32 labels; simplify it, check it with "
                     "onnx.checker and the target's rules, and prove it against PyTorch on "
-                    "onnxruntime before writing it (atomically).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "onnxruntime before writing it (atomically).")
     add_model_args(p)
-    p.add_argument("--seed", type=int, default=0, help="seed of the random weights without --checkpoint")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights without --checkpoint (default 0)")
     p.add_argument("-o", "--output-path", default=None,
                    help="ONNX file to write (default: export/<arch>-<dataset>-<input>-to-<model>-"
                         "<output>-<target>[...].onnx)")
     g = p.add_argument_group("graph")
     g.add_argument("--input-size", type=size_arg, default=(2048, 1024), metavar="WxH",
-                   help="size of the image the graph takes (the camera size)")
+                   help="size of the image the graph takes, the camera size (default 2048x1024)")
     g.add_argument("--model-size", type=size_arg, default=(1024, 512), metavar="WxH",
-                   help="size the network runs at (multiples of 32); the graph resizes to it")
+                   help="size the network runs at, multiples of 32; the graph resizes to it "
+                        "(default 1024x512; equal sizes: no resize)")
     g.add_argument("--normalize", choices=("in-graph", "none"), default="in-graph",
                    help="in-graph: the input is pixels 0..255 and mean/std are applied in the "
-                        "graph; none: the input is the already-normalized tensor")
+                        "graph (default); none: the input is the already-normalized tensor")
     g.add_argument("--channel-order", choices=("rgb", "bgr"), default=None,
                    help="channel order of the graph input (default: the network's, usually rgb)")
     g.add_argument("--input-dtype", choices=("float32", "uint8"), default="float32",
-                   help="uint8 takes raw 8-bit images (TensorRT >= 8.5; refused for trt8.2)")
+                   help="float32 (default) or uint8: raw 8-bit images (TensorRT >= 8.5; refused "
+                        "for trt8.2)")
     g.add_argument("--output", choices=("labels", "logits", "both"), default="labels",
-                   help="labels: INT32 class ids N x H x W; logits: float N x C x H x W; both")
+                   help="labels (default): INT32 class ids N x H x W; logits: float32 N x C x H x W; "
+                        "both")
     g.add_argument("--target", choices=("trt8.2", "trt8.6", "trt10", "trt11"), default="trt10",
                    help=TARGET_HELP)
     g.add_argument("--precision", choices=("fp32", "fp16"), default="fp32",
                    help="engine precision; only trt11 turns fp16 into an FP16 graph, the other "
-                        "targets keep an FP32 graph and the engine builder sets its FP16 flag")
+                        "targets keep an FP32 graph and the engine builder sets its FP16 flag "
+                        "(default fp32)")
     g.add_argument("--opset", type=int, default=None,
                    help="override the target's opset (within the range the target accepts)")
     b = g.add_mutually_exclusive_group()
-    b.add_argument("--batch", type=int, default=1, help="static batch size")
+    b.add_argument("--batch", type=int, default=1, help="static batch size (default 1)")
     b.add_argument("--dynamic-batch", type=batch_profile_arg, default=None, metavar="MIN:OPT:MAX",
                    help="dynamic batch with this optimization profile (recorded for the engine "
                         "builder)")
