@@ -72,8 +72,9 @@ def test_sidecar_round_trip(tmp_path):
 def test_missing_and_corrupt_sidecar(tmp_path):
     engine = tmp_path / "m.engine"
     engine.write_bytes(b"plan")
-    with pytest.raises(EngineError, match="sidecar .* is missing.*bisenet-build-engine"):
+    with pytest.raises(EngineError, match="sidecar .* is missing.*bisenet-build-engine") as err:
         sidecar.read_sidecar(str(engine))
+    assert "./build_engine.sh --force` in a Jetson bundle" in str(err.value)
     (tmp_path / "m.json").write_text('{"kind": "bisenet_deploy.engine", "schema": 1, "trun')
     with pytest.raises(EngineError, match="corrupt"):
         sidecar.read_sidecar(str(engine))
@@ -94,7 +95,7 @@ def test_engine_file_must_match_sidecar(tmp_path):
     data["engine"]["sha256"] = sidecar.sha256_file(str(engine))
     sidecar.check_engine_file(str(engine), data)
     engine.write_bytes(b"another plan")
-    with pytest.raises(EngineError, match="does not match its sidecar"):
+    with pytest.raises(EngineError, match="does not match its sidecar.*rebuild the engine"):
         sidecar.check_engine_file(str(engine), data)
 
 
@@ -108,7 +109,10 @@ def test_other_tensorrt_version_refused_naming_both():
     with pytest.raises(IncompatibleEngineError) as info:
         sidecar.check_engine_compatible(_sidecar(), "10.4.0", "NVIDIA A10", (8, 6))
     msg = str(info.value)
-    assert "TensorRT 10.3.0" in msg and "TensorRT 10.4.0" in msg and "rebuild" in msg
+    assert "TensorRT 10.3.0" in msg and "TensorRT 10.4.0" in msg
+    # the fix, spelled for both places the portable code runs (desktop CLI, Jetson bundle)
+    assert "rebuild the engine on this machine (`bisenet-build-engine`" in msg
+    assert "`./build_engine.sh --force` in a Jetson bundle" in msg
 
 
 def test_other_gpu_refused_naming_both():

@@ -18,12 +18,17 @@ from .engine_paths import sidecar_path
 from .fileio import sha256_file, write_json_atomic
 from .gpu_info import slug
 from .precision import format_compute_capability, parse_compute_capability
-from .trt_api import parse_version, version_string
+from .trt_api import version_string
 
 SIDECAR_KIND = "bisenet_deploy.engine"
 SIDECAR_SCHEMA = 1
 
 REQUIRED_KEYS = ("schema", "kind", "tensorrt_version", "gpu", "precision", "io")
+
+#: what to do about an engine that cannot be used here; the same code runs on the desktop (with the
+#: `bisenet-build-engine` command) and inside the Jetson bundle (which has `./build_engine.sh`)
+REBUILD_HINT = ("rebuild the engine on this machine (`bisenet-build-engine`, or "
+                "`./build_engine.sh --force` in a Jetson bundle)")
 
 
 def tensor_entry(name, mode, shape, dtype):
@@ -80,8 +85,7 @@ def read_sidecar(engine_path):
     """
     engine_path = str(engine_path)
     path = engine_path if engine_path.endswith(".json") else sidecar_path(engine_path)
-    rebuild = ("rebuild the engine with `bisenet-build-engine` (it writes the sidecar beside "
-               "the engine)")
+    rebuild = REBUILD_HINT + ", which writes the sidecar beside the engine"
     if not os.path.exists(path):
         raise EngineError("the engine's sidecar %s is missing, so nothing says which GPU, "
                           "TensorRT version and preprocessing the engine was built for; %s"
@@ -114,8 +118,8 @@ def check_engine_file(engine_path, sidecar):
     got = sha256_file(engine_path)
     if got != want:
         raise EngineError("the engine %s does not match its sidecar (sha256 %s..., sidecar says "
-                          "%s...): the engine was replaced or is damaged; rebuild it"
-                          % (engine_path, got[:12], want[:12]))
+                          "%s...): the engine was replaced or is damaged; %s"
+                          % (engine_path, got[:12], want[:12], REBUILD_HINT))
 
 
 def check_engine_compatible(sidecar, trt_version, gpu_name, compute_capability):
@@ -145,8 +149,8 @@ def check_engine_compatible(sidecar, trt_version, gpu_name, compute_capability):
     if problems:
         raise IncompatibleEngineError(
             "this engine cannot run here: %s. TensorRT engines only run on the GPU model and "
-            "TensorRT version that built them: rebuild it here with `bisenet-build-engine` from "
-            "the ONNX%s" % ("; ".join(problems), _onnx_hint(sidecar)))
+            "TensorRT version that built them: %s from the ONNX%s"
+            % ("; ".join(problems), REBUILD_HINT, _onnx_hint(sidecar)))
 
 
 def _onnx_hint(sidecar):
@@ -162,7 +166,3 @@ def summarize(sidecar):
     return "%s engine for %s (SM %s), TensorRT %s, input %s" % (
         str(sidecar.get("precision", "?")).upper(), gpu.get("name", "?"),
         gpu.get("compute_capability", "?"), sidecar.get("tensorrt_version", "?"), shape)
-
-
-def versions_equal(a, b):
-    return parse_version(a)[:3] == parse_version(b)[:3]

@@ -156,13 +156,6 @@ def engine_uses_tensor_api(engine):
     return hasattr(engine, "num_io_tensors")
 
 
-def engine_device_memory_size(engine):
-    """`device_memory_size_v2` (11) or `device_memory_size` (8.x-10.x)."""
-    if hasattr(engine, "device_memory_size_v2"):
-        return int(engine.device_memory_size_v2)
-    return int(engine.device_memory_size)
-
-
 class BuilderFeatures(object):
     """What a TensorRT module / builder / builder config support, found by feature tests.
 

@@ -26,9 +26,11 @@ import os
 import numpy as np
 
 from .cuda_context import CudaContext
+from .engine_paths import sidecar_path as default_sidecar_path
 from .errors import EngineError, IncompatibleEngineError, InputError
 from .runner_base import Runner, TensorSpec
-from .trt_api import import_tensorrt
+from .sidecar import REBUILD_HINT, check_engine_compatible, check_engine_file, read_sidecar
+from .trt_api import engine_uses_tensor_api, import_tensorrt
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +58,7 @@ _DTYPE_NAMES = (
 # -- pure logic (tested with fake engines) ---------------------------------------------------------
 def api_generation(engine):
     """BINDINGS for TensorRT 8.2-8.4 engines, TENSORS for 8.5+ (feature test, not a version parse)."""
-    return TENSORS if hasattr(engine, "num_io_tensors") else BINDINGS
+    return TENSORS if engine_uses_tensor_api(engine) else BINDINGS
 
 
 def numpy_dtype(trt_dtype, trt):
@@ -202,15 +204,6 @@ def record_from_sidecar(sidecar):
     return record
 
 
-def default_sidecar_path(engine_path):
-    """The sidecar beside an engine (portable/engine_paths.py names it: 'x/m.engine' -> 'x/m.json')."""
-    try:
-        from .engine_paths import sidecar_path
-    except ImportError:  # the engine builder's module is absent from a trimmed copy
-        return os.path.splitext(engine_path)[0] + ".json"
-    return sidecar_path(engine_path)
-
-
 def load_sidecar(engine_path, sidecar_path=None):
     """(path, dict) of the engine's sidecar, or (None, None) when there is none beside it.
 
@@ -221,29 +214,12 @@ def load_sidecar(engine_path, sidecar_path=None):
         if sidecar_path:
             raise EngineError("the engine sidecar %s does not exist" % sidecar_path)
         return None, None
-    try:
-        from .sidecar import read_sidecar
-    except ImportError:
-        read_sidecar = None
-    if read_sidecar is not None:
-        return path, read_sidecar(path if path.endswith(".json") else engine_path)
-    with open(path, "r") as fh:
-        try:
-            return path, json.load(fh)
-        except ValueError as exc:
-            raise EngineError("the engine sidecar %s is not valid JSON (%s): rebuild the engine"
-                              % (path, exc)) from None
+    return path, read_sidecar(path if path.endswith(".json") else engine_path)
 
 
 def check_sidecar(engine_path, sidecar, trt_version, gpu_name, compute_capability):
     """Refuse an engine that is not the sidecar's file or was built for another GPU/TensorRT
     (the checks live in portable/sidecar.py)."""
-    try:
-        from .sidecar import check_engine_compatible, check_engine_file
-    except ImportError:
-        log.warning("cannot check the engine against this GPU/TensorRT (portable/sidecar.py "
-                    "missing); TensorRT will refuse an incompatible engine itself")
-        return
     check_engine_file(engine_path, sidecar)
     check_engine_compatible(sidecar, trt_version, gpu_name, compute_capability)
 
@@ -320,8 +296,8 @@ class TensorRTRunner(Runner):
         self._cuda_ctx = None
         self._reset_state()
         if not os.path.isfile(self.engine_path):
-            raise EngineError("engine file %s does not exist: build it with "
-                              "`bisenet-build-engine`" % self.engine_path)
+            raise EngineError("engine file %s does not exist: build it first (`bisenet-build-engine`, "
+                              "or `./build_engine.sh` in a Jetson bundle)" % self.engine_path)
         path, sidecar = load_sidecar(self.engine_path, sidecar_path)
         self.sidecar_path, self.sidecar = path, sidecar
         if sidecar is not None:
@@ -409,9 +385,9 @@ class TensorRTRunner(Runner):
         if engine is None:
             raise IncompatibleEngineError(
                 "TensorRT %s could not load %s on %s (SM %d.%d): engines only run on the GPU "
-                "model and TensorRT version they were built with; rebuild it here with "
-                "`bisenet-build-engine`" % (trt.__version__, self.engine_path,
-                                            ctx.device_name(), cc[0], cc[1]))
+                "model and TensorRT version they were built with; %s"
+                % (trt.__version__, self.engine_path, ctx.device_name(), cc[0], cc[1],
+                   REBUILD_HINT))
         self._engine = engine
         self.generation = api_generation(engine)
         self.io = engine_io(engine, trt)
@@ -529,7 +505,7 @@ class TensorRTRunner(Runner):
                 self._enqueue()
             finally:
                 graph = stream.end_capture()
-            exe = graph.instance() if hasattr(graph, "instance") else graph.instantiate()
+            exe = graph.instantiate()
         except Exception as exc:  # pycuda/CUDA errors: capture not possible for this engine
             log.warning("CUDA-graph capture failed for input shape %s (%s); running this shape "
                         "without a graph", shape, exc)
