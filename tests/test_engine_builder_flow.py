@@ -263,3 +263,58 @@ def test_int8_without_pycuda_refused_before_any_work(onnx_dynamic, tmp_path, mon
         build_engine(path, rec, BuildOptions(precision="int8", calib_images=str(tmp_path)),
                      trt=fake_tensorrt((10, 3), calls), gpu=A10)
     assert calls == []
+
+
+def test_unusable_timing_cache_is_replaced_not_a_traceback(onnx_dynamic, tmp_path):
+    # TensorRT's create_timing_cache answers None for a damaged cache or one from another version
+    path, rec = onnx_dynamic
+    calls = []
+    trt = fake_tensorrt((10, 3), calls)
+    create = trt.IBuilderConfig.create_timing_cache
+    trt.IBuilderConfig.create_timing_cache = lambda self, blob: None if blob else create(self, blob)
+    cache = tmp_path / "timing.cache"
+    cache.write_bytes(b"written by another TensorRT")
+    _build(path, rec, trt, A10, tmp_path, timing_cache=str(cache))
+    state = _config_state(calls)
+    assert ("create_timing_cache", b"") in state and ("set_timing_cache", False) in state
+    assert state[-1] == ("build",)
+    assert cache.read_bytes() == b"written by another TensorRT"  # untouched by a failed build
+
+
+def _fake_pycuda(monkeypatch):
+    import sys
+
+    driver = types.ModuleType("pycuda.driver")
+    driver.init = lambda flags=0: None  # no batch is ever read here, so nothing is allocated
+    pycuda = types.ModuleType("pycuda")
+    pycuda.driver = driver
+    monkeypatch.setitem(sys.modules, "pycuda", pycuda)
+    monkeypatch.setitem(sys.modules, "pycuda.driver", driver)
+
+
+def test_calibration_error_inside_tensorrt_is_raised_after_the_build(onnx_dynamic, tmp_path,
+                                                                     monkeypatch):
+    # TensorRT calls the calibrator through noexcept C++: an exception escaping get_batch would
+    # abort the process, so the calibrator keeps it and the builder raises it after the build
+    from bisenet_deploy.portable import builder
+
+    _fake_pycuda(monkeypatch)
+    monkeypatch.setattr(builder, "_cuda_scope", lambda needed, device: builder._NoScope())
+    path, rec = onnx_dynamic
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    (calib / "broken.npy").write_bytes(b"not a numpy file")
+    calls = []
+    trt = fake_tensorrt((10, 3), calls)
+
+    def build(self, network, config):
+        calls.append(("get_batch", config.int8_calibrator.get_batch(["image"])))
+        return None  # TensorRT fails a calibration that got no data
+    trt.Builder.build_serialized_network = build
+    out = tmp_path / "out" / "m.engine"
+    with pytest.raises(InputError, match="cannot read .*broken.npy"):
+        build_engine(path, rec, BuildOptions(precision="int8", calib_images=str(calib),
+                                             calib_batch_size=1, output=str(out)),
+                     trt=trt, gpu=A10)
+    assert ("get_batch", None) in calls  # answered "no more data" instead of raising
+    assert not out.parent.exists() or os.listdir(str(out.parent)) == []

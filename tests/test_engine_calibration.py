@@ -140,3 +140,30 @@ def test_exported_graphs_see_the_same_from_calibration_batches(tmp_path):
         logits.append(sess.run(None, {record["export"]["input_name"]: batch})[0])
     assert logits[0].shape == (1, 19, 64, 128)
     np.testing.assert_allclose(logits[0], logits[1], rtol=0, atol=1e-5)  # measured 1.8e-07
+
+
+def test_calibrator_callbacks_never_raise_into_tensorrt(tmp_path, monkeypatch):
+    """TensorRT calls these from noexcept C++ (an escaping exception aborts the process): errors
+    are kept in `error` for the builder, and the callbacks answer 'no data' / 'no cache'."""
+    import sys
+    import types
+
+    driver = types.ModuleType("pycuda.driver")
+    driver.init = lambda flags=0: None
+    pycuda = types.ModuleType("pycuda")
+    pycuda.driver = driver
+    monkeypatch.setitem(sys.modules, "pycuda", pycuda)
+    monkeypatch.setitem(sys.modules, "pycuda.driver", driver)
+    trt = types.SimpleNamespace(IInt8EntropyCalibrator2=object)
+    (tmp_path / "bad.npy").write_bytes(b"garbage")
+    batches = calibrator.CalibrationBatches([str(tmp_path / "bad.npy")], make_record())
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    cal = calibrator.make_entropy_calibrator(trt, batches, str(blocker / "c.cache"), "image")
+    assert cal.get_batch_size() == 1
+    assert cal.read_calibration_cache() is None
+    assert cal.get_batch(["image"]) is None
+    assert isinstance(cal.error, InputError) and "bad.npy" in str(cal.error)
+    cal.write_calibration_cache(b"table")  # the cache's folder is a file: kept, not raised
+    assert isinstance(cal.error, InputError)  # the first error is the one reported
+    assert cal.get_batch(["image"]) is None

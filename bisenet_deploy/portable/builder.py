@@ -516,9 +516,12 @@ def _load_timing_cache(config, path):
         with open(path, "rb") as f:
             blob = f.read()
         log.info("timing cache %s (%d bytes) loaded", path, len(blob))
+    # a damaged cache, or one from another TensorRT version, is refused by create_timing_cache
+    # (None); one from another GPU by set_timing_cache (False, as ignore_mismatch is off)
     cache = config.create_timing_cache(blob)
-    if not config.set_timing_cache(cache, False):
-        log.warning("the timing cache %s does not fit this GPU/TensorRT: starting a new one", path)
+    if cache is None or not config.set_timing_cache(cache, False):
+        log.warning("the timing cache %s is unreadable or was made for another GPU/TensorRT: "
+                    "starting a new one (it is overwritten after the build)", path)
         config.set_timing_cache(config.create_timing_cache(b""), False)
 
 
@@ -691,6 +694,8 @@ def build_engine(onnx_path, record, options, trt=None, gpu=None):
             finally:
                 if calibrator is not None:
                     calibrator.free()  # inside the context its buffer was allocated in
+        if calibrator is not None and calibrator.error is not None:
+            raise _calibration_error(calibrator.error)
         if engine_bytes is None:
             raise EngineError("TensorRT could not build the engine (see TensorRT's messages above; "
                               "re-run with --verbose for its full log). Out of memory? try a "
@@ -722,6 +727,13 @@ def build_engine(onnx_path, record, options, trt=None, gpu=None):
     total = time.time() - start
     log.info("built in %.1f s (%s)", total, ", ".join("%s %.1f s" % s for s in steps.done))
     return BuildResult(engine_path, sidecar_path(engine_path), sidecar, total, steps.done)
+
+
+def _calibration_error(exc):
+    """The error a calibrator callback caught, as the one-line error the user sees."""
+    if isinstance(exc, UserError):
+        return exc
+    return EngineError("INT8 calibration failed: %s" % (exc,))
 
 
 class _NoImages(object):

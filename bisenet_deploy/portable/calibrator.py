@@ -159,6 +159,11 @@ def make_entropy_calibrator(trt, batches, cache_path, input_name):
     The base class comes from the TensorRT module given, so this module imports TensorRT nowhere.
     Device buffers are pycuda allocations in the current CUDA context (the builder pushes one).
     With an existing cache file the images are not read at all: TensorRT asks for the cache first.
+
+    TensorRT calls these methods from C++ through `noexcept` overrides: a Python exception escaping
+    one (a corrupt image, an unwritable cache) would abort the whole process. So each callback
+    catches its error, keeps the first one in `error`, and answers "no more data"; the builder
+    raises `error` once `build_serialized_network` returns.
     """
     cuda = import_pycuda_driver()
     base = trt.IInt8EntropyCalibrator2
@@ -172,11 +177,27 @@ def make_entropy_calibrator(trt, batches, cache_path, input_name):
             self._device = None
             self._count = 0
             self.cache_path = cache_path
+            #: the first exception raised inside a TensorRT callback, for the builder to raise
+            self.error = None
+
+        def _failed(self, what, exc):
+            if self.error is None:
+                self.error = exc
+            log.error("INT8 calibration: %s failed: %s", what, exc)
 
         def get_batch_size(self):
             return batches.batch_size
 
         def get_batch(self, names, *unused):
+            if self.error is not None:
+                return None
+            try:
+                return self._next_batch(names)
+            except Exception as exc:  # noqa: B902 - must not reach TensorRT's noexcept caller
+                self._failed("reading calibration batch %d" % (self._count + 1), exc)
+                return None
+
+        def _next_batch(self, names):
             if self._iter is None:
                 self._iter = iter(batches)
             try:
@@ -195,13 +216,21 @@ def make_entropy_calibrator(trt, batches, cache_path, input_name):
             return [int(self._device)]
 
         def read_calibration_cache(self):
-            data = read_calibration_cache(cache_path)
+            try:
+                data = read_calibration_cache(cache_path)
+            except Exception as exc:  # noqa: B902 - see the factory's docstring
+                self._failed("reading the calibration cache %s" % cache_path, exc)
+                return None
             if data is not None:
                 log.info("using the calibration cache %s (delete it to recalibrate)", cache_path)
             return data
 
         def write_calibration_cache(self, cache):
-            write_calibration_cache(cache_path, cache)
+            try:
+                write_calibration_cache(cache_path, cache)
+            except Exception as exc:  # noqa: B902 - see the factory's docstring
+                self._failed("writing the calibration cache %s" % cache_path, exc)
+                return
             log.info("calibration cache written: %s", cache_path)
 
         def free(self):
