@@ -26,6 +26,7 @@ import numpy as np
 from ..errors import InputError, UserError
 from ..portable.preprocess import prepare_input
 from ..portable.timing_stats import stability_warning, summarize
+from ..runtime.images import read_image as load_image  # noqa: F401  (--image)
 
 log = logging.getLogger(__name__)
 
@@ -48,22 +49,6 @@ class BenchmarkError(UserError):
 def _record_sizes(record):
     export = (record or {}).get("export") or {}
     return export.get("input_size"), export.get("model_size")
-
-
-def load_image(path):
-    """Read an image file as H x W x 3 uint8 RGB (Pillow), with a clear error for a bad file."""
-    try:
-        from PIL import Image
-    except ImportError:  # pragma: no cover - pillow is a dependency
-        from ..errors import MissingDependencyError
-        raise MissingDependencyError("reading --image needs Pillow: pip install pillow") from None
-    try:
-        with Image.open(str(path)) as img:
-            return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
-    except FileNotFoundError:
-        raise InputError("image %s does not exist" % path) from None
-    except OSError as exc:
-        raise InputError("cannot read image %s (%s): give a PNG/JPEG file" % (path, exc)) from None
 
 
 def check_fixed_batch(input_spec, batch):

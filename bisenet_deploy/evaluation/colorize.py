@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import io
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Optional
 
 import numpy as np
 
 from ..errors import InputError
 from ..portable.fileio import write_bytes_atomic
-
-IGNORE_COLOUR = (0, 0, 0)
+from ..runtime.images import colorize  # noqa: F401  (shared with the Segmenter API)
 
 
 def palette_from_record(record: Optional[Dict[str, Any]], num_classes: Optional[int] = None):
@@ -28,20 +27,6 @@ def default_palette(num_classes: int):
     from ..datasets import deterministic_palette
 
     return [tuple(c) for c in deterministic_palette(num_classes)]
-
-
-def colorize(labels: np.ndarray, palette: Sequence[Sequence[int]],
-             invalid_colour=IGNORE_COLOUR) -> np.ndarray:
-    """H x W labels -> H x W x 3 uint8 RGB; labels outside the palette get `invalid_colour`."""
-    labels = np.asarray(labels)
-    if labels.ndim != 2:
-        raise InputError(f"a label map must be H x W, got shape {labels.shape}")
-    lut = np.empty((len(palette) + 1, 3), dtype=np.uint8)
-    lut[:len(palette)] = np.asarray(palette, dtype=np.int64).clip(0, 255)
-    lut[len(palette)] = invalid_colour
-    idx = labels.astype(np.int64)
-    idx = np.where((idx < 0) | (idx >= len(palette)), len(palette), idx)
-    return lut[idx]
 
 
 def overlay(image: np.ndarray, colour: np.ndarray, alpha: float = 0.5) -> np.ndarray:

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..portable.preprocess import prepare_input
+from ..runtime.images import labels_from_outputs
 from . import tolerances as tol_mod
 from .metrics import ConfusionMatrix
 
@@ -47,17 +48,6 @@ def runner_precision(runner) -> str:
     export = ((getattr(runner, "metadata", None) or {}).get("export") or {})
     p = export.get("precision")
     return p.lower() if isinstance(p, str) and p.lower() in tol_mod.PRECISIONS else "fp32"
-
-
-def labels_from_outputs(outputs: Dict[str, np.ndarray]) -> np.ndarray:
-    """The N x H x W label maps of one result: "labels", else the argmax of "logits"."""
-    if "labels" in outputs:
-        return np.asarray(outputs["labels"])
-    if "logits" in outputs:
-        logits = np.asarray(outputs["logits"])
-        return np.argmax(np.nan_to_num(logits, nan=-np.inf), axis=1).astype(np.int32)
-    raise InputError(f"the backend returned neither 'labels' nor 'logits' (got "
-                     f"{', '.join(outputs) or 'nothing'})")
 
 
 class _LogitsStats:
@@ -272,7 +262,8 @@ def compare(reference, candidates: Sequence[Candidate], images: Iterable[np.ndar
         }
         if not has_logits:
             entry["note"] = ("logits not compared: the reference or this backend returns labels "
-                             "only")
+                             "only, so only the labels are judged; for an element-level check "
+                             "export with `bisenet-export onnx --output both`")
         if keep_worst:
             entry["_worst"] = worst
         backends.append(entry)

@@ -16,6 +16,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from ..errors import InputError
+from ..runtime.images import read_image  # noqa: F401  (shared; re-exported)
 
 LAYOUTS = ("cityscapes", "folders")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff", ".webp")
@@ -122,19 +123,6 @@ def find_samples(root: str, layout: str = "cityscapes", split: str = "val") -> L
     if layout == "folders":
         return find_folders(root, split)
     raise InputError(f"unknown dataset layout {layout!r} (use {' or '.join(LAYOUTS)})")
-
-
-def read_image(path: str) -> np.ndarray:
-    """An image file -> H x W x 3 uint8 RGB."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
-    except FileNotFoundError:
-        raise InputError(f"image {path} does not exist") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise InputError(f"cannot read image {path}: {exc}") from None
 
 
 def read_label_png(path: str) -> np.ndarray:

@@ -27,7 +27,12 @@ import numpy as np
 from ..errors import InputError
 from ..portable.preprocess import prepare_input
 from .datasets_io import Sample, read_image, read_label
-from .metrics import ConfusionMatrix, resize_labels_nearest, resize_logits_argmax
+from .metrics import (
+    ConfusionMatrix,
+    per_class_table,
+    resize_labels_nearest,
+    resize_logits_argmax,
+)
 
 log = logging.getLogger(__name__)
 
@@ -134,14 +139,7 @@ def format_table(report: Dict[str, Any], per_class: bool = True) -> str:
 
     results = report["results"]
     header = ["class"] + [r["backend"] for r in results]
-    rows: List[List[str]] = []
-    if per_class:
-        for i, entry in enumerate(results[0]["per_class"]):
-            row = [entry["name"]]
-            for r in results:
-                v = r["per_class"][i]["iou"]
-                row.append("-" if v is None else f"{100 * v:.2f}")
-            rows.append(row)
+    rows: List[List[str]] = per_class_table(results) if per_class else []
 
     def pct(v):
         return "-" if v is None else f"{100 * v:.2f}"

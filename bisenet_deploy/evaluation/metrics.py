@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from ..errors import InputError
+from ..runtime.images import resize_labels_nearest  # noqa: F401  (shared; re-exported)
 
 
 class ConfusionMatrix:
@@ -114,20 +115,6 @@ def label_iou(reference: np.ndarray, other: np.ndarray, num_classes: int) -> Con
     cm = ConfusionMatrix(num_classes, ignore_index=None)
     cm.update(other, reference)
     return cm
-
-
-def resize_labels_nearest(labels: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Nearest-neighbour resize of an H x W label map, sampling at pixel centres.
-
-    Source index = floor((dst + 0.5) * in / out), which is what PIL's NEAREST and OpenCV's
-    INTER_NEAREST_EXACT do; for integer up-scaling every source pixel becomes a full block.
-    """
-    in_h, in_w = labels.shape[:2]
-    if (in_w, in_h) == (width, height):
-        return labels
-    ys = np.minimum(((np.arange(height) + 0.5) * in_h / height).astype(np.int64), in_h - 1)
-    xs = np.minimum(((np.arange(width) + 0.5) * in_w / width).astype(np.int64), in_w - 1)
-    return labels[ys][:, xs]
 
 
 def resize_logits_argmax(logits: np.ndarray, width: int, height: int) -> np.ndarray:

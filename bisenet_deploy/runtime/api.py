@@ -23,21 +23,12 @@ import numpy as np
 from ..errors import InputError, UserError
 from ..portable.preprocess import check_image, prepare_input
 from ..portable.runner_base import Runner
+from .images import colorize, labels_from_outputs, resize_labels_nearest
 
 log = logging.getLogger(__name__)
 
 SUFFIX_BACKENDS = {".onnx": "onnxruntime", ".engine": "tensorrt", ".plan": "tensorrt",
                    ".trt": "tensorrt", ".safetensors": "torch", ".pth": "torch", ".pt": "torch"}
-
-
-def resize_labels_nearest(labels: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Nearest-neighbour resize of an H x W label map (pixel centres, as PyTorch 'nearest-exact')."""
-    in_h, in_w = labels.shape
-    if (in_w, in_h) == (width, height):
-        return labels
-    ys = np.minimum(((np.arange(height) + 0.5) * in_h / height).astype(np.int64), in_h - 1)
-    xs = np.minimum(((np.arange(width) + 0.5) * in_w / width).astype(np.int64), in_w - 1)
-    return labels[ys[:, None], xs[None, :]]
 
 
 class Segmenter(object):
@@ -134,7 +125,7 @@ class Segmenter(object):
             if len(part) < lo:  # below the model's smallest batch: pad with the last image
                 pad = np.repeat(batch[-1:], lo - len(part), axis=0)
                 batch = np.concatenate([batch, pad], axis=0)
-            labels = self._labels(self.runner.infer(batch))
+            labels = labels_from_outputs(self.runner.infer(batch))
             for image, lab in zip(part, labels):
                 results.append(resize_labels_nearest(lab, image.shape[1], image.shape[0]))
         return results
@@ -149,22 +140,7 @@ class Segmenter(object):
         hi = max(lo, int(batch.get("max", 8)))
         return lo, hi
 
-    @staticmethod
-    def _labels(outputs: Dict[str, np.ndarray]) -> np.ndarray:
-        if "labels" in outputs:
-            return outputs["labels"].astype(np.int32, copy=False)
-        if "logits" in outputs:
-            return np.argmax(outputs["logits"], axis=1).astype(np.int32)
-        raise UserError(f"the model outputs neither labels nor logits ({', '.join(outputs)})")
-
     # -- pictures ------------------------------------------------------------------------------
     def colorize(self, labels: np.ndarray) -> np.ndarray:
         """H x W labels -> H x W x 3 uint8 RGB with the model's palette; unknown ids are black."""
-        labels = np.asarray(labels)
-        if labels.ndim != 2:
-            raise InputError(f"a label map is H x W, got shape {labels.shape}")
-        palette = np.asarray(self.metadata["model"]["palette"], dtype=np.int64).clip(0, 255)
-        lut = np.zeros((len(palette) + 1, 3), dtype=np.uint8)
-        lut[:len(palette)] = palette
-        index = np.where((labels >= 0) & (labels < len(palette)), labels, len(palette))
-        return lut[index.astype(np.int64)]
+        return colorize(labels, self.metadata["model"]["palette"])
