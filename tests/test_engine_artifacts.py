@@ -175,6 +175,17 @@ def test_trtexec_11_has_no_precision_flags():
         tx.build_command("11.0", "m.onnx", "m.engine", "int8", binary="trtexec")
 
 
+def test_trtexec_refuses_what_trtexec_would_refuse_later():
+    with pytest.raises(InputError, match="older than 8.2"):
+        tx.build_command("7.1.3", "m.onnx", "m.engine", binary="trtexec")
+    with pytest.raises(InputError, match="older than 8.2"):
+        tx.benchmark_command("8.0.1", "m.engine", binary="trtexec")
+    with pytest.raises(InputError, match="positive number of MiB"):
+        tx.build_command("8.2.1", "m.onnx", "m.engine", workspace_mib=0, binary="trtexec")
+    with pytest.raises(InputError, match="0..5"):
+        tx.build_command("10.3", "m.onnx", "m.engine", opt_level=6, binary="trtexec")
+
+
 def test_trtexec_benchmark_lines():
     b82 = tx.benchmark_command("8.2.1", "m.engine", binary="trtexec")
     assert b82 == ["trtexec", "--loadEngine=m.engine", "--iterations=5000", "--duration=0",
@@ -297,6 +308,8 @@ def test_calibration_batch_size():
     assert builder.calibration_batch_size(PROFILE, -1, opts) == 2
     with pytest.raises(InputError, match="outside"):
         builder.calibration_batch_size(PROFILE, -1, builder.BuildOptions(calib_batch_size=8))
+    with pytest.raises(InputError, match=">= 1"):
+        builder.calibration_batch_size(PROFILE, -1, builder.BuildOptions(calib_batch_size=0))
 
 
 def test_build_engine_refuses_before_work_without_tensorrt(tmp_path, monkeypatch):

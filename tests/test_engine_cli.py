@@ -106,3 +106,27 @@ def test_usage_errors(onnx_file, capsys):
     assert build_engine_main.main([onnx_file, "--trt-version", "8.2"]) == 2
     with pytest.raises(SystemExit):
         build_engine_main.main([onnx_file, "--batch", "4:2:1"])
+
+
+def test_trtexec_checks_the_onnx_against_the_version(tmp_path, capsys):
+    # an opset-17 graph (trt11 export) cannot be parsed by 8.2: said before printing anything
+    rec = make_record(target="trt11", opset=17)
+    path = save(preprocessing_graph(rec), tmp_path / "m17.onnx")
+    assert build_engine_main.main([path, "--trtexec", "--trt-version", "8.2.1"]) == 2
+    captured = capsys.readouterr()
+    assert "opset 17" in captured.err and "--target trt8.2" in captured.err
+    assert captured.out == ""
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--trtexec", "--trt-version", "7.1"], "older than 8.2"),
+    (["--trtexec", "--trt-version", "8.6", "--workspace", "0"], "positive number of MiB"),
+    (["--trtexec", "--trt-version", "8.6", "--opt-level", "7"], "0..5"),
+    (["--fp32", "--calib-images", "calib"], "only apply to --int8"),
+    (["--int8", "--calib-batch", "0", "--trtexec", "--trt-version", "8.6"], ">= 1"),
+])
+def test_bad_option_values_are_one_line(onnx_file, capsys, args, message):
+    assert build_engine_main.main([onnx_file] + args) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+

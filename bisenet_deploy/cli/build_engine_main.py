@@ -115,8 +115,6 @@ def read_onnx(path):
 def _options(args):
     from ..portable.builder import BuildOptions
 
-    if args.calib_images and args.precision != "int8":
-        raise InputError("--calib-images only applies to --int8")
     return BuildOptions(
         precision=args.precision, output=args.output, workspace_mib=args.workspace,
         timing_cache=args.timing_cache, batch=args.batch, opt_level=args.opt_level,
@@ -139,6 +137,16 @@ def _run(args):
     if (args.trt_version or args.gpu_name or args.compute_capability) and not args.trtexec:
         raise InputError("--trt-version/--gpu-name/--compute-capability go with --trtexec (a build "
                          "always uses the installed TensorRT and this GPU)")
+    if (args.calib_images or args.calib_batch is not None) and args.precision != "int8":
+        raise InputError("--calib-images/--calib-batch only apply to --int8")
+    for flag, value in (("--calib-batch", args.calib_batch),
+                        ("--calib-max-images", args.calib_max_images)):
+        if value is not None and value < 1:
+            raise InputError("%s must be >= 1, got %d" % (flag, value))
+    if args.workspace is not None and args.workspace <= 0:
+        raise InputError("--workspace must be a positive number of MiB, got %d" % args.workspace)
+    if args.opt_level is not None and not 0 <= args.opt_level <= 5:
+        raise InputError("--opt-level must be 0..5, got %d" % args.opt_level)
     if args.trtexec:
         return _trtexec(args)
     return _build(args)
@@ -165,12 +173,13 @@ def _build(args):
 
 def _trtexec(args):
     from ..portable import trtexec
-    from ..portable.builder import profile_for_input
+    from ..portable.builder import check_onnx_for_version, profile_for_input
     from ..portable.engine_paths import (default_calibration_cache_path, default_engine_path,
                                          default_timing_cache_path, onnx_stem)
     from ..portable.gpu_info import query_gpu
     from ..portable.precision import decide_precision, default_precision, onnx_graph_precision
-    from ..portable.trt_api import import_tensorrt, parse_version, version_string
+    from ..portable.trt_api import (generation_for_version, import_tensorrt, parse_version,
+                                    version_string)
 
     if args.run:
         import_tensorrt()  # --run needs TensorRT (trtexec's libraries, and for the sidecar)
@@ -182,7 +191,10 @@ def _trtexec(args):
         except MissingDependencyError as exc:
             raise MissingDependencyError("%s; or give --trt-version X to print the trtexec command "
                                          "for another machine" % exc) from None
+    generation_for_version(version)  # refuses TensorRT older than 8.2 before anything else
     record, summary = read_onnx(args.onnx)
+    for message in check_onnx_for_version(record, summary, version):  # refuses e.g. opset 17 on 8.2
+        log.warning("%s", message)
     gpu_name, cc = args.gpu_name, args.compute_capability
     if gpu_name is None and cc is None and not args.trt_version:
         try:

@@ -410,8 +410,10 @@ def workspace_setting(features, workspace_mib):
 
 
 def calibration_batch_size(profile, static_batch, options):
-    if options.calib_batch_size:
+    if options.calib_batch_size is not None:
         wanted = int(options.calib_batch_size)
+        if wanted < 1:
+            raise InputError("the calibration batch size must be >= 1, got %d" % wanted)
         if profile is None and wanted != static_batch:
             raise InputError("this ONNX has a fixed batch of %d: the calibration batch must be %d"
                              % (static_batch, static_batch))
@@ -596,6 +598,9 @@ def build_engine(onnx_path, record, options, trt=None, gpu=None):
                              "input" % (onnx_path, len(summary["inputs"])))
         in_name, in_dims = summary["inputs"][0]
         profile = profile_for_input(in_name, in_dims, record, options.batch)
+        if options.workspace_mib is not None and int(options.workspace_mib) <= 0:
+            raise InputError("--workspace must be a positive number of MiB, got %s"
+                             % options.workspace_mib)
         if options.opt_level is not None:
             if not features.optimization_level:
                 raise InputError("--opt-level needs TensorRT 8.6 or newer (this is %s)"

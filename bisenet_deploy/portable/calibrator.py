@@ -110,6 +110,8 @@ class CalibrationBatches(object):
     def __init__(self, paths, record, batch_size=1, max_images=None):
         if batch_size < 1:
             raise InputError("calibration batch size must be >= 1")
+        if max_images is not None and max_images < 1:
+            raise InputError("the calibration image limit must be >= 1, got %d" % max_images)
         self.paths = list(paths)[:max_images] if max_images else list(paths)
         self.record = record
         self.batch_size = int(batch_size)

@@ -16,7 +16,7 @@ import shutil
 import subprocess
 
 from .errors import InputError, MissingDependencyError
-from .trt_api import is_jetson, parse_version, version_string
+from .trt_api import generation_for_version, is_jetson, parse_version, version_string
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +58,12 @@ def build_command(trt_version, onnx_path, engine_path, precision="fp32", profile
     `bisenet-build-engine --int8` wrote. strongly_typed: the FP16-ONNX path on 10.x.
     """
     version = parse_version(trt_version)
+    generation_for_version(version)  # refuses what is older than 8.2
     mm = version[:2]
     if precision not in ("fp32", "fp16", "int8"):
         raise InputError("precision must be fp32, fp16 or int8, got %r" % (precision,))
+    if workspace_mib is not None and int(workspace_mib) <= 0:
+        raise InputError("the workspace must be a positive number of MiB, got %s" % workspace_mib)
     args = [binary or find_trtexec(), "--onnx=%s" % onnx_path, "--saveEngine=%s" % engine_path]
     if mm[0] == 8:
         args.append("--explicitBatch")
@@ -101,6 +104,8 @@ def build_command(trt_version, onnx_path, engine_path, precision="fp32", profile
         if mm < (8, 6):
             raise InputError("the builder optimization level needs TensorRT 8.6 or newer (this is "
                              "%s)" % version_string(version))
+        if not 0 <= int(opt_level) <= 5:
+            raise InputError("the builder optimization level must be 0..5, got %s" % opt_level)
         args.append("--builderOptimizationLevel=%d" % int(opt_level))
     args.append("--profilingVerbosity=detailed")
     args.append("--buildOnly" if mm < (8, 6) else "--skipInference")
@@ -120,6 +125,7 @@ def benchmark_command(trt_version, engine_path, iterations=5000, warmup_ms=500, 
     engine.
     """
     version = parse_version(trt_version)
+    generation_for_version(version)  # refuses what is older than 8.2
     major = version[0]
     args = [binary or find_trtexec(), "--loadEngine=%s" % engine_path,
             "--iterations=%d" % int(iterations), "--duration=0", "--warmUp=%d" % int(warmup_ms),
