@@ -318,3 +318,18 @@ def test_calibration_error_inside_tensorrt_is_raised_after_the_build(onnx_dynami
                      trt=trt, gpu=A10)
     assert ("get_batch", None) in calls  # answered "no more data" instead of raising
     assert not out.parent.exists() or os.listdir(str(out.parent)) == []
+
+
+def test_unwritable_output_refused_before_any_work(onnx_dynamic, tmp_path):
+    path, rec = onnx_dynamic
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    calls = []
+    with pytest.raises(InputError, match="cannot write the engine .*not a writable folder"):
+        build_engine(path, rec, BuildOptions(output=str(blocker / "sub" / "m.engine")),
+                     trt=fake_tensorrt((10, 3), calls), gpu=A10)
+    with pytest.raises(InputError, match="cannot write the timing cache"):
+        build_engine(path, rec, BuildOptions(output=str(tmp_path / "o" / "m.engine"),
+                                             timing_cache=str(blocker / "t.cache")),
+                     trt=fake_tensorrt((10, 3), calls), gpu=A10)
+    assert calls == [] and not (tmp_path / "o").exists()

@@ -249,10 +249,18 @@ def record_from_summary(summary):
 
 # -- pure planning -------------------------------------------------------------------------------
 
-def record_input_shape(record, batch=-1):
-    """[N, 3, H, W] of the graph input according to the metadata record."""
-    width, height = record["export"]["input_size"]
-    return [int(batch), 3, int(height), int(width)]
+def check_writable(path, what):
+    """Refuse, before a long build, a file that could not be written afterwards: its nearest
+    existing folder must be a writable folder (missing folders below it are created later)."""
+    folder = os.path.dirname(os.path.abspath(str(path)))
+    while not os.path.exists(folder):
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError("cannot write %s to %s: %s is not a writable folder; choose another path"
+                         % (what, path, folder))
 
 
 def profile_for_input(input_name, input_shape, record=None, cli_batch=None):
@@ -611,9 +619,11 @@ def build_engine(onnx_path, record, options, trt=None, gpu=None):
             onnx_path, gpu.name, gpu.compute_capability, version, decision.precision,
             options.engines_root)
         engine_path = os.path.abspath(str(engine_path))
+        check_writable(engine_path, "the engine")
         cache_path = None
         if options.use_timing_cache:
             cache_path = options.timing_cache or default_timing_cache_path(engine_path)
+            check_writable(cache_path, "the timing cache")
         calib = None
         calib_cache = None
         if decision.needs_calibrator:
@@ -625,6 +635,7 @@ def build_engine(onnx_path, record, options, trt=None, gpu=None):
                                  "`bisenet-export onnx`")
             import_pycuda_driver()
             calib_cache = options.calib_cache or default_calibration_cache_path(engine_path)
+            check_writable(calib_cache, "the calibration cache")
             if options.calib_images:
                 paths = list_calibration_images(options.calib_images)
                 batch_size = calibration_batch_size(profile, in_dims[0], options)
@@ -710,9 +721,6 @@ def build_engine(onnx_path, record, options, trt=None, gpu=None):
 
     # 5. save
     with steps.step("save"):
-        if cache_path is not None and features.timing_cache:
-            size = _save_timing_cache(config, cache_path)
-            log.info("timing cache saved: %s (%d bytes)", cache_path, size)
         seconds = time.time() - start
         sidecar = make_sidecar(
             engine_path, sha256_bytes(engine_bytes), len(engine_bytes), trt.__version__,
@@ -723,12 +731,21 @@ def build_engine(onnx_path, record, options, trt=None, gpu=None):
                 "toolkit_version"),
             precision_decision=decision.as_dict(),
             built_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-        with atomic_output(engine_path) as tmp:
-            with open(tmp, "wb") as f:
-                f.write(engine_bytes)
-            write_sidecar(engine_path, sidecar)
+        try:
+            with atomic_output(engine_path) as tmp:
+                with open(tmp, "wb") as f:
+                    f.write(engine_bytes)
+                write_sidecar(engine_path, sidecar)
+        except (IOError, OSError) as exc:  # e.g. the disk filled up during the build
+            raise EngineError("could not write the engine %s (%s)" % (engine_path, exc)) from None
         log.info("engine %s (%.1f MiB) and sidecar written", engine_path,
                  len(engine_bytes) / float(1 << 20))
+        if cache_path is not None and features.timing_cache:
+            try:
+                size = _save_timing_cache(config, cache_path)
+                log.info("timing cache saved: %s (%d bytes)", cache_path, size)
+            except (IOError, OSError) as exc:  # only a cache: the engine is written
+                log.warning("could not save the timing cache %s (%s)", cache_path, exc)
     total = time.time() - start
     log.info("built in %.1f s (%s)", total, ", ".join("%s %.1f s" % s for s in steps.done))
     return BuildResult(engine_path, sidecar_path(engine_path), sidecar, total, steps.done)
@@ -805,8 +822,11 @@ def main(argv=None):
                 raise InputError("--batch %r is not MIN:OPT:MAX" % args.batch)
         record = None
         if args.record:
-            with open(args.record) as f:
-                record = json.load(f)
+            try:
+                with open(args.record) as f:
+                    record = json.load(f)
+            except (IOError, OSError, ValueError) as exc:
+                raise InputError("cannot read the metadata record %s (%s)" % (args.record, exc))
         options = BuildOptions(precision=args.precision, output=args.output,
                                workspace_mib=args.workspace, timing_cache=args.timing_cache,
                                batch=batch, opt_level=args.opt_level,
