@@ -136,6 +136,19 @@ def test_missing_model_file_is_a_clear_error(tmp_path, capsys):
     assert code == 2 and "no such file" in err and len(err.strip().splitlines()) == 1
 
 
+def test_unwritable_report_path_is_refused_before_timing(tmp_path, model_files, fake_factory,
+                                                         capsys):
+    onnx, _ = model_files
+    opened, _modes = fake_factory
+    for option in ("--json", "--plot"):
+        code, _out, err = _run(["--onnx", onnx, "--iters", "2", option,
+                                os.path.join(onnx, "r.out")], capsys)
+        assert code == 2 and option in err and "is a file" in err
+    code, _out, err = _run(["--onnx", onnx, "--iters", "2", "--json", str(tmp_path)], capsys)
+    assert code == 2 and "is a folder" in err
+    assert opened == []  # no backend was opened, nothing was timed
+
+
 def test_nothing_to_benchmark_is_a_clear_error(capsys):
     code, _, err = _run(["--iters", "2"], capsys)
     assert code == 2 and "give --onnx" in err

@@ -228,6 +228,9 @@ def test_cli_bad_options_are_one_line_errors(exported, capsys):
     assert "unknown limit" in capsys.readouterr().err
     assert main(["--against", f"onnxruntime:{d / 'missing.onnx'}", "-q"]) == 2
     assert "does not exist" in capsys.readouterr().err
+    assert main(["--against", f"onnxruntime:{onnx_path}", "--json",
+                 f"{onnx_path}/report.json", "-q"]) == 2  # refused before comparing
+    assert "--json" in capsys.readouterr().err
 
 
 def test_reference_without_checkpoint_for_trained_graph_is_refused():

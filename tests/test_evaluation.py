@@ -416,3 +416,10 @@ def test_cli_eval_errors(exported, capsys):
     assert "folders layout needs" in capsys.readouterr().err
     assert main(["--backend", "tensorrt", "--data", str(data), "-q"]) == 2
     assert "needs an engine" in capsys.readouterr().err
+    # an unwritable report or a bad network size is refused before any image is evaluated
+    assert main(["--backend", "onnxruntime", "--onnx", onnx_path, "--data", str(data),
+                 "--json", str(d / "tiny.onnx" / "r.json"), "-q"]) == 2
+    assert "--json" in capsys.readouterr().err
+    assert main(["--backend", "torch", "--checkpoint", ckpt, "--data", str(data),
+                 "--network-size", "64x40", "-q"]) == 2
+    assert "--network-size" in capsys.readouterr().err

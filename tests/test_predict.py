@@ -133,7 +133,14 @@ def test_bad_inputs(exported, tmp_path, capsys):
     broken.write_bytes(b"not a png")
     assert main(["--onnx", onnx_path, str(broken), "-o", str(tmp_path / "o2"), "-q"]) == 2
     assert "cannot read image" in capsys.readouterr().err
-    assert not (tmp_path / "o2" / "broken_labels.png").exists()
+    assert not (tmp_path / "o2").exists()  # nothing written, not even an empty folder
+    img = str(images / "street.png")
+    assert main(["--onnx", onnx_path, img, "-o", str(broken), "-q"]) == 2
+    assert "is a file" in capsys.readouterr().err
+    assert main(["--checkpoint", ckpt, img, "-o", str(tmp_path / "o3"), "--network-size",
+                 "100x64", "-q"]) == 2
+    assert "--network-size" in capsys.readouterr().err
+    assert not (tmp_path / "o3").exists()
 
 
 def test_video_to_mp4_with_opencv(exported, tmp_path, capsys):

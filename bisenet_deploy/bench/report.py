@@ -73,6 +73,23 @@ DEVICE_TEXT = ("device compute time of the same call from CUDA events around the
                "copies), where the backend measures it; null otherwise")
 
 
+def check_writable(path, option):
+    """Refuse, before a long run, an output path that cannot be written (a file where a folder
+    must be, a folder where the file must be, no write permission), naming the option."""
+    if not path:
+        return
+    target = os.path.abspath(str(path))
+    if os.path.isdir(target):
+        raise InputError("%s %s is a folder: give a file name" % (option, path))
+    folder = os.path.dirname(target)
+    while not os.path.exists(folder):  # the nearest existing ancestor will hold the new folders
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        raise InputError("%s %s: %s is a file, not a folder" % (option, path, folder))
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError("%s %s: no permission to write in %s" % (option, path, folder))
+
+
 def utc_now():
     return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
 
@@ -303,11 +320,10 @@ def table_rows(report):
 def format_table(report):
     """The aligned text table (ratios: median latency vs the fastest and the first backend),
     followed by one line per backend that did not run."""
+    from ..cli.common import format_table as aligned
+
     header, rows = table_rows(report)
-    table = [header] + rows
-    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines = [aligned(rows, header)]
     if any(r[-1] != "-" for r in rows) and len(rows) > 1:
         lines.append("(ratios: median end-to-end latency / that of the fastest or first backend; "
                      "'!' marks cv > 2.5%)")

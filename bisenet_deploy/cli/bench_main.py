@@ -189,6 +189,10 @@ def _run(args):
 
     _check_args(args)
     backends = _requested_backends(args)
+    if not args.no_json:  # refuse an unwritable report path now, not after a 5000-call run
+        rep.check_writable(args.json or os.path.join(rep.DEFAULT_FOLDER, "report.json"), "--json")
+    if args.plot and args.plot != "auto":
+        rep.check_writable(args.plot, "--plot")
     image = load_image(args.image) if args.image else None
     load_before = load_average()
     warmup = default_warmup(args.iters) if args.warmup is None else args.warmup

@@ -97,6 +97,7 @@ def _torch_candidate_record(source, spec, args):
 
 
 def _run(args):
+    from ..bench.report import check_writable
     from ..errors import InputError, ParityError
     from ..evaluation import compare as cmp
     from ..evaluation import tolerances as tol
@@ -107,6 +108,8 @@ def _run(args):
 
     if args.synthetic is not None and args.synthetic < 1:
         raise InputError(f"--synthetic must be >= 1, got {args.synthetic}")
+    for option, path in (("--json", args.json), ("--plot", args.plot)):
+        check_writable(path, option)  # before the comparison, not after it
     overrides = tol.parse_overrides(args.tol)
     if args.tol_file:
         overrides = tol.load_tolerance_file(args.tol_file) + overrides

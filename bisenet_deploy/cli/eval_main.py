@@ -80,14 +80,22 @@ def _image_size(path):
 
 
 def _run(args):
+    from ..bench.report import check_writable
     from ..errors import InputError
     from ..evaluation.backends import ModelSource, network_size, parse_spec
     from ..evaluation.datasets_io import find_samples
     from ..evaluation.evaluate import EvalTarget, evaluate, format_table
+    from ..model.summary import check_model_size
     from ..portable.fileio import write_json_atomic
 
     if args.limit is not None and args.limit < 1:
         raise InputError(f"--limit must be >= 1, got {args.limit}")
+    check_writable(args.json, "--json")  # before the evaluation, not after it
+    if args.network_size:
+        try:
+            check_model_size(*args.network_size)
+        except InputError as exc:
+            raise InputError(f"--network-size: {exc}") from None
     specs = [parse_spec(s) for s in args.backend]
     samples = find_samples(args.data, args.layout, args.split)
     if args.limit:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 
 from .common import add_logging_args, add_model_args, run_cli, size_arg
 
@@ -60,14 +61,25 @@ def _default_backend(args) -> str:
 def _run(args):
     import numpy as np
 
+    from ..bench.report import check_writable
     from ..errors import InputError
     from ..evaluation.backends import ModelSource, parse_spec
     from ..evaluation.datasets_io import read_image
     from ..evaluation.predict import collect_inputs, is_video, predict_paths
+    from ..model.summary import check_model_size
     from ..portable.fileio import write_json_atomic
 
     if not 0.0 <= args.alpha <= 1.0:
         raise InputError(f"--alpha must be between 0 and 1, got {args.alpha}")
+    if os.path.exists(args.output) and not os.path.isdir(args.output):
+        raise InputError(f"-o {args.output} is a file: give an output folder")
+    check_writable(os.path.join(args.output, "x.png"), "-o")
+    check_writable(args.json, "--json")
+    if args.network_size:
+        try:
+            check_model_size(*args.network_size)
+        except InputError as exc:
+            raise InputError(f"--network-size: {exc}") from None
     spec = parse_spec(_default_backend(args))
     if spec.path:
         raise InputError("--backend takes a name only; give the model with --checkpoint, --onnx "

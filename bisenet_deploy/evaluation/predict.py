@@ -106,7 +106,6 @@ def predict_paths(runner, paths: Sequence[str], outdir: str, *, alpha: float = 0
     "total_ms", "device_ms"}. `on_result` is called after each (the CLI prints latency there).
     """
     inputs = collect_inputs(paths)
-    os.makedirs(outdir, exist_ok=True)
     palette = palette_from_record(runner.metadata)
     used: Dict[str, int] = {}
     results: List[Dict[str, Any]] = []
