@@ -16,6 +16,7 @@
 #   THREADS     CPU threads for onnxruntime/torch (default: all cores)
 #   CHECKPOINT  checkpoint to export (default models/model_final_v2_city.pth when it exists)
 #   PRECISION   engine precision where TensorRT exists: fp16 (default) or fp32
+#   TARGET      bisenet-export onnx --target (default: the installed TensorRT's, else trt10)
 #   SKIP_SETUP=1  reuse the current environment instead of running setup_env.sh
 # On a GPU machine the GPU backends and the CPU backends are timed in two runs (two tables):
 # 5000 CPU iterations at 2048x1024 would take hours and tell nothing new.
@@ -57,12 +58,32 @@ EOF
 has_torch_cuda() { python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" \
     >/dev/null 2>&1; }
 
-echo "== bisenet-export onnx -> $ONNX"
-export_args=(--input-size 2048x1024 --model-size 1024x512 --output labels -o "$ONNX")
+HAS_TRT=0
+if has_tensorrt; then
+    HAS_TRT=1
+fi
+# the export target whose rules the installed TensorRT parses (8.2 on JetPack 4.6 ... 11)
+TARGET=${TARGET:-}
+if [ -z "$TARGET" ] && [ "$HAS_TRT" = 1 ]; then
+    TARGET=$(python -c "import tensorrt; from bisenet_deploy.portable.trt_api import \
+export_target_for_version as f; print(f(tensorrt.__version__))")
+fi
+TARGET=${TARGET:-trt10}
+
+echo "== bisenet-export onnx ($TARGET) -> $ONNX"
+export_args=(--input-size 2048x1024 --model-size 1024x512 --output labels --target "$TARGET")
 if [ -n "$CHECKPOINT" ]; then
     export_args+=(--checkpoint "$CHECKPOINT")
 fi
-bisenet-export onnx "${export_args[@]}"
+bisenet-export onnx "${export_args[@]}" -o "$ONNX"
+# TensorRT 11 builds FP16 only from an FP16 graph (strongly typed): a second export for the engine;
+# the CPU backends keep timing the FP32 graph
+ENGINE_ONNX=$ONNX
+if [ "$HAS_TRT" = 1 ] && [ "$TARGET" = trt11 ] && [ "$PRECISION" = fp16 ]; then
+    ENGINE_ONNX=${ONNX%.onnx}-fp16.onnx
+    echo "== bisenet-export onnx ($TARGET, fp16) -> $ENGINE_ONNX"
+    bisenet-export onnx "${export_args[@]}" --precision fp16 -o "$ENGINE_ONNX"
+fi
 
 bench_common=()
 [ -n "${WARMUP:-}" ] && bench_common+=(--warmup "$WARMUP")
@@ -71,9 +92,9 @@ model_args=(--onnx "$ONNX")
 [ -n "$CHECKPOINT" ] && model_args+=(--checkpoint "$CHECKPOINT")
 
 gpu_backends=()
-if has_tensorrt; then
+if [ "$HAS_TRT" = 1 ]; then
     echo "== bisenet-build-engine -> $ENGINE"
-    build_args=("$ONNX" -o "$ENGINE")
+    build_args=("$ENGINE_ONNX" -o "$ENGINE")
     [ "$PRECISION" = "fp16" ] && build_args+=(--fp16)
     bisenet-build-engine "${build_args[@]}"
     model_args+=(--engine "$ENGINE")
@@ -88,11 +109,14 @@ if python -c "import onnxruntime, sys; sys.exit(0 if 'CUDAExecutionProvider' in 
     gpu_backends+=(onnxruntime-cuda)
 fi
 
+# a failing GPU backend must not cost the CPU table: run both, exit with the worse status
+gpu_status=0
 if [ ${#gpu_backends[@]} -gt 0 ]; then
     echo "== bisenet-bench on the GPU backends: ${gpu_backends[*]} (${ITERS:-5000} iterations)"
     bisenet-bench "${model_args[@]}" --backend "${gpu_backends[@]}" --iters "${ITERS:-5000}" \
-        ${bench_common[@]+"${bench_common[@]}"} --plot
+        ${bench_common[@]+"${bench_common[@]}"} --plot || gpu_status=$?
 fi
 echo "== bisenet-bench on the CPU backends: onnxruntime torch (${CPU_ITERS:-20} iterations)"
 bisenet-bench "${model_args[@]}" --backend onnxruntime torch --iters "${CPU_ITERS:-20}" \
     ${bench_common[@]+"${bench_common[@]}"} --plot
+exit "$gpu_status"

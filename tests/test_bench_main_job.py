@@ -13,7 +13,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 
 
-def _run_main_job(tmp_path, env_extra=None, checkpoint=False):
+def _run_main_job(tmp_path, env_extra=None, checkpoint=False, fail_on=None, tensorrt=None):
+    """Run the script with recording CLIs. `fail_on`: a word that makes the fake bisenet-bench
+    exit 3 when its arguments hold it. `tensorrt`: a version string to fake an NVIDIA GPU with
+    that TensorRT and pycuda (nvidia-smi and importable stand-in modules)."""
     repo = tmp_path / "repo"
     (repo / "scripts").mkdir(parents=True)
     shutil.copy(os.path.join(ROOT, "scripts", "main_job.sh"), repo / "scripts" / "main_job.sh")
@@ -25,13 +28,29 @@ def _run_main_job(tmp_path, env_extra=None, checkpoint=False):
     log = tmp_path / "calls.log"
     for name in ("bisenet-export", "bisenet-build-engine", "bisenet-bench"):
         script = bin_dir / name
-        script.write_text('#!/usr/bin/env bash\necho "%s $*" >> "%s"\n' % (name, log))
+        fail = ""
+        if fail_on and name == "bisenet-bench":
+            fail = 'case "$*" in *%s*) exit 3;; esac\n' % fail_on
+        script.write_text('#!/usr/bin/env bash\necho "%s $*" >> "%s"\n%s' % (name, log, fail))
         script.chmod(0o755)
+    pythonpath = os.environ.get("PYTHONPATH", "")
+    if tensorrt:
+        smi = bin_dir / "nvidia-smi"
+        smi.write_text("#!/bin/sh\nexit 0\n")
+        smi.chmod(0o755)
+        fake = tmp_path / "fake_modules"
+        (fake / "tensorrt").mkdir(parents=True)
+        (fake / "tensorrt" / "__init__.py").write_text(
+            "__version__ = %r\nclass Builder(object):\n    pass\n" % tensorrt)
+        (fake / "pycuda").mkdir()
+        (fake / "pycuda" / "__init__.py").write_text("")
+        (fake / "pycuda" / "driver.py").write_text("")
+        pythonpath = str(fake) + (os.pathsep + pythonpath if pythonpath else "")
     # the script's own probes use `python`: the test's interpreter (CPU torch, no CUDA provider)
     probe = bin_dir / "python"
     probe.write_text('#!/bin/sh\nexec "%s" "$@"\n' % sys.executable)
     probe.chmod(0o755)
-    env = dict(os.environ, SKIP_SETUP="1",
+    env = dict(os.environ, SKIP_SETUP="1", PYTHONPATH=pythonpath,
                PATH="%s:%s" % (bin_dir, "/usr/bin:/bin"))
     env.update(env_extra or {})
     proc = subprocess.run(["bash", str(repo / "scripts" / "main_job.sh")], cwd=str(repo),
@@ -46,8 +65,8 @@ def test_cpu_machine_exports_random_weights_and_benches_the_cpu_backends(tmp_pat
     assert proc.returncode == 0, proc.stdout
     onnx = "export/main-job-random-init-2048x1024-to-1024x512-labels.onnx"
     assert calls == [
-        "bisenet-export onnx --input-size 2048x1024 --model-size 1024x512 --output labels -o "
-        + onnx,
+        "bisenet-export onnx --input-size 2048x1024 --model-size 1024x512 --output labels "
+        "--target trt10 -o " + onnx,
         "bisenet-bench --onnx %s --backend onnxruntime torch --iters 20 --plot" % onnx,
     ]
     assert "RANDOM weights" in proc.stdout and "no tensorrt backend" in proc.stdout
@@ -58,7 +77,7 @@ def test_checkpoint_iterations_and_threads_are_passed_on(tmp_path):
                                 checkpoint=True)
     assert proc.returncode == 0, proc.stdout
     onnx = "export/main-job-model_final_v2_city-2048x1024-to-1024x512-labels.onnx"
-    assert calls[0].endswith("-o %s --checkpoint models/model_final_v2_city.pth" % onnx)
+    assert calls[0].endswith("--checkpoint models/model_final_v2_city.pth -o %s" % onnx)
     assert calls[1] == ("bisenet-bench --onnx %s --checkpoint models/model_final_v2_city.pth "
                         "--backend onnxruntime torch --iters 7 --warmup 2 --threads 1 --plot"
                         % onnx)
@@ -80,3 +99,36 @@ def test_a_failing_export_stops_the_job(tmp_path):
                           universal_newlines=True, timeout=60)
     assert proc.returncode == 3
     assert "bisenet-bench" not in proc.stdout
+
+
+def test_gpu_machine_exports_for_its_tensorrt_builds_and_benches_gpu_then_cpu(tmp_path):
+    proc, calls = _run_main_job(tmp_path, {"ITERS": "50"}, tensorrt="11.0.0")
+    assert proc.returncode == 0, proc.stdout
+    onnx = "export/main-job-random-init-2048x1024-to-1024x512-labels.onnx"
+    fp16 = onnx[:-len(".onnx")] + "-fp16.onnx"
+    engine = "engines/main-job-random-init-fp16.engine"
+    assert calls == [
+        "bisenet-export onnx --input-size 2048x1024 --model-size 1024x512 --output labels "
+        "--target trt11 -o " + onnx,
+        # TensorRT 11 builds FP16 from an FP16 graph; the CPU backends keep the FP32 one
+        "bisenet-export onnx --input-size 2048x1024 --model-size 1024x512 --output labels "
+        "--target trt11 --precision fp16 -o " + fp16,
+        "bisenet-build-engine %s -o %s --fp16" % (fp16, engine),
+        "bisenet-bench --onnx %s --engine %s --backend tensorrt --iters 50 --plot"
+        % (onnx, engine),
+        "bisenet-bench --onnx %s --engine %s --backend onnxruntime torch --iters 20 --plot"
+        % (onnx, engine),
+    ]
+
+
+def test_tensorrt_8_2_gets_the_trt8_2_target(tmp_path):
+    proc, calls = _run_main_job(tmp_path, {"PRECISION": "fp32"}, tensorrt="8.2.1.8")
+    assert proc.returncode == 0, proc.stdout
+    assert "--target trt8.2 -o" in calls[0]
+    assert calls[1].startswith("bisenet-build-engine") and "--fp16" not in calls[1]
+
+
+def test_a_failing_gpu_bench_still_prints_the_cpu_table_and_fails_the_job(tmp_path):
+    proc, calls = _run_main_job(tmp_path, tensorrt="10.3.0", fail_on="tensorrt")
+    assert proc.returncode == 3, proc.stdout
+    assert calls[-1].startswith("bisenet-bench") and "--backend onnxruntime torch" in calls[-1]
