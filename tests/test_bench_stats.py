@@ -175,3 +175,24 @@ def test_garbage_collector_is_paused_during_timing_and_restored():
                     clock=runner.clock, progress=False)
     assert states == [True, True, False, False, False]  # warm-up and check, then timed calls
     assert gc.isenabled()
+
+
+def test_backends_timing_different_graphs_are_flagged():
+    from bisenet_deploy.bench.session import run_benchmarks
+
+    records = {"a": make_record(32, 16, (16, 8)), "b": make_record(64, 32, (32, 16)),
+               "c": make_record(32, 16, (16, 8))}
+    clock = FakeClock()
+
+    def opener(name):
+        return FakeRunner(records[name], [2.0], clock=clock, name=name)
+
+    entries, _record, _source = run_benchmarks(["a", "c"], opener, iters=3, warmup=0,
+                                               clock=clock)
+    assert all(e["status"] == "ok" and not e["warnings"] for e in entries)
+    entries, _record, _source = run_benchmarks(["a", "b"], opener, iters=3, warmup=0,
+                                               clock=clock)
+    for e in entries:
+        assert e["graph"]["input_size"] == records[e["backend"]]["export"]["input_size"]
+        assert any("different graphs" in w and "32x16" in w and "64x32" in w
+                   for w in e["warnings"])

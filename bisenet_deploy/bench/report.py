@@ -30,6 +30,8 @@ Schema ``"bisenet-bench/1"`` (all times in milliseconds unless the key says othe
         {"backend": str, "status": "ok" | "skipped" | "failed", "error": str | null,
          "runner": str | null,             # runner.describe(): device, precision, options
          "input": str | null, "outputs": [str],
+         "graph": {"input_size", "model_size", "input_dtype", "output_names"},  # what it ran;
+                                           # backends of different graphs get a warning
          # only when status == "ok" (harness.time_runner):
          "iterations": int, "warmup": int, "batch": int, "buffers": int,
          "latency_ms": SUMMARY, "device_ms": SUMMARY | null,

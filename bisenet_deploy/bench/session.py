@@ -53,6 +53,21 @@ class InputCache(object):
         return self._cache[key]
 
 
+def graph_summary(record):
+    """What one call of a backend computes (sizes, dtype, outputs), to tell whether two backends
+    timed the same work."""
+    export = (record or {}).get("export") or {}
+    return {"input_size": export.get("input_size"), "model_size": export.get("model_size"),
+            "input_dtype": export.get("input_dtype"), "output_names": export.get("output_names")}
+
+
+def _describe_graph(g):
+    size = "x".join(str(v) for v in g.get("input_size") or ["?"])
+    net = "x".join(str(v) for v in g.get("model_size") or ["?"])
+    return "%s %s -> network %s -> %s" % (size, g.get("input_dtype"), net,
+                                          "+".join(g.get("output_names") or []))
+
+
 def bench_backend(name, opener, inputs, iters, warmup, clock=time.perf_counter, progress=None,
                   debug=False):
     """Open backend `name` with `opener(name)`, time it, close it; returns (entry, record)."""
@@ -70,6 +85,7 @@ def bench_backend(name, opener, inputs, iters, warmup, clock=time.perf_counter, 
             entry["input"] = spec.describe()
             entry["outputs"] = [s.describe() for s in runner.output_specs()]
             record = runner.metadata
+            entry["graph"] = graph_summary(record)
             buffers, _source = inputs.get(record, spec)
             log.info("%s: %s, %d warm-up + %d timed calls", name, entry["runner"], warmup, iters)
             entry.update(time_runner(runner, buffers, iters, warmup, record=record, clock=clock,
@@ -105,6 +121,16 @@ def run_benchmarks(backends, opener, *, iters, warmup=None, batch=1, buffers=DEF
         if entry["status"] == "ok" and first_record is None:
             first_record = record
             source = cache.get(record)[1]
+    graphs = {json.dumps(e.get("graph"), sort_keys=True): e.get("graph")
+              for e in entries if e["status"] == "ok"}
+    if len(graphs) > 1:
+        warning = ("the backends timed different graphs (%s): their ratios compare different "
+                   "work; give models exported at the same sizes"
+                   % "; ".join(_describe_graph(g) for g in graphs.values()))
+        log.warning("%s", warning)
+        for e in entries:
+            if e["status"] == "ok":
+                e["warnings"].append(warning)
     return entries, first_record, source
 
 
