@@ -16,3 +16,8 @@ if [ "$TORCH_SPEC" != "skip" ]; then
     python -m pip install --quiet "$TORCH_SPEC"
 fi
 python -m pip install --quiet -e ".[test]"
+# CI only: TensorRT's type stubs for the mypy check of the engine builder. They are installed
+# without dependencies (their dependency is TensorRT itself); never do this next to a real TensorRT.
+if [ -n "${CI_TYPE_STUBS:-}" ]; then
+    python -m pip install --quiet --no-deps "$CI_TYPE_STUBS"
+fi
