@@ -14,102 +14,25 @@ from typing import List, Optional
 import torch
 from torch import nn
 
-from .layers import BiSeNetV2Net, ConvBNReLU, DetailBranch, Resize, StemBlock, conv_bn
+from . import layers
+from .layers import BiSeNetV2Net, ConvBNReLU, DetailBranch, Resize, StemBlock, init_weights
 
 EXPANSION = 6
 
 
-class GELayerS1(nn.Module):
-    """Stride-1 GE layer (community form): 3x3 conv, expanding depthwise 3x3 (+ReLU), 1x1, residual."""
-
-    def __init__(self, cin: int, cout: int, expansion: int = EXPANSION):
-        super().__init__()
-        mid = cin * expansion
-        self.conv1 = ConvBNReLU(cin, cin)
-        self.dwconv = conv_bn(cin, mid, 3, 1, groups=cin, relu=True)
-        self.conv2 = conv_bn(mid, cout, 1)
-        self.relu = nn.ReLU()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.relu(self.conv2(self.dwconv(self.conv1(x))) + x)
+def _ge(cin: int, cout: int, stride: int) -> nn.Module:
+    """A GE layer in the community form: the depthwise conv expands, a ReLU follows it."""
+    block = layers.GELayerS2 if stride == 2 else layers.GELayerS1
+    return block(cin, cout, EXPANSION, expand_in_gather=False, dw_relu=True)
 
 
-class GELayerS2(nn.Module):
-    """Stride-2 GE layer (community form) with a separable 3x3/2 + 1x1 shortcut."""
-
-    def __init__(self, cin: int, cout: int, expansion: int = EXPANSION):
-        super().__init__()
-        mid = cin * expansion
-        self.conv1 = ConvBNReLU(cin, cin)
-        self.dwconv1 = conv_bn(cin, mid, 3, 2, groups=cin)
-        self.dwconv2 = conv_bn(mid, mid, 3, 1, groups=mid, relu=True)
-        self.conv2 = conv_bn(mid, cout, 1)
-        self.shortcut = nn.Sequential(
-            nn.Conv2d(cin, cin, 3, 2, 1, groups=cin, bias=False),
-            nn.BatchNorm2d(cin),
-            nn.Conv2d(cin, cout, 1, bias=False),
-            nn.BatchNorm2d(cout),
-        )
-        self.relu = nn.ReLU()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        feat = self.conv2(self.dwconv2(self.dwconv1(self.conv1(x))))
-        return self.relu(feat + self.shortcut(x))
-
-
-class ContextEmbedding(nn.Module):
-    """Global mean -> BN -> 1x1 CBR, broadcast-added to the input, then a 3x3 CBR."""
-
-    def __init__(self, channels: int = 128):
-        super().__init__()
-        self.bn = nn.BatchNorm2d(channels)
-        self.conv_gap = ConvBNReLU(channels, channels, 1)
-        self.conv_last = ConvBNReLU(channels, channels, 3)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        context = self.conv_gap(self.bn(torch.mean(x, dim=(2, 3), keepdim=True)))
-        return self.conv_last(x + context)
-
-
-class SemanticBranch(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.S1S2 = StemBlock(16)
-        self.S3 = nn.Sequential(GELayerS2(16, 32), GELayerS1(32, 32))
-        self.S4 = nn.Sequential(GELayerS2(32, 64), GELayerS1(64, 64))
-        self.S5_4 = nn.Sequential(GELayerS2(64, 128), GELayerS1(128, 128), GELayerS1(128, 128),
-                                  GELayerS1(128, 128))
-        self.S5_5 = ContextEmbedding(128)
-
-    def forward(self, x: torch.Tensor):
-        feat2 = self.S1S2(x)
-        feat3 = self.S3(feat2)
-        feat4 = self.S4(feat3)
-        feat5_4 = self.S5_4(feat4)
-        return feat2, feat3, feat4, feat5_4, self.S5_5(feat5_4)
-
-
-class GuidedAggregation(nn.Module):
-    """BGA with nearest x4 upsampling and a final conv-BN-ReLU (the community form)."""
-
-    def __init__(self, channels: int = 128):
-        c = channels
-        super().__init__()
-        self.left1 = nn.Sequential(nn.Conv2d(c, c, 3, 1, 1, groups=c, bias=False),
-                                   nn.BatchNorm2d(c), nn.Conv2d(c, c, 1, bias=False))
-        self.left2 = nn.Sequential(nn.Conv2d(c, c, 3, 2, 1, bias=False), nn.BatchNorm2d(c),
-                                   nn.AvgPool2d(3, 2, 1))
-        self.right1 = nn.Sequential(nn.Conv2d(c, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c))
-        self.right2 = nn.Sequential(nn.Conv2d(c, c, 3, 1, 1, groups=c, bias=False),
-                                    nn.BatchNorm2d(c), nn.Conv2d(c, c, 1, bias=False))
-        self.up1 = Resize(4, "nearest")
-        self.up2 = Resize(4, "nearest")
-        self.conv = conv_bn(c, c, 3, relu=True)
-
-    def forward(self, detail: torch.Tensor, semantic: torch.Tensor) -> torch.Tensor:
-        guided_detail = self.left1(detail) * torch.sigmoid(self.up1(self.right1(semantic)))
-        guided_semantic = self.left2(detail) * torch.sigmoid(self.right2(semantic))
-        return self.conv(guided_detail + self.up2(guided_semantic))
+def semantic_branch() -> layers.SemanticBranch:
+    return layers.SemanticBranch(
+        StemBlock(16),
+        nn.Sequential(_ge(16, 32, 2), _ge(32, 32, 1)),
+        nn.Sequential(_ge(32, 64, 2), _ge(64, 64, 1)),
+        nn.Sequential(_ge(64, 128, 2), _ge(128, 128, 1), _ge(128, 128, 1), _ge(128, 128, 1)),
+        layers.ContextEmbedding(128, last_bn_relu=True))
 
 
 class SegmentHead(nn.Module):
@@ -143,20 +66,9 @@ def build(num_classes: int = 19, aux: bool = True,
                      SegmentHead(32, 128, num_classes, 8, aux=True),
                      SegmentHead(64, 128, num_classes, 16, aux=True),
                      SegmentHead(128, 128, num_classes, 32, aux=True)]
+    bga = layers.GuidedAggregation(128, proj_bias=False, up_mode="nearest", out_relu=True)
     model = BiSeNetV2Net("bisenetv2-coincheung", num_classes, DetailBranch(64, 64, 128),
-                         SemanticBranch(), GuidedAggregation(128),
+                         semantic_branch(), bga,
                          SegmentHead(128, mid, num_classes, 8), aux_heads)
     init_weights(model)
     return model
-
-
-def init_weights(model: nn.Module) -> None:
-    """He (fan-out) init for convs, BN gamma 1 / beta 0: the paper trains from scratch this way."""
-    for module in model.modules():
-        if isinstance(module, (nn.Conv2d, nn.Linear)):
-            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.BatchNorm2d):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)

@@ -1,5 +1,10 @@
 """Building blocks shared by every BiSeNet V2 variant, and the input check every forward runs.
 
+The paper network (paper.py) and the community variant (coincheung.py) are the same blocks in two
+configurations: where the GE layer expands (gather conv or depthwise conv), which convs carry a
+ReLU, the context block's last conv, and the aggregation layer's upsampling mode and 1x1 biases.
+Only the segmentation heads differ in structure and live in their own modules.
+
 Submodule attribute names (`conv`, `bn`, `0`, `1`, ...) are chosen so that the community variant's
 state_dict keys equal those of the public CoinCheung/BiSeNet checkpoints; the paper variant reuses
 the same names so that tools (summary, MAC counting) address both the same way.
@@ -129,6 +134,141 @@ class StemBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feat = self.conv(x)
         return self.fuse(torch.cat([self.left(feat), self.right(feat)], dim=1))
+
+
+class GELayerS1(nn.Module):
+    """Stride-1 gather-and-expansion layer (Fig. 5b): 3x3 gather conv-BN-ReLU -> 3x3 depthwise
+    (BN) -> 1x1 projection (BN), identity shortcut, ReLU.
+
+    `expand_in_gather` puts the e-fold expansion where the paper has it, in the gather conv
+    (C -> eC, the depthwise conv then works on eC channels); False is the community form, where the
+    gather conv keeps C channels and the depthwise conv expands (C -> eC, groups=C).
+    `dw_relu` adds a ReLU after the depthwise conv (community form; the paper draws none).
+    """
+
+    def __init__(self, cin: int, cout: int, expansion: int, *, expand_in_gather: bool,
+                 dw_relu: bool):
+        super().__init__()
+        if cin != cout:
+            raise ValueError(f"a stride-1 GE layer needs equal widths, got {cin}->{cout}")
+        mid = cin * expansion
+        gather = mid if expand_in_gather else cin
+        self.conv1 = ConvBNReLU(cin, gather)
+        self.dwconv = conv_bn(gather, mid, 3, 1, groups=gather, relu=dw_relu)
+        self.conv2 = conv_bn(mid, cout, 1)
+        self.relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.conv2(self.dwconv(self.conv1(x))) + x)
+
+
+class GELayerS2(nn.Module):
+    """Stride-2 gather-and-expansion layer (Fig. 5c): 3x3 gather conv-BN-ReLU -> 3x3/2 depthwise
+    (BN) -> 3x3 depthwise (BN) -> 1x1 projection (BN); shortcut = 3x3/2 depthwise (BN) + 1x1 (BN)
+    separable conv; sum, ReLU. `expand_in_gather` and `dw_relu` as in `GELayerS1` (the ReLU, if
+    any, follows the second depthwise conv)."""
+
+    def __init__(self, cin: int, cout: int, expansion: int, *, expand_in_gather: bool,
+                 dw_relu: bool):
+        super().__init__()
+        mid = cin * expansion
+        gather = mid if expand_in_gather else cin
+        self.conv1 = ConvBNReLU(cin, gather)
+        self.dwconv1 = conv_bn(gather, mid, 3, 2, groups=gather)
+        self.dwconv2 = conv_bn(mid, mid, 3, 1, groups=mid, relu=dw_relu)
+        self.conv2 = conv_bn(mid, cout, 1)
+        self.shortcut = nn.Sequential(
+            nn.Conv2d(cin, cin, 3, 2, 1, groups=cin, bias=False),
+            nn.BatchNorm2d(cin),
+            nn.Conv2d(cin, cout, 1, bias=False),
+            nn.BatchNorm2d(cout),
+        )
+        self.relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feat = self.conv2(self.dwconv2(self.dwconv1(self.conv1(x))))
+        return self.relu(feat + self.shortcut(x))
+
+
+class ContextEmbedding(nn.Module):
+    """Fig. 4b: global average pool -> BN -> 1x1 conv-BN-ReLU -> broadcast sum with the input ->
+    3x3 conv. `last_bn_relu`: that last conv is conv-BN-ReLU (community form); otherwise a plain
+    conv with a bias, as the paper draws it."""
+
+    def __init__(self, channels: int, *, last_bn_relu: bool):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(channels)
+        self.conv_gap = ConvBNReLU(channels, channels, 1)
+        self.conv_last: nn.Module = (ConvBNReLU(channels, channels, 3) if last_bn_relu else
+                                     nn.Conv2d(channels, channels, 3, 1, 1, bias=True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        context = self.conv_gap(self.bn(torch.mean(x, dim=(2, 3), keepdim=True)))
+        return self.conv_last(x + context)
+
+
+class GuidedAggregation(nn.Module):
+    """Fig. 6: the detail feature (1/8) and the semantic feature (1/32) guide each other through
+    sigmoid gates at both resolutions, x4 upsampling, a 3x3 conv + BN fuses the sum.
+
+    The two forms differ only in: `proj_bias` (bias on the 1x1 convs of `left1`/`right2`, which no
+    BN follows), `up_mode` ("bilinear" in the paper, "nearest" in the community form) and
+    `out_relu` (a ReLU after the final conv-BN, community form).
+    """
+
+    def __init__(self, channels: int, *, proj_bias: bool, up_mode: str, out_relu: bool):
+        c = channels
+        super().__init__()
+        self.left1 = nn.Sequential(nn.Conv2d(c, c, 3, 1, 1, groups=c, bias=False),
+                                   nn.BatchNorm2d(c), nn.Conv2d(c, c, 1, bias=proj_bias))
+        self.left2 = nn.Sequential(nn.Conv2d(c, c, 3, 2, 1, bias=False), nn.BatchNorm2d(c),
+                                   nn.AvgPool2d(3, 2, 1))
+        self.right1 = nn.Sequential(nn.Conv2d(c, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c))
+        self.right2 = nn.Sequential(nn.Conv2d(c, c, 3, 1, 1, groups=c, bias=False),
+                                    nn.BatchNorm2d(c), nn.Conv2d(c, c, 1, bias=proj_bias))
+        self.up1 = Resize(4, up_mode)
+        self.up2 = Resize(4, up_mode)
+        self.conv = conv_bn(c, c, 3, relu=out_relu)
+
+    def forward(self, detail: torch.Tensor, semantic: torch.Tensor) -> torch.Tensor:
+        guided_detail = self.left1(detail) * torch.sigmoid(self.up1(self.right1(semantic)))
+        guided_semantic = self.left2(detail) * torch.sigmoid(self.right2(semantic))
+        return self.conv(guided_detail + self.up2(guided_semantic))
+
+
+class SemanticBranch(nn.Module):
+    """Table 1's semantics branch: stem (1/4), GE stages S3 (1/8), S4 (1/16), S5_4 (1/32), CE.
+
+    Returns every stage output: (S1S2, S3, S4, S5_4, S5_5); the booster heads read the first four.
+    """
+
+    def __init__(self, stem: nn.Module, s3: nn.Module, s4: nn.Module, s5_4: nn.Module,
+                 s5_5: nn.Module):
+        super().__init__()
+        self.S1S2 = stem
+        self.S3 = s3
+        self.S4 = s4
+        self.S5_4 = s5_4
+        self.S5_5 = s5_5
+
+    def forward(self, x: torch.Tensor):
+        feat2 = self.S1S2(x)
+        feat3 = self.S3(feat2)
+        feat4 = self.S4(feat3)
+        feat5_4 = self.S5_4(feat4)
+        return feat2, feat3, feat4, feat5_4, self.S5_5(feat5_4)
+
+
+def init_weights(model: nn.Module) -> None:
+    """He (fan-out) init for convs, BN gamma 1 / beta 0: the paper trains from scratch this way."""
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
 
 
 class BiSeNetV2Net(nn.Module):
