@@ -423,3 +423,24 @@ def test_cli_eval_errors(exported, capsys):
     assert main(["--backend", "torch", "--checkpoint", ckpt, "--data", str(data),
                  "--network-size", "64x40", "-q"]) == 2
     assert "--network-size" in capsys.readouterr().err
+
+
+def test_model_source_loads_the_weights_once(monkeypatch):
+    """The graph record and the runner of one torch backend share one load of the weights."""
+    from bisenet_deploy import checkpoint
+    from bisenet_deploy.evaluation.backends import ModelSource, parse_spec
+
+    calls = []
+    real = checkpoint.load_model
+
+    def counting(*args, **kwargs):
+        calls.append((args, kwargs))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(checkpoint, "load_model", counting)
+    source = ModelSource()
+    record = source.torch_record(parse_spec("torch"), (64, 32), (64, 32))
+    model, meta = source.loaded(None, record["model"])
+    assert len(calls) == 1 and meta.num_classes == 19
+    source.loaded(None, {"arch": "bisenetv2", "num_classes": 7})  # another model: loaded anew
+    assert len(calls) == 2

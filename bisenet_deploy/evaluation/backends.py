@@ -136,6 +136,10 @@ class ModelSource:
             if dataset is None and like.get("dataset") not in (None, "custom"):
                 dataset = like.get("dataset")
         key = (checkpoint, arch, dataset, num_classes)
+        for (ckpt, *_), (model, meta) in self._loaded.items():  # already loaded under other words
+            if ckpt == checkpoint and arch in (None, meta.arch) and \
+                    num_classes in (None, meta.num_classes) and dataset in (None, meta.dataset):
+                return model, meta
         if key not in self._loaded:
             from ..checkpoint import load_model
 
