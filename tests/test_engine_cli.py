@@ -130,3 +130,24 @@ def test_bad_option_values_are_one_line(onnx_file, capsys, args, message):
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
 
+
+
+def test_inspect_refuses_an_engine_for_another_tensorrt_naming_both(tmp_path, monkeypatch, capsys):
+    import json
+    import types
+
+    from bisenet_deploy.portable import gpu_info
+    from bisenet_deploy.portable.gpu_info import GpuInfo
+
+    monkeypatch.setitem(sys.modules, "tensorrt", types.SimpleNamespace(__version__="10.3.0",
+                                                                       Builder=object))
+    monkeypatch.setattr(gpu_info, "query_gpu", lambda index=0: GpuInfo("NVIDIA A10", (8, 6)))
+    engine = tmp_path / "m.engine"
+    engine.write_bytes(b"plan")
+    (tmp_path / "m.json").write_text(json.dumps({
+        "schema": 1, "kind": "bisenet_deploy.engine", "tensorrt_version": "8.6.1",
+        "gpu": {"name": "NVIDIA A10", "compute_capability": "8.6"}, "precision": "fp16",
+        "io": []}))
+    assert build_engine_main.main(["--inspect", str(engine)]) != 0
+    err = capsys.readouterr().err
+    assert "TensorRT 8.6.1" in err and "TensorRT 10.3.0" in err and "Traceback" not in err

@@ -577,6 +577,16 @@ def test_runner_cuda_graph_per_shape(fake_gpu, generation):
     assert runner._graphs == {}
 
 
+def test_cuda_graph_without_pycuda_stream_capture_refused_at_activate(fake_gpu, monkeypatch):
+    path = fake_gpu("tensors", dynamic=False)
+    monkeypatch.delattr(sys.modules["pycuda.driver"].Stream, "begin_capture")
+    runner = tr.TensorRTRunner(path, use_cuda_graph=True)
+    with pytest.raises(EngineError, match="Stream.begin_capture"):
+        runner.activate()
+    assert not runner.is_active and DRIVER.current_depth() == 0
+    assert len(DRIVER.freed) == len(DRIVER.allocated)  # nothing left allocated
+
+
 def test_runner_usable_from_a_worker_thread(fake_gpu):
     path = fake_gpu("tensors", dynamic=False)
     runner = tr.TensorRTRunner(path).activate()

@@ -295,7 +295,8 @@ def _run_trtexec(args, build, engine, version, decision, record):
 
 def _inspect(args):
     from ..portable.engine_inspect import format_layer_table, inspect_engine, precision_summary
-    from ..portable.sidecar import read_sidecar, summarize
+    from ..portable.gpu_info import query_gpu
+    from ..portable.sidecar import check_engine_compatible, read_sidecar, summarize
     from ..portable.trt_api import import_tensorrt
 
     trt = import_tensorrt()
@@ -306,6 +307,15 @@ def _inspect(args):
     except EngineError as exc:
         log.warning("%s", exc)
         sidecar = None
+    if sidecar is not None:
+        # an engine for another GPU/TensorRT: say so, naming both, instead of TensorRT's
+        # "Version tag does not match" and a failed deserialization
+        try:
+            gpu = query_gpu(args.gpu)
+            gpu_name, cc = gpu.name, gpu.compute_capability
+        except MissingDependencyError:
+            gpu_name = cc = None
+        check_engine_compatible(sidecar, trt.__version__, gpu_name, cc)
     layers = inspect_engine(args.inspect, trt)
     if args.json:
         import json

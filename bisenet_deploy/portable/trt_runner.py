@@ -398,6 +398,10 @@ class TensorRTRunner(Runner):
                               "GPU memory?)" % self.engine_path)
         cuda = ctx.cuda
         self._stream = cuda.Stream(flags=STREAM_NON_BLOCKING)
+        if self.use_cuda_graph and not hasattr(self._stream, "begin_capture"):
+            raise EngineError("CUDA-graph capture needs a pycuda with stream capture "
+                              "(Stream.begin_capture); upgrade pycuda or run "
+                              "without use_cuda_graph")
         self._events = (cuda.Event(), cuda.Event())
         self._allocate(cuda)
         log.info("loaded %s (%s API): %s", self.engine_path, self.generation,
@@ -492,10 +496,6 @@ class TensorRTRunner(Runner):
         if shape in self._graph_failed:
             return None
         stream = self._stream
-        if not hasattr(stream, "begin_capture"):
-            raise EngineError("CUDA-graph capture needs a pycuda with stream capture "
-                              "(Stream.begin_capture); upgrade pycuda or run without "
-                              "use_cuda_graph")
         # one plain enqueue first: TensorRT finishes its lazy per-shape setup outside the capture
         self._enqueue()
         stream.synchronize()
