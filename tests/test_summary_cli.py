@@ -3,16 +3,15 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 from bisenet_deploy.cli.export_main import main
+from test_model_coincheung import read_tsv
 
 STAGES = ["detail.S1", "detail.S2", "detail.S3", "semantic.S1S2", "semantic.S3", "semantic.S4",
           "semantic.S5", "aggregation", "head"]
-TSV = Path(__file__).parent / "data" / "coincheung_bisenetv2_state_dict.tsv"
 
 
 def run(capsys, *argv):
@@ -77,11 +76,8 @@ def test_unknown_arch(capsys):
 
 def test_checkpoint_selects_the_coincheung_arch(tmp_path, capsys):
     pytest.importorskip("bisenet_deploy.checkpoint")
-    state = {}
-    for line in TSV.read_text().splitlines():
-        key, shape = line.split("\t")
-        dims = () if shape == "scalar" else tuple(int(v) for v in shape.split("x"))
-        state[key] = (torch.tensor(0) if shape == "scalar" else torch.zeros(dims))
+    state = {key: torch.tensor(0) if shape == () else torch.zeros(shape)
+             for key, shape in read_tsv()}
     path = tmp_path / "model_final_v2_city.pth"
     torch.save(state, path)
     code, out, err = run(capsys, "--checkpoint", str(path), "--json")
