@@ -231,6 +231,8 @@ def test_cli_bad_options_are_one_line_errors(exported, capsys):
     assert main(["--against", f"onnxruntime:{onnx_path}", "--json",
                  f"{onnx_path}/report.json", "-q"]) == 2  # refused before comparing
     assert "--json" in capsys.readouterr().err
+    assert main(["--against", f"onnxruntime:{onnx_path}", "--images", onnx_path, "-q"]) == 2
+    assert "unsupported file type" in capsys.readouterr().err
 
 
 def test_reference_without_checkpoint_for_trained_graph_is_refused():

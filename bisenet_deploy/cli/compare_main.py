@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
 import shlex
 import sys
 
@@ -63,24 +62,11 @@ def build_parser():
 
 
 def _load_images(paths, limit):
-    from ..errors import InputError
-    from ..evaluation.datasets_io import IMAGE_EXTENSIONS, read_image
+    from ..evaluation.predict import collect_inputs
+    from ..runtime.images import read_image
 
-    files = []
-    for path in paths:
-        if os.path.isdir(path):
-            inside = sorted(os.path.join(path, f) for f in os.listdir(path)
-                            if os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS)
-            if not inside:
-                raise InputError(f"folder {path} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
-            files.extend(inside)
-        elif os.path.isfile(path):
-            files.append(path)
-        else:
-            raise InputError(f"--images {path}: no such file or folder")
-    if limit:
-        files = files[:limit]
-    return [read_image(f) for f in files]
+    files = collect_inputs(paths, videos=False)
+    return [read_image(f) for f in (files[:limit] if limit else files)]
 
 
 def _torch_candidate_record(source, spec, args):

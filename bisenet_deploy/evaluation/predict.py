@@ -28,24 +28,24 @@ log = logging.getLogger(__name__)
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 
 
-def collect_inputs(paths: Sequence[str]) -> List[str]:
-    """Expand folders (images and videos inside, sorted, not recursive); refuse unknown files."""
+def collect_inputs(paths: Sequence[str], videos: bool = True) -> List[str]:
+    """Expand folders (images, and videos unless `videos` is False, sorted, not recursive);
+    refuse missing and unknown files."""
+    exts = IMAGE_EXTENSIONS + (VIDEO_EXTENSIONS if videos else ())
+    kinds = f"images ({', '.join(IMAGE_EXTENSIONS)})" + (
+        f" or videos ({', '.join(VIDEO_EXTENSIONS)})" if videos else "")
     found: List[str] = []
     for p in paths:
         if os.path.isdir(p):
             inside = sorted(os.path.join(p, f) for f in os.listdir(p)
-                            if os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS + VIDEO_EXTENSIONS
-                            and not f.startswith("."))
+                            if os.path.splitext(f)[1].lower() in exts and not f.startswith("."))
             if not inside:
-                raise InputError(f"folder {p} holds no images ({', '.join(IMAGE_EXTENSIONS)}) "
-                                 f"or videos ({', '.join(VIDEO_EXTENSIONS)})")
+                raise InputError(f"folder {p} holds no {kinds}")
             found.extend(inside)
         elif os.path.isfile(p):
             ext = os.path.splitext(p)[1].lower()
-            if ext not in IMAGE_EXTENSIONS + VIDEO_EXTENSIONS:
-                raise InputError(f"{p}: unsupported file type {ext or '(none)'}; give images "
-                                 f"({', '.join(IMAGE_EXTENSIONS)}) or videos "
-                                 f"({', '.join(VIDEO_EXTENSIONS)})")
+            if ext not in exts:
+                raise InputError(f"{p}: unsupported file type {ext or '(none)'}; give {kinds}")
             found.append(p)
         else:
             raise InputError(f"input {p} does not exist")
