@@ -298,10 +298,28 @@ def test_parity_failure_raises_with_the_numbers(exported, loaded):
 
 
 def test_default_output_path_names_the_export(loaded):
-    opts = ExportOptions(target="trt8.2", dynamic_batch=(1, 2, 4), precision="fp16")
-    path = default_output_path(opts, ARCH, "cityscapes", "rgb")
-    assert path == os.path.join(
-        "export", f"{ARCH}-cityscapes-2048x1024-to-1024x512-labels-trt8.2-fp16-dyn1-4.onnx")
+    from bisenet_deploy.export.pipeline import export_record
+
+    def name(**kw):
+        return default_output_path(export_record(ExportOptions(**kw), loaded.metadata,
+                                                 kw.get("target", "trt10"), 13))
+
+    stem = f"{ARCH}-cityscapes-2048x1024-to-1024x512"
+    assert name(target="trt8.2", dynamic_batch=(1, 2, 4), precision="fp16") == os.path.join(
+        "export", f"{stem}-labels-trt8.2-fp16-dyn1-4.onnx")
+    assert name(target="trt10", input_dtype="uint8", channel_order="bgr", batch=4,
+                output="both") == os.path.join("export", f"{stem}-both-trt10-uint8-bgr-b4.onnx")
+    assert name(normalize="none", output="logits") == os.path.join(
+        "export", f"{stem}-logits-trt10-prenorm.onnx")
+
+
+def test_export_readme_quotes_the_naming_pattern():
+    """export/README.md tells users how files are named: it must be the code's pattern."""
+    from bisenet_deploy.export.pipeline import NAME_PATTERN
+
+    readme = os.path.join(os.path.dirname(__file__), os.pardir, "export", "README.md")
+    with open(readme, encoding="utf-8") as f:
+        assert f"`{NAME_PATTERN}`" in f.read()
 
 
 @pytest.mark.slow

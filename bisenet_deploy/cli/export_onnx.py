@@ -19,8 +19,9 @@ def register(sub) -> None:
     add_model_args(p)
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights without --checkpoint (default 0)")
     p.add_argument("-o", "--output-path", default=None,
-                   help="ONNX file to write (default: export/<arch>-<dataset>-<input>-to-<model>-"
-                        "<output>-<target>[...].onnx)")
+                   help="ONNX file to write (default: export/<arch>-<dataset>-<inW>x<inH>-to-"
+                        "<mW>x<mH>-<output>-<target>[-fp16][-uint8][-prenorm|-bgr][-bN|-dynMIN-"
+                        "MAX].onnx, see export/README.md)")
     g = p.add_argument_group("graph")
     g.add_argument("--input-size", type=size_arg, default=(2048, 1024), metavar="WxH",
                    help="size of the image the graph takes, the camera size (default 2048x1024)")

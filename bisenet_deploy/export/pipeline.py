@@ -128,26 +128,43 @@ def validate_options(options: ExportOptions) -> Tuple[TargetRules, int]:
     return rules, opset
 
 
-def default_output_path(options: ExportOptions, arch: str, dataset: str,
-                        channel_order: str) -> str:
-    """export/<arch>-<dataset>-<in>-to-<model>-<output>-<target>[-fp16][...].onnx"""
-    in_w, in_h = options.input_size
-    m_w, m_h = options.model_size
-    name = f"{arch}-{dataset}-{in_w}x{in_h}-to-{m_w}x{m_h}-{options.output}-{options.target}"
-    if options.precision == "fp16":
+#: the default file name pattern (export_stem); export/README.md quotes it verbatim
+NAME_PATTERN = ("<arch>-<dataset>-<inW>x<inH>-to-<mW>x<mH>-<output>-<target>"
+                "[-fp16][-uint8][-prenorm|-bgr][-bN|-dynMIN-MAX].onnx")
+
+
+def export_stem(record: Dict[str, Any]) -> str:
+    """The file name (NAME_PATTERN without .onnx) that says what an export is, from its record.
+
+    `-fp16` is the requested engine precision (an FP16 graph only on trt11), `-uint8` a uint8
+    input, `-prenorm` an already-normalized input (--normalize none), else `-bgr` a BGR graph
+    input; `-bN` a static batch N > 1, `-dynMIN-MAX` a dynamic batch. Characters outside
+    [A-Za-z0-9-._] become "_".
+    """
+    model, export = record["model"], record["export"]
+    in_w, in_h = export["input_size"]
+    m_w, m_h = export["model_size"]
+    name = (f"{model['arch']}-{model['dataset']}-{in_w}x{in_h}-to-{m_w}x{m_h}-{export['output']}-"
+            f"{export['target']}")
+    if export["precision"] == "fp16":
         name += "-fp16"
-    if options.input_dtype == "uint8":
+    if export["input_dtype"] == "uint8":
         name += "-uint8"
-    if options.normalize == "none":
+    if export["normalize"] == "none":
         name += "-prenorm"
-    elif channel_order == "bgr":
+    elif export["channel_order"] == "bgr":
         name += "-bgr"
-    if options.dynamic_batch is not None:
-        name += f"-dyn{options.dynamic_batch[0]}-{options.dynamic_batch[2]}"
-    elif options.batch != 1:
-        name += f"-b{options.batch}"
-    safe = "".join(c if (c.isalnum() or c in "-._") else "_" for c in name)
-    return os.path.join(DEFAULT_EXPORT_DIR, safe + ".onnx")
+    batch = export["batch"]
+    if batch.get("dynamic"):
+        name += f"-dyn{batch['min']}-{batch['max']}"
+    elif int(batch["size"]) != 1:
+        name += f"-b{batch['size']}"
+    return "".join(c if (c.isalnum() or c in "-._") else "_" for c in name)
+
+
+def default_output_path(record: Dict[str, Any]) -> str:
+    """export/<export_stem(record)>.onnx"""
+    return os.path.join(DEFAULT_EXPORT_DIR, export_stem(record) + ".onnx")
 
 
 class _Steps:
@@ -296,6 +313,24 @@ def target_check(model: Any, rules: TargetRules) -> None:
                           + "; ".join(problems))
 
 
+def export_record(options: ExportOptions, meta: ModelMetadata, target: str, opset: int
+                  ) -> Dict[str, Any]:
+    """The metadata record (model + export info) of an export of `meta`'s network with `options`."""
+    channel_order = options.channel_order or meta.channel_order
+    if options.normalize == "none" and channel_order != meta.channel_order:
+        raise InputError(
+            f"--normalize none takes the tensor the network takes, in its own channel order "
+            f"({meta.channel_order}); --channel-order {channel_order} only applies with "
+            f"--normalize in-graph")
+    info = ExportInfo(
+        input_name=INPUT_NAME, input_size=[int(v) for v in options.input_size],
+        model_size=[int(v) for v in options.model_size], input_dtype=options.input_dtype,
+        channel_order=channel_order, normalize=options.normalize, output=options.output,
+        output_names=output_names_for(options.output), target=target,
+        precision=options.precision, opset=opset, batch=batch_record(options))
+    return build_record(meta, info)
+
+
 def export_onnx(options: ExportOptions, loaded: Optional[Tuple[Any, ModelMetadata]] = None
                 ) -> ExportResult:
     """Run the whole pipeline. `loaded` = (model, metadata) skips loading (tests, API users)."""
@@ -303,21 +338,8 @@ def export_onnx(options: ExportOptions, loaded: Optional[Tuple[Any, ModelMetadat
     steps = _Steps()
 
     model, meta = loaded if loaded is not None else steps.run("build model", _load, options)
-    channel_order = options.channel_order or meta.channel_order
-    if options.normalize == "none" and channel_order != meta.channel_order:
-        raise InputError(
-            f"--normalize none takes the tensor the network takes, in its own channel order "
-            f"({meta.channel_order}); --channel-order {channel_order} only applies with "
-            f"--normalize in-graph")
-    path = options.output_path or default_output_path(options, meta.arch, meta.dataset,
-                                                      channel_order)
-    info = ExportInfo(
-        input_name=INPUT_NAME, input_size=[int(v) for v in options.input_size],
-        model_size=[int(v) for v in options.model_size], input_dtype=options.input_dtype,
-        channel_order=channel_order, normalize=options.normalize, output=options.output,
-        output_names=output_names_for(options.output), target=rules.name,
-        precision=options.precision, opset=opset, batch=batch_record(options))
-    record = build_record(meta, info)
+    record = export_record(options, meta, rules.name, opset)
+    path = options.output_path or default_output_path(record)
     if meta.weights == "random-init":
         log.warning("WARNING: exporting RANDOM weights (no --checkpoint): the graph is only good "
                     "for trying the pipeline, its labels mean nothing")
@@ -329,7 +351,8 @@ def export_onnx(options: ExportOptions, loaded: Optional[Tuple[Any, ModelMetadat
     fp16_graph = rules.graph_precision(options.precision) == "fp16"
     trace_record = dict(record, export=dict(record["export"], precision="fp32"))
     module = DeployModule(model, trace_record)
-    onnx_model = steps.run(f"export (opset {opset})", torch_export, module, info, opset)
+    onnx_model = steps.run(f"export (opset {opset})", torch_export, module,
+                           ExportInfo.from_dict(record["export"]), opset)
     simplified = False
     if options.simplify:
         onnx_model, simplified = steps.run("onnx-simplifier", simplify, onnx_model)
