@@ -142,3 +142,25 @@ def test_linear_resize_scaling_the_batch_is_flagged():
     assert any("innermost 3" in p for p in problems)
     ok = numpy_helper.from_array(np.array([1, 1, 0.5, 0.5], np.float32), "scales")
     assert check_onnx(_model([node], [_image()], [out], [ok]), "trt8.2") == []
+
+
+def test_uint8_input_must_be_cast_before_any_layer():
+    """TensorRT layers (Resize among them) do not take UINT8: only a Cast may read the input."""
+    model = _labels_graph(input_dtype=TP.UINT8)
+    model.graph.node.insert(0, helper.make_node("Relu", ["image"], ["r"]))
+    problems = check_onnx(model, "trt10")
+    assert any("UINT8 input 'image' is read by Relu" in p for p in problems), problems
+
+
+def test_labels_must_be_a_cast_of_an_argmax():
+    model = _labels_graph()
+    # labels = Cast(ReduceMax(...)) is INT32 from a Cast, but not class ids from an ArgMax
+    for node in model.graph.node:
+        if node.op_type == "ArgMax":
+            node.op_type = "ReduceMax"
+            del node.attribute[:]
+            node.attribute.extend([helper.make_attribute("axes", [1]),
+                                   helper.make_attribute("keepdims", 0)])
+    problems = check_onnx(model, "trt10")
+    assert any("not a Cast of an ArgMax" in p for p in problems), problems
+    assert check_onnx(_labels_graph(), "trt10") == []

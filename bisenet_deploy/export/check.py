@@ -153,6 +153,12 @@ def check_onnx(model_or_path: Union[str, os.PathLike, Any], target: Union[str, T
             elif name not in {v.name for v in graph.input}:
                 problems.append(f"tensor {name!r} is UINT8 but not a graph input (TensorRT allows "
                                 f"UINT8 only at the network's inputs/outputs)")
+            else:
+                readers = sorted({n.op_type for n in graph.node if name in n.input} - {"Cast"})
+                if readers:
+                    problems.append(f"UINT8 input {name!r} is read by {', '.join(readers)}: "
+                                    f"TensorRT layers do not take UINT8 (Resize rejects it), "
+                                    f"it must go through a Cast first")
 
     for value in list(graph.input) + list(graph.output):
         elem = value.type.tensor_type.elem_type
@@ -174,6 +180,9 @@ def check_onnx(model_or_path: Union[str, os.PathLike, Any], target: Union[str, T
             node = producers.get(value.name)
             if node is None or node.op_type != "Cast":
                 problems.append("output 'labels' is not produced by an explicit Cast(to=INT32)")
+            elif getattr(producers.get(node.input[0]), "op_type", None) != "ArgMax":
+                problems.append("output 'labels' is not a Cast of an ArgMax (the one label form "
+                                "every TensorRT from 8.2 to 11 agrees on)")
         elif value.name == "logits":
             if elem != tp.FLOAT:
                 problems.append(f"output 'logits' is {_dtype_name(elem)}; it must be FLOAT (FP32 "
