@@ -121,6 +121,9 @@ def test_readme_is_filled_in(built):
     stem = os.path.splitext(os.path.basename(built.onnx_path))[0]
     assert "engines/%s-fp16.engine" % stem in text
     assert "scp tx2.tar.gz" in text and "256x128" in text and "128x64" in text
+    # the fixture's graph has both outputs: the README names both
+    assert ("output `labels` INT32 N x H x W and output `logits` FLOAT32 N x classes x H x W at "
+            "256x128") in text
 
 
 def test_bundle_onnx_passes_the_trt82_check(built):
@@ -380,6 +383,19 @@ def test_cli_rebundles_an_onnx(built, tmp_path, capsys):
     assert jb.verify_bundle(str(tmp_path / "again")) == []
 
 
+def test_cli_refuses_export_options_with_onnx(tmp_path, capsys):
+    """--onnx bundles a finished graph: sizes or a checkpoint given with it would be ignored."""
+    from bisenet_deploy.cli.export_main import main
+
+    onnx_path = tmp_path / "m.onnx"
+    onnx_path.write_bytes(b"not read")
+    rc = main(["jetson", "--onnx", str(onnx_path), "--input-size", "256x128", "-o",
+               str(tmp_path / "b")])
+    assert rc == 2
+    assert "--input-size only apply when this command exports" in capsys.readouterr().err
+    assert sorted(os.listdir(str(tmp_path))) == ["m.onnx"]
+
+
 # -- the bundle's own command line, with ONNX Runtime standing in for TensorRT ----------------
 
 @pytest.fixture
@@ -455,8 +471,9 @@ def test_device_build_defaults_to_fp16_and_checks_parity(device_cli, capsys):
     assert builds[-1][1:] == ("fp32", 512)
 
 
-def test_device_predict_and_bench(device_cli, capsys, tmp_path):
+def test_device_predict_and_bench(device_cli, capsys, tmp_path, monkeypatch):
     jetson_run, folder, opened, builds = device_cli
+    monkeypatch.setitem(sys.modules, "cv2", None)  # a Jetson python without OpenCV: PPM files
     assert jetson_run.main(["predict"]) == 1  # no engine yet
     assert "run ./build_engine.sh first" in capsys.readouterr().err
     assert jetson_run.main(["build", "--no-parity"]) == 0

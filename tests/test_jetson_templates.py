@@ -210,6 +210,23 @@ def test_bench_restores_clocks_when_the_benchmark_fails(tmp_path):
     assert calls[-1].startswith("jetson_clocks --restore ")
 
 
+def test_bench_stops_before_changing_anything_when_clocks_cannot_be_stored(tmp_path):
+    env, log = fake_bench_env(tmp_path)
+    write_exe(tmp_path / "jetson_clocks", """
+        echo "jetson_clocks $*" >> %s
+        if [[ "$1" == "--store" ]]; then echo "$2" >> %s; exit 1; fi
+        """ % (log, tmp_path / "stored.txt"))
+    out = subprocess.run(["bash", os.path.join(TEMPLATES, "bench.sh")], capture_output=True,
+                         text=True, env=env)
+    assert out.returncode == 1
+    calls = [c.strip() for c in log.read_text().splitlines()]
+    assert "nvpmodel -m 0" not in calls and "jetson_clocks" not in calls
+    assert not any(c.startswith("python") for c in calls)  # no benchmark on unknown clocks
+    assert "--store' failed" in out.stderr
+    stored = (tmp_path / "stored.txt").read_text().split()[0]
+    assert not os.path.exists(stored)  # its temporary file is not left behind
+
+
 def test_bench_no_clocks_touches_nothing(tmp_path):
     env, log = fake_bench_env(tmp_path)
     out = subprocess.run(["bash", os.path.join(TEMPLATES, "bench.sh"), "--no-clocks",
@@ -391,7 +408,7 @@ def test_readme_template_placeholders_are_known():
         text = f.read()
     values = {k: "x" for k in ("BUNDLE_NAME", "MODEL_STEM", "ONNX_FILE", "ARCH", "DATASET",
                                "NUM_CLASSES", "WEIGHTS", "INPUT_SIZE", "MODEL_SIZE", "CHANNEL_ORDER",
-                               "PRECISION",
+                               "OUTPUTS", "PRECISION",
                                "OTHER_PRECISION", "TOOLKIT_VERSION")}
     rendered = bundle.render(text, values)
     assert "@" not in "".join(w for w in rendered.split() if w.startswith("@") and w.endswith("@"))

@@ -26,9 +26,10 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of random weights without a checkpoint (default 0)")
     p.add_argument("--onnx", metavar="PATH", default=None,
                    help="bundle this ONNX (exported with --target trt8.2) instead of exporting")
-    p.add_argument("--input-size", type=size_arg, default=(2048, 1024), metavar="WxH",
-                   help="camera image size the graph takes, resized in the graph (default 2048x1024)")
-    p.add_argument("--model-size", type=size_arg, default=(1024, 512), metavar="WxH",
+    p.add_argument("--input-size", type=size_arg, default=None, metavar="WxH",
+                   help="camera image size the graph takes, resized in the graph (default "
+                        "2048x1024)")
+    p.add_argument("--model-size", type=size_arg, default=None, metavar="WxH",
                    help="network input size, multiples of 32 (default 1024x512)")
     p.add_argument("--channel-order", choices=["rgb", "bgr"], default=None,
                    help="channel order of the graph input (default: the network's)")
@@ -52,12 +53,25 @@ def register(sub) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ..errors import InputError
     from ..jetson.bundle import BundleOptions, build_bundle
 
+    if args.onnx is not None:
+        # these shape the export; an ONNX given with --onnx is bundled as it was exported
+        ignored = [flag for flag, value in (
+            ("--checkpoint", args.checkpoint), ("--arch", args.arch), ("--dataset", args.dataset),
+            ("--num-classes", args.num_classes), ("--input-size", args.input_size),
+            ("--model-size", args.model_size), ("--channel-order", args.channel_order))
+            if value is not None]
+        if ignored:
+            raise InputError(f"--onnx bundles the ONNX as it was exported; {', '.join(ignored)} "
+                             f"only apply when this command exports: leave them out, or leave "
+                             f"--onnx out")
     result = build_bundle(BundleOptions(
         output_dir=args.output_dir, checkpoint=args.checkpoint, arch=args.arch,
         dataset=args.dataset, num_classes=args.num_classes, seed=args.seed, onnx=args.onnx,
-        input_size=tuple(args.input_size), model_size=tuple(args.model_size),
+        input_size=tuple(args.input_size or BundleOptions.input_size),
+        model_size=tuple(args.model_size or BundleOptions.model_size),
         channel_order=args.channel_order, output=args.output, precision=args.precision,
         simplify=not args.no_simplify, tar=args.tar, force=args.force))
     model = result.manifest["model"]

@@ -213,6 +213,10 @@ def _assemble(options: BundleOptions, root: str) -> Tuple[Dict[str, Any], str, O
         "INPUT_SIZE": "%dx%d" % tuple(export["input_size"]),
         "MODEL_SIZE": "%dx%d" % tuple(export["model_size"]),
         "CHANNEL_ORDER": str(export["channel_order"]).upper(),
+        "OUTPUTS": " and ".join(
+            {"labels": "output `labels` INT32 N x H x W", "logits": "output `logits` FLOAT32 "
+             "N x classes x H x W"}[name] for name in export["output_names"])
+        + " at %dx%d" % tuple(export["input_size"]),
         "PRECISION": options.precision,
         "OTHER_PRECISION": "fp32" if options.precision == "fp16" else "fp16",
         "TOOLKIT_VERSION": __version__,
@@ -307,8 +311,7 @@ def _model(options: BundleOptions, model_dir: str) -> Tuple[str, Dict[str, Any],
     result = export_onnx(ExportOptions(
         checkpoint=options.checkpoint, arch=options.arch, dataset=options.dataset,
         num_classes=options.num_classes, seed=options.seed, output_path=tmp_path,
-        input_size=tuple(options.input_size), model_size=tuple(options.model_size),
-        normalize="in-graph", channel_order=options.channel_order, input_dtype="float32",
+        input_size=options.input_size, model_size=options.model_size, normalize="in-graph", channel_order=options.channel_order, input_dtype="float32",
         output=options.output, target=TARGET, precision="fp32", simplify=options.simplify,
         parity=True))
     record = result.record
@@ -349,13 +352,10 @@ def _take_onnx(src: str, model_dir: str) -> Tuple[str, Dict[str, Any], Dict[str,
 
 
 def model_stem(record: Dict[str, Any]) -> str:
-    model, export = record["model"], record["export"]
-    name = "%s-%s-%dx%d-to-%dx%d-%s" % (
-        model["arch"], model["dataset"], export["input_size"][0], export["input_size"][1],
-        export["model_size"][0], export["model_size"][1], export["output"])
-    if export.get("channel_order") == "bgr":
-        name += "-bgr"
-    return "".join(c if (c.isalnum() or c in "-._") else "_" for c in name)
+    """The bundled ONNX's file stem: the same name `bisenet-export onnx` gives it by default."""
+    from ..export.pipeline import export_stem
+
+    return export_stem(record)
 
 
 def write_sample(path: str, onnx_path: str, record: Dict[str, Any], seed: int = 0) -> None:

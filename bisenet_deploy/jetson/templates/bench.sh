@@ -69,7 +69,11 @@ if [[ "$SET_CLOCKS" == 1 ]]; then
     trap 'exit 130' INT TERM
     echo "== saving the current clocks (sudo $JETSON_CLOCKS --store)"
     stored="$(mktemp /tmp/bisenet_clocks.XXXXXX)"
-    $SUDO "$JETSON_CLOCKS" --store "$stored"
+    if ! $SUDO "$JETSON_CLOCKS" --store "$stored"; then
+        rm -f "$stored"
+        echo "bench.sh: '$JETSON_CLOCKS --store' failed, so the clocks could not be restored afterwards; nothing was changed. Run with --no-clocks to time anyway" >&2
+        exit 1
+    fi
     CLOCKS_FILE="$stored"
     echo "== setting power mode 0, MAXN (sudo $NVPMODEL -m 0)"
     $SUDO "$NVPMODEL" -m 0
