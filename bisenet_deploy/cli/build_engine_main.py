@@ -100,7 +100,7 @@ def read_onnx(path):
     if not os.path.isfile(path):
         raise InputError("ONNX file %s does not exist" % path)
     with open(path, "rb") as f:
-        summary = read_onnx_summary(f.read())
+        summary = read_onnx_summary(f.read(), path)
     if "bisenet_deploy" not in summary["metadata"]:
         log.warning("%s has no bisenet_deploy metadata (not exported by `bisenet-export onnx`): "
                     "the engine will not know its preprocessing or classes", path)

@@ -174,7 +174,7 @@ def _value_info(buf):
     return name, dims
 
 
-def read_onnx_summary(data):
+def read_onnx_summary(data, name="this file"):
     """Read what the builder needs from serialized ONNX bytes without the onnx package.
 
     Returns {"metadata": {key: value}, "opset": int or None, "inputs": [(name, dims)],
@@ -228,7 +228,8 @@ def read_onnx_summary(data):
                 summary["outputs"].append(_value_info(value))
         summary["inputs"] = [i for i in inputs if i[0] not in initializers]
     except (ValueError, IndexError) as exc:
-        raise InputError("this file is not a readable ONNX model (%s)" % exc) from None
+        raise InputError("%s is not a readable ONNX model (%s): export it with `bisenet-export "
+                         "onnx`" % (name, exc)) from None
     return summary
 
 
@@ -588,7 +589,7 @@ def build_engine(onnx_path, record, options, trt=None, gpu=None):
         log.info("GPU %s", gpu.describe())
         with open(onnx_path, "rb") as f:
             onnx_bytes = f.read()
-        summary = read_onnx_summary(onnx_bytes)
+        summary = read_onnx_summary(onnx_bytes, onnx_path)
         if record is None:
             record = record_from_summary(summary)
         if record is None:
