@@ -392,7 +392,7 @@ def test_cli_refuses_export_options_with_onnx(tmp_path, capsys):
     rc = main(["jetson", "--onnx", str(onnx_path), "--input-size", "256x128", "-o",
                str(tmp_path / "b")])
     assert rc == 2
-    assert "--input-size only apply when this command exports" in capsys.readouterr().err
+    assert "so --input-size would be ignored" in capsys.readouterr().err
     assert sorted(os.listdir(str(tmp_path))) == ["m.onnx"]
 
 

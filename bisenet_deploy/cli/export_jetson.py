@@ -64,9 +64,9 @@ def _run(args: argparse.Namespace) -> int:
             ("--model-size", args.model_size), ("--channel-order", args.channel_order))
             if value is not None]
         if ignored:
-            raise InputError(f"--onnx bundles the ONNX as it was exported; {', '.join(ignored)} "
-                             f"only apply when this command exports: leave them out, or leave "
-                             f"--onnx out")
+            raise InputError(f"--onnx bundles the ONNX as it was exported, so "
+                             f"{', '.join(ignored)} would be ignored (they shape an export): "
+                             f"leave them out, or leave --onnx out")
     result = build_bundle(BundleOptions(
         output_dir=args.output_dir, checkpoint=args.checkpoint, arch=args.arch,
         dataset=args.dataset, num_classes=args.num_classes, seed=args.seed, onnx=args.onnx,
