@@ -55,7 +55,7 @@ def test_two_backends_side_by_side_write_a_valid_report(tmp_path, model_files, f
     path = tmp_path / "r.json"
     code, out, err = _run(["--onnx", onnx, "--checkpoint", ckpt, "--backend", "onnxruntime",
                            "torch", "--iters", "6", "--warmup", "1", "--threads", "1",
-                           "--json", str(path), "--plot"], capsys)
+                           "--channels-last", "--json", str(path), "--plot"], capsys)
     assert code == 0, err
     report = rep.load_report(path)  # validates the schema
     assert [b["backend"] for b in report["backends"]] == ["onnxruntime", "torch"]
@@ -72,6 +72,9 @@ def test_two_backends_side_by_side_write_a_valid_report(tmp_path, model_files, f
     opened, _ = fake_factory
     assert opened[0][1]["onnx"] == onnx and opened[0][1]["threads"] == 1
     assert opened[1][1]["checkpoint"] == ckpt
+    # torch-only options reach torch only, and the report says they were used
+    assert opened[1][1]["channels_last"] is True and "channels_last" not in opened[0][1]
+    assert report["config"]["channels_last"] is True and report["config"]["cuda_graph"] is False
 
 
 def test_repeated_backend_option_and_default_report_path(tmp_path, model_files, fake_factory,

@@ -11,7 +11,8 @@ Schema ``"bisenet-bench/1"`` (all times in milliseconds unless the key says othe
       "toolkit_version": str,
       "command": str,                      # the command line as typed
       "config": {"iters": int, "warmup": int, "batch": int, "buffers": int,
-                 "precision": str | null, "threads": int | null},
+                 "precision": str | null, "threads": int | null,
+                 "cuda_graph": bool, "channels_last": bool},   # (optional keys)
       "timed": {                           # exactly what one timed call covers
         "input": {"kind": "synthetic" | "image", "batch": int, "buffers": int, ...},
         "graph_input": {"size": [W, H], "dtype": str, "channel_order": str, "normalize": str},

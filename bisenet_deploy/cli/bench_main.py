@@ -69,6 +69,8 @@ def build_parser():
                      help="time on this image instead of synthetic 2048x1024 street scenes")
     run.add_argument("--cuda-graph", action="store_true",
                      help="capture the call in a CUDA graph (tensorrt, torch-cuda)")
+    run.add_argument("--channels-last", action="store_true",
+                     help="torch backends: channels_last memory format")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     out = p.add_argument_group("report")
     out.add_argument("--json", metavar="PATH",
@@ -148,6 +150,8 @@ def make_opener(args):
             options["use_cuda_graph"] = True
         if args.cuda_graph and name == "torch-cuda":
             options["cuda_graph"] = True
+        if args.channels_last and family == "torch":
+            options["channels_last"] = True
         if args.precision is not None:
             options["precision"] = args.precision
         return _open_runner(name, onnx=args.onnx if family != "tensorrt" else None,
@@ -218,7 +222,8 @@ def _run(args):
         command=" ".join(shlex.quote(str(a)) for a in ["bisenet-bench"] + list(args.argv)),
         config={"iters": args.iters, "warmup": warmup,
                 "batch": args.batch, "buffers": args.buffers, "precision": args.precision,
-                "threads": args.threads},
+                "threads": args.threads, "cuda_graph": bool(args.cuda_graph),
+                "channels_last": bool(args.channels_last)},
         timed=timed,
         model={"onnx": args.onnx, "engine": args.engine, "checkpoint": args.checkpoint,
                "arch": model_meta.get("arch"), "num_classes": model_meta.get("num_classes"),
