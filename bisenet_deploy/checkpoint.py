@@ -41,6 +41,9 @@ COINCHEUNG_HEAD_KEY = "head.conv_out.1.weight"
 _COINCHEUNG_MARKERS = ("detail.S1.0.conv.weight", "segment.S1S2.conv.conv.weight",
                        "bga.conv.0.weight", COINCHEUNG_HEAD_KEY)
 _COINCHEUNG_PREFIXES = ("detail.", "segment.", "bga.", "head.", "aux2.", "aux3.", "aux4.", "aux5_4.")
+#: The main classifier of the paper networks, and their detail S1 width -> architecture name.
+_PAPER_HEAD_KEY = "head.conv_out.0.weight"
+_PAPER_ARCH_BY_WIDTH = {64: "bisenetv2", 128: "bisenetv2-large"}
 RANDOM_WEIGHTS_WARNING = ("RANDOM WEIGHTS: for trying the pipeline only, predictions are "
                           "meaningless; pass --checkpoint")
 # prefixes added by nn.DataParallel/DistributedDataParallel and torch.compile
@@ -100,7 +103,8 @@ def load_model(path: Optional[str] = None, arch: Optional[str] = None, dataset=N
     - our `.safetensors`: arch, classes and dataset come from the file; an `arch`/`num_classes`
       that contradicts the file is an error; `dataset` may relabel it (same class count).
     - a PyTorch state dict (`.pth`, plain, `module.`-prefixed or nested under "state_dict",
-      "model", "net"...): a CoinCheung BiSeNetV2 dict selects `bisenetv2-coincheung` by itself;
+      "model", "net"...): a CoinCheung BiSeNetV2 dict selects `bisenetv2-coincheung` by itself
+      (a plain dict of our paper networks selects `bisenetv2`/`bisenetv2-large` the same way);
       the class count is read from the head, the dataset guessed from it unless given.
     - None: `arch` (default "bisenetv2") with seeded random weights and a loud warning.
     The model is returned in eval mode on the CPU.
@@ -223,20 +227,24 @@ def _parse_record(path, text) -> Dict[str, Any]:
 # --- plain state dicts (CoinCheung .pth and others) ---------------------------------------------
 
 def _load_state_dict(path, state, arch, dataset, num_classes, sha) -> LoadedModel:
-    looks_coincheung = _looks_coincheung(state)
+    guessed = _guess_arch(state)
     if arch is None:
-        if not looks_coincheung:
+        if guessed is None:
             raise CheckpointError(
                 f"{path} is not a BiSeNetV2 checkpoint this toolkit knows: it holds "
                 f"{len(state)} tensors named like {_format_list(sorted(state), 5)}, but a "
                 f"CoinCheung/BiSeNet BiSeNetV2 state dict has {', '.join(_COINCHEUNG_MARKERS)}. "
                 f"Pass a model_final_v2_*.pth or a .safetensors written by bisenet-deploy (or "
                 f"--arch NAME if this is a plain state dict of one of our architectures)")
-        arch = COINCHEUNG_ARCH
+        arch = guessed
+        if arch != COINCHEUNG_ARCH:
+            log.info("%s: a plain state dict of the %s network (recognised by its layout)",
+                     path, arch)
     hint = ""
-    if looks_coincheung and arch != COINCHEUNG_ARCH:
-        hint = (f" This file looks like a CoinCheung BiSeNetV2 checkpoint: drop --arch or pass "
-                f"--arch {COINCHEUNG_ARCH}.")
+    if guessed is not None and arch != guessed:
+        what = "a CoinCheung BiSeNetV2" if guessed == COINCHEUNG_ARCH else f"a {guessed!r}"
+        hint = (f" This file looks like {what} checkpoint: drop --arch or pass "
+                f"--arch {guessed}.")
     file_classes = _classes_in_state(arch, state)
     if file_classes is None:
         if num_classes is None:
@@ -258,12 +266,27 @@ def _load_state_dict(path, state, arch, dataset, num_classes, sha) -> LoadedMode
     return LoadedModel(model, metadata)
 
 
-def _looks_coincheung(state) -> bool:
-    """A CoinCheung BiSeNetV2 dict, possibly damaged: its head, or mostly its module names."""
+def _guess_arch(state) -> Optional[str]:
+    """The architecture a plain state dict was saved from, by its layout, or None.
+
+    The community variant's main classifier is `head.conv_out.1`, the paper networks' is
+    `head.conv_out.0`; the paper networks differ in width (detail S1: 64 or 128 channels). A dict
+    without either classifier but mostly named like these networks is taken for a damaged
+    CoinCheung file, so that strict loading lists what is missing.
+    """
     if COINCHEUNG_HEAD_KEY in state:
-        return True
+        return COINCHEUNG_ARCH
+    first = state.get("detail.S1.0.conv.weight")
+    if _PAPER_HEAD_KEY in state and _ndim(first) == 4:
+        return _PAPER_ARCH_BY_WIDTH.get(int(first.shape[0]))
     ours = sum(1 for k in state if k.startswith(_COINCHEUNG_PREFIXES))
-    return ours >= max(1, len(state) // 2)
+    return COINCHEUNG_ARCH if ours >= max(1, len(state) // 2) else None
+
+
+def _ndim(value) -> int:
+    """The number of dimensions of a tensor-like value, -1 for anything else."""
+    shape = getattr(value, "shape", None)
+    return len(shape) if shape is not None else -1
 
 
 def _classes_in_state(arch, state) -> Optional[int]:
@@ -381,9 +404,13 @@ def _check_path(path) -> str:
 
 def _sniff(path) -> str:
     """"safetensors" or "torch" from the first bytes; anything else is a CheckpointError."""
-    size = os.path.getsize(path)
-    with open(path, "rb") as f:
-        head = f.read(64)
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError as exc:
+        raise CheckpointError(f"cannot read the checkpoint {path}: {exc.strerror or exc}; check "
+                              f"its permissions") from None
     if size == 0:
         raise CheckpointError(f"{path} is an empty file, not a checkpoint (an interrupted "
                               f"download or copy?)")

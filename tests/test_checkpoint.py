@@ -291,6 +291,13 @@ def test_plain_state_dict_of_the_paper_network_with_arch(tmp_path):
     loaded, meta = load_model(str(tmp_path / "paper.pth"), arch="bisenetv2")
     assert meta.arch == "bisenetv2" and meta.num_classes == 5
     assert torch.equal(logits(loaded), logits(model))
+    # the layout names the architecture: no --arch needed, and a wrong one gets a hint
+    loaded, meta = load_model(str(tmp_path / "paper.pth"))
+    assert meta.arch == "bisenetv2" and meta.source == "bisenet-deploy"
+    assert torch.equal(logits(loaded), logits(model))
+    message = _expect(tmp_path / "paper.pth", "looks like a 'bisenetv2' checkpoint",
+                      arch=COINCHEUNG_ARCH)
+    assert "--arch bisenetv2." in message
 
 
 def test_checkpoint_module_import_does_not_load_torch():
