@@ -333,3 +333,13 @@ def test_unwritable_output_refused_before_any_work(onnx_dynamic, tmp_path):
                                              timing_cache=str(blocker / "t.cache")),
                      trt=fake_tensorrt((10, 3), calls), gpu=A10)
     assert calls == [] and not (tmp_path / "o").exists()
+
+
+def test_builder_answer_on_fast_fp16_is_logged(onnx_dynamic, tmp_path, caplog):
+    # the SM table says the A10 has fast FP16; a builder that says otherwise is believed and heard
+    path, rec = onnx_dynamic
+    trt = fake_tensorrt((10, 3), [])
+    trt.Builder.platform_has_fast_fp16 = False
+    with caplog.at_level("WARNING"):
+        _build(path, rec, trt, A10, tmp_path, precision="fp16")
+    assert any("will be SLOWER than FP32" in r.getMessage() for r in caplog.records)

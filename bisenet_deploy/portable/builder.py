@@ -657,12 +657,16 @@ def build_engine(onnx_path, record, options, trt=None, gpu=None):
         builder = trt.Builder(logger)
         config = builder.create_builder_config()
         features = detect_features(trt, builder, config)  # the real objects decide from here on
-        if features.platform_fast_flags:
+        if features.platform_fast_flags:  # the builder's own answer overrides the SM table
+            table_warnings = set(decision.warnings)
             decision = decide_precision(
                 requested, gpu.compute_capability, version, onnx_precision,
                 platform_fast_fp16=builder.platform_has_fast_fp16,
                 platform_fast_int8=builder.platform_has_fast_int8,
                 strongly_typed_available=features.strongly_typed_flag)
+            for message in decision.warnings:
+                if message not in table_warnings:
+                    log.warning("%s", message)
         flags = network_creation_flags(trt, features, decision.strongly_typed)
         network, parser, ok = _parse_network(trt, builder, logger, flags, onnx_bytes, onnx_path)
         if not ok:
