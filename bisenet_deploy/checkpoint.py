@@ -41,6 +41,8 @@ COINCHEUNG_HEAD_KEY = "head.conv_out.1.weight"
 _COINCHEUNG_MARKERS = ("detail.S1.0.conv.weight", "segment.S1S2.conv.conv.weight",
                        "bga.conv.0.weight", COINCHEUNG_HEAD_KEY)
 _COINCHEUNG_PREFIXES = ("detail.", "segment.", "bga.", "head.", "aux2.", "aux3.", "aux4.", "aux5_4.")
+#: The main head's 3x3 conv: its output width is the head's C_t (Fig. 7) in every architecture.
+_HEAD_MID_KEY = "head.conv.conv.weight"
 #: The main classifier of the paper networks, and their detail S1 width -> architecture name.
 _PAPER_HEAD_KEY = "head.conv_out.0.weight"
 _PAPER_ARCH_BY_WIDTH = {64: "bisenetv2", 128: "bisenetv2-large"}
@@ -309,19 +311,30 @@ def _classes_in_state(arch, state) -> Optional[int]:
 
 # --- building and strict matching --------------------------------------------------------------
 
-def _build(arch, num_classes, aux):
+def _build(arch, num_classes, aux, head_mid_channels=None):
     from .model import build_model
 
-    return build_model(arch, int(num_classes), aux=aux)
+    return build_model(arch, int(num_classes), aux=aux, head_mid_channels=head_mid_channels)
+
+
+def _head_mid_in_state(state) -> Optional[int]:
+    """The main head's mid width C_t as stored (a model built with another C_t than the default)."""
+    weight = state.get(_HEAD_MID_KEY)
+    return int(weight.shape[0]) if _ndim(weight) == 4 and weight.shape[0] > 0 else None
 
 
 def _build_for_state(arch, num_classes, state, what, hint=""):
-    """Build `arch` (with aux heads only if `state` has their weights) and load `state` strictly."""
-    model = _build(arch, num_classes, aux=False)
+    """Build `arch` (with aux heads only if `state` has their weights) and load `state` strictly.
+
+    The main head's C_t is taken from the weights, so a model built with `head_mid_channels`
+    saves and loads like any other.
+    """
+    mid = _head_mid_in_state(state)
+    model = _build(arch, num_classes, aux=False, head_mid_channels=mid)
     expected = model.state_dict()
     extra = [k for k in state if k not in expected]
     if extra:
-        with_aux = _build(arch, num_classes, aux=True)
+        with_aux = _build(arch, num_classes, aux=True, head_mid_channels=mid)
         aux_keys = set(with_aux.state_dict())
         if any(k in aux_keys for k in extra):
             model, expected = with_aux, with_aux.state_dict()

@@ -358,3 +358,17 @@ def test_naming_the_files_own_dataset_keeps_its_class_names(tmp_path):
     save_checkpoint(tmp_path / "cracks.safetensors", model, meta)
     _, loaded = load_model(str(tmp_path / "cracks.safetensors"), dataset="custom")
     assert loaded.class_names == ["bg", "crack"]
+
+
+def test_non_default_head_width_saves_and_loads(tmp_path):
+    # build_model(head_mid_channels=...) is the configurable C_t: such a model must
+    # round-trip through our format and a plain state dict like the default one
+    torch.manual_seed(4)
+    model = build_model("bisenetv2", 3, aux=False, head_mid_channels=32).eval()
+    meta = get_dataset("custom", num_classes=3).to_model_metadata("bisenetv2")
+    save_checkpoint(tmp_path / "ct32.safetensors", model, meta)
+    torch.save(model.state_dict(), tmp_path / "ct32.pth")
+    for name in ("ct32.safetensors", "ct32.pth"):
+        loaded, _ = load_model(str(tmp_path / name))
+        assert loaded.head.conv.conv.out_channels == 32
+        assert torch.equal(logits(loaded), logits(model))
