@@ -137,7 +137,8 @@ def test_trtexec_8_2_jetson():
     cmd = tx.build_command("8.2.1.8", "m.onnx", "m.engine", "fp16", timing_cache="t.cache",
                            binary=tx.find_trtexec(jetson=True))
     assert cmd == ["/usr/src/tensorrt/bin/trtexec", "--onnx=m.onnx", "--saveEngine=m.engine",
-                   "--explicitBatch", "--workspace=1024", "--fp16", "--timingCacheFile=t.cache",
+                   "--explicitBatch", "--workspace=1024", "--fp16", "--noTF32",
+                   "--timingCacheFile=t.cache",
                    "--profilingVerbosity=detailed", "--buildOnly"]
     with pytest.raises(InputError, match="8.6"):
         tx.build_command("8.2.1", "m.onnx", "m.engine", opt_level=3, binary="trtexec")
@@ -147,7 +148,7 @@ def test_trtexec_8_6_dynamic_batch():
     cmd = tx.build_command("8.6.1", "m.onnx", "m.engine", "fp32", profile=PROFILE,
                            workspace_mib=2048, opt_level=4, binary="trtexec")
     assert cmd == ["trtexec", "--onnx=m.onnx", "--saveEngine=m.engine", "--explicitBatch",
-                   "--memPoolSize=workspace:2048", "--minShapes=image:1x3x1024x2048",
+                   "--memPoolSize=workspace:2048", "--noTF32", "--minShapes=image:1x3x1024x2048",
                    "--optShapes=image:2x3x1024x2048", "--maxShapes=image:4x3x1024x2048",
                    "--builderOptimizationLevel=4", "--profilingVerbosity=detailed",
                    "--skipInference"]
@@ -157,13 +158,21 @@ def test_trtexec_10_int8_and_strongly_typed():
     cmd = tx.build_command("10.13.0", "m.onnx", "m.engine", "int8", calib_cache="m.calib",
                            binary="trtexec")
     assert cmd == ["trtexec", "--onnx=m.onnx", "--saveEngine=m.engine", "--int8", "--fp16",
-                   "--calib=m.calib", "--profilingVerbosity=detailed", "--skipInference"]
+                   "--calib=m.calib", "--noTF32", "--profilingVerbosity=detailed",
+                   "--skipInference"]
     assert "--explicitBatch" not in cmd and not any(a.startswith("--workspace") for a in cmd)
     with pytest.raises(InputError, match="calibration cache"):
         tx.build_command("10.13.0", "m.onnx", "m.engine", "int8", binary="trtexec")
     typed = tx.build_command("10.3", "m.onnx", "m.engine", "fp16", strongly_typed=True,
                              binary="trtexec")
     assert "--stronglyTyped" in typed and "--fp16" not in typed
+
+
+def test_trtexec_fp32_means_fp32_unless_tf32_is_asked_for():
+    assert "--noTF32" in tx.build_command("10.3", "m.onnx", "m.engine", "fp32", binary="trtexec")
+    tf32 = tx.build_command("10.3", "m.onnx", "m.engine", "fp32", binary="trtexec",
+                            allow_tf32=True)
+    assert "--noTF32" not in tf32
 
 
 def test_trtexec_11_has_no_precision_flags():

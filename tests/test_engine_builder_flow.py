@@ -64,6 +64,7 @@ def fake_tensorrt(version, calls, input_shape=(-1, 3, 32, 64), parse_ok=True):
 
     config_attrs = {
         "set_flag": lambda self, f: calls.append(("set_flag", f.name)),
+        "clear_flag": lambda self, f: calls.append(("clear_flag", f.name)),
         "create_timing_cache": lambda self, blob: calls.append(("create_timing_cache", blob))
         or TimingCache(),
         "set_timing_cache": lambda self, c, ignore: calls.append(("set_timing_cache", ignore))
@@ -83,7 +84,7 @@ def fake_tensorrt(version, calls, input_shape=(-1, 3, 32, 64), parse_ok=True):
               "ICudaEngine": type("ICudaEngine", (), {"create_engine_inspector": None})}
     flags = {}
     if major < 11:
-        module["BuilderFlag"] = _enum(FP16=0, INT8=1)
+        module["BuilderFlag"] = _enum(FP16=0, INT8=1, TF32=7)
         builder_attrs["platform_has_fast_fp16"] = True
         builder_attrs["platform_has_fast_int8"] = True
         config_attrs["int8_calibrator"] = None
@@ -207,6 +208,15 @@ def test_tensorrt_10_path(onnx_dynamic, tmp_path):
     assert ("set_memory_pool_limit", "WORKSPACE", 512 << 20) in state
     assert ("set_shape", "image", [1, 3, 32, 64], [4, 3, 32, 64], [8, 3, 32, 64]) in state
     assert ("set_flag", "FP16") in state
+    assert ("clear_flag", "TF32") in state  # FP32 layers really FP32 unless --tf32
+
+
+def test_tf32_stays_on_only_when_asked_for(onnx_dynamic, tmp_path):
+    path, rec = onnx_dynamic
+    calls = []
+    _build(path, rec, fake_tensorrt((10, 13), calls), A10, tmp_path, precision="fp32",
+           allow_tf32=True)
+    assert not any(c[0] == "clear_flag" for c in _config_state(calls))
 
 
 def test_tensorrt_11_fp16_onnx_has_no_flags(tmp_path):

@@ -71,10 +71,10 @@ def _run_engine(engine_path, batch):
         return runner.infer(batch)
 
 
-# tolerances relative to the largest logit: "FP32" engines run convolutions in TF32 on Ampere and
-# newer (TensorRT's default), about 1e-3 relative per layer
+# tolerances relative to the largest logit. The builder turns TF32 off, so an FP32 engine differs
+# from onnxruntime only by kernel summation order; FP16 by half-precision rounding.
 @pytest.mark.parametrize("precision, logit_rtol, label_agreement", [
-    ("fp32", 1e-2, 0.99), ("fp16", 5e-2, 0.97)])
+    ("fp32", 1e-3, 0.999), ("fp16", 5e-2, 0.97)])
 def test_build_run_and_compare(exported, tmp_path, precision, logit_rtol, label_agreement):
     if precision == "fp16":
         _skip_fp16_on_trt11()

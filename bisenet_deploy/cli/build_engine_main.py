@@ -73,6 +73,9 @@ def build_parser():
                         "default: the range it was exported with)")
     b.add_argument("--opt-level", type=int, default=None, metavar="N",
                    help="builder optimization level 0-5 (TensorRT 8.6+; default 3)")
+    b.add_argument("--tf32", action="store_true",
+                   help="let TensorRT compute FP32 layers in TF32 on Ampere and newer (faster, "
+                        "~1e-3 relative error); default: off, FP32 means FP32")
     b.add_argument("--gpu", type=int, default=0, metavar="INDEX", help="CUDA device (default 0)")
     t = p.add_argument_group("trtexec")
     t.add_argument("--trtexec", action="store_true",
@@ -121,7 +124,7 @@ def _options(args):
         calib_images=args.calib_images, calib_cache=args.calib_cache,
         calib_batch_size=args.calib_batch, calib_max_images=args.calib_max_images,
         verbose=args.verbose > 0, gpu_index=args.gpu, use_timing_cache=not args.no_timing_cache,
-        toolkit_version=__version__)
+        toolkit_version=__version__, allow_tf32=args.tf32)
 
 
 def _run(args):
@@ -233,7 +236,8 @@ def _trtexec(args):
         version, args.onnx, engine, decision.precision, profile=profile,
         workspace_mib=args.workspace, timing_cache=cache, opt_level=args.opt_level,
         calib_cache=calib, int8_fp16_fallback="FP16" in decision.flags,
-        strongly_typed=decision.strongly_typed and version[0] < 11, verbose=args.verbose > 0)
+        strongly_typed=decision.strongly_typed and version[0] < 11, verbose=args.verbose > 0,
+        allow_tf32=args.tf32)
     shape = (profile[0], profile[2]) if profile is not None else None
     bench = trtexec.benchmark_command(version, engine, shape=shape)
     print("# TensorRT %s: build" % version_string(version))

@@ -60,7 +60,7 @@ class BuildOptions(object):
                  batch=None, opt_level=None, calib_images=None, calib_cache=None,
                  calib_batch_size=None, calib_max_images=None, verbose=False,
                  engines_root="engines", gpu_index=0, use_timing_cache=True,
-                 toolkit_version=None):
+                 toolkit_version=None, allow_tf32=False):
         self.precision = precision
         self.output = output
         self.workspace_mib = workspace_mib
@@ -75,6 +75,9 @@ class BuildOptions(object):
         self.engines_root = engines_root
         self.gpu_index = int(gpu_index)
         self.use_timing_cache = bool(use_timing_cache)
+        #: TensorRT computes FP32 layers in TF32 on Ampere and newer unless told not to; off by
+        #: default so an "fp32" engine really is FP32 (and matches PyTorch FP32 as parity expects)
+        self.allow_tf32 = bool(allow_tf32)
         #: the bisenet-deploy version doing the build (the desktop CLI passes its own)
         self.toolkit_version = toolkit_version
 
@@ -687,6 +690,9 @@ def build_engine(onnx_path, record, options, trt=None, gpu=None):
             log.info("workspace limit %d MiB (%s)", limit >> 20, kind)
         for flag in decision.flags:
             config.set_flag(getattr(trt.BuilderFlag, flag))
+        if features.tf32_flag and not options.allow_tf32:
+            config.clear_flag(trt.BuilderFlag.TF32)
+            log.info("TF32 off: FP32 layers compute in full FP32 (--tf32 allows TF32)")
         profiles = []
         if profile is not None:
             _add_profile(builder, config, profile)

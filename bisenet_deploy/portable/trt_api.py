@@ -177,6 +177,7 @@ class BuilderFeatures(object):
         "timing_cache",           # config.create_timing_cache/set_timing_cache
         "engine_inspector",       # ICudaEngine.create_engine_inspector (8.2+)
         "parser_node_name",       # ParserError.node_name() (newer parsers; else node index only)
+        "tf32_flag",              # BuilderFlag.TF32 + config.clear_flag (TF32 is on by default)
     )
 
     def __init__(self, **values):
@@ -222,6 +223,7 @@ def detect_features(trt, builder=None, config=None):
         timing_cache=_has(config_obj, "create_timing_cache") and _has(config_obj, "set_timing_cache"),
         engine_inspector=_has(trt, "ICudaEngine", "create_engine_inspector"),
         parser_node_name=_has(trt, "ParserError", "node_name"),
+        tf32_flag=_has(trt, "BuilderFlag", "TF32") and _has(config_obj, "clear_flag"),
     )
 
 

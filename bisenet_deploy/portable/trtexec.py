@@ -49,7 +49,8 @@ def _v(version):
 
 def build_command(trt_version, onnx_path, engine_path, precision="fp32", profile=None,
                   workspace_mib=None, timing_cache=None, opt_level=None, calib_cache=None,
-                  int8_fp16_fallback=True, strongly_typed=False, verbose=False, binary=None):
+                  int8_fp16_fallback=True, strongly_typed=False, verbose=False, binary=None,
+                  allow_tf32=False):
     """The argument list of trtexec building `engine_path` from `onnx_path`.
 
     profile: None for a static ONNX, else (input_name, min_shape, opt_shape, max_shape).
@@ -92,6 +93,8 @@ def build_command(trt_version, onnx_path, engine_path, precision="fp32", profile
         if int8_fp16_fallback:
             args.append("--fp16")
         args.append("--calib=%s" % calib_cache)
+    if not allow_tf32 and mm[0] < 11:
+        args.append("--noTF32")  # as our builder: FP32 layers really in FP32 (TensorRT's default is TF32)
     # shapes
     if profile is not None:
         name, lo, opt, hi = profile
