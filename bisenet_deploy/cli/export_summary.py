@@ -3,7 +3,6 @@ network beside the paper's Table 1 (or, with --json, the same as one JSON object
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
@@ -19,11 +18,12 @@ def register(sub) -> None:
         description="Count parameters and multiply-accumulates (conv and linear layers; what the "
                     "paper's 'FLOPs' column counts) per stage of BiSeNet V2 at a network input "
                     "size, and print them beside Table 1 of the paper. Weights do not change the "
-                    "figures; --checkpoint only selects the architecture and class count.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "figures; --checkpoint only selects the architecture, class count and head "
+                    "width (a CoinCheung .pth needs no --arch).")
     add_model_args(p)
     p.add_argument("--model-size", type=size_arg, default=(1024, 512), metavar="WxH",
-                   help="network input size, WIDTHxHEIGHT, multiples of 32 (Table 1 is at 1024x512)")
+                   help="network input size, WIDTHxHEIGHT, multiples of 32 (default: 1024x512, "
+                        "the size Table 1 is given at)")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object (params, total_macs, stages, ...) and nothing else")
     add_logging_args(p)
@@ -44,8 +44,11 @@ def _load(args):
         from ..datasets import get_dataset
 
         num_classes = get_dataset(args.dataset).num_classes
+    import torch
+
     arch = args.arch or DEFAULT_ARCH
-    model = build_model(arch, num_classes or 19, aux=True)
+    with torch.device("meta"):  # shapes only: no memory or time spent on random weights
+        model = build_model(arch, num_classes or 19, aux=True)
     log.info("no checkpoint: summarizing the %s architecture (weights do not change shapes, "
              "parameters or MACs)", arch)
     return model
