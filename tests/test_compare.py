@@ -253,3 +253,17 @@ def test_engine_precision_comes_from_its_sidecar():
     assert runner_precision(r) == "fp16"
     assert Candidate("e", r).precision == "fp16"
     assert Candidate("e", r, "int8").precision == "int8"  # an explicit @int8 wins
+
+
+def test_failure_text_never_prints_value_and_limit_alike():
+    from bisenet_deploy.evaluation.compare import _failure_text
+
+    text = _failure_text({"check": "labels.min_identical", "value": 0.99980, "limit": 0.99999,
+                          "passed": False})
+    assert text == "labels.min_identical: 0.9998 < limit 0.99999"
+    text = _failure_text({"check": "logits.max_rel", "value": 2.5e-4, "limit": 1e-4,
+                          "passed": False})
+    assert text == "logits.max_rel: 2.50e-04 > limit 0.0001"
+    text = _failure_text({"check": "labels.min_identical", "value": 0.9999949, "limit": 0.999995,
+                          "passed": False})
+    assert text == "labels.min_identical: 0.99999 < limit 0.999995"

@@ -290,16 +290,29 @@ def _at_size(image: np.ndarray, shape) -> np.ndarray:
 def _failure_text(check: Dict[str, Any]) -> str:
     output, name = check["check"].split(".")
     op = ">" if tol_mod.LIMIT_KINDS[output][name] == "max" else "<"
-    return f"{check['check']}: {_fmt(check['value'])} {op} limit {_fmt(check['limit'])}"
+    value, limit = check["value"], check["limit"]
+    shown_limit = f"{limit:.6g}" if float(f"{limit:.6g}") == limit else repr(float(limit))
+    digits = 4  # enough digits that the printed value lies on the same side of the limit
+    while digits < 12 and not _same_side(_fmt(value, digits), value, limit):
+        digits += 1
+    return f"{check['check']}: {_fmt(value, digits)} {op} limit {shown_limit}"
 
 
-def _fmt(v: Any) -> str:
+def _same_side(shown: str, value: Any, limit: float) -> bool:
+    try:
+        v = float(shown)
+    except ValueError:
+        return True
+    return (v < limit) == (value < limit) and (v > limit) == (value > limit)
+
+
+def _fmt(v: Any, digits: int = 4) -> str:
     if v is None:
         return "-"
     if isinstance(v, float):
         if math.isnan(v):
             return "nan"
-        return f"{v:.4g}" if (abs(v) >= 1e-3 or v == 0) else f"{v:.2e}"
+        return f"{v:.{digits}g}" if (abs(v) >= 1e-3 or v == 0) else f"{v:.{digits - 2}e}"
     return str(v)
 
 
