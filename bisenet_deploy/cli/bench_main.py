@@ -197,6 +197,12 @@ def _run(args):
         rep.check_writable(args.json or os.path.join(rep.DEFAULT_FOLDER, "report.json"), "--json")
     if args.plot and args.plot != "auto":
         rep.check_writable(args.plot, "--plot")
+    if args.cuda_graph and not {"tensorrt", "torch-cuda"} & set(backends):
+        print("note: --cuda-graph applies to tensorrt and torch-cuda only; ignored",
+              file=sys.stderr)
+    if args.channels_last and not any(b.startswith("torch") for b in backends):
+        print("note: --channels-last applies to the torch backends only; ignored",
+              file=sys.stderr)
     image = load_image(args.image) if args.image else None
     load_before = load_average()
     warmup = default_warmup(args.iters) if args.warmup is None else args.warmup
