@@ -460,3 +460,30 @@ def test_pipeline_export_segmenter(pipeline_onnx):
         assert labels.shape == (100, 200) and labels.dtype == np.int32
         assert labels.min() >= 0 and labels.max() < 4
         assert seg.colorize(labels).shape == (100, 200, 3)
+
+
+def test_shared_image_helpers(tmp_path):
+    """One reader / label helper serves the Segmenter, bench, compare, eval and predict."""
+    from PIL import Image
+
+    from bisenet_deploy.runtime.images import colorize, labels_from_outputs, read_image
+
+    rgb = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3)
+    Image.fromarray(rgb).save(tmp_path / "a.png")
+    Image.fromarray(rgb[:, :, 0]).save(tmp_path / "grey.png")
+    assert np.array_equal(read_image(str(tmp_path / "a.png")), rgb)
+    assert read_image(str(tmp_path / "grey.png")).shape == (4, 6, 3)
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    for path, words in ((tmp_path / "nope.png", "does not exist"), (tmp_path, "is a folder"),
+                        (tmp_path / "bad.png", "cannot read image")):
+        with pytest.raises(InputError, match=words):
+            read_image(str(path))
+    logits = np.zeros((1, 3, 2, 2), np.float32)
+    logits[0, 2] = 1.0
+    logits[0, 1, 0, 0] = np.nan  # NaN never wins the argmax
+    assert labels_from_outputs({"logits": logits}).tolist() == [[[2, 2], [2, 2]]]
+    assert labels_from_outputs({"labels": np.ones((1, 2, 2), np.int64)}).dtype == np.int32
+    with pytest.raises(InputError, match="neither"):
+        labels_from_outputs({"other": logits})
+    picture = colorize(np.array([[0, 1], [-1, 7]]), [(10, 20, 30), (40, 50, 60)])
+    assert picture.tolist() == [[[10, 20, 30], [40, 50, 60]], [[0, 0, 0], [0, 0, 0]]]
