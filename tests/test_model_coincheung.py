@@ -87,16 +87,21 @@ class Ref:
         short = self.bn(self.conv(short, key + ".shortcut.2"), key + ".shortcut.3")
         return F.relu(feat + short)
 
-    def forward(self, x):
-        d = x
+    def detail(self, x):
         for stage, n in (("S1", 2), ("S2", 3), ("S3", 3)):
             for i in range(n):
-                d = self.cbr(d, f"detail.{stage}.{i}", 2 if i == 0 else 1)
-        # stem
+                x = self.cbr(x, f"detail.{stage}.{i}", 2 if i == 0 else 1)
+        return x
+
+    def stem(self, x):
         s = self.cbr(x, "segment.S1S2.conv", 2)
         left = self.cbr(self.cbr(s, "segment.S1S2.left.0"), "segment.S1S2.left.1", 2)
         right = F.max_pool2d(s, 3, 2, 1)
-        s = self.cbr(torch.cat([left, right], 1), "segment.S1S2.fuse")
+        return self.cbr(torch.cat([left, right], 1), "segment.S1S2.fuse")
+
+    def forward(self, x):
+        d = self.detail(x)
+        s = self.stem(x)
         for stage, n in (("S3", 2), ("S4", 2), ("S5_4", 4)):
             for i in range(n):
                 s = self.ge(s, f"segment.{stage}.{i}", 2 if i == 0 else 1)

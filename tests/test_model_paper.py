@@ -7,26 +7,17 @@ import torch
 import torch.nn.functional as F
 
 from bisenet_deploy.model import build_model, paper
-from test_model_coincheung import randomize
+from test_model_coincheung import Ref, randomize
 
 
-class PaperRef:
-    def __init__(self, sd):
-        self.sd = sd
+class PaperRef(Ref):
+    """The paper network's forward; detail branch and stem as in the community reference."""
 
-    def conv(self, x, key, stride=1):
+    def conv(self, x, key, stride=1, bias=None):
         w = self.sd[key + ".weight"]
-        b = self.sd.get(key + ".bias")
+        b = self.sd.get(key + ".bias")  # the paper's convs without BN carry a bias
         return F.conv2d(x, w, b, stride=stride, padding=w.shape[-1] // 2,
                         groups=x.shape[1] // w.shape[1])
-
-    def bn(self, x, key):
-        s = self.sd
-        return F.batch_norm(x, s[key + ".running_mean"], s[key + ".running_var"], s[key + ".weight"],
-                            s[key + ".bias"], training=False, eps=1e-5)
-
-    def cbr(self, x, key, stride=1):
-        return F.relu(self.bn(self.conv(x, key + ".conv", stride), key + ".bn"))
 
     def ge(self, x, key, stride):
         feat = self.cbr(x, key + ".conv1")  # gather + expand: C -> 6C
@@ -42,13 +33,8 @@ class PaperRef:
         return F.relu(feat + short)
 
     def forward(self, x, n_ge=(2, 2, 4)):
-        d = x
-        for stage, n in (("S1", 2), ("S2", 3), ("S3", 3)):
-            for i in range(n):
-                d = self.cbr(d, f"detail.{stage}.{i}", 2 if i == 0 else 1)
-        s = self.cbr(x, "segment.S1S2.conv", 2)
-        left = self.cbr(self.cbr(s, "segment.S1S2.left.0"), "segment.S1S2.left.1", 2)
-        s = self.cbr(torch.cat([left, F.max_pool2d(s, 3, 2, 1)], 1), "segment.S1S2.fuse")
+        d = self.detail(x)
+        s = self.stem(x)
         for stage, n in zip(("S3", "S4", "S5_4"), n_ge):
             for i in range(n):
                 s = self.ge(s, f"segment.{stage}.{i}", 2 if i == 0 else 1)
