@@ -195,6 +195,7 @@ def test_cli_torch_vs_onnxruntime_passes(exported, capsys):
     assert b["outputs"]["logits"]["stats"]["max_rel"] < 1e-4
     assert b["outputs"]["labels"]["stats"]["identical"] == 1.0
     assert "PASS" in text
+    assert report["command"].startswith("bisenet-compare --checkpoint ")  # as it was run
 
 
 def test_cli_perturbed_onnx_fails_with_readable_report(exported, capsys):

@@ -405,6 +405,7 @@ def test_cli_eval_torch_and_onnxruntime_side_by_side(exported, capsys):
     assert np.asarray(paper["confusion_matrix"]).sum() == paper["pixels"]
     assert np.asarray(paper["confusion_matrix"]).shape == (19, 19)
     assert "mIoU vs torch (paper)" in text and "road" in text
+    assert report["command"].startswith("bisenet-eval --backend torch onnxruntime ")
 
 
 def test_cli_eval_errors(exported, capsys):

@@ -131,7 +131,7 @@ def _run(args):
         report = cmp.compare(reference, candidates, images, overrides=overrides,
                              keep_worst=bool(args.plot))
     report["inputs"] = what
-    report["command"] = " ".join(shlex.quote(a) for a in ["bisenet-compare"] + sys.argv[1:])
+    report["command"] = " ".join(shlex.quote(a) for a in ["bisenet-compare"] + list(args.argv))
     print(cmp.format_report(report))
     if args.plot:
         cmp.plot_disagreement(report, args.plot, palette_from_record(record))
@@ -147,4 +147,7 @@ def _run(args):
 
 
 def main(argv=None):
-    return run_cli(build_parser(), argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    parser.set_defaults(argv=argv)  # recorded in the report as the command that was run
+    return run_cli(parser, argv)

@@ -142,7 +142,7 @@ def _run(args):
                           ignore_index=ignore_index,
                           progress=not args.no_progress)
     report.update({"data": args.data, "split": args.split,
-                   "command": " ".join(shlex.quote(a) for a in ["bisenet-eval"] + sys.argv[1:])})
+                   "command": " ".join(shlex.quote(a) for a in ["bisenet-eval"] + list(args.argv))})
     if model.get("weights") == "random-init":
         log.warning("the model has RANDOM weights: these numbers mean nothing about accuracy")
     print(format_table(report, per_class=not args.no_per_class))
@@ -153,4 +153,7 @@ def _run(args):
 
 
 def main(argv=None):
-    return run_cli(build_parser(), argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    parser.set_defaults(argv=argv)  # recorded in the report as the command that was run
+    return run_cli(parser, argv)
