@@ -179,6 +179,46 @@ def test_the_real_networks_have_exactly_two_image_convolutions(arch):
     assert any(n.startswith("detail") for n in names)
 
 
+class ThreeChannelFeatureNet(TinySegNet):
+    """A second 3-input-channel convolution that reads a feature map, not the image."""
+
+    def __init__(self):
+        super().__init__()
+        self.detail = nn.Sequential(nn.Conv2d(3, 3, 3, 2, 1, bias=False), nn.BatchNorm2d(3),
+                                    nn.ReLU(), nn.Conv2d(3, 8, 3, 1, 1, bias=False))
+
+
+class RawImageReuseNet(TinySegNet):
+    """Uses the raw image outside the image convolutions: folding would change the output."""
+
+    def forward(self, x):
+        return super().forward(x) + 0.1 * x.mean(dim=1, keepdim=True)[:, :, ::2, ::2].mean()
+
+
+def _folded_vs_plain(net):
+    record = _record(_meta())
+    folded, plain = DeployModule(net, record), DeployModule(net, record, fold_normalization=False)
+    with torch.no_grad():
+        a, b = folded(_pixels())[1], plain(_pixels())[1]
+    return folded, float((a - b).abs().max() / b.abs().max())
+
+
+def test_only_convolutions_reading_the_image_itself_get_the_folding():
+    torch.manual_seed(0)
+    net = ThreeChannelFeatureNet().eval()
+    assert [n for n, _ in find_input_convs(net)] == ["detail.0", "stem.0"]
+    folded, error = _folded_vs_plain(net)
+    assert folded.folded and error <= 1e-5
+
+
+def test_folding_is_refused_when_the_network_reuses_the_raw_image(caplog):
+    torch.manual_seed(0)
+    with caplog.at_level("WARNING"):
+        folded, error = _folded_vs_plain(RawImageReuseNet().eval())
+    assert not folded.folded and error <= 1e-6
+    assert "normalization stays explicit" in caplog.text
+
+
 def test_half_on_the_module_computes_in_fp16_and_returns_fp32_logits(tiny):
     """The torch runner may call `.half()` on the module: the input follows the network's dtype."""
     module = DeployModule(tiny, _record(_meta())).half()

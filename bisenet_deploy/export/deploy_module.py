@@ -63,10 +63,89 @@ def resize_scale(n_in: int, n_out: int) -> float:
     raise ExportError(f"no float32 resize scale maps {n_in} pixels to exactly {n_out}")
 
 
+#: side of the probe image used to see which convolutions read the network input (a multiple of 32)
+PROBE_SIDE = 64
+
+
 def find_input_convs(model: nn.Module) -> List[Tuple[str, nn.Conv2d]]:
-    """The convolutions that read the 3-channel image (BiSeNet V2: detail S1 and the stem)."""
-    return [(name, m) for name, m in model.named_modules()
-            if isinstance(m, nn.Conv2d) and m.in_channels == 3 and m.groups == 1]
+    """The convolutions that read the 3-channel image itself (BiSeNet V2: detail S1 and the stem).
+
+    Folding the normalization into a convolution is exact only when it reads the network input
+    unchanged, so the candidates (3 input channels, no groups) are confirmed by a small probe
+    forward pass: a candidate that receives anything but the very input tensor is left alone.
+    """
+    candidates = [(name, m) for name, m in model.named_modules()
+                  if isinstance(m, nn.Conv2d) and m.in_channels == 3 and m.groups == 1]
+    if not candidates:
+        return []
+    weight = candidates[0][1].weight
+    probe = torch.zeros(1, 3, PROBE_SIDE, PROBE_SIDE, dtype=weight.dtype, device=weight.device)
+    reading = set()
+
+    def make_hook(name: str):
+        def hook(module: nn.Module, inputs: Tuple[Any, ...]) -> None:
+            if inputs and inputs[0] is probe:
+                reading.add(name)
+        return hook
+
+    handles = [m.register_forward_pre_hook(make_hook(name)) for name, m in candidates]
+    training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(probe)
+    except Exception as exc:  # a network that cannot run the probe: keep normalization explicit
+        log.warning("probe pass to find the image convolutions failed (%s: %s)",
+                    type(exc).__name__, exc)
+        return []
+    finally:
+        model.train(training)
+        for handle in handles:
+            handle.remove()
+    return [(name, m) for name, m in candidates if name in reading]
+
+
+def _main_output(out: Any) -> torch.Tensor:
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
+def fold_normalization_into(net: nn.Module, perm: Sequence[int], mean: torch.Tensor,
+                       std: torch.Tensor) -> Optional[nn.Module]:
+    """A copy of the eval-mode `net` that takes `pixels - 255 mean` (pixels in the graph's
+    channel order `perm`) instead of `(pixels / 255 - mean) / std`, or None where that cannot be
+    done exactly.
+
+    The scale and the channel permutation go into the weights of the convolutions that read the
+    image (see the module docstring). The result is proven on a random probe image against the
+    plain network: a network that also uses the raw image elsewhere (which folding would change)
+    keeps its normalization explicit instead.
+    """
+    convs = find_input_convs(net)
+    if not convs:
+        log.warning("no 3-channel convolution reads the image: normalization stays explicit")
+        return None
+    folded = copy.deepcopy(net)
+    modules = dict(folded.named_modules())
+    index = list(perm)
+    scale = 1.0 / (255.0 * std)
+    with torch.no_grad():
+        # graph channel j feeds network channel perm[j] (perm is its own inverse)
+        for name, _ in convs:
+            conv = modules[name]
+            conv.weight.copy_(conv.weight[:, index] * scale[index].view(1, 3, 1, 1))
+        generator = torch.Generator().manual_seed(0)
+        pixels = torch.rand(1, 3, PROBE_SIDE, PROBE_SIDE, generator=generator) * 255.0
+        want = _main_output(net((pixels[:, index] / 255.0 - mean.view(1, 3, 1, 1))
+                                / std.view(1, 3, 1, 1)))
+        got = _main_output(folded(pixels - 255.0 * mean[index].view(1, 3, 1, 1)))
+    error = float((got - want).abs().max() / want.abs().max().clamp_min(1e-12))
+    if not error <= 1e-4:
+        log.warning("folding the normalization into %s would change the network's output "
+                    "(relative error %.3g on a probe image): normalization stays explicit",
+                    ", ".join(n for n, _ in convs), error)
+        return None
+    log.debug("normalization folded into %s (+ one Sub of the pixel mean)",
+              ", ".join(n for n, _ in convs))
+    return folded
 
 
 class DeployModule(nn.Module):
@@ -113,20 +192,11 @@ class DeployModule(nn.Module):
         std = torch.tensor(meta.std, dtype=torch.float32)
         self.folded = False
         if self.normalize and fold_normalization:
-            convs = find_input_convs(net)
-            if convs:
-                # graph channel j feeds network channel perm[j] (perm is its own inverse)
-                scale = 1.0 / (255.0 * std)
-                with torch.no_grad():
-                    for _, conv in convs:
-                        w = conv.weight.detach().clone()
-                        conv.weight.copy_(w[:, perm] * scale[perm].view(1, 3, 1, 1))
+            folded = fold_normalization_into(net, perm, mean, std)
+            if folded is not None:
+                net = folded
                 self.register_buffer("pixel_mean", (255.0 * mean[perm]).view(1, 3, 1, 1))
                 self.folded = True
-                log.debug("normalization folded into %s (+ one Sub of the pixel mean)",
-                          ", ".join(n for n, _ in convs))
-            else:
-                log.warning("no 3-channel input convolution found: normalization stays explicit")
         if self.normalize and not self.folded:
             self.register_buffer("perm", torch.tensor(perm, dtype=torch.long))
             self.register_buffer("mean", mean.view(1, 3, 1, 1))
