@@ -439,9 +439,19 @@ def _sniff(path) -> str:
                 f"{header_len + 8}); copy or download it again")
         return "safetensors"
     description = _describe_bytes(head)
+    hint = _OTHER_ARTIFACTS.get(os.path.splitext(path)[1].lower(), "")
     raise CheckpointError(
         f"{path} is not a checkpoint: it {description}; expected a PyTorch .pth/.pt state dict "
-        f"(zip or pickle) or a .safetensors file")
+        f"(zip or pickle) or a .safetensors file{hint}")
+
+
+#: file types users pass as a checkpoint by mistake -> what to do instead
+_OTHER_ARTIFACTS = {
+    ".onnx": " (this looks like an ONNX graph: commands that take one have --onnx)",
+    ".engine": " (this looks like a TensorRT engine: commands that take one have --engine)",
+    ".plan": " (this looks like a TensorRT engine: commands that take one have --engine)",
+    ".trt": " (this looks like a TensorRT engine: commands that take one have --engine)",
+}
 
 
 def _describe_bytes(head: bytes) -> str:
@@ -493,6 +503,11 @@ def _read_torch(path) -> Dict[str, Any]:
         raise CheckpointError(f"{path} is corrupt: it could not be read as a PyTorch "
                               f"checkpoint ({_first_line(exc)})") from None
     except Exception as exc:  # RuntimeError (bad zip), EOFError, IndexError...: a damaged file
+        if "TorchScript" in str(exc):
+            raise CheckpointError(
+                f"{path} is a TorchScript archive (torch.jit.save), not a state dict; where you "
+                f"trust the file, load it with torch.jit.load and save its weights: "
+                f"torch.save(module.state_dict(), 'weights.pth')") from None
         raise CheckpointError(
             f"{path} is truncated or corrupt: it could not be read as a PyTorch checkpoint "
             f"({type(exc).__name__}: {_first_line(exc)}); copy or download it again") from None

@@ -372,3 +372,14 @@ def test_non_default_head_width_saves_and_loads(tmp_path):
         loaded, _ = load_model(str(tmp_path / name))
         assert loaded.head.conv.conv.out_channels == 32
         assert torch.equal(logits(loaded), logits(model))
+
+
+def test_torchscript_archive_is_named_as_such(tmp_path):
+    torch.jit.save(torch.jit.script(torch.nn.Conv2d(3, 3, 1)), tmp_path / "scripted.pt")
+    message = _expect(tmp_path / "scripted.pt", "TorchScript archive")
+    assert "state_dict" in message and "download it again" not in message
+
+
+def test_an_onnx_file_as_checkpoint_gets_a_hint(tmp_path):
+    (tmp_path / "model.onnx").write_bytes(b"\x08\x07\x12\x07pytorch" + bytes(50))
+    _expect(tmp_path / "model.onnx", "looks like an ONNX graph")
