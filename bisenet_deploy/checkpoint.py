@@ -296,9 +296,13 @@ def _classes_in_state(arch, state) -> Optional[int]:
     if arch == COINCHEUNG_ARCH:
         tensor = state.get(COINCHEUNG_HEAD_KEY)
         return int(tensor.shape[0]) if tensor is not None and tensor.dim() >= 1 else None
-    # any architecture: the main-head tensors whose shape follows num_classes
-    a = _build(arch, 3, aux=False).state_dict()
-    b = _build(arch, 5, aux=False).state_dict()
+    # any architecture: the main-head tensors whose shape follows num_classes (shapes only, so
+    # the two networks are built on the meta device: no time or memory spent on weights)
+    import torch
+
+    with torch.device("meta"):
+        a = _build(arch, 3, aux=False).state_dict()
+        b = _build(arch, 5, aux=False).state_dict()
     for key, ta in a.items():
         tb = b[key]
         if ta.shape == tb.shape or key not in state:
