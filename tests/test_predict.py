@@ -164,3 +164,50 @@ def test_video_to_mp4_with_opencv(exported, tmp_path, capsys):
             frames += 1
         cap.release()
         assert frames == 3
+
+
+def test_static_batch_models_are_fed_a_padded_batch(tmp_path):
+    """A model with a fixed batch of 2 (e.g. an engine built for it) still predicts one image
+    (predict, eval) and compares image by image (compare)."""
+    from bisenet_deploy.evaluation import compare as cmp
+    from bisenet_deploy.evaluation.predict import predict_image
+    from bisenet_deploy.metadata import build_record
+    from bisenet_deploy.portable.runner_base import Runner, TensorSpec
+    from bisenet_deploy.runtime.torch_runner import default_export_info
+
+    record = build_record(CITY.to_model_metadata("bisenetv2"))
+    record["export"] = default_export_info(record["model"], input_size=(64, 32),
+                                           model_size=(64, 32),
+                                           batch={"dynamic": False, "size": 2})
+
+    class Pairs(Runner):
+        backend = "pairs"
+
+        def __init__(self):
+            Runner.__init__(self)
+            self.metadata = record
+            self.fed = []
+
+        def input_spec(self):
+            return TensorSpec("image", (2, 3, 32, 64), np.float32)
+
+        def _activate(self):
+            pass
+
+        def _deactivate(self):
+            pass
+
+        def _infer(self, batch):
+            self.fed.append(batch.shape[0])
+            mean = batch.mean(axis=(1, 2, 3))  # each image's own label: its mean brightness
+            labels = (np.abs(mean) * 1000).astype(np.int32) % 19
+            return {"labels": np.broadcast_to(labels[:, None, None], (2, 32, 64)).copy()}
+
+    images = [synthetic_image(64, 32, seed=s) for s in range(3)]
+    with Pairs() as runner:
+        result = predict_image(runner, images[0], CITY.palette)
+        assert result["labels"].shape == (32, 64) and runner.fed == [2]
+        per_image = [predict_image(runner, im, CITY.palette)["labels"][0, 0] for im in images]
+        outs = cmp._run(runner, images)  # 2 + (1 padded to 2)
+        assert runner.fed[-2:] == [2, 2] and len(outs) == 3
+        assert [int(o["labels"][0, 0, 0]) for o in outs] == [int(v) for v in per_image]

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..portable.preprocess import prepare_input
+from ..runtime.api import batch_range, pad_batch
 from ..runtime.images import labels_from_outputs
 from . import tolerances as tol_mod
 from .metrics import ConfusionMatrix
@@ -134,24 +135,6 @@ class _LabelStats:
         }
 
 
-def _batches(images: List[np.ndarray], size: int):
-    """Groups of `size` images; the last group is padded by repeating its last image."""
-    for start in range(0, len(images), size):
-        group = list(images[start:start + size])
-        real = len(group)
-        while len(group) < size:
-            group.append(group[-1])
-        yield group, real
-
-
-def _fixed_batch(runner) -> int:
-    try:
-        n = int(runner.input_spec().shape[0])
-    except Exception:  # noqa: BLE001 - a runner without a spec is fed one image at a time
-        return 1
-    return n if n > 0 else 1
-
-
 def _run(runner, images: List[np.ndarray]) -> List[Dict[str, np.ndarray]]:
     """Per-image outputs {name: array with a leading batch dim of 1}."""
     results: List[Dict[str, np.ndarray]] = []
@@ -159,10 +142,11 @@ def _run(runner, images: List[np.ndarray]) -> List[Dict[str, np.ndarray]]:
     if record is None:
         raise InputError(f"the {runner.backend} runner carries no model metadata; cannot prepare "
                          f"its input")
-    size = _fixed_batch(runner)
-    for group, real in _batches(images, size):
-        out = runner.infer(prepare_input(group, record))
-        for i in range(real):
+    size = batch_range(runner)[0]  # the smallest batch it takes: 1, or a static batch
+    for start in range(0, len(images), size):
+        group = images[start:start + size]
+        out = runner.infer(pad_batch(runner, prepare_input(group, record)))
+        for i in range(len(group)):
             results.append({k: np.asarray(v)[i:i + 1] for k, v in out.items()})
     return results
 

@@ -26,6 +26,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..portable.preprocess import prepare_input
+from ..runtime.api import pad_batch
 from .datasets_io import Sample, read_image, read_label
 from .metrics import (
     ConfusionMatrix,
@@ -110,7 +111,7 @@ def evaluate(targets: Sequence[EvalTarget], samples: Sequence[Sample], *, layout
         for t, cm in zip(targets, matrices):
             if t.protocol is None:
                 t.protocol = describe_protocol(t.runner.metadata, [w, h])
-            batch = prepare_input(image, t.runner.metadata)
+            batch = pad_batch(t.runner, prepare_input(image, t.runner.metadata))
             start = time.perf_counter()
             out = t.runner.infer(batch)
             t.infer_ms.append((time.perf_counter() - start) * 1e3)

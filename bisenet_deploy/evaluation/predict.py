@@ -19,6 +19,7 @@ import numpy as np
 from ..errors import InputError, MissingDependencyError
 from ..portable.fileio import atomic_output
 from ..portable.preprocess import prepare_input
+from ..runtime.api import pad_batch
 from .colorize import colorize, overlay, palette_from_record, write_png
 from .datasets_io import IMAGE_EXTENSIONS, read_image
 from .evaluate import labels_at
@@ -68,7 +69,7 @@ def _unique_stem(path: str, used: Dict[str, int]) -> str:
 def predict_image(runner, image: np.ndarray, palette, alpha: float = 0.5) -> Dict[str, Any]:
     """One RGB image -> labels, colour map, overlay and timings (ms)."""
     start = time.perf_counter()
-    batch = prepare_input(image, runner.metadata)
+    batch = pad_batch(runner, prepare_input(image, runner.metadata))
     t0 = time.perf_counter()
     out = runner.infer(batch)
     infer_ms = (time.perf_counter() - t0) * 1e3

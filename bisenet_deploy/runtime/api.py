@@ -31,6 +31,27 @@ SUFFIX_BACKENDS = {".onnx": "onnxruntime", ".engine": "tensorrt", ".plan": "tens
                    ".trt": "tensorrt", ".safetensors": "torch", ".pth": "torch", ".pt": "torch"}
 
 
+def batch_range(runner: Runner):
+    """(smallest, largest) batch an active runner takes: its static batch, or the dynamic range
+    of its export record (up to 8 when the record names no maximum)."""
+    shape = runner.input_spec().shape
+    if shape[0] > 0:
+        return shape[0], shape[0]
+    batch = ((runner.metadata or {}).get("export") or {}).get("batch") or {}
+    lo = max(1, int(batch.get("min", 1)))
+    hi = max(lo, int(batch.get("max", 8)))
+    return lo, hi
+
+
+def pad_batch(runner: Runner, batch: np.ndarray) -> np.ndarray:
+    """A prepared N x 3 x H x W batch repeated at its last image up to the smallest batch the
+    runner takes (a static batch-4 engine fed one image); results beyond N are to be dropped."""
+    lo = batch_range(runner)[0]
+    if batch.shape[0] >= lo:
+        return batch
+    return np.concatenate([batch, np.repeat(batch[-1:], lo - batch.shape[0], axis=0)], axis=0)
+
+
 class Segmenter(object):
     """Image in, label map out, over any runner whose model carries bisenet_deploy metadata."""
 
@@ -117,28 +138,15 @@ class Segmenter(object):
             check_image(image)
         if not images:
             return []
-        lo, hi = self._batch_range(record)
+        hi = batch_range(self.runner)[1]
         results: List[np.ndarray] = []
         for start in range(0, len(images), hi):
             part = images[start:start + hi]
-            batch = prepare_input(part, record, image_channel_order=order)
-            if len(part) < lo:  # below the model's smallest batch: pad with the last image
-                pad = np.repeat(batch[-1:], lo - len(part), axis=0)
-                batch = np.concatenate([batch, pad], axis=0)
+            batch = pad_batch(self.runner, prepare_input(part, record, image_channel_order=order))
             labels = labels_from_outputs(self.runner.infer(batch))
             for image, lab in zip(part, labels):
                 results.append(resize_labels_nearest(lab, image.shape[1], image.shape[0]))
         return results
-
-    def _batch_range(self, record: Dict[str, Any]):
-        """(smallest, largest) batch the model takes: its static batch, or its dynamic range."""
-        shape = self.runner.input_spec().shape
-        if shape[0] > 0:
-            return shape[0], shape[0]
-        batch = record["export"].get("batch") or {}
-        lo = max(1, int(batch.get("min", 1)))
-        hi = max(lo, int(batch.get("max", 8)))
-        return lo, hi
 
     # -- pictures ------------------------------------------------------------------------------
     def colorize(self, labels: np.ndarray) -> np.ndarray:
