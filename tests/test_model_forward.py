@@ -143,3 +143,13 @@ def test_integer_input_rejected():
     model = build_model("bisenetv2-coincheung", 3, aux=False).eval()
     with pytest.raises(InputError, match="floating-point"):
         model(torch.zeros(1, 3, 64, 64, dtype=torch.uint8))
+
+
+def test_training_with_one_image_is_a_clear_error():
+    model = build_model("bisenetv2-coincheung", 3).train()
+    with pytest.raises(InputError, match="batch of at least 2"):
+        model(torch.randn(1, 3, 64, 64))
+    for m in model.modules():  # with frozen BatchNorm statistics one image is fine
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.eval()
+    assert len(model(torch.randn(1, 3, 64, 64))) == 5

@@ -299,6 +299,7 @@ class BiSeNetV2Net(nn.Module):
 
     def forward(self, x: torch.Tensor):
         check_input(x)
+        self._check_training_batch(x)
         feat_d = self.detail(x)
         feat2, feat3, feat4, feat5_4, feat_s = self.segment(x)
         logits = self.head(self.bga(feat_d, feat_s))
@@ -307,6 +308,16 @@ class BiSeNetV2Net(nn.Module):
             return (logits,) + tuple(head(feat) for head, feat in
                                      zip(heads, (feat2, feat3, feat4, feat5_4)))
         return logits
+
+    def _check_training_batch(self, x: torch.Tensor) -> None:
+        """The context block batch-normalizes one pooled value per image: in training mode that
+        needs two images or more (torch's own error would not say which layer or what to do)."""
+        context_bn = getattr(getattr(self.segment, "S5_5", None), "bn", None)
+        if (self.training and context_bn is not None and context_bn.training
+                and not _skip_checks() and x.shape[0] < 2):
+            raise InputError("training mode needs a batch of at least 2 images (the context "
+                             "block's BatchNorm normalizes one pooled value per image); call "
+                             "model.eval() for inference on single images")
 
     def extra_repr(self) -> str:
         return f"arch={self.arch!r}, num_classes={self.num_classes}, aux={self.has_aux}"
