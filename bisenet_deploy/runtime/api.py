@@ -103,9 +103,8 @@ class Segmenter(object):
     def __enter__(self) -> "Segmenter":
         return self.open()
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> None:
         self.close()
-        return False
 
     @property
     def metadata(self) -> Dict[str, Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -113,7 +113,7 @@ class OnnxRuntimeRunner(Runner):
         if not os.path.isfile(self.onnx_path):
             raise InputError(f"ONNX file {self.onnx_path} does not exist: create it with "
                              f"`bisenet-export onnx`")
-        self._session = None
+        self._session: Any = None
         self._input: Optional[TensorSpec] = None
         self._outputs: Optional[List[TensorSpec]] = None
         self._provider_names: List[str] = []
@@ -127,7 +127,7 @@ class OnnxRuntimeRunner(Runner):
     # -- lifecycle -----------------------------------------------------------------------------
     def _provider_list(self, ort) -> list:
         present = set(ort.get_available_providers())
-        chosen = []
+        chosen: List[Any] = []
         for short in self.providers:
             name = PROVIDERS[short]
             if name not in present:
@@ -192,5 +192,5 @@ class OnnxRuntimeRunner(Runner):
         return list(self._outputs)
 
     def _infer(self, batch: np.ndarray) -> Dict[str, np.ndarray]:
-        results = self._session.run(self._output_names, {self._input.name: batch})
+        results = self._session.run(self._output_names, {self.input_spec().name: batch})
         return dict(zip(self._output_names, results))

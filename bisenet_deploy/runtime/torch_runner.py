@@ -102,10 +102,10 @@ class TorchRunner(Runner):
         self.channels_last = bool(channels_last)
         self.cuda_graph = bool(cuda_graph)
         self.threads = None if threads is None else int(threads)
-        self._graph = None
-        self._torch = None
+        self._graph: Any = None
+        self._torch: Any = None
         self._cuda_graphs: Dict[tuple, Any] = {}
-        self._events = None
+        self._events: Any = None
         self._device_ms: Optional[float] = None
         self._half_graph = False  # fp16 through DeployModule's FP16 graph, else autocast
 
