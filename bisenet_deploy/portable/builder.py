@@ -1,7 +1,8 @@
 """Build a TensorRT engine from a bisenet-deploy ONNX, on any TensorRT from 8.2 (Jetson TX2) to 11.
 
 `build_engine(onnx_path, record, options)` is the one entry point: the desktop CLI
-(`bisenet-build-engine`) and the Jetson bundle (`python3 -m portable.builder`) both call it.
+(`bisenet-build-engine`) and the Jetson bundle (`jetson_run.py build`, through
+`bisenet_trt.builder.build_engine`) both call it.
 
 Steps, each logged with its duration:
 1. checks that need no build work: TensorRT present and which API generation (feature tests, see
@@ -44,6 +45,10 @@ from .trt_api import (GEN_11, check_dtype_supported, detect_features, export_tar
                       trt_dtype_to_numpy, version_string)
 
 log = logging.getLogger(__name__)
+
+#: exports happen on the desktop; said wherever a message tells the user to re-export
+JETSON_REEXPORT = (" (in a Jetson bundle: re-run `bisenet-export jetson` on the desktop and "
+                   "copy the new bundle)")
 
 METADATA_KEY = "bisenet_deploy"
 TARGET_ORDER = ("trt8.2", "trt8.6", "trt10", "trt11")
@@ -313,7 +318,7 @@ def check_onnx_for_version(record, summary, trt_version):
     """
     version = parse_version(trt_version)
     want = export_target_for_version(version)
-    fix = "re-export with `bisenet-export onnx --target %s`" % want
+    fix = "re-export with `bisenet-export onnx --target %s`%s" % (want, JETSON_REEXPORT)
     trt = "TensorRT %s" % version_string(version)
     warnings = []
     opset = summary.get("opset") if summary else None
@@ -389,8 +394,9 @@ def explain_parser_errors(errors, record, trt_version, onnx_name="the ONNX", nod
         fix = ("this ONNX was not exported by bisenet-deploy; export it with `bisenet-export onnx "
                "--target %s`, which keeps to what this parser takes" % target)
     why = (" (%s)" % "; ".join(reasons)) if reasons else ""
-    return ("TensorRT %s could not parse %s: %s%s. Fix: %s"
-            % (version_string(version), onnx_name, " | ".join(parts) or "no details", why, fix))
+    return ("TensorRT %s could not parse %s: %s%s. Fix: %s%s"
+            % (version_string(version), onnx_name, " | ".join(parts) or "no details", why, fix,
+               JETSON_REEXPORT))
 
 
 def network_creation_flags(trt, features, strongly_typed):

@@ -24,8 +24,9 @@ from .errors import EngineError, MissingDependencyError
 
 log = logging.getLogger(__name__)
 
-PYCUDA_INSTALL_HINT = ("pycuda is not installed: `pip install pycuda` (on a Jetson: build it with "
-                       "/usr/local/cuda/bin on PATH; pycuda<=2022.1 for Python 3.6)")
+PYCUDA_INSTALL_HINT = ("pycuda is not installed: `pip install pycuda` (in a Jetson bundle: run "
+                       "./setup_jetson.sh, which builds pycuda 2022.1 against /usr/local/cuda "
+                       "into .venv, and use .venv/bin/python)")
 
 _PRIMARY_LOCK = threading.Lock()
 # device index -> retained pycuda primary Context, shared by every CudaContext of the process

@@ -155,5 +155,6 @@ def inspect_engine(engine_path, trt=None):
     layers = parse_engine_information(engine_information(engine_path, trt))
     if layers and all(layer.precision == "?" for layer in layers):
         log.warning("the engine was built without detailed profiling verbosity: only layer names "
-                    "are known; rebuild with bisenet-build-engine to see precisions")
+                    "are known; rebuild with bisenet-build-engine (./build_engine.sh --force in a "
+                    "Jetson bundle) to see precisions")
     return layers

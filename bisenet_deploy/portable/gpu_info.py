@@ -170,8 +170,9 @@ def query_gpu(index=0):
     if info is None:
         if jetson:
             raise MissingDependencyError(
-                "cannot identify this Jetson's GPU: install pycuda (JetPack: `pip3 install "
-                "pycuda` with /usr/local/cuda/bin on PATH)")
+                "cannot identify this Jetson's GPU: pycuda is not importable; in a Jetson bundle "
+                "run ./setup_jetson.sh (it builds pycuda 2022.1 into .venv) and use "
+                ".venv/bin/python")
         raise MissingDependencyError(
             "cannot identify the GPU: neither pycuda nor nvidia-smi answered; install the NVIDIA "
             "driver and `pip install 'bisenet-deploy[trt]'` (pulls pycuda)")
