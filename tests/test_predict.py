@@ -89,6 +89,16 @@ def test_cli_torch_checkpoint(exported, tmp_path, capsys):
     a, _ = _colours(tmp_path / "street_labels.png")
     b, _ = _colours(ort_out / "street_labels.png")
     assert (a == b).mean() > 0.999
+    # --backend torch with --onnx: PyTorch on that export's graph, whatever --network-size says
+    graph_out = tmp_path / "graph"
+    assert main(["--backend", "torch", "--onnx", onnx_path, "--checkpoint", ckpt,
+                 str(images / "other size.jpg"), "-o", str(graph_out), "--network-size",
+                 "128x128", "--threads", "1", "-q"]) == 0
+    assert main(["--onnx", onnx_path, str(images / "other size.jpg"), "-o", str(ort_out),
+                 "-q"]) == 0
+    a, _ = _colours(graph_out / "other size_labels.png")
+    b, _ = _colours(ort_out / "other size_labels.png")
+    assert (a == b).all(axis=2).mean() > 0.999
 
 
 def test_predict_paths_same_stem_does_not_overwrite(exported, tmp_path):

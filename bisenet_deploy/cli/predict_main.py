@@ -28,7 +28,8 @@ def build_parser():
     p.add_argument("--engine", metavar="PATH", help="a TensorRT engine (backend tensorrt)")
     p.add_argument("--backend", metavar="BACKEND",
                    help="torch, torch-cuda, onnxruntime, onnxruntime-cuda, onnxruntime-trt, "
-                        "tensorrt (default: from the model file given)")
+                        "tensorrt (default: from the model file given); torch with --onnx "
+                        "runs PyTorch on that export's graph (with --checkpoint: its weights)")
     p.add_argument("--network-size", type=size_arg, default=(1024, 512), metavar="WxH",
                    help="PyTorch backends: network input size; the graph takes the first "
                         "image's size and resizes in-graph (default 1024x512, the paper's)")
@@ -87,7 +88,11 @@ def _run(args):
     source = ModelSource.from_args(args)
     inputs = collect_inputs(args.inputs)
     record = None
-    if spec.family == "torch":
+    if spec.family == "torch" and args.onnx:  # PyTorch on exactly that export's graph
+        from ..export.onnx_metadata import read_record
+
+        record = read_record(args.onnx)
+    elif spec.family == "torch":
         first = next((p for p in inputs if not is_video(p)), None)
         if first is not None:
             h, w = read_image(first).shape[:2]
