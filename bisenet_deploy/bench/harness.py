@@ -26,7 +26,6 @@ import numpy as np
 from ..errors import InputError, UserError
 from ..portable.preprocess import prepare_input
 from ..portable.timing_stats import stability_warning, summarize
-from ..runtime.images import read_image as load_image  # noqa: F401  (--image)
 
 log = logging.getLogger(__name__)
 

@@ -187,9 +187,9 @@ def _busy_note(load_before, env):
 def _run(args):
     from ..bench import report as rep
     from ..bench.environment import collect_environment, describe, load_average
-    from ..bench.harness import load_image
     from ..bench.session import default_warmup, exit_code_for, run_benchmarks
     from ..portable.timing_stats import format_summary
+    from ..runtime.images import read_image
 
     _check_args(args)
     backends = _requested_backends(args)
@@ -203,7 +203,7 @@ def _run(args):
     if args.channels_last and not any(b.startswith("torch") for b in backends):
         print("note: --channels-last applies to the torch backends only; ignored",
               file=sys.stderr)
-    image = load_image(args.image) if args.image else None
+    image = read_image(args.image) if args.image else None
     load_before = load_average()
     warmup = default_warmup(args.iters) if args.warmup is None else args.warmup
     entries, record, source = run_benchmarks(

@@ -65,10 +65,10 @@ def _run(args):
     from ..bench.report import check_writable
     from ..errors import InputError
     from ..evaluation.backends import ModelSource, parse_spec
-    from ..evaluation.datasets_io import read_image
     from ..evaluation.predict import collect_inputs, is_video, predict_paths
     from ..model.summary import check_model_size
     from ..portable.fileio import write_json_atomic
+    from ..runtime.images import read_image
 
     if not 0.0 <= args.alpha <= 1.0:
         raise InputError(f"--alpha must be between 0 and 1, got {args.alpha}")

@@ -16,7 +16,6 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from ..errors import InputError
-from ..runtime.images import read_image  # noqa: F401  (shared; re-exported)
 
 LAYOUTS = ("cityscapes", "folders")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff", ".webp")

@@ -27,7 +27,8 @@ import numpy as np
 from ..errors import InputError
 from ..portable.preprocess import prepare_input
 from ..runtime.api import pad_batch
-from .datasets_io import Sample, read_image, read_label
+from ..runtime.images import read_image
+from .datasets_io import Sample, read_label
 from .metrics import (
     ConfusionMatrix,
     per_class_table,

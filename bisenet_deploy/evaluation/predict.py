@@ -20,8 +20,9 @@ from ..errors import InputError, MissingDependencyError
 from ..portable.fileio import atomic_output
 from ..portable.preprocess import prepare_input
 from ..runtime.api import pad_batch
+from ..runtime.images import read_image
 from .colorize import colorize, overlay, palette_from_record, write_png
-from .datasets_io import IMAGE_EXTENSIONS, read_image
+from .datasets_io import IMAGE_EXTENSIONS
 from .evaluate import labels_at
 
 log = logging.getLogger(__name__)
