@@ -466,7 +466,8 @@ def test_shared_image_helpers(tmp_path):
     """One reader / label helper serves the Segmenter, bench, compare, eval and predict."""
     from PIL import Image
 
-    from bisenet_deploy.runtime.images import colorize, labels_from_outputs, read_image
+    from bisenet_deploy.runtime import colorize, read_image
+    from bisenet_deploy.runtime.images import labels_from_outputs
 
     rgb = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3)
     Image.fromarray(rgb).save(tmp_path / "a.png")

@@ -1,7 +1,7 @@
 """Desktop runners (onnxruntime, PyTorch), the runner factory and the embeddable Segmenter API.
 
 Importing this package is cheap: onnxruntime, torch, tensorrt and pycuda are imported only when a
-runner is created or activated. `from bisenet_deploy.runtime import Segmenter, open_runner` works.
+runner is created or activated. `from bisenet_deploy.runtime import Segmenter, open_runner, read_image` works.
 """
 
 _LAZY = {
@@ -11,6 +11,8 @@ _LAZY = {
     "BACKENDS": ("factory", "BACKENDS"),
     "OnnxRuntimeRunner": ("ort_runner", "OnnxRuntimeRunner"),
     "TorchRunner": ("torch_runner", "TorchRunner"),
+    "read_image": ("images", "read_image"),
+    "colorize": ("images", "colorize"),
 }
 
 __all__ = sorted(_LAZY)
