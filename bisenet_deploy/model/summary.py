@@ -41,10 +41,10 @@ def _arch_of(model) -> Optional[str]:
 
 def paper_total_macs(arch: Optional[str], width: int, height: int) -> Optional[float]:
     """The paper's whole-network figure (given for a 1024x512 network input), scaled by pixels."""
-    key = {"bisenetv2": "bisenetv2", "bisenetv2-large": "bisenetv2-large"}.get(arch or "")
-    if key is None:
+    gmacs = PAPER_TOTAL_GMACS.get(arch or "")
+    if gmacs is None:
         return None
-    return PAPER_TOTAL_GMACS[key] * 1e9 * (width * height) / (1024.0 * 512.0)
+    return gmacs * 1e9 * (width * height) / (1024.0 * 512.0)
 
 
 def summarize(model, width: int, height: int) -> Dict[str, Any]:
@@ -70,7 +70,7 @@ def summarize(model, width: int, height: int) -> Dict[str, Any]:
         }
     named = dict(model.named_parameters())
     params = sum(p.numel() for n, p in named.items() if not n.startswith("aux"))
-    paper_total = paper_total_macs(getattr(model, "arch", None) if arch else None, width, height)
+    paper_total = paper_total_macs(arch, width, height)
     return {
         "arch": getattr(model, "arch", None),
         "model_size": [width, height],
