@@ -153,3 +153,10 @@ def test_training_with_one_image_is_a_clear_error():
         if isinstance(m, torch.nn.BatchNorm2d):
             m.eval()
     assert len(model(torch.randn(1, 3, 64, 64))) == 5
+
+
+def test_size_error_keeps_a_side_that_is_already_valid():
+    model = build_model("bisenetv2-coincheung", 3, aux=False).eval()
+    with pytest.raises(InputError) as err:
+        model(torch.randn(1, 3, 100, 64))
+    assert str(err.value).endswith("nearest accepted sizes: 64x96, 64x128 (resize or pad the image)")

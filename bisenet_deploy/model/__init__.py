@@ -7,7 +7,7 @@ torch (the architecture table is plain data); torch is loaded when a model is bu
 
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 from ..errors import InputError
 
@@ -24,6 +24,19 @@ DEFAULT_ARCH = "bisenetv2"
 
 #: network input height and width must be multiples of this (the semantic branch downsamples 32x)
 SIZE_MULTIPLE = 32
+
+
+def nearest_sizes(width: int, height: int) -> str:
+    """The accepted WIDTHxHEIGHT sizes nearest to a refused one, e.g. "480x288, 512x288, ..."
+    (a side that is already a positive multiple of 32 is kept)."""
+
+    def near(value: int) -> List[int]:
+        if value > 0 and value % SIZE_MULTIPLE == 0:
+            return [value]
+        lower = (value // SIZE_MULTIPLE) * SIZE_MULTIPLE
+        return [v for v in (lower, lower + SIZE_MULTIPLE) if v > 0]
+
+    return ", ".join(f"{w}x{h}" for w in near(int(width)) for h in near(int(height)))
 
 
 def build_model(arch: str, num_classes: int = 19, *, aux: bool = True,
@@ -52,4 +65,4 @@ def build_model(arch: str, num_classes: int = 19, *, aux: bool = True,
     return paper.build(num_classes, aux=aux, head_mid_channels=head_mid_channels, arch=arch)
 
 
-__all__ = ["ARCHITECTURES", "DEFAULT_ARCH", "SIZE_MULTIPLE", "build_model"]
+__all__ = ["ARCHITECTURES", "DEFAULT_ARCH", "SIZE_MULTIPLE", "build_model", "nearest_sizes"]

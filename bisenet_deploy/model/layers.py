@@ -19,13 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
-from . import SIZE_MULTIPLE
-
-
-def _nearest_multiples(value: int, multiple: int = SIZE_MULTIPLE) -> List[int]:
-    lower = (value // multiple) * multiple
-    upper = lower + multiple
-    return [v for v in (lower, upper) if v > 0]
+from . import SIZE_MULTIPLE, nearest_sizes
 
 
 def _skip_checks() -> bool:
@@ -57,12 +51,9 @@ def check_input(x: torch.Tensor) -> None:
                          f"channels in shape {tuple(x.shape)}")
     height, width = int(x.shape[2]), int(x.shape[3])
     if height % SIZE_MULTIPLE or width % SIZE_MULTIPLE or height == 0 or width == 0:
-        widths = _nearest_multiples(width)
-        heights = _nearest_multiples(height)
-        options = ", ".join(f"{w}x{h}" for w in widths for h in heights)
         raise InputError(f"input height and width must be multiples of {SIZE_MULTIPLE}, got "
-                         f"{width}x{height} (WIDTHxHEIGHT); nearest accepted sizes: {options} "
-                         f"(resize or pad the image)")
+                         f"{width}x{height} (WIDTHxHEIGHT); nearest accepted sizes: "
+                         f"{nearest_sizes(width, height)} (resize or pad the image)")
 
 
 def conv_bn(cin: int, cout: int, kernel: int = 3, stride: int = 1, groups: int = 1,

@@ -12,7 +12,7 @@ from typing import Any, Dict, Optional
 
 from ..errors import InputError
 from .complexity import PAPER_MACS_1024x512, PAPER_TOTAL_GMACS, STAGES, count_macs, paper_macs
-from . import SIZE_MULTIPLE
+from . import SIZE_MULTIPLE, nearest_sizes
 
 #: architectures whose stages Table 1 describes (the community variant keeps Table 1's layout,
 #: so its deviations from the paper show up stage by stage)
@@ -23,13 +23,9 @@ def check_model_size(width: int, height: int) -> None:
     """InputError unless both are positive multiples of 32, naming the nearest accepted sizes."""
     if width > 0 and height > 0 and width % SIZE_MULTIPLE == 0 and height % SIZE_MULTIPLE == 0:
         return
-
-    def near(v):
-        low = max(SIZE_MULTIPLE, (v // SIZE_MULTIPLE) * SIZE_MULTIPLE)
-        return sorted({low, low + SIZE_MULTIPLE} if v % SIZE_MULTIPLE else {max(v, SIZE_MULTIPLE)})
-    options = ", ".join(f"{w}x{h}" for w in near(width) for h in near(height))
     raise InputError(f"model size {width}x{height} (WIDTHxHEIGHT): width and height must be "
-                     f"multiples of {SIZE_MULTIPLE}; nearest accepted: {options}")
+                     f"multiples of {SIZE_MULTIPLE}; nearest accepted: "
+                     f"{nearest_sizes(width, height)}")
 
 
 def _arch_of(model) -> Optional[str]:
