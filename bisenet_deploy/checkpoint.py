@@ -17,7 +17,7 @@ import logging
 import os
 import re
 import struct
-from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Tuple
+from typing import Any, Dict, Iterable, Mapping, NamedTuple, Optional, Tuple
 
 from .datasets import as_dataset_info, get_dataset, resolve_dataset
 from .errors import CheckpointError, InputError
@@ -568,13 +568,3 @@ def _strip_prefixes(state: Dict[str, Any]) -> Dict[str, Any]:
                 state = {k[len(prefix):]: v for k, v in state.items()}
                 changed = True
     return state
-
-
-def state_dict_keys(path) -> List[str]:
-    """The tensor names of a checkpoint file, prefixes stripped (for diagnostics)."""
-    path = _check_path(path)
-    if _sniff(path) == "safetensors":
-        state, _ = _read_safetensors(path)
-    else:
-        state = _read_torch(path)
-    return sorted(_strip_prefixes(state))
