@@ -335,7 +335,7 @@ def test_unwritable_output_refused_before_any_work(onnx_dynamic, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     calls = []
-    with pytest.raises(InputError, match="cannot write the engine .*not a writable folder"):
+    with pytest.raises(InputError, match="cannot write the engine .*a-file is a file, not a folder"):
         build_engine(path, rec, BuildOptions(output=str(blocker / "sub" / "m.engine")),
                      trt=fake_tensorrt((10, 3), calls), gpu=A10)
     with pytest.raises(InputError, match="cannot write the timing cache"):

@@ -76,23 +76,6 @@ DEVICE_TEXT = ("device compute time of the same call from CUDA events around the
                "copies), where the backend measures it; null otherwise")
 
 
-def check_writable(path, option):
-    """Refuse, before a long run, an output path that cannot be written (a file where a folder
-    must be, a folder where the file must be, no write permission), naming the option."""
-    if not path:
-        return
-    target = os.path.abspath(str(path))
-    if os.path.isdir(target):
-        raise InputError("%s %s is a folder: give a file name" % (option, path))
-    folder = os.path.dirname(target)
-    while not os.path.exists(folder):  # the nearest existing ancestor will hold the new folders
-        folder = os.path.dirname(folder)
-    if not os.path.isdir(folder):
-        raise InputError("%s %s: %s is a file, not a folder" % (option, path, folder))
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise InputError("%s %s: no permission to write in %s" % (option, path, folder))
-
-
 def utc_now():
     return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
 

@@ -190,13 +190,14 @@ def _run(args):
     from ..bench.session import default_warmup, exit_code_for, run_benchmarks
     from ..portable.timing_stats import format_summary
     from ..runtime.images import read_image
+    from ..portable.fileio import check_writable
 
     _check_args(args)
     backends = _requested_backends(args)
     if not args.no_json:  # refuse an unwritable report path now, not after a 5000-call run
-        rep.check_writable(args.json or os.path.join(rep.DEFAULT_FOLDER, "report.json"), "--json")
+        check_writable(args.json or os.path.join(rep.DEFAULT_FOLDER, "report.json"), "--json")
     if args.plot and args.plot != "auto":
-        rep.check_writable(args.plot, "--plot")
+        check_writable(args.plot, "--plot")
     if args.cuda_graph and not {"tensorrt", "torch-cuda"} & set(backends):
         print("note: --cuda-graph applies to tensorrt and torch-cuda only; ignored",
               file=sys.stderr)
@@ -272,7 +273,4 @@ def _run(args):
 
 
 def main(argv=None):
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    parser.set_defaults(argv=argv)  # recorded in the report as the command that was run
-    return run_cli(parser, argv)
+    return run_cli(build_parser(), argv)

@@ -36,8 +36,13 @@ def add_logging_args(parser: argparse.ArgumentParser) -> None:
 
 
 def run_cli(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = None) -> int:
-    """Parse `argv`, run `args.func(args)` and map errors to exit codes. Returns the exit code."""
+    """Parse `argv`, run `args.func(args)` and map errors to exit codes. Returns the exit code.
+
+    `args.argv` holds the arguments as given, for reports that record the command that was run.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv
     setup_logging(getattr(args, "verbose", 0), getattr(args, "quiet", False))
     func: Optional[Callable[[argparse.Namespace], Optional[int]]] = getattr(args, "func", None)
     if func is None:

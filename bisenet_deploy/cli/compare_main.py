@@ -10,7 +10,6 @@ import argparse
 import contextlib
 import logging
 import shlex
-import sys
 
 from .common import add_logging_args, add_model_args, run_cli
 
@@ -83,7 +82,7 @@ def _torch_candidate_record(source, spec, args):
 
 
 def _run(args):
-    from ..bench.report import check_writable
+    from ..portable.fileio import check_writable
     from ..errors import InputError, ParityError
     from ..evaluation import compare as cmp
     from ..evaluation import tolerances as tol
@@ -147,7 +146,4 @@ def _run(args):
 
 
 def main(argv=None):
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    parser.set_defaults(argv=argv)  # recorded in the report as the command that was run
-    return run_cli(parser, argv)
+    return run_cli(build_parser(), argv)

@@ -11,7 +11,6 @@ import argparse
 import contextlib
 import logging
 import shlex
-import sys
 
 from .common import add_logging_args, add_model_args, run_cli, size_arg
 
@@ -80,7 +79,7 @@ def _image_size(path):
 
 
 def _run(args):
-    from ..bench.report import check_writable
+    from ..portable.fileio import check_writable
     from ..errors import InputError
     from ..evaluation.backends import ModelSource, network_size, parse_spec
     from ..evaluation.datasets_io import find_samples
@@ -153,7 +152,4 @@ def _run(args):
 
 
 def main(argv=None):
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    parser.set_defaults(argv=argv)  # recorded in the report as the command that was run
-    return run_cli(parser, argv)
+    return run_cli(build_parser(), argv)

@@ -62,7 +62,7 @@ def _default_backend(args) -> str:
 def _run(args):
     import numpy as np
 
-    from ..bench.report import check_writable
+    from ..portable.fileio import check_writable
     from ..errors import InputError
     from ..evaluation.backends import ModelSource, parse_spec
     from ..evaluation.predict import collect_inputs, is_video, predict_paths

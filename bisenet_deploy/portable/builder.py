@@ -36,7 +36,7 @@ from .cuda_context import import_pycuda_driver
 from .engine_paths import (default_calibration_cache_path, default_engine_path,
                            default_timing_cache_path, sidecar_path)
 from .errors import EngineError, InputError, UserError
-from .fileio import atomic_output, sha256_bytes, write_bytes_atomic
+from .fileio import atomic_output, check_writable, sha256_bytes, write_bytes_atomic
 from .gpu_info import query_gpu
 from .precision import decide_precision, default_precision, onnx_graph_precision
 from .sidecar import make_sidecar, profile_entry, tensor_entry, write_sidecar
@@ -257,20 +257,6 @@ def record_from_summary(summary):
 
 
 # -- pure planning -------------------------------------------------------------------------------
-
-def check_writable(path, what):
-    """Refuse, before a long build, a file that could not be written afterwards: its nearest
-    existing folder must be a writable folder (missing folders below it are created later)."""
-    folder = os.path.dirname(os.path.abspath(str(path)))
-    while not os.path.exists(folder):
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            break
-        folder = parent
-    if not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK):
-        raise InputError("cannot write %s to %s: %s is not a writable folder; choose another path"
-                         % (what, path, folder))
-
 
 def profile_for_input(input_name, input_shape, record=None, cli_batch=None):
     """The optimization profile of the (single) image input, or None for a static input.

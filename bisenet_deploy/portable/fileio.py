@@ -6,6 +6,8 @@ import json
 import os
 import tempfile
 
+from .errors import InputError
+
 
 @contextlib.contextmanager
 def atomic_output(path, suffix=""):
@@ -61,3 +63,26 @@ def sha256_file(path, chunk=1 << 20):
 
 def sha256_bytes(data):
     return hashlib.sha256(data).hexdigest()
+
+
+def check_writable(path, what):
+    """Refuse, before a long run, an output that could not be written afterwards: a folder where
+    the file must go, or a nearest existing ancestor that is a file or not writable (missing
+    folders below it are created when writing). `what` names the output for the message (an
+    option such as "--json", or "the engine"). None means no output: nothing to check."""
+    if not path:
+        return
+    target = os.path.abspath(str(path))
+    if os.path.isdir(target):
+        raise InputError("%s %s is a folder: give a file name" % (what, path))
+    folder = os.path.dirname(target)
+    while not os.path.exists(folder):  # the nearest existing ancestor will hold the new folders
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    if not os.path.isdir(folder):
+        raise InputError("cannot write %s to %s: %s is a file, not a folder" % (what, path, folder))
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError("cannot write %s to %s: %s is not a writable folder; choose another path"
+                         % (what, path, folder))
