@@ -140,7 +140,7 @@ def test_tolerance_defaults_and_overrides():
     assert tolerances.resolve("fp16", ov)["logits"]["max_rel"] is None
     assert tolerances.resolve("fp32", ov)["logits"]["max_rel"] == fp32["logits"]["max_rel"]
     # defaults are not mutated by resolving
-    assert tolerances.DEFAULT_TOLERANCES["fp32"]["labels"]["min_identical"] == 0.999
+    assert tolerances.DEFAULT_TOLERANCES["fp32"]["labels"]["min_identical"] == 0.9999
     for bad in ["labels.min_identical", "labels.nope=1", "fp64.labels.min_identical=1",
                 "labels.min_identical=abc", "weights.max_abs=1"]:
         with pytest.raises(InputError):

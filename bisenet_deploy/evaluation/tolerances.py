@@ -13,7 +13,8 @@ How a backend is judged against the reference (the PyTorch model running the sam
   at least ``min_class_pixels`` reference pixels (tiny classes give noisy IoUs), ``max_invalid``
   caps labels outside 0..num_classes-1 (a runtime reading an output with the wrong dtype).
 
-FP32 is strict on both outputs. FP16 and INT8 are judged mostly on labels: their logits limits are
+FP32 is strict on both outputs; its label rule is the export's (>= 99.99 % identical), which an
+FP32 engine meets because the engine builder turns TF32 off. FP16 and INT8 are judged mostly on labels: their logits limits are
 loose (FP16) or off (INT8), as reduced precision moves logits while keeping the decisions.
 A limit of ``None`` switches that check off.
 """
@@ -42,7 +43,7 @@ DEFAULT_TOLERANCES: Dict[str, Dict[str, Dict[str, Optional[float]]]] = {
     "fp32": {
         "logits": {"max_abs": None, "mean_abs": None, "max_rel": 1e-3, "mean_rel": 1e-4,
                    "max_nonfinite": 0},
-        "labels": {"min_identical": 0.999, "min_class_iou": 0.99, "min_class_pixels": 64,
+        "labels": {"min_identical": 0.9999, "min_class_iou": 0.99, "min_class_pixels": 64,
                    "max_invalid": 0},
     },
     "fp16": {
