@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import struct
+import warnings
 from typing import Any, Dict, Iterable, Mapping, NamedTuple, Optional, Tuple
 
 from .datasets import as_dataset_info, get_dataset, resolve_dataset
@@ -495,7 +496,9 @@ def _read_torch(path) -> Dict[str, Any]:
     import torch
 
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # e.g. "looks like a TorchScript archive": reported below
+            warnings.simplefilter("ignore", UserWarning)
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
         if found or ("Weights only load failed" in str(exc) and "GLOBAL" in str(exc)):

@@ -374,10 +374,12 @@ def test_non_default_head_width_saves_and_loads(tmp_path):
         assert torch.equal(logits(loaded), logits(model))
 
 
-def test_torchscript_archive_is_named_as_such(tmp_path):
+def test_torchscript_archive_is_named_as_such(tmp_path, recwarn):
     torch.jit.save(torch.jit.script(torch.nn.Conv2d(3, 3, 1)), tmp_path / "scripted.pt")
+    recwarn.clear()
     message = _expect(tmp_path / "scripted.pt", "TorchScript archive")
     assert "state_dict" in message and "download it again" not in message
+    assert not [w for w in recwarn if "TorchScript" in str(w.message)]  # one message, no warning
 
 
 def test_an_onnx_file_as_checkpoint_gets_a_hint(tmp_path):
