@@ -3,6 +3,7 @@
     bisenet-export onnx      checkpoint -> simplified, checked, parity-proven ONNX for a TensorRT target
     bisenet-export check     check an existing ONNX file against a target's rules
     bisenet-export summary   per-stage shapes, parameters and MACs beside the paper's Table 1
+    bisenet-export checkpoint  convert a checkpoint (CoinCheung .pth) to our self-describing .safetensors
     bisenet-export jetson    a self-contained bundle for a Jetson TX2 on JetPack 4.6
 
 Each subcommand lives in its own module with `register(subparsers)`; this file only assembles them.
@@ -13,7 +14,7 @@ from __future__ import annotations
 import argparse
 from typing import Optional, Sequence
 
-from . import export_check, export_jetson, export_onnx, export_summary
+from . import export_check, export_checkpoint, export_jetson, export_onnx, export_summary
 from .common import run_cli
 
 
@@ -23,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Export BiSeNet V2 to ONNX for a TensorRT target, check graphs, summarize "
                     "models and build Jetson bundles.")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for module in (export_onnx, export_check, export_summary, export_jetson):
+    for module in (export_onnx, export_check, export_summary, export_checkpoint, export_jetson):
         module.register(sub)
     return parser
 
