@@ -29,3 +29,33 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_trt)
         if "cuda" in item.keywords and not _has_cuda():
             item.add_marker(skip_cuda)
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tmp_path_factory):
+    """Factory: a random-init checkpoint and its ONNX, made once per session and output kind.
+
+    `tiny_export(output)` -> (folder, checkpoint path, onnx path): the paper's protocol at 1/16
+    scale (a 128x64 input resized in the graph to a 64x32 network), 19 classes. Tests may add
+    files of their own to the folder but must not change the two model files.
+    """
+    made = {}
+
+    def make(output="labels"):
+        if output not in made:
+            from bisenet_deploy.checkpoint import load_model, save_checkpoint
+            from bisenet_deploy.export.pipeline import ExportOptions, export_onnx
+
+            folder = tmp_path_factory.mktemp("tiny-" + output)
+            loaded = load_model(None, num_classes=19)
+            ckpt = str(folder / "tiny.safetensors")
+            save_checkpoint(ckpt, loaded.model, loaded.metadata)
+            onnx_path = str(folder / "tiny.onnx")
+            export_onnx(ExportOptions(checkpoint=ckpt, output_path=onnx_path,
+                                      input_size=(128, 64), model_size=(64, 32), output=output,
+                                      parity=False, simplify=False),
+                        loaded=(loaded.model, loaded.metadata))
+            made[output] = (folder, ckpt, onnx_path)
+        return made[output]
+
+    return make

@@ -150,20 +150,9 @@ def test_backend_specs():
 # -- the real thing: PyTorch vs onnxruntime on a tiny export -------------------------------------
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def exported(tiny_export):
     """A random-init checkpoint and its ONNX (128x64 input, 64x32 network, labels + logits)."""
-    from bisenet_deploy.checkpoint import load_model, save_checkpoint
-    from bisenet_deploy.export.pipeline import ExportOptions, export_onnx
-
-    d = tmp_path_factory.mktemp("cmp")
-    lm = load_model(None, num_classes=19)
-    ckpt = str(d / "tiny.safetensors")
-    save_checkpoint(ckpt, lm.model, lm.metadata)
-    onnx_path = str(d / "tiny.onnx")
-    export_onnx(ExportOptions(checkpoint=ckpt, output_path=onnx_path, input_size=(128, 64),
-                              model_size=(64, 32), output="both", parity=False),
-                loaded=(lm.model, lm.metadata))
-    return d, ckpt, onnx_path
+    return tiny_export("both")
 
 
 def _perturb(onnx_path, out_path, scale):

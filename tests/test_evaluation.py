@@ -353,19 +353,8 @@ def test_protocol_network_sizes():
 # -- bisenet-eval end to end on a tiny export ----------------------------------------------------
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    from bisenet_deploy.checkpoint import load_model, save_checkpoint
-    from bisenet_deploy.export.pipeline import ExportOptions, export_onnx
-
-    d = tmp_path_factory.mktemp("eval")
-    lm = load_model(None, num_classes=19)
-    ckpt = str(d / "tiny.safetensors")
-    save_checkpoint(ckpt, lm.model, lm.metadata)
-    onnx_path = str(d / "tiny.onnx")
-    # the paper's protocol at 1/16 scale: 128x64 input, resized in the graph to a 64x32 network
-    export_onnx(ExportOptions(checkpoint=ckpt, output_path=onnx_path, input_size=(128, 64),
-                              model_size=(64, 32), output="labels", parity=False,
-                              simplify=False), loaded=(lm.model, lm.metadata))
+def exported(tiny_export):
+    d, ckpt, onnx_path = tiny_export("labels")
     data = d / "cityscapes"
     for i in range(2):
         img_dir = data / "leftImg8bit" / "val" / "ulm"

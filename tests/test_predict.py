@@ -32,18 +32,8 @@ def test_colorize_and_overlay():
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    from bisenet_deploy.checkpoint import load_model, save_checkpoint
-    from bisenet_deploy.export.pipeline import ExportOptions, export_onnx
-
-    d = tmp_path_factory.mktemp("pred")
-    lm = load_model(None, num_classes=19)
-    ckpt = str(d / "tiny.safetensors")
-    save_checkpoint(ckpt, lm.model, lm.metadata)
-    onnx_path = str(d / "tiny.onnx")
-    export_onnx(ExportOptions(checkpoint=ckpt, output_path=onnx_path, input_size=(128, 64),
-                              model_size=(64, 32), output="labels", parity=False,
-                              simplify=False), loaded=(lm.model, lm.metadata))
+def exported(tiny_export):
+    d, ckpt, onnx_path = tiny_export("labels")
     images = d / "images"
     images.mkdir()
     Image.fromarray(synthetic_image(128, 64, seed=1)).save(images / "street.png")
