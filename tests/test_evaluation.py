@@ -338,6 +338,17 @@ def test_evaluate_refuses_class_count_mismatch(tmp_path):
                      progress=False)
 
 
+def test_evaluate_refuses_a_non_cityscapes_model_on_the_cityscapes_layout(tmp_path):
+    # an ADE20K model (150 classes) scored against Cityscapes train ids gave a silent mIoU
+    make_dataset(tmp_path, "cityscapes", n=1)
+    samples = find_samples(str(tmp_path), "cityscapes")
+    with ColourRunner() as r:
+        r.metadata["model"]["num_classes"] = 150
+        with pytest.raises(InputError, match="19 Cityscapes train ids but the model predicts 150"):
+            evaluate([EvalTarget("x", r)], samples, layout="cityscapes", num_classes=150,
+                     progress=False)
+
+
 def test_protocol_network_sizes():
     from bisenet_deploy.evaluation.backends import network_size
     from bisenet_deploy.evaluation.evaluate import describe_protocol

@@ -90,6 +90,17 @@ def evaluate(targets: Sequence[EvalTarget], samples: Sequence[Sample], *, layout
     samples = list(samples)[:limit] if limit else list(samples)
     if not samples:
         raise InputError("the dataset has no samples to evaluate")
+    if layout == "cityscapes":
+        from ..datasets import get_dataset
+
+        city_classes = get_dataset("cityscapes").num_classes
+        if num_classes != city_classes:
+            # the labelIds are mapped to Cityscapes' train ids: another model's class ids would
+            # be scored against them and give a meaningless mIoU
+            raise InputError(f"--layout cityscapes scores the {city_classes} Cityscapes train "
+                             f"ids but the model predicts {num_classes} classes: evaluate a "
+                             f"Cityscapes model, or use --layout folders with labels holding "
+                             f"this model's class ids")
     matrices = [ConfusionMatrix(num_classes, ignore_index) for _ in targets]
     for t, cm in zip(targets, matrices):
         t.cm = cm
