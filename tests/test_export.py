@@ -343,6 +343,23 @@ def test_unwritable_output_is_a_clear_error(loaded, tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["a_file"]
 
 
+def test_output_under_a_file_is_refused_before_the_export(loaded, tmp_path, monkeypatch):
+    # was refused only after export and parity, with a misleading "File exists"
+    from bisenet_deploy.export import pipeline
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("the export ran before the output path was checked")
+
+    monkeypatch.setattr(pipeline, "torch_export", no_export)
+    with pytest.raises(ExportError, match="a_file is a file, not a folder"):
+        export_onnx(ExportOptions(output_path=str(blocker / "x.onnx"), **SMALL),
+                    loaded=tuple(loaded))
+    assert sorted(os.listdir(tmp_path)) == ["a_file"]
+
+
 def test_trt11_fp16_with_uint8_input_labels_only_and_dynamic_batch(loaded, tmp_path):
     path = str(tmp_path / "f16.onnx")
     result = export_onnx(ExportOptions(output_path=path, target="trt11", precision="fp16",

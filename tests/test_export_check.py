@@ -134,6 +134,18 @@ def test_check_cli_refuses_a_corrupt_file(tmp_path, capsys):
     assert "not a readable ONNX model" in err and "Traceback" not in err
 
 
+def test_check_cli_refuses_an_empty_file_and_a_folder(tmp_path, capsys):
+    # an empty file parsed as an empty model and was reported as a target violation
+    path = tmp_path / "empty.onnx"
+    path.write_bytes(b"")
+    assert main(["check", str(path)]) != 0
+    captured = capsys.readouterr()
+    assert "holds no graph" in captured.err and "Traceback" not in captured.err
+    assert "FAIL" not in captured.out
+    assert main(["check", str(tmp_path)]) == 2
+    assert "is a folder, not an ONNX file" in capsys.readouterr().err
+
+
 def test_linear_resize_scaling_the_batch_is_flagged():
     out = helper.make_tensor_value_info("logits", TP.FLOAT, None)
     scales = numpy_helper.from_array(np.array([2, 1, 0.5, 0.5], np.float32), "scales")

@@ -78,10 +78,16 @@ def load_onnx(path: Union[str, os.PathLike], load_weights: bool = True) -> Any:
     import onnx
 
     path = str(path)
+    if os.path.isdir(path):
+        raise InputError(f"{path!r} is a folder, not an ONNX file: give the .onnx file in it")
     if not os.path.isfile(path):
         raise InputError(f"ONNX file {path!r} does not exist")
     try:
-        return onnx.load(path, load_external_data=load_weights)
+        model = onnx.load(path, load_external_data=load_weights)
     except Exception as exc:  # onnx raises DecodeError and friends for corrupt files
         raise ExportError(f"{path!r} is not a readable ONNX model ({type(exc).__name__}: {exc})") \
             from None
+    if not model.graph.node:  # protobuf parses an empty (or zeroed) file as an empty model
+        raise ExportError(f"{path!r} is not a readable ONNX model (it holds no graph: empty or "
+                          f"truncated?); export it again with `bisenet-export onnx`")
+    return model

@@ -128,6 +128,17 @@ def validate_options(options: ExportOptions) -> Tuple[TargetRules, int]:
     return rules, opset
 
 
+def _check_output_path(path: str) -> None:
+    """Refuse an output that cannot be written (under a file, in a read-only folder) before the
+    export and parity run, not after them."""
+    from ..portable.fileio import check_writable
+
+    try:
+        check_writable(path, "-o/--output-path")
+    except InputError as exc:
+        raise ExportError(f"{exc}") from None
+
+
 #: the default file name pattern (export_stem); export/README.md quotes it verbatim
 NAME_PATTERN = ("<arch>-<dataset>-<inW>x<inH>-to-<mW>x<mH>-<output>-<target>"
                 "[-fp16][-uint8][-prenorm|-bgr][-bN|-dynMIN-MAX].onnx")
@@ -340,6 +351,7 @@ def export_onnx(options: ExportOptions, loaded: Optional[Tuple[Any, ModelMetadat
     model, meta = loaded if loaded is not None else steps.run("build model", _load, options)
     record = export_record(options, meta, rules.name, opset)
     path = options.output_path or default_output_path(record)
+    _check_output_path(path)
     if meta.weights == "random-init":
         log.warning("WARNING: exporting RANDOM weights (no --checkpoint): the graph is only good "
                     "for trying the pipeline, its labels mean nothing")
