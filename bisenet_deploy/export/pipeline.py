@@ -125,6 +125,8 @@ def validate_options(options: ExportOptions) -> Tuple[TargetRules, int]:
                                            precision=options.precision, opset=options.opset)
     if options.output_path is not None and os.path.isdir(options.output_path):
         raise InputError(f"-o {options.output_path!r} is a folder; give a file name ending .onnx")
+    if options.output_path is not None:
+        _check_output_path(options.output_path)  # before loading the model
     return rules, opset
 
 
