@@ -328,6 +328,15 @@ def test_bad_options_are_refused_before_any_work(tmp_path):
     assert os.listdir(str(tmp_path)) == []
 
 
+def test_bundle_under_a_file_is_refused_before_any_work(tmp_path):
+    # os.makedirs raised FileExistsError: "this is a bug in bisenet-deploy"
+    (tmp_path / "a_file").write_text("not a folder")
+    with pytest.raises(UserError, match="a_file is a file, not a folder"):
+        jb.build_bundle(jb.BundleOptions(output_dir=str(tmp_path / "a_file" / "b"),
+                                         input_size=INPUT, model_size=MODEL, tar=True))
+    assert os.listdir(str(tmp_path)) == ["a_file"]
+
+
 def test_onnx_for_another_target_is_refused(built, tmp_path):
     import onnx
 

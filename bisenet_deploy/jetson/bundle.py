@@ -41,7 +41,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from .. import __version__
 from ..errors import ExportError, InputError, UserError
-from ..portable.fileio import atomic_output, sha256_file, write_json_atomic
+from ..portable.fileio import atomic_output, check_writable, sha256_file, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +138,9 @@ def validate(options: BundleOptions) -> None:
                             f"another -o")
     if os.path.isfile(final):
         raise UserError(f"{final} is a file, not a bundle folder: choose another -o")
+    for path in targets:  # a file where a parent folder must go, or a read-only folder
+        if not os.path.isdir(path):  # an existing bundle folder is replaced (--force)
+            check_writable(path, "the bundle" if path == final else "the tarball")
     if options.onnx is not None and not os.path.isfile(options.onnx):
         raise InputError(f"ONNX file {options.onnx} not found")
 
