@@ -41,6 +41,7 @@ def run_cli(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = Non
     `args.argv` holds the arguments as given, for reports that record the command that was run.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    _one_line_usage_errors(parser)
     args = parser.parse_args(argv)
     args.argv = argv
     setup_logging(getattr(args, "verbose", 0), getattr(args, "quiet", False))
@@ -62,6 +63,28 @@ def run_cli(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = Non
         log.error("internal error: %s: %s\n(this is a bug in bisenet-deploy; re-run with --debug "
                   "for the traceback and report it)", type(exc).__name__, exc)
         return 1
+
+
+def _one_line_usage_errors(parser: argparse.ArgumentParser) -> None:
+    """A wrong option is one line on stderr (exit 2), like every other user error, instead of
+    argparse's usage block above it; --help still shows the usage. Sub-commands included."""
+    seen = set()
+
+    def patch(p: argparse.ArgumentParser) -> None:
+        if id(p) in seen:
+            return
+        seen.add(id(p))
+
+        def error(message: str) -> None:
+            p.exit(2, f"error: {p.prog}: {message} (see `{p.prog} --help`)\n")
+
+        p.error = error  # type: ignore[method-assign]
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    patch(sub)
+
+    patch(parser)
 
 
 def parse_size(text: str) -> Tuple[int, int]:

@@ -1,0 +1,32 @@
+"""A wrong option on any command is one line on stderr and exit 2, with no usage block."""
+
+import pytest
+
+from bisenet_deploy.cli import bench_main, export_main
+
+
+@pytest.mark.parametrize("main, argv, words", [
+    (export_main.main, ["onnx", "--target", "trt9"], ["invalid choice: 'trt9'", "onnx --help"]),
+    (export_main.main, ["summary", "--model-size", "big"], ["--model-size", "summary --help"]),
+    (export_main.main, ["checkpoint"], ["--checkpoint", "checkpoint --help"]),
+    (export_main.main, ["no-such-command"], ["invalid choice"]),
+    (bench_main.main, ["--backend", "foo"], ["invalid choice: 'foo'", "--help"]),
+])
+def test_usage_error_is_one_line(main, argv, words, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("error: ")
+    for word in words:
+        assert word in lines[0]
+    assert captured.out == ""
+
+
+def test_help_still_shows_the_usage(capsys):
+    with pytest.raises(SystemExit) as exc:
+        export_main.main(["onnx", "--help"])
+    assert exc.value.code == 0
+    assert "usage:" in capsys.readouterr().out
