@@ -78,7 +78,7 @@ def _one_line_usage_errors(parser: argparse.ArgumentParser) -> None:
         def error(message: str) -> None:
             p.exit(2, f"error: {p.prog}: {message} (see `{p.prog} --help`)\n")
 
-        p.error = error  # type: ignore[method-assign]
+        setattr(p, "error", error)  # this parser instance only
         for action in p._actions:
             if isinstance(action, argparse._SubParsersAction):
                 for sub in action.choices.values():
