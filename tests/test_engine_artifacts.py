@@ -23,6 +23,11 @@ def test_default_engine_path():
     tx2 = engine_paths.default_engine_path("m.onnx", "NVIDIA Tegra X2", "6.2", "8.2.1.8", "fp32",
                                            root="/data/engines")
     assert tx2 == "/data/engines/nvidia-tegra-x2-sm62-trt8.2.1/m-fp32.engine"
+    # a trt11 FP16 export's stem already ends in the precision: not '...-fp16-fp16.engine'
+    h100 = engine_paths.default_engine_path("export/m-labels-trt11-fp16.onnx", "NVIDIA H100",
+                                            "9.0", "11.0", "fp16")
+    assert os.path.basename(h100) == "m-labels-trt11-fp16.engine"
+    assert engine_paths.engine_file_name("m-trt10.onnx", "fp16") == "m-trt10-fp16.engine"
     assert engine_paths.sidecar_path("a/m-fp16.engine") == "a/m-fp16.json"
     assert engine_paths.sidecar_path("a/m.plan") == "a/m.json"
     assert engine_paths.sidecar_path("a/m.bin") == "a/m.bin.json"

@@ -178,7 +178,7 @@ def _trtexec(args):
     from ..portable import trtexec
     from ..portable.builder import check_onnx_for_version, profile_for_input
     from ..portable.engine_paths import (default_calibration_cache_path, default_engine_path,
-                                         default_timing_cache_path, onnx_stem)
+                                         default_timing_cache_path, engine_file_name)
     from ..portable.gpu_info import query_gpu
     from ..portable.precision import decide_precision, default_precision, onnx_graph_precision
     from ..portable.trt_api import (generation_for_version, import_tensorrt, parse_version,
@@ -220,7 +220,7 @@ def _trtexec(args):
         engine = default_engine_path(args.onnx, gpu_name, cc, version, decision.precision)
     else:
         engine = os.path.join("engines", "trt%s" % version_string(version),
-                              "%s-%s.engine" % (onnx_stem(args.onnx), decision.precision))
+                              engine_file_name(args.onnx, decision.precision))
         log.info("target GPU unknown: give --gpu-name and --compute-capability for the usual "
                  "engines/<gpu>-sm<XY>-trt<version>/ folder")
     cache = None if args.no_timing_cache else (args.timing_cache

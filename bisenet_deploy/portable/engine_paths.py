@@ -32,12 +32,20 @@ def onnx_stem(onnx_path):
     return stem if ext.lower() == ".onnx" else base
 
 
+def engine_file_name(onnx_path, precision):
+    """'<onnx-stem>-<precision>.engine'; a stem that already ends in the precision (a trt11 FP16
+    export, '...-trt11-fp16.onnx') does not get it twice."""
+    stem = onnx_stem(onnx_path)
+    if not stem.endswith("-" + str(precision)):
+        stem = "%s-%s" % (stem, precision)
+    return stem + ENGINE_SUFFIX
+
+
 def default_engine_path(onnx_path, gpu_name, compute_capability, trt_version, precision,
                         root="engines"):
     """engines/<gpu-name>-sm<XY>-trt<version>/<onnx-stem>-<precision>.engine"""
     folder = engine_folder_name(gpu_name, compute_capability, trt_version)
-    name = "%s-%s%s" % (onnx_stem(onnx_path), precision, ENGINE_SUFFIX)
-    return os.path.join(str(root), folder, name)
+    return os.path.join(str(root), folder, engine_file_name(onnx_path, precision))
 
 
 def sidecar_path(engine_path):
