@@ -137,6 +137,8 @@ def test_garbage_outputs_fail_with_exit_3_but_the_report_keeps_the_others(
 def test_missing_model_file_is_a_clear_error(tmp_path, capsys):
     code, _, err = _run(["--onnx", str(tmp_path / "nope.onnx"), "--iters", "2"], capsys)
     assert code == 2 and "no such file" in err and len(err.strip().splitlines()) == 1
+    code, _, err = _run(["--onnx", str(tmp_path), "--iters", "2"], capsys)
+    assert code == 2 and "is a folder: give the file in it" in err
 
 
 def test_unwritable_report_path_is_refused_before_timing(tmp_path, model_files, fake_factory,

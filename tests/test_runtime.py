@@ -297,6 +297,8 @@ def test_factory_errors_are_clear(models, tmp_path):
         open_runner("tensorrt")
     with pytest.raises(InputError, match="does not exist"):
         open_runner("onnxruntime", onnx=str(tmp_path / "missing.onnx"))
+    with pytest.raises(InputError, match="is a folder, not an ONNX file"):  # was "does not exist"
+        open_runner("onnxruntime", onnx=str(tmp_path))
     with pytest.raises(InputError, match="exported for fp32"):
         open_runner("onnxruntime", onnx=models["labels"][0], precision="fp16")
     with pytest.raises(InputError, match="runs on the CPU"):

@@ -99,6 +99,8 @@ def _requested_backends(args):
 def _check_args(args):
     for kind in ("engine", "onnx", "checkpoint", "image"):
         path = getattr(args, kind)
+        if path and os.path.isdir(path):
+            raise InputError("--%s %s is a folder: give the file in it" % (kind, path))
         if path and not os.path.isfile(path):
             raise InputError("--%s %s: no such file" % (kind, path))
     if args.iters < 1:

@@ -110,6 +110,9 @@ class OnnxRuntimeRunner(Runner):
                              "(onnxruntime-trt). Export an fp16 ONNX for the others")
         self.precision = precision
         self.device = int(device)
+        if os.path.isdir(self.onnx_path):
+            raise InputError(f"{self.onnx_path} is a folder, not an ONNX file: give the .onnx "
+                             f"file in it")
         if not os.path.isfile(self.onnx_path):
             raise InputError(f"ONNX file {self.onnx_path} does not exist: create it with "
                              f"`bisenet-export onnx`")
