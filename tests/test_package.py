@@ -31,3 +31,14 @@ def test_help_works_without_tensorrt(command):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "usage:" in out.stdout
+
+
+def test_an_output_that_cannot_be_created_is_a_user_error(tmp_path):
+    from bisenet_deploy.errors import InputError
+    from bisenet_deploy.portable.fileio import write_text_atomic
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(InputError, match="cannot write .*a-file/sub/out.json"):
+        write_text_atomic(str(blocker / "sub" / "out.json"), "{}")
+    assert blocker.read_text() == "x" and sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]

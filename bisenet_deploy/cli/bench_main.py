@@ -35,7 +35,7 @@ failed (garbage outputs, engine or input errors); 4 when no backend ran; 2 for b
 example:
   bisenet-bench --onnx export/bisenetv2.onnx --checkpoint models/model_final_v2_city.pth \\
       --backend onnxruntime torch --iters 200 --plot
-  bisenet-bench --engine engines/bisenetv2_fp16.engine --backend tensorrt --iters 5000
+  bisenet-bench --engine engines/<gpu>-sm<XY>-trt<ver>/<name>-fp16.engine --backend tensorrt --iters 5000
 """
 
 

@@ -135,8 +135,9 @@ def add_model_args(parser: argparse.ArgumentParser, required: bool = False) -> N
     """--checkpoint / --arch / --dataset / --num-classes, shared by every command that builds a model."""
     group = parser.add_argument_group("model")
     group.add_argument("--checkpoint", metavar="PATH", required=required,
-                       help="our .safetensors checkpoint or a CoinCheung/BiSeNet .pth "
-                            "(without one: seeded random weights, for trying the pipeline only)")
+                       help="our .safetensors checkpoint or a CoinCheung/BiSeNet .pth" + (
+                           "" if required else " (without one: seeded random weights, for trying "
+                                               "the pipeline only)"))
     group.add_argument("--arch", default=None,
                        help="architecture (default: from the checkpoint; bisenetv2 without one)")
     group.add_argument("--dataset", default=None,

@@ -17,10 +17,14 @@ def atomic_output(path, suffix=""):
     """
     path = os.path.abspath(str(path))
     folder = os.path.dirname(path)
-    if folder:
-        os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp" + suffix,
-                               dir=folder)
+    try:
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".",
+                                   suffix=".tmp" + suffix, dir=folder)
+    except OSError as exc:  # a file in the way, no permission, a read-only or pseudo file system
+        raise InputError("cannot write %s: %s; choose another path"
+                         % (path, exc.strerror or exc)) from None
     os.close(fd)
     try:
         yield tmp
