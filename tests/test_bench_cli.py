@@ -108,6 +108,21 @@ def test_tensorrt_without_tensorrt_is_one_line_and_others_still_run(tmp_path, mo
     assert "tensorrt: skipped: the tensorrt backend cannot run here" in out
 
 
+def test_default_report_is_named_by_the_backends_that_ran(tmp_path, model_files, fake_factory,
+                                                          capsys, monkeypatch):
+    onnx, _ = model_files
+    engine = tmp_path / "m.engine"
+    engine.write_bytes(b"x")
+    _, modes = fake_factory
+    modes["tensorrt"] = "missing"
+    monkeypatch.chdir(tmp_path)
+    code, _, _ = _run(["--engine", str(engine), "--onnx", onnx, "--backend", "tensorrt",
+                       "onnxruntime", "--iters", "3"], capsys)
+    assert code == 0
+    reports = os.listdir(tmp_path / "benchmarks")
+    assert len(reports) == 1 and reports[0].endswith("-onnxruntime.json")  # tensorrt skipped
+
+
 def test_only_unavailable_backends_exit_non_zero_without_report(tmp_path, model_files,
                                                                fake_factory, capsys,
                                                                monkeypatch):

@@ -257,7 +257,8 @@ def _run(args):
     if model_meta.get("weights") == "random-init":
         print("note: random-init weights (speed is representative, labels are not)")
     if not args.no_json:
-        path = args.json or rep.default_report_path(env, backends)
+        ran = [e["backend"] for e in entries if e["status"] != "skipped"]
+        path = args.json or rep.default_report_path(env, ran)  # named by what was timed
         rep.write_report(path, report)
         print("report: %s" % path)
         if args.plot:
