@@ -42,3 +42,16 @@ def test_an_output_that_cannot_be_created_is_a_user_error(tmp_path):
     with pytest.raises(InputError, match="cannot write .*a-file/sub/out.json"):
         write_text_atomic(str(blocker / "sub" / "out.json"), "{}")
     assert blocker.read_text() == "x" and sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_tells_its_version(command, capsys):
+    import importlib
+
+    import bisenet_deploy
+
+    main = importlib.import_module(f"bisenet_deploy.cli.{command}").main
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert f"bisenet-deploy {bisenet_deploy.__version__}" in capsys.readouterr().out

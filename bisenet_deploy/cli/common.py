@@ -12,6 +12,7 @@ import logging
 import sys
 from typing import Callable, List, Optional, Sequence, Tuple
 
+from .. import __version__
 from ..errors import InputError, UserError
 
 log = logging.getLogger("bisenet_deploy")
@@ -41,6 +42,9 @@ def run_cli(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = Non
     `args.argv` holds the arguments as given, for reports that record the command that was run.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    if "--version" not in parser._option_string_actions:
+        parser.add_argument("--version", action="version",
+                            version=f"%(prog)s (bisenet-deploy {__version__})")
     _one_line_usage_errors(parser)
     args = parser.parse_args(argv)
     args.argv = argv
