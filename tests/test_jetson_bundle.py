@@ -356,16 +356,9 @@ def test_onnx_for_another_target_is_refused(built, tmp_path):
 # -- the command line --------------------------------------------------------------------------
 
 def test_cli_help_without_tensorrt():
-    code = (
-        "import sys, importlib.abc\n"
-        "class Block(importlib.abc.MetaPathFinder):\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] in ('tensorrt', 'pycuda'):\n"
-        "            raise ImportError('blocked ' + name)\n"
-        "sys.meta_path.insert(0, Block())\n"
-        "from bisenet_deploy.cli.export_main import main\n"
-        "sys.exit(main(['jetson', '--help']))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    from test_package import help_without_tensorrt
+
+    out = help_without_tensorrt("export_main", ["jetson", "--help"])
     assert out.returncode == 0, out.stderr
     for option in ("--checkpoint", "--input-size", "--model-size", "--fp16", "--fp32", "--tar",
                    "--force", "--onnx"):

@@ -16,9 +16,9 @@ def test_import_is_light():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-@pytest.mark.parametrize("command", COMMANDS)
-def test_help_works_without_tensorrt(command):
-    # a meta-path hook makes tensorrt and pycuda unimportable even where they are installed
+def help_without_tensorrt(command, argv):
+    """Run `command`'s main(argv) in a fresh interpreter where tensorrt and pycuda cannot be
+    imported (a meta-path hook blocks them even where they are installed)."""
     code = (
         "import sys, importlib.abc\n"
         "class Block(importlib.abc.MetaPathFinder):\n"
@@ -27,8 +27,15 @@ def test_help_works_without_tensorrt(command):
         "            raise ImportError('blocked ' + name)\n"
         "sys.meta_path.insert(0, Block())\n"
         f"from bisenet_deploy.cli.{command} import main\n"
-        "sys.exit(main(['--help']))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        f"sys.exit(main({list(argv)!r}))\n")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("command, argv", [(c, ["--help"]) for c in COMMANDS] + [
+    ("export_main", [sub, "--help"]) for sub in ("onnx", "check", "summary", "checkpoint",
+                                                 "jetson")])
+def test_help_works_without_tensorrt(command, argv):
+    out = help_without_tensorrt(command, argv)
     assert out.returncode == 0, out.stderr
     assert "usage:" in out.stdout
 
