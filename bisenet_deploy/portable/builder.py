@@ -158,6 +158,15 @@ def _text(value):
     return bytes(value).decode("utf-8", "replace")
 
 
+def _text_fields(message, *numbers):
+    """The string fields `numbers` of one protobuf message, in that order ("" where absent)."""
+    found = {}
+    for field, _, value in _fields(message):
+        if field in numbers:
+            found[field] = value
+    return tuple(_text(found[n]) if n in found else "" for n in numbers)
+
+
 def _value_info(buf):
     """ValueInfoProto -> (name, dims) with dims as ints (-1 for a symbolic/unknown dim)."""
     name, dims = "", []
@@ -194,13 +203,8 @@ def read_onnx_summary(data, name="this file"):
     try:
         graph = None
         for field, wire, value in _fields(buf):
-            if field == 14 and wire == 2:  # metadata_props
-                key, val = "", ""
-                for f, _, v in _fields(value):
-                    if f == 1:
-                        key = _text(v)
-                    elif f == 2:
-                        val = _text(v)
+            if field == 14 and wire == 2:  # metadata_props: StringStringEntryProto key, value
+                key, val = _text_fields(value, 1, 2)
                 summary["metadata"][key] = val
             elif field == 8 and wire == 2:  # opset_import
                 domain, version = "", None
@@ -218,18 +222,10 @@ def read_onnx_summary(data, name="this file"):
         initializers = set()
         inputs = []
         for field, wire, value in _fields(graph):
-            if field == 1:  # NodeProto
-                name, op = "", ""
-                for f, _, v in _fields(value):
-                    if f == 3:
-                        name = _text(v)
-                    elif f == 4:
-                        op = _text(v)
-                summary["nodes"].append((name, op))
+            if field == 1:  # NodeProto: name, op_type
+                summary["nodes"].append(_text_fields(value, 3, 4))
             elif field == 5:  # initializer (TensorProto name is field 8)
-                for f, _, v in _fields(value):
-                    if f == 8:
-                        initializers.add(_text(v))
+                initializers.add(_text_fields(value, 8)[0])
             elif field == 11:
                 inputs.append(_value_info(value))
             elif field == 12:
