@@ -19,13 +19,18 @@ def _has_cuda():
     return torch.cuda.is_available()
 
 
+def _has_tensorrt():
+    """Full TensorRT or TensorRT-RTX: engines of either run only on an NVIDIA GPU."""
+    return any(_has(m) for m in ("tensorrt", "tensorrt_rtx", "tensorrt_rtx_bindings"))
+
+
 def pytest_collection_modifyitems(config, items):
     skip_trt = pytest.mark.skip(
-        reason="needs the TensorRT Python package and an NVIDIA GPU; neither is installable on "
-               "this machine (run on a GPU machine with `pip install .[trt]`)")
+        reason="needs TensorRT (or TensorRT-RTX) and an NVIDIA GPU to run an engine; this machine "
+               "has no GPU (run scripts/gpu_check.sh on a GPU machine)")
     skip_cuda = pytest.mark.skip(reason="needs an NVIDIA GPU with CUDA; none on this machine")
     for item in items:
-        if "tensorrt" in item.keywords and not (_has("tensorrt") and _has_cuda()):
+        if "tensorrt" in item.keywords and not (_has_tensorrt() and _has_cuda()):
             item.add_marker(skip_trt)
         if "cuda" in item.keywords and not _has_cuda():
             item.add_marker(skip_cuda)

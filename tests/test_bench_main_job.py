@@ -13,10 +13,29 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 
 
-def _run_main_job(tmp_path, env_extra=None, checkpoint=False, fail_on=None, tensorrt=None):
+def _fake_tensorrt(version):
+    """The source of a stand-in `tensorrt` module with the API features of `version` that decide
+    the export target (capabilities.py): precision flags, the tensor I/O API, UINT8/INT64."""
+    major, minor = (int(p) for p in version.split(".")[:2])
+    dtypes = ["FLOAT", "HALF", "INT8", "INT32", "BOOL"]
+    dtypes += ["UINT8"] if (major, minor) >= (8, 5) else []
+    dtypes += ["INT64"] if major >= 10 else []
+    src = "__version__ = %r\nclass Builder(object):\n    pass\n" % version
+    src += "class DataType(object):\n" + "".join("    %s = %d\n" % (n, i)
+                                                  for i, n in enumerate(dtypes))
+    if major < 11:
+        src += "class BuilderFlag(object):\n    FP16 = 0\n    INT8 = 1\n"
+    if (major, minor) >= (8, 5):
+        src += "class TensorIOMode(object):\n    INPUT = 1\n    OUTPUT = 2\n"
+    return src
+
+
+def _run_main_job(tmp_path, env_extra=None, checkpoint=False, fail_on=None, tensorrt=None,
+                  rtx=False):
     """Run the script with recording CLIs. `fail_on`: a word that makes the fake bisenet-bench
     exit 3 when its arguments hold it. `tensorrt`: a version string to fake an NVIDIA GPU with
-    that TensorRT and pycuda (nvidia-smi and importable stand-in modules)."""
+    that TensorRT and pycuda (nvidia-smi and importable stand-in modules). `rtx`: keep this
+    environment's TensorRT-RTX importable (else it is hidden)."""
     repo = tmp_path / "repo"
     (repo / "scripts").mkdir(parents=True)
     shutil.copy(os.path.join(ROOT, "scripts", "main_job.sh"), repo / "scripts" / "main_job.sh")
@@ -34,18 +53,22 @@ def _run_main_job(tmp_path, env_extra=None, checkpoint=False, fail_on=None, tens
         script.write_text('#!/usr/bin/env bash\necho "%s $*" >> "%s"\n%s' % (name, log, fail))
         script.chmod(0o755)
     pythonpath = os.environ.get("PYTHONPATH", "")
+    fake = tmp_path / "fake_modules"
+    fake.mkdir()
+    if not rtx:
+        for name in ("tensorrt_rtx", "tensorrt_rtx_bindings"):
+            (fake / name).mkdir()
+            (fake / name / "__init__.py").write_text("raise ImportError('hidden by the test')\n")
     if tensorrt:
         smi = bin_dir / "nvidia-smi"
         smi.write_text("#!/bin/sh\nexit 0\n")
         smi.chmod(0o755)
-        fake = tmp_path / "fake_modules"
         (fake / "tensorrt").mkdir(parents=True)
-        (fake / "tensorrt" / "__init__.py").write_text(
-            "__version__ = %r\nclass Builder(object):\n    pass\n" % tensorrt)
+        (fake / "tensorrt" / "__init__.py").write_text(_fake_tensorrt(tensorrt))
         (fake / "pycuda").mkdir()
         (fake / "pycuda" / "__init__.py").write_text("")
         (fake / "pycuda" / "driver.py").write_text("")
-        pythonpath = str(fake) + (os.pathsep + pythonpath if pythonpath else "")
+    pythonpath = str(fake) + (os.pathsep + pythonpath if pythonpath else "")
     # the script's own probes use `python`: the test's interpreter (CPU torch, no CUDA provider)
     probe = bin_dir / "python"
     probe.write_text('#!/bin/sh\nexec "%s" "$@"\n' % sys.executable)
@@ -70,6 +93,27 @@ def test_cpu_machine_exports_random_weights_and_benches_the_cpu_backends(tmp_pat
         "bisenet-bench --onnx %s --backend onnxruntime torch --iters 20 --plot" % onnx,
     ]
     assert "RANDOM weights" in proc.stdout and "no tensorrt backend" in proc.stdout
+
+
+def test_cpu_machine_with_tensorrt_rtx_builds_a_real_engine_it_cannot_run(tmp_path):
+    pytest.importorskip("tensorrt_rtx_bindings", reason="TensorRT-RTX is not installed here "
+                        "(pip install '.[rtx]')")
+    proc, calls = _run_main_job(tmp_path, rtx=True)
+    assert proc.returncode == 0, proc.stdout
+    onnx = "export/main-job-random-init-2048x1024-to-1024x512-labels.onnx"
+    fp16 = onnx[:-len(".onnx")] + "-fp16.onnx"
+    engine = "engines/main-job-random-init-rtx-fp16.engine"
+    assert calls == [
+        # TensorRT-RTX is strongly typed: trt11 rules, and an FP16 graph for the FP16 engine
+        "bisenet-export onnx --input-size 2048x1024 --model-size 1024x512 --output labels "
+        "--target trt11 -o " + onnx,
+        "bisenet-export onnx --input-size 2048x1024 --model-size 1024x512 --output labels "
+        "--target trt11 --precision fp16 -o " + fp16,
+        "bisenet-build-engine %s -o %s --backend tensorrt-rtx --fp16" % (fp16, engine),
+        # the engine cannot run without a GPU: only the CPU backends are timed
+        "bisenet-bench --onnx %s --backend onnxruntime torch --iters 20 --plot" % onnx,
+    ]
+    assert "%s is built but cannot run here: no NVIDIA GPU" % engine in proc.stdout
 
 
 def test_checkpoint_iterations_and_threads_are_passed_on(tmp_path):
@@ -113,7 +157,7 @@ def test_gpu_machine_exports_for_its_tensorrt_builds_and_benches_gpu_then_cpu(tm
         # TensorRT 11 builds FP16 from an FP16 graph; the CPU backends keep the FP32 one
         "bisenet-export onnx --input-size 2048x1024 --model-size 1024x512 --output labels "
         "--target trt11 --precision fp16 -o " + fp16,
-        "bisenet-build-engine %s -o %s --fp16" % (fp16, engine),
+        "bisenet-build-engine %s -o %s --backend tensorrt --fp16" % (fp16, engine),
         "bisenet-bench --onnx %s --engine %s --backend tensorrt --iters 50 --plot"
         % (onnx, engine),
         "bisenet-bench --onnx %s --engine %s --backend onnxruntime torch --iters 20 --plot"

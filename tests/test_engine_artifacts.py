@@ -9,8 +9,10 @@ import pytest
 from test_engine_support import make_record, preprocessing_graph, save
 
 from bisenet_deploy.errors import EngineError, IncompatibleEngineError, InputError
-from bisenet_deploy.portable import builder, engine_inspect, engine_paths, gpu_info, sidecar
+from bisenet_deploy.portable import (build_checks, builder, engine_inspect, engine_paths, gpu_info,
+                                     onnx_reader, sidecar)
 from bisenet_deploy.portable import trtexec as tx
+from bisenet_deploy.portable.capabilities import assumed_capabilities
 
 # -- paths ---------------------------------------------------------------------------------------
 
@@ -120,6 +122,78 @@ def test_other_tensorrt_version_refused_naming_both():
     assert "`./build_engine.sh --force` in a Jetson bundle" in msg
 
 
+def _rtx_sidecar(targets=((8, 0), (8, 6), (8, 9), (12, 0), (12, 1))):
+    return sidecar.make_sidecar(
+        "m-fp16.engine", "ab" * 32, 1234, "1.7.1.116", "11", None, "fp16",
+        [sidecar.tensor_entry("image", "input", [1, 3, 1024, 2048], "float32")], [],
+        "model.onnx", "cd" * 32, make_record(), {}, 0.7, flavour="tensorrt-rtx", targets=targets)
+
+
+def test_tensorrt_rtx_sidecar_records_flavour_and_targets(tmp_path):
+    engine = tmp_path / "m-fp16.engine"
+    engine.write_bytes(b"vtrt plan")
+    sidecar.write_sidecar(str(engine), _rtx_sidecar())
+    back = sidecar.read_sidecar(str(engine))
+    assert back["flavour"] == "tensorrt-rtx" and back["gpu"] is None
+    assert back["targets"] == ["8.0", "8.6", "8.9", "12.0", "12.1"]
+    assert sidecar.sidecar_targets(back)[1] == (8, 6)
+    assert "FP16 engine for SM 8.0, 8.6, 8.9, 12.0, 12.1, TensorRT-RTX 1.7.1.116" in \
+        sidecar.summarize(back)
+    # a schema 1 sidecar (before TensorRT-RTX) is a full TensorRT one
+    old = _sidecar()
+    del old["flavour"]
+    old["schema"] = 1
+    (tmp_path / "m-fp16.json").write_text(json.dumps(old))
+    assert sidecar.sidecar_flavour(sidecar.read_sidecar(str(engine))) == "tensorrt"
+    # full TensorRT's sidecar needs its GPU; an RTX one its targets
+    with pytest.raises(EngineError, match="needs the GPU"):
+        sidecar.make_sidecar("m.engine", "ab", 1, "10.3", "8.5-10", None, "fp32", [], [], "m.onnx",
+                             "cd", None, {}, 1.0)
+    broken = _rtx_sidecar()
+    broken["targets"] = []
+    (tmp_path / "m-fp16.json").write_text(json.dumps(broken))
+    with pytest.raises(EngineError, match="no compute-capability targets"):
+        sidecar.read_sidecar(str(engine))
+
+
+def test_tensorrt_rtx_engine_refused_by_full_tensorrt_and_outside_its_targets():
+    rtx = _rtx_sidecar()
+    sidecar.check_engine_compatible(rtx, "1.7.1", "NVIDIA GeForce RTX 4090", "8.9",
+                                    "tensorrt-rtx")
+    sidecar.check_engine_compatible(rtx, "1.7.1", None, None, "tensorrt-rtx")
+    with pytest.raises(IncompatibleEngineError) as info:
+        sidecar.check_engine_compatible(rtx, "10.13.0", "NVIDIA A10", "8.6", "tensorrt")
+    msg = str(info.value)
+    assert "built with TensorRT-RTX 1.7.1 and cannot be loaded by TensorRT 10.13.0" in msg
+    assert "bisenet-deploy[rtx]" in msg and "--backend tensorrt" in msg
+    with pytest.raises(IncompatibleEngineError, match="built with TensorRT 10.3.0 .*TensorRT-RTX"):
+        sidecar.check_engine_compatible(_sidecar(), "1.7.1", "NVIDIA A10", "8.6", "tensorrt-rtx")
+    with pytest.raises(IncompatibleEngineError) as info:
+        sidecar.check_engine_compatible(rtx, "1.7.1", "NVIDIA GeForce RTX 2080 Ti", "7.5",
+                                        "tensorrt-rtx")
+    assert "SM 8.0, 8.6, 8.9, 12.0, 12.1" in str(info.value)
+    assert "--compute-capability 7.5" in str(info.value)
+    with pytest.raises(IncompatibleEngineError, match="TensorRT-RTX 1.7.1 and this machine has "
+                                                      "TensorRT-RTX 1.8.0"):
+        sidecar.check_engine_compatible(rtx, "1.8.0", "NVIDIA GeForce RTX 4090", "8.9",
+                                        "tensorrt-rtx")
+    sidecar.check_engine_compatible(_rtx_sidecar(targets=[(7, 5)]), "1.7.1", "Quadro RTX 6000",
+                                    "7.5", "tensorrt-rtx")
+
+
+def test_tensorrt_rtx_engine_paths():
+    # no GPU to name: the flavour, version and targets name the folder
+    assert engine_paths.default_engine_path(
+        "export/m-trt11.onnx", None, None, "1.7.1.116", "fp32", flavour="tensorrt-rtx") == \
+        os.path.join("engines", "rtx1.7.1-portable", "m-trt11-fp32.engine")
+    assert engine_paths.engine_folder_name(
+        "NVIDIA GeForce RTX 2080 Ti", "7.5", "1.7.1", "tensorrt-rtx", ["7.5"]) == \
+        "nvidia-geforce-rtx-2080-ti-sm75-rtx1.7.1-sm75"
+    assert engine_paths.targets_slug([(8, 6), "12.0"]) == "sm86-sm120"
+    assert engine_paths.runtime_cache_path("e/m-fp16.engine", "8.9") == \
+        os.path.join("e", "m-fp16.sm89.runtime.cache")
+
+
 def test_other_gpu_refused_naming_both():
     with pytest.raises(IncompatibleEngineError) as info:
         sidecar.check_engine_compatible(_sidecar(), "10.3.0", "NVIDIA GeForce RTX 3090", "8.6")
@@ -184,6 +258,11 @@ def test_trtexec_11_has_no_precision_flags():
     cmd = tx.build_command("11.0", "m-fp16.onnx", "m.engine", "fp16", profile=PROFILE,
                            binary="trtexec")
     assert not {"--fp16", "--int8", "--best", "--explicitBatch"} & set(cmd)
+    # trtexec 11 still takes --noTF32 (its FP32 layers are TF32 otherwise), as our builder clears
+    # TF32 on 11: both agree
+    assert "--noTF32" in cmd
+    assert "--noTF32" not in tx.build_command("11.0", "m.onnx", "m.engine", "fp32",
+                                              binary="trtexec", allow_tf32=True)
     assert cmd[-1] == "--skipInference" and "--minShapes=image:1x3x1024x2048" in cmd
     with pytest.raises(InputError, match="no INT8"):
         tx.build_command("11.0", "m.onnx", "m.engine", "int8", binary="trtexec")
@@ -216,17 +295,18 @@ def test_trtexec_benchmark_lines():
 
 # -- engine inspector ------------------------------------------------------------------------------
 
-INSPECTOR_JSON = json.dumps({"Layers": [
-    {"Name": "/detail/conv1/Conv + /detail/relu1/Relu", "LayerType": "CaskConvolution",
-     "Inputs": [{"Name": "image", "Format/Datatype": "Row major linear FP32"}],
-     "Outputs": [{"Name": "t1", "Format/Datatype": "Channel major FP16 format where channel % 8 == 0"}],
-     "TacticName": "sm80_xmma_fprop"},
-    {"Name": "PWN(/a/Add, /a/Relu)", "LayerType": "PointWiseV2",
-     "Outputs": [{"Name": "t2", "Format/Datatype": "Row major linear Int8"}],
-     "Metadata": "[ONNX Layer: /a/Add]\x1f[ONNX Layer: /a/Relu]"},
-    {"Name": "/head/ArgMax", "LayerType": "TopK",
-     "Outputs": [{"Name": "labels", "Format/Datatype": "Row major linear Int32"}]},
-], "Bindings": ["image", "labels"]})
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+
+
+def _inspector_json(name):
+    """Engine-inspector JSON fixtures: trt10 spells each tensor's type 'Format/Datatype'; the
+    TensorRT-RTX 1.7 one (layers of a real FP16 build of bisenetv2, from its detailed build log)
+    spells 'Datatype' and 'Format', as TensorRT 11 does."""
+    with open(os.path.join(DATA, name)) as f:
+        return f.read()
+
+
+INSPECTOR_JSON = _inspector_json("engine_inspector_trt10.json")
 
 
 def test_parse_engine_information():
@@ -243,98 +323,116 @@ def test_parse_engine_information():
         engine_inspect.parse_engine_information("{not json")
 
 
+def test_inspector_json_of_tensorrt_11_and_rtx_reads_datatype(caplog):
+    layers = engine_inspect.parse_engine_information(
+        _inspector_json("engine_inspector_rtx1.7_fp16.json"))
+    assert [layer.precision for layer in layers] == ["fp16", "?", "?", "fp16", "fp16", "fp16",
+                                                     "int32"]  # signal/wait layers have no I/O
+    assert layers[0].fused == ["image_to_fp16", "/Resize", "/net/segment/S1S2/conv/conv/Conv",
+                               "/net/segment/S1S2/conv/relu/Relu", "/Sub"]
+    assert engine_inspect.precision_summary(layers) == {"fp16": 4, "?": 2, "int32": 1}
+    # the old key still wins where both exist; a tensor with neither has no precision
+    assert engine_inspect.tensor_type_text({"Format/Datatype": "FP16", "Datatype": "Float"}) == "FP16"
+    assert engine_inspect.tensor_type_text({"Format": "(Linear) Row major"}) == ""
+
+
 # -- ONNX reader without the onnx package (what the Jetson builder uses) ---------------------------
 
 def test_read_onnx_summary_matches_onnx(tmp_path):
     rec = make_record(channel_order="bgr", batch={"dynamic": True, "min": 1, "opt": 2, "max": 4})
     model = preprocessing_graph(rec)
     data = model.SerializeToString()
-    summary = builder.read_onnx_summary(data)
+    summary = onnx_reader.read_onnx_summary(data)
     assert summary["opset"] == 13
     assert summary["inputs"] == [("image", [-1, 3, 32, 64])]
     assert summary["outputs"] == [("normalized", [-1, 3, 32, 64])]
     assert summary["nodes"] == [(n.name, n.op_type) for n in model.graph.node]
-    assert builder.record_from_summary(summary) == rec
+    assert onnx_reader.record_from_summary(summary) == rec
     with pytest.raises(InputError, match="m.onnx is not a readable ONNX"):
-        builder.read_onnx_summary(data[:-7], "m.onnx")
+        onnx_reader.read_onnx_summary(data[:-7], "m.onnx")
     # a damaged node after a good one: the message still names the file, not the last node read
     node = model.graph.node[1].SerializeToString()
     assert data.count(node) == 1
     broken = data.replace(node, b"\x0f" + node[1:])  # field 1 with the invalid wire type 7
     with pytest.raises(InputError, match="^m.onnx is not a readable ONNX"):
-        builder.read_onnx_summary(broken, "m.onnx")
+        onnx_reader.read_onnx_summary(broken, "m.onnx")
 
 
 def test_read_onnx_summary_without_metadata():
     model = preprocessing_graph(make_record())
     del model.metadata_props[:]
-    summary = builder.read_onnx_summary(model.SerializeToString())
-    assert builder.record_from_summary(summary) is None
+    summary = onnx_reader.read_onnx_summary(model.SerializeToString())
+    assert onnx_reader.record_from_summary(summary) is None
 
 
 # -- profiles, ONNX vs TensorRT, parser errors -----------------------------------------------------
 
 def test_profile_from_record_cli_and_static():
     rec = make_record(batch={"dynamic": True, "min": 1, "opt": 2, "max": 8})
-    assert builder.profile_for_input("image", [-1, 3, 32, 64], rec) == (
+    assert build_checks.profile_for_input("image", [-1, 3, 32, 64], rec) == (
         "image", [1, 3, 32, 64], [2, 3, 32, 64], [8, 3, 32, 64])
-    assert builder.profile_for_input("image", [-1, 3, 32, 64], rec, (4, 4, 16))[3] == [16, 3, 32, 64]
-    assert builder.profile_for_input("image", [1, 3, 32, 64], make_record()) is None
-    assert builder.profile_for_input("image", [2, 3, 32, 64], None, (2, 2, 2)) is None
+    assert build_checks.profile_for_input("image", [-1, 3, 32, 64], rec, (4, 4, 16))[3] == [16, 3, 32, 64]
+    assert build_checks.profile_for_input("image", [1, 3, 32, 64], make_record()) is None
+    assert build_checks.profile_for_input("image", [2, 3, 32, 64], None, (2, 2, 2)) is None
     with pytest.raises(InputError, match="fixed batch of 1.*--dynamic-batch"):
-        builder.profile_for_input("image", [1, 3, 32, 64], make_record(), (1, 2, 4))
+        build_checks.profile_for_input("image", [1, 3, 32, 64], make_record(), (1, 2, 4))
     with pytest.raises(InputError, match="dynamic channel/height/width"):
-        builder.profile_for_input("image", [-1, 3, -1, -1], None)
+        build_checks.profile_for_input("image", [-1, 3, -1, -1], None)
     # no range known: batch 1 only
-    assert builder.profile_for_input("image", [-1, 3, 32, 64], None)[3] == [1, 3, 32, 64]
+    assert build_checks.profile_for_input("image", [-1, 3, 32, 64], None)[3] == [1, 3, 32, 64]
 
 
 def test_onnx_checked_against_tensorrt_before_work():
     rec = make_record(target="trt10", opset=17)
     with pytest.raises(InputError, match="opset 17.*<= 13.*--target trt8.2"):
-        builder.check_onnx_for_version(rec, {"opset": 17}, "8.2.1")
+        build_checks.check_onnx_supported(rec, {"opset": 17}, assumed_capabilities("8.2.1"))
     with pytest.raises(InputError, match="uint8.*trt8.2"):
-        builder.check_onnx_for_version(make_record(input_dtype="uint8", opset=13), {"opset": 13},
-                                       "8.2.1")
-    warnings = builder.check_onnx_for_version(make_record(target="trt10", opset=17),
-                                              {"opset": 17}, "8.6.1")
+        build_checks.check_onnx_supported(make_record(input_dtype="uint8", opset=13),
+                                          {"opset": 13}, assumed_capabilities("8.2.1"))
+    warnings = build_checks.check_onnx_supported(make_record(target="trt10", opset=17),
+                                                 {"opset": 17}, assumed_capabilities("8.6.1"))
     assert len(warnings) == 1 and "--target trt8.6" in warnings[0]
-    assert builder.check_onnx_for_version(make_record(target="trt8.2"), {"opset": 13},
-                                          "10.3") == []
+    assert build_checks.check_onnx_supported(make_record(target="trt8.2"), {"opset": 13},
+                                             assumed_capabilities("10.3")) == []
+    # TensorRT-RTX parses every target's graphs, uint8 input included
+    rtx = assumed_capabilities("1.7.1", "tensorrt-rtx")
+    assert build_checks.check_onnx_supported(make_record(target="trt10", input_dtype="uint8",
+                                                         opset=17), {"opset": 17}, rtx) == []
 
 
 def test_parser_errors_name_the_node_and_the_fix():
     rec = make_record(target="trt10")
     nodes = [("/resize/Resize", "Resize"), ("/head/ArgMax", "ArgMax")]
-    msg = builder.explain_parser_errors(
+    msg = build_checks.explain_parser_errors(
         [{"node": 0, "desc": "Resize scales must be an initializer!", "code": "UNSUPPORTED_NODE"}],
-        rec, "8.2.1", "model.onnx", nodes)
+        rec, assumed_capabilities("8.2.1"), "model.onnx", nodes)
     assert "node 0 '/resize/Resize' (Resize): Resize scales must be an initializer!" in msg
     assert "re-export it with `bisenet-export onnx --target trt8.2`" in msg
     assert "exported for trt10" in msg
     # newer parsers name the node themselves
-    msg = builder.explain_parser_errors(
+    msg = build_checks.explain_parser_errors(
         [{"node": 1, "node_name": "/head/ArgMax", "desc": "unsupported", "code": "x"}],
-        make_record(target="trt8.6"), "8.6.1", "m.onnx")
+        make_record(target="trt8.6"), assumed_capabilities("8.6.1"), "m.onnx")
     assert "node 1 '/head/ArgMax'" in msg and "bisenet-export check --target trt8.6" in msg
-    msg = builder.explain_parser_errors([{"node": -1, "desc": "Unsupported ONNX opset 17"}],
-                                        None, "8.2.1", "m.onnx")
+    msg = build_checks.explain_parser_errors([{"node": -1, "desc": "Unsupported ONNX opset 17"}],
+                                        None, assumed_capabilities("8.2.1"), "m.onnx")
     assert "the graph: Unsupported ONNX opset 17" in msg and "not exported by bisenet-deploy" in msg
 
 
 def test_calibration_batch_size():
     opts = builder.BuildOptions(precision="int8")
-    assert builder.calibration_batch_size(None, 1, opts) == 1
-    assert builder.calibration_batch_size(PROFILE, -1, opts) == 2
+    assert build_checks.calibration_batch_size(None, 1, opts) == 1
+    assert build_checks.calibration_batch_size(PROFILE, -1, opts) == 2
     with pytest.raises(InputError, match="outside"):
-        builder.calibration_batch_size(PROFILE, -1, builder.BuildOptions(calib_batch_size=8))
+        build_checks.calibration_batch_size(PROFILE, -1, builder.BuildOptions(calib_batch_size=8))
     with pytest.raises(InputError, match=">= 1"):
-        builder.calibration_batch_size(PROFILE, -1, builder.BuildOptions(calib_batch_size=0))
+        build_checks.calibration_batch_size(PROFILE, -1, builder.BuildOptions(calib_batch_size=0))
 
 
 def test_build_engine_refuses_before_work_without_tensorrt(tmp_path, monkeypatch):
     import sys
-    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    for name in ("tensorrt", "tensorrt_rtx", "tensorrt_rtx_bindings"):
+        monkeypatch.setitem(sys.modules, name, None)
     onnx_path = save(preprocessing_graph(make_record()), tmp_path / "m.onnx")
     from bisenet_deploy.errors import MissingDependencyError
     with pytest.raises(MissingDependencyError):

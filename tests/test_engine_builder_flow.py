@@ -291,6 +291,38 @@ def test_unusable_timing_cache_is_replaced_not_a_traceback(onnx_dynamic, tmp_pat
     assert cache.read_bytes() == b"written by another TensorRT"  # untouched by a failed build
 
 
+def test_damaged_timing_cache_turned_into_an_empty_one_is_replaced(onnx_dynamic, tmp_path, caplog):
+    # what TensorRT 10/11 and TensorRT-RTX really do with a damaged cache: not None, but an EMPTY
+    # cache (and a warning of their own); the builder must see that and say so
+    path, rec = onnx_dynamic
+    calls = []
+    trt = fake_tensorrt((10, 13), calls)
+
+    class Cache(object):
+        def __init__(self, data):
+            self.data = data
+
+        def serialize(self):
+            return self.data
+
+    def create(self, blob):
+        calls.append(("create_timing_cache", blob))
+        return Cache(blob if blob.startswith(b"TRTCACHE") else b"TRTCACHE-empty")
+    trt.IBuilderConfig.create_timing_cache = create
+    cache = tmp_path / "timing.cache"
+    cache.write_bytes(b"\x00garbage from a crashed write")
+    with caplog.at_level("WARNING"):
+        _build(path, rec, trt, A10, tmp_path, timing_cache=str(cache))
+    assert any("timing cache %s is unreadable" % cache in r.getMessage() for r in caplog.records)
+    assert ("create_timing_cache", b"") in calls  # a fresh one was set in its place
+    # a good cache is used as it is, without the warning
+    caplog.clear()
+    cache.write_bytes(b"TRTCACHE with timings")
+    with caplog.at_level("WARNING"):
+        _build(path, rec, trt, A10, tmp_path, timing_cache=str(cache))
+    assert not any("unreadable" in r.getMessage() for r in caplog.records)
+
+
 def _fake_pycuda(monkeypatch):
     import sys
 

@@ -120,7 +120,7 @@ def test_exported_graphs_see_the_same_from_calibration_batches(tmp_path):
     torch.set_num_threads(1)
     from bisenet_deploy.checkpoint import load_model
     from bisenet_deploy.export.pipeline import ExportOptions, export_onnx
-    from bisenet_deploy.portable.builder import read_onnx_summary, record_from_summary
+    from bisenet_deploy.portable.onnx_reader import read_onnx_summary, record_from_summary
 
     loaded = load_model(None, arch="bisenetv2-coincheung", dataset="cityscapes", seed=0)
     _images(tmp_path / "calib", count=2, size=(160, 96))

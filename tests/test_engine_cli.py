@@ -9,21 +9,24 @@ from test_engine_support import make_record, preprocessing_graph, save
 
 from bisenet_deploy.cli import build_engine_main
 
-# run the CLI in a fresh interpreter where tensorrt/pycuda cannot be imported at all
+# run the CLI in a fresh interpreter where no TensorRT (full or RTX) nor pycuda can be imported
 BLOCKED = (
     "import sys, importlib.abc\n"
     "class Block(importlib.abc.MetaPathFinder):\n"
     "    def find_spec(self, name, path=None, target=None):\n"
-    "        if name.split('.')[0] in ('tensorrt', 'pycuda'):\n"
+    "        if name.split('.')[0] in ('tensorrt', 'pycuda', 'tensorrt_rtx',\n"
+    "                                  'tensorrt_rtx_bindings', 'tensorrt_rtx_libs'):\n"
     "            raise ImportError('No module named ' + repr(name))\n"
     "sys.meta_path.insert(0, Block())\n"
     "from bisenet_deploy.cli.build_engine_main import main\n"
     "sys.exit(main(sys.argv[1:]))\n")
 
-# ... and one where `import tensorrt` finds only type stubs (as here, with tensorrt-stubs)
+# ... and one where `import tensorrt` finds only type stubs (as here, with tensorrt-stubs) and there
+# is no TensorRT-RTX
 STUBS = (
     "import sys, types\n"
     "sys.modules['tensorrt'] = types.ModuleType('tensorrt')\n"
+    "sys.modules['tensorrt_rtx'] = sys.modules['tensorrt_rtx_bindings'] = None\n"
     "from bisenet_deploy.cli.build_engine_main import main\n"
     "sys.exit(main(sys.argv[1:]))\n")
 

@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 
 from bisenet_deploy.errors import EngineError, InputError, MissingDependencyError
+from bisenet_deploy.portable import flavours
 from bisenet_deploy.portable import precision as P
 from bisenet_deploy.portable import trt_api
-from bisenet_deploy.portable.builder import network_creation_flags, workspace_setting
+from bisenet_deploy.portable.build_checks import network_creation_flags, workspace_setting
+from bisenet_deploy.portable.capabilities import assumed_capabilities
 
 
 # -- fake TensorRT modules -------------------------------------------------------------------------
@@ -135,10 +137,10 @@ def test_parse_version():
         trt_api.parse_version("eight")
     with pytest.raises(InputError, match="older than 8.2"):
         trt_api.generation_for_version("7.1.3")
-    assert trt_api.export_target_for_version("8.2.1") == "trt8.2"
-    assert trt_api.export_target_for_version("8.6.1") == "trt8.6"
-    assert trt_api.export_target_for_version("10.3") == "trt10"
-    assert trt_api.export_target_for_version("11.0") == "trt11"
+    # the export target follows from the version's features (8.5 has UINT8 but no INT64: trt8.6)
+    for version, target in (("8.2.1", "trt8.2"), ("8.4.3", "trt8.2"), ("8.5.1", "trt8.6"),
+                            ("8.6.1", "trt8.6"), ("10.3", "trt10"), ("11.0", "trt11")):
+        assert assumed_capabilities(version).export_target == target, version
 
 
 def test_dtypes_each_version_knows():
@@ -146,9 +148,11 @@ def test_dtypes_each_version_knows():
     assert "uint8" in trt_api.dtype_names_for_version("8.5")
     assert "int64" not in trt_api.dtype_names_for_version("8.6")
     assert "int64" in trt_api.dtype_names_for_version("10.0")
-    with pytest.raises(InputError, match="trt8.2"):
-        trt_api.check_dtype_supported(np.uint8, "8.2.1")
-    trt_api.check_dtype_supported(np.uint8, "10.3")
+    with pytest.raises(InputError, match="TensorRT 8.2.1 cannot exchange uint8.*trt8.2"):
+        assumed_capabilities("8.2.1").check_io_dtype(np.uint8)
+    assumed_capabilities("10.3").check_io_dtype(np.uint8)
+    with pytest.raises(InputError, match="int64"):
+        assumed_capabilities("8.6.1").check_io_dtype(np.int64)
     assert trt_api.trt_dtype_to_numpy("HALF") == np.float16
     assert trt_api.trt_dtype_to_numpy(types.SimpleNamespace(name="INT32")) == np.int32
     with pytest.raises(InputError, match="no numpy"):
@@ -160,10 +164,29 @@ def test_stub_only_tensorrt_is_not_tensorrt(monkeypatch):
     import sys
     monkeypatch.setitem(sys.modules, "tensorrt", types.ModuleType("tensorrt"))
     with pytest.raises(MissingDependencyError, match="pip install 'bisenet-deploy\\[trt\\]'"):
-        trt_api.import_tensorrt()
+        flavours.import_flavour("tensorrt")
     monkeypatch.setitem(sys.modules, "tensorrt", None)
     with pytest.raises(MissingDependencyError):
-        trt_api.import_tensorrt()
+        flavours.import_flavour("tensorrt")
+
+
+def test_default_flavour_is_full_tensorrt_else_tensorrt_rtx(monkeypatch):
+    import sys
+    full = types.SimpleNamespace(__name__="tensorrt", __version__="10.3.0", Builder=object)
+    rtx = types.SimpleNamespace(__name__="tensorrt_rtx_bindings", __version__="1.7.1.116",
+                                Builder=object)
+    monkeypatch.setitem(sys.modules, "tensorrt", full)
+    monkeypatch.setitem(sys.modules, "tensorrt_rtx", None)
+    monkeypatch.setitem(sys.modules, "tensorrt_rtx_bindings", rtx)
+    assert flavours.import_tensorrt() is full
+    assert flavours.import_tensorrt("tensorrt-rtx") is rtx
+    assert flavours.flavour_of(rtx) == "tensorrt-rtx" and flavours.flavour_of(full) == "tensorrt"
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    assert flavours.import_tensorrt() is rtx
+    assert flavours.available_flavours() == ["tensorrt-rtx"]
+    monkeypatch.setitem(sys.modules, "tensorrt_rtx_bindings", None)
+    with pytest.raises(MissingDependencyError, match=r"\[trt\].*\[rtx\]"):
+        flavours.import_tensorrt()
 
 
 # -- precision policy ------------------------------------------------------------------------------
@@ -245,8 +268,7 @@ def test_trt11_fp16_needs_the_fp16_onnx(cc):
 def test_fp16_onnx_before_11():
     # strongly typed on 10.x, the FP16 flag on 8.x, never silently FP32
     assert P.decide_precision("fp16", "8.6", "10.3", onnx_precision="fp16").strongly_typed
-    d = P.decide_precision("fp16", "7.5", "8.6.1", onnx_precision="fp16",
-                           strongly_typed_available=False)
+    d = P.decide_precision("fp16", "7.5", "8.6.1", onnx_precision="fp16")
     assert d.flags == ["FP16"] and not d.strongly_typed
     with pytest.raises(InputError, match="--fp16"):
         P.decide_precision("fp32", "8.6", "10.3", onnx_precision="fp16")

@@ -1,4 +1,5 @@
-"""Real engine builds: need the TensorRT Python package and an NVIDIA GPU (skipped otherwise).
+"""Real engine builds with full TensorRT: need its Python package and an NVIDIA GPU (skipped
+otherwise; TensorRT-RTX engines on a GPU are tests/test_engine_rtx_gpu.py).
 
 Export a small graph with the real exporter, build FP32 / FP16 (and INT8 where the GPU has fast
 INT8) engines with the portable builder, load each with the TensorRT runner (which checks the
@@ -20,10 +21,15 @@ def exported(tmp_path_factory):
     torch.set_num_threads(1)
     from bisenet_deploy.checkpoint import load_model
     from bisenet_deploy.export.pipeline import ExportOptions, export_onnx
-    from bisenet_deploy.portable.trt_api import export_target_for_version, import_tensorrt
+    from bisenet_deploy.errors import MissingDependencyError
+    from bisenet_deploy.portable.capabilities import detect_capabilities
+    from bisenet_deploy.portable.flavours import import_flavour
 
-    trt = import_tensorrt()
-    target = export_target_for_version(trt.__version__)
+    try:
+        trt = import_flavour("tensorrt")
+    except MissingDependencyError as exc:
+        pytest.skip("full TensorRT is not installed (%s)" % exc)
+    target = detect_capabilities(trt).export_target
     loaded = load_model(None, arch="bisenetv2-coincheung", dataset="cityscapes", seed=0)
     path = str(tmp_path_factory.mktemp("onnx") / "small.onnx")
     result = export_onnx(ExportOptions(output_path=path, target=target, output="both",
@@ -52,14 +58,15 @@ def _build(path, record, tmp_path, precision, **kw):
     from bisenet_deploy.portable.builder import BuildOptions, build_engine
 
     options = BuildOptions(precision=precision, output=str(tmp_path / ("m-%s.engine" % precision)),
-                           **kw)
+                           flavour="tensorrt", **kw)
     return build_engine(path, record, options)
 
 
 def _skip_fp16_on_trt11():
-    from bisenet_deploy.portable.trt_api import import_tensorrt, installed_version
+    from bisenet_deploy.portable.capabilities import detect_capabilities
+    from bisenet_deploy.portable.flavours import import_flavour
 
-    if installed_version(import_tensorrt())[0] >= 11:
+    if detect_capabilities(import_flavour("tensorrt")).strong_typing == "always":
         pytest.skip("TensorRT 11 builds FP16 only from an FP16 ONNX (`--target trt11 --precision "
                     "fp16`); the policy tests cover the refusal")
 
@@ -135,10 +142,10 @@ def test_engine_refused_for_another_tensorrt(exported, tmp_path):
 def test_int8_with_calibration(exported, tmp_path):
     from bisenet_deploy.portable.gpu_info import query_gpu
     from bisenet_deploy.portable.precision import has_fast_int8
-    from bisenet_deploy.portable.trt_api import import_tensorrt
+    from bisenet_deploy.portable.flavours import import_flavour
     from bisenet_deploy.synthetic import synthetic_image
 
-    trt = import_tensorrt()
+    trt = import_flavour("tensorrt")
     if not has_fast_int8(query_gpu().compute_capability) or not hasattr(trt, "IInt8EntropyCalibrator2"):
         pytest.skip("INT8 calibration needs a GPU with fast INT8 and TensorRT <= 10.x")
     path, record = exported

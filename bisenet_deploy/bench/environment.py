@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 PACKAGES = (
     ("tensorrt", ("tensorrt", "tensorrt-cu12", "tensorrt-cu11", "tensorrt-lean",
                   "nvidia-tensorrt")),
+    ("tensorrt_rtx", ("tensorrt-rtx-cu12-bindings", "tensorrt-rtx-cu13-bindings", "tensorrt-rtx")),
     ("pycuda", ("pycuda",)),
     ("onnxruntime", ("onnxruntime", "onnxruntime-gpu")),
     ("onnx", ("onnx",)),

@@ -2,7 +2,9 @@
 
 Three modes:
 - build (default): `bisenet-build-engine MODEL.onnx [--fp32|--fp16|--int8 --calib-images DIR] ...`
-  runs portable/builder.py, the same code the Jetson bundle runs;
+  runs portable/builder.py, the same code the Jetson bundle runs, with full TensorRT or
+  (`--backend tensorrt-rtx`, the default where only it is installed) TensorRT-RTX, which builds
+  without a GPU for the compute capabilities given by `--compute-capability`;
 - `--trtexec [--run] [--trt-version X]`: prints (and with --run executes) the equivalent trtexec
   command for the installed or the given TensorRT version;
 - `--inspect ENGINE`: per-layer precision and fusions from TensorRT's engine inspector.
@@ -28,9 +30,12 @@ examples:
   bisenet-build-engine export/model.onnx --int8 --calib-images calib/ --batch 1:4:8
   bisenet-build-engine export/model.onnx --fp16 --trtexec --trt-version 8.2.1   # print only
   bisenet-build-engine --inspect engines/<gpu>-sm86-trt10.13.0/model-fp16.engine
+  bisenet-build-engine export/model-trt11.onnx --backend tensorrt-rtx          # no GPU needed
+  bisenet-build-engine export/model-trt11-fp16.onnx --backend tensorrt-rtx --compute-capability 7.5
 
 Default output: engines/<gpu-name>-sm<XY>-trt<version>/<onnx-stem>-<precision>.engine, with the
-JSON sidecar <onnx-stem>-<precision>.json beside it and the folder's timing.cache.
+JSON sidecar <onnx-stem>-<precision>.json beside it and the folder's timing.cache. TensorRT-RTX:
+engines/[<gpu-name>-sm<XY>-]rtx<version>-<portable|sm75...>/<onnx-stem>-<precision>.engine.
 """
 
 
@@ -38,8 +43,8 @@ def build_parser():
     p = argparse.ArgumentParser(
         prog="bisenet-build-engine",
         description="Build a TensorRT FP32/FP16/INT8 engine and its JSON sidecar from a "
-                    "bisenet-deploy ONNX (TensorRT 8.2 to 11), print the equivalent trtexec "
-                    "command, or inspect an engine's layers.",
+                    "bisenet-deploy ONNX (TensorRT 8.2 to 11, or TensorRT-RTX without a GPU), "
+                    "print the equivalent trtexec command, or inspect an engine's layers.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("onnx", nargs="?", metavar="MODEL.onnx", help="the ONNX from `bisenet-export onnx`")
     prec = p.add_argument_group("precision (default: what the ONNX was exported for)")
@@ -60,6 +65,13 @@ def build_parser():
     prec.add_argument("--calib-max-images", type=int, default=None, metavar="N",
                       help="use at most N calibration images")
     b = p.add_argument_group("build")
+    b.add_argument("--backend", choices=("tensorrt", "tensorrt-rtx"), default=None,
+                   help="the TensorRT to build with (default: full TensorRT when installed, else "
+                        "TensorRT-RTX); their engines are not interchangeable")
+    b.add_argument("--compute-capability", metavar="X.Y[,X.Y]",
+                   help="TensorRT-RTX: the GPUs to build for, e.g. 7.5 for RTX 20xx (default: the "
+                        "portable engine for SM 8.0, 8.6, 8.9, 12.0, 12.1); with --trtexec: the "
+                        "target GPU's, for the precision checks")
     b.add_argument("-o", "--output", metavar="PATH", help="engine path (default: see below)")
     b.add_argument("--workspace", type=int, default=None, metavar="MiB",
                    help="builder scratch memory limit (default: 1024 on TensorRT 8.2/8.3, "
@@ -85,8 +97,6 @@ def build_parser():
                    help="with --trtexec: spell the command for this TensorRT (default: installed)")
     t.add_argument("--gpu-name", metavar="NAME",
                    help="with --trtexec: the target GPU's name for the default engine path")
-    t.add_argument("--compute-capability", metavar="X.Y",
-                   help="with --trtexec: the target GPU's compute capability (precision checks)")
     i = p.add_argument_group("inspect")
     i.add_argument("--inspect", metavar="ENGINE", help="print the engine's layers and precisions")
     i.add_argument("--json", action="store_true", help="with --inspect: JSON instead of a table")
@@ -98,7 +108,7 @@ def build_parser():
 def read_onnx(path):
     """(record or None, summary) of an ONNX file; the record through the export package's reader
     when it is there (it validates the schema), else parsed here."""
-    from ..portable.builder import read_onnx_summary, record_from_summary
+    from ..portable.onnx_reader import read_onnx_summary, record_from_summary
 
     if not os.path.isfile(path):
         raise InputError("ONNX file %s does not exist" % path)
@@ -115,6 +125,13 @@ def read_onnx(path):
     return read_record(path), summary
 
 
+def compute_capabilities(text):
+    """'7.5' / '8.6,12.0' -> ('7.5',) / ('8.6', '12.0'); None stays None."""
+    if not text:
+        return None
+    return tuple(part.strip() for part in str(text).split(",") if part.strip()) or None
+
+
 def _options(args):
     from ..portable.builder import BuildOptions
 
@@ -124,7 +141,8 @@ def _options(args):
         calib_images=args.calib_images, calib_cache=args.calib_cache,
         calib_batch_size=args.calib_batch, calib_max_images=args.calib_max_images,
         verbose=args.verbose > 0, gpu_index=args.gpu, use_timing_cache=not args.no_timing_cache,
-        toolkit_version=__version__, allow_tf32=args.tf32)
+        toolkit_version=__version__, allow_tf32=args.tf32, flavour=args.backend,
+        compute_capabilities=compute_capabilities(args.compute_capability))
 
 
 def _run(args):
@@ -137,9 +155,12 @@ def _run(args):
                          "--inspect ENGINE; see --help")
     if args.run and not args.trtexec:
         raise InputError("--run goes with --trtexec")
-    if (args.trt_version or args.gpu_name or args.compute_capability) and not args.trtexec:
-        raise InputError("--trt-version/--gpu-name/--compute-capability go with --trtexec (a build "
-                         "always uses the installed TensorRT and this GPU)")
+    if (args.trt_version or args.gpu_name) and not args.trtexec:
+        raise InputError("--trt-version/--gpu-name go with --trtexec (a build always uses the "
+                         "installed TensorRT)")
+    if args.trtexec and args.backend == "tensorrt-rtx":
+        raise InputError("--trtexec spells NVIDIA's trtexec, a full TensorRT tool; TensorRT-RTX "
+                         "engines are built with `bisenet-build-engine --backend tensorrt-rtx`")
     if (args.calib_images or args.calib_batch is not None) and args.precision != "int8":
         raise InputError("--calib-images/--calib-batch only apply to --int8")
     for flag, value in (("--calib-batch", args.calib_batch),
@@ -157,17 +178,25 @@ def _run(args):
 
 def _build(args):
     from ..portable.builder import build_engine
-    from ..portable.trt_api import import_tensorrt
+    from ..portable.flavours import flavour_label, import_tensorrt
+    from ..portable.sidecar import sidecar_targets
+    from ..portable.capabilities import format_targets
 
-    import_tensorrt()  # one clear line before reading anything when TensorRT is missing
+    import_tensorrt(args.backend)  # one clear line before reading anything when it is missing
     record, _ = read_onnx(args.onnx)
     result = build_engine(args.onnx, record, _options(args))
     sc = result.sidecar
+    targets = sidecar_targets(sc)
+    where = (format_targets(targets) if targets is not None else
+             "%s (SM %s)" % (sc["gpu"]["name"], sc["gpu"]["compute_capability"]))
     print("engine:   %s" % result.engine_path)
     print("sidecar:  %s" % result.sidecar_path)
-    print("built:    %s engine for %s (SM %s), TensorRT %s, in %.1f s"
-          % (sc["precision"].upper(), sc["gpu"]["name"], sc["gpu"]["compute_capability"],
-             sc["tensorrt_version"], result.seconds))
+    print("built:    %s engine for %s, %s %s, in %.1f s%s"
+          % (sc["precision"].upper(), where, flavour_label(sc["flavour"]), sc["tensorrt_version"],
+             result.seconds, " (no GPU here: built ahead of time)" if sc["gpu"] is None else ""))
+    if targets is not None:
+        print("runs on:  a GPU with %s; it compiles the kernels when it first loads the engine "
+              "and keeps them in a runtime cache beside it" % format_targets(targets))
     for entry in sc["io"]:
         print("  %-6s %-8s %s %s" % (entry["mode"], entry["name"], "x".join(
             "N" if d < 0 else str(d) for d in entry["shape"]), entry["dtype"]))
@@ -176,27 +205,29 @@ def _build(args):
 
 def _trtexec(args):
     from ..portable import trtexec
-    from ..portable.builder import check_onnx_for_version, profile_for_input
+    from ..portable.build_checks import check_onnx_supported, profile_for_input
     from ..portable.engine_paths import (default_calibration_cache_path, default_engine_path,
                                          default_timing_cache_path, engine_file_name)
     from ..portable.gpu_info import query_gpu
     from ..portable.precision import decide_precision, default_precision, onnx_graph_precision
-    from ..portable.trt_api import (generation_for_version, import_tensorrt, parse_version,
-                                    version_string)
+    from ..portable.capabilities import assumed_capabilities
+    from ..portable.flavours import import_flavour
+    from ..portable.trt_api import generation_for_version, parse_version, version_string
 
     if args.run:
-        import_tensorrt()  # --run needs TensorRT (trtexec's libraries, and for the sidecar)
+        import_flavour("tensorrt")  # --run needs TensorRT (trtexec's libraries, for the sidecar)
     if args.trt_version:
         version = parse_version(args.trt_version)
     else:
         try:
-            version = parse_version(import_tensorrt().__version__)
+            version = parse_version(import_flavour("tensorrt").__version__)
         except MissingDependencyError as exc:
             raise MissingDependencyError("%s; or give --trt-version X to print the trtexec command "
                                          "for another machine" % exc) from None
     generation_for_version(version)  # refuses TensorRT older than 8.2 before anything else
+    caps = assumed_capabilities(version)  # the target machine's TensorRT, by its version
     record, summary = read_onnx(args.onnx)
-    for message in check_onnx_for_version(record, summary, version):  # refuses e.g. opset 17 on 8.2
+    for message in check_onnx_supported(record, summary, caps):  # refuses e.g. opset 17 on 8.2
         log.warning("%s", message)
     gpu_name, cc = args.gpu_name, args.compute_capability
     if gpu_name is None and cc is None and not args.trt_version:
@@ -206,7 +237,7 @@ def _trtexec(args):
         except MissingDependencyError as exc:
             log.info("GPU unknown (%s)", exc)
     precision = args.precision or default_precision(record)
-    decision = decide_precision(precision, cc, version, onnx_graph_precision(record))
+    decision = decide_precision(precision, cc, caps, onnx_graph_precision(record))
     for message in decision.warnings:
         log.warning("%s", message)
     if len(summary["inputs"]) != 1:
@@ -257,9 +288,11 @@ def _run_trtexec(args, build, engine, version, decision, record):
     from ..portable.fileio import atomic_output, sha256_file
     from ..portable.gpu_info import query_gpu
     from ..portable.sidecar import make_sidecar, profile_entry, tensor_entry, write_sidecar
-    from ..portable.trt_api import api_generation, import_tensorrt, version_string
+    from ..portable.flavours import import_flavour
+    from ..portable.trt_api import api_generation, version_string
+    from ..portable.trt_logger import tensorrt_logger
 
-    trt = import_tensorrt()  # the sidecar needs TensorRT to read the engine's I/O
+    trt = import_flavour("tensorrt")  # the sidecar needs TensorRT to read the engine's I/O
     if version_string(trt.__version__) != version_string(version):
         raise InputError("--run executes the installed TensorRT %s, but the command was spelled "
                          "for %s: drop --trt-version" % (trt.__version__,
@@ -276,7 +309,7 @@ def _run_trtexec(args, build, engine, version, decision, record):
 
         with open(tmp, "rb") as f:
             blob = f.read()
-        loaded = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(blob)
+        loaded = trt.Runtime(tensorrt_logger(trt)).deserialize_cuda_engine(blob)
         if loaded is None:
             raise EngineError("TensorRT cannot load the engine trtexec wrote")
         io, profiles = [], []
@@ -299,11 +332,12 @@ def _run_trtexec(args, build, engine, version, decision, record):
 
 def _inspect(args):
     from ..portable.engine_inspect import format_layer_table, inspect_engine, precision_summary
+    from ..portable.engine_load import engine_flavour, import_for_engine
+    from ..portable.flavours import RTX, flavour_of, import_tensorrt
     from ..portable.gpu_info import query_gpu
     from ..portable.sidecar import check_engine_compatible, read_sidecar, summarize
-    from ..portable.trt_api import import_tensorrt
 
-    trt = import_tensorrt()
+    import_tensorrt()  # one clear line first when there is no TensorRT at all
     if not os.path.isfile(args.inspect):
         raise InputError("engine %s does not exist" % args.inspect)
     try:
@@ -311,15 +345,20 @@ def _inspect(args):
     except EngineError as exc:
         log.warning("%s", exc)
         sidecar = None
+    trt = import_for_engine(args.inspect, sidecar)
+    try:
+        gpu = query_gpu(args.gpu)
+        gpu_name, cc = gpu.name, gpu.compute_capability
+    except MissingDependencyError:
+        if engine_flavour(args.inspect, sidecar) == RTX:
+            raise EngineError("inspecting %s needs an NVIDIA GPU: TensorRT-RTX loads engines only "
+                              "on a GPU (a build's layer list is in `bisenet-build-engine -v`'s "
+                              "log)" % args.inspect) from None
+        gpu_name = cc = None
     if sidecar is not None:
         # an engine for another GPU/TensorRT: say so, naming both, instead of TensorRT's
         # "Version tag does not match" and a failed deserialization
-        try:
-            gpu = query_gpu(args.gpu)
-            gpu_name, cc = gpu.name, gpu.compute_capability
-        except MissingDependencyError:
-            gpu_name = cc = None
-        check_engine_compatible(sidecar, trt.__version__, gpu_name, cc)
+        check_engine_compatible(sidecar, trt.__version__, gpu_name, cc, flavour_of(trt))
     layers = inspect_engine(args.inspect, trt)
     if args.json:
         import json

@@ -1,4 +1,5 @@
-"""`bisenet-export check MODEL.onnx --target T`: does an ONNX graph obey a TensorRT target's rules."""
+"""`bisenet-export check MODEL.onnx --target T`: does an ONNX graph obey a TensorRT target's rules,
+and does the real TensorRT ONNX parser (full TensorRT, else TensorRT-RTX) take it."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ def register(sub) -> None:
     p = sub.add_parser(
         "check", help="check an ONNX file against a TensorRT target's rules",
         description="Check opset, op types, ReduceMean/Resize forms and dtypes of an ONNX file "
-                    "against what the chosen TensorRT's ONNX parser accepts (see tensorrt.md). "
-                    "Prints PASS, or each violation; exits 1 on violations.")
+                    "against what the chosen TensorRT's ONNX parser accepts, then parse it with "
+                    "the real TensorRT ONNX parser where one is installed (full TensorRT, else "
+                    "TensorRT-RTX). Prints PASS, or each violation and the parser's verdict; "
+                    "exits 1 on violations or a parser failure.")
     p.add_argument("onnx", metavar="MODEL.onnx", help="the ONNX file to check")
     p.add_argument("--target", choices=("trt8.2", "trt8.6", "trt10", "trt11"), default=None,
                    help="target to check against (default: the one in the file's metadata, "
@@ -21,7 +24,8 @@ def register(sub) -> None:
 
 def _run(args) -> int:
     from ..errors import UserError
-    from ..export.check import check_onnx
+    from ..export.check import check_onnx, parser_check
+    from ..portable.parser_check import NO_PARSER
     from ..export.onnx_metadata import get_record, load_onnx
 
     model = load_onnx(args.onnx)
@@ -37,8 +41,13 @@ def _run(args) -> int:
     problems = check_onnx(model, target)
     if not problems:
         print(f"PASS {args.onnx}: obeys the rules of target {target}")
-        return 0
-    print(f"FAIL {args.onnx}: {len(problems)} violation(s) of target {target}:")
-    for problem in problems:
-        print(f"  - {problem}")
-    return 1
+    else:
+        print(f"FAIL {args.onnx}: {len(problems)} violation(s) of target {target}:")
+        for problem in problems:
+            print(f"  - {problem}")
+    verdict = parser_check(args.onnx)
+    if verdict is None:
+        print(f"parser: {NO_PARSER}")
+    else:
+        print(f"{'PASS' if verdict.ok else 'FAIL'} {args.onnx}: {verdict.summary()}")
+    return 1 if problems or (verdict is not None and not verdict.ok) else 0

@@ -87,6 +87,12 @@ def _run(args) -> int:
     print(f"  network {info['model_size'][0]}x{info['model_size'][1]}; outputs "
           f"{', '.join(info['output_names'])}")
     print(f"  target  {info['target']} opset {info['opset']}, precision {info['precision']}")
+    if result.parser is not None:
+        print(f"  parser  {result.parser.summary()}")
+    else:
+        from ..portable.parser_check import NO_PARSER
+
+        print(f"  parser  none: {NO_PARSER}")
     if result.parity is not None:
         print(f"  parity  {result.parity.summary()}")
     else:

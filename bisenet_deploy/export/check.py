@@ -6,14 +6,21 @@ machine, what would otherwise surface as a failed parse or silently wrong result
 an opset the parser does not read, ReduceMean with axes as an input on TensorRT 8.2, computed
 Resize scales ("Resize scales must be an initializer!"), UINT8 on 8.2, INT64 or float labels,
 ops outside the verified set (a custom ArgMax plugin), aux heads left in the graph.
+
+`parser_check` then asks the real thing where it is installed: TensorRT's own ONNX parser (full
+TensorRT, else TensorRT-RTX, which runs without a GPU; portable/parser_check.py).
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from typing import Any, Dict, List, Set, Union
+from typing import Any, Dict, List, Optional, Set, Union
 
+from ..errors import ExportError
 from .targets import RESIZE_COORD_MODES, TargetRules, get_target
+
+log = logging.getLogger(__name__)
 
 
 def _dtype_name(elem_type: int) -> str:
@@ -191,3 +198,32 @@ def check_onnx(model_or_path: Union[str, os.PathLike, Any], target: Union[str, T
             problems.append(f"unexpected graph output {value.name!r} (aux heads or debug "
                             f"outputs must not be exported; expected labels/logits)")
     return problems
+
+
+def parser_check(model_or_path: Union[str, os.PathLike, Any]) -> Optional[Any]:
+    """The real TensorRT ONNX parser's verdict (portable.parser_check.ParserVerdict) on an ONNX
+    model (path or onnx.ModelProto); None when no TensorRT is installed here."""
+    from ..portable.parser_check import run_parser_check
+
+    if isinstance(model_or_path, (str, os.PathLike)):
+        path = os.fspath(model_or_path)
+        with open(path, "rb") as f:
+            data = f.read()
+        return run_parser_check(data, os.path.basename(path))
+    return run_parser_check(model_or_path.SerializeToString(), "exported.onnx")
+
+
+def tensorrt_parser_check(model: Any) -> Optional[Any]:
+    """The real TensorRT parser's verdict (None without TensorRT); a rejection stops the export."""
+    from ..portable.parser_check import NO_PARSER
+
+    verdict = parser_check(model)
+    if verdict is None:
+        log.info("TensorRT parser: %s", NO_PARSER)
+        return None
+    if not verdict.ok:
+        raise ExportError(f"{verdict.label}'s ONNX parser rejects the exported graph: "
+                          f"{verdict.details()}. Nothing was written; the target's rules should "
+                          f"have caught this, so please report it")
+    log.info("%s", verdict.summary())
+    return verdict

@@ -4,8 +4,8 @@ Steps (each logged with its time): validate options (before any work) -> build m
 (TorchScript exporter, opset per target) -> onnx-simplifier (a failure falls back to the
 unsimplified graph with a warning) -> fix Resize sizes to constants -> [FP16 type pass for an FP16
 graph (trt11 --precision fp16)] -> onnx.checker with full
-shape inference -> target check -> parity against PyTorch on onnxruntime CPU -> metadata ->
-atomic write. Nothing is written unless every step passed; an existing file is only ever
+shape inference -> target check -> TensorRT's parser (if installed) -> parity against PyTorch on
+onnxruntime CPU -> metadata -> atomic write. Nothing is written unless every step passed; an existing file is only ever
 replaced by an atomic rename.
 """
 
@@ -29,6 +29,7 @@ from ..metadata import (
     ModelMetadata,
     build_record,
 )
+from .check import tensorrt_parser_check
 from .targets import DEFAULT_TARGET, TargetRules, validate_target_options
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ class ExportResult:
     simplified: bool = False
     num_nodes: int = 0
     file_bytes: int = 0
+    parser: Optional[Any] = None  # portable.parser_check.ParserVerdict; None without TensorRT
 
     @property
     def total_seconds(self) -> float:
@@ -379,6 +381,7 @@ def export_onnx(options: ExportOptions, loaded: Optional[Tuple[Any, ModelMetadat
         onnx_model = steps.run("to fp16", convert_to_fp16, onnx_model)
     steps.run("onnx.checker", check_graph, onnx_model)
     steps.run(f"check {rules.name}", target_check, onnx_model, rules)
+    parser = steps.run("TensorRT parser", tensorrt_parser_check, onnx_model)
     parity = None
     if options.parity:
         from .parity import check_parity
@@ -404,4 +407,4 @@ def export_onnx(options: ExportOptions, loaded: Optional[Tuple[Any, ModelMetadat
                           f"-o/--output-path") from None
     return ExportResult(path=os.path.abspath(path), record=record, parity=parity,
                         timings=steps.timings, simplified=simplified,
-                        num_nodes=len(onnx_model.graph.node), file_bytes=len(data))
+                        num_nodes=len(onnx_model.graph.node), file_bytes=len(data), parser=parser)

@@ -3,7 +3,12 @@
 Engines are built with detailed profiling verbosity, so the inspector's JSON lists every engine
 layer with its type, I/O formats (which carry the precision) and the ONNX nodes fused into it.
 That answers the questions users ask after an FP16/INT8 build: did the layers really run in FP16,
-and what was fused. Parsing is pure and tested; only `inspect_engine` needs TensorRT.
+and what was fused. Parsing is pure and tested; only `inspect_engine` needs TensorRT (and a GPU:
+an engine is only deserialized on one, TensorRT-RTX's included).
+
+The JSON differs by version: full TensorRT up to 10.x describes each input/output with one
+"Format/Datatype" string; TensorRT 11 and TensorRT-RTX split it into "Datatype" and "Format".
+Both are read.
 
 Python 3.6 compatible.
 """
@@ -11,8 +16,9 @@ Python 3.6 compatible.
 import json
 import logging
 
+from .engine_load import import_for_engine, load_sidecar
 from .errors import EngineError
-from .trt_api import import_tensorrt
+from .trt_logger import tensorrt_logger
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +83,14 @@ def fused_layers(name, metadata=None):
     return pieces or [str(name)]
 
 
+def tensor_type_text(tensor):
+    """The text naming one I/O tensor's data type: 'Format/Datatype' (TensorRT <= 10.x), else
+    'Datatype' (TensorRT 11, TensorRT-RTX; 'Format' then holds only the layout)."""
+    if not isinstance(tensor, dict):
+        return ""
+    return str(tensor.get("Format/Datatype") or tensor.get("Datatype") or "")
+
+
 def parse_engine_information(text):
     """The inspector's JSON (`get_engine_information(LayerInformationFormat.JSON)`) -> LayerInfo list.
 
@@ -94,13 +108,8 @@ def parse_engine_information(text):
             out.append(LayerInfo(layer, "?", "?", fused_layers(layer)))
             continue
         name = layer.get("Name", "?")
-        outputs = layer.get("Outputs") or []
-        inputs = layer.get("Inputs") or []
-        fmt = ""
-        if outputs:
-            fmt = outputs[0].get("Format/Datatype", "")
-        elif inputs:
-            fmt = inputs[0].get("Format/Datatype", "")
+        tensors = (layer.get("Outputs") or []) + (layer.get("Inputs") or [])
+        fmt = tensor_type_text(tensors[0]) if tensors else ""
         precision = precision_of_format(fmt) if fmt else "?"
         out.append(LayerInfo(name, layer.get("LayerType", "?"), precision,
                              fused_layers(name, layer.get("Metadata")), layer.get("TacticName")))
@@ -134,16 +143,19 @@ def format_layer_table(layers, name_width=60):
 
 
 def engine_information(engine_path, trt=None):
-    """Deserialize the engine and return the inspector's JSON text (needs TensorRT + a GPU)."""
-    trt = trt or import_tensorrt()
-    logger = trt.Logger(trt.Logger.WARNING)
+    """Deserialize the engine and return the inspector's JSON text (needs TensorRT + a GPU). The
+    TensorRT flavour is the one the engine's sidecar (or header) names."""
+    if trt is None:
+        sidecar = load_sidecar(str(engine_path))[1]
+        trt = import_for_engine(str(engine_path), sidecar)
     with open(str(engine_path), "rb") as f:
         blob = f.read()
-    runtime = trt.Runtime(logger)
+    runtime = trt.Runtime(tensorrt_logger(trt))
     engine = runtime.deserialize_cuda_engine(blob)
     if engine is None:
-        raise EngineError("TensorRT could not load %s (built by another TensorRT version or for "
-                          "another GPU? check its sidecar)" % engine_path)
+        raise EngineError("TensorRT could not load %s: built by another TensorRT version or for "
+                          "another GPU (check its sidecar), or no GPU here (engines, TensorRT-RTX's "
+                          "too, are only loaded on a GPU)" % engine_path)
     if not hasattr(engine, "create_engine_inspector"):
         raise EngineError("this TensorRT has no engine inspector (needs 8.2+)")
     inspector = engine.create_engine_inspector()

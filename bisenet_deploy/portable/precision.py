@@ -7,19 +7,22 @@ capability, the TensorRT version and the ONNX's own precision, and the answer sa
 - FP16 on a GPU without fast FP16 (SM 6.1, e.g. GTX 1080 Ti: 1/64 rate) builds, with a warning that
   the engine will be slower than FP32.
 - INT8 on a GPU without fast INT8 (no DP4A: Jetson TX2 SM 6.2, P100 SM 6.0, Maxwell) is refused.
-- TensorRT 11 has no precision flags: networks are strongly typed and build what the ONNX carries,
-  so `--fp16` needs the FP16 ONNX (`bisenet-export onnx --target trt11 --precision fp16`), and
-  INT8 calibration no longer exists.
+- TensorRT 11 and TensorRT-RTX have no precision flags: networks are strongly typed and build what
+  the ONNX carries, so `--fp16` needs the FP16 ONNX (`bisenet-export onnx --target trt11
+  --precision fp16`), and INT8 calibration does not exist there.
+
+Which of these rules apply is read from the capabilities object (capabilities.py), never from a
+version number.
 
 Python 3.6 compatible; pure (no TensorRT).
 """
 
+from .capabilities import TRT11_FP16_EXPORT, as_capabilities
 from .errors import EngineError, InputError
-from .trt_api import parse_version, version_string
+from .flavours import RTX
 
 PRECISIONS = ("fp32", "fp16", "int8")
 
-TRT11_FP16_EXPORT = "bisenet-export onnx --target trt11 --precision fp16"
 TRT11_FP32_EXPORT = "bisenet-export onnx --target trt11 --precision fp32"
 
 
@@ -110,29 +113,29 @@ class PrecisionDecision(object):
         return "PrecisionDecision(%r)" % (self.as_dict(),)
 
 
-def decide_precision(precision, compute_capability, trt_version, onnx_precision=None,
-                     platform_fast_fp16=None, platform_fast_int8=None,
-                     strongly_typed_available=None):
+def decide_precision(precision, compute_capability, capabilities, onnx_precision=None,
+                     platform_fast_fp16=None, platform_fast_int8=None):
     """Check `precision` against the GPU and TensorRT, return a PrecisionDecision or raise.
 
-    onnx_precision: the ONNX's own precision from its metadata record ("fp32"/"fp16"), None if
-    unknown. compute_capability None: the GPU is unknown and only TensorRT's rules are checked.
-    platform_fast_*: the builder's own answer where the caller has one (8.2-10.x); it
-    overrides the compute-capability table. strongly_typed_available: whether the module has the
-    STRONGLY_TYPED network flag (None: assume it does from 10.0 on).
-    Raises InputError for a precision/ONNX mismatch, EngineError for a GPU that cannot do it.
+    capabilities: the TensorRTCapabilities of the TensorRT that builds (a full-TensorRT version
+    string is accepted and read as that version's documented capabilities). onnx_precision: the
+    ONNX's own precision from its metadata record ("fp32"/"fp16"), None if unknown.
+    compute_capability None: the GPU is unknown (or absent: TensorRT-RTX builds without one) and
+    only TensorRT's rules are checked. platform_fast_*: the builder's own answer where it has
+    one (8.2-10.x); it overrides the compute-capability table.
+    Raises InputError for a precision/ONNX mismatch, EngineError for what this TensorRT or GPU
+    cannot do.
     """
     if precision not in PRECISIONS:
         raise InputError("precision must be one of %s, got %r" % (", ".join(PRECISIONS), precision))
     if onnx_precision not in (None, "fp32", "fp16"):
         raise InputError("the ONNX metadata gives an unknown precision %r" % (onnx_precision,))
-    version = parse_version(trt_version)
-    major = version[0]
-    trt = "TensorRT %s" % version_string(version)
+    caps = as_capabilities(capabilities)
+    trt = caps.label
     warnings = []
     notes = []
     if compute_capability is None:
-        # e.g. a trtexec line printed for another machine: only the TensorRT rules apply
+        # a trtexec line printed for another machine, or an ahead-of-time TensorRT-RTX build
         notes.append("GPU unknown: its FP16/INT8 speed was not checked")
         cc = None
         sm = "unknown GPU"
@@ -144,15 +147,15 @@ def decide_precision(precision, compute_capability, trt_version, onnx_precision=
         fast_fp16 = has_fast_fp16(cc) if platform_fast_fp16 is None else bool(platform_fast_fp16)
         fast_int8 = has_fast_int8(cc) if platform_fast_int8 is None else bool(platform_fast_int8)
 
-    if major >= 10 and cc is not None and cc < (7, 0):
-        raise EngineError("%s does not support GPUs below SM 7.0 and this one is %s: use TensorRT "
-                          "8.6 (the last version for Pascal/Maxwell)" % (trt, sm))
+    lowest = caps.min_compute_capability
+    if lowest is not None and cc is not None and cc < lowest:
+        raise EngineError("%s does not support GPUs below SM %d.%d and this one is %s: use TensorRT "
+                          "8.6 (the last version for Pascal/Maxwell)" % (trt, lowest[0], lowest[1],
+                                                                         sm))
 
-    if major >= 11:
-        return _decide_trt11(precision, onnx_precision, fast_fp16, sm, trt, warnings, notes)
-
-    if strongly_typed_available is None:
-        strongly_typed_available = major >= 10
+    if caps.strong_typing == "always":
+        return _decide_strongly_typed(precision, onnx_precision, fast_fp16, sm, caps, warnings,
+                                      notes)
 
     if onnx_precision == "fp16":
         if precision == "fp32":
@@ -164,7 +167,7 @@ def decide_precision(precision, compute_capability, trt_version, onnx_precision=
                              "--precision fp32")
         if not fast_fp16:
             warnings.append(_slow_fp16_warning(sm))
-        if strongly_typed_available:
+        if caps.strong_typing == "optional":
             notes.append("FP16 ONNX: building a strongly typed network, the ONNX's own types "
                          "decide each layer's precision")
             return PrecisionDecision("fp16", [], True, False, warnings, notes)
@@ -193,7 +196,7 @@ def decide_precision(precision, compute_capability, trt_version, onnx_precision=
         notes.append("INT8 with FP16 fallback: layers TensorRT cannot quantize run in FP16")
     else:
         notes.append("INT8 with FP32 fallback: this GPU (%s) has no fast FP16" % sm)
-    if version[:2] >= (10, 1):
+    if caps.int8_calibration_deprecated:
         warnings.append("%s deprecates implicit INT8 calibration (removed in 11); it still works "
                         "here" % trt)
     return PrecisionDecision("int8", flags, False, True, warnings, notes)
@@ -204,8 +207,14 @@ def _slow_fp16_warning(sm):
             "engine will be SLOWER than FP32; build --fp32 for speed" % sm)
 
 
-def _decide_trt11(precision, onnx_precision, fast_fp16, sm, trt, warnings, notes):
+def _decide_strongly_typed(precision, onnx_precision, fast_fp16, sm, caps, warnings, notes):
+    """TensorRT 11 and TensorRT-RTX: the engine has exactly the precision the ONNX carries."""
+    trt = caps.label
     if precision == "int8":
+        if caps.flavour == RTX:
+            raise EngineError("%s has no INT8 calibration: it builds INT8 only from Q/DQ nodes in "
+                              "the ONNX, which bisenet-export does not write; build --fp16 from the "
+                              "FP16 ONNX (`%s`) or --fp32" % (trt, TRT11_FP16_EXPORT))
         raise EngineError("%s removed INT8 calibration (and all precision flags): build --fp16 "
                           "from the FP16 ONNX (`%s`) or --fp32" % (trt, TRT11_FP16_EXPORT))
     if onnx_precision is None:

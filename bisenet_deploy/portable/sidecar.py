@@ -7,21 +7,28 @@ tensors, profiles), where it came from (ONNX sha256 and its bisenet_deploy metad
 it was built, so the runtime can refuse a mismatch with a message naming both sides, and every
 tool reads preprocessing from the artifact itself. The engine file stays a plain TensorRT plan.
 
+Schema 2 adds the flavour (full TensorRT or TensorRT-RTX, whose engines neither loads of the
+other) and, for TensorRT-RTX, the compute capabilities the engine was built for (`targets`); its
+`gpu` is the build machine's GPU, or null for an ahead-of-time build without one. Schema 1
+sidecars (full TensorRT only) are still read.
+
 Python 3.6 compatible; pure (no TensorRT).
 """
 
 import json
 import os
 
+from .capabilities import format_targets
 from .errors import EngineError, IncompatibleEngineError
 from .engine_paths import sidecar_path
 from .fileio import sha256_file, write_json_atomic
+from .flavours import FULL, RTX, flavour_label
 from .gpu_info import slug
 from .precision import format_compute_capability, parse_compute_capability
 from .trt_api import version_string
 
 SIDECAR_KIND = "bisenet_deploy.engine"
-SIDECAR_SCHEMA = 1
+SIDECAR_SCHEMA = 2
 
 REQUIRED_KEYS = ("schema", "kind", "tensorrt_version", "gpu", "precision", "io")
 
@@ -46,17 +53,27 @@ def profile_entry(input_name, min_shape, opt_shape, max_shape):
 def make_sidecar(engine_file, engine_sha256, engine_bytes, trt_version, api_generation, gpu,
                  precision, io, profiles, onnx_file, onnx_sha256, onnx_metadata, build_options,
                  build_seconds, builder="bisenet-build-engine", toolkit_version=None,
-                 precision_decision=None, built_utc=None):
-    """The sidecar dict. `gpu` is a dict with at least name and compute_capability ('8.6')."""
-    gpu = dict(gpu)
-    gpu["compute_capability"] = format_compute_capability(gpu["compute_capability"])
+                 precision_decision=None, built_utc=None, flavour=FULL, targets=None,
+                 capabilities=None):
+    """The sidecar dict. `gpu` is a dict with at least name and compute_capability ('8.6'), or
+    None (TensorRT-RTX built without a GPU); `targets`: the compute capabilities a TensorRT-RTX
+    engine runs on; `capabilities`: TensorRTCapabilities.as_dict() of the building TensorRT."""
+    if gpu is not None:
+        gpu = dict(gpu)
+        gpu["compute_capability"] = format_compute_capability(gpu["compute_capability"])
+    elif flavour != RTX:
+        raise EngineError("a %s engine's sidecar needs the GPU it was built on"
+                          % flavour_label(flavour))
     return {
         "schema": SIDECAR_SCHEMA,
         "kind": SIDECAR_KIND,
         "engine": {"file": os.path.basename(str(engine_file)), "sha256": engine_sha256,
                    "bytes": int(engine_bytes) if engine_bytes is not None else None},
+        "flavour": flavour,
         "tensorrt_version": str(trt_version),
         "api_generation": api_generation,
+        "targets": [format_compute_capability(t) for t in targets] if targets else None,
+        "capabilities": capabilities,
         "gpu": gpu,
         "precision": precision,
         "precision_decision": precision_decision,
@@ -104,10 +121,31 @@ def read_sidecar(engine_path):
         raise EngineError("the engine sidecar %s was written by a newer bisenet-deploy (schema %s, "
                           "this one reads %d): upgrade bisenet-deploy"
                           % (path, data.get("schema"), SIDECAR_SCHEMA))
+    flavour = data.setdefault("flavour", FULL)
+    if flavour not in (FULL, RTX):
+        raise EngineError("the engine sidecar %s names an unknown TensorRT flavour %r; %s"
+                          % (path, flavour, rebuild))
     gpu = data.get("gpu")
-    if not isinstance(gpu, dict) or "name" not in gpu or "compute_capability" not in gpu:
+    has_gpu = isinstance(gpu, dict) and "name" in gpu and "compute_capability" in gpu
+    if flavour == RTX:
+        targets = data.get("targets")
+        if not isinstance(targets, list) or not targets or not (gpu is None or has_gpu):
+            raise EngineError("the engine sidecar %s has no compute-capability targets; %s"
+                              % (path, rebuild))
+    elif not has_gpu:
         raise EngineError("the engine sidecar %s has no GPU record; %s" % (path, rebuild))
     return data
+
+
+def sidecar_flavour(sidecar):
+    """The flavour that built the engine ('tensorrt' for schema 1 sidecars)."""
+    return (sidecar or {}).get("flavour") or FULL
+
+
+def sidecar_targets(sidecar):
+    """The compute capabilities (tuples) a TensorRT-RTX engine runs on, None for full TensorRT."""
+    targets = (sidecar or {}).get("targets")
+    return tuple(parse_compute_capability(t) for t in targets) if targets else None
 
 
 def check_engine_file(engine_path, sidecar):
@@ -122,34 +160,56 @@ def check_engine_file(engine_path, sidecar):
                           % (engine_path, got[:12], want[:12], REBUILD_HINT))
 
 
-def check_engine_compatible(sidecar, trt_version, gpu_name, compute_capability):
+def check_engine_compatible(sidecar, trt_version, gpu_name, compute_capability, flavour=FULL):
     """Raise IncompatibleEngineError if the engine was built for another TensorRT or GPU.
 
-    TensorRT versions are compared on MAJOR.MINOR.PATCH, GPUs on compute capability and model
-    name (case and punctuation ignored). A `gpu_name`/`compute_capability` of None skips that part
-    (e.g. nothing could identify the GPU); the TensorRT version is always required.
+    The flavours must match (full TensorRT and TensorRT-RTX cannot load each other's engines).
+    TensorRT versions are compared on MAJOR.MINOR.PATCH. A full TensorRT engine's GPU is compared on
+    compute capability and model name (case and punctuation ignored); a TensorRT-RTX engine runs on
+    any GPU among its targets. A `gpu_name`/`compute_capability` of None skips that part (e.g.
+    nothing could identify the GPU); the TensorRT version is always required.
     """
-    problems = []
+    built_flavour = sidecar_flavour(sidecar)
     built_trt = sidecar.get("tensorrt_version")
+    if built_flavour != flavour:
+        raise IncompatibleEngineError(
+            "this engine was built with %s %s and cannot be loaded by %s %s: the two do not read "
+            "each other's engines. Run it where %s is installed (`pip install "
+            "'bisenet-deploy[%s]'`), or rebuild it here with `bisenet-build-engine --backend %s`%s"
+            % (flavour_label(built_flavour), version_string(built_trt), flavour_label(flavour),
+               version_string(trt_version), flavour_label(built_flavour),
+               "rtx" if built_flavour == RTX else "trt", flavour, _onnx_hint(sidecar)))
+    problems = []
     if version_string(built_trt) != version_string(trt_version):
-        problems.append("it was built with TensorRT %s and this machine has TensorRT %s"
-                        % (version_string(built_trt), version_string(trt_version)))
+        problems.append("it was built with %s %s and this machine has %s %s"
+                        % (flavour_label(flavour), version_string(built_trt),
+                           flavour_label(flavour), version_string(trt_version)))
+    targets = sidecar_targets(sidecar)
     gpu = sidecar.get("gpu") or {}
-    built_cc = parse_compute_capability(gpu.get("compute_capability"))
-    built_name = gpu.get("name", "?")
-    if compute_capability is not None:
-        here_cc = parse_compute_capability(compute_capability)
-        if here_cc != built_cc:
-            problems.append("it was built for %s (SM %d.%d) and this GPU is %s (SM %d.%d)"
-                            % (built_name, built_cc[0], built_cc[1], gpu_name or "unknown",
-                               here_cc[0], here_cc[1]))
-            gpu_name = None  # already reported together with the capability
-    if gpu_name is not None and slug(gpu_name) != slug(built_name):
-        problems.append("it was built on a %s and this GPU is a %s" % (built_name, gpu_name))
+    if targets is not None:
+        if compute_capability is not None:
+            here = parse_compute_capability(compute_capability)
+            if here not in targets:
+                problems.append("it was built for %s and this GPU is %s (SM %d.%d); rebuild with "
+                                "`bisenet-build-engine --backend tensorrt-rtx --compute-capability "
+                                "%d.%d`" % (format_targets(targets), gpu_name or "unknown",
+                                            here[0], here[1], here[0], here[1]))
+    else:
+        built_cc = parse_compute_capability(gpu.get("compute_capability"))
+        built_name = gpu.get("name", "?")
+        if compute_capability is not None:
+            here_cc = parse_compute_capability(compute_capability)
+            if here_cc != built_cc:
+                problems.append("it was built for %s (SM %d.%d) and this GPU is %s (SM %d.%d)"
+                                % (built_name, built_cc[0], built_cc[1], gpu_name or "unknown",
+                                   here_cc[0], here_cc[1]))
+                gpu_name = None  # already reported together with the capability
+        if gpu_name is not None and slug(gpu_name) != slug(built_name):
+            problems.append("it was built on a %s and this GPU is a %s" % (built_name, gpu_name))
     if problems:
         raise IncompatibleEngineError(
-            "this engine cannot run here: %s. TensorRT engines only run on the GPU model and "
-            "TensorRT version that built them: %s from the ONNX%s"
+            "this engine cannot run here: %s. TensorRT engines only run on the GPU and TensorRT "
+            "version they were built for: %s from the ONNX%s"
             % ("; ".join(problems), REBUILD_HINT, _onnx_hint(sidecar)))
 
 
@@ -159,10 +219,13 @@ def _onnx_hint(sidecar):
 
 
 def summarize(sidecar):
-    """One line for logs: precision, GPU, TensorRT, input shape."""
+    """One line for logs: precision, GPU (or targets), TensorRT flavour and version, input shape."""
     gpu = sidecar.get("gpu") or {}
     inputs = [t for t in sidecar.get("io", []) if t.get("mode") == "input"]
     shape = "x".join("N" if d < 0 else str(d) for d in inputs[0]["shape"]) if inputs else "?"
-    return "%s engine for %s (SM %s), TensorRT %s, input %s" % (
-        str(sidecar.get("precision", "?")).upper(), gpu.get("name", "?"),
-        gpu.get("compute_capability", "?"), sidecar.get("tensorrt_version", "?"), shape)
+    targets = sidecar_targets(sidecar)
+    where = (format_targets(targets) if targets is not None else
+             "%s (SM %s)" % (gpu.get("name", "?"), gpu.get("compute_capability", "?")))
+    return "%s engine for %s, %s %s, input %s" % (
+        str(sidecar.get("precision", "?")).upper(), where,
+        flavour_label(sidecar_flavour(sidecar)), sidecar.get("tensorrt_version", "?"), shape)

@@ -7,7 +7,10 @@ here asks the objects (`hasattr`) instead of comparing version numbers or catchi
 so a patch release that back-ports or removes a call still gets the right code path. Version
 strings are parsed only for messages, paths and the precision policy.
 
-Python 3.6 / numpy 1.19 compatible; `tensorrt` is imported only inside `import_tensorrt()`.
+Importing a TensorRT (full or TensorRT-RTX) is flavours.py's job; the rules that follow from these
+features live in capabilities.py.
+
+Python 3.6 / numpy 1.19 compatible; imports no TensorRT.
 """
 
 import os
@@ -15,7 +18,7 @@ import re
 
 import numpy as np
 
-from .errors import InputError, MissingDependencyError
+from .errors import InputError
 
 #: the three API generations this toolkit has one code path for
 GEN_8_2 = "8.2-8.4"
@@ -70,62 +73,28 @@ def generation_for_version(version):
     return GEN_8_5
 
 
-def export_target_for_version(version):
-    """The `bisenet-export onnx --target` whose rules fit this TensorRT version."""
-    major, minor = parse_version(version)[:2]
-    if major >= 11:
-        return "trt11"
-    if major == 10:
-        return "trt10"
-    if major == 8 and minor < 6:
-        return "trt8.2"
-    return "trt8.6"
+def features_for_version(version):
+    """The BuilderFeatures full TensorRT `version` offers, from its documented API history: for
+    when no module is at hand (a trtexec line for another machine). With a module, use
+    `detect_features(trt)`; capabilities.py turns either into the rules."""
+    v = parse_version(version)[:2]
+    generation = generation_for_version(v)
+    major = v[0]
+    dtypes = dtype_names_for_version(v)
+    return BuilderFeatures(
+        generation=generation, explicit_batch_flag=major == 8, strongly_typed_flag=major >= 10,
+        memory_pool_api=v >= (8, 4), max_workspace_size=major < 10, precision_flags=major < 11,
+        int8_calibrator=major < 11, calibration_profile=major < 11, platform_fast_flags=major < 11,
+        optimization_level=v >= (8, 6), profiling_verbosity=True, timing_cache=True,
+        engine_inspector=True, parser_node_name=v >= (8, 6), tf32_flag=True,
+        uint8_io="uint8" in dtypes, int64_io="int64" in dtypes)
 
 
-#: highest ONNX opset each parser line accepts (tensorrt.md section 3; None = not recorded there)
-def max_onnx_opset(version):
-    major, minor = parse_version(version)[:2]
-    if major == 8 and minor <= 4:
-        return 13
-    return None
-
-
-# -- the module ----------------------------------------------------------------------------------
+# -- the machine ---------------------------------------------------------------------------------
 
 def is_jetson():
     """True on an NVIDIA Jetson (L4T writes its release file)."""
     return os.path.exists(JETSON_RELEASE_FILE)
-
-
-def install_hint():
-    """What to install to get TensorRT's Python package here."""
-    if is_jetson():
-        return ("TensorRT comes with JetPack: use the system python3 (the package is in "
-                "/usr/lib/python3.6/dist-packages) or a venv created with --system-site-packages")
-    return "install it with: pip install 'bisenet-deploy[trt]' (needs an NVIDIA GPU and driver)"
-
-
-def is_real_tensorrt(module):
-    """A usable TensorRT module has a version and a Builder; a stub-only or namespace package
-    (e.g. from `tensorrt-stubs`) has neither."""
-    return module is not None and hasattr(module, "__version__") and hasattr(module, "Builder")
-
-
-def import_tensorrt():
-    """Import TensorRT or raise MissingDependencyError saying what to install."""
-    try:
-        import tensorrt as trt  # noqa: WPS433 - lazy on purpose
-    except ImportError as exc:
-        raise MissingDependencyError("TensorRT's Python package is not available (%s); %s"
-                                     % (exc, install_hint())) from None
-    if not is_real_tensorrt(trt):
-        raise MissingDependencyError("the installed 'tensorrt' package is not a working TensorRT "
-                                     "(type stubs only?); %s" % install_hint())
-    return trt
-
-
-def installed_version(trt):
-    return parse_version(trt.__version__)
 
 
 # -- feature tests -------------------------------------------------------------------------------
@@ -178,6 +147,11 @@ class BuilderFeatures(object):
         "engine_inspector",       # ICudaEngine.create_engine_inspector (8.2+)
         "parser_node_name",       # ParserError.node_name() (newer parsers; else node index only)
         "tf32_flag",              # BuilderFlag.TF32 + config.clear_flag (TF32 is on by default)
+        "uint8_io",               # DataType.UINT8 (8.5+): a network input may be UINT8
+        "int64_io",               # DataType.INT64 (10.0+)
+        "compute_targets",        # config.set_compute_capability + ComputeCapability (TensorRT-RTX:
+                                  # ahead-of-time builds for listed GPUs, no GPU needed)
+        "runtime_cache",          # ICudaEngine.create_runtime_config + IRuntimeCache (JIT kernels)
     )
 
     def __init__(self, **values):
@@ -224,6 +198,12 @@ def detect_features(trt, builder=None, config=None):
         engine_inspector=_has(trt, "ICudaEngine", "create_engine_inspector"),
         parser_node_name=_has(trt, "ParserError", "node_name"),
         tf32_flag=_has(trt, "BuilderFlag", "TF32") and _has(config_obj, "clear_flag"),
+        uint8_io=_has(trt, "DataType", "UINT8"),
+        int64_io=_has(trt, "DataType", "INT64"),
+        compute_targets=(_has(config_obj, "set_compute_capability")
+                         and _has(trt, "ComputeCapability")),
+        runtime_cache=(_has(trt, "ICudaEngine", "create_runtime_config")
+                       and _has(trt, "IRuntimeConfig", "create_runtime_cache")),
     )
 
 
@@ -288,17 +268,3 @@ def numpy_to_trt_dtype_name(dtype):
         if np_name == want:
             return trt_name
     raise InputError("numpy dtype %s has no TensorRT equivalent" % want)
-
-
-def check_dtype_supported(dtype, version):
-    """Refuse an I/O dtype the given TensorRT version does not know, saying what to do."""
-    name = np.dtype(dtype).name
-    if name not in dtype_names_for_version(version):
-        hint = ""
-        if name == "uint8":
-            hint = ("; TensorRT before 8.5 (JetPack 4.6 / TX2) has no UINT8: re-export with "
-                    "`bisenet-export onnx --target trt8.2` (float32 input)")
-        elif name == "int64":
-            hint = "; re-export with an INT32 output (a Cast after ArgMax)"
-        raise InputError("TensorRT %s cannot exchange %s tensors%s"
-                         % (version_string(version), name, hint))

@@ -13,24 +13,33 @@
 Optional: CUDA-graph capture of the enqueue (one graph per input shape) and zero-copy host-mapped
 buffers (`zero_copy=True`, for the Jetson's shared CPU/GPU memory: no H2D/D2H copies at all).
 
+The TensorRT flavour comes from the sidecar (engine_load.py): a TensorRT-RTX engine is run by
+TensorRT-RTX, its execution context created with the runtime cache beside the engine, so the
+kernels it compiles on this GPU are compiled once and saved on deactivate.
+
 The choices (API generation, buffer sizes, profile range, dtype mapping) are pure functions of the
-engine object and are unit-tested with fake engines; only `TensorRTRunner` touches a GPU.
+engine object (engine_io.py), unit-tested with fake engines; only `TensorRTRunner` touches a GPU.
 
 Python 3.6 / numpy 1.19 compatible; tensorrt and pycuda are imported lazily.
 """
 
-import json
 import logging
 import os
 
 import numpy as np
 
 from .cuda_context import CudaContext
-from .engine_paths import sidecar_path as default_sidecar_path
+from .engine_io import (BINDINGS, TENSORS, IOTensor, api_generation,  # noqa: F401 - re-exported
+                        batch_range, buffer_nbytes, check_batch_in_profile, engine_io,
+                        max_input_shape, numpy_dtype, resolved_output_shapes, set_input_shape,
+                        specs_from_record, volume)
+from .engine_load import (RuntimeCache, check_engine_validity, check_sidecar,  # noqa: F401
+                          engine_flavour, import_for_engine, load_sidecar, record_from_sidecar)
 from .errors import EngineError, IncompatibleEngineError, InputError
+from .flavours import RTX, flavour_of
 from .runner_base import Runner, TensorSpec
-from .sidecar import REBUILD_HINT, check_engine_compatible, check_engine_file, read_sidecar
-from .trt_api import engine_uses_tensor_api, import_tensorrt
+from .sidecar import REBUILD_HINT
+from .trt_logger import tensorrt_logger
 
 log = logging.getLogger(__name__)
 
@@ -38,227 +47,6 @@ log = logging.getLogger(__name__)
 # CU_STREAM_NON_BLOCKING: our stream does not synchronize with the legacy default stream, which
 # PyTorch or other libraries in the process may use (and which would break CUDA-graph capture)
 STREAM_NON_BLOCKING = 1
-
-BINDINGS = "bindings"   # TensorRT 8.2-8.4: binding indices, execute_async_v2
-TENSORS = "tensors"     # TensorRT 8.5+: named I/O tensors, execute_async_v3
-
-# TensorRT DataType member name -> numpy dtype. Looked up by name on the module present, so an
-# 8.2 module without UINT8/INT64 simply has fewer entries (trt.nptype in 8.2 lacks UINT8).
-_DTYPE_NAMES = (
-    ("FLOAT", np.float32),
-    ("HALF", np.float16),
-    ("INT8", np.int8),
-    ("INT32", np.int32),
-    ("INT64", np.int64),
-    ("UINT8", np.uint8),
-    ("BOOL", np.bool_),
-)
-
-
-# -- pure logic (tested with fake engines) ---------------------------------------------------------
-def api_generation(engine):
-    """BINDINGS for TensorRT 8.2-8.4 engines, TENSORS for 8.5+ (feature test, not a version parse)."""
-    return TENSORS if engine_uses_tensor_api(engine) else BINDINGS
-
-
-def numpy_dtype(trt_dtype, trt):
-    """numpy dtype of a TensorRT DataType; EngineError for types numpy cannot hold (BF16, FP8)."""
-    for name, dtype in _DTYPE_NAMES:
-        member = getattr(trt.DataType, name, None)
-        if member is not None and trt_dtype == member:
-            return np.dtype(dtype)
-    raise EngineError("the engine has an I/O tensor of type %s, which this runtime cannot hold "
-                      "in numpy: export the model with float32/float16/int32 inputs and outputs"
-                      % (trt_dtype,))
-
-
-class IOTensor(object):
-    """One engine input or output: name, binding index (bindings API), mode, shape, dtype."""
-
-    def __init__(self, name, index, is_input, shape, dtype):
-        self.name = str(name)
-        self.index = index
-        self.is_input = bool(is_input)
-        self.shape = tuple(int(d) for d in shape)
-        self.dtype = np.dtype(dtype)
-        #: (min, opt, max) shapes of the optimization profile, for dynamic inputs
-        self.profile = None
-
-    @property
-    def is_dynamic(self):
-        return any(d < 0 for d in self.shape)
-
-    def __repr__(self):
-        return "IOTensor(%r, %s, %r, %s)" % (self.name, "in" if self.is_input else "out",
-                                             self.shape, self.dtype.name)
-
-
-def engine_io(engine, trt, profile_index=0):
-    """The engine's I/O tensors in engine order, with numpy dtypes and, for dynamic inputs, the
-    optimization profile's (min, opt, max) shapes."""
-    tensors = []
-    if api_generation(engine) == TENSORS:
-        for i in range(engine.num_io_tensors):
-            name = engine.get_tensor_name(i)
-            is_input = engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
-            tensor = IOTensor(name, None, is_input, tuple(engine.get_tensor_shape(name)),
-                              numpy_dtype(engine.get_tensor_dtype(name), trt))
-            if is_input and tensor.is_dynamic:
-                tensor.profile = tuple(tuple(int(d) for d in s) for s in
-                                       engine.get_tensor_profile_shape(name, profile_index))
-            tensors.append(tensor)
-    else:
-        # with several optimization profiles the binding list repeats once per profile
-        profiles = max(1, int(getattr(engine, "num_optimization_profiles", 1) or 1))
-        for i in range(engine.num_bindings // profiles):
-            name = engine.get_binding_name(i)
-            is_input = bool(engine.binding_is_input(i))
-            tensor = IOTensor(name, i, is_input, tuple(engine.get_binding_shape(i)),
-                              numpy_dtype(engine.get_binding_dtype(i), trt))
-            if is_input and tensor.is_dynamic:
-                tensor.profile = tuple(tuple(int(d) for d in s) for s in
-                                       engine.get_profile_shape(profile_index, name))
-            tensors.append(tensor)
-    return tensors
-
-
-def max_input_shape(tensor):
-    """The largest shape an input can take: its static shape or the profile's max."""
-    if not tensor.is_dynamic:
-        return tensor.shape
-    if tensor.profile is None:
-        raise EngineError("input %r has a dynamic shape %s but the engine has no optimization "
-                          "profile for it: rebuild the engine" % (tensor.name, tensor.shape))
-    return tensor.profile[2]
-
-
-def batch_range(tensor):
-    """(min, max) batch an input accepts: fixed for a static shape, the profile's otherwise."""
-    if tensor.shape[0] >= 0:
-        return tensor.shape[0], tensor.shape[0]
-    return tensor.profile[0][0], tensor.profile[2][0]
-
-
-def check_batch_in_profile(n, tensor):
-    """Refuse a batch size outside the engine's optimization profile, naming the range."""
-    lo, hi = batch_range(tensor)
-    if not lo <= n <= hi:
-        if lo == hi:
-            raise InputError("the engine was built for batch %d, got a batch of %d: feed %d "
-                             "images, or rebuild the engine with a dynamic batch profile"
-                             % (lo, n, lo))
-        raise InputError("batch %d is outside the engine's optimization profile (batch %d..%d): "
-                         "feed %d to %d images, or rebuild the engine with a wider "
-                         "--batch MIN:OPT:MAX" % (n, lo, hi, lo, hi))
-
-
-def volume(shape):
-    result = 1
-    for d in shape:
-        if d < 0:
-            raise EngineError("cannot size a buffer for the unresolved shape %s" % (shape,))
-        result *= int(d)
-    return result
-
-
-def buffer_nbytes(shape, dtype):
-    return volume(shape) * np.dtype(dtype).itemsize
-
-
-def resolved_output_shapes(context, tensors, generation):
-    """Output shapes the execution context reports once all input shapes are set."""
-    shapes = {}
-    for t in tensors:
-        if t.is_input:
-            continue
-        if generation == TENSORS:
-            shape = tuple(int(d) for d in context.get_tensor_shape(t.name))
-        else:
-            shape = tuple(int(d) for d in context.get_binding_shape(t.index))
-        if any(d < 0 for d in shape):
-            raise EngineError("TensorRT could not resolve the shape of output %r (%s): the "
-                              "input shapes were not all set" % (t.name, shape))
-        shapes[t.name] = shape
-    return shapes
-
-
-def set_input_shape(context, tensor, shape, generation):
-    """Set a dynamic input's shape on the execution context (no-op for static inputs)."""
-    if not tensor.is_dynamic:
-        return
-    shape = tuple(int(d) for d in shape)
-    if generation == TENSORS:
-        ok = context.set_input_shape(tensor.name, shape)
-    else:
-        ok = context.set_binding_shape(tensor.index, shape)
-    if ok is False:  # 8.x returns a bool; some 10.x builds return None on success
-        raise InputError("TensorRT refused the input shape %s for %r (profile %s..%s)"
-                         % (shape, tensor.name, tensor.profile[0], tensor.profile[2]))
-
-
-def record_from_sidecar(sidecar):
-    """The bisenet_deploy metadata record stored in a sidecar dict ("onnx_metadata")."""
-    record = sidecar.get("onnx_metadata") if isinstance(sidecar, dict) else None
-    if isinstance(record, str):
-        record = json.loads(record)
-    return record
-
-
-def load_sidecar(engine_path, sidecar_path=None):
-    """(path, dict) of the engine's sidecar, or (None, None) when there is none beside it.
-
-    An explicitly given sidecar must exist; a corrupt one is an EngineError either way.
-    """
-    path = sidecar_path or default_sidecar_path(engine_path)
-    if not os.path.isfile(path):
-        if sidecar_path:
-            raise EngineError("the engine sidecar %s does not exist" % sidecar_path)
-        return None, None
-    return path, read_sidecar(path if path.endswith(".json") else engine_path)
-
-
-def check_sidecar(engine_path, sidecar, trt_version, gpu_name, compute_capability):
-    """Refuse an engine that is not the sidecar's file or was built for another GPU/TensorRT
-    (the checks live in portable/sidecar.py)."""
-    check_engine_file(engine_path, sidecar)
-    check_engine_compatible(sidecar, trt_version, gpu_name, compute_capability)
-
-
-def specs_from_record(record):
-    """(input TensorSpec, [output TensorSpec]) that a graph exported with this record declares.
-
-    Labels are int32 N x H x W, logits float32 N x C x H x W (fp16 exports cast at the I/O
-    boundary), at the graph input size; N is -1 for a dynamic batch.
-    """
-    export, model = record["export"], record["model"]
-    width, height = int(export["input_size"][0]), int(export["input_size"][1])
-    batch = export.get("batch") or {"dynamic": False, "size": 1}
-    n = -1 if batch.get("dynamic") else int(batch.get("size", 1))
-    in_dtype = np.uint8 if export["input_dtype"] == "uint8" else np.float32
-    inp = TensorSpec(export.get("input_name", "image"), (n, 3, height, width), in_dtype)
-    outs = []
-    for name in export["output_names"]:
-        if name == "labels":
-            outs.append(TensorSpec(name, (n, height, width), np.int32))
-        else:
-            outs.append(TensorSpec(name, (n, int(model["num_classes"]), height, width),
-                                   np.float32))
-    return inp, outs
-
-
-_LOGGERS = {}
-
-
-def trt_logger(trt):
-    """One TensorRT logger per tensorrt module (TensorRT warns when runtimes get different ones);
-    the standard plugins are registered with it once."""
-    key = id(trt)
-    if key not in _LOGGERS:
-        logger = trt.Logger(trt.Logger.WARNING)
-        if hasattr(trt, "init_libnvinfer_plugins"):
-            trt.init_libnvinfer_plugins(logger, "")
-        _LOGGERS[key] = logger
-    return _LOGGERS[key]
 
 
 # -- the runner --------------------------------------------------------------------------------
@@ -305,6 +93,7 @@ class TensorRTRunner(Runner):
 
     def _reset_state(self):
         self._trt = None
+        self._runtime_cache = None
         self._runtime = None
         self._engine = None
         self._context = None
@@ -320,7 +109,7 @@ class TensorRTRunner(Runner):
 
     # -- description ---------------------------------------------------------------------------
     def describe(self):
-        parts = ["tensorrt"]
+        parts = [engine_flavour(self.engine_path, self.sidecar)]
         if self.generation:
             parts.append("%s API" % self.generation)
         if self.zero_copy:
@@ -359,7 +148,7 @@ class TensorRTRunner(Runner):
 
     # -- lifecycle -----------------------------------------------------------------------------
     def _activate(self):
-        trt = import_tensorrt()
+        trt = import_for_engine(self.engine_path, self.sidecar)
         ctx = CudaContext(self.device_index, mode=self.context_mode, map_host=self.zero_copy)
         ctx.open()
         self._cuda_ctx = ctx
@@ -374,13 +163,15 @@ class TensorRTRunner(Runner):
     def _load(self, trt, ctx):
         cc = ctx.compute_capability()
         if self.sidecar is not None:
-            check_sidecar(self.engine_path, self.sidecar, trt.__version__, ctx.device_name(), cc)
+            check_sidecar(self.engine_path, self.sidecar, trt.__version__, ctx.device_name(), cc,
+                          flavour_of(trt))
         else:
             log.warning("engine %s has no sidecar: its GPU/TensorRT cannot be checked and the "
                         "runner has no metadata (class names, preprocessing)", self.engine_path)
-        self._runtime = trt.Runtime(trt_logger(trt))
+        self._runtime = trt.Runtime(tensorrt_logger(trt))
         with open(self.engine_path, "rb") as fh:
             blob = fh.read()
+        check_engine_validity(trt, self._runtime, blob, self.engine_path)
         engine = self._runtime.deserialize_cuda_engine(blob)
         if engine is None:
             raise IncompatibleEngineError(
@@ -392,7 +183,14 @@ class TensorRTRunner(Runner):
         self.generation = api_generation(engine)
         self.io = engine_io(engine, trt)
         self._input_tensor()
-        self._context = engine.create_execution_context()
+        if flavour_of(trt) == RTX and hasattr(engine, "create_runtime_config"):
+            # TensorRT-RTX compiles the kernels for this GPU here: from the runtime cache if it has
+            # them (saved on deactivate)
+            self._runtime_cache = RuntimeCache(self.engine_path, cc)
+            self._context = engine.create_execution_context(
+                self._runtime_cache.runtime_config(engine))
+        else:
+            self._context = engine.create_execution_context()
         if self._context is None:
             raise EngineError("TensorRT could not create an execution context for %s (out of "
                               "GPU memory?)" % self.engine_path)
@@ -450,6 +248,8 @@ class TensorRTRunner(Runner):
                     if buf.device_alloc is not None:
                         buf.device_alloc.free()
                     buf.host.base.free()
+                if self._runtime_cache is not None:
+                    self._runtime_cache.save()
                 # TensorRT frees its device memory in these destructors: context current
                 self._buffers = None
                 self._context = None

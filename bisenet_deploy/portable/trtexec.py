@@ -4,7 +4,9 @@ For users who prefer NVIDIA's own tool, and to cross-check our builder and timin
 changed between versions (tensorrt.md section 5): 8.x needs `--explicitBatch`; 8.4 replaced
 `--workspace=MiB` by `--memPoolSize=workspace:MiB`; 8.6 replaced `--buildOnly` by
 `--skipInference`; 10.0 removed `--explicitBatch`; 11.0 removed `--fp16/--int8/--best` (the ONNX
-carries the precision) and made CUDA graphs, spin-wait and no data transfers the defaults.
+carries the precision) and made CUDA graphs, spin-wait and no data transfers the defaults, but kept
+`--noTF32`. TensorRT-RTX has no trtexec (its own tool is `tensorrt_rtx`): these lines are for full
+TensorRT only.
 
 Python 3.6 compatible; pure except `find_trtexec`/`run_trtexec`.
 """
@@ -93,8 +95,10 @@ def build_command(trt_version, onnx_path, engine_path, precision="fp32", profile
         if int8_fp16_fallback:
             args.append("--fp16")
         args.append("--calib=%s" % calib_cache)
-    if not allow_tf32 and mm[0] < 11:
-        args.append("--noTF32")  # as our builder: FP32 layers really in FP32 (TensorRT's default is TF32)
+    if not allow_tf32:
+        # as our builder: FP32 layers really in FP32 (TensorRT's default is TF32). trtexec 11 still
+        # takes --noTF32 and clears BuilderFlag.TF32, as the Python builder does (docs/tensorrt-rtx.md)
+        args.append("--noTF32")
     # shapes
     if profile is not None:
         name, lo, opt, hi = profile

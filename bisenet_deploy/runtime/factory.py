@@ -17,7 +17,7 @@ from ..portable.runner_base import Runner
 log = logging.getLogger(__name__)
 
 BACKENDS: Dict[str, str] = {
-    "tensorrt": "a TensorRT engine through pycuda (needs --engine)",
+    "tensorrt": "a TensorRT or TensorRT-RTX engine through pycuda (needs --engine)",
     "onnxruntime": "onnxruntime on the CPU (needs --onnx)",
     "onnxruntime-cuda": "onnxruntime's CUDA execution provider (onnxruntime-gpu; needs --onnx)",
     "onnxruntime-trt": "onnxruntime's TensorRT execution provider (onnxruntime-gpu; needs --onnx)",
@@ -43,10 +43,13 @@ def backend_problem(backend: str) -> Optional[str]:
     if backend not in BACKENDS:
         return f"unknown backend {backend!r} (choose from {', '.join(BACKENDS)})"
     if backend == "tensorrt":
-        missing = [m for m in ("tensorrt", "pycuda") if not _has_module(m)]
+        # either flavour: the engine's sidecar says which one runs it (TensorRT-RTX engines too)
+        has_trt = any(_has_module(m) for m in ("tensorrt", "tensorrt_rtx", "tensorrt_rtx_bindings"))
+        missing = ([] if has_trt else ["tensorrt"]) + ([] if _has_module("pycuda") else ["pycuda"])
         if missing:
             return (f"{' and '.join(missing)} not installed: the tensorrt backend needs an NVIDIA "
-                    f"GPU with TensorRT and pycuda (`pip install .[trt]`; on a Jetson: JetPack)")
+                    f"GPU with TensorRT (or TensorRT-RTX) and pycuda (`pip install .[trt]`; on a "
+                    f"Jetson: JetPack)")
         return None
     if backend.startswith("onnxruntime"):
         from .ort_runner import PROVIDERS, available_providers

@@ -162,8 +162,8 @@ def environment_checks():
     except MissingDependencyError:
         rows.append(("numpy", "not importable", False, NUMPY_HINT))
     try:
-        from bisenet_trt.trt_api import import_tensorrt
-        trt_version = import_tensorrt().__version__
+        from bisenet_trt.flavours import import_tensorrt
+        trt_version = import_tensorrt("tensorrt").__version__
         ok = trt_version.split(".")[:2] == ["8", "2"]
         rows.append(("TensorRT", trt_version, True,
                      "" if ok else "not the 8.2 of JetPack 4.6: engines still build on the "
@@ -366,15 +366,16 @@ def build_with_builder(onnx_path, record, engine_path, precision, args):
     """The toolkit's own builder (bisenet_trt.builder), as bisenet-build-engine uses it."""
     from bisenet_trt import builder
     options = builder.BuildOptions(precision=precision, output=engine_path,
-                                   workspace_mib=args.workspace, timing_cache=args.timing_cache)
+                                   workspace_mib=args.workspace, timing_cache=args.timing_cache,
+                                   flavour="tensorrt")
     return builder.build_engine(onnx_path, record, options)
 
 
 def build_with_trtexec(onnx_path, record, engine_path, precision, args):
     """NVIDIA's trtexec builds the engine; our sidecar is then written from the engine itself."""
     from bisenet_trt import trtexec
-    from bisenet_trt.trt_api import import_tensorrt
-    trt = import_tensorrt()
+    from bisenet_trt.flavours import import_tensorrt
+    trt = import_tensorrt("tensorrt")
     exe = args.trtexec_path
     if not os.path.isfile(exe):
         raise UserError("%s not found: install it with `sudo apt-get install libnvinfer-bin` "
@@ -411,7 +412,8 @@ def sidecar_from_engine(trt, engine_file, engine_path, onnx_path, record, precis
     from bisenet_trt.trt_runner import engine_io
     with open(engine_file, "rb") as f:
         blob = f.read()
-    runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+    from bisenet_trt.trt_logger import tensorrt_logger
+    runtime = trt.Runtime(tensorrt_logger(trt))
     engine = runtime.deserialize_cuda_engine(blob)
     if engine is None:
         raise EngineError("TensorRT cannot load the engine trtexec wrote (%s)" % engine_file)

@@ -1,0 +1,155 @@
+"""Before and around deserializing an engine: its sidecar, its flavour, and TensorRT-RTX's caches.
+
+- The sidecar beside an engine says which TensorRT flavour, version and GPU (or TensorRT-RTX
+  targets) it was built for; an engine without one is recognised as TensorRT-RTX by its header.
+- The flavour decides which TensorRT to import. An engine whose flavour is not installed here is
+  refused in one line saying what to install, and that the other flavour cannot stand in.
+- TensorRT-RTX compiles its kernels on the GPU when a context is created; the runtime cache beside
+  the engine (`<engine-stem>.sm<XY>.runtime.cache`) keeps them, so that happens once per GPU.
+
+Python 3.6 compatible; TensorRT is passed in or imported lazily.
+"""
+
+import json
+import logging
+import os
+
+from .engine_paths import runtime_cache_path, sidecar_path as default_sidecar_path
+from .errors import EngineError, IncompatibleEngineError, MissingDependencyError
+from .fileio import write_bytes_atomic
+from .flavours import FULL, RTX, available_flavours, flavour_label, import_flavour, install_hint
+from .sidecar import check_engine_compatible, check_engine_file, read_sidecar, sidecar_flavour
+
+log = logging.getLogger(__name__)
+
+#: the first bytes of a TensorRT-RTX engine (full TensorRT plans start differently)
+RTX_ENGINE_MAGIC = b"vtrt"
+
+
+def record_from_sidecar(sidecar):
+    """The bisenet_deploy metadata record stored in a sidecar dict ("onnx_metadata")."""
+    record = sidecar.get("onnx_metadata") if isinstance(sidecar, dict) else None
+    if isinstance(record, str):
+        record = json.loads(record)
+    return record
+
+
+def load_sidecar(engine_path, sidecar_path=None):
+    """(path, dict) of the engine's sidecar, or (None, None) when there is none beside it.
+
+    An explicitly given sidecar must exist; a corrupt one is an EngineError either way.
+    """
+    path = sidecar_path or default_sidecar_path(engine_path)
+    if not os.path.isfile(path):
+        if sidecar_path:
+            raise EngineError("the engine sidecar %s does not exist" % sidecar_path)
+        return None, None
+    return path, read_sidecar(path if path.endswith(".json") else engine_path)
+
+
+def check_sidecar(engine_path, sidecar, trt_version, gpu_name, compute_capability, flavour=FULL):
+    """Refuse an engine that is not the sidecar's file or was built for another flavour, GPU or
+    TensorRT version (the checks live in portable/sidecar.py)."""
+    check_engine_file(engine_path, sidecar)
+    check_engine_compatible(sidecar, trt_version, gpu_name, compute_capability, flavour)
+
+
+def engine_flavour(engine_path, sidecar=None):
+    """The flavour that built the engine: its sidecar's, else read from the file's header."""
+    if sidecar is not None:
+        return sidecar_flavour(sidecar)
+    try:
+        with open(str(engine_path), "rb") as f:
+            head = f.read(len(RTX_ENGINE_MAGIC))
+    except (IOError, OSError):
+        return FULL
+    return RTX if head == RTX_ENGINE_MAGIC else FULL
+
+
+def import_for_engine(engine_path, sidecar=None):
+    """The TensorRT module that can load this engine, or a one-line MissingDependencyError: the
+    flavour that built it is missing (and, when the other flavour is here, that it cannot stand
+    in)."""
+    flavour = engine_flavour(engine_path, sidecar)
+    try:
+        return import_flavour(flavour)
+    except MissingDependencyError:
+        others = [f for f in available_flavours() if f != flavour]
+        if not others:
+            raise
+        built = (sidecar or {}).get("tensorrt_version")
+        raise MissingDependencyError(
+            "%s was built with %s%s, which is not installed here, and the %s installed here cannot "
+            "load it (neither loads the other's engines): %s, or rebuild the engine with "
+            "`bisenet-build-engine --backend %s`"
+            % (engine_path, flavour_label(flavour), " " + built if built else "",
+               flavour_label(others[0]), install_hint(flavour), others[0])) from None
+
+
+def check_engine_validity(trt, runtime, blob, engine_path):
+    """Where the runtime can tell (TensorRT-RTX's get_engine_validity), refuse an engine this
+    machine cannot run before deserializing it, naming TensorRT's reasons."""
+    if not hasattr(runtime, "get_engine_validity"):
+        return
+    try:
+        validity, diagnostics = runtime.get_engine_validity(blob)
+    except Exception as exc:  # an older binding without this call: deserialize will tell
+        log.debug("get_engine_validity: %s", exc)
+        return
+    if getattr(validity, "name", str(validity)).split(".")[-1] != "INVALID":
+        return
+    reasons = []
+    enum = getattr(trt, "EngineInvalidityDiagnostics", None)
+    for name, member in (getattr(enum, "__members__", None) or {}).items():
+        try:
+            if int(diagnostics) & int(member):
+                reasons.append(name.lower().replace("_", " "))
+        except (TypeError, ValueError):
+            break
+    raise IncompatibleEngineError(
+        "%s cannot run %s here (%s): rebuild it with `bisenet-build-engine` for this GPU"
+        % (trt.__name__.split(".")[0], engine_path, ", ".join(reasons) or "invalid engine"))
+
+
+class RuntimeCache(object):
+    """TensorRT-RTX's runtime cache of one engine on one GPU, loaded from and saved to a file."""
+
+    def __init__(self, engine_path, compute_capability):
+        self.path = runtime_cache_path(engine_path, compute_capability)
+        self.config = None
+        self.cache = None
+        self.loaded_bytes = 0
+
+    def runtime_config(self, engine):
+        """The engine's IRuntimeConfig with the cache attached (loaded from disk when present)."""
+        self.config = engine.create_runtime_config()
+        self.cache = self.config.create_runtime_cache()
+        if os.path.isfile(self.path):
+            with open(self.path, "rb") as f:
+                blob = f.read()
+            if self.cache.deserialize(blob):
+                self.loaded_bytes = len(blob)
+                log.info("runtime cache %s loaded (%d bytes): no kernel compilation", self.path,
+                         len(blob))
+            else:
+                log.warning("the runtime cache %s was made for another GPU, driver or "
+                            "TensorRT-RTX: compiling the kernels again (it is replaced)", self.path)
+        if not self.config.set_runtime_cache(self.cache):
+            log.warning("TensorRT-RTX did not accept a runtime cache: kernels are compiled on "
+                        "every load")
+            self.cache = None
+        return self.config
+
+    def save(self):
+        """Write the cache beside the engine (atomically); a failure only costs compile time."""
+        if self.cache is None:
+            return 0
+        try:
+            data = bytes(self.cache.serialize())
+            if data and len(data) != self.loaded_bytes:
+                write_bytes_atomic(self.path, data)
+                log.info("runtime cache saved: %s (%d bytes)", self.path, len(data))
+            return len(data)
+        except (IOError, OSError) as exc:
+            log.warning("could not save the runtime cache %s (%s)", self.path, exc)
+            return 0

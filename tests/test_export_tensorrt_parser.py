@@ -1,0 +1,139 @@
+"""Every graph `bisenet-export onnx` makes goes through a real TensorRT ONNX parser.
+
+TensorRT-RTX's parser runs without a GPU, so here (and in CI) every target x output x
+normalization x batch mode is exported at a small size and parsed for real, for bisenetv2 and
+bisenetv2-coincheung; bisenetv2-large (ten times slower to export, same operators at other widths
+and depths) once per target, with output, normalization and batch mode rotated. The export runs
+the parser itself and refuses a graph it rejects; on top of that the parsed network's I/O must be
+what the export's metadata record promises (names, shapes, dtypes): that record is what every
+runtime and the engine sidecar rely on.
+"""
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorrt_rtx_bindings", reason="TensorRT-RTX is not installed: "
+                    "pip install -e '.[rtx]' (CI installs it)")
+
+TARGETS = ("trt8.2", "trt8.6", "trt10", "trt11")
+OUTPUTS = ("labels", "logits", "both")
+NORMALIZE = ("in-graph", "none")
+BATCHES = (None, (1, 2, 4))  # static batch 1, dynamic 1:2:4
+SIZES = dict(input_size=(96, 48), model_size=(64, 32))  # the graph keeps its in-graph resize
+
+
+@pytest.fixture(scope="module")
+def models():
+    import torch
+
+    from bisenet_deploy.checkpoint import load_model
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # ~100 small exports: threads only contend at these sizes
+    cache = {}
+
+    def get(arch):
+        if arch not in cache:
+            loaded = load_model(None, arch=arch, dataset="cityscapes", seed=0)
+            cache[arch] = (loaded.model, loaded.metadata)
+        return cache[arch]
+
+    yield get
+    torch.set_num_threads(threads)
+
+
+def _export(models, tmp_path, arch, target, output, normalize, batch):
+    from bisenet_deploy.export.pipeline import ExportOptions, export_onnx
+
+    name = "%s-%s-%s-%s-%s.onnx" % (arch, target, output, normalize, "dyn" if batch else "b1")
+    options = ExportOptions(output_path=str(tmp_path / name), target=target, output=output,
+                            normalize=normalize, dynamic_batch=batch, parity=False, **SIZES)
+    return export_onnx(options, loaded=models(arch))
+
+
+def _check_parsed(result):
+    """The export's own parser verdict, then a second parse of the written file whose network I/O
+    must be the record's."""
+    from bisenet_deploy.portable.build_steps import parse_network
+    from bisenet_deploy.portable.capabilities import detect_capabilities
+    from bisenet_deploy.portable.flavours import import_tensorrt
+    from bisenet_deploy.portable.trt_api import numpy_to_trt_dtype_name
+    from bisenet_deploy.portable.trt_logger import tensorrt_logger
+    from bisenet_deploy.portable.engine_io import specs_from_record
+
+    verdict = result.parser
+    assert verdict is not None and verdict.ok, verdict and verdict.summary()
+    assert verdict.label.startswith("TensorRT") and verdict.errors == []
+    trt = import_tensorrt()
+    with open(result.path, "rb") as f:
+        data = f.read()
+    parsed = parse_network(trt, detect_capabilities(trt), data, result.path, tensorrt_logger(trt))
+    assert parsed.ok, parsed.errors
+    inp, outs = specs_from_record(result.record)
+    want = [(inp.name, list(inp.shape), np.dtype(inp.dtype).name)]
+    want += [(o.name, list(o.shape), np.dtype(o.dtype).name) for o in outs]
+    got = [(t["name"], t["shape"], t["dtype"]) for t in parsed.io]
+    assert got == want
+    assert numpy_to_trt_dtype_name(got[0][2]) == "FLOAT"
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("arch", ["bisenetv2", "bisenetv2-coincheung"])
+def test_every_export_parses(models, tmp_path, arch, target):
+    for output, normalize, batch in itertools.product(OUTPUTS, NORMALIZE, BATCHES):
+        _check_parsed(_export(models, tmp_path, arch, target, output, normalize, batch))
+
+
+@pytest.mark.parametrize("target, output, normalize, batch", [
+    ("trt8.2", "labels", "in-graph", None), ("trt8.6", "logits", "none", (1, 2, 4)),
+    ("trt10", "both", "none", None), ("trt11", "labels", "in-graph", (1, 2, 4))])
+def test_large_arch_parses(models, tmp_path, target, output, normalize, batch):
+    _check_parsed(_export(models, tmp_path, "bisenetv2-large", target, output, normalize, batch))
+
+
+def test_check_cli_names_the_real_parser_and_fails_on_its_rejection(tmp_path, capsys):
+    import onnx
+    from onnx import TensorProto, helper
+
+    from bisenet_deploy.cli.export_main import main
+
+    good = tmp_path / "good.onnx"
+    inp = helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 8, 8])
+    out = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3, 8, 8])
+    relu = helper.make_node("Relu", ["image"], ["logits"], name="relu0")
+    onnx.save(helper.make_model(helper.make_graph([relu], "g", [inp], [out]),
+                                opset_imports=[helper.make_opsetid("", 17)]), str(good))
+    assert main(["check", str(good), "--target", "trt11"]) == 0
+    printed = capsys.readouterr().out
+    assert "PASS %s: TensorRT-RTX 1.7.1 ONNX parser: PASS" % good in printed
+    # a custom-domain node: the rule check says so, and the real parser names the node and why
+    bad = tmp_path / "bad.onnx"
+    custom = helper.make_node("FancyArgMax", ["image"], ["logits"], name="custom_argmax",
+                              domain="my.ops")
+    onnx.save(helper.make_model(helper.make_graph([custom], "g", [inp], [out]),
+                                opset_imports=[helper.make_opsetid("", 17),
+                                               helper.make_opsetid("my.ops", 1)]), str(bad))
+    assert main(["check", str(bad), "--target", "trt11"]) == 1
+    printed = capsys.readouterr().out
+    line = [p for p in printed.splitlines() if "ONNX parser: FAIL" in p]
+    assert len(line) == 1 and "node 0 'custom_argmax' (FancyArgMax)" in line[0]
+
+
+def test_parser_verdict_is_recorded_in_the_cli_output(tmp_path, capsys):
+    from bisenet_deploy.cli.export_main import main
+
+    path = tmp_path / "m.onnx"
+    assert main(["onnx", "--arch", "bisenetv2-coincheung", "--input-size", "96x48",
+                 "--model-size", "64x32", "--target", "trt11", "--skip-parity",
+                 "-o", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "  parser  TensorRT-RTX 1.7.1 ONNX parser: PASS" in out
+    # the verdict describes this machine's TensorRT, not the graph: nothing of it in the ONNX
+    import onnx
+
+    props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert json.loads(props["bisenet_deploy"])["export"]["target"] == "trt11"
+    assert not [k for k in props if "parser" in k]
