@@ -31,9 +31,14 @@ def fake_trt(version):
                "create_builder_config": None}
     config = {"set_flag": None, "profiling_verbosity": None, "create_timing_cache": None,
               "set_timing_cache": None, "get_timing_cache": None, "add_optimization_profile": None}
+    dtypes = dict(FLOAT=0, HALF=1, INT8=2, INT32=3, BOOL=4)
+    if v >= (8, 5):
+        dtypes["UINT8"] = 5
+    if major >= 10:
+        dtypes["INT64"] = 6
     mod = {"__version__": "%d.%d.0.1" % v, "Logger": object, "OnnxParser": object,
            "ProfilingVerbosity": _ns(DETAILED=2, LAYER_NAMES_ONLY=0, NONE=1),
-           "ParserError": _ns(desc=None, node=None, code=None)}
+           "ParserError": _ns(desc=None, node=None, code=None), "DataType": _ns(**dtypes)}
     net_flags = {}
     if major < 11:
         mod["BuilderFlag"] = _ns(FP16=0, INT8=1)
@@ -57,6 +62,8 @@ def fake_trt(version):
     if v >= (8, 6):
         config["builder_optimization_level"] = 3
         mod["ParserError"] = _ns(desc=None, node=None, code=None, node_name=None)
+    config["clear_flag"] = None
+    mod["BuilderFlag"].TF32 = 7
     if v >= (10, 0):
         net_flags["STRONGLY_TYPED"] = 1
     mod["NetworkDefinitionCreationFlag"] = _ns(**net_flags)

@@ -1,7 +1,9 @@
-"""mypy over builder.py's TensorRT calls against the tensorrt-stubs (10.x) package.
+"""mypy over the engine builder's TensorRT calls against the tensorrt-stubs (10.x) package.
 
-builder.py names the stub types in type comments (`tensorrt` itself is imported only lazily), so
-the check runs on a copy of portable/ with `import tensorrt` prepended. tensorrt-stubs
+build_steps.py (the parse/configure/build/save steps, where every TensorRT call of a build is)
+names the stub types in type comments (`tensorrt` itself is imported only lazily), so the check
+runs on a copy of portable/ with `import tensorrt` prepended to it; builder.py, which strings the
+steps together, is checked in the same run. tensorrt-stubs
 10.13.0.35.1 does not parse as shipped (parameters named `in`, a parameter without a default
 after defaulted ones), so a copy of the stubs is patched for those syntax errors only; errors
 mypy reports inside the stubs themselves are ignored, errors in builder.py fail the test.
@@ -54,13 +56,16 @@ def test_builder_type_checks_against_tensorrt_stubs(tmp_path):
 
     pkg = tmp_path / "bisenet_trt"
     shutil.copytree(PORTABLE, str(pkg), ignore=shutil.ignore_patterns("__pycache__"))
-    builder = pkg / "builder.py"
-    builder.write_text(builder.read_text().replace(
-        "\nimport argparse\n", "\nimport tensorrt  # injected for the type check\nimport argparse\n", 1))
+    steps = pkg / "build_steps.py"
+    text = steps.read_text()
+    assert "\nimport logging\n" in text
+    steps.write_text(text.replace(
+        "\nimport logging\n", "\nimport tensorrt  # injected for the type check\nimport logging\n", 1))
 
     env = dict(os.environ, MYPYPATH=str(stubs))
     out = subprocess.run([sys.executable, "-m", "mypy", "--follow-imports=silent",
-                          "--no-incremental", "bisenet_trt/builder.py"],
+                          "--no-incremental", "bisenet_trt/build_steps.py",
+                          "bisenet_trt/builder.py"],
                          cwd=str(tmp_path), env=env, capture_output=True, text=True)
     report = out.stdout + out.stderr
     if "errors prevented further checking" in report:

@@ -15,7 +15,7 @@ import logging
 import os
 
 from .engine_paths import runtime_cache_path, sidecar_path as default_sidecar_path
-from .errors import EngineError, IncompatibleEngineError, MissingDependencyError
+from .errors import EngineError, IncompatibleEngineError, InputError, MissingDependencyError
 from .fileio import write_bytes_atomic
 from .flavours import FULL, RTX, available_flavours, flavour_label, import_flavour, install_hint
 from .sidecar import check_engine_compatible, check_engine_file, read_sidecar, sidecar_flavour
@@ -150,6 +150,6 @@ class RuntimeCache(object):
                 write_bytes_atomic(self.path, data)
                 log.info("runtime cache saved: %s (%d bytes)", self.path, len(data))
             return len(data)
-        except (IOError, OSError) as exc:
+        except (IOError, OSError, InputError) as exc:  # InputError: a folder that cannot be made
             log.warning("could not save the runtime cache %s (%s)", self.path, exc)
             return 0
