@@ -185,8 +185,9 @@ def describe(env):
     gpu = ", ".join("%s (sm %s)" % (g.get("name"), g.get("compute_capability") or "?")
                     for g in gpus) or "none"
     pk = env.get("packages") or {}
-    versions = ", ".join("%s %s" % (k, pk.get(k) or "-")
-                         for k in ("tensorrt", "onnxruntime", "torch"))
+    shown = ("tensorrt",) + (("tensorrt_rtx",) if pk.get("tensorrt_rtx") else ()) + (
+        "onnxruntime", "torch")
+    versions = ", ".join("%s %s" % (k, pk.get(k) or "-") for k in shown)
     extra = ", driver %s, CUDA %s" % (gpus[0].get("driver"), env.get("cuda")) if gpus else ""
     return "machine: CPU %s (%s cores), GPU %s%s; %s; python %s" % (
         cpu.get("model") or "?", cpu.get("affinity") or cpu.get("logical_cores") or "?", gpu,

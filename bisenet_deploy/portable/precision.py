@@ -136,7 +136,8 @@ def decide_precision(precision, compute_capability, capabilities, onnx_precision
     notes = []
     if compute_capability is None:
         # a trtexec line printed for another machine, or an ahead-of-time TensorRT-RTX build
-        notes.append("GPU unknown: its FP16/INT8 speed was not checked")
+        notes.append("GPU unknown (none here, or a command for another machine): its FP16/INT8 "
+                     "speed was not checked")
         cc = None
         sm = "unknown GPU"
         fast_fp16 = True if platform_fast_fp16 is None else bool(platform_fast_fp16)

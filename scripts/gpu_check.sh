@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# The GPU check, for a machine with an NVIDIA GPU (our CI machines have none):
+#   1. sets up .venv (scripts/setup_env.sh with EXTRAS=test,rtx,trt: TensorRT-RTX, full TensorRT
+#      and pycuda; pycuda builds from source and needs the CUDA toolkit's nvcc on PATH);
+#   2. runs every GPU test: pytest -m "tensorrt or cuda";
+#   3. exports BiSeNet V2 at the paper's size (2048x1024 input, 1024x512 network, labels) for each
+#      TensorRT flavour present, builds its FP32 and FP16 engines, and times, 5000 iterations each:
+#      the FP32 engine next to torch CUDA FP32, the FP16 engine next to torch CUDA FP16, and the
+#      FP32 engine and torch CUDA again with CUDA graphs;
+#   4. writes each run's JSON report and PNG plot under benchmarks/ (gpu-check-*).
+# About 5-8 minutes on a current GPU. Exit status: 0 when everything passed, else the first
+# failure's (tests or benchmarks); every step runs regardless, so one failure does not hide others.
+#
+# Environment variables:
+#   ITERS        timed iterations per backend (default 5000: the paper's protocol)
+#   CHECKPOINT   checkpoint to export (default models/model_final_v2_city.pth when present,
+#                else seeded random weights: speed is representative, labels are not)
+#   EXTRAS       pip extras (default test,rtx,trt); TORCH_SPEC as for setup_env.sh (a CUDA build
+#                of torch: the default torch==2.13.0 from the package index is one on Linux)
+#   SKIP_SETUP=1 use the current environment as it is
+#   SKIP_TESTS=1 only the benchmarks
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+status=0
+fail() { echo "gpu_check: FAILED: $*"; [ "$status" = 0 ] && status=${2:-1}; }
+
+if ! { command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; }; then
+    echo "gpu_check: no NVIDIA GPU here (nvidia-smi does not answer): run this on a GPU machine"
+    exit 4
+fi
+if [ "${SKIP_SETUP:-0}" != "1" ]; then
+    EXTRAS=${EXTRAS:-test,rtx,trt} bash scripts/setup_env.sh ||
+        { echo "gpu_check: setup failed"; exit 4; }
+    # shellcheck disable=SC1091
+    . "${VENV:-.venv}/bin/activate"
+fi
+nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total --format=csv,noheader
+python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" ||
+    fail "this torch has no CUDA (set TORCH_SPEC to a CUDA build)"
+
+if [ "${SKIP_TESTS:-0}" != "1" ]; then
+    echo "== pytest -m 'tensorrt or cuda'"
+    python -m pytest -m "tensorrt or cuda" -ra -q || fail "GPU tests" $?
+fi
+
+CHECKPOINT=${CHECKPOINT:-}
+if [ -z "$CHECKPOINT" ] && [ -f models/model_final_v2_city.pth ]; then
+    CHECKPOINT=models/model_final_v2_city.pth
+fi
+ckpt_args=()
+[ -n "$CHECKPOINT" ] && ckpt_args+=(--checkpoint "$CHECKPOINT")
+ITERS=${ITERS:-5000}
+mkdir -p benchmarks
+
+# the flavours present, each with its export target ("<flavour> <target>" per line)
+flavours=$(python - <<'EOF'
+from bisenet_deploy.portable.capabilities import detect_capabilities
+from bisenet_deploy.portable.flavours import available_flavours, import_flavour
+for flavour in available_flavours():
+    print(flavour, detect_capabilities(import_flavour(flavour)).export_target)
+EOF
+)
+[ -n "$flavours" ] || fail "no TensorRT flavour is importable (pip install '.[rtx]' or '.[trt]')"
+
+bench() {  # bench NAME ARGS...: one bisenet-bench run with its JSON report and plot
+    local name=$1
+    shift
+    echo "== bisenet-bench $name"
+    bisenet-bench "$@" --iters "$ITERS" --json "benchmarks/gpu-check-$name.json" \
+        --plot "benchmarks/gpu-check-$name.png" || fail "benchmark $name" $?
+}
+
+while read -r flavour target; do
+    [ -n "$flavour" ] || continue
+    short=${flavour/tensorrt-rtx/rtx}
+    short=${short/tensorrt/trt}
+    base=export/gpu-check-$target-2048x1024-to-1024x512-labels
+    common=(--input-size 2048x1024 --model-size 1024x512 --output labels --target "$target")
+    echo "== $flavour: export ($target) and FP32/FP16 engines"
+    bisenet-export onnx "${common[@]}" ${ckpt_args[@]+"${ckpt_args[@]}"} -o "$base.onnx" ||
+        { fail "export for $flavour" $?; continue; }
+    fp16_onnx=$base.onnx
+    if [ "$target" = trt11 ]; then  # strongly typed: FP16 comes from an FP16 graph
+        fp16_onnx=$base-fp16.onnx
+        bisenet-export onnx "${common[@]}" ${ckpt_args[@]+"${ckpt_args[@]}"} --precision fp16 \
+            -o "$fp16_onnx" || { fail "FP16 export for $flavour" $?; continue; }
+    fi
+    e32=engines/gpu-check-$short-fp32.engine
+    e16=engines/gpu-check-$short-fp16.engine
+    bisenet-build-engine "$base.onnx" --backend "$flavour" --fp32 -o "$e32" || fail "FP32 build" $?
+    bisenet-build-engine "$fp16_onnx" --backend "$flavour" --fp16 -o "$e16" || fail "FP16 build" $?
+    models=(--onnx "$base.onnx" ${ckpt_args[@]+"${ckpt_args[@]}"})
+    bench "$short-fp32" "${models[@]}" --engine "$e32" --backend tensorrt torch-cuda
+    bench "$short-fp16" --onnx "$fp16_onnx" ${ckpt_args[@]+"${ckpt_args[@]}"} --engine "$e16" \
+        --backend tensorrt torch-cuda --precision fp16
+    bench "$short-fp32-cuda-graph" "${models[@]}" --engine "$e32" --backend tensorrt torch-cuda \
+        --cuda-graph
+done <<< "$flavours"
+
+echo "gpu_check: reports in benchmarks/gpu-check-*.json (exit $status)"
+exit "$status"
