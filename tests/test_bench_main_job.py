@@ -95,23 +95,28 @@ def test_cpu_machine_exports_random_weights_and_benches_the_cpu_backends(tmp_pat
     assert "RANDOM weights" in proc.stdout and "no tensorrt backend" in proc.stdout
 
 
+ONNX = "export/main-job-random-init-2048x1024-to-1024x512-labels.onnx"
+FP16 = ONNX[:-len(".onnx")] + "-fp16.onnx"
+
+
+def _trt11_exports():
+    """The two exports for a strongly typed TensorRT's FP16 engine: FP32 (CPU backends), FP16."""
+    common = ("bisenet-export onnx --input-size 2048x1024 --model-size 1024x512 --output labels "
+              "--target trt11")
+    return [common + " -o " + ONNX, common + " --precision fp16 -o " + FP16]
+
+
 def test_cpu_machine_with_tensorrt_rtx_builds_a_real_engine_it_cannot_run(tmp_path):
     pytest.importorskip("tensorrt_rtx_bindings", reason="TensorRT-RTX is not installed here "
                         "(pip install '.[rtx]')")
     proc, calls = _run_main_job(tmp_path, rtx=True)
     assert proc.returncode == 0, proc.stdout
-    onnx = "export/main-job-random-init-2048x1024-to-1024x512-labels.onnx"
-    fp16 = onnx[:-len(".onnx")] + "-fp16.onnx"
     engine = "engines/main-job-random-init-rtx-fp16.engine"
-    assert calls == [
-        # TensorRT-RTX is strongly typed: trt11 rules, and an FP16 graph for the FP16 engine
-        "bisenet-export onnx --input-size 2048x1024 --model-size 1024x512 --output labels "
-        "--target trt11 -o " + onnx,
-        "bisenet-export onnx --input-size 2048x1024 --model-size 1024x512 --output labels "
-        "--target trt11 --precision fp16 -o " + fp16,
-        "bisenet-build-engine %s -o %s --backend tensorrt-rtx --fp16" % (fp16, engine),
+    # TensorRT-RTX is strongly typed: trt11 rules, and an FP16 graph for the FP16 engine
+    assert calls == _trt11_exports() + [
+        "bisenet-build-engine %s -o %s --backend tensorrt-rtx --fp16" % (FP16, engine),
         # the engine cannot run without a GPU: only the CPU backends are timed
-        "bisenet-bench --onnx %s --backend onnxruntime torch --iters 20 --plot" % onnx,
+        "bisenet-bench --onnx %s --backend onnxruntime torch --iters 20 --plot" % ONNX,
     ]
     assert "%s is built but cannot run here: no NVIDIA GPU" % engine in proc.stdout
 
@@ -148,20 +153,14 @@ def test_a_failing_export_stops_the_job(tmp_path):
 def test_gpu_machine_exports_for_its_tensorrt_builds_and_benches_gpu_then_cpu(tmp_path):
     proc, calls = _run_main_job(tmp_path, {"ITERS": "50"}, tensorrt="11.0.0")
     assert proc.returncode == 0, proc.stdout
-    onnx = "export/main-job-random-init-2048x1024-to-1024x512-labels.onnx"
-    fp16 = onnx[:-len(".onnx")] + "-fp16.onnx"
     engine = "engines/main-job-random-init-fp16.engine"
-    assert calls == [
-        "bisenet-export onnx --input-size 2048x1024 --model-size 1024x512 --output labels "
-        "--target trt11 -o " + onnx,
-        # TensorRT 11 builds FP16 from an FP16 graph; the CPU backends keep the FP32 one
-        "bisenet-export onnx --input-size 2048x1024 --model-size 1024x512 --output labels "
-        "--target trt11 --precision fp16 -o " + fp16,
-        "bisenet-build-engine %s -o %s --backend tensorrt --fp16" % (fp16, engine),
+    # TensorRT 11 builds FP16 from an FP16 graph; the CPU backends keep the FP32 one
+    assert calls == _trt11_exports() + [
+        "bisenet-build-engine %s -o %s --backend tensorrt --fp16" % (FP16, engine),
         "bisenet-bench --onnx %s --engine %s --backend tensorrt --iters 50 --plot"
-        % (onnx, engine),
+        % (ONNX, engine),
         "bisenet-bench --onnx %s --engine %s --backend onnxruntime torch --iters 20 --plot"
-        % (onnx, engine),
+        % (ONNX, engine),
     ]
 
 
