@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from . import __version__
-from .errors import InputError
+from .errors import InputError, UnusableFileError
 
 METADATA_KEY = "bisenet_deploy"
 SCHEMA_VERSION = 1
@@ -128,11 +128,11 @@ def loads_record(text: str) -> Dict[str, Any]:
     try:
         record = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"the bisenet_deploy metadata is not valid JSON ({exc})") from None
+        raise UnusableFileError(f"the bisenet_deploy metadata is not valid JSON ({exc})") from None
     if not isinstance(record, dict) or "model" not in record:
-        raise InputError("the bisenet_deploy metadata has no 'model' section")
+        raise UnusableFileError("the bisenet_deploy metadata has no 'model' section")
     if int(record.get("schema", 0)) > SCHEMA_VERSION:
-        raise InputError(
+        raise UnusableFileError(
             f"the metadata was written by a newer bisenet-deploy (schema {record['schema']}, "
             f"this one reads {SCHEMA_VERSION}): upgrade bisenet-deploy")
     return record

@@ -300,9 +300,14 @@ def test_existing_output_is_refused_then_replaced_with_force(built, tmp_path):
     with pytest.raises(UserError, match="already exists: pass --force"):
         jb.build_bundle(opts)
     assert (out / "old.txt").exists()
+    # --force replaces only what this tool wrote: a folder of the user's stays as it is
+    with pytest.raises(UserError, match="refusing to replace .*no manifest.json"):
+        jb.build_bundle(dataclasses.replace(opts, force=True))
+    assert (out / "old.txt").read_text() == "old" and os.listdir(out) == ["old.txt"]
+    (out / "old.txt").unlink()  # an empty folder holds nothing to lose
 
-    result = jb.build_bundle(dataclasses.replace(opts, force=True, tar=True))
-    assert not (out / "old.txt").exists()
+    jb.build_bundle(dataclasses.replace(opts, force=True))
+    result = jb.build_bundle(dataclasses.replace(opts, force=True, tar=True))  # ours: replaced
     assert jb.verify_bundle(str(out)) == []
     assert result.manifest["build_defaults"]["precision"] == "fp32"
     assert result.manifest["model"]["record"].endswith(".json")

@@ -29,8 +29,9 @@ too, the torch model is wrapped exactly as that ONNX was exported; with --onnx o
 export alone, torch uses the same seeded random weights). A backend whose model is not given, or
 that cannot run here (no GPU, TensorRT or pycuda), is skipped with one line; the others still run.
 
-exit status: 0 when every backend ran or the rest were skipped as unavailable; 3 when a backend
-failed (garbage outputs, engine or input errors); 4 when no backend ran; 2 for bad options.
+exit status: 0 when every backend ran or the rest were skipped as unavailable; when a backend
+failed, the code of its failure as in every command (3 invalid outputs, 5 an unusable model file,
+1 an engine error...; see the README's exit-code table); 4 when no backend ran; 2 for bad options.
 
 example:
   bisenet-bench --onnx export/bisenetv2.onnx --checkpoint models/model_final_v2_city.pth \\
@@ -158,7 +159,8 @@ def make_opener(args):
             options["precision"] = args.precision
         return _open_runner(name, onnx=args.onnx if family != "tensorrt" else None,
                             engine=args.engine if family == "tensorrt" else None,
-                            checkpoint=args.checkpoint if family == "torch" else None, **options)
+                            checkpoint=args.checkpoint if family == "torch" else None,
+                            require_metadata=True, **options)
     return opener
 
 
