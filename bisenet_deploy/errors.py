@@ -8,6 +8,7 @@ from .portable.errors import (  # noqa: F401
     EXIT_USAGE,
     CheckpointError,
     EngineError,
+    EngineFileError,
     ExportError,
     IncompatibleEngineError,
     InputError,

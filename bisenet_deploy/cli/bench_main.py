@@ -11,7 +11,7 @@ import shlex
 import sys
 
 from ..errors import InputError
-from .common import add_logging_args, run_cli
+from .common import add_logging_args, check_report_path, run_cli
 
 BACKENDS = ("tensorrt", "onnxruntime", "onnxruntime-cuda", "onnxruntime-trt", "torch",
             "torch-cuda")
@@ -200,8 +200,11 @@ def _run(args):
     backends = _requested_backends(args)
     if not args.no_json:  # refuse an unwritable report path now, not after a 5000-call run
         check_writable(args.json or os.path.join(rep.DEFAULT_FOLDER, "report.json"), "--json")
+        check_report_path(args.json, "--json")  # an earlier report may go, a user's file not
     if args.plot and args.plot != "auto":
-        check_writable(args.plot, "--plot")
+        check_report_path(args.plot, "--plot", kind="png")
+    elif args.plot and args.json and not args.no_json:  # the plot goes next to the report
+        check_report_path(os.path.splitext(args.json)[0] + ".png", "--plot", kind="png")
     if args.cuda_graph and not {"tensorrt", "torch-cuda"} & set(backends):
         print("note: --cuda-graph applies to tensorrt and torch-cuda only; ignored",
               file=sys.stderr)

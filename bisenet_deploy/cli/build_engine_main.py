@@ -18,7 +18,7 @@ import sys
 
 from .. import __version__
 from ..errors import EngineError, InputError, MissingDependencyError, NoMetadataError
-from .common import add_logging_args, batch_profile_arg, run_cli
+from .common import add_logging_args, batch_profile_arg, non_negative_int, run_cli
 
 log = logging.getLogger("bisenet_deploy.build_engine")
 
@@ -76,7 +76,8 @@ def build_parser():
     b.add_argument("--tf32", action="store_true",
                    help="let TensorRT compute FP32 layers in TF32 on Ampere and newer (faster, "
                         "~1e-3 relative error); default: off, FP32 means FP32")
-    b.add_argument("--gpu", type=int, default=0, metavar="INDEX", help="CUDA device (default 0)")
+    b.add_argument("--gpu", type=non_negative_int, default=0, metavar="INDEX",
+                   help="CUDA device index, 0 or more (default 0)")
     t = p.add_argument_group("trtexec")
     t.add_argument("--trtexec", action="store_true",
                    help="print the equivalent trtexec build command (and a benchmark command)")

@@ -152,14 +152,10 @@ def build_bundle(options: BundleOptions) -> BundleResult:
     validate(options)
     final = os.path.abspath(options.output_dir)
     parent = os.path.dirname(final)
-    created = make_folders(parent)
+    created, staging = make_folders(parent), None
     try:
         staging = tempfile.mkdtemp(prefix="." + os.path.basename(final) + ".", suffix=".tmp",
                                    dir=parent)
-    except BaseException:
-        remove_empty_folders(created)
-        raise
-    try:
         manifest, onnx_rel, parity = _assemble(options, staging)
         tar_path = None
         if options.tar:
@@ -169,7 +165,8 @@ def build_bundle(options: BundleOptions) -> BundleResult:
                 os.chmod(tmp, 0o644)
         _move_into_place(staging, final)
     except BaseException:  # Ctrl-C and SIGTERM included (run_cli turns SIGTERM into one)
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging:
+            shutil.rmtree(staging, ignore_errors=True)
         remove_empty_folders(created)
         raise
     log.info("bundle written: %s (%d files)", final, len(manifest["files"]))

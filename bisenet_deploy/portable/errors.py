@@ -92,6 +92,13 @@ class EngineError(UserError):
     """TensorRT engine building, loading or running failed."""
 
 
+class EngineFileError(EngineError):
+    """An engine file that cannot be used: its sidecar missing, corrupt or not matching it, or a
+    plan TensorRT cannot load."""
+
+    exit_code = EXIT_UNUSABLE_FILE
+
+
 class IncompatibleEngineError(EngineError):
     """An engine built for another GPU or TensorRT version than the one present."""
 

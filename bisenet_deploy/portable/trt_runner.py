@@ -27,7 +27,7 @@ import numpy as np
 
 from .cuda_context import CudaContext
 from .engine_paths import sidecar_path as default_sidecar_path
-from .errors import EngineError, IncompatibleEngineError, InputError
+from .errors import EngineError, EngineFileError, IncompatibleEngineError, InputError
 from .runner_base import Runner, TensorSpec
 from .sidecar import REBUILD_HINT, check_engine_compatible, check_engine_file, read_sidecar
 from .trt_api import engine_uses_tensor_api, import_tensorrt
@@ -212,7 +212,7 @@ def load_sidecar(engine_path, sidecar_path=None):
     path = sidecar_path or default_sidecar_path(engine_path)
     if not os.path.isfile(path):
         if sidecar_path:
-            raise EngineError("the engine sidecar %s does not exist" % sidecar_path)
+            raise EngineFileError("the engine sidecar %s does not exist" % sidecar_path)
         return None, None
     return path, read_sidecar(path if path.endswith(".json") else engine_path)
 
