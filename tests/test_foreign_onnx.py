@@ -51,27 +51,24 @@ def _commands(folder, model):
 COMMANDS = ["predict", "predict-torch", "compare", "eval", "bench", "build-engine", "jetson"]
 
 
+@pytest.mark.parametrize("kind", ["foreign", "corrupt"])
 @pytest.mark.parametrize("command", COMMANDS)
-def test_an_onnx_without_metadata_is_refused_in_one_line(models, command, capsys):
-    folder, foreign, _ = models
-    main, argv = _commands(folder, foreign)[command]
-    assert main.main(argv + ["-q"]) == UNUSABLE_FILE
+def test_an_onnx_without_metadata_or_corrupt_is_refused_in_one_line(models, command, kind,
+                                                                     capsys):
+    folder, foreign, corrupt = models
+    path = foreign if kind == "foreign" else corrupt
+    main, argv = _commands(folder, path)[command]
+    assert main.main(argv + ["-q"]) == UNUSABLE_FILE  # the same code in every command
     err = capsys.readouterr().err
     assert "internal error" not in err and "Traceback" not in err
-    line = [x for x in err.splitlines() if "their.onnx" in x][-1]
-    assert "no bisenet-deploy metadata" in line and "bisenet-export onnx" in line
-    for missing in ("input size", "channel order", "mean/std", "classes"):
-        assert missing in line
+    line = [x for x in err.splitlines() if path in x][-1]
+    if kind == "corrupt":
+        assert "not a readable ONNX" in line
+    else:  # names what is missing, and what to do
+        assert "no bisenet-deploy metadata" in line and "bisenet-export onnx" in line
+        for missing in ("input size", "channel order", "mean/std", "classes"):
+            assert missing in line
     assert not (folder / "out").exists() and not (folder / "bundle").exists()
-
-
-@pytest.mark.parametrize("command", COMMANDS)
-def test_a_corrupt_onnx_gets_the_same_exit_code_everywhere(models, command, capsys):
-    folder, _, corrupt = models
-    main, argv = _commands(folder, corrupt)[command]
-    assert main.main(argv + ["-q"]) == UNUSABLE_FILE
-    err = capsys.readouterr().err
-    assert "not a readable ONNX" in err and "internal error" not in err
 
 
 def test_check_reads_the_graph_of_a_foreign_onnx(models, capsys):
