@@ -205,6 +205,8 @@ def _run(args):
         check_report_path(args.plot, "--plot", kind="png")
     elif args.plot and args.json and not args.no_json:  # the plot goes next to the report
         check_report_path(os.path.splitext(args.json)[0] + ".png", "--plot", kind="png")
+    elif args.plot and args.no_json:
+        check_report_path(os.path.join(rep.DEFAULT_FOLDER, "bench.png"), "--plot", kind="png")
     if args.cuda_graph and not {"tensorrt", "torch-cuda"} & set(backends):
         print("note: --cuda-graph applies to tensorrt and torch-cuda only; ignored",
               file=sys.stderr)
