@@ -145,3 +145,26 @@ def test_eval_runs_a_folder_dataset_at_its_own_size_by_default(tmp_path, tiny_ex
                            "-q"]) == 0
     protocol = json.loads(report.read_text())["results"][0]["protocol"]
     assert protocol["protocol"] == "full" and protocol["network_size"] == [128, 64]
+
+
+@pytest.mark.parametrize("main, argv", [
+    (predict_main.main, ["--onnx", "nope.onnx", "x.png", "-o", "out"]),
+    (predict_main.main, ["--checkpoint", "nope.pth", "x.png", "-o", "out"]),
+    (predict_main.main, ["--engine", "nope.engine", "x.png", "-o", "out"]),
+    (compare_main.main, ["--against", "onnxruntime:nope.onnx"]),
+    (compare_main.main, ["--checkpoint", "nope.pth", "--against", "torch"]),
+    (export_main.main, ["onnx", "--checkpoint", "nope.pth"]),
+    (export_main.main, ["checkpoint", "--checkpoint", "nope.pth"]),
+    (export_main.main, ["check", "nope.onnx"]),
+    (build_engine_main.main, ["nope.onnx", "--trtexec", "--trt-version", "10.0"]),
+    (bench_main.main, ["--checkpoint", "nope.pth", "--no-json"]),
+], ids=["predict-onnx", "predict-ckpt", "predict-engine", "compare-onnx", "compare-ckpt",
+        "export-onnx", "export-checkpoint", "check", "build-engine", "bench"])
+def test_a_missing_model_file_is_a_usage_error_everywhere(main, argv, tmp_path, monkeypatch,
+                                                          capsys):
+    monkeypatch.chdir(tmp_path)
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "x.png")
+    line = _usage_error(main, argv + ["-q"], capsys)
+    assert "nope." in line and ("not found" in line or "does not exist" in line
+                                or "no such file" in line)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.png"]

@@ -106,6 +106,9 @@ def predict_image(runner, image: np.ndarray, palette, alpha: float = 0.5) -> Dic
 
 
 def _open_video(path: str):
+    # FFmpeg inside OpenCV prints its own lines ("moov atom not found") for a broken file; the
+    # user gets ours, one line (the user's own setting wins)
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     try:
         import cv2
     except ImportError:
