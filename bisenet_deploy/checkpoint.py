@@ -412,11 +412,11 @@ def _positive_int(value, name) -> int:
 
 def _check_path(path) -> str:
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise CheckpointError(f"checkpoint not found: {path} (check the path, or leave "
-                              f"--checkpoint out to try the pipeline with random weights)")
+    if not os.path.exists(path):  # a usage error (exit 2), like every missing path
+        raise InputError(f"checkpoint not found: {path} (check the path, or leave "
+                         f"--checkpoint out to try the pipeline with random weights)")
     if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint {path} is not a file")
+        raise InputError(f"checkpoint {path} is not a file")
     return str(path)
 
 

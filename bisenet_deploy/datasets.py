@@ -28,6 +28,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from .errors import InputError
+from .metadata import palette_problem
 
 __all__ = [
     "CITYSCAPES_ID_TO_TRAINID",
@@ -68,11 +69,9 @@ class DatasetInfo:
         n = len(self.class_names)
         if n < 1:
             raise InputError(f"dataset {self.name!r} needs at least one class")
-        if len(self.palette) != n or any(len(c) != 3 for c in self.palette):
-            raise InputError(f"dataset {self.name!r}: the palette needs {n} RGB triples, "
-                             f"got {len(self.palette)}")
-        if any(not 0 <= int(v) <= 255 for c in self.palette for v in c):
-            raise InputError(f"dataset {self.name!r}: palette values must be 0..255")
+        problem = palette_problem(self.palette, n)
+        if problem:
+            raise InputError(f"dataset {self.name!r}: {problem}")
         if len(self.mean) != 3 or len(self.std) != 3 or any(s <= 0 for s in self.std):
             raise InputError(f"dataset {self.name!r}: mean and std need 3 values each, std > 0")
         if self.channel_order not in ("rgb", "bgr"):
@@ -306,7 +305,9 @@ def custom_dataset(num_classes: int, class_names: Optional[Sequence[str]] = None
     names = [f"class_{i}" for i in range(num_classes)] if class_names is None else list(class_names)
     if len(names) != num_classes:
         raise InputError(f"{len(names)} class names given for {num_classes} classes")
-    colours = deterministic_palette(num_classes) if palette is None else [list(c) for c in palette]
+    colours = deterministic_palette(num_classes) if palette is None else palette
+    if isinstance(colours, (list, tuple)):  # lists of lists; anything else is said by the check
+        colours = [list(c) if isinstance(c, (list, tuple)) else c for c in colours]
     return DatasetInfo(name=name, class_names=names, palette=colours, mean=list(mean),
                        std=list(std), channel_order=channel_order, ignore_index=ignore_index,
                        train_size=list(train_size))
@@ -339,6 +340,9 @@ def load_dataset_file(path: str) -> DatasetInfo:
         raise InputError(f"the dataset file {path} has unknown keys {unknown}; "
                          f"known: {sorted(known)}")
     names = data.get("class_names")
+    if names is not None and (not isinstance(names, list) or not names):
+        raise InputError(f"the dataset file {path}: \"class_names\" must be a list of names, "
+                         f"got {names!r}")
     count = len(names) if names is not None else data["num_classes"]
     options = {k: data[k] for k in ("palette", "mean", "std", "channel_order", "ignore_index",
                                      "train_size") if k in data}

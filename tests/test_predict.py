@@ -130,7 +130,7 @@ def test_bad_inputs(exported, tmp_path, capsys):
     assert "unsupported file type" in capsys.readouterr().err
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not a png")
-    assert main(["--onnx", onnx_path, str(broken), "-o", str(tmp_path / "o2"), "-q"]) == 2
+    assert main(["--onnx", onnx_path, str(broken), "-o", str(tmp_path / "o2"), "-q"]) == 5
     assert "cannot read image" in capsys.readouterr().err
     assert not (tmp_path / "o2").exists()  # nothing written, not even an empty folder
     img = str(images / "street.png")

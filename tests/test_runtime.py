@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from bisenet_deploy.errors import InputError, MissingDependencyError, UserError
+from bisenet_deploy.errors import InputError, MissingDependencyError, UnusableFileError, UserError
 from bisenet_deploy.metadata import ExportInfo, ModelMetadata, build_record
 from bisenet_deploy.portable.preprocess import prepare_input
 from bisenet_deploy.runtime.api import Segmenter, resize_labels_nearest
@@ -477,9 +477,10 @@ def test_shared_image_helpers(tmp_path):
     assert np.array_equal(read_image(str(tmp_path / "a.png")), rgb)
     assert read_image(str(tmp_path / "grey.png")).shape == (4, 6, 3)
     (tmp_path / "bad.png").write_bytes(b"not a png")
-    for path, words in ((tmp_path / "nope.png", "does not exist"), (tmp_path, "is a folder"),
-                        (tmp_path / "bad.png", "cannot read image")):
-        with pytest.raises(InputError, match=words):
+    for path, words, error in ((tmp_path / "nope.png", "does not exist", InputError),
+                               (tmp_path, "is a folder", InputError),
+                               (tmp_path / "bad.png", "cannot read image", UnusableFileError)):
+        with pytest.raises(error, match=words):
             read_image(str(path))
     logits = np.zeros((1, 3, 2, 2), np.float32)
     logits[0, 2] = 1.0

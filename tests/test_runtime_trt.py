@@ -650,7 +650,7 @@ def test_sidecar_metadata_and_compatibility(fake_gpu):
 
 
 def test_missing_engine_and_sidecar_errors(tmp_path):
-    with pytest.raises(EngineError, match="does not exist"):
+    with pytest.raises(InputError, match="does not exist"):  # a missing path: exit code 2
         tr.TensorRTRunner(str(tmp_path / "none.engine"))
     engine = tmp_path / "m.engine"
     engine.write_bytes(b"ENGINE")

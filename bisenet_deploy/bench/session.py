@@ -14,8 +14,9 @@ import json
 import logging
 import time
 
-from ..errors import MissingDependencyError, UserError
-from .harness import DEFAULT_BUFFERS, check_fixed_batch, make_inputs, time_runner
+from ..errors import EXIT_INTERNAL, MissingDependencyError, UserError
+from .harness import (DEFAULT_BUFFERS, BenchmarkError, check_fixed_batch, make_inputs,
+                      time_runner)
 
 log = logging.getLogger(__name__)
 
@@ -94,13 +95,14 @@ def bench_backend(name, opener, inputs, iters, warmup, clock=time.perf_counter, 
         entry.update(status="skipped", error=str(exc))
         log.warning("%s backend skipped: %s", name, exc)
     except UserError as exc:
-        entry.update(status="failed", error=str(exc))
+        entry.update(status="failed", error=str(exc), exit_code=exc.exit_code)
         log.error("%s backend failed: %s", name, exc)
     except Exception as exc:  # a bug: record it, keep the other backends running
         if debug:
             raise
         entry.update(status="failed", error="internal error: %s: %s (re-run with --debug for the "
-                                            "traceback)" % (type(exc).__name__, exc))
+                                            "traceback)" % (type(exc).__name__, exc),
+                     exit_code=EXIT_INTERNAL)
         log.error("%s backend failed: %s", name, entry["error"])
     return entry, record
 
@@ -138,11 +140,13 @@ def exit_code_for(entries):
     """The exit code of a run, from its backends' statuses.
 
     0: every backend ran, or some ran and the others were skipped as unavailable here (no
-    TensorRT, no GPU, no model of that kind given); 3: any backend failed (garbage outputs,
-    engine or input error), even when others ran; 4: no backend ran at all.
+    TensorRT, no GPU, no model of that kind given); a backend failed, even when others ran: the
+    exit code of the first failure, as every command uses it (3 garbage outputs, 5 an unusable
+    model file, 2 a wrong input...); 4: no backend ran at all.
     """
-    if any(e["status"] == "failed" for e in entries):
-        return 3
+    failed = [e for e in entries if e["status"] == "failed"]
+    if failed:
+        return int(failed[0].get("exit_code") or BenchmarkError.exit_code)
     if any(e["status"] == "ok" for e in entries):
         return 0
     return BackendUnavailable.exit_code

@@ -11,7 +11,7 @@ import shlex
 import sys
 
 from ..errors import InputError
-from .common import add_logging_args, run_cli
+from .common import add_logging_args, check_report_path, run_cli
 
 BACKENDS = ("tensorrt", "onnxruntime", "onnxruntime-cuda", "onnxruntime-trt", "torch",
             "torch-cuda")
@@ -29,8 +29,9 @@ too, the torch model is wrapped exactly as that ONNX was exported; with --onnx o
 export alone, torch uses the same seeded random weights). A backend whose model is not given, or
 that cannot run here (no GPU, TensorRT or pycuda), is skipped with one line; the others still run.
 
-exit status: 0 when every backend ran or the rest were skipped as unavailable; 3 when a backend
-failed (garbage outputs, engine or input errors); 4 when no backend ran; 2 for bad options.
+exit status: 0 when every backend ran or the rest were skipped as unavailable; when a backend
+failed, the code of its failure as in every command (3 invalid outputs, 5 an unusable model file,
+1 an engine error...; see the README's exit-code table); 4 when no backend ran; 2 for bad options.
 
 example:
   bisenet-bench --onnx export/bisenetv2.onnx --checkpoint models/model_final_v2_city.pth \\
@@ -158,7 +159,8 @@ def make_opener(args):
             options["precision"] = args.precision
         return _open_runner(name, onnx=args.onnx if family != "tensorrt" else None,
                             engine=args.engine if family == "tensorrt" else None,
-                            checkpoint=args.checkpoint if family == "torch" else None, **options)
+                            checkpoint=args.checkpoint if family == "torch" else None,
+                            require_metadata=True, **options)
     return opener
 
 
@@ -198,8 +200,13 @@ def _run(args):
     backends = _requested_backends(args)
     if not args.no_json:  # refuse an unwritable report path now, not after a 5000-call run
         check_writable(args.json or os.path.join(rep.DEFAULT_FOLDER, "report.json"), "--json")
+        check_report_path(args.json, "--json")  # an earlier report may go, a user's file not
     if args.plot and args.plot != "auto":
-        check_writable(args.plot, "--plot")
+        check_report_path(args.plot, "--plot", kind="png")
+    elif args.plot and args.json and not args.no_json:  # the plot goes next to the report
+        check_report_path(os.path.splitext(args.json)[0] + ".png", "--plot", kind="png")
+    elif args.plot and args.no_json:
+        check_report_path(os.path.join(rep.DEFAULT_FOLDER, "bench.png"), "--plot", kind="png")
     if args.cuda_graph and not {"tensorrt", "torch-cuda"} & set(backends):
         print("note: --cuda-graph applies to tensorrt and torch-cuda only; ignored",
               file=sys.stderr)

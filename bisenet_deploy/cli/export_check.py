@@ -13,7 +13,8 @@ def register(sub) -> None:
                     "against what the chosen TensorRT's ONNX parser accepts, then parse it with "
                     "the real TensorRT ONNX parser where one is installed (full TensorRT, else "
                     "TensorRT-RTX). Prints PASS, or each violation and the parser's verdict; "
-                    "exits 1 on violations or a parser failure.")
+                    "exits 3 on violations or a parser failure (a failed check, as in "
+                    "bisenet-compare), 5 for an unreadable file, 2 for a missing one.")
     p.add_argument("onnx", metavar="MODEL.onnx", help="the ONNX file to check")
     p.add_argument("--target", choices=("trt8.2", "trt8.6", "trt10", "trt11"), default=None,
                    help="target to check against (default: the one in the file's metadata, "
@@ -25,6 +26,7 @@ def register(sub) -> None:
 def _run(args) -> int:
     from ..errors import UserError
     from ..export.check import check_onnx, parser_check
+    from ..portable.errors import EXIT_CHECK_FAILED
     from ..portable.parser_check import NO_PARSER
     from ..export.onnx_metadata import get_record, load_onnx
 
@@ -50,4 +52,5 @@ def _run(args) -> int:
         print(f"parser: {NO_PARSER}")
     else:
         print(f"{'PASS' if verdict.ok else 'FAIL'} {args.onnx}: {verdict.summary()}")
-    return 1 if problems or (verdict is not None and not verdict.ok) else 0
+    failed = problems or (verdict is not None and not verdict.ok)
+    return EXIT_CHECK_FAILED if failed else 0

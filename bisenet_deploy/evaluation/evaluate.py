@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, UnusableFileError
 from ..portable.preprocess import prepare_input
 from ..runtime.api import pad_batch
 from ..runtime.images import read_image
@@ -83,8 +83,13 @@ class EvalTarget:
 def evaluate(targets: Sequence[EvalTarget], samples: Sequence[Sample], *, layout: str,
              num_classes: int, class_names: Optional[Sequence[str]] = None,
              ignore_index: int = 255, limit: Optional[int] = None,
-             progress: bool = True) -> Dict[str, Any]:
-    """Accumulate one confusion matrix per target over `samples`; returns the JSON-able report."""
+             progress: bool = True,
+             skipped: Optional[List[Tuple[str, str]]] = None) -> Dict[str, Any]:
+    """Accumulate one confusion matrix per target over `samples`; returns the JSON-able report.
+
+    With a `skipped` list, a sample whose image or label cannot be read is appended there as
+    (name, reason) and left out of every matrix; without one it stops the evaluation.
+    """
     if not targets:
         raise InputError("no backend to evaluate")
     samples = list(samples)[:limit] if limit else list(samples)
@@ -114,8 +119,15 @@ def evaluate(targets: Sequence[EvalTarget], samples: Sequence[Sample], *, layout
 
     bar = tqdm(samples, desc="evaluating", unit="img", disable=not progress, leave=False)
     for sample in bar:
-        image = read_image(sample.image_path)
-        gt = read_label(sample, layout)
+        try:
+            image = read_image(sample.image_path)
+            gt = read_label(sample, layout)
+        except UnusableFileError as exc:
+            if skipped is None:
+                raise
+            skipped.append((sample.name, str(exc)))
+            log.warning("skipped %s: %s", sample.name, exc)
+            continue
         if gt.shape != image.shape[:2]:
             raise InputError(f"{sample.name}: label {gt.shape[1]}x{gt.shape[0]} and image "
                              f"{image.shape[1]}x{image.shape[0]} differ in size")
@@ -129,6 +141,9 @@ def evaluate(targets: Sequence[EvalTarget], samples: Sequence[Sample], *, layout
             t.infer_ms.append((time.perf_counter() - start) * 1e3)
             cm.update(labels_at(out, w, h), gt, where=f"{t.label}, {sample.name}")
     bar.close()
+    if skipped and len(skipped) == len(samples):
+        raise UnusableFileError(f"none of the {len(samples)} sample(s) could be read (reasons "
+                                f"above)")
 
     results = []
     for t, cm in zip(targets, matrices):
@@ -142,8 +157,9 @@ def evaluate(targets: Sequence[EvalTarget], samples: Sequence[Sample], *, layout
     for r in results:
         r["miou_delta_vs_first"] = None if (base is None or r["miou"] is None) \
             else r["miou"] - base
-    return {"layout": layout, "images": len(samples), "num_classes": num_classes,
-            "ignore_index": ignore_index, "results": results}
+    return {"layout": layout, "images": len(samples) - len(skipped or ()),
+            "num_classes": num_classes, "ignore_index": ignore_index, "results": results,
+            "skipped": [{"sample": name, "reason": why} for name, why in skipped or ()]}
 
 
 def format_table(report: Dict[str, Any], per_class: bool = True) -> str:

@@ -12,12 +12,13 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..errors import InputError, MissingDependencyError
+from ..errors import InputError, MissingDependencyError, UnusableFileError
 from ..portable.fileio import atomic_output
+from ..portable.ownership import check_replaceable, video_mark
 from ..portable.preprocess import prepare_input
 from ..runtime.api import pad_batch
 from ..runtime.images import read_image
@@ -67,6 +68,27 @@ def _unique_stem(path: str, used: Dict[str, int]) -> str:
     return stem if n == 0 else f"{stem}_{n + 1}"
 
 
+def plan_outputs(inputs: Sequence[str], outdir: str) -> List[Tuple[str, Dict[str, str]]]:
+    """(input, {"labels": path, "overlay": path}) for every input, in order: PNGs for an image,
+    MP4s for a video; inputs with the same stem get _2, _3... suffixes."""
+    used: Dict[str, int] = {}
+    plan = []
+    for path in inputs:
+        stem = _unique_stem(path, used)
+        ext = ".mp4" if is_video(path) else ".png"
+        plan.append((path, {kind: os.path.join(outdir, f"{stem}_{kind}{ext}")
+                            for kind in ("labels", "overlay")}))
+    return plan
+
+
+def check_outputs(plan: Sequence[Tuple[str, Dict[str, str]]]) -> None:
+    """Refuse, before any inference, to write over a file this tool did not write (a user's own
+    picture or video of the same name): see portable.ownership."""
+    for path, outputs in plan:
+        for target in outputs.values():
+            check_replaceable(target, "video" if is_video(path) else "png", option="-o")
+
+
 def predict_image(runner, image: np.ndarray, palette, alpha: float = 0.5) -> Dict[str, Any]:
     """One RGB image -> labels, colour map, overlay and timings (ms)."""
     start = time.perf_counter()
@@ -84,6 +106,9 @@ def predict_image(runner, image: np.ndarray, palette, alpha: float = 0.5) -> Dic
 
 
 def _open_video(path: str):
+    # FFmpeg inside OpenCV prints its own lines ("moov atom not found") for a broken file; the
+    # user gets ours, one line (the user's own setting wins)
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     try:
         import cv2
     except ImportError:
@@ -94,36 +119,43 @@ def _open_video(path: str):
             f"frames/%05d.png) and pass the folder") from None
     cap = cv2.VideoCapture(path)
     if not cap.isOpened():
-        raise InputError(f"OpenCV cannot open the video {path}")
+        raise UnusableFileError(f"OpenCV cannot open the video {path} (corrupt, or a codec "
+                                f"it lacks)")
     return cv2, cap
 
 
 def predict_paths(runner, paths: Sequence[str], outdir: str, *, alpha: float = 0.5,
                   max_frames: Optional[int] = None,
-                  on_result: Optional[Callable[[Dict[str, Any]], None]] = None
-                  ) -> List[Dict[str, Any]]:
+                  on_result: Optional[Callable[[Dict[str, Any]], None]] = None,
+                  skipped: Optional[List[Tuple[str, str]]] = None) -> List[Dict[str, Any]]:
     """Run every input through the active runner and write the pictures into `outdir`.
 
     Returns one entry per image / video frame: {"input", "frame", "outputs", "infer_ms",
     "total_ms", "device_ms"}. `on_result` is called after each (the CLI prints latency there).
+    With a `skipped` list, an input that cannot be read (a corrupt image or video) is appended
+    there as (path, reason) and the others still run; without one it stops the run.
     """
-    inputs = collect_inputs(paths)
+    plan = plan_outputs(collect_inputs(paths), outdir)
+    check_outputs(plan)
     palette = palette_from_record(runner.metadata)
-    used: Dict[str, int] = {}
     results: List[Dict[str, Any]] = []
-    for path in inputs:
-        stem = _unique_stem(path, used)
-        if is_video(path):
-            results.extend(_predict_video(runner, path, stem, outdir, palette, alpha, max_frames,
-                                          on_result))
+    for path, outputs in plan:
+        try:
+            if is_video(path):
+                results.extend(_predict_video(runner, path, outputs, palette, alpha, max_frames,
+                                              on_result))
+                continue
+            image = read_image(path)
+        except UnusableFileError as exc:
+            if skipped is None:
+                raise
+            skipped.append((path, str(exc)))
+            log.warning("skipped %s: %s", path, exc)
             continue
-        image = read_image(path)
         r = predict_image(runner, image, palette, alpha)
-        labels_png = os.path.join(outdir, f"{stem}_labels.png")
-        overlay_png = os.path.join(outdir, f"{stem}_overlay.png")
-        write_png(labels_png, r["colour"])
-        write_png(overlay_png, r["overlay"])
-        entry = {"input": path, "frame": None, "outputs": [labels_png, overlay_png],
+        write_png(outputs["labels"], r["colour"])
+        write_png(outputs["overlay"], r["overlay"])
+        entry = {"input": path, "frame": None, "outputs": [outputs["labels"], outputs["overlay"]],
                  "size": [int(image.shape[1]), int(image.shape[0])],
                  "infer_ms": r["infer_ms"], "total_ms": r["total_ms"], "device_ms": r["device_ms"],
                  "classes": [int(c) for c in np.unique(r["labels"])]}
@@ -133,11 +165,9 @@ def predict_paths(runner, paths: Sequence[str], outdir: str, *, alpha: float = 0
     return results
 
 
-def _predict_video(runner, path, stem, outdir, palette, alpha, max_frames, on_result):
+def _predict_video(runner, path, targets, palette, alpha, max_frames, on_result):
     cv2, cap = _open_video(path)
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-    targets = {"overlay": os.path.join(outdir, f"{stem}_overlay.mp4"),
-               "labels": os.path.join(outdir, f"{stem}_labels.mp4")}
     results = []
     writers = {}
     try:
@@ -171,7 +201,10 @@ def _predict_video(runner, path, stem, outdir, palette, alpha, max_frames, on_re
                 w.release()
             writers = {}
             if index == 0:
-                raise InputError(f"no frames could be read from the video {path}")
+                raise UnusableFileError(f"no frames could be read from the video {path}")
+            for tmp in (tmp_overlay, tmp_labels):  # the mark that lets a later run replace them
+                with open(tmp, "ab") as f:
+                    f.write(video_mark())
     finally:
         for w in writers.values():
             w.release()

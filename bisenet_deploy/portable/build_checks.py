@@ -144,7 +144,7 @@ _PARSER_HINTS = (
 
 
 def describe_parser_errors(errors, nodes=None):
-    """'node 3 '/a/Resize' (Resize): message | ...' for parser errors (see explain_parser_errors)."""
+    """"node 3 '/a/Resize' (Resize): message | ..." for parser errors (explain_parser_errors)."""
     parts = []
     for err in errors:
         idx = err.get("node", -1)
@@ -193,7 +193,7 @@ def explain_parser_errors(errors, record, caps, onnx_name="the ONNX", nodes=None
 
 
 def network_creation_flags(trt, features, strongly_typed):
-    """The create_network flag bits for this API generation (`features`: trt_api.BuilderFeatures)."""
+    """The create_network flag bits for this API generation (features: trt_api.BuilderFeatures)."""
     flags = 0
     if features.explicit_batch_flag:  # 8.x: the ONNX parser needs an explicit-batch network
         flags |= 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)

@@ -20,10 +20,11 @@ from .cuda_context import import_pycuda_driver
 from .engine_paths import (default_calibration_cache_path, default_engine_path,
                            default_timing_cache_path)
 from .errors import EngineError, InputError, MissingDependencyError
-from .fileio import check_writable
+from .fileio import check_writable, require_file
 from .flavours import import_tensorrt
 from .gpu_info import query_gpu
 from .onnx_reader import read_onnx_summary, record_from_summary
+from .ownership import check_replaceable
 from .precision import decide_precision, default_precision, onnx_graph_precision
 
 log = logging.getLogger(__name__)
@@ -180,8 +181,7 @@ def plan_build(onnx_path, record, options, trt=None, gpu=None):
     trt/gpu: injected module and GpuInfo (defaults: import the flavour asked for, query the GPU).
     """
     onnx_path = str(onnx_path)
-    if not os.path.isfile(onnx_path):
-        raise InputError("ONNX file %s does not exist" % onnx_path)
+    require_file(onnx_path, "ONNX file")
     trt = trt or import_tensorrt(options.flavour)
     caps = detect_capabilities(trt)
     log.info("%s, API generation %s", caps.label, caps.generation)
@@ -210,6 +210,7 @@ def plan_build(onnx_path, record, options, trt=None, gpu=None):
         onnx_path, gpu.name if gpu else None, cc, caps.version, decision.precision,
         options.engines_root, caps.flavour, options.compute_capabilities)
     engine_path = os.path.abspath(str(engine_path))
+    check_replaceable(engine_path, "engine")  # only an engine of ours, with its sidecar
     check_writable(engine_path, "the engine")
     cache_path = None
     if options.use_timing_cache and caps.timing_cache:

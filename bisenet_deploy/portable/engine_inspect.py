@@ -17,7 +17,7 @@ import json
 import logging
 
 from .engine_load import import_for_engine, load_sidecar
-from .errors import EngineError
+from .errors import EngineError, EngineFileError
 from .trt_logger import tensorrt_logger
 
 log = logging.getLogger(__name__)
@@ -153,9 +153,9 @@ def engine_information(engine_path, trt=None):
     runtime = trt.Runtime(tensorrt_logger(trt))
     engine = runtime.deserialize_cuda_engine(blob)
     if engine is None:
-        raise EngineError("TensorRT could not load %s: built by another TensorRT version or for "
-                          "another GPU (check its sidecar), or no GPU here (engines, TensorRT-RTX's "
-                          "too, are only loaded on a GPU)" % engine_path)
+        raise EngineFileError("TensorRT could not load %s: built by another TensorRT version or "
+                              "for another GPU (check its sidecar), or no GPU here (engines, "
+                              "TensorRT-RTX's too, are only loaded on a GPU)" % engine_path)
     if not hasattr(engine, "create_engine_inspector"):
         raise EngineError("this TensorRT has no engine inspector (needs 8.2+)")
     inspector = engine.create_engine_inspector()

@@ -15,7 +15,7 @@ import logging
 import os
 
 from .engine_paths import runtime_cache_path, sidecar_path as default_sidecar_path
-from .errors import EngineError, IncompatibleEngineError, InputError, MissingDependencyError
+from .errors import EngineFileError, IncompatibleEngineError, InputError, MissingDependencyError
 from .fileio import write_bytes_atomic
 from .flavours import FULL, RTX, available_flavours, flavour_label, import_flavour, install_hint
 from .sidecar import check_engine_compatible, check_engine_file, read_sidecar, sidecar_flavour
@@ -37,12 +37,12 @@ def record_from_sidecar(sidecar):
 def load_sidecar(engine_path, sidecar_path=None):
     """(path, dict) of the engine's sidecar, or (None, None) when there is none beside it.
 
-    An explicitly given sidecar must exist; a corrupt one is an EngineError either way.
+    An explicitly given sidecar must exist; a corrupt one is an EngineFileError either way.
     """
     path = sidecar_path or default_sidecar_path(engine_path)
     if not os.path.isfile(path):
         if sidecar_path:
-            raise EngineError("the engine sidecar %s does not exist" % sidecar_path)
+            raise EngineFileError("the engine sidecar %s does not exist" % sidecar_path)
         return None, None
     return path, read_sidecar(path if path.endswith(".json") else engine_path)
 

@@ -10,7 +10,7 @@ Python 3.6 compatible; pure.
 
 import json
 
-from .errors import InputError
+from .errors import UnusableFileError
 
 METADATA_KEY = "bisenet_deploy"
 
@@ -130,8 +130,8 @@ def read_onnx_summary(data, name="this file"):
                 summary["outputs"].append(_value_info(value))
         summary["inputs"] = [i for i in inputs if i[0] not in initializers]
     except (ValueError, IndexError) as exc:
-        raise InputError("%s is not a readable ONNX model (%s): export it with `bisenet-export "
-                         "onnx`" % (name, exc)) from None
+        raise UnusableFileError("%s is not a readable ONNX model (%s): export it with "
+                                "`bisenet-export onnx`" % (name, exc)) from None
     return summary
 
 
@@ -143,8 +143,9 @@ def record_from_summary(summary):
     try:
         record = json.loads(text)
     except ValueError as exc:
-        raise InputError("the ONNX's bisenet_deploy metadata is not valid JSON (%s)" % exc) from None
+        raise UnusableFileError("the ONNX's bisenet_deploy metadata is not valid JSON (%s)"
+                                % exc) from None
     if not isinstance(record, dict) or "export" not in record or "model" not in record:
-        raise InputError("the ONNX's bisenet_deploy metadata lacks its model/export sections; "
-                         "re-export it with `bisenet-export onnx`")
+        raise UnusableFileError("the ONNX's bisenet_deploy metadata lacks its model/export "
+                                "sections; re-export it with `bisenet-export onnx`")
     return record

@@ -150,9 +150,9 @@ def decide_precision(precision, compute_capability, capabilities, onnx_precision
 
     lowest = caps.min_compute_capability
     if lowest is not None and cc is not None and cc < lowest:
-        raise EngineError("%s does not support GPUs below SM %d.%d and this one is %s: use TensorRT "
-                          "8.6 (the last version for Pascal/Maxwell)" % (trt, lowest[0], lowest[1],
-                                                                         sm))
+        raise EngineError("%s does not support GPUs below SM %d.%d and this one is %s: use "
+                          "TensorRT 8.6 (the last version for Pascal/Maxwell)"
+                          % (trt, lowest[0], lowest[1], sm))
 
     if caps.strong_typing == "always":
         return _decide_strongly_typed(precision, onnx_precision, fast_fp16, sm, caps, warnings,
@@ -214,8 +214,8 @@ def _decide_strongly_typed(precision, onnx_precision, fast_fp16, sm, caps, warni
     if precision == "int8":
         if caps.flavour == RTX:
             raise EngineError("%s has no INT8 calibration: it builds INT8 only from Q/DQ nodes in "
-                              "the ONNX, which bisenet-export does not write; build --fp16 from the "
-                              "FP16 ONNX (`%s`) or --fp32" % (trt, TRT11_FP16_EXPORT))
+                              "the ONNX, which bisenet-export does not write; build --fp16 from "
+                              "the FP16 ONNX (`%s`) or --fp32" % (trt, TRT11_FP16_EXPORT))
         raise EngineError("%s removed INT8 calibration (and all precision flags): build --fp16 "
                           "from the FP16 ONNX (`%s`) or --fp32" % (trt, TRT11_FP16_EXPORT))
     if onnx_precision is None:

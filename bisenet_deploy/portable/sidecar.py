@@ -19,7 +19,7 @@ import json
 import os
 
 from .capabilities import format_targets
-from .errors import EngineError, IncompatibleEngineError
+from .errors import EngineError, EngineFileError, IncompatibleEngineError
 from .engine_paths import sidecar_path
 from .fileio import sha256_file, write_json_atomic
 from .flavours import FULL, RTX, flavour_label
@@ -98,42 +98,44 @@ def write_sidecar(engine_path, sidecar):
 def read_sidecar(engine_path):
     """Read and validate the sidecar of `engine_path` (or a sidecar .json path itself).
 
-    A missing or corrupt sidecar is an EngineError saying how to get a good one.
+    A missing or corrupt sidecar is an EngineFileError (exit 5) saying how to get a good one.
     """
     engine_path = str(engine_path)
     path = engine_path if engine_path.endswith(".json") else sidecar_path(engine_path)
     rebuild = REBUILD_HINT + ", which writes the sidecar beside the engine"
     if not os.path.exists(path):
-        raise EngineError("the engine's sidecar %s is missing, so nothing says which GPU, "
-                          "TensorRT version and preprocessing the engine was built for; %s"
-                          % (path, rebuild))
+        raise EngineFileError("the engine's sidecar %s is missing, so nothing says which GPU, "
+                              "TensorRT version and preprocessing the engine was built for; %s"
+                              % (path, rebuild))
     try:
         with open(path, "rb") as f:
             data = json.loads(f.read().decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise EngineError("the engine sidecar %s is corrupt (%s); %s" % (path, exc, rebuild)) from None
+        raise EngineFileError("the engine sidecar %s is corrupt (%s); %s"
+                              % (path, exc, rebuild)) from None
     if not isinstance(data, dict) or data.get("kind") != SIDECAR_KIND:
-        raise EngineError("%s is not a bisenet-deploy engine sidecar; %s" % (path, rebuild))
+        raise EngineFileError("%s is not a bisenet-deploy engine sidecar; %s" % (path, rebuild))
     missing = [k for k in REQUIRED_KEYS if k not in data]
     if missing:
-        raise EngineError("the engine sidecar %s lacks %s; %s" % (path, ", ".join(missing), rebuild))
+        raise EngineFileError("the engine sidecar %s lacks %s; %s"
+                              % (path, ", ".join(missing), rebuild))
     if int(data.get("schema", 0)) > SIDECAR_SCHEMA:
-        raise EngineError("the engine sidecar %s was written by a newer bisenet-deploy (schema %s, "
-                          "this one reads %d): upgrade bisenet-deploy"
-                          % (path, data.get("schema"), SIDECAR_SCHEMA))
+        raise EngineFileError("the engine sidecar %s was written by a newer bisenet-deploy "
+                              "(schema %s, this one reads %d): upgrade bisenet-deploy"
+                              % (path, data.get("schema"), SIDECAR_SCHEMA))
     flavour = data.setdefault("flavour", FULL)
     if flavour not in (FULL, RTX):
-        raise EngineError("the engine sidecar %s names an unknown TensorRT flavour %r; %s"
-                          % (path, flavour, rebuild))
+        raise EngineFileError("the engine sidecar %s names an unknown TensorRT flavour %r; %s"
+                              % (path, flavour, rebuild))
     gpu = data.get("gpu")
     has_gpu = isinstance(gpu, dict) and "name" in gpu and "compute_capability" in gpu
     if flavour == RTX:
         targets = data.get("targets")
         if not isinstance(targets, list) or not targets or not (gpu is None or has_gpu):
-            raise EngineError("the engine sidecar %s has no compute-capability targets; %s"
-                              % (path, rebuild))
+            raise EngineFileError("the engine sidecar %s has no compute-capability targets; %s"
+                                  % (path, rebuild))
     elif not has_gpu:
-        raise EngineError("the engine sidecar %s has no GPU record; %s" % (path, rebuild))
+        raise EngineFileError("the engine sidecar %s has no GPU record; %s" % (path, rebuild))
     return data
 
 
@@ -155,9 +157,9 @@ def check_engine_file(engine_path, sidecar):
         return
     got = sha256_file(engine_path)
     if got != want:
-        raise EngineError("the engine %s does not match its sidecar (sha256 %s..., sidecar says "
-                          "%s...): the engine was replaced or is damaged; %s"
-                          % (engine_path, got[:12], want[:12], REBUILD_HINT))
+        raise EngineFileError("the engine %s does not match its sidecar (sha256 %s..., sidecar "
+                              "says %s...): the engine was replaced or is damaged; %s"
+                              % (engine_path, got[:12], want[:12], REBUILD_HINT))
 
 
 def check_engine_compatible(sidecar, trt_version, gpu_name, compute_capability, flavour=FULL):

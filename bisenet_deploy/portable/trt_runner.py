@@ -84,8 +84,9 @@ class TensorRTRunner(Runner):
         self._cuda_ctx = None
         self._reset_state()
         if not os.path.isfile(self.engine_path):
-            raise EngineError("engine file %s does not exist: build it first (`bisenet-build-engine`, "
-                              "or `./build_engine.sh` in a Jetson bundle)" % self.engine_path)
+            raise InputError("engine file %s does not exist: build it first "
+                             "(`bisenet-build-engine`, or `./build_engine.sh` in a Jetson bundle)"
+                             % self.engine_path)
         path, sidecar = load_sidecar(self.engine_path, sidecar_path)
         self.sidecar_path, self.sidecar = path, sidecar
         if sidecar is not None:

@@ -85,7 +85,7 @@ def _record_of_onnx(onnx: str) -> Dict[str, Any]:
 def open_runner(backend: str, *, onnx: Optional[str] = None, engine: Optional[str] = None,
                 checkpoint: Optional[str] = None, record: Optional[Dict[str, Any]] = None,
                 device: Optional[Any] = None, precision: Optional[str] = None,
-                **options: Any) -> Runner:
+                require_metadata: bool = False, **options: Any) -> Runner:
     """A (not yet activated) runner for `backend`.
 
     - tensorrt: `engine` (options: sidecar_path, use_cuda_graph, zero_copy, context_mode);
@@ -95,6 +95,9 @@ def open_runner(backend: str, *, onnx: Optional[str] = None, engine: Optional[st
     - torch / torch-cuda: `checkpoint` (None: seeded random weights) and, to run exactly the graph
       of an export, `record` or `onnx` (its record is used). Options: channels_last, cuda_graph,
       threads. `device` for torch-cuda may be "cuda:1" or 1.
+
+    `require_metadata=True` refuses, before any work, an ONNX or engine without the bisenet_deploy
+    record (NoMetadataError): the commands need it to prepare images and read the outputs.
     """
     backend = str(backend).lower()
     if backend not in BACKENDS:
@@ -109,6 +112,10 @@ def open_runner(backend: str, *, onnx: Optional[str] = None, engine: Optional[st
         from ..portable.trt_runner import TensorRTRunner
 
         runner = TensorRTRunner(engine, device=int(device or 0), **options)
+        if require_metadata and runner.metadata is None:
+            from ..errors import NoMetadataError
+
+            raise NoMetadataError(engine, kind="engine")
         built = (runner.sidecar or {}).get("precision")
         if precision and built and precision != built:
             raise InputError(f"the engine {engine} was built for {built}; its precision is "
@@ -124,6 +131,8 @@ def open_runner(backend: str, *, onnx: Optional[str] = None, engine: Optional[st
         problem = backend_problem(backend)
         if problem:
             raise MissingDependencyError(f"{backend}: {problem}")
+        if require_metadata:
+            _record_of_onnx(onnx)  # a foreign, corrupt or missing ONNX: one clear line
         if backend != "onnxruntime-trt":
             _check_artifact_precision(onnx, precision)
             precision = None

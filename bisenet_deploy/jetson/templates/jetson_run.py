@@ -337,9 +337,9 @@ def cmd_build(args):
     onnx_path, record = model_paths(manifest)
     precision = args.precision or default_precision(manifest)
     engine_path = os.path.abspath(args.output or default_engine_path(manifest, precision))
-    if os.path.exists(engine_path) and not args.force:
-        raise UserError("%s exists: pass --force to rebuild it, or -o for another path"
-                        % engine_path)
+    from bisenet_trt.ownership import check_replaceable
+    # without --force nothing is replaced; with it only an engine with the toolkit's sidecar
+    check_replaceable(engine_path, "engine", force=args.force)
     os.makedirs(os.path.dirname(engine_path), exist_ok=True)
     started = time.time()
     if args.trtexec:
