@@ -174,11 +174,12 @@ def test_the_steps_run_one_at_a_time(exports, tmp_path):
 
 
 def test_one_logger_per_process_so_verbose_works_on_a_second_build(exports, tmp_path, caplog):
+    from bisenet_deploy.portable import trt_logger
     from bisenet_deploy.portable.trt_logger import tensorrt_logger
 
     path, record = exports["fp32-labels"]
     first = tensorrt_logger(trt)
-    with caplog.at_level(logging.DEBUG):
+    with caplog.at_level(logging.DEBUG, logger=trt_logger.__name__):
         build_engine(path, record, BuildOptions(output=str(tmp_path / "a.engine")))
         quiet = [r.getMessage() for r in caplog.records if r.getMessage().startswith("TensorRT:")]
         caplog.clear()
