@@ -327,11 +327,11 @@ def test_parse_engine_information():
 def test_inspector_json_of_tensorrt_11_and_rtx_reads_datatype(caplog):
     layers = engine_inspect.parse_engine_information(
         _inspector_json("engine_inspector_rtx1.7_fp16.json"))
-    assert [layer.precision for layer in layers] == ["fp16", "?", "?", "fp16", "fp16", "fp16",
+    assert [layer.precision for layer in layers] == ["fp16", "-", "-", "fp16", "fp16", "fp16",
                                                      "int32"]  # signal/wait layers have no I/O
     assert layers[0].fused == ["image_to_fp16", "/Resize", "/net/segment/S1S2/conv/conv/Conv",
                                "/net/segment/S1S2/conv/relu/Relu", "/Sub"]
-    assert engine_inspect.precision_summary(layers) == {"fp16": 4, "?": 2, "int32": 1}
+    assert engine_inspect.precision_summary(layers) == {"fp16": 4, "-": 2, "int32": 1}
     # the old key still wins where both exist; a tensor with neither has no precision
     assert engine_inspect.tensor_type_text({"Format/Datatype": "FP16", "Datatype": "Float"}) == "FP16"
     assert engine_inspect.tensor_type_text({"Format": "(Linear) Row major"}) == ""

@@ -78,6 +78,14 @@ def _check_engine(result, record, precision, targets=PORTABLE):
                                    "max": [batch["max"], 3, 48, 96]}]
     else:
         assert sc["profiles"] == []
+    # the precisions TensorRT chose, from its own build log (no GPU needed): the strongly typed
+    # build follows the graph, FP16 layers from the FP16 export and none from an FP32 one
+    layers = sc["layer_precisions"]
+    assert layers and (layers.get("int32", 0) >= 1) == ("labels" in record["export"]["output"])
+    if precision == "fp16":
+        assert layers.get("fp16", 0) > 3 * layers.get("fp32", 0)
+    else:
+        assert layers.get("fp32", 0) > 0 and "fp16" not in layers
     # TensorRT-RTX keeps no timing cache (its timing-cache calls do nothing)
     assert not os.path.exists(os.path.join(os.path.dirname(result.engine_path), "timing.cache"))
 
@@ -200,6 +208,7 @@ def test_cli_builds_and_refuses_in_one_line(exports, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "built:    FP16 engine for SM 8.0, 8.6, 8.9, 12.0, 12.1, TensorRT-RTX" in out
     assert "no GPU here: built ahead of time" in out and engine.is_file()
+    assert "fp16 (from TensorRT's build log)" in out or " fp16, " in out
     assert (tmp_path / "e.json").is_file()
     path32, _ = exports["fp32-labels"]
     assert main([path32, "--backend", "tensorrt-rtx", "--fp16", "-o",

@@ -198,6 +198,10 @@ def _build(args):
     if targets is not None:
         print("runs on:  a GPU with %s; it compiles the kernels when it first loads the engine "
               "and keeps them in a runtime cache beside it" % format_targets(targets))
+    if sc.get("layer_precisions"):
+        print("layers:   %s (from TensorRT's build log)" % ", ".join(
+            "%d %s" % (n, "without data" if p == "-" else p)
+            for p, n in sorted(sc["layer_precisions"].items(), key=lambda kv: -kv[1])))
     for entry in sc["io"]:
         print("  %-6s %-8s %s %s" % (entry["mode"], entry["name"], "x".join(
             "N" if d < 0 else str(d) for d in entry["shape"]), entry["dtype"]))

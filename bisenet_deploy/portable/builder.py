@@ -32,11 +32,12 @@ from .build_checks import explain_parser_errors
 from .build_plan import BuildOptions, plan_build  # noqa: F401 - BuildOptions is part of the API
 from .build_steps import (build_serialized, configure_build, parse_network, profile_entries,
                           save_engine, save_timing_cache)
+from .engine_inspect import parse_build_log_layers, precision_summary
 from .engine_paths import sidecar_path
 from .errors import EngineError, InputError, UserError
 from .fileio import sha256_bytes
 from .sidecar import make_sidecar
-from .trt_logger import tensorrt_logger
+from .trt_logger import capture, tensorrt_logger
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,10 @@ def build_engine(onnx_path, record, options, trt=None, gpu=None):
 
     with steps.step("build (%s, %s)" % (caps.label, plan.decision.precision)):
         calibrator = plan.calibrator
-        with _cuda_scope(calibrator is not None, options.gpu_index):
+        # the layer list TensorRT logs (VERBOSE) with detailed profiling verbosity: the only way
+        # to see TensorRT-RTX's layer precisions without a GPU
+        with _cuda_scope(calibrator is not None, options.gpu_index), \
+                capture(logger, "Layers:") as layer_log:
             try:
                 engine_bytes = build_serialized(parsed, config)
             finally:
@@ -129,7 +133,9 @@ def build_engine(onnx_path, record, options, trt=None, gpu=None):
             raise EngineError("%s returned an empty engine" % caps.label)
 
     with steps.step("save"):
-        sidecar = _sidecar(plan, parsed, engine_bytes, time.time() - start)
+        layers = parse_build_log_layers("\n".join(layer_log))
+        sidecar = _sidecar(plan, parsed, engine_bytes, time.time() - start,
+                           precision_summary(layers) if layers else None)
         save_engine(plan.engine_path, engine_bytes, sidecar)
         if plan.cache_path is not None:
             try:
@@ -143,7 +149,7 @@ def build_engine(onnx_path, record, options, trt=None, gpu=None):
                        steps.done)
 
 
-def _sidecar(plan, parsed, engine_bytes, seconds):
+def _sidecar(plan, parsed, engine_bytes, seconds, layer_precisions):
     caps, options, decision = plan.caps, plan.options, plan.decision
     return make_sidecar(
         plan.engine_path, sha256_bytes(engine_bytes), len(engine_bytes), plan.trt.__version__,
@@ -153,7 +159,7 @@ def _sidecar(plan, parsed, engine_bytes, seconds):
         toolkit_version=options.toolkit_version or (plan.record or {}).get("toolkit_version"),
         precision_decision=decision.as_dict(),
         built_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), flavour=caps.flavour,
-        targets=plan.targets, capabilities=caps.as_dict())
+        targets=plan.targets, capabilities=caps.as_dict(), layer_precisions=layer_precisions)
 
 
 def _calibration_error(exc):

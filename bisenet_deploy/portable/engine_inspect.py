@@ -15,6 +15,7 @@ Python 3.6 compatible.
 
 import json
 import logging
+import re
 
 from .engine_load import import_for_engine, load_sidecar
 from .errors import EngineError, EngineFileError
@@ -27,6 +28,10 @@ _PRECISION_WORDS = (
     ("FP8", "fp8"), ("UINT8", "uint8"), ("INT8", "int8"), ("INT32", "int32"), ("INT64", "int64"),
     ("BOOL", "bool"),
 )
+
+
+#: the "precision" of a layer with no data inputs/outputs (TensorRT-RTX's stream signal/wait)
+NO_DATA = "-"
 
 
 class LayerInfo(object):
@@ -110,9 +115,42 @@ def parse_engine_information(text):
         name = layer.get("Name", "?")
         tensors = (layer.get("Outputs") or []) + (layer.get("Inputs") or [])
         fmt = tensor_type_text(tensors[0]) if tensors else ""
-        precision = precision_of_format(fmt) if fmt else "?"
+        precision = precision_of_format(fmt) if fmt else ("?" if tensors or "Inputs" not in layer
+                                                          else NO_DATA)
         out.append(LayerInfo(name, layer.get("LayerType", "?"), precision,
                              fused_layers(name, layer.get("Metadata")), layer.get("TacticName")))
+    return out
+
+
+_DATATYPE = re.compile(r"Datatype: (\w+)")
+_ONNX_LAYER = re.compile(r"\[ONNX Layer: ([^\]]*)\]")
+
+
+def _between(line, start, end):
+    i = line.find(start)
+    j = line.find(end, i + len(start)) if i >= 0 else -1
+    return line[i + len(start):j] if i >= 0 and j >= 0 else ""
+
+
+def parse_build_log_layers(text):
+    """The layer list a build logs at VERBOSE severity with detailed profiling verbosity
+    ("Layers:" then one "Name: ..., LayerType: ..., Inputs: [...], ..., Outputs: [...],
+    TacticName: ..., Metadata: ..." line per layer) -> LayerInfo list. TensorRT-RTX logs it at
+    build time without a GPU, where its engines cannot be inspected; [] when the text has none."""
+    out = []
+    for line in str(text).splitlines():
+        if not line.startswith("Name: ") or ", LayerType: " not in line:
+            continue
+        name = line[len("Name: "):line.find(", LayerType: ")]
+        layer_type = _between(line, ", LayerType: ", ",") or "?"
+        types = (_DATATYPE.findall(_between(line, "Outputs: [", "], TacticName:"))
+                 or _DATATYPE.findall(_between(line, "Inputs: [", "], Constants:")))
+        no_io = "Inputs: [], " in line and "Outputs: [], " in line
+        fused = _ONNX_LAYER.findall(line[line.find("Metadata: "):]) if "Metadata: " in line else []
+        precision = precision_of_format(types[0]) if types else (NO_DATA if no_io else "?")
+        out.append(LayerInfo(name, layer_type, precision,
+                             fused or fused_layers(name),
+                             _between(line, "TacticName: ", ",") or None))
     return out
 
 

@@ -107,7 +107,7 @@ def why_not_ours(path, kind):
 
 
 def _onnx(path):
-    from .builder import _fields, _text_fields  # the ONNX protobuf walker (no onnx package)
+    from .onnx_reader import _fields, _text_fields  # the ONNX protobuf walker (no onnx package)
 
     with open(path, "rb") as f:
         data = f.read()

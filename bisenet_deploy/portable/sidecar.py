@@ -54,10 +54,12 @@ def make_sidecar(engine_file, engine_sha256, engine_bytes, trt_version, api_gene
                  precision, io, profiles, onnx_file, onnx_sha256, onnx_metadata, build_options,
                  build_seconds, builder="bisenet-build-engine", toolkit_version=None,
                  precision_decision=None, built_utc=None, flavour=FULL, targets=None,
-                 capabilities=None):
+                 capabilities=None, layer_precisions=None):
     """The sidecar dict. `gpu` is a dict with at least name and compute_capability ('8.6'), or
     None (TensorRT-RTX built without a GPU); `targets`: the compute capabilities a TensorRT-RTX
-    engine runs on; `capabilities`: TensorRTCapabilities.as_dict() of the building TensorRT."""
+    engine runs on; `capabilities`: TensorRTCapabilities.as_dict() of the building TensorRT;
+    `layer_precisions`: {precision: engine layers} from the build's own layer log, when it had one
+    ("-": layers without data, such as stream synchronization)."""
     if gpu is not None:
         gpu = dict(gpu)
         gpu["compute_capability"] = format_compute_capability(gpu["compute_capability"])
@@ -77,6 +79,7 @@ def make_sidecar(engine_file, engine_sha256, engine_bytes, trt_version, api_gene
         "gpu": gpu,
         "precision": precision,
         "precision_decision": precision_decision,
+        "layer_precisions": layer_precisions,
         "io": list(io),
         "profiles": list(profiles),
         "onnx": {"file": os.path.basename(str(onnx_file)) if onnx_file else None,

@@ -8,7 +8,8 @@ gets one logger for the life of the process; `verbose` only moves its threshold.
 Where the module lets Python subclass `ILogger` (every TensorRT this toolkit supports), messages
 go to this module's Python logger: errors and warnings as such, TensorRT's INFO and VERBOSE lines
 only with `verbose`. `quiet(...)` turns messages containing given fragments into debug lines for
-the duration of a step that expects them (e.g. a parse check that reports the errors itself).
+the duration of a step that expects them (e.g. a parse check that reports the errors itself);
+`capture(...)` keeps messages with a given prefix whatever their severity (a build's layer list).
 Otherwise (test doubles) a plain `trt.Logger` is used with its severity threshold moved.
 
 Python 3.6 compatible; TensorRT is never imported here (the module is passed in).
@@ -52,12 +53,16 @@ def _forwarding_logger(trt):
             trt.ILogger.__init__(self)
             self.verbose = False
             self.quiet_fragments = []
+            self.captures = []  # (prefix, list): messages kept whatever their severity
 
         def log(self, severity, msg):  # called by TensorRT, possibly from its own threads
+            text = str(msg)
+            for prefix, sink in self.captures:
+                if text.startswith(prefix):
+                    sink.append(text)
             level = _python_level(severity, self.verbose)
             if level is None:
                 return
-            text = str(msg)
             if level > logging.DEBUG and any(f in text for f in self.quiet_fragments):
                 level = logging.DEBUG
             log.log(level, "TensorRT: %s", text)
@@ -88,6 +93,23 @@ def set_verbose(trt, logger, verbose):
         logger.verbose = bool(verbose)
     elif hasattr(logger, "min_severity"):
         logger.min_severity = trt.Logger.VERBOSE if verbose else trt.Logger.WARNING
+
+
+@contextlib.contextmanager
+def capture(logger, prefix):
+    """Within the block, collect every TensorRT message that starts with `prefix`, shown or not
+    (e.g. the layer list a build logs at VERBOSE severity); yields the list. A logger that cannot
+    capture (test doubles) yields an empty list."""
+    found = []
+    entry = (prefix, found)
+    captures = getattr(logger, "captures", None)
+    if captures is not None:
+        captures.append(entry)
+    try:
+        yield found
+    finally:
+        if captures is not None:
+            captures.remove(entry)
 
 
 @contextlib.contextmanager
