@@ -81,7 +81,8 @@ def _check_engine(result, record, precision, targets=PORTABLE):
     # the precisions TensorRT chose, from its own build log (no GPU needed): the strongly typed
     # build follows the graph, FP16 layers from the FP16 export and none from an FP32 one
     layers = sc["layer_precisions"]
-    assert layers and (layers.get("int32", 0) >= 1) == ("labels" in record["export"]["output"])
+    has_labels = "labels" in record["export"]["output_names"]
+    assert layers and (layers.get("int32", 0) >= 1) == has_labels  # the Cast of the labels
     if precision == "fp16":
         assert layers.get("fp16", 0) > 3 * layers.get("fp32", 0)
     else:
