@@ -209,7 +209,7 @@ def test_cli_builds_and_refuses_in_one_line(exports, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "built:    FP16 engine for SM 8.0, 8.6, 8.9, 12.0, 12.1, TensorRT-RTX" in out
     assert "no GPU here: built ahead of time" in out and engine.is_file()
-    assert "fp16 (from TensorRT's build log)" in out or " fp16, " in out
+    assert "layers:   " in out and " fp16, " in out and "(from TensorRT's build log)" in out
     assert (tmp_path / "e.json").is_file()
     path32, _ = exports["fp32-labels"]
     assert main([path32, "--backend", "tensorrt-rtx", "--fp16", "-o",
@@ -220,7 +220,9 @@ def test_cli_builds_and_refuses_in_one_line(exports, tmp_path, capsys):
     assert "Traceback" not in err
     assert main([path32, "--backend", "tensorrt-rtx", "--trtexec"]) == 2
     assert main(["--inspect", str(engine)]) == 1  # an RTX engine is only loaded on a GPU
-    assert "needs an NVIDIA GPU" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "needs an NVIDIA GPU" in err and "layer precisions TensorRT chose" in err
+    assert " fp16, " in err  # e.g. "76 fp16, 16 without data, 1 int32"
     assert not (tmp_path / "x.engine").exists()
 
 

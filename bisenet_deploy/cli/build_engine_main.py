@@ -199,13 +199,17 @@ def _build(args):
         print("runs on:  a GPU with %s; it compiles the kernels when it first loads the engine "
               "and keeps them in a runtime cache beside it" % format_targets(targets))
     if sc.get("layer_precisions"):
-        print("layers:   %s (from TensorRT's build log)" % ", ".join(
-            "%d %s" % (n, "without data" if p == "-" else p)
-            for p, n in sorted(sc["layer_precisions"].items(), key=lambda kv: -kv[1])))
+        print("layers:   %s (from TensorRT's build log)" % _layer_text(sc["layer_precisions"]))
     for entry in sc["io"]:
         print("  %-6s %-8s %s %s" % (entry["mode"], entry["name"], "x".join(
             "N" if d < 0 else str(d) for d in entry["shape"]), entry["dtype"]))
     return 0
+
+
+def _layer_text(counts):
+    """{'fp16': 76, '-': 16} -> '76 fp16, 16 without data'."""
+    return ", ".join("%d %s" % (n, "without data" if p == "-" else p)
+                     for p, n in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
 def _trtexec(args):
@@ -360,9 +364,11 @@ def _inspect(args):
         gpu_name, cc = gpu.name, gpu.compute_capability
     except MissingDependencyError:
         if engine_flavour(args.inspect, sidecar) == RTX:
-            raise EngineError("inspecting %s needs an NVIDIA GPU: TensorRT-RTX loads engines only "
-                              "on a GPU (a build's layer list is in `bisenet-build-engine -v`'s "
-                              "log)" % args.inspect) from None
+            known = (sidecar or {}).get("layer_precisions")
+            raise EngineError(
+                "inspecting %s needs an NVIDIA GPU: TensorRT-RTX loads engines only on a GPU%s"
+                % (args.inspect, "; the layer precisions TensorRT chose at build time, from its "
+                   "sidecar: %s" % _layer_text(known) if known else "")) from None
         gpu_name = cc = None
     if sidecar is not None:
         # an engine for another GPU/TensorRT: say so, naming both, instead of TensorRT's
