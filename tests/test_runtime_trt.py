@@ -724,7 +724,9 @@ def test_real_engine_matches_onnxruntime(tmp_path):
 
     record = make_record(output="both", dynamic=True)
     onnx_path = export_onnx(tmp_path / "tiny.onnx", TinySegNet().eval(), record)
-    logger = trt.Logger(trt.Logger.WARNING)
+    from bisenet_deploy.portable.trt_logger import tensorrt_logger
+
+    logger = tensorrt_logger(trt)  # TensorRT keeps the first logger of a process: share it
     builder = trt.Builder(logger)
     flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH) \
         if hasattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH") else 0
