@@ -96,7 +96,11 @@ def check_engine_validity(trt, runtime, blob, engine_path):
     except Exception as exc:  # an older binding without this call: deserialize will tell
         log.debug("get_engine_validity: %s", exc)
         return
-    if getattr(validity, "name", str(validity)).split(".")[-1] != "INVALID":
+    verdict = getattr(validity, "name", str(validity)).split(".")[-1]
+    if verdict == "SUBOPTIMAL":
+        log.warning("TensorRT-RTX says %s runs, but not at its best, on this GPU: build it for "
+                    "this GPU (`bisenet-build-engine --compute-capability X.Y`)", engine_path)
+    if verdict != "INVALID":
         return
     reasons = []
     enum = getattr(trt, "EngineInvalidityDiagnostics", None)
