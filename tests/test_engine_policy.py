@@ -1,7 +1,7 @@
 """TensorRT API-generation selection (feature tests on small fake modules) and the precision policy.
 
-The fakes expose exactly the attributes each TensorRT generation's Python API has (tensorrt.md
-section 2); they test our selection logic, nothing is built.
+The fakes expose exactly the attributes each TensorRT generation's Python API has
+(docs/tensorrt-versions.md, section 2); they test our selection logic, nothing is built.
 """
 
 import types

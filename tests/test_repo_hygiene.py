@@ -1,0 +1,83 @@
+"""The repository stands on its own: no file cites a document users do not have, the README's
+example outputs are git-ignored, and the README's setup command installs quietly."""
+
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+#: documents that exist only in the team's notes, never in a clone
+OUTSIDE = re.compile(r"tensorrt\.md|peers\.md|coincheung_checkpoints\.md|\.\./shared")
+
+
+def _repo_files():
+    """Tracked and untracked-but-not-ignored files (git), else every file under ROOT."""
+    if shutil.which("git") and os.path.isdir(os.path.join(ROOT, ".git")) or \
+            os.path.isfile(os.path.join(ROOT, ".git")):
+        out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+                             cwd=ROOT, capture_output=True, text=True, check=True).stdout
+        return [p for p in out.splitlines() if os.path.isfile(os.path.join(ROOT, p))]
+    found = []
+    for folder, dirs, files in os.walk(ROOT):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d != "__pycache__"]
+        found.extend(os.path.relpath(os.path.join(folder, f), ROOT) for f in files)
+    return found
+
+
+def test_no_file_cites_a_document_outside_the_repository():
+    hits = []
+    for rel in _repo_files():
+        if rel.endswith(".tsv"):  # data listings, not prose
+            continue
+        try:
+            with open(os.path.join(ROOT, rel), encoding="utf-8") as f:
+                text = f.read()
+        except (UnicodeDecodeError, OSError):
+            continue
+        hits.extend("%s:%d" % (rel, text.count("\n", 0, m.start()) + 1)
+                    for m in OUTSIDE.finditer(text))
+    assert not hits, "cites a file users do not have: " + ", ".join(hits)
+
+
+def test_docs_the_code_points_to_exist():
+    """Every docs/*.md named in the package, the docs or the READMEs is in the repository."""
+    named = set()
+    for rel in _repo_files():
+        if rel.endswith((".py", ".md", ".sh")):
+            with open(os.path.join(ROOT, rel), encoding="utf-8") as f:
+                named.update(re.findall(r"docs/[A-Za-z0-9_.-]+\.md", f.read()))
+    assert "docs/tensorrt-versions.md" in named and "docs/checkpoints.md" in named
+    missing = sorted(n for n in named if not os.path.isfile(os.path.join(ROOT, n)))
+    assert not missing, missing
+
+
+def _readme_outputs():
+    """Files and folders the README's example commands write into the working directory."""
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        text = f.read()
+    outputs = {"street.png"}  # the example image the quick start reads from the root
+    for cmd in re.findall(r"^\s*(bisenet-.*)$", text.replace("\\\n", " "), re.M):
+        words = cmd.split()
+        for i, word in enumerate(words[:-1]):
+            if word in ("-o", "--json", "--plot", ">") and words[i + 1] != ">":
+                outputs.add(words[i + 1])
+        if words[:2] == ["bisenet-export", "jetson"] and "--tar" in words and "-o" in words:
+            outputs.add(words[words.index("-o") + 1].rstrip("/") + ".tar.gz")
+    return sorted(o for o in outputs if not o.startswith(("-", "/", "$", "<", "~")))
+
+
+@pytest.mark.skipif(not shutil.which("git") or not os.path.exists(os.path.join(ROOT, ".git")),
+                    reason="not a git checkout")
+def test_readme_example_outputs_are_git_ignored():
+    outputs = _readme_outputs()
+    assert {"out/", "tx2_bundle", "tx2_bundle.tar.gz", "street.png"} <= set(outputs), outputs
+    probe = [o.rstrip("/") + ("/x" if o.endswith("/") or "." not in o else "") for o in outputs]
+    res = subprocess.run(["git", "check-ignore", "--no-index", "--verbose", "--non-matching"]
+                         + probe, cwd=ROOT, capture_output=True, text=True)
+    not_ignored = [line.split("\t")[-1] for line in res.stdout.splitlines()
+                   if line.startswith("::")]
+    assert not not_ignored, "README example outputs git would track: %s" % not_ignored
