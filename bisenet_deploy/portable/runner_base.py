@@ -93,6 +93,14 @@ class Runner(object):
         """Device compute time of the last `infer` (CUDA events), or None where not measured."""
         return None
 
+    #: how `last_phase_times_ms` measures ("cuda-events" or "host-clock"), None: it does not
+    phase_clock = None
+
+    def last_phase_times_ms(self):
+        """{"h2d", "compute", "d2h"} ms of the last `infer` (portable/phase_timing.py), or None
+        where the backend has no copies to separate (CPU) or does not measure them."""
+        return None
+
     def check_input(self, batch):
         """Refuse a batch whose shape or dtype does not fit the model, naming both."""
         spec = self.input_spec()
