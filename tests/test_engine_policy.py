@@ -159,7 +159,7 @@ def test_dtypes_each_version_knows():
 def test_stub_only_tensorrt_is_not_tensorrt(monkeypatch):
     import sys
     monkeypatch.setitem(sys.modules, "tensorrt", types.ModuleType("tensorrt"))
-    with pytest.raises(MissingDependencyError, match="pip install 'bisenet-deploy\\[trt\\]'"):
+    with pytest.raises(MissingDependencyError, match=r"pip install -e '\.\[trt\]'"):
         trt_api.import_tensorrt()
     monkeypatch.setitem(sys.modules, "tensorrt", None)
     with pytest.raises(MissingDependencyError):

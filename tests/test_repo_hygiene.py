@@ -81,3 +81,58 @@ def test_readme_example_outputs_are_git_ignored():
     not_ignored = [line.split("\t")[-1] for line in res.stdout.splitlines()
                    if line.startswith("::")]
     assert not not_ignored, "README example outputs git would track: %s" % not_ignored
+
+
+# -- install hints ---------------------------------------------------------------------------
+def test_install_hints_spell_extras_as_the_readme_does():
+    """An extra is installed the README's way, `pip install -e '.[trt]'`, in every message."""
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        assert "pip install -e '.[trt]'" in f.read()
+    other = re.compile(r"pip install (?!-e '\.\[)[^\n`'\")]*\[")
+    hits = []
+    for rel in _repo_files():
+        if rel.startswith(("bisenet_deploy/", "scripts/")) and rel.endswith((".py", ".sh")) \
+                or rel in ("setup.cfg", "tests/conftest.py"):
+            with open(os.path.join(ROOT, rel), encoding="utf-8") as f:
+                hits.extend("%s: %s" % (rel, m.group(0)) for m in other.finditer(f.read()))
+    assert not hits, hits
+    from bisenet_deploy.portable import install_hints
+    assert not install_hints.IN_BUNDLE
+    assert "pip install -e '.[trt]'" in install_hints.tensorrt_hint()
+    assert "pip install -e '.[trt]'" in install_hints.pycuda_hint()
+
+
+def test_inside_a_jetson_bundle_the_hints_are_the_bundle_readmes(tmp_path):
+    """The runtime copied into a bundle (as bisenet_trt) points to apt/JetPack and
+    ./setup_jetson.sh, as the bundle's README does, never to pip extras of a checkout."""
+    import sys
+    from bisenet_deploy.jetson import bundle
+
+    shutil.copytree(bundle.portable_dir(), str(tmp_path / bundle.RUNTIME_PACKAGE),
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    code = (
+        "import sys, importlib.abc\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('tensorrt', 'pycuda'):\n"
+        "            raise ImportError('blocked ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from %(pkg)s.trt_api import import_tensorrt\n"
+        "from %(pkg)s.cuda_context import import_pycuda_driver\n"
+        "for call in (import_tensorrt, import_pycuda_driver):\n"
+        "    try:\n"
+        "        call()\n"
+        "    except Exception as exc:\n"
+        "        print(exc)\n" % {"pkg": bundle.RUNTIME_PACKAGE})
+    out = subprocess.run([sys.executable, "-c", code], cwd=str(tmp_path), capture_output=True,
+                         text=True, check=True).stdout.splitlines()
+    trt_line, pycuda_line = out
+    with open(os.path.join(os.path.dirname(bundle.__file__), "templates", "README.md"),
+              encoding="utf-8") as f:
+        readme = f.read()
+    for command in ("sudo apt-get install python3-libnvinfer", "sudo apt-get install nvidia-jetpack",
+                    "./setup_jetson.sh"):
+        assert command in readme
+    assert "sudo apt-get install python3-libnvinfer" in trt_line and "nvidia-jetpack" in trt_line
+    assert "./setup_jetson.sh" in trt_line and "./setup_jetson.sh" in pycuda_line
+    assert "pip install -e" not in trt_line + pycuda_line

@@ -717,11 +717,12 @@ def test_missing_tensorrt_or_pycuda_is_one_clear_line(tmp_path, monkeypatch):
     engine = tmp_path / "m.engine"
     engine.write_bytes(b"ENGINE")
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # import tensorrt -> ImportError
-    with pytest.raises(MissingDependencyError, match=r"pip install 'bisenet-deploy\[trt\]'"):
+    with pytest.raises(MissingDependencyError, match=r"pip install -e '\.\[trt\]'"):
         tr.TensorRTRunner(str(engine)).activate()
     monkeypatch.setitem(sys.modules, "tensorrt", fake_trt())
     monkeypatch.setitem(sys.modules, "pycuda", None)
-    with pytest.raises(MissingDependencyError, match="pip install pycuda"):
+    with pytest.raises(MissingDependencyError,
+                       match=r"pycuda is not installed: .*pip install -e '\.\[trt\]'"):
         tr.TensorRTRunner(str(engine)).activate()
 
 
@@ -792,7 +793,7 @@ def test_type_stubs_are_not_mistaken_for_tensorrt(tmp_path, monkeypatch):
     assert "tensorrt" in backend_problem("tensorrt")
     engine = tmp_path / "m.engine"
     engine.write_bytes(b"ENGINE")
-    with pytest.raises(MissingDependencyError, match=r"pip install 'bisenet-deploy\[trt\]'"):
+    with pytest.raises(MissingDependencyError, match=r"pip install -e '\.\[trt\]'"):
         tr.TensorRTRunner(str(engine)).activate()
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import InputError, MissingDependencyError
 from ..portable.fileio import atomic_output
+from ..portable.install_hints import pip_extra
 from ..portable.preprocess import prepare_input
 from ..runtime.api import pad_batch
 from ..runtime.images import read_image
@@ -89,7 +90,8 @@ def _open_video(path: str):
     except ImportError:
         raise MissingDependencyError(
             f"{path} is a video; reading and writing video needs OpenCV: "
-            f"pip install opencv-python-headless (or pip install bisenet-deploy[video]), or "
+            f"pip install opencv-python-headless (or {pip_extra('video')} in the bisenet-deploy "
+            f"checkout), or "
             f"extract the frames as images (e.g. ffmpeg -i {os.path.basename(path)} "
             f"frames/%05d.png) and pass the folder") from None
     cap = cv2.VideoCapture(path)

@@ -16,6 +16,7 @@ import re
 import numpy as np
 
 from .errors import InputError, MissingDependencyError
+from .install_hints import tensorrt_hint
 
 #: the three API generations this toolkit has one code path for
 GEN_8_2 = "8.2-8.4"
@@ -99,11 +100,8 @@ def is_jetson():
 
 
 def install_hint():
-    """What to install to get TensorRT's Python package here."""
-    if is_jetson():
-        return ("TensorRT comes with JetPack: use the system python3 (the package is in "
-                "/usr/lib/python3.6/dist-packages) or a venv created with --system-site-packages")
-    return "install it with: pip install 'bisenet-deploy[trt]' (needs an NVIDIA GPU and driver)"
+    """What to install to get TensorRT's Python package here (install_hints.py)."""
+    return tensorrt_hint(jetson=is_jetson())
 
 
 def is_real_tensorrt(module):

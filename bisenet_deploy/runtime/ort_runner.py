@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import InputError, MissingDependencyError, UserError
 from ..metadata import METADATA_KEY, loads_record
+from ..portable.install_hints import pip_extra
 from ..portable.phase_timing import HOST_CLOCK, host_phases
 from ..portable.runner_base import Runner, TensorSpec
 
@@ -46,8 +47,9 @@ _ORT_TYPES = {
     "tensor(bool)": np.bool_,
 }
 
-GPU_HINT = ("install onnxruntime-gpu in place of onnxruntime (`pip uninstall onnxruntime && "
-            "pip install onnxruntime-gpu`, or `pip install .[gpu]`), with a CUDA/cuDNN it supports")
+GPU_HINT = ("install onnxruntime-gpu in place of onnxruntime (`pip uninstall onnxruntime`, then "
+            "`%s` in the bisenet-deploy checkout), with a CUDA/cuDNN it supports"
+            % pip_extra("gpu"))
 
 
 def import_onnxruntime():
