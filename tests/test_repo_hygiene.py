@@ -130,8 +130,8 @@ def test_inside_a_jetson_bundle_the_hints_are_the_bundle_readmes(tmp_path):
     with open(os.path.join(os.path.dirname(bundle.__file__), "templates", "README.md"),
               encoding="utf-8") as f:
         readme = f.read()
-    for command in ("sudo apt-get install python3-libnvinfer", "sudo apt-get install nvidia-jetpack",
-                    "./setup_jetson.sh"):
+    for command in ("sudo apt-get install python3-libnvinfer",
+                    "sudo apt-get install nvidia-jetpack", "./setup_jetson.sh"):
         assert command in readme
     assert "sudo apt-get install python3-libnvinfer" in trt_line and "nvidia-jetpack" in trt_line
     assert "./setup_jetson.sh" in trt_line and "./setup_jetson.sh" in pycuda_line
