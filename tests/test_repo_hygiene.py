@@ -136,3 +136,31 @@ def test_inside_a_jetson_bundle_the_hints_are_the_bundle_readmes(tmp_path):
     assert "sudo apt-get install python3-libnvinfer" in trt_line and "nvidia-jetpack" in trt_line
     assert "./setup_jetson.sh" in trt_line and "./setup_jetson.sh" in pycuda_line
     assert "pip install -e" not in trt_line + pycuda_line
+
+
+# -- the README's setup command ----------------------------------------------------------------
+@pytest.mark.slow
+def test_setup_env_editable_install_prints_nothing_with_quiet(tmp_path):
+    """scripts/setup_env.sh's pip upgrade and `pip install --quiet -e` lines, run as written in a
+    scratch venv (dependencies skipped: only the editable build and its notices are under test),
+    are silent: no setuptools "Editable installation" box despite --quiet."""
+    import sys
+    with open(os.path.join(ROOT, "scripts", "setup_env.sh"), encoding="utf-8") as f:
+        script = f.read().replace("\\\n", " ")
+    commands = [line.strip() for line in script.splitlines() if "pip install" in line and
+                not line.lstrip().startswith("#")]
+    # the script's pip upgrade (a new pip is what shows build-backend notices), then its -e line
+    lines = [c for c in commands if "--upgrade pip" in c] + [c for c in commands if " -e " in c]
+    assert len(lines) == 2, commands
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    env = dict(os.environ, PATH=str(venv / "bin") + os.pathsep + os.environ.get("PATH", ""),
+               VIRTUAL_ENV=str(venv), PIP_NO_DEPS="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
+    env.pop("PYTHONWARNINGS", None)
+    res = subprocess.run(["bash", "-c", "set -e; " + "; ".join(lines)], cwd=ROOT, env=env,
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    # pip's own complaints about this machine's index configuration are not the script's output
+    said = [line for line in (res.stdout + res.stderr).splitlines()
+            if line.strip() and not line.startswith("WARNING: Location 'file:")]
+    assert said == [], "\n".join(said)
