@@ -1,8 +1,10 @@
 """Pictures a user looks at first: images, folders or videos -> colour label maps and overlays.
 
-For an image `<stem>.<ext>` it writes `<stem>_labels.png` (the label map in the model's palette)
-and `<stem>_overlay.png` (that map blended over the image), at the image's own resolution. A video
-gives `<stem>_overlay.mp4` and `<stem>_labels.mp4` (needs OpenCV). Every inference is timed:
+For an image `<stem>.<ext>` it writes `<stem>_labels.png` (the label map in the model's palette,
+exactly the image's size: one colour per class, for tools and diffs) and `<stem>_overlay.png`
+(that map blended over the image, with a legend of the classes present, class -> colour, to its
+right; `legend=False` keeps it at the image's size). A video gives `<stem>_overlay.mp4` and
+`<stem>_labels.mp4` (needs OpenCV), without a legend: the frame size must stay constant. Every inference is timed:
 `infer_ms` is the runner's `infer` call on the prepared input (host -> host), `total_ms` adds
 reading, preparation, resizing to the image size and colourising (not the PNG writing).
 """
@@ -25,6 +27,7 @@ from ..runtime.images import read_image
 from .colorize import colorize, overlay, palette_from_record, write_png
 from .datasets_io import IMAGE_EXTENSIONS
 from .evaluate import labels_at
+from .legend import with_legend
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +104,7 @@ def _open_video(path: str):
 
 
 def predict_paths(runner, paths: Sequence[str], outdir: str, *, alpha: float = 0.5,
-                  max_frames: Optional[int] = None,
+                  max_frames: Optional[int] = None, legend: bool = True,
                   on_result: Optional[Callable[[Dict[str, Any]], None]] = None
                   ) -> List[Dict[str, Any]]:
     """Run every input through the active runner and write the pictures into `outdir`.
@@ -111,6 +114,7 @@ def predict_paths(runner, paths: Sequence[str], outdir: str, *, alpha: float = 0
     """
     inputs = collect_inputs(paths)
     palette = palette_from_record(runner.metadata)
+    class_names = ((runner.metadata or {}).get("model") or {}).get("class_names")
     used: Dict[str, int] = {}
     results: List[Dict[str, Any]] = []
     for path in inputs:
@@ -124,7 +128,8 @@ def predict_paths(runner, paths: Sequence[str], outdir: str, *, alpha: float = 0
         labels_png = os.path.join(outdir, f"{stem}_labels.png")
         overlay_png = os.path.join(outdir, f"{stem}_overlay.png")
         write_png(labels_png, r["colour"])
-        write_png(overlay_png, r["overlay"])
+        write_png(overlay_png, with_legend(r["overlay"], r["labels"], palette, class_names)
+                  if legend else r["overlay"])
         entry = {"input": path, "frame": None, "outputs": [labels_png, overlay_png],
                  "size": [int(image.shape[1]), int(image.shape[0])],
                  "infer_ms": r["infer_ms"], "total_ms": r["total_ms"], "device_ms": r["device_ms"],
