@@ -110,13 +110,9 @@ def test_inside_a_jetson_bundle_the_hints_are_the_bundle_readmes(tmp_path):
 
     shutil.copytree(bundle.portable_dir(), str(tmp_path / bundle.RUNTIME_PACKAGE),
                     ignore=shutil.ignore_patterns("__pycache__"))
-    code = (
-        "import sys, importlib.abc\n"
-        "class Block(importlib.abc.MetaPathFinder):\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] in ('tensorrt', 'pycuda'):\n"
-        "            raise ImportError('blocked ' + name)\n"
-        "sys.meta_path.insert(0, Block())\n"
+    from test_runtime_trt import _BLOCK
+
+    code = _BLOCK + (
         "from %(pkg)s.trt_api import import_tensorrt\n"
         "from %(pkg)s.cuda_context import import_pycuda_driver\n"
         "for call in (import_tensorrt, import_pycuda_driver):\n"

@@ -4,7 +4,8 @@ For an image `<stem>.<ext>` it writes `<stem>_labels.png` (the label map in the 
 exactly the image's size: one colour per class, for tools and diffs) and `<stem>_overlay.png`
 (that map blended over the image, with a legend of the classes present, class -> colour, to its
 right; `legend=False` keeps it at the image's size). A video gives `<stem>_overlay.mp4` and
-`<stem>_labels.mp4` (needs OpenCV), without a legend: the frame size must stay constant. Every inference is timed:
+`<stem>_labels.mp4` (needs OpenCV), without a legend: the frame size must stay constant. Every
+inference is timed:
 `infer_ms` is the runner's `infer` call on the prepared input (host -> host), `total_ms` adds
 reading, preparation, resizing to the image size and colourising (not the PNG writing).
 """
