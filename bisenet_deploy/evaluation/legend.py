@@ -22,7 +22,7 @@ UNKNOWN_COLOUR = (0, 0, 0)
 
 def legend_entries(labels: np.ndarray, palette: Sequence[Sequence[int]],
                    class_names: Optional[Sequence[str]] = None
-                   ) -> List[Tuple[Tuple[int, int, int], str]]:
+                   ) -> List[Tuple[Tuple[int, ...], str]]:
     """(colour, text) per class present in `labels`, largest share first."""
     ids, counts = np.unique(np.asarray(labels), return_counts=True)
     total = float(np.asarray(labels).size) or 1.0

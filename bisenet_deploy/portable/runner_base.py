@@ -10,6 +10,8 @@ Timing `infer` therefore measures end-to-end latency: host input -> host output.
 Python 3.6 compatible (see the package docstring).
 """
 
+from typing import Optional  # noqa: F401 (type comments)
+
 import numpy as np
 
 from .errors import InputError, UserError
@@ -94,7 +96,7 @@ class Runner(object):
         return None
 
     #: how `last_phase_times_ms` measures ("cuda-events" or "host-clock"), None: it does not
-    phase_clock = None
+    phase_clock = None  # type: Optional[str]
 
     def last_phase_times_ms(self):
         """{"h2d", "compute", "d2h"} ms of the last `infer` (portable/phase_timing.py), or None
