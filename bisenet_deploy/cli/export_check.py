@@ -9,7 +9,8 @@ def register(sub) -> None:
     p = sub.add_parser(
         "check", help="check an ONNX file against a TensorRT target's rules",
         description="Check opset, op types, ReduceMean/Resize forms and dtypes of an ONNX file "
-                    "against what the chosen TensorRT's ONNX parser accepts (see tensorrt.md). "
+                    "against what the chosen TensorRT's ONNX parser accepts "
+                    "(docs/tensorrt-versions.md, section 3). "
                     "Prints PASS, or each violation; exits 3 on violations (a failed check, as "
                     "in bisenet-compare), 5 for an unreadable file, 2 for a missing one.")
     p.add_argument("onnx", metavar="MODEL.onnx", help="the ONNX file to check")

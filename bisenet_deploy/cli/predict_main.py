@@ -19,8 +19,9 @@ def build_parser():
     p = argparse.ArgumentParser(
         prog="bisenet-predict",
         description="Segment images, folders of images or videos and write <stem>_labels.png "
-                    "(colour label map, the model's palette) and <stem>_overlay.png (blended over "
-                    "the image), or <stem>_overlay.mp4 / <stem>_labels.mp4 for a video (needs "
+                    "(colour label map in the model's palette, at the image's size) and "
+                    "<stem>_overlay.png (blended over the image, with a class -> colour legend "
+                    "to its right), or <stem>_overlay.mp4 / <stem>_labels.mp4 for a video (needs "
                     "OpenCV). Prints the latency of each image.")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or videos")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
@@ -36,6 +37,8 @@ def build_parser():
                         "image's size and resizes in-graph (default 1024x512, the paper's)")
     p.add_argument("--alpha", type=float, default=0.5,
                    help="overlay opacity of the label colours, 0..1 (default 0.5)")
+    p.add_argument("--no-legend", action="store_true",
+                   help="images: no legend beside the overlay, which then has the image's size")
     p.add_argument("--max-frames", type=positive_int, metavar="N",
                    help="videos: stop after N frames (N >= 1)")
     p.add_argument("--json", metavar="PATH", help="write per-image latencies and outputs as JSON")
@@ -124,7 +127,8 @@ def _run(args):
     skipped = []
     with source.open(spec, record) as runner:
         results = predict_paths(runner, inputs, args.output, alpha=args.alpha,
-                                max_frames=args.max_frames, on_result=show, skipped=skipped)
+                                max_frames=args.max_frames, legend=not args.no_legend,
+                                on_result=show, skipped=skipped)
         describe = runner.describe()
     listing = ", ".join(path for path, _ in skipped)
     if not results:

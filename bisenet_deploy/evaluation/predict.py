@@ -1,8 +1,11 @@
 """Pictures a user looks at first: images, folders or videos -> colour label maps and overlays.
 
-For an image `<stem>.<ext>` it writes `<stem>_labels.png` (the label map in the model's palette)
-and `<stem>_overlay.png` (that map blended over the image), at the image's own resolution. A video
-gives `<stem>_overlay.mp4` and `<stem>_labels.mp4` (needs OpenCV). Every inference is timed:
+For an image `<stem>.<ext>` it writes `<stem>_labels.png` (the label map in the model's palette,
+exactly the image's size: one colour per class, for tools and diffs) and `<stem>_overlay.png`
+(that map blended over the image, with a legend of the classes present, class -> colour, to its
+right; `legend=False` keeps it at the image's size). A video gives `<stem>_overlay.mp4` and
+`<stem>_labels.mp4` (needs OpenCV), without a legend: the frame size must stay constant. Every
+inference is timed:
 `infer_ms` is the runner's `infer` call on the prepared input (host -> host), `total_ms` adds
 reading, preparation, resizing to the image size and colourising (not the PNG writing).
 """
@@ -18,6 +21,7 @@ import numpy as np
 
 from ..errors import InputError, MissingDependencyError, UnusableFileError
 from ..portable.fileio import atomic_output
+from ..portable.install_hints import pip_extra
 from ..portable.ownership import check_replaceable, video_mark
 from ..portable.preprocess import prepare_input
 from ..runtime.api import pad_batch
@@ -25,6 +29,7 @@ from ..runtime.images import read_image
 from .colorize import colorize, overlay, palette_from_record, write_png
 from .datasets_io import IMAGE_EXTENSIONS
 from .evaluate import labels_at
+from .legend import with_legend
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +119,8 @@ def _open_video(path: str):
     except ImportError:
         raise MissingDependencyError(
             f"{path} is a video; reading and writing video needs OpenCV: "
-            f"pip install opencv-python-headless (or pip install bisenet-deploy[video]), or "
+            f"pip install opencv-python-headless (or {pip_extra('video')} in the bisenet-deploy "
+            f"checkout), or "
             f"extract the frames as images (e.g. ffmpeg -i {os.path.basename(path)} "
             f"frames/%05d.png) and pass the folder") from None
     cap = cv2.VideoCapture(path)
@@ -125,7 +131,7 @@ def _open_video(path: str):
 
 
 def predict_paths(runner, paths: Sequence[str], outdir: str, *, alpha: float = 0.5,
-                  max_frames: Optional[int] = None,
+                  max_frames: Optional[int] = None, legend: bool = True,
                   on_result: Optional[Callable[[Dict[str, Any]], None]] = None,
                   skipped: Optional[List[Tuple[str, str]]] = None) -> List[Dict[str, Any]]:
     """Run every input through the active runner and write the pictures into `outdir`.
@@ -138,6 +144,7 @@ def predict_paths(runner, paths: Sequence[str], outdir: str, *, alpha: float = 0
     plan = plan_outputs(collect_inputs(paths), outdir)
     check_outputs(plan)
     palette = palette_from_record(runner.metadata)
+    class_names = ((runner.metadata or {}).get("model") or {}).get("class_names")
     results: List[Dict[str, Any]] = []
     for path, outputs in plan:
         try:
@@ -154,7 +161,8 @@ def predict_paths(runner, paths: Sequence[str], outdir: str, *, alpha: float = 0
             continue
         r = predict_image(runner, image, palette, alpha)
         write_png(outputs["labels"], r["colour"])
-        write_png(outputs["overlay"], r["overlay"])
+        write_png(outputs["overlay"], with_legend(r["overlay"], r["labels"], palette, class_names)
+                  if legend else r["overlay"])
         entry = {"input": path, "frame": None, "outputs": [outputs["labels"], outputs["overlay"]],
                  "size": [int(image.shape[1]), int(image.shape[0])],
                  "infer_ms": r["infer_ms"], "total_ms": r["total_ms"], "device_ms": r["device_ms"],
