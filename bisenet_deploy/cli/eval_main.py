@@ -32,7 +32,12 @@ def build_parser():
                "  full   the network at the full image size (how CoinCheung/BiSeNet reports "
                "74.95 mIoU)\n"
                "Predictions smaller than the labels are upsampled: logits bilinearly then argmax "
-               "when the\nbackend returns logits, labels nearest-neighbour otherwise.")
+               "when the\nbackend returns logits, labels nearest-neighbour otherwise.\n"
+               "mmsegmentation checkpoints: mmsegmentation reports its mIoU on the whole image "
+               "(--protocol full).\n"
+               "cityscapes layout: also category IoU, and iIoU per class and on average when "
+               "every\n*_gtFine_instanceIds.png is present (as the Cityscapes benchmark scores "
+               "them).")
     p.add_argument("--backend", nargs="+", required=True, metavar="BACKEND[:PATH][@PREC]",
                    help="backends: torch, torch-cuda, onnxruntime, onnxruntime-cuda, "
                         "onnxruntime-trt, tensorrt; a path after ':' overrides "
@@ -54,6 +59,9 @@ def build_parser():
     p.add_argument("--ignore-index", type=int, metavar="ID",
                    help="folders layout: the label value to ignore (default: the model's, "
                         "normally 255); the cityscapes layout always ignores 255 after mapping")
+    p.add_argument("--strict", action="store_true",
+                   help="cityscapes layout: refuse ground truth holding values that are no "
+                        "Cityscapes label id (0..33; exit 2) instead of ignoring and reporting them")
     p.add_argument("--limit", type=int, metavar="N", help="evaluate only the first N images")
     p.add_argument("--json", metavar="PATH", help="write the report (confusion-derived metrics) "
                                                   "as JSON")
@@ -139,7 +147,7 @@ def _run(args):
         report = evaluate(targets, samples, layout=args.layout, num_classes=num_classes,
                           class_names=model.get("class_names"),
                           ignore_index=ignore_index,
-                          progress=not args.no_progress)
+                          progress=not args.no_progress, strict=args.strict)
     report.update({"data": args.data, "split": args.split,
                    "command": " ".join(shlex.quote(a) for a in ["bisenet-eval"] + list(args.argv))})
     if model.get("weights") == "random-init":

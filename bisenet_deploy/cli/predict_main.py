@@ -20,7 +20,8 @@ def build_parser():
         description="Segment images, folders of images or videos and write <stem>_labels.png "
                     "(colour label map, the model's palette) and <stem>_overlay.png (blended over "
                     "the image), or <stem>_overlay.mp4 / <stem>_labels.mp4 for a video (needs "
-                    "OpenCV). Prints the latency of each image.")
+                    "OpenCV). Prints the latency of each image. --label-ids also writes "
+                    "<stem>_labelIds.png, the Cityscapes benchmark's format.")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or videos")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
     add_model_args(p)
@@ -35,6 +36,11 @@ def build_parser():
                         "image's size and resizes in-graph (default 1024x512, the paper's)")
     p.add_argument("--alpha", type=float, default=0.5,
                    help="overlay opacity of the label colours, 0..1 (default 0.5)")
+    p.add_argument("--label-ids", action="store_true",
+                   help="also write <stem>_labelIds.png: uint8 Cityscapes label ids (train ids "
+                        "mapped with the official table), what the Cityscapes benchmark server "
+                        "and cityscapesscripts take; Cityscapes models and images only (exit 2 "
+                        "otherwise)")
     p.add_argument("--max-frames", type=int, metavar="N", help="videos: stop after N frames")
     p.add_argument("--json", metavar="PATH", help="write per-image latencies and outputs as JSON")
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch/onnxruntime")
@@ -108,7 +114,8 @@ def _run(args):
 
     with source.open(spec, record) as runner:
         results = predict_paths(runner, inputs, args.output, alpha=args.alpha,
-                                max_frames=args.max_frames, on_result=show)
+                                max_frames=args.max_frames, on_result=show,
+                                label_ids=args.label_ids)
         describe = runner.describe()
     infer = np.array([r["infer_ms"] for r in results])
     print(f"{len(results)} image(s)/frame(s) on {describe}: infer mean {infer.mean():.1f} ms, "

@@ -1,7 +1,8 @@
 """Pictures a user looks at first: images, folders or videos -> colour label maps and overlays.
 
 For an image `<stem>.<ext>` it writes `<stem>_labels.png` (the label map in the model's palette)
-and `<stem>_overlay.png` (that map blended over the image), at the image's own resolution. A video
+and `<stem>_overlay.png` (that map blended over the image), at the image's own resolution; with
+`label_ids`, also `<stem>_labelIds.png` (Cityscapes label ids, see `cityscapes_official`). A video
 gives `<stem>_overlay.mp4` and `<stem>_labels.mp4` (needs OpenCV). Every inference is timed:
 `infer_ms` is the runner's `infer` call on the prepared input (host -> host), `total_ms` adds
 reading, preparation, resizing to the image size and colourising (not the PNG writing).
@@ -21,6 +22,7 @@ from ..portable.fileio import atomic_output
 from ..portable.preprocess import prepare_input
 from ..runtime.api import pad_batch
 from ..runtime.images import read_image
+from .cityscapes_official import check_cityscapes_model, train_ids_to_label_ids
 from .colorize import colorize, overlay, palette_from_record, write_png
 from .datasets_io import IMAGE_EXTENSIONS
 from .evaluate import labels_at
@@ -100,14 +102,20 @@ def _open_video(path: str):
 
 def predict_paths(runner, paths: Sequence[str], outdir: str, *, alpha: float = 0.5,
                   max_frames: Optional[int] = None,
-                  on_result: Optional[Callable[[Dict[str, Any]], None]] = None
-                  ) -> List[Dict[str, Any]]:
+                  on_result: Optional[Callable[[Dict[str, Any]], None]] = None,
+                  label_ids: bool = False) -> List[Dict[str, Any]]:
     """Run every input through the active runner and write the pictures into `outdir`.
 
     Returns one entry per image / video frame: {"input", "frame", "outputs", "infer_ms",
     "total_ms", "device_ms"}. `on_result` is called after each (the CLI prints latency there).
     """
     inputs = collect_inputs(paths)
+    if label_ids:  # refused before anything is written
+        check_cityscapes_model((runner.metadata or {}).get("model") or {}, "--label-ids")
+        video = next((p for p in inputs if is_video(p)), None)
+        if video is not None:
+            raise InputError(f"--label-ids writes one PNG per image, but {video} is a video: "
+                             f"extract its frames as images, or leave --label-ids out")
     palette = palette_from_record(runner.metadata)
     used: Dict[str, int] = {}
     results: List[Dict[str, Any]] = []
@@ -123,7 +131,11 @@ def predict_paths(runner, paths: Sequence[str], outdir: str, *, alpha: float = 0
         overlay_png = os.path.join(outdir, f"{stem}_overlay.png")
         write_png(labels_png, r["colour"])
         write_png(overlay_png, r["overlay"])
-        entry = {"input": path, "frame": None, "outputs": [labels_png, overlay_png],
+        written = [labels_png, overlay_png]
+        if label_ids:
+            written.append(os.path.join(outdir, f"{stem}_labelIds.png"))
+            write_png(written[-1], train_ids_to_label_ids(r["labels"]))
+        entry = {"input": path, "frame": None, "outputs": written,
                  "size": [int(image.shape[1]), int(image.shape[0])],
                  "infer_ms": r["infer_ms"], "total_ms": r["total_ms"], "device_ms": r["device_ms"],
                  "classes": [int(c) for c in np.unique(r["labels"])]}
