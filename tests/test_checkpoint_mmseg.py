@@ -342,3 +342,22 @@ def test_other_pickled_objects_are_still_refused(tmp_path, monkeypatch):
     with pytest.raises(CheckpointError) as exc:
         load_model(str(path))
     assert "pickled Python objects (trainer_utils.Callback)" in one_line(exc)
+
+
+@pytest.mark.slow
+def test_export_onnx_takes_the_mmseg_checkpoint_alone(tmp_path, monkeypatch, capsys):
+    """`bisenet-export onnx --checkpoint <mmseg .pth>` with every default (2048x1024 -> 1024x512,
+    parity against PyTorch), writing into the default export/ folder."""
+    from bisenet_deploy.cli.export_main import main
+    from bisenet_deploy.export.onnx_metadata import read_record
+
+    path = save_mmseg(tmp_path / "bisenetv2_fcn_city.pth", mmseg_state_dict())
+    monkeypatch.chdir(tmp_path)
+    assert main(["onnx", "--checkpoint", path, "-q"]) == 0
+    written = sorted((tmp_path / "export").glob("*.onnx"))
+    assert [p.name for p in written] == [
+        "bisenetv2-mmseg-cityscapes-mmseg-2048x1024-to-1024x512-labels-trt10.onnx"]
+    model = read_record(str(written[0]))["model"]
+    assert (model["arch"], model["source"], model["mean"]) == (MMSEG_ARCH, "mmsegmentation",
+                                                               list(IMAGENET_MEAN))
+    assert "parity  labels identical" in capsys.readouterr().out

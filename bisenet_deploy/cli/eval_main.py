@@ -136,6 +136,9 @@ def _run(args):
         if not num_classes:
             raise InputError(f"{targets[0].label}: the model's metadata does not say how many "
                              f"classes it predicts")
+        if model.get("source") == "mmsegmentation" and "paper" in protocols \
+                and not args.network_size:
+            log.info("mmsegmentation reports its mIoU on the whole image: --protocol full")
         if args.layout == "cityscapes":
             ignore_index = 255
         elif args.ignore_index is not None:
