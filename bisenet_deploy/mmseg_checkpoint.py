@@ -91,9 +91,12 @@ class Converted(NamedTuple):
 
 
 def is_mmseg_state(state: Mapping[str, Any]) -> bool:
-    """True for a state dict named like an mmsegmentation segmentor (any network)."""
+    """True for a state dict named like an mmsegmentation segmentor (any network): a backbone
+    and a decode head, and mostly their (and the auxiliary heads') keys."""
     ours = sum(1 for k in state if k.startswith(MMSEG_PREFIXES))
-    return any(k.startswith("backbone.") for k in state) and ours >= max(1, len(state) // 2)
+    return (any(k.startswith("backbone.") for k in state)
+            and any(k.startswith("decode_head.") for k in state)
+            and ours >= max(1, len(state) // 2))
 
 
 def rename_key(key: str) -> str:

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from bisenet_deploy.checkpoint import load_model, save_checkpoint
-from bisenet_deploy.datasets import IMAGENET_MEAN, IMAGENET_STD
+from bisenet_deploy.datasets import IMAGENET_MEAN, IMAGENET_STD, get_dataset
 from bisenet_deploy.errors import CheckpointError
 from bisenet_deploy.mmseg_checkpoint import MMSEG_ARCH, normalization_from_config, rename_key
 from bisenet_deploy.model import build_model
@@ -191,11 +191,10 @@ def test_checkpoint_alone_loads_as_mmseg_does(tmp_path):
 def test_outputs_equal_the_reference_in_float64():
     # in float64 any structural difference (nearest vs bilinear, a missing bias) stands out
     state = {k: (v.double() if v.is_floating_point() else v)
-             for k, v in mmseg_state_dict(num_classes=5, seed=4).items()}
+             for k, v in mmseg_state_dict(num_classes=5, seed=4, aux=False).items()}
     model = build_model(MMSEG_ARCH, 5, aux=False).double().eval()
-    model.load_state_dict({rename_key(k): v for k, v in state.items()
-                           if not k.startswith("auxiliary_head.")})
-    x = torch.randn(2, 3, 96, 64, dtype=torch.float64)
+    model.load_state_dict({rename_key(k): v for k, v in state.items()})
+    x = torch.randn(1, 3, 64, 96, dtype=torch.float64)
     ref = MmsegRef(state).forward(x)
     torch.testing.assert_close(outputs(model, x), ref, rtol=1e-10, atol=1e-10)
     coincheung_like = build_model("bisenetv2-coincheung", 5, aux=False).double().eval()
@@ -228,6 +227,17 @@ def test_meta_classes_palette_and_config_normalization_are_used(tmp_path):
     # --dataset overrides what the file says
     _model, info = load_model(str(tmp_path / "cracks.pth"), dataset="custom")
     assert info.class_names == ["class_0", "class_1"]
+
+
+def test_cityscapes_mmseg_preset():
+    city, mmseg = get_dataset("cityscapes"), get_dataset("city-mmseg")
+    assert mmseg.name == "cityscapes-mmseg"
+    assert (mmseg.class_names, mmseg.palette) == (city.class_names, city.palette)
+    assert (mmseg.mean, mmseg.std, mmseg.channel_order) == (list(IMAGENET_MEAN),
+                                                           list(IMAGENET_STD), "rgb")
+    # mmsegmentation's values on 0..255, as the exported graph applies them
+    np.testing.assert_allclose(np.float32(mmseg.mean) * 255, [123.675, 116.28, 103.53], rtol=1e-6)
+    np.testing.assert_allclose(np.float32(mmseg.std) * 255, [58.395, 57.12, 57.375], rtol=1e-6)
 
 
 def test_config_normalization_parsing():
@@ -272,6 +282,11 @@ def test_other_mmseg_networks_and_heads_are_refused_in_one_line(tmp_path):
     with pytest.raises(CheckpointError) as exc:
         load_model(save_mmseg(tmp_path / "psp.pth", pspnet, meta={}))
     assert "mmsegmentation checkpoint of another network" in one_line(exc)
+    torchvision = {"backbone.conv1.weight": torch.zeros(64, 3, 7, 7),
+                   "classifier.4.weight": torch.zeros(21, 256, 1, 1)}
+    with pytest.raises(CheckpointError) as exc:  # a backbone but no decode head: not mmseg's
+        load_model(save_mmseg(tmp_path / "deeplab.pth", torchvision, meta={}))
+    assert "is not a BiSeNetV2 checkpoint this toolkit knows" in one_line(exc)
     two_convs = mmseg_state_dict(aux=False)
     two_convs["decode_head.convs.1.conv.weight"] = torch.zeros(1024, 1024, 3, 3)
     with pytest.raises(CheckpointError) as exc:

@@ -15,7 +15,11 @@ from PIL import Image
 
 from bisenet_deploy.cli.eval_main import main as eval_main
 from bisenet_deploy.cli.predict_main import main as predict_main
-from bisenet_deploy.datasets import CITYSCAPES_ID_TO_TRAINID, cityscapes_ids_to_trainids
+from bisenet_deploy.datasets import (
+    CITYSCAPES_ID_TO_TRAINID,
+    cityscapes_ids_to_trainids,
+    get_dataset,
+)
 from bisenet_deploy.errors import InputError
 from bisenet_deploy.evaluation import cityscapes_official as official
 from bisenet_deploy.synthetic import synthetic_image
@@ -153,16 +157,19 @@ def predicted(tmp_path_factory):
     return root, out, ids
 
 
-def test_label_ids_png_is_uint8_label_ids(predicted):
+def test_label_ids_png_is_uint8_label_ids(predicted, tmp_path):
     root, out, ids = predicted
+    assert sorted(os.listdir(out)) == [f"{n}_leftImg8bit_labelIds.png" for n in NAMES]
+    pictures = tmp_path / "pictures"  # the same run without --label-ids: colour label maps
+    assert predict_main([str(root / "leftImg8bit" / "val" / CITY), "-o", str(pictures),
+                         "--network-size", "128x64", "-q"]) == 0
+    palette = np.array(get_dataset("cityscapes").palette)
     for name, label_ids in zip(NAMES, ids):
         with Image.open(out / f"{name}_leftImg8bit_labelIds.png") as im:
             assert im.mode == "L" and im.size == (256, 128)
         assert set(np.unique(label_ids)) <= set(CITYSCAPES_ID_TO_TRAINID)
-        # the colour map of the same run shows the same classes
-        colour = np.asarray(Image.open(out / f"{name}_leftImg8bit_labels.png"))
-        road = cityscapes_ids_to_trainids(label_ids) == 0
-        assert (colour[road] == [128, 64, 128]).all()
+        colour = np.asarray(Image.open(pictures / f"{name}_leftImg8bit_labels.png"))
+        assert (colour == palette[cityscapes_ids_to_trainids(label_ids)]).all()
     assert len(set(np.unique(np.concatenate([i.ravel() for i in ids])))) >= 3
 
 
@@ -246,10 +253,15 @@ def official_eval(monkeypatch):
     return module
 
 
-def test_iou_and_iiou_equal_cityscapesscripts(predicted, official_eval, tmp_path):
+def test_iou_and_iiou_equal_cityscapesscripts(predicted, official_eval, tmp_path, monkeypatch):
     root, out, _ids = predicted
     gt = [str(root / "gtFine" / "val" / CITY / f"{n}_gtFine_labelIds.png") for n in NAMES]
-    preds = [str(out / f"{n}_leftImg8bit_labelIds.png") for n in NAMES]
+    # the predictions are found in the output folder the way the official script's main() finds
+    # them (CITYSCAPES_RESULTS): exactly one PNG per ground-truth image must match
+    monkeypatch.setattr(official_eval.args, "predictionPath", str(out))
+    monkeypatch.setattr(official_eval.args, "predictionWalk", None)
+    preds = [official_eval.getPrediction(official_eval.args, g) for g in gt]
+    assert preds == [str(out / f"{n}_leftImg8bit_labelIds.png") for n in NAMES]
     reference = official_eval.evaluateImgLists(preds, gt, official_eval.args)
     code, report = run_eval(root, tmp_path)
     assert code == 0

@@ -20,8 +20,8 @@ def build_parser():
         description="Segment images, folders of images or videos and write <stem>_labels.png "
                     "(colour label map, the model's palette) and <stem>_overlay.png (blended over "
                     "the image), or <stem>_overlay.mp4 / <stem>_labels.mp4 for a video (needs "
-                    "OpenCV). Prints the latency of each image. --label-ids also writes "
-                    "<stem>_labelIds.png, the Cityscapes benchmark's format.")
+                    "OpenCV). Prints the latency of each image. --label-ids writes "
+                    "<stem>_labelIds.png instead, the Cityscapes benchmark's format.")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or videos")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
     add_model_args(p)
@@ -37,10 +37,10 @@ def build_parser():
     p.add_argument("--alpha", type=float, default=0.5,
                    help="overlay opacity of the label colours, 0..1 (default 0.5)")
     p.add_argument("--label-ids", action="store_true",
-                   help="also write <stem>_labelIds.png: uint8 Cityscapes label ids (train ids "
-                        "mapped with the official table), what the Cityscapes benchmark server "
-                        "and cityscapesscripts take; Cityscapes models and images only (exit 2 "
-                        "otherwise)")
+                   help="write only <stem>_labelIds.png per image: uint8 Cityscapes label ids "
+                        "(train ids mapped with the official table), what the Cityscapes "
+                        "benchmark server and cityscapesscripts take; Cityscapes models and "
+                        "images only (exit 2 otherwise)")
     p.add_argument("--max-frames", type=int, metavar="N", help="videos: stop after N frames")
     p.add_argument("--json", metavar="PATH", help="write per-image latencies and outputs as JSON")
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch/onnxruntime")

@@ -2,7 +2,8 @@
 
 For an image `<stem>.<ext>` it writes `<stem>_labels.png` (the label map in the model's palette)
 and `<stem>_overlay.png` (that map blended over the image), at the image's own resolution; with
-`label_ids`, also `<stem>_labelIds.png` (Cityscapes label ids, see `cityscapes_official`). A video
+`label_ids`, `<stem>_labelIds.png` (Cityscapes label ids, see `cityscapes_official`) instead, so
+that the folder holds one prediction per image, as the Cityscapes evaluation expects. A video
 gives `<stem>_overlay.mp4` and `<stem>_labels.mp4` (needs OpenCV). Every inference is timed:
 `infer_ms` is the runner's `infer` call on the prepared input (host -> host), `total_ms` adds
 reading, preparation, resizing to the image size and colourising (not the PNG writing).
@@ -127,14 +128,14 @@ def predict_paths(runner, paths: Sequence[str], outdir: str, *, alpha: float = 0
             continue
         image = read_image(path)
         r = predict_image(runner, image, palette, alpha)
-        labels_png = os.path.join(outdir, f"{stem}_labels.png")
-        overlay_png = os.path.join(outdir, f"{stem}_overlay.png")
-        write_png(labels_png, r["colour"])
-        write_png(overlay_png, r["overlay"])
-        written = [labels_png, overlay_png]
         if label_ids:
-            written.append(os.path.join(outdir, f"{stem}_labelIds.png"))
-            write_png(written[-1], train_ids_to_label_ids(r["labels"]))
+            written = [os.path.join(outdir, f"{stem}_labelIds.png")]
+            write_png(written[0], train_ids_to_label_ids(r["labels"]))
+        else:
+            written = [os.path.join(outdir, f"{stem}_labels.png"),
+                       os.path.join(outdir, f"{stem}_overlay.png")]
+            write_png(written[0], r["colour"])
+            write_png(written[1], r["overlay"])
         entry = {"input": path, "frame": None, "outputs": written,
                  "size": [int(image.shape[1]), int(image.shape[0])],
                  "infer_ms": r["infer_ms"], "total_ms": r["total_ms"], "device_ms": r["device_ms"],
