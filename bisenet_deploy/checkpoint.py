@@ -248,9 +248,9 @@ def _load_state_dict(path, state, arch, dataset, num_classes, sha) -> LoadedMode
                 f"{path} is not a BiSeNetV2 checkpoint this toolkit knows: it holds "
                 f"{len(state)} tensors named like {_format_list(sorted(state), 5)}, but a "
                 f"CoinCheung/BiSeNet BiSeNetV2 state dict has {', '.join(_COINCHEUNG_MARKERS)}. "
-                f"Pass a model_final_v2_*.pth, an mmsegmentation BiSeNetV2 .pth or a .safetensors "
-                f"written by bisenet-deploy (or --arch NAME if this is a plain state dict of one "
-                f"of our architectures)")
+                f"Pass a model_final_v2_*.pth, an mmsegmentation BiSeNetV2 .pth or a "
+                f".safetensors written by bisenet-deploy (or --arch NAME if this is a plain state "
+                f"dict of one of our architectures)")
         arch = guessed
         if arch not in _SOURCES:
             log.info("%s: a plain state dict of the %s network (recognised by its layout)",

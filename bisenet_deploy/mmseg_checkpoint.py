@@ -78,7 +78,8 @@ _RENAMES = tuple((re.compile(p), r) for p, r in (
     (r"^decode_head\.conv_seg\.", "head.conv_out.1."),
 ))
 _BN = r"bn\.(?:weight|bias|running_mean|running_var|num_batches_tracked)"
-_DECODE_KEY = re.compile(rf"^decode_head\.(?:convs\.0\.(?:conv\.weight|{_BN})|conv_seg\.(?:weight|bias))$")
+_DECODE_KEY = re.compile(rf"^decode_head\.(?:convs\.0\.(?:conv\.weight|{_BN})|"
+                         rf"conv_seg\.(?:weight|bias))$")
 _AUX_KEY = re.compile(rf"^auxiliary_head\.(?:(\d+)\.)?(?:convs\.\d+\.(?:conv\.weight|{_BN})|"
                       rf"conv_seg\.(?:weight|bias))$")
 
@@ -126,7 +127,12 @@ def convert(path: str, state: Mapping[str, Any], container: Any = None) -> Conve
             f"{path}: the mmsegmentation decode head is not the FCN head of the BiSeNetV2 configs "
             f"(one 3x3 conv, concat_input=False): it also holds {', '.join(other_head[:3])}; "
             f"bisenet-deploy cannot build that head")
-    num_classes = int(state["decode_head.conv_seg.weight"].shape[0])
+    classifier = state["decode_head.conv_seg.weight"]
+    if classifier.dim() != 4:
+        raise CheckpointError(f"{path}: decode_head.conv_seg.weight has shape "
+                              f"{tuple(classifier.shape)}, not classes x channels x 1 x 1; the "
+                              f"checkpoint is damaged")
+    num_classes = int(classifier.shape[0])
     aux = {k: v for k, v in state.items() if k.startswith("auxiliary_head.")}
     _check_aux(path, aux, num_classes)
     renamed = {rename_key(k): v for k, v in state.items() if k not in aux}
@@ -145,9 +151,10 @@ def _check_aux(path: str, aux: Mapping[str, Any], num_classes: int) -> None:
         raise CheckpointError(f"{path}: unexpected auxiliary-head tensors for mmsegmentation's "
                               f"BiSeNetV2 ({', '.join(odd[:3])}); is it another network's file?")
     for key, tensor in aux.items():
-        if key.endswith("conv_seg.weight") and int(tensor.shape[0]) != num_classes:
+        classes = int(tensor.shape[0]) if tensor.dim() >= 1 else None
+        if key.endswith("conv_seg.weight") and classes != num_classes:
             raise CheckpointError(
-                f"{path}: {key} predicts {int(tensor.shape[0])} classes but decode_head.conv_seg "
+                f"{path}: {key} predicts {classes} classes but decode_head.conv_seg "
                 f"{num_classes}; the checkpoint is damaged or mixes two models")
 
 

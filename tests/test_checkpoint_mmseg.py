@@ -272,7 +272,8 @@ def test_wrong_arch_names_the_family(tmp_path):
         load_model(path, arch="bisenetv2-coincheung")
     message = one_line(exc)
     assert "bga.left1.2.bias" in message
-    assert "an mmsegmentation BiSeNetV2 checkpoint" in message and "--arch bisenetv2-mmseg" in message
+    assert "an mmsegmentation BiSeNetV2 checkpoint" in message
+    assert "--arch bisenetv2-mmseg" in message
 
 
 def test_other_mmseg_networks_and_heads_are_refused_in_one_line(tmp_path):

@@ -20,6 +20,7 @@ import torch
 from bisenet_deploy.checkpoint import load_model
 from bisenet_deploy.mmseg_checkpoint import MMSEG_ARCH
 from test_checkpoint_mmseg import read_tsv
+from test_model_coincheung import randomize
 
 CONFIG = "bisenetv2/bisenetv2_fcn_4xb4-160k_cityscapes-1024x1024.py"
 CITY_CLASSES = ("road", "sidewalk", "building", "wall", "fence", "pole", "traffic light",
@@ -76,18 +77,7 @@ def mmseg():
 
     single_gpu_bn(settings)
     model = MODELS.build(settings)
-    gen = torch.Generator().manual_seed(12)
-    with torch.no_grad():
-        for name, tensor in model.state_dict().items():
-            if name.endswith("num_batches_tracked"):
-                continue
-            if name.endswith("running_var") or (name.endswith(".weight") and tensor.dim() == 1):
-                tensor.copy_(torch.rand(tensor.shape, generator=gen) + 0.5)
-            elif name.endswith(("running_mean", ".bias")):
-                tensor.copy_(torch.randn(tensor.shape, generator=gen) * 0.2)
-            else:
-                tensor.copy_(torch.randn(tensor.shape, generator=gen)
-                             * (2.0 / tensor[0].numel()) ** 0.5)
+    randomize(model, seed=12)  # weights and BN statistics
     return model.eval(), config
 
 
@@ -121,7 +111,8 @@ def test_reference_table_is_mmsegmentations_state_dict(mmseg):
     assert got == dict(read_tsv())
 
 
-@pytest.mark.parametrize("width,height", [(512, 256), pytest.param(2048, 1024, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("width,height",
+                         [(512, 256), pytest.param(2048, 1024, marks=pytest.mark.slow)])
 def test_logits_equal_encode_decode(mmseg, checkpoint, width, height):
     model, _config = mmseg
     ours, meta = load_model(checkpoint)
