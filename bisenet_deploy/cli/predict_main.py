@@ -22,7 +22,8 @@ def build_parser():
                     "(colour label map in the model's palette, at the image's size) and "
                     "<stem>_overlay.png (blended over the image, with a class -> colour legend "
                     "to its right), or <stem>_overlay.mp4 / <stem>_labels.mp4 for a video (needs "
-                    "OpenCV). Prints the latency of each image.")
+                    "OpenCV). Prints the latency of each image. --label-ids writes "
+                    "<stem>_labelIds.png instead, the Cityscapes benchmark's format.")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or videos")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
     add_model_args(p)
@@ -39,6 +40,11 @@ def build_parser():
                    help="overlay opacity of the label colours, 0..1 (default 0.5)")
     p.add_argument("--no-legend", action="store_true",
                    help="images: no legend beside the overlay, which then has the image's size")
+    p.add_argument("--label-ids", action="store_true",
+                   help="write only <stem>_labelIds.png per image: uint8 Cityscapes label ids "
+                        "(train ids mapped with the official table), what the Cityscapes "
+                        "benchmark server and cityscapesscripts take; Cityscapes models and "
+                        "images only (exit 2 otherwise)")
     p.add_argument("--max-frames", type=positive_int, metavar="N",
                    help="videos: stop after N frames (N >= 1)")
     p.add_argument("--json", metavar="PATH", help="write per-image latencies and outputs as JSON")
@@ -128,7 +134,7 @@ def _run(args):
     with source.open(spec, record) as runner:
         results = predict_paths(runner, inputs, args.output, alpha=args.alpha,
                                 max_frames=args.max_frames, legend=not args.no_legend,
-                                on_result=show, skipped=skipped)
+                                on_result=show, skipped=skipped, label_ids=args.label_ids)
         describe = runner.describe()
     listing = ", ".join(path for path, _ in skipped)
     if not results:
