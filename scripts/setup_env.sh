@@ -15,7 +15,7 @@ TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
 if [ "$TORCH_SPEC" != "skip" ]; then
     python -m pip install --quiet "$TORCH_SPEC"
 fi
-python -m pip install --quiet -e ".[test]"
+python -m pip install --quiet -e ".[test,serve]"
 # CI only: TensorRT's type stubs for the mypy check of the engine builder. They are installed
 # without dependencies (their dependency is TensorRT itself); never do this next to a real TensorRT.
 if [ -n "${CI_TYPE_STUBS:-}" ]; then

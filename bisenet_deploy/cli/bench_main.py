@@ -11,6 +11,7 @@ import shlex
 import sys
 
 from ..errors import InputError
+from . import bench_served
 from .common import add_logging_args, run_cli
 
 BACKENDS = ("tensorrt", "onnxruntime", "onnxruntime-cuda", "onnxruntime-trt", "torch",
@@ -79,6 +80,7 @@ def build_parser():
     out.add_argument("--plot", metavar="PATH", nargs="?", const="auto",
                      help="also write a PNG (histogram + trace per backend); without PATH: next "
                           "to the JSON report")
+    bench_served.add_server_args(p)
     add_logging_args(p)
     p.set_defaults(func=_run)
     return p
@@ -195,6 +197,8 @@ def _run(args):
     from ..portable.fileio import check_writable
 
     _check_args(args)
+    if args.server or args.concurrency:
+        return bench_served.run_served(args, make_opener)
     backends = _requested_backends(args)
     if not args.no_json:  # refuse an unwritable report path now, not after a 5000-call run
         check_writable(args.json or os.path.join(rep.DEFAULT_FOLDER, "report.json"), "--json")

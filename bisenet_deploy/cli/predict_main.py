@@ -30,6 +30,12 @@ def build_parser():
                    help="torch, torch-cuda, onnxruntime, onnxruntime-cuda, onnxruntime-trt, "
                         "tensorrt (default: from the model file given); torch with --onnx "
                         "runs PyTorch on that export's graph (with --checkpoint: its weights)")
+    p.add_argument("--server", metavar="HOST:PORT",
+                   help="segment on a Triton server instead (bisenet-serve, or a repository from "
+                        "bisenet-export triton): gRPC or HTTP, e.g. localhost:8001; the model's "
+                        "preprocessing and classes come from the server")
+    p.add_argument("--model-name", default="bisenet", metavar="NAME",
+                   help="with --server: the served model (default bisenet)")
     p.add_argument("--network-size", type=size_arg, default=(1024, 512), metavar="WxH",
                    help="PyTorch backends: network input size; the graph takes the first "
                         "image's size and resizes in-graph (default 1024x512, the paper's)")
@@ -60,16 +66,16 @@ def _default_backend(args) -> str:
 
 
 def _run(args):
-    import numpy as np
-
     from ..portable.fileio import check_writable
     from ..errors import InputError
     from ..evaluation.backends import ModelSource, parse_spec
-    from ..evaluation.predict import collect_inputs, is_video, predict_paths
+    from ..evaluation.predict import collect_inputs, is_video
     from ..model.summary import check_model_size
-    from ..portable.fileio import write_json_atomic
     from ..runtime.images import read_image
 
+    if args.server and any((args.checkpoint, args.onnx, args.engine, args.backend)):
+        raise InputError("--server segments on the served model: leave out --checkpoint, --onnx, "
+                         "--engine and --backend")
     if not 0.0 <= args.alpha <= 1.0:
         raise InputError(f"--alpha must be between 0 and 1, got {args.alpha}")
     if os.path.exists(args.output) and not os.path.isdir(args.output):
@@ -81,6 +87,11 @@ def _run(args):
             check_model_size(*args.network_size)
         except InputError as exc:
             raise InputError(f"--network-size: {exc}") from None
+    if args.server:
+        from ..serve.client import ServedRunner
+
+        with ServedRunner(args.server, args.model_name) as runner:
+            return _predict(runner, collect_inputs(args.inputs), args)
     spec = parse_spec(_default_backend(args))
     if spec.path:
         raise InputError("--backend takes a name only; give the model with --checkpoint, --onnx "
@@ -100,16 +111,26 @@ def _run(args):
             w, h = args.network_size
         record = source.torch_record(spec, (w, h), tuple(args.network_size))
 
+    with source.open(spec, record) as runner:
+        return _predict(runner, inputs, args)
+
+
+def _predict(runner, inputs, args) -> int:
+    """Segment `inputs` with the active runner, print latencies, write pictures (and --json)."""
+    import numpy as np
+
+    from ..evaluation.predict import predict_paths
+    from ..portable.fileio import write_json_atomic
+
     def show(entry):
         where = entry["input"] + ("" if entry["frame"] is None else f" frame {entry['frame']}")
         extra = "" if entry.get("device_ms") is None else f", device {entry['device_ms']:.1f} ms"
         print(f"{where}: infer {entry['infer_ms']:.1f} ms, total {entry['total_ms']:.1f} ms"
               f"{extra}")
 
-    with source.open(spec, record) as runner:
-        results = predict_paths(runner, inputs, args.output, alpha=args.alpha,
-                                max_frames=args.max_frames, on_result=show)
-        describe = runner.describe()
+    results = predict_paths(runner, inputs, args.output, alpha=args.alpha,
+                            max_frames=args.max_frames, on_result=show)
+    describe = runner.describe()
     infer = np.array([r["infer_ms"] for r in results])
     print(f"{len(results)} image(s)/frame(s) on {describe}: infer mean {infer.mean():.1f} ms, "
           f"median {np.median(infer):.1f} ms (the first includes warm-up); written to "
