@@ -42,21 +42,6 @@ def free_ports(n):
             s.close()
 
 
-@pytest.fixture(scope="module")
-def dyn_onnx(tmp_path_factory):
-    """A tiny dynamic-batch (1..8) export with labels and logits: 128x64 -> 64x32 network."""
-    from bisenet_deploy.checkpoint import load_model
-    from bisenet_deploy.export.pipeline import ExportOptions, export_onnx
-
-    folder = tmp_path_factory.mktemp("serve")
-    loaded = load_model(None, num_classes=19)
-    path = str(folder / "dyn.onnx")
-    export_onnx(ExportOptions(output_path=path, input_size=(128, 64), model_size=(64, 32),
-                              output="both", dynamic_batch=(1, 4, 8), parity=False,
-                              simplify=False), loaded=(loaded.model, loaded.metadata))
-    return path
-
-
 class Served(object):
     def __init__(self, proc, ports, log_path, onnx):
         self.proc = proc
@@ -99,17 +84,17 @@ class Served(object):
 
 
 @pytest.fixture(scope="module")
-def served(dyn_onnx, tmp_path_factory):
+def served(tiny_dynamic_export, tmp_path_factory):
     """`bisenet-serve` in a subprocess on free loopback ports, started once for the module."""
     ports = free_ports(3)
     log_path = str(tmp_path_factory.mktemp("serve-log") / "serve.out")
-    cmd = [sys.executable, "-m", "bisenet_deploy.cli.serve_main", "--onnx", dyn_onnx,
+    cmd = [sys.executable, "-m", "bisenet_deploy.cli.serve_main", "--onnx", tiny_dynamic_export,
            "--host", HOST, "--http-port", str(ports[0]), "--grpc-port", str(ports[1]),
            "--metrics-port", str(ports[2]), "--max-queue-delay-us", "2000",
            "--access-token", TOKEN, "--threads", "1"]
     with open(log_path, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-    server = Served(proc, ports, log_path, dyn_onnx)
+    server = Served(proc, ports, log_path, tiny_dynamic_export)
     deadline = time.monotonic() + START_TIMEOUT_S
     try:
         while "ready:" not in server.log():
@@ -131,13 +116,13 @@ def served(dyn_onnx, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def local(dyn_onnx):
+def local(tiny_dynamic_export):
     """The same ONNX on the local onnxruntime runner, and prepared inputs with its answers."""
     from bisenet_deploy.runtime.factory import open_runner
     from bisenet_deploy.synthetic import synthetic_image
     from bisenet_deploy.portable.preprocess import prepare_input
 
-    runner = open_runner("onnxruntime", onnx=dyn_onnx, threads=1).activate()
+    runner = open_runner("onnxruntime", onnx=tiny_dynamic_export, threads=1).activate()
     inputs = [prepare_input(synthetic_image(128, 64, seed), runner.metadata) for seed in range(8)]
     inputs.append(np.concatenate(inputs[:3]))  # one request of 3 images
     expected = [runner.infer(x) for x in inputs]
@@ -157,7 +142,7 @@ def _same(got, want):
         got[k].dtype == want[k].dtype and np.array_equal(got[k], want[k]) for k in want)
 
 
-def test_served_model_describes_itself(served, dyn_onnx):
+def test_served_model_describes_itself(served):
     from bisenet_deploy.export.onnx_metadata import read_record
 
     assert served.ready()
@@ -172,7 +157,7 @@ def test_served_model_describes_itself(served, dyn_onnx):
     assert status == 200 and config["max_batch_size"] == 8
     assert "dynamic_batching" in config
     params = {k: v["string_value"] for k, v in config["parameters"].items()}
-    assert json.loads(params["bisenet_deploy"]) == read_record(dyn_onnx)
+    assert json.loads(params["bisenet_deploy"]) == read_record(served.onnx)
     assert json.loads(params["class_names"])[0] == "road" and params["input_size"] == "128x64"
     # the restricted endpoints want the access token; health, metadata and config do not
     assert served.get("/v2/models/stats")[0] == 403

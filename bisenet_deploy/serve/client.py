@@ -38,6 +38,7 @@ def parse_server(text: str) -> Tuple[Optional[str], str, int]:
             raise InputError(f"--server {text!r}: the protocol must be grpc:// or http://")
     raw = raw.rstrip("/")
     host, sep, port = raw.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host  # [::1]
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise InputError(f"--server {text!r} is not HOST:PORT (e.g. localhost:8001 for gRPC, "
                          f"http://localhost:8000 for HTTP)")
