@@ -142,6 +142,35 @@ def _same(got, want):
         got[k].dtype == want[k].dtype and np.array_equal(got[k], want[k]) for k in want)
 
 
+def listening_addresses(port):
+    """Local addresses with a LISTEN socket on `port` (Linux /proc/net/tcp*), e.g. '127.0.0.1';
+    an IPv4-mapped IPv6 socket (gRPC's) counts as its IPv4 address."""
+    import ipaddress
+
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if not os.path.exists(table):
+            continue
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                local, state = line.split()[1], line.split()[3]
+                address, hex_port = local.split(":")
+                if state != "0A" or int(hex_port, 16) != port:  # 0A = LISTEN
+                    continue
+                raw = b"".join(bytes.fromhex(address[i:i + 8])[::-1]  # 32-bit words, host order
+                               for i in range(0, len(address), 8))
+                ip = ipaddress.ip_address(raw)
+                found.append(str(getattr(ip, "ipv4_mapped", None) or ip))
+    return found
+
+
+def test_served_model_listens_only_where_told(served):
+    if not os.path.exists("/proc/net/tcp"):
+        pytest.skip("needs Linux /proc/net/tcp to see which address a port listens on")
+    for port in (served.http_port, served.grpc_port, served.metrics_port):
+        assert listening_addresses(port) == [HOST], port
+
+
 def test_served_model_describes_itself(served):
     from bisenet_deploy.export.onnx_metadata import read_record
 

@@ -140,8 +140,7 @@ class ModelServer(object):
         if not self.record or "export" not in self.record:
             raise UserError("the model carries no bisenet_deploy metadata (input size, "
                             "preprocessing, classes): export it with `bisenet-export onnx`")
-        lo, hi = batch_range(self.runners[0])
-        self.max_batch = int(options.max_batch or hi)
+        self.max_batch = int(options.max_batch or batch_range(self.runners[0])[1])
         if self.max_batch < 1:
             raise InputError(f"--max-batch must be >= 1, got {options.max_batch}")
         if options.exit_timeout_s < 1:
@@ -207,8 +206,9 @@ class ModelServer(object):
         inputs = [Tensor(name=inp.name, dtype=inp.dtype.type, shape=tuple(inp.shape[1:]))]
         outputs = [Tensor(name=o.name, dtype=o.dtype.type, shape=tuple(o.shape[1:]))
                    for o in runner.output_specs()]
-        lo, hi = batch_range(runner)
-        preferred = sorted({v for v in (min(hi, self.max_batch), self.max_batch) if v > 1})
+        batch = self.record["export"].get("batch") or {}
+        opt = int(batch["opt"]) if batch.get("dynamic") else self.max_batch
+        preferred = sorted({v for v in (min(opt, self.max_batch), self.max_batch) if v > 1})
         config = ModelConfig(batching=True, max_batch_size=self.max_batch, batcher=DynamicBatcher(
             max_queue_delay_microseconds=int(self.options.max_queue_delay_us),
             preferred_batch_size=preferred or None))
