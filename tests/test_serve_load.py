@@ -184,7 +184,7 @@ def test_served_model_describes_itself(served):
     status, body = served.get("/v2/models/bisenet/config")
     config = json.loads(body)
     assert status == 200 and config["max_batch_size"] == 8
-    assert "dynamic_batching" in config
+    assert config["dynamic_batching"]["preferred_batch_size"] == [4, 8]
     params = {k: v["string_value"] for k, v in config["parameters"].items()}
     assert json.loads(params["bisenet_deploy"]) == read_record(served.onnx)
     assert json.loads(params["class_names"])[0] == "road" and params["input_size"] == "128x64"

@@ -216,3 +216,17 @@ def test_without_the_serve_extra_the_commands_say_what_to_install(tiny_export, t
         err = out.stderr.strip()
         assert out.returncode == 4, (command, err)
         assert "pip install 'bisenet-deploy[serve]'" in err and "\n" not in err, (command, err)
+
+
+def test_a_bad_model_is_one_line_before_any_server_starts(tmp_path, capsys):
+    pytest.importorskip("pytriton", reason="bisenet-serve needs pip install -e '.[serve]'")
+    from bisenet_deploy.cli import serve_main
+
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"<html>not a model</html>")
+    code = serve_main.main(["--onnx", str(bad), "--http-port", "1", "--grpc-port", "2",
+                            "--metrics-port", "3"])
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and "\n" not in err and "could not load" in err and str(bad) in err
+    code = serve_main.main(["--onnx", str(bad), "--http-port", "5", "--grpc-port", "5"])
+    assert code == 2 and "must differ" in capsys.readouterr().err

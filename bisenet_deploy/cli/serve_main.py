@@ -32,8 +32,9 @@ the most the model takes: its dynamic-batch maximum, 1 for a static batch-1 expo
 
 stopping: Ctrl-C or SIGTERM; in-flight requests get --exit-timeout seconds to finish.
 
-exit status: 0 stopped on request; 2 bad options, a port in use, a bad model; 4 serving
-dependencies missing (pip install 'bisenet-deploy[serve]'); 1 the server failed.
+exit status: 0 stopped on request; 2 bad options, a missing model file or a port in use; 1 a
+model that cannot be loaded, or the server failed; 4 serving packages missing (pip install
+'bisenet-deploy[serve]'); 130 interrupted while starting.
 
 example:
   bisenet-serve --onnx export/bisenetv2-dyn1-8.onnx --instances 2
