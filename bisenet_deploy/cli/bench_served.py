@@ -5,7 +5,6 @@ Kept apart from bench_main so the local benchmark stays as it is; bench_main onl
 options and hands over when --server is given.
 """
 
-import argparse
 import os
 import shlex
 
@@ -50,7 +49,7 @@ def run_served(args, make_opener):
     from ..bench import report as rep
     from ..bench.environment import collect_environment, describe
     from ..bench.harness import check_outputs, make_inputs
-    from ..bench.served import overhead_rows, run_level, table
+    from ..bench.served import overhead_rows, table
     from ..bench.session import default_warmup
     from ..portable.fileio import check_writable, write_json_atomic
     from ..runtime.images import read_image

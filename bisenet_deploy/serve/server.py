@@ -220,9 +220,16 @@ class ModelServer(object):
     def _add_parameters(self, parameters: Dict[str, str]) -> None:
         """Put the metadata into the generated config.pbtxt's parameters (PyTriton 0.7 builds the
         config from this model object and offers no public hook for extra parameters)."""
-        models = list(self._triton._model_manager.models)
-        config = models[0]._get_triton_model_config()
-        config.backend_parameters.update(parameters)
+        try:
+            model = list(self._triton._model_manager.models)[0]
+            model._get_triton_model_config().backend_parameters.update(parameters)
+        except (AttributeError, IndexError, TypeError):
+            import pytriton
+
+            raise MissingDependencyError(
+                f"this PyTriton ({getattr(pytriton, '__version__', '?')}) does not let "
+                f"bisenet-serve put the model's metadata into its configuration: install the "
+                f"tested nvidia-pytriton==0.7.0 ({SERVE_HINT})") from None
 
     def stop(self) -> None:
         """Stop tritonserver (bounded by the exit timeout) and free the ports; idempotent."""
