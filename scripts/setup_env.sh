@@ -15,6 +15,8 @@ TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
 if [ "$TORCH_SPEC" != "skip" ]; then
     python -m pip install --quiet "$TORCH_SPEC"
 fi
+# serve: PyTriton's tritonserver and tritonclient, so the serving load tests run everywhere; PyTriton
+# pins numpy<2, so the whole suite runs on numpy 1.26
 python -m pip install --quiet -e ".[test,serve]"
 # CI only: TensorRT's type stubs for the mypy check of the engine builder. They are installed
 # without dependencies (their dependency is TensorRT itself); never do this next to a real TensorRT.
