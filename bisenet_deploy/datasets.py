@@ -17,6 +17,8 @@ Facts and their sources:
   door, blender, hair brush), in label order: 80 things then 91 stuff. Official label names.
 - ADE20K: the 150 SceneParse150 classes (label 0 "other" is ignored, labels 1..150 -> 0..149).
 - COCO-Stuff and ADE20K ship no single official palette, so they get `deterministic_palette()`.
+- `cityscapes-mmseg`: the same classes with mmsegmentation's preprocessing (ImageNet mean/std,
+  given there on 0..255 as 123.675/116.28/103.53 and 58.395/57.12/57.375, RGB; 1024x1024 crops).
 """
 
 from __future__ import annotations
@@ -245,12 +247,15 @@ _ADE20K = [
 
 def _presets() -> Dict[str, DatasetInfo]:
     coco_names = _COCO_THINGS + _COCO_STUFF
+    city = DatasetInfo(
+        name="cityscapes", class_names=[n for n, _ in _CITYSCAPES],
+        palette=[list(c) for _, c in _CITYSCAPES],
+        mean=[0.3257, 0.3690, 0.3223], std=[0.2112, 0.2148, 0.2115],
+        channel_order="rgb", ignore_index=255, train_size=[1024, 512])
     return {
-        "cityscapes": DatasetInfo(
-            name="cityscapes", class_names=[n for n, _ in _CITYSCAPES],
-            palette=[list(c) for _, c in _CITYSCAPES],
-            mean=[0.3257, 0.3690, 0.3223], std=[0.2112, 0.2148, 0.2115],
-            channel_order="rgb", ignore_index=255, train_size=[1024, 512]),
+        "cityscapes": city,
+        "cityscapes-mmseg": city.replace(name="cityscapes-mmseg", mean=list(IMAGENET_MEAN),
+                                         std=list(IMAGENET_STD), train_size=[1024, 1024]),
         "coco-stuff": DatasetInfo(
             name="coco-stuff", class_names=coco_names,
             palette=deterministic_palette(len(coco_names)),
@@ -268,6 +273,7 @@ DATASETS: Dict[str, DatasetInfo] = _presets()
 
 _ALIASES = {
     "cityscapes": "cityscapes", "city": "cityscapes", "cityscape": "cityscapes",
+    "cityscapes-mmseg": "cityscapes-mmseg", "city-mmseg": "cityscapes-mmseg",
     "coco-stuff": "coco-stuff", "coco": "coco-stuff", "cocostuff": "coco-stuff",
     "coco-stuff-164k": "coco-stuff", "coco-stuff164k": "coco-stuff",
     "ade20k": "ade20k", "ade": "ade20k", "ade-20k": "ade20k", "ade20k-150": "ade20k",

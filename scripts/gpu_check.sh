@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU check, for a machine with an NVIDIA GPU (our CI machines have none):
-#   1. sets up .venv (scripts/setup_env.sh with EXTRAS=test,rtx,trt: TensorRT-RTX, full TensorRT
-#      and pycuda; pycuda builds from source and needs the CUDA toolkit's nvcc on PATH);
+#   1. sets up .venv (scripts/setup_env.sh with EXTRAS=test,serve,rtx,trt: TensorRT-RTX, full
+#      TensorRT and pycuda; pycuda builds from source and needs the CUDA toolkit's nvcc on PATH);
 #   2. runs every GPU test: pytest -m "tensorrt or cuda";
 #   3. exports BiSeNet V2 at the paper's size (2048x1024 input, 1024x512 network, labels) for each
 #      TensorRT flavour present, builds its FP32 and FP16 engines, and times, 5000 iterations each:
@@ -15,8 +15,8 @@
 #   ITERS        timed iterations per backend (default 5000: the paper's protocol)
 #   CHECKPOINT   checkpoint to export (default models/model_final_v2_city.pth when present,
 #                else seeded random weights: speed is representative, labels are not)
-#   EXTRAS       pip extras (default test,rtx,trt); TORCH_SPEC as for setup_env.sh (a CUDA build
-#                of torch: the default torch==2.13.0 from the package index is one on Linux)
+#   EXTRAS       pip extras (default test,serve,rtx,trt); TORCH_SPEC as for setup_env.sh (a CUDA
+#                build of torch: the default torch==2.13.0 from the package index is one on Linux)
 #   SKIP_SETUP=1 use the current environment as it is
 #   SKIP_TESTS=1 only the benchmarks
 set -uo pipefail
@@ -30,7 +30,7 @@ if ! { command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; }
     exit 4
 fi
 if [ "${SKIP_SETUP:-0}" != "1" ]; then
-    EXTRAS=${EXTRAS:-test,rtx,trt} bash scripts/setup_env.sh ||
+    EXTRAS=${EXTRAS:-test,serve,rtx,trt} bash scripts/setup_env.sh ||
         { echo "gpu_check: setup failed"; exit 4; }
     # shellcheck disable=SC1091
     . "${VENV:-.venv}/bin/activate"

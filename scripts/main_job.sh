@@ -111,7 +111,7 @@ if [ "$BUILD_ENGINE" = 1 ]; then
         gpu_backends+=(tensorrt)
     elif has_gpu; then
         echo "main_job: $ENGINE is built but cannot run here: pycuda is missing" \
-             "(pip install 'bisenet-deploy[trt]')"
+             "(pip install -e '.[trt]')"
     else
         echo "main_job: $ENGINE is built but cannot run here: no NVIDIA GPU (TensorRT-RTX" \
              "compiles its kernels on the GPU that loads the engine); on an RTX machine:" \
@@ -120,7 +120,7 @@ if [ "$BUILD_ENGINE" = 1 ]; then
 elif [ "$TRT_FLAVOUR" = tensorrt ]; then
     echo "main_job: TensorRT $TRT_VERSION is installed but there is no NVIDIA GPU: no engine"
 else
-    echo "main_job: no TensorRT here (pip install 'bisenet-deploy[rtx]' builds engines without" \
+    echo "main_job: no TensorRT here (pip install -e '.[rtx]' builds engines without" \
          "a GPU): no engine, no tensorrt backend"
 fi
 if has_torch_cuda; then

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Create (or reuse) the virtual environment .venv and install bisenet-deploy with its test tools and
 # TensorRT for RTX (the `rtx` extra: pip wheels that build real engines without a GPU and give
-# `bisenet-export` the real TensorRT ONNX parser). EXTRAS overrides the extras (default "test,rtx";
-# e.g. EXTRAS=test,trt on a GPU machine with full TensorRT, or EXTRAS=test for neither).
+# `bisenet-export` the real TensorRT ONNX parser). EXTRAS overrides the extras (default
+# "test,serve,rtx"; e.g. EXTRAS=test,serve,rtx,trt on a GPU machine with full TensorRT too).
 # torch is installed first, pinned to 2.13.0 (the CPU build on our machines); set TORCH_SPEC to
 # something else (e.g. TORCH_SPEC=skip when the venv already has a CUDA torch) on other machines.
 set -euo pipefail
@@ -18,8 +18,13 @@ TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
 if [ "$TORCH_SPEC" != "skip" ]; then
     python -m pip install --quiet "$TORCH_SPEC"
 fi
-EXTRAS=${EXTRAS:-test,rtx}
-python -m pip install --quiet -e ".[$EXTRAS]"
+# The editable install: setuptools reports it with a boxed "Editable installation" notice that pip
+# shows even with --quiet (a build-backend warning, not an error); this filter drops that notice.
+# serve: PyTriton's tritonserver and tritonclient, so the serving load tests run everywhere; PyTriton
+# pins numpy<2, so the whole suite runs on numpy 1.26. rtx: TensorRT for RTX (see above).
+EXTRAS=${EXTRAS:-test,serve,rtx}
+PYTHONWARNINGS="${PYTHONWARNINGS:+$PYTHONWARNINGS,}ignore:Editable installation" \
+    python -m pip install --quiet -e ".[$EXTRAS]"
 # CI only: TensorRT's type stubs for the mypy check of the engine builder. They are installed
 # without dependencies (their dependency is TensorRT itself); never do this next to a real TensorRT.
 if [ -n "${CI_TYPE_STUBS:-}" ]; then

@@ -250,4 +250,4 @@ def test_runner_refuses_without_gpu_and_full_tensorrt_refuses_rtx_engines(export
         TensorRTRunner(result.engine_path).activate()
     msg = str(info.value)
     assert "built with TensorRT-RTX 1.7.1.116" in msg and "TensorRT installed here cannot" in msg
-    assert "bisenet-deploy[rtx]" in msg and "\n" not in msg
+    assert "pip install -e '.[rtx]'" in msg and "\n" not in msg

@@ -448,6 +448,9 @@ def device_cli(built, monkeypatch, tmp_path):
         def last_device_time_ms(self):
             return 2.0
 
+        def last_phase_times_ms(self):
+            return {"h2d": 0.5, "compute": 2.0, "d2h": 0.25}
+
     monkeypatch.setattr(jetson_run, "open_runner", OrtStandIn)
     assert jetson_run.BUNDLE_DIR == folder
     builds = []
@@ -506,6 +509,7 @@ def test_device_predict_and_bench(device_cli, capsys, tmp_path, monkeypatch):
     text = capsys.readouterr().out
     assert "end-to-end (host input -> host labels): 12 calls, batch 1" in text
     assert "device compute (CUDA events): 12 calls" in text
+    assert "median: h2d 0.500 ms, compute 2.000 ms, d2h 0.250 ms" in text
     with open(report_path) as f:
         report = json.load(f)
     stats = sys.modules["bisenet_trt.timing_stats"]
@@ -513,6 +517,7 @@ def test_device_predict_and_bench(device_cli, capsys, tmp_path, monkeypatch):
     assert report["end_to_end"]["count"] == 12 and report["iterations"] == 12
     assert report["warmup"] == 2 and report["buffers"] == 4
     assert report["device_compute"]["mean_ms"] == pytest.approx(2.0)
+    assert report["phases"]["h2d"]["count"] == 12 and "logits back" in report["what_is_timed"]
     assert report["zero_copy"] is True and opened[-1].zero_copy is True
     assert report["cuda_graph"] is True and opened[-1].use_cuda_graph is True
     assert report["record"]["export"]["target"] == "trt8.2"

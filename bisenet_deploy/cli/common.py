@@ -243,14 +243,16 @@ def add_model_args(parser: argparse.ArgumentParser, required: bool = False) -> N
     """--checkpoint / --arch / --dataset / --num-classes, shared by every command that builds a model."""
     group = parser.add_argument_group("model")
     group.add_argument("--checkpoint", metavar="PATH", required=required,
-                       help="our .safetensors checkpoint or a CoinCheung/BiSeNet .pth" + (
+                       help="our .safetensors checkpoint, a CoinCheung/BiSeNet .pth or an "
+                            "mmsegmentation BiSeNetV2 .pth" + (
                            "" if required else " (without one: seeded random weights, for trying "
                                                "the pipeline only)"))
     group.add_argument("--arch", default=None, choices=list(ARCHITECTURES), metavar="ARCH",
                        help=f"architecture: {', '.join(ARCHITECTURES)} (default: from the "
                             f"checkpoint; {DEFAULT_ARCH} without one)")
     group.add_argument("--dataset", default=None,
-                       help="dataset metadata: cityscapes, coco-stuff, ade20k, custom, or a .json "
+                       help="dataset metadata: cityscapes, cityscapes-mmseg, coco-stuff, ade20k, "
+                            "custom, or a .json "
                             "file with class_names (+ optional palette, mean, std, channel_order, "
                             "ignore_index, train_size); default: from the checkpoint, or guessed "
                             "from the class count")

@@ -36,7 +36,12 @@ def build_parser():
                "halving is a\nCityscapes setting; other data is evaluated at the size of its "
                "images unless told otherwise)\n"
                "Predictions smaller than the labels are upsampled: logits bilinearly then argmax "
-               "when the\nbackend returns logits, labels nearest-neighbour otherwise.")
+               "when the\nbackend returns logits, labels nearest-neighbour otherwise.\n"
+               "mmsegmentation checkpoints: mmsegmentation reports its mIoU on the whole image "
+               "(--protocol full).\n"
+               "cityscapes layout: also category IoU, and iIoU per class and on average when "
+               "every\n*_gtFine_instanceIds.png is present (as the Cityscapes benchmark scores "
+               "them).")
     p.add_argument("--backend", nargs="+", required=True, metavar="BACKEND[:PATH][@PREC]",
                    help="backends: torch, torch-cuda, onnxruntime, onnxruntime-cuda, "
                         "onnxruntime-trt, tensorrt; a path after ':' overrides "
@@ -59,6 +64,9 @@ def build_parser():
     p.add_argument("--ignore-index", type=int, metavar="ID",
                    help="folders layout: the label value to ignore (default: the model's, "
                         "normally 255); the cityscapes layout always ignores 255 after mapping")
+    p.add_argument("--strict", action="store_true",
+                   help="cityscapes layout: refuse ground truth holding values that are no "
+                        "Cityscapes label id (0..33; exit 2) instead of ignoring and reporting them")
     p.add_argument("--limit", type=positive_int, metavar="N",
                    help="evaluate only the first N images (N >= 1; default: all)")
     p.add_argument("--json", metavar="PATH", help="write the report (confusion-derived metrics) "
@@ -141,6 +149,9 @@ def _run(args):
         if not num_classes:
             raise InputError(f"{targets[0].label}: the model's metadata does not say how many "
                              f"classes it predicts")
+        if model.get("source") == "mmsegmentation" and "paper" in protocols \
+                and not args.network_size:
+            log.info("mmsegmentation reports its mIoU on the whole image: --protocol full")
         if args.layout == "cityscapes":
             ignore_index = 255
         elif args.ignore_index is not None:
@@ -153,7 +164,7 @@ def _run(args):
         report = evaluate(targets, samples, layout=args.layout, num_classes=num_classes,
                           class_names=model.get("class_names"),
                           ignore_index=ignore_index,
-                          progress=not args.no_progress, skipped=skipped)
+                          progress=not args.no_progress, skipped=skipped, strict=args.strict)
     report.update({"data": args.data, "split": args.split,
                    "command": " ".join(shlex.quote(a) for a in ["bisenet-eval"] + list(args.argv))})
     if model.get("weights") == "random-init":

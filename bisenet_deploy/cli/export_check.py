@@ -10,8 +10,9 @@ def register(sub) -> None:
     p = sub.add_parser(
         "check", help="check an ONNX file against a TensorRT target's rules",
         description="Check opset, op types, ReduceMean/Resize forms and dtypes of an ONNX file "
-                    "against what the chosen TensorRT's ONNX parser accepts, then parse it with "
-                    "the real TensorRT ONNX parser where one is installed (full TensorRT, else "
+                    "against what the chosen TensorRT's ONNX parser accepts "
+                    "(docs/tensorrt-versions.md, section 3), then parse it with the real "
+                    "TensorRT ONNX parser where one is installed (full TensorRT, else "
                     "TensorRT-RTX). Prints PASS, or each violation and the parser's verdict; "
                     "exits 3 on violations or a parser failure (a failed check, as in "
                     "bisenet-compare), 5 for an unreadable file, 2 for a missing one.")

@@ -61,7 +61,8 @@ EXECUTABLES = ("setup_jetson.sh", "build_engine.sh", "bench.sh", "jetson_run.py"
 SHELL_SCRIPTS = ("setup_jetson.sh", "build_engine.sh", "bench.sh")
 PRECISIONS = ("fp16", "fp32")
 OUTPUTS = ("labels", "both")
-#: what the device must run (tensorrt.md section 1); written into the manifest and README
+#: what the device must run (docs/tensorrt-versions.md, section 1); written into the manifest
+#: and README
 DEVICE = {
     "device": "Jetson TX2 (GP10B, SM 6.2)",
     "jetpack": "4.6.x",

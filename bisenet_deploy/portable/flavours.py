@@ -15,6 +15,7 @@ Python 3.6 compatible; nothing here imports a TensorRT at module level.
 import importlib
 
 from .errors import MissingDependencyError
+from .install_hints import pip_extra, tensorrt_hint
 from .trt_api import is_jetson
 
 FULL = "tensorrt"
@@ -57,14 +58,11 @@ def is_real_tensorrt(module):
 
 
 def install_hint(flavour=FULL):
-    """What to install to get `flavour` here."""
+    """What to install to get `flavour` here (worded by install_hints.py)."""
     if flavour == RTX:
-        return ("install it with: pip install 'bisenet-deploy[rtx]' (the tensorrt-rtx-cu12 wheels; "
-                "they build engines without a GPU, for RTX 20-50 class GPUs)")
-    if is_jetson():
-        return ("TensorRT comes with JetPack: use the system python3 (the package is in "
-                "/usr/lib/python3.6/dist-packages) or a venv created with --system-site-packages")
-    return "install it with: pip install 'bisenet-deploy[trt]' (needs an NVIDIA GPU and driver)"
+        return ("install it from the bisenet-deploy checkout: %s (the tensorrt-rtx-cu12 wheels; "
+                "they build engines without a GPU, for RTX 20-50 class GPUs)" % pip_extra("rtx"))
+    return tensorrt_hint(jetson=is_jetson())
 
 
 def _try_import(flavour):
@@ -104,8 +102,8 @@ def import_tensorrt(flavour=None):
     if rtx is not None:
         return rtx
     raise MissingDependencyError(
-        "no TensorRT is available (%s); %s, or pip install 'bisenet-deploy[rtx]' for TensorRT-RTX "
-        "(builds without a GPU, runs on RTX 20-50 class GPUs)" % (full_reason, install_hint(FULL)))
+        "no TensorRT is available (%s); %s, or for TensorRT-RTX (builds without a GPU, runs on "
+        "RTX 20-50 class GPUs) %s" % (full_reason, install_hint(FULL), pip_extra("rtx")))
 
 
 def available_flavours():

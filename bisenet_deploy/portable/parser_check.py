@@ -17,14 +17,15 @@ from .build_steps import parse_network
 from .capabilities import detect_capabilities
 from .errors import MissingDependencyError
 from .flavours import import_tensorrt
+from .install_hints import pip_extra
 from .onnx_reader import read_onnx_summary
 from .trt_logger import quiet, tensorrt_logger
 
 log = logging.getLogger(__name__)
 
 #: what to tell a user who has no TensorRT at all
-NO_PARSER = ("no TensorRT is installed here, so only the rule check ran (`pip install "
-             "'bisenet-deploy[rtx]'` adds TensorRT-RTX's real parser; it needs no GPU)")
+NO_PARSER = ("no TensorRT is installed here, so only the rule check ran (`%s` adds "
+             "TensorRT-RTX's real parser; it needs no GPU)" % pip_extra("rtx"))
 
 
 class ParserVerdict(object):

@@ -24,6 +24,7 @@ from .engine_paths import sidecar_path
 from .fileio import sha256_file, write_json_atomic
 from .flavours import FULL, RTX, flavour_label
 from .gpu_info import slug
+from .install_hints import pip_extra
 from .precision import format_compute_capability, parse_compute_capability
 from .trt_api import version_string
 
@@ -179,11 +180,11 @@ def check_engine_compatible(sidecar, trt_version, gpu_name, compute_capability, 
     if built_flavour != flavour:
         raise IncompatibleEngineError(
             "this engine was built with %s %s and cannot be loaded by %s %s: the two do not read "
-            "each other's engines. Run it where %s is installed (`pip install "
-            "'bisenet-deploy[%s]'`), or rebuild it here with `bisenet-build-engine --backend %s`%s"
+            "each other's engines. Run it where %s is installed (`%s`), or rebuild it here with "
+            "`bisenet-build-engine --backend %s`%s"
             % (flavour_label(built_flavour), version_string(built_trt), flavour_label(flavour),
                version_string(trt_version), flavour_label(built_flavour),
-               "rtx" if built_flavour == RTX else "trt", flavour, _onnx_hint(sidecar)))
+               pip_extra("rtx" if built_flavour == RTX else "trt"), flavour, _onnx_hint(sidecar)))
     problems = []
     if version_string(built_trt) != version_string(trt_version):
         problems.append("it was built with %s %s and this machine has %s %s"

@@ -1,7 +1,7 @@
 """Which TensorRT Python API is in front of us, decided by what the module and its objects offer.
 
 TensorRT's Python API changed three times between the Jetson TX2's 8.2 and 11.x (see
-docs/DESIGN.md and the reference notes): the binding API gave way to the tensor API in 8.5, 10.0
+docs/tensorrt-versions.md, section 2): the binding API gave way to the tensor API in 8.5, 10.0
 removed the deprecated calls, and 11.0 dropped precision flags and INT8 calibration. Everything
 here asks the objects (`hasattr`) instead of comparing version numbers or catching AttributeError,
 so a patch release that back-ports or removes a call still gets the right code path. Version

@@ -12,6 +12,7 @@ import logging
 from typing import Any, Dict, List, Optional
 
 from ..errors import InputError, MissingDependencyError
+from ..portable.install_hints import pip_extra
 from ..portable.runner_base import Runner
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,8 @@ def backend_problem(backend: str) -> Optional[str]:
         missing = ([] if has_trt else ["tensorrt"]) + ([] if _has_module("pycuda") else ["pycuda"])
         if missing:
             return (f"{' and '.join(missing)} not installed: the tensorrt backend needs an NVIDIA "
-                    f"GPU with TensorRT (or TensorRT-RTX) and pycuda (`pip install .[trt]`; on a "
-                    f"Jetson: JetPack)")
+                    f"GPU with TensorRT (or TensorRT-RTX) and pycuda (`{pip_extra('trt')}`; on "
+                    f"a Jetson: JetPack)")
         return None
     if backend.startswith("onnxruntime"):
         from .ort_runner import PROVIDERS, available_providers
@@ -59,7 +60,8 @@ def backend_problem(backend: str) -> Optional[str]:
         short = _ORT_PROVIDER[backend]
         if short not in available_providers():
             return (f"this onnxruntime has no {PROVIDERS[short]}: install onnxruntime-gpu in "
-                    f"place of onnxruntime (`pip install .[gpu]`)")
+                    f"place of onnxruntime (`pip uninstall onnxruntime`, then "
+                    f"`{pip_extra('gpu')}`)")
         return None
     if not _has_module("torch"):
         return "PyTorch is not installed: `pip install torch`"

@@ -464,6 +464,7 @@ def cmd_bench(args):
                 raise EngineError("output %r has NaN/Inf values after warm-up: the engine is "
                                   "broken (FP16 overflow?): rebuild with --fp32" % name)
         latencies, device = [], []
+        phases = dict((k, []) for k in ("h2d", "compute", "d2h"))  # CUDA events per part
         step = max(1, iters // 20)
         for i in range(iters):
             batch = batches[i % len(batches)]
@@ -473,6 +474,8 @@ def cmd_bench(args):
             dev = runner.last_device_time_ms()
             if dev is not None:
                 device.append(dev)
+            for name, ms in (runner.last_phase_times_ms() or {}).items():
+                phases[name].append(ms)
             if not args.quiet and (i + 1) % step == 0:
                 sys.stderr.write("\r  %d/%d" % (i + 1, iters))
                 sys.stderr.flush()
@@ -481,6 +484,8 @@ def cmd_bench(args):
         describe = runner.describe()
     e2e = timing_stats.summarize(latencies, batch=args.batch)
     dev_stats = timing_stats.summarize(device, batch=args.batch) if device else None
+    phase_stats = dict((k, timing_stats.summarize(v, batch=args.batch)) for k, v in
+                       phases.items()) if all(len(v) == iters for v in phases.values()) else None
     export = record["export"]
     print("bisenet-deploy Jetson bench: %s" % os.path.basename(engine_path))
     print("runner: %s" % describe)
@@ -490,6 +495,9 @@ def cmd_bench(args):
     print(timing_stats.format_summary(e2e, "end-to-end (host input -> host labels)"))
     if dev_stats:
         print(timing_stats.format_summary(dev_stats, "device compute (CUDA events)"))
+    if phase_stats:
+        print("copies and compute (CUDA events), median: h2d %.3f ms, compute %.3f ms, d2h %.3f "
+              "ms" % tuple(phase_stats[k]["median_ms"] for k in ("h2d", "compute", "d2h")))
     for summary, what in ((e2e, "end-to-end latency"), (dev_stats, "device time")):
         warning = timing_stats.stability_warning(summary, what) if summary else None
         if warning:
@@ -507,9 +515,11 @@ def cmd_bench(args):
         "buffers": len(variants),
         "batch": args.batch,
         "what_is_timed": "runner.infer: host float32 input -> H2D -> engine (in-graph resize, "
-                         "network, argmax) -> D2H labels; host preprocessing excluded",
+                         "network, resize of the logits back to the input size, argmax) -> D2H "
+                         "labels; host preprocessing excluded",
         "end_to_end": e2e,
         "device_compute": dev_stats,
+        "phases": phase_stats,
         "environment": {
             "machine": platform.machine(),
             "python": platform.python_version(),
