@@ -22,9 +22,8 @@ fi
 # shows even with --quiet (a build-backend warning, not an error); this filter drops that notice.
 # serve: PyTriton's tritonserver and tritonclient, so the serving load tests run everywhere; PyTriton
 # pins numpy<2, so the whole suite runs on numpy 1.26. rtx: TensorRT for RTX (see above).
-EXTRAS=${EXTRAS:-test,serve,rtx}
 PYTHONWARNINGS="${PYTHONWARNINGS:+$PYTHONWARNINGS,}ignore:Editable installation" \
-    python -m pip install --quiet -e ".[$EXTRAS]"
+    python -m pip install --quiet -e ".[${EXTRAS:-test,serve,rtx}]"
 # CI only: TensorRT's type stubs for the mypy check of the engine builder. They are installed
 # without dependencies (their dependency is TensorRT itself); never do this next to a real TensorRT.
 if [ -n "${CI_TYPE_STUBS:-}" ]; then

@@ -251,3 +251,15 @@ def test_runner_refuses_without_gpu_and_full_tensorrt_refuses_rtx_engines(export
     msg = str(info.value)
     assert "built with TensorRT-RTX 1.7.1.116" in msg and "TensorRT installed here cannot" in msg
     assert "pip install -e '.[rtx]'" in msg and "\n" not in msg
+
+
+def test_triton_refuses_a_tensorrt_rtx_engine(exports, tmp_path):
+    # Triton's tensorrt_plan backend is full TensorRT: an RTX engine is refused from its sidecar
+    from bisenet_deploy.errors import IncompatibleEngineError
+    from bisenet_deploy.serve.repository import RepositoryOptions, engine_model
+
+    path, record = exports["fp32-labels"]
+    result = build_engine(path, record, BuildOptions(output=str(tmp_path / "e.engine")))
+    with pytest.raises(IncompatibleEngineError, match="TensorRT-RTX engine.*--backend tensorrt"):
+        engine_model(result.engine_path, "m", RepositoryOptions(output_dir=str(tmp_path / "r")))
+

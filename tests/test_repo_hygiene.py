@@ -113,7 +113,7 @@ def test_inside_a_jetson_bundle_the_hints_are_the_bundle_readmes(tmp_path):
     from test_runtime_trt import _BLOCK
 
     code = _BLOCK + (
-        "from %(pkg)s.trt_api import import_tensorrt\n"
+        "from %(pkg)s.flavours import import_tensorrt\n"
         "from %(pkg)s.cuda_context import import_pycuda_driver\n"
         "for call in (import_tensorrt, import_pycuda_driver):\n"
         "    try:\n"

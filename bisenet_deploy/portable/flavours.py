@@ -15,7 +15,7 @@ Python 3.6 compatible; nothing here imports a TensorRT at module level.
 import importlib
 
 from .errors import MissingDependencyError
-from .install_hints import pip_extra, tensorrt_hint
+from .install_hints import IN_BUNDLE, pip_extra, tensorrt_hint
 from .trt_api import is_jetson
 
 FULL = "tensorrt"
@@ -92,7 +92,10 @@ def import_flavour(flavour):
 
 def import_tensorrt(flavour=None):
     """The TensorRT module to use: `flavour` when given, else full TensorRT when importable, else
-    TensorRT-RTX; MissingDependencyError naming both when neither is there."""
+    TensorRT-RTX (in a Jetson bundle: full TensorRT only); MissingDependencyError naming both when
+    neither is there."""
+    if IN_BUNDLE and flavour is None:  # a Jetson bundle: JetPack's TensorRT, nothing else
+        flavour = FULL
     if flavour is not None:
         return import_flavour(flavour)
     full, full_reason = _try_import(FULL)

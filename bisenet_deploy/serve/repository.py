@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 from .. import __version__
-from ..errors import EngineError, ExportError, InputError, UserError
+from ..errors import EngineError, ExportError, IncompatibleEngineError, InputError, UserError
 from ..portable.fileio import check_writable, sha256_file, write_json_atomic, write_text_atomic
 from .model_config import DEFAULT_QUEUE_DELAY_US, KINDS, ModelConfigSpec, TensorConfig, render_config
 from .model_io import DEFAULT_MODEL_NAME, check_model_name, metadata_parameters
@@ -112,13 +112,20 @@ def onnx_model(path: str, name: str, options: RepositoryOptions) -> ServedModel:
 
 def engine_model(path: str, name: str, options: RepositoryOptions) -> ServedModel:
     """The tensorrt_plan model of an engine (tensors and profile from its sidecar)."""
-    from ..portable.sidecar import check_engine_file, read_sidecar
+    from ..portable.flavours import RTX
+    from ..portable.sidecar import check_engine_file, read_sidecar, sidecar_flavour
     from ..portable.trt_runner import record_from_sidecar
 
     if not os.path.isfile(path):
         raise InputError(f"engine {path} does not exist: build one with `bisenet-build-engine`")
     sidecar = read_sidecar(path)
     check_engine_file(path, sidecar)
+    if sidecar_flavour(sidecar) == RTX:
+        # Triton's tensorrt_plan backend is full TensorRT, which cannot load TensorRT-RTX engines
+        raise IncompatibleEngineError(
+            f"{path} is a TensorRT-RTX engine and Triton's tensorrt_plan backend runs full "
+            f"TensorRT, which cannot load it: build the engine with `bisenet-build-engine "
+            f"--backend tensorrt` on the serving GPU, or serve the ONNX (--onnx)")
     record = record_from_sidecar(sidecar)
     if not record or "export" not in record:
         raise EngineError(f"the sidecar of {path} carries no bisenet_deploy metadata record; "
