@@ -15,6 +15,10 @@ graphs it falls short in three ways (onnx 1.23), which the passes here cover:
   hold their default, i.e. where the older node means the same; any other value is an error.
 * Resize below opset 13 needs its `roi` and `scales` inputs present (an empty tensor when
   `sizes` is used), where opset 13+ takes empty names; Resize is handled here entirely.
+* Its Softmax adapter below 13 keeps `axis` although its meaning changed (opset 13: over that
+  axis; before: over all axes from it on), which silently changes the result. Softmax,
+  LogSoftmax and Hardmax over the last axis mean the same at every opset and are passed through
+  with an explicit axis; over another axis they are refused below 13.
 
 What the converter still does itself: ReduceMean with constant `axes` as an input (opset 18)
 becomes ReduceMean with an `axes` attribute (what TensorRT 8.2 reads), and any op of other graphs
@@ -38,15 +42,17 @@ VERSION_NEUTRAL_OPS = frozenset({
     "Greater", "Identity", "LeakyRelu", "Less", "Log", "MatMul", "Max", "MaxPool", "Min", "Mul",
     "Neg", "Pow", "PRelu", "Relu", "Reshape", "Resize", "Shape", "Sigmoid", "Slice", "Sqrt",
     "Sub", "Tanh", "Tile", "Transpose", "Where",
+    # over the last axis only (check_softmax_axes)
+    "Softmax", "LogSoftmax", "Hardmax",
 })
+SOFTMAX_OPS = ("Softmax", "LogSoftmax", "Hardmax")
 
 #: op -> the opsets in 12..18 that changed its node form (an attribute became an input, or an
 #: attribute's meaning changed); between them only the accepted types changed. The converter
 #: crosses these with its adapters; elsewhere the op is version-neutral.
 FORM_CHANGES: Dict[str, Tuple[int, ...]] = {
     "ReduceMean": (18,), "ReduceMax": (18,), "ReduceMin": (18,), "ReduceProd": (18,),
-    "ReduceSum": (13,), "Squeeze": (13,), "Unsqueeze": (13,), "Softmax": (13,),
-    "LogSoftmax": (13,), "Split": (13, 18),
+    "ReduceSum": (13,), "Squeeze": (13,), "Unsqueeze": (13,), "Split": (13, 18),
 }
 
 #: (op, attribute) -> (opset that introduced it, the value that means "as before")
@@ -112,6 +118,31 @@ def check_opset18_forms(model: Any) -> None:
             raise ExportError(f"Resize node {node.name!r} resizes selected axes (opset 18 only)")
         if node.op_type == "Shape" and any(a.name == "end" for a in node.attribute):
             raise ExportError(f"Shape node {node.name!r} takes a slice of the shape (opset 15+)")
+
+
+def check_softmax_axes(model: Any, opset: int) -> None:
+    """Below opset 13, keep Softmax-like nodes only where they work on the last axis (the one
+    case whose meaning did not change), with that axis written out (the default moved from 1
+    to -1)."""
+    import onnx
+
+    if opset >= 13 or not any(n.op_type in SOFTMAX_OPS for n in model.graph.node):
+        return
+    inferred = onnx.shape_inference.infer_shapes(model)
+    ranks = {v.name: len(v.type.tensor_type.shape.dim)
+             for v in list(inferred.graph.value_info) + list(inferred.graph.input)
+             if v.type.tensor_type.HasField("shape")}
+    for node in model.graph.node:
+        if node.op_type not in SOFTMAX_OPS:
+            continue
+        axis = next((a.i for a in node.attribute if a.name == "axis"), -1)
+        rank = ranks.get(node.input[0])
+        if axis != -1 and (rank is None or axis != rank - 1):
+            raise ExportError(f"{node.op_type} node {node.name!r} works on axis {axis}, not the "
+                              f"last one: before opset 13 that op meant something else; export "
+                              f"at opset >= 13")
+        if not any(a.name == "axis" for a in node.attribute):
+            node.attribute.append(onnx.helper.make_attribute("axis", -1))
 
 
 def fill_resize_inputs(model: Any) -> int:
@@ -207,6 +238,7 @@ def convert_opset(model: Any, opset: int) -> Any:
     work.CopyFrom(model)
     check_opset18_forms(work)
     drop_new_attributes(work, opset)
+    check_softmax_axes(work, opset)
     if opset < 13:
         fill_resize_inputs(work)
     # one converter call per stretch between form changes, so that every op is either converted
