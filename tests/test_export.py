@@ -108,6 +108,14 @@ def test_each_target_writes_a_checked_graph_matching_pytorch(exported, loaded, t
     assert not any("aux" in n.name.lower() for n in model.graph.node)
 
 
+@pytest.mark.parametrize("target", ["trt8.2", "trt10"])
+def test_dynamo_graph_has_no_more_nodes_than_the_torchscript_one(exported, target):
+    """Graph quality after onnx-simplifier: the default exporter costs no extra nodes."""
+    dynamo, torchscript = exported(target, "dynamo"), exported(target, "torchscript")
+    assert dynamo.simplified and torchscript.simplified
+    assert 0 < dynamo.num_nodes <= torchscript.num_nodes
+
+
 @pytest.mark.parametrize("exporter", EXPORTERS)
 def test_trt82_graph_has_no_uint8_or_int64_and_old_opset(exported, exporter):
     model = onnx.load(exported("trt8.2", exporter).path)
