@@ -96,6 +96,7 @@ def test_without_onnxscript_auto_falls_back_and_dynamo_is_refused(loaded, tmp_pa
                                   **SMALL), loaded=tuple(loaded))
     # on the command line: one clear line, exit 2, no file
     out = tmp_path / "c.onnx"
+    capsys.readouterr()  # only what the command prints below
     assert main(["onnx", "--exporter", "dynamo", "-o", str(out)]) == 2
     err = capsys.readouterr().err
     assert "onnxscript" in err and "Traceback" not in err
