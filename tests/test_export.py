@@ -50,6 +50,8 @@ def exported(loaded, tmp_path_factory):
             opts = ExportOptions(output_path=path, target=target, output="both",
                                  exporter=exporter, **dict(SMALL, **kwargs))
             cache[key] = export_onnx(opts, loaded=tuple(loaded))
+            # never a silent fallback: the graph comes from the exporter asked for
+            assert cache[key].record["export"]["exporter"] == exporter
         return cache[key]
     return get
 

@@ -82,6 +82,25 @@ def test_auto_falls_back_to_torchscript_with_one_warning_saying_why(loaded, tmp_
     assert result.parity.passed and check_onnx(str(path), "trt8.2") == []
 
 
+def test_auto_falls_back_when_the_dynamo_graph_breaks_the_target_rules(loaded, tmp_path, caplog,
+                                                                       monkeypatch):
+    from bisenet_deploy.export import check
+
+    real, calls = check.check_onnx, []
+
+    def first_graph_breaks_a_rule(model, target):
+        calls.append(target)
+        return ["simulated: Resize scales are computed"] if len(calls) == 1 else real(model, target)
+
+    monkeypatch.setattr(check, "check_onnx", first_graph_breaks_a_rule)
+    with caplog.at_level(logging.WARNING, logger="bisenet_deploy.export"):
+        result = export_onnx(ExportOptions(output_path=str(tmp_path / "r.onnx"), target="trt8.2",
+                                           parity=False, **SMALL), loaded=tuple(loaded))
+    assert result.record["export"]["exporter"] == "torchscript"
+    assert "breaks 1 rule(s) of target trt8.2: simulated" in caplog.text
+    assert len(calls) == 2  # the dynamo graph, then the final (TorchScript) graph
+
+
 def test_without_onnxscript_auto_falls_back_and_dynamo_is_refused(loaded, tmp_path, caplog,
                                                                   monkeypatch, capsys):
     monkeypatch.setattr(exporters, "dynamo_unavailable_reason",

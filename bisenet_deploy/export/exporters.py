@@ -9,8 +9,10 @@
 
 `auto` (the default) uses dynamo wherever the installed torch has it (torch >= 2.5 with the
 `onnxscript` package) and falls back to TorchScript with one warning line that says why when the
-dynamo path is missing or fails. Either way the caller's gates (onnx.checker, the target rules,
-parity with PyTorch) decide about the graph; the record says which exporter made it.
+dynamo path is missing or fails: the export or the opset conversion raises, the graph fails
+onnx.checker, or it breaks the target's rules. Either way the caller's gates (onnx.checker, the
+target rules, parity with PyTorch) decide about the final graph; the record says which exporter
+made it.
 
 Both exporters run with the warnings of torch's own machinery silenced (the TorchScript exporter's
 deprecation notice, torch.export internals); they are logged at DEBUG level instead, so a normal
@@ -24,10 +26,11 @@ import inspect
 import io
 import logging
 import warnings
-from typing import Any, Dict, Iterator, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ..errors import ExportError, InputError
 from ..metadata import ExportInfo
+from .targets import TargetRules
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +149,8 @@ def export_dynamo(module: Any, info: ExportInfo, opset: int) -> Any:
                 module.eval(), (example,), dynamo=True, opset_version=DYNAMO_OPSET,
                 input_names=[info.input_name], output_names=list(info.output_names),
                 dynamic_shapes=dynamic_shapes, optimize=True, verbose=False, report=False)
+            if program is None:  # only with a file argument, which is not given here
+                raise RuntimeError("torch.onnx.export returned no ONNX program")
             model = program.model_proto
     except Exception as exc:
         first_line = (str(exc).strip().splitlines() or [""])[0]
@@ -153,7 +158,27 @@ def export_dynamo(module: Any, info: ExportInfo, opset: int) -> Any:
                           f"{first_line}") from None
     if info.batch.get("dynamic"):
         _name_batch_dims(model)
-    return convert_opset(model, opset)
+    converted = convert_opset(model, opset)
+    try:
+        import onnx
+
+        onnx.checker.check_model(converted, full_check=True)
+    except Exception as exc:
+        raise ExportError(f"the torch.export-based graph at opset {opset} fails onnx.checker: "
+                          f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}") \
+            from None
+    return converted
+
+
+def _rule_problems(model: Any, rules: Optional[TargetRules]) -> List[str]:
+    """What a freshly exported graph breaks of the target's rules, as one line each."""
+    if rules is None:
+        return []
+    from .check import check_onnx
+
+    problems = check_onnx(model, rules)
+    return [f"its graph breaks {len(problems)} rule(s) of target {rules.name}: "
+            + "; ".join(problems)] if problems else []
 
 
 def _name_batch_dims(model: Any) -> None:
@@ -165,12 +190,13 @@ def _name_batch_dims(model: Any) -> None:
             dims[0].dim_param = "batch"
 
 
-def export_graph(module: Any, info: ExportInfo, opset: int, exporter: str = DEFAULT_EXPORTER
-                 ) -> Tuple[Any, str]:
+def export_graph(module: Any, info: ExportInfo, opset: int, exporter: str = DEFAULT_EXPORTER,
+                 rules: Optional[TargetRules] = None) -> Tuple[Any, str]:
     """Export `module` (a DeployModule) to an onnx.ModelProto at `opset`.
 
     Returns (model, the exporter that made it: "dynamo" or "torchscript"). `auto` tries dynamo
-    first and falls back to TorchScript with one warning saying why.
+    first and falls back to TorchScript with one warning saying why; with `rules` (a
+    targets.TargetRules) a dynamo graph that breaks them counts as a failure too.
     """
     validate_exporter(exporter)
     if exporter == "torchscript":
@@ -180,7 +206,11 @@ def export_graph(module: Any, info: ExportInfo, opset: int, exporter: str = DEFA
     reason = dynamo_unavailable_reason()
     if reason is None:
         try:
-            return export_dynamo(module, info, opset), "dynamo"
+            model = export_dynamo(module, info, opset)
+            problems = _rule_problems(model, rules)
+            if not problems:
+                return model, "dynamo"
+            reason = problems[0]
         except ExportError as exc:
             reason = str(exc)
     log.warning("torch.export-based exporter not used (%s): falling back to the TorchScript "

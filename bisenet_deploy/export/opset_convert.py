@@ -1,7 +1,7 @@
 """Bring a graph from the torch.export-based exporter (opset 18) to a TensorRT target's opset.
 
 onnx's version converter (`onnx.version_converter.convert_version`) does the conversion; on these
-graphs it falls short in three ways (onnx 1.23), which the passes here cover:
+graphs it falls short in four ways (onnx 1.23), which the passes here cover:
 
 * It walks the opset down one version at a time and stops at the first op whose schema changed
   in that version unless it has an adapter, even where the change only widened the accepted types
@@ -29,7 +29,7 @@ and parity against PyTorch), never trusted blindly.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, Tuple
 
 from ..errors import ExportError
 
@@ -61,8 +61,11 @@ NEW_ATTRIBUTES: Dict[Tuple[str, str], Tuple[int, Any]] = {
     ("BatchNormalization", "training_mode"): (14, 0),
     ("Reshape", "allowzero"): (14, 0),
     ("Shape", "start"): (15, 0),
+    ("ReduceSum", "noop_with_empty_axes"): (13, 0),
     ("ReduceMean", "noop_with_empty_axes"): (18, 0),
     ("ReduceMax", "noop_with_empty_axes"): (18, 0),
+    ("ReduceMin", "noop_with_empty_axes"): (18, 0),
+    ("ReduceProd", "noop_with_empty_axes"): (18, 0),
     ("Resize", "antialias"): (18, 0),
     ("Resize", "keep_aspect_ratio_policy"): (18, "stretch"),
 }

@@ -206,11 +206,12 @@ def _load(options: ExportOptions):
     return loaded.model, loaded.metadata
 
 
-def torch_export(module: Any, info: ExportInfo, opset: int, exporter: str) -> Tuple[Any, str]:
+def torch_export(module: Any, info: ExportInfo, opset: int, exporter: str,
+                 rules: Optional[TargetRules] = None) -> Tuple[Any, str]:
     """`module` as an onnx.ModelProto at `opset` (in memory), and the exporter that made it."""
     from .exporters import export_graph
 
-    return export_graph(module, info, opset, exporter)
+    return export_graph(module, info, opset, exporter, rules)
 
 
 def simplify(model: Any) -> Tuple[Any, bool]:
@@ -347,7 +348,7 @@ def export_onnx(options: ExportOptions, loaded: Optional[Tuple[Any, ModelMetadat
     module = DeployModule(model, trace_record)
     onnx_model, record["export"]["exporter"] = steps.run(
         f"export (opset {opset})", torch_export, module, ExportInfo.from_dict(record["export"]),
-        opset, options.exporter)
+        opset, options.exporter, rules)
     simplified = False
     if options.simplify:
         onnx_model, simplified = steps.run("onnx-simplifier", simplify, onnx_model)
