@@ -34,6 +34,10 @@ from .portable.fileio import atomic_output, sha256_file
 log = logging.getLogger(__name__)
 
 COINCHEUNG_ARCH = "bisenetv2-coincheung"
+MMSEG_ARCH = "bisenetv2-mmseg"
+_MMSEG_BGA_BIAS = "bga.left1.2.bias"
+_SOURCES = {COINCHEUNG_ARCH: "coincheung", MMSEG_ARCH: "mmsegmentation"}
+_FAMILIES = {COINCHEUNG_ARCH: "a CoinCheung BiSeNetV2", MMSEG_ARCH: "an mmsegmentation BiSeNetV2"}
 #: The arch used for a random initialisation when nothing names one.
 RANDOM_INIT_DEFAULT_ARCH = "bisenetv2"
 #: The classifier of the CoinCheung BiSeNetV2 main head; its first dimension is the class count.
@@ -106,9 +110,10 @@ def load_model(path: Optional[str] = None, arch: Optional[str] = None, dataset=N
     - our `.safetensors`: arch, classes and dataset come from the file; an `arch`/`num_classes`
       that contradicts the file is an error; `dataset` may relabel it (same class count).
     - a PyTorch state dict (`.pth`, plain, `module.`-prefixed or nested under "state_dict",
-      "model", "net"...): a CoinCheung BiSeNetV2 dict selects `bisenetv2-coincheung` by itself
-      (a plain dict of our paper networks selects `bisenetv2`/`bisenetv2-large` the same way);
-      the class count is read from the head, the dataset guessed from it unless given.
+      "model", "net"...): a CoinCheung BiSeNetV2 dict selects `bisenetv2-coincheung` by itself,
+      an mmsegmentation one `bisenetv2-mmseg` (keys renamed, see `mmseg_checkpoint`; a plain dict
+      of our paper networks selects `bisenetv2`/`bisenetv2-large` the same way); the class
+      count is read from the head, the dataset guessed from it (or the file's meta) unless given.
     - None: `arch` (default "bisenetv2") with seeded random weights and a loud warning.
     The model is returned in eval mode on the CPU.
     """
@@ -118,14 +123,20 @@ def load_model(path: Optional[str] = None, arch: Optional[str] = None, dataset=N
         return _random_model(arch, dataset, num_classes, seed)
     path = _check_path(path)
     kind = _sniff(path)
+    container = None
     if kind == "safetensors":
         state, record = _read_safetensors(path)
     else:
-        state, record = _read_torch(path), None
+        (state, container), record = _read_torch(path), None
     state = _strip_prefixes(state)
     sha = sha256_file(path)
     if record is not None:
         return _load_ours(path, state, record, arch, dataset, num_classes, sha)
+    from . import mmseg_checkpoint
+
+    if mmseg_checkpoint.is_mmseg_state(state):
+        state, described = mmseg_checkpoint.convert(path, state, container)
+        dataset = described if dataset is None else dataset
     return _load_state_dict(path, state, arch, dataset, num_classes, sha)
 
 
@@ -237,15 +248,16 @@ def _load_state_dict(path, state, arch, dataset, num_classes, sha) -> LoadedMode
                 f"{path} is not a BiSeNetV2 checkpoint this toolkit knows: it holds "
                 f"{len(state)} tensors named like {_format_list(sorted(state), 5)}, but a "
                 f"CoinCheung/BiSeNet BiSeNetV2 state dict has {', '.join(_COINCHEUNG_MARKERS)}. "
-                f"Pass a model_final_v2_*.pth or a .safetensors written by bisenet-deploy (or "
-                f"--arch NAME if this is a plain state dict of one of our architectures)")
+                f"Pass a model_final_v2_*.pth, an mmsegmentation BiSeNetV2 .pth or a "
+                f".safetensors written by bisenet-deploy (or --arch NAME if this is a plain state "
+                f"dict of one of our architectures)")
         arch = guessed
-        if arch != COINCHEUNG_ARCH:
+        if arch not in _SOURCES:
             log.info("%s: a plain state dict of the %s network (recognised by its layout)",
                      path, arch)
     hint = ""
     if guessed is not None and arch != guessed:
-        what = "a CoinCheung BiSeNetV2" if guessed == COINCHEUNG_ARCH else f"a {guessed!r}"
+        what = _FAMILIES.get(guessed, f"a {guessed!r}")
         hint = (f" This file looks like {what} checkpoint: drop --arch or pass "
                 f"--arch {guessed}.")
     file_classes = _classes_in_state(arch, state)
@@ -262,7 +274,7 @@ def _load_state_dict(path, state, arch, dataset, num_classes, sha) -> LoadedMode
             f"drop --num-classes (it is read from the checkpoint)")
     info = resolve_dataset(dataset, file_classes)
     model = _build_for_state(arch, file_classes, state, what=path, hint=hint)
-    source = "coincheung" if arch == COINCHEUNG_ARCH else "bisenet-deploy"
+    source = _SOURCES.get(arch, "bisenet-deploy")
     metadata = info.to_model_metadata(arch, weights="checkpoint", source=source,
                                       checkpoint_sha256=sha)
     log.info("loaded %s: %s, %d classes, dataset %s", path, arch, file_classes, info.name)
@@ -277,8 +289,8 @@ def _guess_arch(state) -> Optional[str]:
     without either classifier but mostly named like these networks is taken for a damaged
     CoinCheung file, so that strict loading lists what is missing.
     """
-    if COINCHEUNG_HEAD_KEY in state:
-        return COINCHEUNG_ARCH
+    if COINCHEUNG_HEAD_KEY in state:  # mmsegmentation's form adds biases to the BGA's 1x1 convs
+        return MMSEG_ARCH if _MMSEG_BGA_BIAS in state else COINCHEUNG_ARCH
     first = state.get("detail.S1.0.conv.weight")
     if _PAPER_HEAD_KEY in state and _ndim(first) == 4:
         return _PAPER_ARCH_BY_WIDTH.get(int(first.shape[0]))
@@ -294,7 +306,7 @@ def _ndim(value) -> int:
 
 def _classes_in_state(arch, state) -> Optional[int]:
     """The class count of the main head as stored in `state`, or None if not found."""
-    if arch == COINCHEUNG_ARCH:
+    if arch in _SOURCES:
         tensor = state.get(COINCHEUNG_HEAD_KEY)
         return int(tensor.shape[0]) if tensor is not None and tensor.dim() >= 1 else None
     # any architecture: the main-head tensors whose shape follows num_classes (shapes only, so
@@ -412,11 +424,11 @@ def _positive_int(value, name) -> int:
 
 def _check_path(path) -> str:
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise CheckpointError(f"checkpoint not found: {path} (check the path, or leave "
-                              f"--checkpoint out to try the pipeline with random weights)")
+    if not os.path.exists(path):  # a usage error (exit 2), like every missing path
+        raise InputError(f"checkpoint not found: {path} (check the path, or leave "
+                         f"--checkpoint out to try the pipeline with random weights)")
     if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint {path} is not a file")
+        raise InputError(f"checkpoint {path} is not a file")
     return str(path)
 
 
@@ -490,7 +502,8 @@ def _read_safetensors(path) -> Tuple[Dict[str, Any], Optional[Dict[str, Any]]]:
     return state, record
 
 
-def _read_torch(path) -> Dict[str, Any]:
+def _read_torch(path) -> Tuple[Dict[str, Any], Any]:
+    """(the state dict, the whole object the file holds: e.g. a dict with "meta" beside it)."""
     import pickle
 
     import torch
@@ -502,6 +515,11 @@ def _read_torch(path) -> Dict[str, Any]:
     except pickle.UnpicklingError as exc:
         found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
         if found or ("Weights only load failed" in str(exc) and "GLOBAL" in str(exc)):
+            from .mmseg_checkpoint import load_bookkeeping_inertly  # mmengine training files
+
+            obj = load_bookkeeping_inertly(path)
+            if obj is not None:
+                return _state_of(path, obj), obj
             what = found.group(1) if found else "a Python object"
             raise CheckpointError(
                 f"{path} contains pickled Python objects ({what}) besides tensors; "
@@ -518,6 +536,10 @@ def _read_torch(path) -> Dict[str, Any]:
         raise CheckpointError(
             f"{path} is truncated or corrupt: it could not be read as a PyTorch checkpoint "
             f"({type(exc).__name__}: {_first_line(exc)}); copy or download it again") from None
+    return _state_of(path, obj), obj
+
+
+def _state_of(path, obj) -> Dict[str, Any]:
     state = _find_state_dict(obj)
     if state is None:
         raise CheckpointError(f"{path} holds {_describe_object(obj)}, not a state dict of "

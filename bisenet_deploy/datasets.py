@@ -17,6 +17,8 @@ Facts and their sources:
   door, blender, hair brush), in label order: 80 things then 91 stuff. Official label names.
 - ADE20K: the 150 SceneParse150 classes (label 0 "other" is ignored, labels 1..150 -> 0..149).
 - COCO-Stuff and ADE20K ship no single official palette, so they get `deterministic_palette()`.
+- `cityscapes-mmseg`: the same classes with mmsegmentation's preprocessing (ImageNet mean/std,
+  given there on 0..255 as 123.675/116.28/103.53 and 58.395/57.12/57.375, RGB; 1024x1024 crops).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from .errors import InputError
+from .metadata import palette_problem
 
 __all__ = [
     "CITYSCAPES_ID_TO_TRAINID",
@@ -68,11 +71,9 @@ class DatasetInfo:
         n = len(self.class_names)
         if n < 1:
             raise InputError(f"dataset {self.name!r} needs at least one class")
-        if len(self.palette) != n or any(len(c) != 3 for c in self.palette):
-            raise InputError(f"dataset {self.name!r}: the palette needs {n} RGB triples, "
-                             f"got {len(self.palette)}")
-        if any(not 0 <= int(v) <= 255 for c in self.palette for v in c):
-            raise InputError(f"dataset {self.name!r}: palette values must be 0..255")
+        problem = palette_problem(self.palette, n)
+        if problem:
+            raise InputError(f"dataset {self.name!r}: {problem}")
         if len(self.mean) != 3 or len(self.std) != 3 or any(s <= 0 for s in self.std):
             raise InputError(f"dataset {self.name!r}: mean and std need 3 values each, std > 0")
         if self.channel_order not in ("rgb", "bgr"):
@@ -246,12 +247,15 @@ _ADE20K = [
 
 def _presets() -> Dict[str, DatasetInfo]:
     coco_names = _COCO_THINGS + _COCO_STUFF
+    city = DatasetInfo(
+        name="cityscapes", class_names=[n for n, _ in _CITYSCAPES],
+        palette=[list(c) for _, c in _CITYSCAPES],
+        mean=[0.3257, 0.3690, 0.3223], std=[0.2112, 0.2148, 0.2115],
+        channel_order="rgb", ignore_index=255, train_size=[1024, 512])
     return {
-        "cityscapes": DatasetInfo(
-            name="cityscapes", class_names=[n for n, _ in _CITYSCAPES],
-            palette=[list(c) for _, c in _CITYSCAPES],
-            mean=[0.3257, 0.3690, 0.3223], std=[0.2112, 0.2148, 0.2115],
-            channel_order="rgb", ignore_index=255, train_size=[1024, 512]),
+        "cityscapes": city,
+        "cityscapes-mmseg": city.replace(name="cityscapes-mmseg", mean=list(IMAGENET_MEAN),
+                                         std=list(IMAGENET_STD), train_size=[1024, 1024]),
         "coco-stuff": DatasetInfo(
             name="coco-stuff", class_names=coco_names,
             palette=deterministic_palette(len(coco_names)),
@@ -269,6 +273,7 @@ DATASETS: Dict[str, DatasetInfo] = _presets()
 
 _ALIASES = {
     "cityscapes": "cityscapes", "city": "cityscapes", "cityscape": "cityscapes",
+    "cityscapes-mmseg": "cityscapes-mmseg", "city-mmseg": "cityscapes-mmseg",
     "coco-stuff": "coco-stuff", "coco": "coco-stuff", "cocostuff": "coco-stuff",
     "coco-stuff-164k": "coco-stuff", "coco-stuff164k": "coco-stuff",
     "ade20k": "ade20k", "ade": "ade20k", "ade-20k": "ade20k", "ade20k-150": "ade20k",
@@ -306,7 +311,9 @@ def custom_dataset(num_classes: int, class_names: Optional[Sequence[str]] = None
     names = [f"class_{i}" for i in range(num_classes)] if class_names is None else list(class_names)
     if len(names) != num_classes:
         raise InputError(f"{len(names)} class names given for {num_classes} classes")
-    colours = deterministic_palette(num_classes) if palette is None else [list(c) for c in palette]
+    colours = deterministic_palette(num_classes) if palette is None else palette
+    if isinstance(colours, (list, tuple)):  # lists of lists; anything else is said by the check
+        colours = [list(c) if isinstance(c, (list, tuple)) else c for c in colours]
     return DatasetInfo(name=name, class_names=names, palette=colours, mean=list(mean),
                        std=list(std), channel_order=channel_order, ignore_index=ignore_index,
                        train_size=list(train_size))
@@ -339,6 +346,9 @@ def load_dataset_file(path: str) -> DatasetInfo:
         raise InputError(f"the dataset file {path} has unknown keys {unknown}; "
                          f"known: {sorted(known)}")
     names = data.get("class_names")
+    if names is not None and (not isinstance(names, list) or not names):
+        raise InputError(f"the dataset file {path}: \"class_names\" must be a list of names, "
+                         f"got {names!r}")
     count = len(names) if names is not None else data["num_classes"]
     options = {k: data[k] for k in ("palette", "mean", "std", "channel_order", "ignore_index",
                                      "train_size") if k in data}

@@ -1,12 +1,21 @@
-"""Public home of the error classes (defined in the Jetson-portable subpackage so both share them)."""
+"""Public home of the error classes and exit codes (defined in the Jetson-portable subpackage so
+both share them)."""
 
 from .portable.errors import (  # noqa: F401
+    EXIT_CODES,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
     CheckpointError,
     EngineError,
+    EngineFileError,
     ExportError,
     IncompatibleEngineError,
     InputError,
     MissingDependencyError,
+    NoMetadataError,
     ParityError,
+    SkippedInputsError,
+    UnusableFileError,
     UserError,
 )

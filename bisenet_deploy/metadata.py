@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from . import __version__
-from .errors import InputError
+from .errors import InputError, UnusableFileError
 
 METADATA_KEY = "bisenet_deploy"
 SCHEMA_VERSION = 1
@@ -26,6 +27,24 @@ CHANNEL_ORDERS = ("rgb", "bgr")
 NORMALIZE_MODES = ("in-graph", "none")
 OUTPUT_KINDS = ("labels", "logits", "both")
 INPUT_DTYPES = ("float32", "uint8")
+
+
+def palette_problem(palette: Any, num_classes: int) -> Optional[str]:
+    """None for a palette of `num_classes` [R, G, B] colours with values 0..255, else what is
+    wrong with it, in words a person can act on."""
+    if not isinstance(palette, (list, tuple)):
+        return f"the palette must be a list of [R, G, B] colours, got {palette!r}"
+    if len(palette) != num_classes:
+        return (f"the palette needs one [R, G, B] colour per class: {num_classes} for "
+                f"{num_classes} class(es), got {len(palette)}")
+    for i, colour in enumerate(palette):
+        if not isinstance(colour, (list, tuple)) or len(colour) != 3 or not all(
+                isinstance(v, numbers.Integral) and not isinstance(v, bool) and 0 <= v <= 255
+                for v in colour):
+            shown = list(colour) if isinstance(colour, tuple) else colour
+            return (f"palette colour {i} is {shown!r}: each colour is [R, G, B] with whole "
+                    f"numbers 0..255")
+    return None
 
 
 @dataclass
@@ -59,8 +78,9 @@ class ModelMetadata:
         if len(self.class_names) != self.num_classes:
             raise InputError(
                 f"{len(self.class_names)} class names given for {self.num_classes} classes")
-        if len(self.palette) != self.num_classes or any(len(c) != 3 for c in self.palette):
-            raise InputError(f"the palette needs {self.num_classes} RGB triples")
+        problem = palette_problem(self.palette, self.num_classes)
+        if problem:
+            raise InputError(problem)
         if len(self.mean) != 3 or len(self.std) != 3 or any(s <= 0 for s in self.std):
             raise InputError("mean and std need 3 values each, std > 0")
         if self.channel_order not in CHANNEL_ORDERS:
@@ -131,11 +151,11 @@ def loads_record(text: str) -> Dict[str, Any]:
     try:
         record = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"the bisenet_deploy metadata is not valid JSON ({exc})") from None
+        raise UnusableFileError(f"the bisenet_deploy metadata is not valid JSON ({exc})") from None
     if not isinstance(record, dict) or "model" not in record:
-        raise InputError("the bisenet_deploy metadata has no 'model' section")
+        raise UnusableFileError("the bisenet_deploy metadata has no 'model' section")
     if int(record.get("schema", 0)) > SCHEMA_VERSION:
-        raise InputError(
+        raise UnusableFileError(
             f"the metadata was written by a newer bisenet-deploy (schema {record['schema']}, "
             f"this one reads {SCHEMA_VERSION}): upgrade bisenet-deploy")
     return record

@@ -15,7 +15,10 @@ TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
 if [ "$TORCH_SPEC" != "skip" ]; then
     python -m pip install --quiet "$TORCH_SPEC"
 fi
-python -m pip install --quiet -e ".[test]"
+# The editable install: setuptools reports it with a boxed "Editable installation" notice that pip
+# shows even with --quiet (a build-backend warning, not an error); this filter drops that notice.
+PYTHONWARNINGS="${PYTHONWARNINGS:+$PYTHONWARNINGS,}ignore:Editable installation" \
+    python -m pip install --quiet -e ".[test]"
 # CI only: TensorRT's type stubs for the mypy check of the engine builder. They are installed
 # without dependencies (their dependency is TensorRT itself); never do this next to a real TensorRT.
 if [ -n "${CI_TYPE_STUBS:-}" ]; then

@@ -22,7 +22,7 @@ def _has_cuda():
 def pytest_collection_modifyitems(config, items):
     skip_trt = pytest.mark.skip(
         reason="needs the TensorRT Python package and an NVIDIA GPU; neither is installable on "
-               "this machine (run on a GPU machine with `pip install .[trt]`)")
+               "this machine (run on a GPU machine with `pip install -e '.[trt]'`)")
     skip_cuda = pytest.mark.skip(reason="needs an NVIDIA GPU with CUDA; none on this machine")
     for item in items:
         if "tensorrt" in item.keywords and not (_has("tensorrt") and _has_cuda()):

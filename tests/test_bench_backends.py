@@ -43,6 +43,7 @@ def test_onnxruntime_and_torch_side_by_side(tiny_onnx, tmp_path, capsys):
         assert 0 <= b["output_check"]["labels"]["min"] <= b["output_check"]["labels"]["max"] < 5
         assert b["output_check"]["logits"]["shape"] == [1, 5, 64, 128]
         assert b["device_ms"] is None  # CPU: no device time, never a made-up one
+        assert b["phases_ms"] is None  # and no copies to split off
     timed = report["timed"]
     assert timed["graph_input"]["size"] == [128, 64] and timed["model_size"] == [64, 32]
     assert timed["in_graph_resize"] == {"from": [128, 64], "to": [64, 32]}
@@ -50,6 +51,11 @@ def test_onnxruntime_and_torch_side_by_side(tiny_onnx, tmp_path, capsys):
     assert report["model"]["weights"] == "random-init"
     assert report["environment"]["packages"]["onnxruntime"]
     assert "x1.00" in out and "random-init" in out
+    # what a call covers, both resizes named; and no claim of the paper's FPS at this size
+    assert "resize of the logits back to the input size" in timed["end_to_end"]
+    assert "-> logits resized back to 128x64 ->" in out
+    assert [r["comparable"] for r in report["paper"]["rows"]] == [False, False]
+    assert "onnxruntime: not the paper's setup (input 128x64 vs 2048x1024; network" in out
     assert "machine: CPU" in out and "onnxruntime " + report["environment"]["packages"][
         "onnxruntime"] in out
 
@@ -76,13 +82,40 @@ def test_onnxruntime_without_onnx_is_a_clear_error(tmp_path, capsys, monkeypatch
     _, err = capsys.readouterr()
     assert code == 4
     assert err.strip().splitlines() == [
-        "onnxruntime backend skipped: the onnxruntime backend needs --onnx PATH (make one with "
-        "`bisenet-export onnx`)"]
+        "onnxruntime backend skipped: the onnxruntime backend needs --onnx PATH or "
+        "onnxruntime:PATH (make one with `bisenet-export onnx`)"]
 
 
 def test_onnx_fixed_batch_refuses_another_batch(tiny_onnx, tmp_path, capsys):
     code = bench_main.main(["--onnx", tiny_onnx, "--backend", "onnxruntime", "--batch", "2",
                             "--iters", "2", "--no-json"])
     _, err = capsys.readouterr()
-    assert code == 3
+    assert code == 2  # a wrong option for this model: the usage code, as in every command
     assert "takes batch 1 exactly" in err
+
+
+def test_backend_with_its_own_path_as_in_compare_and_eval(tiny_onnx, tmp_path, capsys,
+                                                          monkeypatch):
+    """`--backend onnxruntime:PATH` needs no --onnx; two files of one backend run side by side."""
+    import shutil
+    other = tmp_path / "other.onnx"
+    shutil.copyfile(tiny_onnx, other)
+    monkeypatch.chdir(tmp_path)
+    code = bench_main.main(["--backend", "onnxruntime:" + tiny_onnx, "onnxruntime:%s" % other,
+                            "--iters", "2", "--warmup", "0", "--threads", "1", "--no-progress"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    reports = list((tmp_path / "benchmarks").iterdir())
+    assert len(reports) == 1 and reports[0].name.endswith("-onnxruntime.json")  # no paths in it
+    report = rep.load_report(reports[0])
+    assert [b["backend"] for b in report["backends"]] == ["onnxruntime:" + tiny_onnx,
+                                                          "onnxruntime:%s" % other]
+    assert [b["model_file"] for b in report["backends"]] == [tiny_onnx, str(other)]
+    assert report["model"]["onnx"] == tiny_onnx
+    assert len(report["comparison"]["rows"]) == 2
+    code = bench_main.main(["--backend", "onnxruntime:" + str(tmp_path / "nope.onnx")])
+    _, err = capsys.readouterr()
+    assert code == 2 and err.count("\n") == 1 and "nope.onnx: no such file" in err
+    code = bench_main.main(["--backend", "onnxruntime:%s@int8" % other])
+    _, err = capsys.readouterr()
+    assert code == 2 and "int8 exists only for TensorRT engines" in err

@@ -44,13 +44,15 @@ class FakeRunner(Runner):
     """A runner whose i-th call 'takes' latencies[i % len] ms on the fake clock.
 
     `mode`: "ok" (valid labels), "nan" (NaN logits), "range" (labels >= num_classes).
+    `phases_ms`: per-call {"h2d", "compute", "d2h"} dicts, as a GPU runner reports them.
+    `interrupt_at`: the call (0-based, warm-up included) at which Ctrl-C is pressed.
     Records every input array it was given (`seen`) and lifecycle calls.
     """
 
     backend = "fake"
 
     def __init__(self, record, latencies_ms=(1.0,), clock=None, mode="ok", device_ms=None,
-                 name="fake"):
+                 name="fake", phases_ms=None, interrupt_at=None, phase_clock="cuda-events"):
         Runner.__init__(self)
         self.metadata = record
         self.backend = name
@@ -58,6 +60,9 @@ class FakeRunner(Runner):
         self.clock = clock
         self.mode = mode
         self.device = device_ms
+        self.phases = phases_ms
+        self.phase_clock = phase_clock if phases_ms else None
+        self.interrupt_at = interrupt_at
         self.calls = 0
         self.seen = []
         self.events = []
@@ -88,6 +93,8 @@ class FakeRunner(Runner):
         self.events.append("deactivate")
 
     def _infer(self, batch):
+        if self.calls == self.interrupt_at:
+            raise KeyboardInterrupt
         if self.clock is not None:
             self.clock.advance_ms(self.latencies[self.calls % len(self.latencies)])
         self.calls += 1
@@ -111,3 +118,8 @@ class FakeRunner(Runner):
         if self.device is None:
             return None
         return self.device[(self.calls - 1) % len(self.device)]
+
+    def last_phase_times_ms(self):
+        if self.phases is None:
+            return None
+        return dict(self.phases[(self.calls - 1) % len(self.phases)])

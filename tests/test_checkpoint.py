@@ -188,8 +188,10 @@ def _expect(path, pattern, **kwargs):
 
 
 def test_missing_file_and_directory(tmp_path):
-    _expect(tmp_path / "nope.pth", "checkpoint not found")
-    _expect(tmp_path, "is not a file")
+    # a wrong path is a usage error (exit 2) in every command, not an unusable file
+    for path, words in ((tmp_path / "nope.pth", "checkpoint not found"), (tmp_path, "not a file")):
+        with pytest.raises(InputError, match=words):
+            load_model(str(path))
 
 
 def test_empty_file(tmp_path):

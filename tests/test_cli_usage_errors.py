@@ -10,7 +10,7 @@ from bisenet_deploy.cli import bench_main, export_main
     (export_main.main, ["summary", "--model-size", "big"], ["--model-size", "summary --help"]),
     (export_main.main, ["checkpoint"], ["--checkpoint", "checkpoint --help"]),
     (export_main.main, ["no-such-command"], ["invalid choice"]),
-    (bench_main.main, ["--backend", "foo"], ["invalid choice: 'foo'", "--help"]),
+    (bench_main.main, ["--backend", "foo"], ["unknown backend 'foo'", "--help"]),
 ])
 def test_usage_error_is_one_line(main, argv, words, capsys):
     with pytest.raises(SystemExit) as exc:

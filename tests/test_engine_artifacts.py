@@ -8,7 +8,8 @@ import os
 import pytest
 from test_engine_support import make_record, preprocessing_graph, save
 
-from bisenet_deploy.errors import EngineError, IncompatibleEngineError, InputError
+from bisenet_deploy.errors import (EngineError, IncompatibleEngineError, InputError,
+                                   UnusableFileError)
 from bisenet_deploy.portable import builder, engine_inspect, engine_paths, gpu_info, sidecar
 from bisenet_deploy.portable import trtexec as tx
 
@@ -255,13 +256,13 @@ def test_read_onnx_summary_matches_onnx(tmp_path):
     assert summary["outputs"] == [("normalized", [-1, 3, 32, 64])]
     assert summary["nodes"] == [(n.name, n.op_type) for n in model.graph.node]
     assert builder.record_from_summary(summary) == rec
-    with pytest.raises(InputError, match="m.onnx is not a readable ONNX"):
+    with pytest.raises(UnusableFileError, match="m.onnx is not a readable ONNX"):
         builder.read_onnx_summary(data[:-7], "m.onnx")
     # a damaged node after a good one: the message still names the file, not the last node read
     node = model.graph.node[1].SerializeToString()
     assert data.count(node) == 1
     broken = data.replace(node, b"\x0f" + node[1:])  # field 1 with the invalid wire type 7
-    with pytest.raises(InputError, match="^m.onnx is not a readable ONNX"):
+    with pytest.raises(UnusableFileError, match="^m.onnx is not a readable ONNX"):
         builder.read_onnx_summary(broken, "m.onnx")
 
 

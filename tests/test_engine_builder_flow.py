@@ -269,7 +269,8 @@ def test_int8_without_pycuda_refused_before_any_work(onnx_dynamic, tmp_path, mon
     monkeypatch.setitem(sys.modules, "pycuda.driver", None)
     path, rec = onnx_dynamic
     calls = []
-    with pytest.raises(MissingDependencyError, match="pip install pycuda"):
+    with pytest.raises(MissingDependencyError,
+                       match=r"pycuda is not installed: .*pip install -e '\.\[trt\]'"):
         build_engine(path, rec, BuildOptions(precision="int8", calib_images=str(tmp_path)),
                      trt=fake_tensorrt((10, 3), calls), gpu=A10)
     assert calls == []

@@ -54,7 +54,7 @@ def test_modes_needing_tensorrt_fail_with_one_line(onnx_file, tmp_path, runner, 
     assert out.returncode == 4, out.stderr
     assert len(lines) == 1, out.stderr
     assert lines[0].startswith("error: ") and "TensorRT" in lines[0]
-    assert "pip install 'bisenet-deploy[trt]'" in lines[0]
+    assert "pip install -e '.[trt]'" in lines[0]
     assert "Traceback" not in out.stderr and out.stdout == ""
     assert not (tmp_path / "x.engine").exists() and not (tmp_path / "engines").exists()
 

@@ -1,7 +1,7 @@
 """TensorRT API-generation selection (feature tests on small fake modules) and the precision policy.
 
-The fakes expose exactly the attributes each TensorRT generation's Python API has (tensorrt.md
-section 2); they test our selection logic, nothing is built.
+The fakes expose exactly the attributes each TensorRT generation's Python API has
+(docs/tensorrt-versions.md, section 2); they test our selection logic, nothing is built.
 """
 
 import types
@@ -159,7 +159,7 @@ def test_dtypes_each_version_knows():
 def test_stub_only_tensorrt_is_not_tensorrt(monkeypatch):
     import sys
     monkeypatch.setitem(sys.modules, "tensorrt", types.ModuleType("tensorrt"))
-    with pytest.raises(MissingDependencyError, match="pip install 'bisenet-deploy\\[trt\\]'"):
+    with pytest.raises(MissingDependencyError, match=r"pip install -e '\.\[trt\]'"):
         trt_api.import_tensorrt()
     monkeypatch.setitem(sys.modules, "tensorrt", None)
     with pytest.raises(MissingDependencyError):

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from bisenet_deploy.checkpoint import load_model, save_checkpoint
-from bisenet_deploy.errors import ExportError, InputError, ParityError
+from bisenet_deploy.errors import ExportError, InputError, NoMetadataError, ParityError
 from bisenet_deploy.export.check import check_onnx
 from bisenet_deploy.export.onnx_metadata import get_parity, read_record
 from bisenet_deploy.export.parity import TOLERANCES, check_parity, make_parity_input
@@ -273,7 +273,7 @@ def test_metadata_round_trips(exported, tmp_path):
     del plain.metadata_props[:]
     path = tmp_path / "plain.onnx"
     onnx.save(plain, str(path))
-    with pytest.raises(InputError, match="no bisenet_deploy metadata"):
+    with pytest.raises(NoMetadataError, match="no bisenet-deploy metadata"):
         read_record(str(path))
 
 
@@ -291,7 +291,13 @@ def test_bad_sizes_are_clear_errors_and_leave_no_file(loaded, tmp_path, sizes, m
 
 def test_failed_export_leaves_an_existing_file_untouched(loaded, tmp_path, monkeypatch):
     path = tmp_path / "out.onnx"
-    path.write_bytes(b"previous good file")
+    previous = onnx.helper.make_model(onnx.helper.make_graph(
+        [onnx.helper.make_node("Identity", ["x"], ["y"])], "previous",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])]))
+    previous.metadata_props.add(key="bisenet_deploy", value="{}")  # ours: it may be replaced
+    path.write_bytes(previous.SerializeToString())
+    before = path.read_bytes()
     import bisenet_deploy.export.pipeline as pipeline
 
     def broken_check(model, rules):
@@ -300,7 +306,7 @@ def test_failed_export_leaves_an_existing_file_untouched(loaded, tmp_path, monke
     with pytest.raises(ExportError, match="simulated"):
         export_onnx(ExportOptions(output_path=str(path), simplify=False, parity=False, **SMALL),
                     loaded=tuple(loaded))
-    assert path.read_bytes() == b"previous good file"
+    assert path.read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["out.onnx"]
 
 
@@ -380,7 +386,7 @@ def test_full_size_2048x1024_to_1024x512_matches_pytorch(loaded, tmp_path):
 def test_unwritable_output_is_a_clear_error(loaded, tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
-    with pytest.raises(ExportError, match="cannot write"):
+    with pytest.raises(InputError, match="cannot write"):  # a path problem: exit code 2
         export_onnx(ExportOptions(output_path=str(blocker / "x.onnx"), simplify=False,
                                   parity=False, **SMALL), loaded=tuple(loaded))
     assert sorted(os.listdir(tmp_path)) == ["a_file"]
@@ -397,7 +403,7 @@ def test_output_under_a_file_is_refused_before_the_export(loaded, tmp_path, monk
         raise AssertionError("the export ran before the output path was checked")
 
     monkeypatch.setattr(pipeline, "torch_export", no_export)
-    with pytest.raises(ExportError, match="a_file is a file, not a folder"):
+    with pytest.raises(InputError, match="a_file is a file, not a folder"):
         export_onnx(ExportOptions(output_path=str(blocker / "x.onnx"), **SMALL),
                     loaded=tuple(loaded))
     assert sorted(os.listdir(tmp_path)) == ["a_file"]

@@ -103,7 +103,7 @@ def test_unknown_ops_custom_domains_and_aux_heads_are_flagged():
 def test_check_cli_flags_a_bad_graph_and_passes_a_good_one(tmp_path, capsys):
     bad = tmp_path / "bad.onnx"
     onnx.save(_reduce_mean_graph(18), str(bad))
-    assert main(["check", str(bad), "--target", "trt8.2"]) == 1
+    assert main(["check", str(bad), "--target", "trt8.2"]) == 3  # a failed check, as in compare
     out = capsys.readouterr().out
     assert "no bisenet_deploy metadata" in out
     out = out.split("\n", 1)[1]
@@ -120,7 +120,7 @@ def test_check_cli_uses_the_files_target_and_reports_missing_files(tmp_path, cap
     set_record(model, {"schema": 1, "model": {}, "export": {"target": "trt8.2"}})
     path = tmp_path / "m.onnx"
     onnx.save(model, str(path))
-    assert main(["check", str(path)]) == 1
+    assert main(["check", str(path)]) == 3
     assert "target trt8.2" in capsys.readouterr().out
     assert main(["check", str(tmp_path / "missing.onnx")]) == 2
     assert "does not exist" in capsys.readouterr().err

@@ -34,6 +34,11 @@ def test_existing_output_and_bad_paths_are_refused(tmp_path, capsys):
     assert "--force" in capsys.readouterr().err and out.read_bytes() == b"keep me"
     assert main(["checkpoint", "--checkpoint", str(pth), "-o", str(tmp_path / "m.pt"), "-q"]) == 2
     assert ".safetensors" in capsys.readouterr().err
+    # --force replaces only a .safetensors this tool wrote: "keep me" is no such file
+    assert main(["checkpoint", "--checkpoint", str(pth), "-o", str(out), "--force", "-q"]) == 2
+    assert "refusing to replace" in capsys.readouterr().err and out.read_bytes() == b"keep me"
+    out.unlink()
+    assert main(["checkpoint", "--checkpoint", str(pth), "-o", str(out), "-q"]) == 0
     assert main(["checkpoint", "--checkpoint", str(pth), "-o", str(out), "--force", "-q"]) == 0
     assert load_model(str(out)).metadata.num_classes == 19
     with pytest.raises(SystemExit) as exc:  # --checkpoint is required: an argparse usage error

@@ -316,9 +316,14 @@ def test_existing_output_is_refused_then_replaced_with_force(built, tmp_path):
     with pytest.raises(UserError, match="already exists: pass --force"):
         jb.build_bundle(opts)
     assert (out / "old.txt").exists()
+    # --force replaces only what this tool wrote: a folder of the user's stays as it is
+    with pytest.raises(UserError, match="refusing to replace .*no manifest.json"):
+        jb.build_bundle(dataclasses.replace(opts, force=True))
+    assert (out / "old.txt").read_text() == "old" and os.listdir(out) == ["old.txt"]
+    (out / "old.txt").unlink()  # an empty folder holds nothing to lose
 
-    result = jb.build_bundle(dataclasses.replace(opts, force=True, tar=True))
-    assert not (out / "old.txt").exists()
+    jb.build_bundle(dataclasses.replace(opts, force=True))
+    result = jb.build_bundle(dataclasses.replace(opts, force=True, tar=True))  # ours: replaced
     assert jb.verify_bundle(str(out)) == []
     assert result.manifest["build_defaults"]["precision"] == "fp32"
     assert result.manifest["model"]["record"].endswith(".json")
@@ -462,6 +467,9 @@ def device_cli(built, monkeypatch, tmp_path):
         def last_device_time_ms(self):
             return 2.0
 
+        def last_phase_times_ms(self):
+            return {"h2d": 0.5, "compute": 2.0, "d2h": 0.25}
+
     monkeypatch.setattr(jetson_run, "open_runner", OrtStandIn)
     assert jetson_run.BUNDLE_DIR == folder
     builds = []
@@ -471,7 +479,7 @@ def device_cli(built, monkeypatch, tmp_path):
         with open(engine_path, "wb") as f:
             f.write(b"plan")
         with open(os.path.splitext(engine_path)[0] + ".json", "w") as f:
-            json.dump({"precision": precision}, f)
+            json.dump({"kind": "bisenet_deploy.engine", "precision": precision}, f)
 
     monkeypatch.setattr(jetson_run, "build_with_builder", fake_builder)
     return jetson_run, folder, opened, builds
@@ -486,10 +494,18 @@ def test_device_build_defaults_to_fp16_and_checks_parity(device_cli, capsys):
     engines = os.listdir(os.path.join(folder, "engines"))
     assert any(p.endswith("-fp16.engine") for p in engines)
     # an existing engine is not overwritten silently
-    assert jetson_run.main(["build"]) == 1
+    assert jetson_run.main(["build"]) == 2
     assert "exists: pass --force" in capsys.readouterr().err
     assert jetson_run.main(["build", "--fp32", "--workspace", "512"]) == 0
     assert builds[-1][1:] == ("fp32", 512)
+    # --force rebuilds an engine of ours, and never replaces a file it did not write
+    assert jetson_run.main(["build", "--force"]) == 0
+    mine = os.path.join(folder, "engines", "mine.engine")
+    with open(mine, "wb") as f:
+        f.write(b"my own plan")
+    assert jetson_run.main(["build", "--force", "-o", mine]) == 2
+    assert "refusing to replace" in capsys.readouterr().err
+    assert open(mine, "rb").read() == b"my own plan"
 
 
 def test_device_predict_and_bench(device_cli, capsys, tmp_path, monkeypatch):
@@ -512,6 +528,7 @@ def test_device_predict_and_bench(device_cli, capsys, tmp_path, monkeypatch):
     text = capsys.readouterr().out
     assert "end-to-end (host input -> host labels): 12 calls, batch 1" in text
     assert "device compute (CUDA events): 12 calls" in text
+    assert "median: h2d 0.500 ms, compute 2.000 ms, d2h 0.250 ms" in text
     with open(report_path) as f:
         report = json.load(f)
     stats = sys.modules["bisenet_trt.timing_stats"]
@@ -519,6 +536,7 @@ def test_device_predict_and_bench(device_cli, capsys, tmp_path, monkeypatch):
     assert report["end_to_end"]["count"] == 12 and report["iterations"] == 12
     assert report["warmup"] == 2 and report["buffers"] == 4
     assert report["device_compute"]["mean_ms"] == pytest.approx(2.0)
+    assert report["phases"]["h2d"]["count"] == 12 and "logits back" in report["what_is_timed"]
     assert report["zero_copy"] is True and opened[-1].zero_copy is True
     assert report["cuda_graph"] is True and opened[-1].use_cuda_graph is True
     assert report["record"]["export"]["target"] == "trt8.2"

@@ -1,6 +1,6 @@
 """`bisenetv2-coincheung` equals the public CoinCheung/BiSeNet network: same state_dict layout as the
 reference .tsv, and the same outputs as an independent functional re-implementation that reads the
-weights straight from the state dict (written from coincheung_checkpoints.md, sharing no modules)."""
+weights straight from the state dict (written from docs/checkpoints.md, sharing no modules)."""
 
 from pathlib import Path
 

@@ -16,7 +16,7 @@ def small_models():
 
 
 def test_architectures_table():
-    assert set(ARCHS) == {"bisenetv2", "bisenetv2-large", "bisenetv2-coincheung"}
+    assert set(ARCHS) == {"bisenetv2", "bisenetv2-large", "bisenetv2-coincheung", "bisenetv2-mmseg"}
     assert all(isinstance(v, str) and v for v in ARCHITECTURES.values())
 
 

@@ -57,7 +57,7 @@ def vermin_violations(paths):
     """(exit code, output) of `vermin --target=3.6- --violations` over `paths`."""
     exe = vermin_executable()
     if exe is None:
-        pytest.skip("vermin is not installed (pip install .[test] installs it)")
+        pytest.skip("vermin is not installed (pip install -e '.[test]' installs it)")
     out = subprocess.run([exe, "--target=3.6-", "--no-tips", "--violations", "--eval-annotations",
                           "--no-parse-comments"] + list(paths),
                          capture_output=True, text=True)

@@ -21,6 +21,26 @@ def _colours(path):
     return arr, {tuple(int(v) for v in c) for c in arr.reshape(-1, 3)}
 
 
+def test_legend_lists_the_classes_present_with_their_palette_colours():
+    from bisenet_deploy.evaluation.legend import legend_entries, with_legend
+
+    labels = np.zeros((40, 60), np.int64)
+    labels[:, 40:] = 13  # car, a third of the pixels
+    labels[0, 0] = 255  # ignore index: not a class
+    entries = legend_entries(labels, CITY.palette, CITY.class_names)
+    assert [text.split(": ")[0] for _, text in entries] == ["0 road", "13 car",
+                                                           "255 not a class of the model"]
+    assert entries[0][0] == tuple(CITY.palette[0]) and entries[1][1].endswith("33.3%")
+    picture = colorize(labels, CITY.palette)
+    out = with_legend(picture, labels, CITY.palette, CITY.class_names)
+    assert out.shape[0] >= 40 and out.shape[1] > 60 and np.array_equal(out[:40, :60], picture)
+    panel = {tuple(int(v) for v in c) for c in out[:, 60:].reshape(-1, 3)}
+    assert tuple(CITY.palette[0]) in panel and tuple(CITY.palette[13]) in panel  # swatches
+    assert tuple(CITY.palette[1]) not in panel  # sidewalk is not in this image
+    many = np.arange(19).repeat(2).reshape(2, 19)  # more classes than the picture is high
+    assert with_legend(colorize(many, CITY.palette), many, CITY.palette).shape[0] > 19 * 12
+
+
 def test_colorize_and_overlay():
     labels = np.array([[0, 1], [18, 255]])
     rgb = colorize(labels, CITY.palette)
@@ -56,13 +76,19 @@ def test_cli_onnx_writes_palette_pngs_and_prints_latency(exported, tmp_path, cap
         assert labels.shape == (size[1], size[0], 3)  # at the image's own resolution
         assert colours <= palette
         ov, _ = _colours(out / f"{stem}_overlay.png")
-        assert ov.shape == labels.shape
+        assert ov.shape[0] >= labels.shape[0] and ov.shape[1] > labels.shape[1]  # + legend
         assert f"{stem}" in text and "infer" in text and " ms" in text
-    # the overlay is the blend of the image and the label colours
+    # the overlay is the blend of the image and the label colours, the legend beside it
     src = np.asarray(Image.open(images / "street.png"), np.float32)
     lab, _ = _colours(out / "street_labels.png")
     ov, _ = _colours(out / "street_overlay.png")
-    assert np.abs(ov - (0.5 * src + 0.5 * lab)).max() <= 1.0
+    h, w = lab.shape[:2]
+    assert np.abs(ov[:h, :w] - (0.5 * src + 0.5 * lab)).max() <= 1.0
+    # --no-legend: the overlay alone, at the image's size
+    bare = tmp_path / "bare"
+    assert main(["--onnx", onnx_path, str(images / "street.png"), "-o", str(bare), "-q",
+                 "--no-legend"]) == 0
+    assert np.array_equal(_colours(bare / "street_overlay.png")[0], ov[:h, :w])
     assert (tmp_path / "p.json").exists()
 
 
@@ -130,7 +156,7 @@ def test_bad_inputs(exported, tmp_path, capsys):
     assert "unsupported file type" in capsys.readouterr().err
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not a png")
-    assert main(["--onnx", onnx_path, str(broken), "-o", str(tmp_path / "o2"), "-q"]) == 2
+    assert main(["--onnx", onnx_path, str(broken), "-o", str(tmp_path / "o2"), "-q"]) == 5
     assert "cannot read image" in capsys.readouterr().err
     assert not (tmp_path / "o2").exists()  # nothing written, not even an empty folder
     img = str(images / "street.png")

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from bisenet_deploy.errors import InputError, MissingDependencyError, UserError
+from bisenet_deploy.errors import InputError, MissingDependencyError, UnusableFileError, UserError
 from bisenet_deploy.metadata import ExportInfo, ModelMetadata, build_record
 from bisenet_deploy.portable.preprocess import prepare_input
 from bisenet_deploy.runtime.api import Segmenter, resize_labels_nearest
@@ -234,6 +234,45 @@ def test_torch_refuses_fp16_and_cuda_graph_on_cpu(models, net):
         TorchRunner(model=net)
 
 
+@pytest.mark.parametrize("name, n", [("both", 1), ("dynamic", 3)])
+def test_onnxruntime_io_binding_path_gives_the_same_outputs_and_times_three_steps(models, name, n):
+    """The I/O-binding path the GPU providers take (copy in, run, copy out), exercised with real
+    onnxruntime on the CPU: same outputs as session.run, and a time for each step."""
+    batch = rgb_batch(n, seed=12)
+    with ort_runner(models, name) as plain, \
+            OnnxRuntimeRunner(models[name][0], providers="cpu", threads=1,
+                              io_binding=True) as bound:
+        want, got = plain.infer(batch), bound.infer(batch)
+        assert plain.last_phase_times_ms() is None and plain.phase_clock is None
+        phases = bound.last_phase_times_ms()
+    assert list(got) == list(want)
+    for key in want:
+        assert got[key].dtype == want[key].dtype and np.array_equal(got[key], want[key])
+    assert sorted(phases) == ["compute", "d2h", "h2d"] and min(phases.values()) >= 0
+    assert bound.phase_clock == "host-clock" and "io-binding" in bound.describe()
+
+
+@pytest.mark.cuda
+def test_onnxruntime_cuda_times_copies_and_compute(models):
+    from bisenet_deploy.runtime.ort_runner import available_providers
+
+    if "cuda" not in available_providers():
+        pytest.skip("this onnxruntime has no CUDA provider (install onnxruntime-gpu)")
+    batch = rgb_batch(2, seed=13)
+    with ort_runner(models, "dynamic") as cpu, \
+            OnnxRuntimeRunner(models["dynamic"][0], providers="cuda") as gpu:
+        want, got = cpu.infer(batch), gpu.infer(batch)
+        phases = gpu.last_phase_times_ms()
+    assert np.mean(got["labels"] == want["labels"]) > 0.999
+    assert all(phases[k] > 0 for k in ("h2d", "compute", "d2h"))
+
+
+def test_onnxruntime_gpu_providers_use_io_binding(models):
+    runner = OnnxRuntimeRunner(models["both"][0], providers="cuda")  # not activated: no GPU needed
+    assert runner.io_binding and runner.phase_clock == "host-clock"
+    assert not OnnxRuntimeRunner(models["both"][0]).io_binding
+
+
 def test_torch_channels_last_gives_the_same_labels(models, net):
     batch = rgb_batch(seed=8)
     with torch_runner(models, "both", net) as plain, \
@@ -241,6 +280,7 @@ def test_torch_channels_last_gives_the_same_labels(models, net):
         a, b = plain.infer(batch), cl.infer(batch)
     np.testing.assert_allclose(a["logits"], b["logits"], atol=1e-4)
     assert cl.last_device_time_ms() is None  # no device time on the CPU
+    assert cl.last_phase_times_ms() is None and cl.phase_clock is None  # and no copies to split
 
 
 def test_torch_missing_cuda_is_a_clear_error(models, net):
@@ -264,6 +304,9 @@ def test_torch_cuda(models, net, precision, cuda_graph):
         for _ in range(2):  # the second call replays the captured graph
             got = gpu.infer(batch)
         assert gpu.last_device_time_ms() > 0
+        phases = gpu.last_phase_times_ms()  # CUDA events around each copy and the compute
+        assert all(phases[k] > 0 for k in ("h2d", "compute", "d2h"))
+        assert phases["compute"] == gpu.last_device_time_ms() and gpu.phase_clock == "cuda-events"
     assert got["labels"].dtype == np.int32 and got["logits"].dtype == np.float32
     assert np.mean(got["labels"] == want["labels"]) > (0.99 if precision == "fp16" else 0.999)
 
@@ -469,9 +512,10 @@ def test_shared_image_helpers(tmp_path):
     assert np.array_equal(read_image(str(tmp_path / "a.png")), rgb)
     assert read_image(str(tmp_path / "grey.png")).shape == (4, 6, 3)
     (tmp_path / "bad.png").write_bytes(b"not a png")
-    for path, words in ((tmp_path / "nope.png", "does not exist"), (tmp_path, "is a folder"),
-                        (tmp_path / "bad.png", "cannot read image")):
-        with pytest.raises(InputError, match=words):
+    for path, words, error in ((tmp_path / "nope.png", "does not exist", InputError),
+                               (tmp_path, "is a folder", InputError),
+                               (tmp_path / "bad.png", "cannot read image", UnusableFileError)):
+        with pytest.raises(error, match=words):
             read_image(str(path))
     logits = np.zeros((1, 3, 2, 2), np.float32)
     logits[0, 2] = 1.0

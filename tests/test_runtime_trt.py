@@ -95,6 +95,7 @@ class _FakeContextBase(object):
 
         def op():
             self.executions += 1
+            DRIVER.clock_ms += ENGINE_MS
             n = self.shape[0]
             image = DRIVER.read(addresses["image"], (n, 3, H, W), np.float32)
             labels, logits = compute(image)
@@ -200,10 +201,20 @@ class FakeBindingsEngine(object):
 
 
 # -- fake pycuda.driver ----------------------------------------------------------------------------
+#: the fake device's speed: copies move this many bytes per ms, one engine run takes ENGINE_MS
+BYTES_PER_MS = 1000.0
+ENGINE_MS = 2.0
+
+
 class FakeDriver(object):
-    """Device memory in host bytes; streams run ops at synchronize; contexts are counted."""
+    """Device memory in host bytes; streams run ops at synchronize; contexts are counted.
+
+    A device clock (ms) advances as the stream's ops run: copies by their size, engine runs by
+    ENGINE_MS; events take the clock's reading when the stream reaches them, as CUDA's do.
+    """
 
     def __init__(self):
+        self.clock_ms = 0.0
         self.memory = {}
         self.next_ptr = 0x1000
         self.freed = []
@@ -348,21 +359,28 @@ class FakeDriver(object):
             def __init__(self, flags=0):
                 drv._need_context()
                 drv.events.append(self)
+                self.at_ms = None
 
             def record(self, stream=None):
-                stream.submit(lambda: None)
+                stream.submit(lambda: setattr(self, "at_ms", drv.clock_ms))
 
-            def time_since(self, other):
-                return 1.25
+            def time_since(self, other):  # pycuda: later.time_since(earlier), in ms
+                assert self.at_ms is not None and other.at_ms is not None, "event not reached"
+                return self.at_ms - other.at_ms
 
         def memcpy_htod_async(dest, src, stream=None):
             data = np.ascontiguousarray(src).tobytes()
-            stream.submit(lambda: drv.memory[int(dest)].__setitem__(slice(0, len(data)), data))
+
+            def op():
+                drv.memory[int(dest)][:len(data)] = data
+                drv.clock_ms += len(data) / BYTES_PER_MS
+            stream.submit(op)
 
         def memcpy_dtoh_async(dest, src, stream=None):
             def op():
                 n = dest.nbytes
                 dest[...] = np.frombuffer(bytes(drv.memory[int(src)][:n]), dtype=dest.dtype)
+                drv.clock_ms += n / BYTES_PER_MS
             stream.submit(op)
 
         def mem_alloc(nbytes):
@@ -528,7 +546,13 @@ def test_runner_end_to_end_on_fakes(fake_gpu, generation, zero_copy):
         labels, logits = compute(batch)
         assert out["labels"].dtype == np.int32 and np.array_equal(out["labels"], labels)
         np.testing.assert_allclose(out["logits"], logits, rtol=1e-6)
-        assert runner.last_device_time_ms() == 1.25
+        # the four events split the call: input copy, engine, output copies (labels + logits)
+        in_bytes, out_bytes = batch.nbytes, out["labels"].nbytes + out["logits"].nbytes
+        copies = {"h2d": in_bytes / BYTES_PER_MS, "d2h": out_bytes / BYTES_PER_MS}
+        if zero_copy:  # mapped memory: nothing is copied
+            copies = {"h2d": 0.0, "d2h": 0.0}
+        assert runner.last_phase_times_ms() == pytest.approx(dict(compute=ENGINE_MS, **copies))
+        assert runner.last_device_time_ms() == ENGINE_MS and runner.phase_clock == "cuda-events"
         # results are copies: the next call does not change them
         keep = out["logits"].copy()
         runner.infer(image_batch(1, seed=1))
@@ -570,6 +594,9 @@ def test_runner_cuda_graph_per_shape(fake_gpu, generation):
         for n in (2, 2, 3, 2):
             batch = image_batch(n, seed=10 + n)
             assert np.array_equal(runner.infer(batch)["labels"], compute(batch)[0])
+            # a graph launch is timed like a plain enqueue: one engine run between the copies
+            assert runner.last_phase_times_ms()["compute"] == pytest.approx(ENGINE_MS)
+            assert runner.last_phase_times_ms()["h2d"] == pytest.approx(batch.nbytes / BYTES_PER_MS)
         assert sorted(runner._graphs) == [(2, 3, H, W), (3, 3, H, W)]
         # per shape: one plain warm-up enqueue, then graph launches
         assert engine.context.executions == 2 + 4
@@ -650,7 +677,7 @@ def test_sidecar_metadata_and_compatibility(fake_gpu):
 
 
 def test_missing_engine_and_sidecar_errors(tmp_path):
-    with pytest.raises(EngineError, match="does not exist"):
+    with pytest.raises(InputError, match="does not exist"):  # a missing path: exit code 2
         tr.TensorRTRunner(str(tmp_path / "none.engine"))
     engine = tmp_path / "m.engine"
     engine.write_bytes(b"ENGINE")
@@ -690,11 +717,12 @@ def test_missing_tensorrt_or_pycuda_is_one_clear_line(tmp_path, monkeypatch):
     engine = tmp_path / "m.engine"
     engine.write_bytes(b"ENGINE")
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # import tensorrt -> ImportError
-    with pytest.raises(MissingDependencyError, match=r"pip install 'bisenet-deploy\[trt\]'"):
+    with pytest.raises(MissingDependencyError, match=r"pip install -e '\.\[trt\]'"):
         tr.TensorRTRunner(str(engine)).activate()
     monkeypatch.setitem(sys.modules, "tensorrt", fake_trt())
     monkeypatch.setitem(sys.modules, "pycuda", None)
-    with pytest.raises(MissingDependencyError, match="pip install pycuda"):
+    with pytest.raises(MissingDependencyError,
+                       match=r"pycuda is not installed: .*pip install -e '\.\[trt\]'"):
         tr.TensorRTRunner(str(engine)).activate()
 
 
@@ -749,6 +777,9 @@ def test_real_engine_matches_onnxruntime(tmp_path):
             assert np.mean(got["labels"] == want["labels"]) > 0.999
             np.testing.assert_allclose(got["logits"], want["logits"], atol=1e-3)
             assert trt_run.last_device_time_ms() > 0
+            phases = trt_run.last_phase_times_ms()
+            assert all(phases[k] > 0 for k in ("h2d", "compute", "d2h"))
+            assert phases["compute"] == trt_run.last_device_time_ms()
 
 
 def test_type_stubs_are_not_mistaken_for_tensorrt(tmp_path, monkeypatch):
@@ -762,7 +793,7 @@ def test_type_stubs_are_not_mistaken_for_tensorrt(tmp_path, monkeypatch):
     assert "tensorrt" in backend_problem("tensorrt")
     engine = tmp_path / "m.engine"
     engine.write_bytes(b"ENGINE")
-    with pytest.raises(MissingDependencyError, match=r"pip install 'bisenet-deploy\[trt\]'"):
+    with pytest.raises(MissingDependencyError, match=r"pip install -e '\.\[trt\]'"):
         tr.TensorRTRunner(str(engine)).activate()
 
 

@@ -69,8 +69,10 @@ def test_malformed_size_is_a_usage_error(capsys):
 
 
 def test_unknown_arch(capsys):
-    code, out, err = run(capsys, "--arch", "resnet18")
-    assert code != 0 and out == ""
+    with pytest.raises(SystemExit) as exc:  # a usage error: --arch lists its choices
+        run(capsys, "--arch", "resnet18")
+    out, err = capsys.readouterr()
+    assert exc.value.code == 2 and out == ""
     assert "bisenetv2-coincheung" in err
 
 

@@ -5,8 +5,12 @@ graph's input format (size, dtype, channel order as the export metadata says), r
 numpy arrays. A ``perf_counter`` around that call is the end-to-end latency: host -> device copy,
 in-graph normalization and resize to the network size, the network, the argmax (labels output),
 device -> host copy. Image decoding and host-side preparation (``prepare_input``) happen once,
-before timing, and are not included. Where the runner measures device compute time (CUDA events,
-``runner.last_device_time_ms()``), it is recorded separately.
+before timing, and are not included. Where the runner splits the call into host -> device copy,
+compute and device -> host copy (CUDA events, ``runner.last_phase_times_ms()``), each phase is
+recorded separately, and so is the device compute time (``runner.last_device_time_ms()``).
+
+Ctrl-C during the timed calls stops the loop and keeps the calls done: the result says
+``interrupted`` and how many of the requested calls ran, so a long run is never thrown away.
 
 Hygiene: ``warmup`` untimed calls first (lazy initialisation, autotuning, clocks ramping up), then
 one untimed call whose outputs are checked for NaN/garbage (a fast engine that returns garbage is
@@ -24,6 +28,7 @@ import time
 import numpy as np
 
 from ..errors import InputError, UserError
+from ..portable.phase_timing import PHASES
 from ..portable.preprocess import prepare_input
 from ..portable.timing_stats import stability_warning, summarize
 
@@ -37,6 +42,9 @@ DEFAULT_BUFFERS = 4
 
 #: the synthetic scene's size: the paper's Cityscapes frame
 SYNTHETIC_SIZE = (2048, 1024)
+
+#: a run estimated longer than this (seconds) says so, and how to shorten it
+ESTIMATE_NOTE_S = 60.0
 
 
 class BenchmarkError(UserError):
@@ -153,13 +161,29 @@ def _progress(total, enabled, desc):
     return tqdm(total=total, desc=desc, unit="it", leave=False, file=sys.stderr)
 
 
+def estimate_line(label, estimate_s, iters, on_cpu):
+    """The one line announcing a long run: how long, and (on a CPU) how to make it shorter."""
+    per_call_ms = 1000.0 * estimate_s / iters
+    line = "%s: about %.0f min for %d timed calls (%.0f ms each)" % (
+        label, estimate_s / 60.0, iters, per_call_ms)
+    if on_cpu:
+        shorter = max(20, int(ESTIMATE_NOTE_S * 1000.0 / max(per_call_ms, 1e-3)) // 10 * 10)
+        return ("%s; on a CPU that is long: shorten it with --iters %d (about a minute; 5000 is "
+                "the paper's GPU protocol), or press Ctrl-C to stop and keep the calls done"
+                % (line, min(shorter, iters)))
+    return "%s; --iters sets the count (5000 is the paper's protocol); Ctrl-C stops and keeps " \
+           "the calls done" % line
+
+
 def time_runner(runner, inputs, iters, warmup=10, record=None, clock=time.perf_counter,
-                progress=None, label=None, pause_gc=True):
+                progress=None, label=None, pause_gc=True, on_cpu=False):
     """Time `iters` calls of an active `runner` rotating through `inputs`; returns a result dict.
 
     `clock` returns seconds (injectable for tests). The dict holds ``latency_ms`` and, when the
-    runner reports it, ``device_ms`` (timing_stats summaries), the raw per-call samples, the
-    output check and the wall time of the timed loop.
+    runner reports them, ``device_ms`` and ``phases_ms`` (timing_stats summaries), the raw
+    per-call samples, the output check and the wall time of the timed loop. Ctrl-C during the
+    timed calls ends the loop early (``interrupted``); before the first timed call it propagates.
+    `on_cpu`: a CPU backend, whose long-run line suggests a shorter --iters.
     """
     iters, warmup = int(iters), int(warmup)
     if iters < 1:
@@ -177,57 +201,85 @@ def time_runner(runner, inputs, iters, warmup=10, record=None, clock=time.perf_c
     t0 = clock()
     checked = check_outputs(runner.infer(inputs[0]), record, batch)
     estimate_s = (clock() - t0) * iters
-    if estimate_s > 60:
-        log.info("%s: about %.0f min for %d timed calls (%.0f ms each); --iters sets the count",
-                 label, estimate_s / 60.0, iters, 1000.0 * estimate_s / iters)
+    if estimate_s > ESTIMATE_NOTE_S:
+        log.info("%s", estimate_line(label, estimate_s, iters, on_cpu))
 
     latencies = []
     device = []
+    phases = dict((name, []) for name in PHASES)
+    interrupted = False
     bar = _progress(iters, progress, label)
     n = len(inputs)
     gc_was_enabled = gc.isenabled()
     if pause_gc:
         gc.collect()
         gc.disable()
+    loop_start = clock()
     try:
-        loop_start = clock()
         for i in range(iters):
             x = inputs[i % n]
             t0 = clock()
             runner.infer(x)
             t1 = clock()
-            latencies.append((t1 - t0) * 1000.0)
             dev = runner.last_device_time_ms()
+            split = runner.last_phase_times_ms()
+            latencies.append((t1 - t0) * 1000.0)  # a call counts once all its figures are read
             if dev is not None:
                 device.append(float(dev))
+            if split is not None:
+                for name in PHASES:
+                    phases[name].append(float(split[name]))
             if bar is not None:
                 bar.update(1)
-        loop_s = clock() - loop_start
+    except KeyboardInterrupt:
+        if not latencies:
+            raise
+        interrupted = True
     finally:
+        loop_s = clock() - loop_start
         if pause_gc and gc_was_enabled:
             gc.enable()
         if bar is not None:
             bar.close()
 
+    done = len(latencies)
+    if interrupted:  # Ctrl-C may land between the appends of one call: keep whole calls only
+        done = min([done] + [len(v) for v in [device] + list(phases.values()) if v])
+        for samples in [latencies, device] + list(phases.values()):
+            del samples[done:]
+    whole_phases = all(len(v) == done for v in phases.values())
     latency = summarize(latencies, batch)
     result = {
-        "iterations": iters,
+        "iterations": done,
+        "requested_iterations": iters,
+        "interrupted": interrupted,
         "warmup": warmup,
         "batch": batch,
         "buffers": n,
         "gc_paused": bool(pause_gc),
         "latency_ms": latency,
-        "device_ms": summarize(device, batch) if len(device) == iters else None,
+        "device_ms": summarize(device, batch) if len(device) == done else None,
+        "phases_ms": (dict((k, summarize(v, batch)) for k, v in phases.items())
+                      if whole_phases else None),
+        "phase_clock": getattr(runner, "phase_clock", None) if whole_phases else None,
         "loop_wall_s": loop_s,
-        "throughput_images_per_s": (iters * batch / loop_s) if loop_s > 0 else None,
+        "throughput_images_per_s": (done * batch / loop_s) if loop_s > 0 else None,
         "output_check": checked,
         "latency_samples_ms": [round(v, 5) for v in latencies],
-        "device_samples_ms": [round(v, 5) for v in device] if len(device) == iters else None,
+        "device_samples_ms": [round(v, 5) for v in device] if len(device) == done else None,
+        "phase_samples_ms": (dict((k, [round(x, 5) for x in v]) for k, v in phases.items())
+                             if whole_phases else None),
         "warnings": [],
     }
-    if device and len(device) != iters:
+    if interrupted:
+        result["warnings"].append("interrupted (Ctrl-C) after %d of %d timed calls: the figures "
+                                  "cover those calls only" % (done, iters))
+    if device and len(device) != done:
         result["warnings"].append("device time was reported for only %d of %d calls; ignored"
-                                  % (len(device), iters))
+                                  % (len(device), done))
+    if any(phases.values()) and not whole_phases:
+        result["warnings"].append("copy/compute times were reported for only some calls; "
+                                  "ignored")
     for key, what in (("latency_ms", "end-to-end latency"), ("device_ms", "device compute time")):
         if result[key] is not None:
             warning = stability_warning(result[key], "%s %s" % (label, what))

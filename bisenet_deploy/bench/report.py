@@ -21,8 +21,11 @@ Schema ``"bisenet-bench/1"`` (all times in milliseconds unless the key says othe
         "output": "labels" | "logits" | "both", "output_names": [str],
         "batch": int,
         "end_to_end": str,                 # prose: what the latency includes / excludes
-        "device_compute": str
+        "device_compute": str,
+        "phases": str                      # (optional) what h2d / compute / d2h cover
       },
+      "interrupted": bool,                 # (optional) Ctrl-C cut the run short
+      "paper": {"paper": {...}, "rows": [...]} | null,   # (optional) bench.paper.readings
       "model": {"onnx": str | null, "engine": str | null, "checkpoint": str | null,
                 "arch": str | null, "num_classes": int | null, "weights": str | null,
                 "engine_sidecar": dict | null},
@@ -35,7 +38,11 @@ Schema ``"bisenet-bench/1"`` (all times in milliseconds unless the key says othe
                                            # backends of different graphs get a warning
          # only when status == "ok" (harness.time_runner):
          "iterations": int, "warmup": int, "batch": int, "buffers": int,
+         "requested_iterations": int, "interrupted": bool,          # (optional)
          "latency_ms": SUMMARY, "device_ms": SUMMARY | null,
+         "phases_ms": {"h2d": SUMMARY, "compute": SUMMARY, "d2h": SUMMARY} | null,  # (optional)
+         "phase_clock": "cuda-events" | "host-clock" | null,                  # (optional)
+         "phase_samples_ms": {"h2d": [float], "compute": [float], "d2h": [float]} | null,
          "loop_wall_s": float, "throughput_images_per_s": float | null,
          "output_check": {name: {"shape", "dtype", "min", "max"}},
          "latency_samples_ms": [float], "device_samples_ms": [float] | null,
@@ -70,10 +77,18 @@ _OPT_STR = (str, type(None))
 END_TO_END_TEXT = (
     "one runner.infer() call, timed with perf_counter on the host: host input array (already "
     "prepared in the graph's input format) -> host-to-device copy -> in-graph normalization and "
-    "resize to the model size -> network -> output head (argmax for labels) -> device-to-host "
-    "copy -> host output arrays. Excludes image decoding and host-side preparation.")
-DEVICE_TEXT = ("device compute time of the same call from CUDA events around the enqueue (no "
-               "copies), where the backend measures it; null otherwise")
+    "bilinear resize to the model size -> network -> bilinear resize of the logits back to the "
+    "input size -> output head (argmax to INT32 labels, or the logits) -> device-to-host copy -> "
+    "host output arrays. Excludes image decoding and host-side preparation.")
+DEVICE_TEXT = ("device compute time of the same call from CUDA events around the engine or "
+               "network (both resizes and the argmax included, no copies), where the backend "
+               "measures it; null otherwise")
+PHASES_TEXT = (
+    "GPU backends split each call into h2d (host-to-device copy of the input), compute (both "
+    "resizes, the network, the argmax) and d2h (device-to-host copy of the outputs): CUDA events "
+    "on the stream for tensorrt and torch-cuda (phase_clock cuda-events); the host clock around "
+    "onnxruntime's synchronous I/O-binding steps for onnxruntime-cuda/-trt (host-clock, which "
+    "includes onnxruntime's own overhead). CPU backends copy nothing: null.")
 
 
 def utc_now():
@@ -105,6 +120,7 @@ def describe_timed(record, input_source, batch):
         "batch": int(batch),
         "end_to_end": END_TO_END_TEXT,
         "device_compute": DEVICE_TEXT,
+        "phases": PHASES_TEXT,
     }
 
 
@@ -115,12 +131,13 @@ def timed_sentence(timed):
     resize = timed["in_graph_resize"]
     size = "x".join(str(v) for v in timed["graph_input"]["size"])
     model = "x".join(str(v) for v in timed["model_size"])
-    return ("timed: host %s %s input (%s, %d buffers rotated) -> %s -> network at %s -> %s "
+    return ("timed: host %s %s input (%s, %d buffers rotated) -> %s -> network at %s -> %s%s "
             "output -> host; batch %d; includes copies%s"
             % (size, timed["graph_input"]["dtype"], what, src.get("buffers", 1),
                ("in-graph resize to %s" % model) if resize else "no resize", model,
-               timed["output"], timed["batch"],
-               ", normalization and resize" if resize else " and normalization"))
+               ("logits resized back to %s -> " % size) if resize else "", timed["output"],
+               timed["batch"], ", normalization and both resizes" if resize else
+               " and normalization"))
 
 
 def comparison(backends):
@@ -142,6 +159,7 @@ def comparison(backends):
 
 def build_report(*, command, config, timed, model, environment, backends, created=None):
     from .. import __version__
+    from .paper import readings
     report = {
         "schema": SCHEMA,
         "created_utc": (created or utc_now()).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -153,6 +171,8 @@ def build_report(*, command, config, timed, model, environment, backends, create
         "environment": environment,
         "backends": backends,
         "comparison": comparison(backends),
+        "interrupted": any(b.get("interrupted") for b in backends),
+        "paper": readings(timed, backends),
     }
     validate_report(report)
     return report
@@ -247,6 +267,10 @@ def validate_report(report):
         _check_summary(_need(b, "latency_ms", dict, where), where + ".latency_ms")
         if _need(b, "device_ms", (dict, type(None)), where) is not None:
             _check_summary(b["device_ms"], where + ".device_ms")
+        for phase, summary in (b.get("phases_ms") or {}).items():
+            _check_summary(summary, "%s.phases_ms.%s" % (where, phase))
+        if "interrupted" in b:
+            _need(b, "interrupted", bool, where)
         samples = _need(b, "latency_samples_ms", list, where)
         if len(samples) != b["iterations"] or b["latency_ms"]["count"] != b["iterations"]:
             raise InputError("benchmark report: %s has %d samples for %d iterations"
@@ -282,21 +306,24 @@ def _rate(value):
 def table_rows(report):
     """Header and rows of the side-by-side table (strings), one row per backend that ran."""
     header = ["backend", "runner", "mean ms", "median", "p90", "p99", "max", "cv %", "FPS",
-              "img/s", "device ms", "vs fastest", "vs first"]
+              "img/s", "h2d ms", "compute ms", "d2h ms", "vs fastest", "vs first"]
     comp = {r["backend"]: r for r in (report.get("comparison") or {}).get("rows", [])}
     rows = []
     for b in report["backends"]:
         if b["status"] != "ok":
             continue
         s = b["latency_ms"]
-        d = b.get("device_ms")
         c = comp.get(b["backend"], {})
+        phases = dict(b.get("phases_ms") or {})
+        phases.setdefault("compute", b.get("device_ms"))
+        mark = "~" if b.get("phase_clock") == "host-clock" else ""
         rows.append([
             b["backend"], b.get("runner") or "",
             _ms(s["mean_ms"]), _ms(s["median_ms"]), _ms(s["p90_ms"]), _ms(s["p99_ms"]),
             _ms(s["max_ms"]), "%.1f%s" % (100.0 * s["cv"], "!" if s["unstable"] else ""),
             _rate(s["fps"]), _rate(s["images_per_s"]),
-            _ms(d["median_ms"]) if d else "-",
+        ] + [(mark + _ms(phases[k]["median_ms"])) if phases.get(k) else "-"
+             for k in ("h2d", "compute", "d2h")] + [
             ("x%.2f" % c["vs_fastest"]) if c.get("vs_fastest") is not None else "-",
             ("x%.2f" % c["vs_first"]) if c.get("vs_first") is not None else "-",
         ])
@@ -315,7 +342,13 @@ def format_table(report):
                      "'!' marks cv > 2.5%)")
     elif any(r[7].endswith("!") for r in rows):
         lines.append("('!' marks cv > 2.5%: unstable timings)")
+    if any(r[11] != "-" for r in rows):
+        lines.append("(h2d / compute / d2h: median ms of the input copy, the engine or network "
+                     "with both resizes, the output copy; CUDA events, '~' = host clock)")
     for b in report["backends"]:
         if b["status"] != "ok":
             lines.append("%s: %s: %s" % (b["backend"], b["status"], b.get("error") or ""))
+        elif b.get("interrupted"):
+            lines.append("%s: interrupted (Ctrl-C) after %d of %d timed calls" % (
+                b["backend"], b["iterations"], b.get("requested_iterations", b["iterations"])))
     return "\n".join(lines)

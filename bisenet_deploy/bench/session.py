@@ -8,22 +8,41 @@ clear line and the others still run:
   onnxruntime asked without --onnx, ...): a `MissingDependencyError` or `BackendUnavailable`;
 - "failed": it was opened but did not produce a valid timing (garbage outputs, engine errors,
   wrong input sizes, an internal error).
+
+Ctrl-C ends the run but keeps what was measured: the backend being timed reports the calls it
+completed (marked ``interrupted``); one interrupted before its first timed call, and every backend
+after it, is "skipped" with ``interrupted`` set, so the report says exactly what did not run.
 """
 
 import json
 import logging
 import time
 
-from ..errors import MissingDependencyError, UserError
-from .harness import DEFAULT_BUFFERS, check_fixed_batch, make_inputs, time_runner
+from ..errors import EXIT_INTERNAL, MissingDependencyError, UserError
+from .harness import (DEFAULT_BUFFERS, BenchmarkError, check_fixed_batch, make_inputs,
+                      time_runner)
 
 log = logging.getLogger(__name__)
+
+
+#: the exit status of a run cut short by Ctrl-C (128 + SIGINT, as shells report it)
+INTERRUPTED_EXIT = 130
 
 
 class BackendUnavailable(UserError):
     """A backend cannot run with what was given (no model file of its kind) or on this machine."""
 
     exit_code = 4
+
+
+#: backends that run on the CPU: a long run there gets a hint to shorten it
+CPU_BACKENDS = ("onnxruntime", "torch")
+INTERRUPTED = "interrupted (Ctrl-C)"
+
+
+def backend_of(label):
+    """'onnxruntime:m.onnx@fp16' -> 'onnxruntime': the backend name in a run's label."""
+    return str(label).split(":")[0].split("@")[0]
 
 
 def default_warmup(iters):
@@ -89,18 +108,20 @@ def bench_backend(name, opener, inputs, iters, warmup, clock=time.perf_counter, 
             buffers, _source = inputs.get(record, spec)
             log.info("%s: %s, %d warm-up + %d timed calls", name, entry["runner"], warmup, iters)
             entry.update(time_runner(runner, buffers, iters, warmup, record=record, clock=clock,
-                                     progress=progress, label=name))
+                                     progress=progress, label=name,
+                                     on_cpu=backend_of(name) in CPU_BACKENDS))
     except (MissingDependencyError, BackendUnavailable) as exc:
         entry.update(status="skipped", error=str(exc))
         log.warning("%s backend skipped: %s", name, exc)
     except UserError as exc:
-        entry.update(status="failed", error=str(exc))
+        entry.update(status="failed", error=str(exc), exit_code=exc.exit_code)
         log.error("%s backend failed: %s", name, exc)
     except Exception as exc:  # a bug: record it, keep the other backends running
         if debug:
             raise
         entry.update(status="failed", error="internal error: %s: %s (re-run with --debug for the "
-                                            "traceback)" % (type(exc).__name__, exc))
+                                            "traceback)" % (type(exc).__name__, exc),
+                     exit_code=EXIT_INTERNAL)
         log.error("%s backend failed: %s", name, entry["error"])
     return entry, record
 
@@ -114,10 +135,18 @@ def run_benchmarks(backends, opener, *, iters, warmup=None, batch=1, buffers=DEF
     entries = []
     first_record = None
     source = None
+    stopped = False
     for name in backends:
-        entry, record = bench_backend(name, opener, cache, iters, warmup, clock=clock,
-                                      progress=progress, debug=debug)
+        if stopped:
+            entries.append(_not_run(name, "not run: the run was %s before it" % INTERRUPTED))
+            continue
+        try:
+            entry, record = bench_backend(name, opener, cache, iters, warmup, clock=clock,
+                                          progress=progress, debug=debug)
+        except KeyboardInterrupt:  # before its first timed call: nothing of it to keep
+            entry, record = _not_run(name, "%s before its first timed call" % INTERRUPTED), None
         entries.append(entry)
+        stopped = bool(entry.get("interrupted"))
         if entry["status"] == "ok" and first_record is None:
             first_record = record
             source = cache.get(record)[1]
@@ -134,15 +163,31 @@ def run_benchmarks(backends, opener, *, iters, warmup=None, batch=1, buffers=DEF
     return entries, first_record, source
 
 
+def _not_run(name, why):
+    log.warning("%s: %s", name, why)
+    return {"backend": name, "status": "skipped", "error": why, "runner": None, "input": None,
+            "outputs": [], "interrupted": True}
+
+
+def was_interrupted(entries):
+    """True when Ctrl-C cut the run short (some backend stopped early or did not run)."""
+    return any(e.get("interrupted") for e in entries)
+
+
 def exit_code_for(entries):
     """The exit code of a run, from its backends' statuses.
 
     0: every backend ran, or some ran and the others were skipped as unavailable here (no
-    TensorRT, no GPU, no model of that kind given); 3: any backend failed (garbage outputs,
-    engine or input error), even when others ran; 4: no backend ran at all.
+    TensorRT, no GPU, no model of that kind given); a backend failed, even when others ran: the
+    exit code of the first failure, as every command uses it (3 garbage outputs, 5 an unusable
+    model file, 2 a wrong input...); 4: no backend ran at all; 130: Ctrl-C cut the run short (the
+    calls done are still reported).
     """
-    if any(e["status"] == "failed" for e in entries):
-        return 3
+    if was_interrupted(entries):
+        return INTERRUPTED_EXIT
+    failed = [e for e in entries if e["status"] == "failed"]
+    if failed:
+        return int(failed[0].get("exit_code") or BenchmarkError.exit_code)
     if any(e["status"] == "ok" for e in entries):
         return 0
     return BackendUnavailable.exit_code

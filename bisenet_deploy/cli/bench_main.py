@@ -1,8 +1,9 @@
 """`bisenet-bench`: time one or several backends with the same loop and report them side by side.
 
-Every backend is timed end to end (host input -> host output, copies and the in-graph resize
-included) on the same prepared inputs; GPU backends also report device compute time. The report
-(JSON, `benchmarks/` by default) says exactly what was timed and on which machine.
+Every backend is timed end to end (host input -> host output, copies and both in-graph resizes
+included) on the same prepared inputs; GPU backends also report the host->device copy, compute
+and device->host copy separately. The report (JSON, `benchmarks/` by default) says exactly what
+was timed, on which machine, and which figure compares with the paper under which reading.
 """
 
 import argparse
@@ -10,33 +11,56 @@ import os
 import shlex
 import sys
 
-from ..errors import InputError
-from .common import add_logging_args, run_cli
+from ..errors import InputError, UserError
+from .common import add_logging_args, check_report_path, run_cli
 
 BACKENDS = ("tensorrt", "onnxruntime", "onnxruntime-cuda", "onnxruntime-trt", "torch",
             "torch-cuda")
-#: which model file each backend family reads
+#: which model option each backend family reads when its spec names no file
 _NEEDS = {"tensorrt": "engine", "onnxruntime": "onnx", "torch": "checkpoint"}
 
 EPILOG = """\
 what is timed: one runner.infer() per iteration, host numpy input (already in the graph's input
-format) -> host numpy outputs: copies, in-graph normalization and resize, network and argmax are
-included; image decoding and host-side preparation are not. GPU backends add device compute time
-(CUDA events). Several --backend values run one after the other on the same inputs.
+format) -> host numpy outputs: copies, in-graph normalization and resize to the network size,
+network, resize of the logits back to the input size and argmax are included; image decoding and
+host-side preparation are not. GPU backends also report the host->device copy, compute and
+device->host copy (CUDA events; onnxruntime-cuda/-trt: host clock around synchronous I/O-binding
+steps). Several --backend values run one after the other on the same inputs.
 
-models: tensorrt reads --engine, onnxruntime* read --onnx, torch* read --checkpoint (with --onnx
-too, the torch model is wrapped exactly as that ONNX was exported; with --onnx of a random-init
-export alone, torch uses the same seeded random weights). A backend whose model is not given, or
-that cannot run here (no GPU, TensorRT or pycuda), is skipped with one line; the others still run.
+the paper (156 FPS, GTX 1080 Ti, FP32) includes the resize and ran 5000 iterations but does not
+say whether copies were timed: the end-to-end FPS compares if they were, the compute FPS if not.
 
-exit status: 0 when every backend ran or the rest were skipped as unavailable; 3 when a backend
-failed (garbage outputs, engine or input errors); 4 when no backend ran; 2 for bad options.
+models: a backend is BACKEND[:PATH][@PRECISION], as in bisenet-compare and bisenet-eval
+(onnxruntime:export/m.onnx, tensorrt:m.engine, torch:m.pth, torch-cuda@fp16); without a PATH,
+tensorrt reads --engine, onnxruntime* read --onnx, torch* read --checkpoint (with --onnx too, the
+torch model is wrapped exactly as that ONNX was exported; with --onnx of a random-init export
+alone, torch uses the same seeded random weights). A backend whose model is not given, or that
+cannot run here (no GPU, TensorRT or pycuda), is skipped with one line; the others still run.
+
+Ctrl-C stops the run and still writes the report (and plot) of the calls done, marked
+interrupted. On a CPU, 5000 calls of a 2048x1024 model take hours: use --iters 20..200 there.
+
+exit status: 0 when every backend ran or the rest were skipped as unavailable; when a backend
+failed, the code of its failure as in every command (3 invalid outputs, 5 an unusable model file,
+1 an engine error...; see the README's exit-code table); 4 when no backend ran; 2 for bad options;
+130 when interrupted with Ctrl-C (the report of the calls done is written).
 
 example:
   bisenet-bench --onnx export/bisenetv2.onnx --checkpoint models/model_final_v2_city.pth \\
       --backend onnxruntime torch --iters 200 --plot
+  bisenet-bench --backend onnxruntime:export/a.onnx onnxruntime:export/b.onnx --iters 100
   bisenet-bench --engine engines/<gpu>-sm<XY>-trt<ver>/<name>-fp16.engine --backend tensorrt --iters 5000
 """
+
+
+def backend_spec_arg(text):
+    """argparse `type=`: BACKEND[:PATH][@PRECISION] (evaluation.backends), a usage error if not."""
+    from ..evaluation.backends import parse_spec
+
+    try:
+        return parse_spec(text)
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser():
@@ -51,11 +75,15 @@ def build_parser():
     models.add_argument("--checkpoint", metavar="PATH",
                         help="PyTorch checkpoint (torch backends): ours or CoinCheung's .pth")
     run = p.add_argument_group("run")
-    run.add_argument("--backend", nargs="+", action="append", choices=BACKENDS, metavar="NAME",
-                     help="backend(s) to time, in order: %s. Several values or repeated. "
-                          "Default: every backend whose model is given" % ", ".join(BACKENDS))
+    run.add_argument("--backend", nargs="+", action="append", metavar="BACKEND[:PATH][@PREC]",
+                     type=backend_spec_arg,
+                     help="backend(s) to time, in order: %s, each optionally with its model "
+                          "file and precision (onnxruntime:m.onnx, tensorrt:m.engine@fp16). "
+                          "Several values or repeated. Default: every backend whose model is "
+                          "given" % ", ".join(BACKENDS))
     run.add_argument("--iters", type=int, default=5000,
-                     help="timed calls per backend (default 5000, the paper's protocol)")
+                     help="timed calls per backend (default 5000, the paper's protocol; on a "
+                          "CPU use 20-200)")
     run.add_argument("--warmup", type=int, default=None,
                      help="untimed calls first (default: iters/20, between 3 and 50)")
     run.add_argument("--batch", type=int, default=1, help="images per call (default 1)")
@@ -85,24 +113,34 @@ def build_parser():
 
 
 def _requested_backends(args):
+    """{label: BackendSpec} in the order asked. A label is the backend's name, or the whole spec
+    when the same backend is asked twice (two ONNX files side by side)."""
     if args.backend:
-        names = [n for group in args.backend for n in group]
-        return list(dict.fromkeys(names))
-    names = [b for b, kind in (("tensorrt", "engine"), ("onnxruntime", "onnx"),
-                               ("torch", "checkpoint")) if getattr(args, kind)]
-    if not names:
-        raise InputError("nothing to benchmark: give --onnx, --engine and/or --checkpoint "
-                         "(and --backend to choose among tensorrt, onnxruntime, torch)")
-    return names
+        given = dict((s.text, s) for group in args.backend for s in group)  # once each
+        specs = list(given.values())
+    else:
+        specs = [backend_spec_arg(b) for b, kind in (("tensorrt", "engine"), ("onnxruntime",
+                 "onnx"), ("torch", "checkpoint")) if getattr(args, kind)]
+        if not specs:
+            raise InputError("nothing to benchmark: give --onnx, --engine and/or --checkpoint "
+                             "(or --backend BACKEND:PATH, e.g. onnxruntime:export/m.onnx)")
+    names = [s.backend for s in specs]
+    return dict(((s.backend if names.count(s.backend) == 1 else s.text), s) for s in specs)
 
 
-def _check_args(args):
-    for kind in ("engine", "onnx", "checkpoint", "image"):
-        path = getattr(args, kind)
+def _check_args(args, specs=()):
+    files = [("--" + kind, getattr(args, kind)) for kind in ("engine", "onnx", "checkpoint",
+                                                             "image")]
+    files += [("--backend " + s.text, s.path) for s in specs]
+    for option, path in files:
         if path and os.path.isdir(path):
-            raise InputError("--%s %s is a folder: give the file in it" % (kind, path))
+            raise InputError("%s: %s is a folder: give the file in it" % (option, path))
         if path and not os.path.isfile(path):
-            raise InputError("--%s %s: no such file" % (kind, path))
+            raise InputError("%s: %s: no such file" % (option, path))
+    for s in specs:
+        if s.precision == "int8" and s.family != "tensorrt":
+            raise InputError("--backend %s: int8 exists only for TensorRT engines "
+                             "(tensorrt:PATH@int8)" % s.text)
     if args.iters < 1:
         raise InputError("--iters must be >= 1, got %d" % args.iters)
     if args.warmup is not None and args.warmup < 0:
@@ -113,6 +151,11 @@ def _check_args(args):
         raise InputError("--buffers must be >= 1, got %d" % args.buffers)
     if args.threads is not None and args.threads < 1:
         raise InputError("--threads must be >= 1, got %d" % args.threads)
+
+
+def model_file(spec, args):
+    """The file a backend spec times: its own PATH, else the option its family reads."""
+    return spec.path or getattr(args, _NEEDS[spec.family])
 
 
 def _open_runner(backend, **kwargs):
@@ -127,22 +170,24 @@ def _backend_problem(backend):
     return backend_problem(backend)
 
 
-def make_opener(args):
-    """opener(backend name) -> an inactive Runner, via the runtime factory (imported lazily)."""
+def make_opener(args, specs):
+    """opener(label) -> an inactive Runner, via the runtime factory (imported lazily)."""
     from ..bench.session import BackendUnavailable
 
-    def opener(name):
-        family = name.split("-")[0]
+    def opener(label):
+        spec = specs[label]
+        name, family, path = spec.backend, spec.family, model_file(spec, args)
         problem = _backend_problem(name)
         if problem:
             raise BackendUnavailable("the %s backend cannot run here: %s" % (name, problem))
-        if family == "tensorrt" and not args.engine:
-            raise BackendUnavailable("the tensorrt backend needs --engine PATH (build one with "
-                                     "`bisenet-build-engine` on the GPU that will run it)")
-        if family == "onnxruntime" and not args.onnx:
-            raise BackendUnavailable("the %s backend needs --onnx PATH (make one with "
-                                     "`bisenet-export onnx`)" % name)
-        if family == "torch" and not (args.checkpoint or args.onnx):
+        if family == "tensorrt" and not path:
+            raise BackendUnavailable("the tensorrt backend needs --engine PATH or tensorrt:PATH "
+                                     "(build one with `bisenet-build-engine` on the GPU that "
+                                     "will run it)")
+        if family == "onnxruntime" and not path:
+            raise BackendUnavailable("the %s backend needs --onnx PATH or %s:PATH (make one with "
+                                     "`bisenet-export onnx`)" % (name, name))
+        if family == "torch" and not (path or args.onnx):
             raise BackendUnavailable("the %s backend needs --checkpoint PATH (the PyTorch "
                                      "weights), or --onnx to rebuild its graph" % name)
         options = {}
@@ -154,18 +199,24 @@ def make_opener(args):
             options["cuda_graph"] = True
         if args.channels_last and family == "torch":
             options["channels_last"] = True
-        if args.precision is not None:
-            options["precision"] = args.precision
-        return _open_runner(name, onnx=args.onnx if family != "tensorrt" else None,
-                            engine=args.engine if family == "tensorrt" else None,
-                            checkpoint=args.checkpoint if family == "torch" else None, **options)
+        precision = spec.precision or args.precision
+        if precision in ("fp32", "fp16"):
+            options["precision"] = precision
+        runner = _open_runner(name, onnx=path if family == "onnxruntime" else (
+            args.onnx if family == "torch" else None),
+            engine=path if family == "tensorrt" else None,
+            checkpoint=path if family == "torch" else None, require_metadata=True, **options)
+        built = (getattr(runner, "sidecar", None) or {}).get("precision")
+        if precision == "int8" and built and built != "int8":
+            raise InputError("%s: the engine was built for %s, not int8" % (spec.text, built))
+        return runner
     return opener
 
 
 def _engine_sidecar(entries, engine):
     """The sidecar the tensorrt runner read, else the one beside the engine, else None."""
     for e in entries:
-        if e["backend"] == "tensorrt" and e.get("engine_sidecar"):
+        if e["backend"].startswith("tensorrt") and e.get("engine_sidecar"):
             return e["engine_sidecar"]
     if not engine:
         return None
@@ -189,36 +240,49 @@ def _busy_note(load_before, env):
 def _run(args):
     from ..bench import report as rep
     from ..bench.environment import collect_environment, describe, load_average
-    from ..bench.session import default_warmup, exit_code_for, run_benchmarks
+    from ..bench.paper import format_readings
+    from ..bench.session import (INTERRUPTED_EXIT, backend_of, default_warmup, exit_code_for,
+                                 run_benchmarks, was_interrupted)
     from ..portable.timing_stats import format_summary
     from ..runtime.images import read_image
     from ..portable.fileio import check_writable
 
-    _check_args(args)
-    backends = _requested_backends(args)
+    specs = _requested_backends(args)
+    _check_args(args, specs.values())
+    names = set(s.backend for s in specs.values())
     if not args.no_json:  # refuse an unwritable report path now, not after a 5000-call run
         check_writable(args.json or os.path.join(rep.DEFAULT_FOLDER, "report.json"), "--json")
+        check_report_path(args.json, "--json")  # an earlier report may go, a user's file not
     if args.plot and args.plot != "auto":
-        check_writable(args.plot, "--plot")
-    if args.cuda_graph and not {"tensorrt", "torch-cuda"} & set(backends):
+        check_report_path(args.plot, "--plot", kind="png")
+    elif args.plot and args.json and not args.no_json:  # the plot goes next to the report
+        check_report_path(os.path.splitext(args.json)[0] + ".png", "--plot", kind="png")
+    elif args.plot and args.no_json:
+        check_report_path(os.path.join(rep.DEFAULT_FOLDER, "bench.png"), "--plot", kind="png")
+    if args.cuda_graph and not {"tensorrt", "torch-cuda"} & names:
         print("note: --cuda-graph applies to tensorrt and torch-cuda only; ignored",
               file=sys.stderr)
-    if args.channels_last and not any(b.startswith("torch") for b in backends):
+    if args.channels_last and not any(b.startswith("torch") for b in names):
         print("note: --channels-last applies to the torch backends only; ignored",
               file=sys.stderr)
     image = read_image(args.image) if args.image else None
     load_before = load_average()
     warmup = default_warmup(args.iters) if args.warmup is None else args.warmup
     entries, record, source = run_benchmarks(
-        backends, make_opener(args), iters=args.iters, warmup=warmup, batch=args.batch,
-        buffers=args.buffers, image=image, progress=False if args.no_progress else None,
-        debug=args.debug)
+        list(specs), make_opener(args, specs), iters=args.iters, warmup=warmup,
+        batch=args.batch, buffers=args.buffers, image=image,
+        progress=False if args.no_progress else None, debug=args.debug)
     code = exit_code_for(entries)
     if record is None:  # nothing ran; each backend's reason was logged on one line
+        if was_interrupted(entries):
+            print("interrupted before any timed call: no report written", file=sys.stderr)
         return code
 
+    files = {}  # the model file each backend timed, also in its report entry
     for e in entries:
-        if e["backend"].startswith("torch") and e["status"] == "ok" and not args.checkpoint \
+        spec = specs[e["backend"]]
+        e["model_file"] = files[e["backend"]] = model_file(spec, args)
+        if spec.family == "torch" and e["status"] == "ok" and not model_file(spec, args) \
                 and record.get("model", {}).get("weights") != "random-init":
             note = ("no --checkpoint: %s ran seeded random weights in the ONNX's graph; its "
                     "timing compares, its outputs do not" % e["backend"])
@@ -227,6 +291,13 @@ def _run(args):
     env = collect_environment(threads=args.threads, extra={"load_average_before": load_before})
     timed = rep.describe_timed(record, source, args.batch)
     model_meta = record.get("model", {})
+
+    def first_file(family):
+        given = getattr(args, _NEEDS[family])
+        return given or next((files[label] for label, spec in specs.items()
+                              if spec.family == family and files.get(label)), None)
+
+    engine = first_file("tensorrt")
     report = rep.build_report(
         command=" ".join(shlex.quote(str(a)) for a in ["bisenet-bench"] + list(args.argv)),
         config={"iters": args.iters, "warmup": warmup,
@@ -234,10 +305,11 @@ def _run(args):
                 "threads": args.threads, "cuda_graph": bool(args.cuda_graph),
                 "channels_last": bool(args.channels_last)},
         timed=timed,
-        model={"onnx": args.onnx, "engine": args.engine, "checkpoint": args.checkpoint,
+        model={"onnx": first_file("onnxruntime"), "engine": engine,
+               "checkpoint": first_file("torch"),
                "arch": model_meta.get("arch"), "num_classes": model_meta.get("num_classes"),
                "weights": model_meta.get("weights"),
-               "engine_sidecar": (_engine_sidecar(entries, args.engine) if "tensorrt" in backends
+               "engine_sidecar": (_engine_sidecar(entries, engine) if "tensorrt" in names
                                   else None)},
         environment=env, backends=entries)
 
@@ -247,17 +319,22 @@ def _run(args):
         if e["status"] == "ok":
             print(format_summary(e["latency_ms"], "%s [%s] end-to-end" % (e["backend"],
                                                                           e["runner"])))
-            if e.get("device_ms"):
-                print(format_summary(e["device_ms"], "%s device compute" % e["backend"]))
+            if e.get("phases_ms"):
+                print("  median h2d %.3f ms, compute %.3f ms, d2h %.3f ms (%s)" % tuple(
+                    [e["phases_ms"][k]["median_ms"] for k in ("h2d", "compute", "d2h")]
+                    + [e.get("phase_clock")]))
     print()
     print(rep.format_table(report))
+    print(format_readings(report["paper"]))
     busy = _busy_note(load_before, env)
     if busy:
         print(busy)
     if model_meta.get("weights") == "random-init":
         print("note: random-init weights (speed is representative, labels are not)")
+    if report["interrupted"]:
+        print("note: interrupted (Ctrl-C): the report covers the calls done before it")
     if not args.no_json:
-        ran = [e["backend"] for e in entries if e["status"] != "skipped"]
+        ran = [backend_of(e["backend"]) for e in entries if e["status"] != "skipped"]
         path = args.json or rep.default_report_path(env, ran)  # named by what was timed
         rep.write_report(path, report)
         print("report: %s" % path)
@@ -272,7 +349,7 @@ def _run(args):
             rep.DEFAULT_FOLDER, "bench.png")
         if plot_report(report, plot_path):
             print("plot: %s" % plot_path)
-    return code
+    return INTERRUPTED_EXIT if report["interrupted"] else code
 
 
 def main(argv=None):

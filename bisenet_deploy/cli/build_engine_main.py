@@ -17,8 +17,8 @@ import os
 import sys
 
 from .. import __version__
-from ..errors import EngineError, InputError, MissingDependencyError
-from .common import add_logging_args, batch_profile_arg, run_cli
+from ..errors import EngineError, InputError, MissingDependencyError, NoMetadataError
+from .common import add_logging_args, batch_profile_arg, non_negative_int, run_cli
 
 log = logging.getLogger("bisenet_deploy.build_engine")
 
@@ -76,7 +76,8 @@ def build_parser():
     b.add_argument("--tf32", action="store_true",
                    help="let TensorRT compute FP32 layers in TF32 on Ampere and newer (faster, "
                         "~1e-3 relative error); default: off, FP32 means FP32")
-    b.add_argument("--gpu", type=int, default=0, metavar="INDEX", help="CUDA device (default 0)")
+    b.add_argument("--gpu", type=non_negative_int, default=0, metavar="INDEX",
+                   help="CUDA device index, 0 or more (default 0)")
     t = p.add_argument_group("trtexec")
     t.add_argument("--trtexec", action="store_true",
                    help="print the equivalent trtexec build command (and a benchmark command)")
@@ -96,18 +97,18 @@ def build_parser():
 
 
 def read_onnx(path):
-    """(record or None, summary) of an ONNX file; the record through the export package's reader
-    when it is there (it validates the schema), else parsed here."""
+    """(record, summary) of an ONNX file; the record through the export package's reader when
+    it is there (it validates the schema), else parsed here. An ONNX without the record is
+    refused (NoMetadataError)."""
     from ..portable.builder import read_onnx_summary, record_from_summary
+    from ..portable.fileio import require_file
 
-    if not os.path.isfile(path):
-        raise InputError("ONNX file %s does not exist" % path)
+    require_file(path, "ONNX file")
     with open(path, "rb") as f:
         summary = read_onnx_summary(f.read(), path)
     if "bisenet_deploy" not in summary["metadata"]:
-        log.warning("%s has no bisenet_deploy metadata (not exported by `bisenet-export onnx`): "
-                    "the engine will not know its preprocessing or classes", path)
-        return None, summary
+        # an engine from it could not be run by any command (no preprocessing, no classes)
+        raise NoMetadataError(path)
     try:
         from ..export.onnx_metadata import read_record
     except ImportError:
@@ -223,6 +224,10 @@ def _trtexec(args):
                               engine_file_name(args.onnx, decision.precision))
         log.info("target GPU unknown: give --gpu-name and --compute-capability for the usual "
                  "engines/<gpu>-sm<XY>-trt<version>/ folder")
+    if args.run:
+        from ..portable.ownership import check_replaceable
+
+        check_replaceable(engine, "engine")
     cache = None if args.no_timing_cache else (args.timing_cache
                                                or default_timing_cache_path(engine))
     calib = None
@@ -299,13 +304,13 @@ def _run_trtexec(args, build, engine, version, decision, record):
 
 def _inspect(args):
     from ..portable.engine_inspect import format_layer_table, inspect_engine, precision_summary
+    from ..portable.fileio import require_file
     from ..portable.gpu_info import query_gpu
     from ..portable.sidecar import check_engine_compatible, read_sidecar, summarize
     from ..portable.trt_api import import_tensorrt
 
     trt = import_tensorrt()
-    if not os.path.isfile(args.inspect):
-        raise InputError("engine %s does not exist" % args.inspect)
+    require_file(args.inspect, "engine")
     try:
         sidecar = read_sidecar(args.inspect)
     except EngineError as exc:

@@ -1,19 +1,24 @@
 """Shared command-line plumbing: logging, error reporting, and the option parsers every command uses.
 
 Every console script runs through `run_cli`, which turns a `UserError` into one clear line on
-stderr and a non-zero exit, and any other exception into a short "internal error" line (the full
-traceback only with --debug), so users never read a traceback from deep inside torch or onnx.
+stderr and its exit code (the shared table in `errors.EXIT_CODES`), any other exception into a
+one-line "internal error" (the full traceback only with --debug), and Ctrl-C or SIGTERM into
+"interrupted" after every temporary file was cleaned up, so users never read a traceback from deep
+inside torch or onnx.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import re
+import signal
 import sys
 from typing import Callable, List, Optional, Sequence, Tuple
 
 from .. import __version__
-from ..errors import InputError, UserError
+from ..model import ARCHITECTURES, DEFAULT_ARCH
+from ..errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, InputError, UserError
 
 log = logging.getLogger("bisenet_deploy")
 
@@ -36,6 +41,18 @@ def add_logging_args(parser: argparse.ArgumentParser) -> None:
                        help="show the full Python traceback of unexpected errors")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so every `finally`/`except BaseException` clean-up runs."""
+
+
+#: exit code of a run stopped by SIGTERM (128 + 15, the shell's convention)
+EXIT_TERMINATED = 128 + signal.SIGTERM
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
 def run_cli(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = None) -> int:
     """Parse `argv`, run `args.func(args)` and map errors to exit codes. Returns the exit code.
 
@@ -46,27 +63,92 @@ def run_cli(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = Non
         parser.add_argument("--version", action="version",
                             version=f"%(prog)s (bisenet-deploy {__version__})")
     _one_line_usage_errors(parser)
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(_join_negative_values(parser, argv))
+    usage_parser = getattr(args, "_usage_parser", parser)
+    if hasattr(args, "_usage_parser"):
+        del args._usage_parser
+    if extras:  # named by the sub-command that was given, whose --help lists its options
+        usage_parser.error(f"unrecognized arguments: {' '.join(extras)}")
     args.argv = argv
     setup_logging(getattr(args, "verbose", 0), getattr(args, "quiet", False))
     func: Optional[Callable[[argparse.Namespace], Optional[int]]] = getattr(args, "func", None)
     if func is None:
         parser.print_help(sys.stderr)
-        return 2
+        return EXIT_USAGE
+    previous = None
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread (e.g. called from a worker): keep the default
+        pass
     try:
         return int(func(args) or 0)
     except UserError as exc:
-        log.error("error: %s", exc)
+        log.error("error: %s", _one_line(str(exc)))
         return exc.exit_code
+    except Terminated:
+        log.error("terminated (SIGTERM); temporary files were removed")
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
-        log.error("interrupted")
-        return 130
+        log.error("interrupted; temporary files were removed")
+        return EXIT_INTERRUPTED
     except Exception as exc:  # a bug in the toolkit, not the user's fault
         if getattr(args, "debug", False):
             raise
-        log.error("internal error: %s: %s\n(this is a bug in bisenet-deploy; re-run with --debug "
-                  "for the traceback and report it)", type(exc).__name__, exc)
-        return 1
+        log.error("internal error: %s: %s (a bug in bisenet-deploy: re-run with --debug for the "
+                  "traceback and report it)", type(exc).__name__, _one_line(str(exc)))
+        return EXIT_INTERNAL
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _one_line(text: str) -> str:
+    """Messages from libraries can span lines; the user gets one."""
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+#: a value that argparse would take for an option because it starts with "-": "-1x5", "-2:4:8"
+_NEGATIVE_VALUE = re.compile(r"^-[0-9.]")
+
+
+def _all_parsers(parser: argparse.ArgumentParser) -> List[argparse.ArgumentParser]:
+    found = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                if sub not in found:
+                    found.extend(p for p in _all_parsers(sub) if p not in found)
+    return found
+
+
+def _join_negative_values(parser: argparse.ArgumentParser, argv: List[str]) -> List[str]:
+    """`--input-size -1x5` -> `--input-size=-1x5`, so the option's own check says what is wrong
+    ("size '-1x5' is not WIDTHxHEIGHT with positive integers") instead of argparse's "expected
+    one argument". Only for options taking one value, and only when the value is no option."""
+    takes_one = set()
+    known = set()
+    for p in _all_parsers(parser):
+        for option, action in p._option_string_actions.items():
+            known.add(option)
+            if action.nargs is None and not isinstance(action, (
+                    argparse._StoreConstAction, argparse._CountAction, argparse._HelpAction,
+                    argparse._VersionAction)):
+                takes_one.add(option)
+    out: List[str] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token == "--":
+            out.extend(argv[i:])
+            break
+        if token in takes_one and i + 1 < len(argv) and argv[i + 1] not in known \
+                and _NEGATIVE_VALUE.match(argv[i + 1]):
+            out.append(f"{token}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(token)
+        i += 1
+    return out
 
 
 def _one_line_usage_errors(parser: argparse.ArgumentParser) -> None:
@@ -83,6 +165,8 @@ def _one_line_usage_errors(parser: argparse.ArgumentParser) -> None:
             p.exit(2, f"error: {p.prog}: {message} (see `{p.prog} --help`)\n")
 
         setattr(p, "error", error)  # this parser instance only
+        if p is not parser:  # run_cli names this sub-command's --help for unknown options
+            p.set_defaults(_usage_parser=p)
         for action in p._actions:
             if isinstance(action, argparse._SubParsersAction):
                 for sub in action.choices.values():
@@ -135,22 +219,64 @@ def batch_profile_arg(text: str) -> Tuple[int, int, int]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _int_at_least(minimum: int, what: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {value}")
+        return value
+
+    parse.__name__ = "count" if minimum >= 1 else "index"  # argparse names it in messages
+    return parse
+
+
+#: argparse `type=` for counts (frames, images, threads, ...): 1 or more
+positive_int = _int_at_least(1, ">= 1")
+#: argparse `type=` for indices (a GPU): 0 or more
+non_negative_int = _int_at_least(0, ">= 0 (a device index)")
+
+
 def add_model_args(parser: argparse.ArgumentParser, required: bool = False) -> None:
     """--checkpoint / --arch / --dataset / --num-classes, shared by every command that builds a model."""
     group = parser.add_argument_group("model")
     group.add_argument("--checkpoint", metavar="PATH", required=required,
-                       help="our .safetensors checkpoint or a CoinCheung/BiSeNet .pth" + (
+                       help="our .safetensors checkpoint, a CoinCheung/BiSeNet .pth or an "
+                            "mmsegmentation BiSeNetV2 .pth" + (
                            "" if required else " (without one: seeded random weights, for trying "
                                                "the pipeline only)"))
-    group.add_argument("--arch", default=None,
-                       help="architecture (default: from the checkpoint; bisenetv2 without one)")
+    group.add_argument("--arch", default=None, choices=list(ARCHITECTURES), metavar="ARCH",
+                       help=f"architecture: {', '.join(ARCHITECTURES)} (default: from the "
+                            f"checkpoint; {DEFAULT_ARCH} without one)")
     group.add_argument("--dataset", default=None,
-                       help="dataset metadata: cityscapes, coco-stuff, ade20k, custom, or a .json "
+                       help="dataset metadata: cityscapes, cityscapes-mmseg, coco-stuff, ade20k, "
+                            "custom, or a .json "
                             "file with class_names (+ optional palette, mean, std, channel_order, "
                             "ignore_index, train_size); default: from the checkpoint, or guessed "
                             "from the class count")
     group.add_argument("--num-classes", type=int, default=None,
                        help="classes for random weights (default: the dataset's)")
+
+
+def check_report_path(path: Optional[str], option: str, kind: str = "json") -> None:
+    """Before the work: a report (or plot) path must be writable and, when something is there
+    already, an earlier report of ours (portable.ownership): never a user's file."""
+    from ..portable.fileio import check_writable
+    from ..portable.ownership import check_replaceable
+
+    if path:
+        check_writable(path, option)
+        check_replaceable(path, kind, option=option)
+
+
+def write_json_report(path: str, report: dict) -> None:
+    """Write a command's JSON report atomically, marked with the toolkit version (the mark that
+    lets a later run replace it)."""
+    from ..portable.fileio import write_json_atomic
+
+    write_json_atomic(path, {"toolkit_version": __version__, **report})
 
 
 def format_table(rows: List[List[str]], header: List[str]) -> str:

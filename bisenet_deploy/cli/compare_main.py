@@ -11,7 +11,8 @@ import contextlib
 import logging
 import shlex
 
-from .common import add_logging_args, add_model_args, run_cli
+from .common import (add_logging_args, add_model_args, check_report_path, positive_int, run_cli,
+                     write_json_report)
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,8 @@ def build_parser():
                      help="image files or folders to compare on (resized to the graph input)")
     src.add_argument("--synthetic", type=int, metavar="N",
                      help="N seeded synthetic street scenes at the graph input size (default 4)")
-    p.add_argument("--limit", type=int, metavar="N", help="use at most N of the --images")
+    p.add_argument("--limit", type=positive_int, metavar="N",
+                   help="use at most N of the --images (N >= 1; default: all)")
     p.add_argument("--tol", action="append", default=[], metavar="KEY=VALUE",
                    help="tolerance override, e.g. labels.min_identical=0.999, "
                         "fp16.logits.max_rel=0.1, logits.max_abs=none (repeatable)")
@@ -54,18 +56,61 @@ def build_parser():
     p.add_argument("--json", metavar="PATH", help="write the full report as JSON")
     p.add_argument("--plot", metavar="PNG",
                    help="write a PNG showing, per backend, where its labels differ")
-    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch/onnxruntime")
+    p.add_argument("--threads", type=positive_int, metavar="N",
+                   help="CPU threads for torch/onnxruntime")
     add_logging_args(p)
     p.set_defaults(func=_run)
     return p
 
 
-def _load_images(paths, limit):
+def _load_images(paths, limit, skipped):
+    """The first `limit` readable images; unreadable ones go to `skipped` as (path, reason)."""
+    from ..errors import UnusableFileError
     from ..evaluation.predict import collect_inputs
     from ..runtime.images import read_image
 
-    files = collect_inputs(paths, videos=False)
-    return [read_image(f) for f in (files[:limit] if limit else files)]
+    images = []
+    for path in collect_inputs(paths, videos=False):
+        if limit and len(images) >= limit:
+            break
+        try:
+            images.append(read_image(path))
+        except UnusableFileError as exc:
+            skipped.append((path, str(exc)))
+            log.warning("skipped %s: %s", path, exc)
+    if not images:
+        raise UnusableFileError(f"none of the images could be read (reasons above): "
+                                f"{', '.join(p for p, _ in skipped)}")
+    return images
+
+
+def _check_agreement(source, ref_spec, reference, candidates):
+    """Before any inference: refuse a pair that cannot agree (another architecture, class count,
+    random vs trained weights), warn about one that may not (another checkpoint file). Returns
+    {candidate label: doubt} for the final verdict."""
+    from ..errors import InputError
+    from ..evaluation.backends import resolve_path
+    from ..evaluation.provenance import disagreements
+
+    doubts = {}
+    for cand in candidates:
+        cand_model = (cand.runner.metadata or {}).get("model") or {}
+        if ref_spec.family == "torch":
+            path = resolve_path(ref_spec, checkpoint=source.checkpoint)
+            ref_model, ref_label = source.loaded(path, cand_model)[1], \
+                f"the reference ({ref_spec.text}, {path or 'no --checkpoint'})"
+        else:
+            ref_model, ref_label = (reference.metadata or {}).get("model"), \
+                f"the reference {ref_spec.text}"
+        fatal, doubtful = disagreements(ref_model, cand_model, cand.label, ref_label)
+        if fatal:
+            raise InputError(f"{'; '.join(fatal)}: they cannot give the same answers, compare "
+                             f"a model with the checkpoint it was exported from")
+        for line in doubtful:
+            log.warning("warning: %s", line)
+            doubts[cand.label] = line
+    source.quiet_provenance = True  # said here already
+    return doubts
 
 
 def _torch_candidate_record(source, spec, args):
@@ -82,19 +127,19 @@ def _torch_candidate_record(source, spec, args):
 
 
 def _run(args):
-    from ..portable.fileio import check_writable
-    from ..errors import InputError, ParityError
+    from ..errors import InputError, ParityError, SkippedInputsError
     from ..evaluation import compare as cmp
     from ..evaluation import tolerances as tol
     from ..evaluation.backends import ModelSource, parse_spec, record_for_reference
     from ..evaluation.colorize import palette_from_record
-    from ..portable.fileio import write_json_atomic
     from ..synthetic import synthetic_image
 
     if args.synthetic is not None and args.synthetic < 1:
         raise InputError(f"--synthetic must be >= 1, got {args.synthetic}")
-    for option, path in (("--json", args.json), ("--plot", args.plot)):
-        check_writable(path, option)  # before the comparison, not after it
+    if args.limit and not args.images:
+        raise InputError("--limit applies to --images; with --synthetic give the count there")
+    check_report_path(args.json, "--json")  # before the comparison, not after it
+    check_report_path(args.plot, "--plot", kind="png")
     overrides = tol.parse_overrides(args.tol)
     if args.tol_file:
         overrides = tol.load_tolerance_file(args.tol_file) + overrides
@@ -117,9 +162,12 @@ def _run(args):
         else:
             reference = stack.enter_context(source.open(ref_spec))
 
+        fixed = None if ref_spec.family == "torch" else reference
+        doubts = _check_agreement(source, ref_spec, fixed, candidates)
         record = candidates[0].runner.metadata or {}
+        skipped = []
         if args.images:
-            images = _load_images(args.images, args.limit)
+            images = _load_images(args.images, args.limit, skipped)
             what = f"{len(images)} image(s) from {', '.join(args.images)}"
         else:
             w, h = (record.get("export") or {}).get("input_size") or (1024, 512)
@@ -136,12 +184,21 @@ def _run(args):
         cmp.plot_disagreement(report, args.plot, palette_from_record(record))
         print(f"disagreement plot: {args.plot}")
     if args.json:
-        write_json_atomic(args.json, cmp.json_report(report))
+        write_json_report(args.json, dict(
+            cmp.json_report(report), warnings=list(doubts.values()),
+            skipped=[{"input": p, "reason": r} for p, r in skipped]))
         print(f"report: {args.json}")
     if not report["passed"]:
         failed = [b["backend"] for b in report["backends"] if not b["passed"]]
-        raise ParityError(f"{', '.join(failed)} differ(s) from the reference beyond tolerance "
-                          f"(see the report above; loosen with --tol only if that is expected)")
+        why = [doubts[name] for name in failed if name in doubts]
+        raise ParityError(f"{', '.join(failed)} differ(s) from the reference beyond tolerance"
+                          + (f"; likely why: {why[0]}" if why else
+                             " (see the report above; loosen with --tol only if that is "
+                             "expected)"))
+    if skipped:
+        raise SkippedInputsError(f"{len(skipped)} image(s) could not be read and were skipped "
+                                 f"(reasons above; compared on the others): "
+                                 f"{', '.join(p for p, _ in skipped)}")
     return 0
 
 

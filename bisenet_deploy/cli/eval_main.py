@@ -12,7 +12,8 @@ import contextlib
 import logging
 import shlex
 
-from .common import add_logging_args, add_model_args, run_cli, size_arg
+from .common import (add_logging_args, add_model_args, check_report_path, positive_int, run_cli,
+                     size_arg, write_json_report)
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +32,16 @@ def build_parser():
                "paper's setting\n"
                "  full   the network at the full image size (how CoinCheung/BiSeNet reports "
                "74.95 mIoU)\n"
+               "default: paper for --layout cityscapes, full for --layout folders (the paper's "
+               "halving is a\nCityscapes setting; other data is evaluated at the size of its "
+               "images unless told otherwise)\n"
                "Predictions smaller than the labels are upsampled: logits bilinearly then argmax "
-               "when the\nbackend returns logits, labels nearest-neighbour otherwise.")
+               "when the\nbackend returns logits, labels nearest-neighbour otherwise.\n"
+               "mmsegmentation checkpoints: mmsegmentation reports its mIoU on the whole image "
+               "(--protocol full).\n"
+               "cityscapes layout: also category IoU, and iIoU per class and on average when "
+               "every\n*_gtFine_instanceIds.png is present (as the Cityscapes benchmark scores "
+               "them).")
     p.add_argument("--backend", nargs="+", required=True, metavar="BACKEND[:PATH][@PREC]",
                    help="backends: torch, torch-cuda, onnxruntime, onnxruntime-cuda, "
                         "onnxruntime-trt, tensorrt; a path after ':' overrides "
@@ -46,50 +55,56 @@ def build_parser():
                         "gtFine/<split>/<city>/*_gtFine_labelIds.png; folders: ROOT/images + "
                         "ROOT/labels (train-id PNGs, same names) (default: cityscapes)")
     p.add_argument("--split", default="val", help="dataset split (default: val)")
-    p.add_argument("--protocol", choices=("paper", "full", "both"), default="paper",
-                   help="network size for PyTorch backends (default: paper)")
+    p.add_argument("--protocol", choices=("paper", "full", "both"), default=None,
+                   help="network size for PyTorch backends (default: paper for the cityscapes "
+                        "layout, full for folders)")
     p.add_argument("--network-size", type=size_arg, metavar="WxH",
                    help="PyTorch backends: run the network at this size instead of the "
                         "protocol's (multiples of 32)")
     p.add_argument("--ignore-index", type=int, metavar="ID",
                    help="folders layout: the label value to ignore (default: the model's, "
                         "normally 255); the cityscapes layout always ignores 255 after mapping")
-    p.add_argument("--limit", type=int, metavar="N", help="evaluate only the first N images")
+    p.add_argument("--strict", action="store_true",
+                   help="cityscapes layout: refuse ground truth holding values that are no "
+                        "Cityscapes label id (0..33; exit 2) instead of ignoring and reporting them")
+    p.add_argument("--limit", type=positive_int, metavar="N",
+                   help="evaluate only the first N images (N >= 1; default: all)")
     p.add_argument("--json", metavar="PATH", help="write the report (confusion-derived metrics) "
                                                   "as JSON")
     p.add_argument("--no-per-class", action="store_true",
                    help="print only mIoU and pixel accuracy, not the per-class table")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch/onnxruntime")
+    p.add_argument("--threads", type=positive_int, metavar="N",
+                   help="CPU threads for torch/onnxruntime")
     add_logging_args(p)
     p.set_defaults(func=_run)
     return p
 
 
-def _image_size(path):
+def _image_size(samples):
+    """(width, height) of the first sample whose image can be opened (the others are skipped
+    and listed later)."""
     from PIL import Image
 
-    from ..errors import InputError
+    from ..errors import UnusableFileError
 
-    try:
-        with Image.open(path) as im:
-            return im.size
-    except OSError as exc:
-        raise InputError(f"cannot read image {path}: {exc}") from None
+    for sample in samples:
+        try:
+            with Image.open(sample.image_path) as im:
+                return im.size
+        except (OSError, SyntaxError, ValueError):
+            continue
+    raise UnusableFileError(f"none of the {len(samples)} image(s) could be read")
 
 
 def _run(args):
-    from ..portable.fileio import check_writable
-    from ..errors import InputError
+    from ..errors import InputError, SkippedInputsError
     from ..evaluation.backends import ModelSource, network_size, parse_spec
     from ..evaluation.datasets_io import find_samples
     from ..evaluation.evaluate import EvalTarget, evaluate, format_table
     from ..model.summary import check_model_size
-    from ..portable.fileio import write_json_atomic
 
-    if args.limit is not None and args.limit < 1:
-        raise InputError(f"--limit must be >= 1, got {args.limit}")
-    check_writable(args.json, "--json")  # before the evaluation, not after it
+    check_report_path(args.json, "--json")  # before the evaluation, not after it
     if args.network_size:
         try:
             check_model_size(*args.network_size)
@@ -99,7 +114,13 @@ def _run(args):
     samples = find_samples(args.data, args.layout, args.split)
     if args.limit:
         samples = samples[:args.limit]
-    image_size = _image_size(samples[0].image_path)
+    image_size = _image_size(samples)
+    protocol_given = args.protocol is not None
+    if args.protocol is None:
+        args.protocol = "paper" if args.layout == "cityscapes" else "full"
+    elif args.protocol in ("paper", "both") and args.layout != "cityscapes":
+        log.info("note: the paper protocol halves the image size (the paper's Cityscapes "
+                 "setting); --protocol full runs the network at these images' own size")
     protocols = ["paper", "full"] if args.protocol == "both" else [args.protocol]
     source = ModelSource.from_args(args)
 
@@ -118,7 +139,7 @@ def _run(args):
                 runner = stack.enter_context(source.open(spec))
                 targets.append(EvalTarget(spec.text, runner))
                 export = (runner.metadata or {}).get("export") or {}
-                if args.protocol != "paper" or args.network_size:
+                if protocol_given or args.network_size:
                     log.info("%s runs the sizes it was exported with (input %s, network %s); "
                              "--protocol/--network-size apply to PyTorch backends only",
                              spec.text, "x".join(map(str, export.get("input_size", []))),
@@ -128,6 +149,9 @@ def _run(args):
         if not num_classes:
             raise InputError(f"{targets[0].label}: the model's metadata does not say how many "
                              f"classes it predicts")
+        if model.get("source") == "mmsegmentation" and "paper" in protocols \
+                and not args.network_size:
+            log.info("mmsegmentation reports its mIoU on the whole image: --protocol full")
         if args.layout == "cityscapes":
             ignore_index = 255
         elif args.ignore_index is not None:
@@ -136,18 +160,23 @@ def _run(args):
             ignore_index = int(model.get("ignore_index", 255))
         log.info("evaluating %d image(s) of %s (%s, %s) at %dx%d", len(samples), args.data,
                  args.layout, args.split, *image_size)
+        skipped = []
         report = evaluate(targets, samples, layout=args.layout, num_classes=num_classes,
                           class_names=model.get("class_names"),
                           ignore_index=ignore_index,
-                          progress=not args.no_progress)
+                          progress=not args.no_progress, skipped=skipped, strict=args.strict)
     report.update({"data": args.data, "split": args.split,
                    "command": " ".join(shlex.quote(a) for a in ["bisenet-eval"] + list(args.argv))})
     if model.get("weights") == "random-init":
         log.warning("the model has RANDOM weights: these numbers mean nothing about accuracy")
     print(format_table(report, per_class=not args.no_per_class))
     if args.json:
-        write_json_atomic(args.json, report)
+        write_json_report(args.json, report)
         print(f"report: {args.json}")
+    if skipped:
+        raise SkippedInputsError(f"{len(skipped)} of {len(samples)} sample(s) could not be read "
+                                 f"and were left out of the scores (reasons above): "
+                                 f"{', '.join(name for name, _ in skipped)}")
     return 0
 
 

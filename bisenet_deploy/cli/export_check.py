@@ -9,8 +9,10 @@ def register(sub) -> None:
     p = sub.add_parser(
         "check", help="check an ONNX file against a TensorRT target's rules",
         description="Check opset, op types, ReduceMean/Resize forms and dtypes of an ONNX file "
-                    "against what the chosen TensorRT's ONNX parser accepts (see tensorrt.md). "
-                    "Prints PASS, or each violation; exits 1 on violations.")
+                    "against what the chosen TensorRT's ONNX parser accepts "
+                    "(docs/tensorrt-versions.md, section 3). "
+                    "Prints PASS, or each violation; exits 3 on violations (a failed check, as "
+                    "in bisenet-compare), 5 for an unreadable file, 2 for a missing one.")
     p.add_argument("onnx", metavar="MODEL.onnx", help="the ONNX file to check")
     p.add_argument("--target", choices=("trt8.2", "trt8.6", "trt10", "trt11"), default=None,
                    help="target to check against (default: the one in the file's metadata, "
@@ -21,6 +23,7 @@ def register(sub) -> None:
 
 def _run(args) -> int:
     from ..errors import UserError
+    from ..portable.errors import EXIT_CHECK_FAILED
     from ..export.check import check_onnx
     from ..export.onnx_metadata import get_record, load_onnx
 
@@ -41,4 +44,4 @@ def _run(args) -> int:
     print(f"FAIL {args.onnx}: {len(problems)} violation(s) of target {target}:")
     for problem in problems:
         print(f"  - {problem}")
-    return 1
+    return EXIT_CHECK_FAILED

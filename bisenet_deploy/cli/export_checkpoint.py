@@ -34,6 +34,19 @@ def default_path(arch: str, dataset: str) -> str:
     return os.path.join(DEFAULT_FOLDER, safe + ".safetensors")
 
 
+def _check_output(out: str, args) -> None:
+    """Refuse an output that is the input, exists (without --force, or is not ours) or cannot be
+    written."""
+    from ..errors import InputError
+    from ..portable.fileio import check_writable
+    from ..portable.ownership import check_replaceable
+
+    if os.path.abspath(out) == os.path.abspath(args.checkpoint):
+        raise InputError(f"-o {out} is the input checkpoint itself: choose another path")
+    check_replaceable(out, "safetensors", force=args.force)
+    check_writable(out, "-o")
+
+
 def _run(args) -> int:
     from ..checkpoint import load_model, save_checkpoint
     from ..errors import InputError
@@ -41,15 +54,16 @@ def _run(args) -> int:
 
     if args.output_path and not args.output_path.endswith(".safetensors"):
         raise InputError(f"-o {args.output_path}: the output must end in .safetensors")
+    if args.output_path:  # before reading the checkpoint, which can take a while
+        _check_output(args.output_path, args)
+    else:  # the file name needs the architecture, read from the checkpoint; the folder now
+        check_writable(os.path.join(DEFAULT_FOLDER, "ARCH-DATASET.safetensors"),
+                       "the converted checkpoint")
     loaded = load_model(args.checkpoint, arch=args.arch, dataset=args.dataset,
                         num_classes=args.num_classes)
     meta = loaded.metadata
     out = args.output_path or default_path(meta.arch, meta.dataset)
-    if os.path.abspath(out) == os.path.abspath(args.checkpoint):
-        raise InputError(f"-o {out} is the input checkpoint itself: choose another path")
-    if os.path.exists(out) and not args.force:
-        raise InputError(f"{out} exists: pass --force to replace it, or choose another -o")
-    check_writable(out, "-o")
+    _check_output(out, args)
     save_checkpoint(out, loaded.model, meta)
     print(f"wrote {out}: {meta.arch}, {meta.num_classes} classes ({meta.dataset}), "
           f"from {args.checkpoint}")

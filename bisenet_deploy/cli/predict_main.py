@@ -9,7 +9,8 @@ import argparse
 import logging
 import os
 
-from .common import add_logging_args, add_model_args, run_cli, size_arg
+from .common import (add_logging_args, add_model_args, check_report_path, positive_int, run_cli,
+                     size_arg, write_json_report)
 
 log = logging.getLogger(__name__)
 
@@ -18,9 +19,11 @@ def build_parser():
     p = argparse.ArgumentParser(
         prog="bisenet-predict",
         description="Segment images, folders of images or videos and write <stem>_labels.png "
-                    "(colour label map, the model's palette) and <stem>_overlay.png (blended over "
-                    "the image), or <stem>_overlay.mp4 / <stem>_labels.mp4 for a video (needs "
-                    "OpenCV). Prints the latency of each image.")
+                    "(colour label map in the model's palette, at the image's size) and "
+                    "<stem>_overlay.png (blended over the image, with a class -> colour legend "
+                    "to its right), or <stem>_overlay.mp4 / <stem>_labels.mp4 for a video (needs "
+                    "OpenCV). Prints the latency of each image. --label-ids writes "
+                    "<stem>_labelIds.png instead, the Cityscapes benchmark's format.")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or videos")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
     add_model_args(p)
@@ -35,9 +38,18 @@ def build_parser():
                         "image's size and resizes in-graph (default 1024x512, the paper's)")
     p.add_argument("--alpha", type=float, default=0.5,
                    help="overlay opacity of the label colours, 0..1 (default 0.5)")
-    p.add_argument("--max-frames", type=int, metavar="N", help="videos: stop after N frames")
+    p.add_argument("--no-legend", action="store_true",
+                   help="images: no legend beside the overlay, which then has the image's size")
+    p.add_argument("--label-ids", action="store_true",
+                   help="write only <stem>_labelIds.png per image: uint8 Cityscapes label ids "
+                        "(train ids mapped with the official table), what the Cityscapes "
+                        "benchmark server and cityscapesscripts take; Cityscapes models and "
+                        "images only (exit 2 otherwise)")
+    p.add_argument("--max-frames", type=positive_int, metavar="N",
+                   help="videos: stop after N frames (N >= 1)")
     p.add_argument("--json", metavar="PATH", help="write per-image latencies and outputs as JSON")
-    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch/onnxruntime")
+    p.add_argument("--threads", type=positive_int, metavar="N",
+                   help="CPU threads for torch/onnxruntime")
     add_logging_args(p)
     p.set_defaults(func=_run)
     return p
@@ -59,23 +71,38 @@ def _default_backend(args) -> str:
     return "torch"
 
 
+def _first_image_size(inputs):
+    """(width, height) of the first input image that can be read, or None."""
+    from ..errors import UnusableFileError
+    from ..evaluation.predict import is_video
+    from ..runtime.images import read_image
+
+    for path in inputs:
+        if is_video(path):
+            continue
+        try:
+            h, w = read_image(path).shape[:2]
+        except UnusableFileError:  # skipped (and listed) later
+            continue
+        return w, h
+    return None
+
+
 def _run(args):
     import numpy as np
 
-    from ..portable.fileio import check_writable
-    from ..errors import InputError
+    from ..errors import InputError, SkippedInputsError, UnusableFileError
     from ..evaluation.backends import ModelSource, parse_spec
-    from ..evaluation.predict import collect_inputs, is_video, predict_paths
+    from ..evaluation.predict import check_outputs, collect_inputs, plan_outputs, predict_paths
     from ..model.summary import check_model_size
-    from ..portable.fileio import write_json_atomic
-    from ..runtime.images import read_image
+    from ..portable.fileio import check_writable
 
     if not 0.0 <= args.alpha <= 1.0:
         raise InputError(f"--alpha must be between 0 and 1, got {args.alpha}")
     if os.path.exists(args.output) and not os.path.isdir(args.output):
         raise InputError(f"-o {args.output} is a file: give an output folder")
     check_writable(os.path.join(args.output, "x.png"), "-o")
-    check_writable(args.json, "--json")
+    check_report_path(args.json, "--json")
     if args.network_size:
         try:
             check_model_size(*args.network_size)
@@ -87,17 +114,14 @@ def _run(args):
                          "or --engine")
     source = ModelSource.from_args(args)
     inputs = collect_inputs(args.inputs)
+    check_outputs(plan_outputs(inputs, args.output))  # before loading any model
     record = None
     if spec.family == "torch" and args.onnx:  # PyTorch on exactly that export's graph
         from ..export.onnx_metadata import read_record
 
         record = read_record(args.onnx)
     elif spec.family == "torch":
-        first = next((p for p in inputs if not is_video(p)), None)
-        if first is not None:
-            h, w = read_image(first).shape[:2]
-        else:
-            w, h = args.network_size
+        w, h = _first_image_size(inputs) or tuple(args.network_size)
         record = source.torch_record(spec, (w, h), tuple(args.network_size))
 
     def show(entry):
@@ -106,16 +130,27 @@ def _run(args):
         print(f"{where}: infer {entry['infer_ms']:.1f} ms, total {entry['total_ms']:.1f} ms"
               f"{extra}")
 
+    skipped = []
     with source.open(spec, record) as runner:
         results = predict_paths(runner, inputs, args.output, alpha=args.alpha,
-                                max_frames=args.max_frames, on_result=show)
+                                max_frames=args.max_frames, legend=not args.no_legend,
+                                on_result=show, skipped=skipped, label_ids=args.label_ids)
         describe = runner.describe()
+    listing = ", ".join(path for path, _ in skipped)
+    if not results:
+        raise UnusableFileError(f"none of the {len(skipped)} input(s) could be read (reasons "
+                                f"above): {listing}")
     infer = np.array([r["infer_ms"] for r in results])
     print(f"{len(results)} image(s)/frame(s) on {describe}: infer mean {infer.mean():.1f} ms, "
           f"median {np.median(infer):.1f} ms (the first includes warm-up); written to "
           f"{args.output}")
     if args.json:
-        write_json_atomic(args.json, {"backend": describe, "results": results})
+        write_json_report(args.json, {"backend": describe, "results": results,
+                                      "skipped": [{"input": p, "reason": r} for p, r in skipped]})
+    if skipped:
+        raise SkippedInputsError(f"{len(skipped)} of {len(inputs)} input(s) could not be read "
+                                 f"and were skipped (reasons above; the others are written): "
+                                 f"{listing}")
     return 0
 
 

@@ -114,6 +114,8 @@ class ModelSource:
         self.dataset = dataset
         self.num_classes = num_classes
         self.threads = threads
+        #: True once a command said itself whether the weights match (compare does)
+        self.quiet_provenance = False
         self._loaded: Dict[Any, Any] = {}
 
     @classmethod
@@ -169,9 +171,9 @@ class ModelSource:
         if self.threads is not None and spec.family in ("torch", "onnxruntime"):
             options["threads"] = self.threads
         if spec.family == "tensorrt":
-            return open_runner(spec.backend, engine=path, **options)
+            return open_runner(spec.backend, engine=path, require_metadata=True, **options)
         if spec.family == "onnxruntime":
-            return open_runner(spec.backend, onnx=path, **options)
+            return open_runner(spec.backend, onnx=path, require_metadata=True, **options)
         if record is None:
             raise InputError(f"{spec.text}: internal: a torch runner needs the graph record")
         wanted = (record.get("model") or {})
@@ -187,7 +189,8 @@ class ModelSource:
                 f"it must reproduce has {wanted['num_classes']}: give the --checkpoint the ONNX/"
                 f"engine was exported from")
         sha = wanted.get("checkpoint_sha256")
-        if sha and meta.checkpoint_sha256 and sha != meta.checkpoint_sha256:
+        if sha and meta.checkpoint_sha256 and sha != meta.checkpoint_sha256 and \
+                not self.quiet_provenance:
             log.warning("the checkpoint %s is not the one the graph was exported from (sha256 "
                         "%s... vs %s...): expect differences", path, meta.checkpoint_sha256[:12],
                         sha[:12])

@@ -38,10 +38,18 @@ def overlay(image: np.ndarray, colour: np.ndarray, alpha: float = 0.5) -> np.nda
 
 
 def png_bytes(rgb: np.ndarray) -> bytes:
+    """PNG bytes carrying the toolkit's mark (a text chunk), so a later run may replace the file
+    and nothing else (portable.ownership)."""
     from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
 
+    from ..portable.ownership import PNG_TEXT
+
+    info = PngInfo()
+    for key, value in PNG_TEXT.items():
+        info.add_text(key, value)
     buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgb)).save(buf, format="PNG")
+    Image.fromarray(np.ascontiguousarray(rgb)).save(buf, format="PNG", pnginfo=info)
     return buf.getvalue()
 
 

@@ -348,6 +348,7 @@ def plot_disagreement(report: Dict[str, Any], path: str, palette) -> None:
     import matplotlib.pyplot as plt
 
     from ..portable.fileio import atomic_output
+    from ..portable.ownership import PNG_TEXT
     from .colorize import colorize
 
     rows = [b for b in report["backends"] if b.get("_worst")]
@@ -371,5 +372,5 @@ def plot_disagreement(report: Dict[str, Any], path: str, palette) -> None:
     fig.suptitle(f"label disagreement vs {report['reference']}", fontsize=10)
     fig.tight_layout()
     with atomic_output(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=80)
+        fig.savefig(tmp, format="png", dpi=80, metadata=PNG_TEXT)  # ours: replaceable
     plt.close(fig)

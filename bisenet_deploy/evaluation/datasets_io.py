@@ -15,7 +15,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, UnusableFileError
 
 LAYOUTS = ("cityscapes", "folders")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff", ".webp")
@@ -117,6 +117,10 @@ def find_folders(root: str, split: Optional[str] = None, images: str = "images",
 
 
 def find_samples(root: str, layout: str = "cityscapes", split: str = "val") -> List[Sample]:
+    if os.path.isfile(root):
+        raise InputError(f"--data {root} is a file: give the dataset's root folder (with "
+                         f"leftImg8bit/ and gtFine/ for --layout cityscapes, images/ and labels/ "
+                         f"for --layout folders)")
     if layout == "cityscapes":
         return find_cityscapes(root, split)
     if layout == "folders":
@@ -137,8 +141,10 @@ def read_label_png(path: str) -> np.ndarray:
             return np.asarray(im, dtype=np.int64).copy()
     except FileNotFoundError:
         raise InputError(f"label {path} does not exist") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise InputError(f"cannot read label {path}: {exc}") from None
+    except InputError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise UnusableFileError(f"cannot read label {path}: {exc}") from None
 
 
 def read_label(sample: Sample, layout: str) -> np.ndarray:

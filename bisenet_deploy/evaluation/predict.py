@@ -1,8 +1,13 @@
 """Pictures a user looks at first: images, folders or videos -> colour label maps and overlays.
 
-For an image `<stem>.<ext>` it writes `<stem>_labels.png` (the label map in the model's palette)
-and `<stem>_overlay.png` (that map blended over the image), at the image's own resolution. A video
-gives `<stem>_overlay.mp4` and `<stem>_labels.mp4` (needs OpenCV). Every inference is timed:
+For an image `<stem>.<ext>` it writes `<stem>_labels.png` (the label map in the model's palette,
+exactly the image's size: one colour per class, for tools and diffs) and `<stem>_overlay.png`
+(that map blended over the image, with a legend of the classes present, class -> colour, to its
+right; `legend=False` keeps it at the image's size); with `label_ids`, `<stem>_labelIds.png`
+(Cityscapes label ids, see `cityscapes_official`) instead, so that the folder holds one prediction
+per image, as the Cityscapes evaluation expects. A video gives `<stem>_overlay.mp4` and
+`<stem>_labels.mp4` (needs OpenCV), without a legend: the frame size must stay constant. Every
+inference is timed:
 `infer_ms` is the runner's `infer` call on the prepared input (host -> host), `total_ms` adds
 reading, preparation, resizing to the image size and colourising (not the PNG writing).
 """
@@ -12,18 +17,22 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..errors import InputError, MissingDependencyError
+from ..errors import InputError, MissingDependencyError, UnusableFileError
 from ..portable.fileio import atomic_output
+from ..portable.install_hints import pip_extra
+from ..portable.ownership import check_replaceable, video_mark
 from ..portable.preprocess import prepare_input
 from ..runtime.api import pad_batch
 from ..runtime.images import read_image
+from .cityscapes_official import check_cityscapes_model, train_ids_to_label_ids
 from .colorize import colorize, overlay, palette_from_record, write_png
 from .datasets_io import IMAGE_EXTENSIONS
 from .evaluate import labels_at
+from .legend import with_legend
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +76,29 @@ def _unique_stem(path: str, used: Dict[str, int]) -> str:
     return stem if n == 0 else f"{stem}_{n + 1}"
 
 
+def plan_outputs(inputs: Sequence[str], outdir: str, kinds: Sequence[str] = ("labels", "overlay")
+                 ) -> List[Tuple[str, Dict[str, str]]]:
+    """(input, {kind: path}) for every input, in order (kinds "labels" and "overlay", or
+    "labelIds"): PNGs for an image, MP4s for a video; inputs with the same stem get _2, _3...
+    suffixes."""
+    used: Dict[str, int] = {}
+    plan = []
+    for path in inputs:
+        stem = _unique_stem(path, used)
+        ext = ".mp4" if is_video(path) else ".png"
+        plan.append((path, {kind: os.path.join(outdir, f"{stem}_{kind}{ext}")
+                            for kind in kinds}))
+    return plan
+
+
+def check_outputs(plan: Sequence[Tuple[str, Dict[str, str]]]) -> None:
+    """Refuse, before any inference, to write over a file this tool did not write (a user's own
+    picture or video of the same name): see portable.ownership."""
+    for path, outputs in plan:
+        for target in outputs.values():
+            check_replaceable(target, "video" if is_video(path) else "png", option="-o")
+
+
 def predict_image(runner, image: np.ndarray, palette, alpha: float = 0.5) -> Dict[str, Any]:
     """One RGB image -> labels, colour map, overlay and timings (ms)."""
     start = time.perf_counter()
@@ -84,46 +116,70 @@ def predict_image(runner, image: np.ndarray, palette, alpha: float = 0.5) -> Dic
 
 
 def _open_video(path: str):
+    # FFmpeg inside OpenCV prints its own lines ("moov atom not found") for a broken file; the
+    # user gets ours, one line (the user's own setting wins)
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     try:
         import cv2
     except ImportError:
         raise MissingDependencyError(
             f"{path} is a video; reading and writing video needs OpenCV: "
-            f"pip install opencv-python-headless (or pip install bisenet-deploy[video]), or "
+            f"pip install opencv-python-headless (or {pip_extra('video')} in the bisenet-deploy "
+            f"checkout), or "
             f"extract the frames as images (e.g. ffmpeg -i {os.path.basename(path)} "
             f"frames/%05d.png) and pass the folder") from None
     cap = cv2.VideoCapture(path)
     if not cap.isOpened():
-        raise InputError(f"OpenCV cannot open the video {path}")
+        raise UnusableFileError(f"OpenCV cannot open the video {path} (corrupt, or a codec "
+                                f"it lacks)")
     return cv2, cap
 
 
 def predict_paths(runner, paths: Sequence[str], outdir: str, *, alpha: float = 0.5,
-                  max_frames: Optional[int] = None,
-                  on_result: Optional[Callable[[Dict[str, Any]], None]] = None
-                  ) -> List[Dict[str, Any]]:
+                  max_frames: Optional[int] = None, legend: bool = True,
+                  on_result: Optional[Callable[[Dict[str, Any]], None]] = None,
+                  skipped: Optional[List[Tuple[str, str]]] = None,
+                  label_ids: bool = False) -> List[Dict[str, Any]]:
     """Run every input through the active runner and write the pictures into `outdir`.
 
     Returns one entry per image / video frame: {"input", "frame", "outputs", "infer_ms",
     "total_ms", "device_ms"}. `on_result` is called after each (the CLI prints latency there).
+    With a `skipped` list, an input that cannot be read (a corrupt image or video) is appended
+    there as (path, reason) and the others still run; without one it stops the run.
     """
     inputs = collect_inputs(paths)
+    if label_ids:  # refused before anything is written
+        check_cityscapes_model((runner.metadata or {}).get("model") or {}, "--label-ids")
+        video = next((p for p in inputs if is_video(p)), None)
+        if video is not None:
+            raise InputError(f"--label-ids writes one PNG per image, but {video} is a video: "
+                             f"extract its frames as images, or leave --label-ids out")
+    plan = plan_outputs(inputs, outdir, kinds=("labelIds",) if label_ids else ("labels", "overlay"))
+    check_outputs(plan)
     palette = palette_from_record(runner.metadata)
-    used: Dict[str, int] = {}
+    class_names = ((runner.metadata or {}).get("model") or {}).get("class_names")
     results: List[Dict[str, Any]] = []
-    for path in inputs:
-        stem = _unique_stem(path, used)
-        if is_video(path):
-            results.extend(_predict_video(runner, path, stem, outdir, palette, alpha, max_frames,
-                                          on_result))
+    for path, outputs in plan:
+        try:
+            if is_video(path):
+                results.extend(_predict_video(runner, path, outputs, palette, alpha, max_frames,
+                                              on_result))
+                continue
+            image = read_image(path)
+        except UnusableFileError as exc:
+            if skipped is None:
+                raise
+            skipped.append((path, str(exc)))
+            log.warning("skipped %s: %s", path, exc)
             continue
-        image = read_image(path)
         r = predict_image(runner, image, palette, alpha)
-        labels_png = os.path.join(outdir, f"{stem}_labels.png")
-        overlay_png = os.path.join(outdir, f"{stem}_overlay.png")
-        write_png(labels_png, r["colour"])
-        write_png(overlay_png, r["overlay"])
-        entry = {"input": path, "frame": None, "outputs": [labels_png, overlay_png],
+        if label_ids:
+            write_png(outputs["labelIds"], train_ids_to_label_ids(r["labels"]))
+        else:
+            write_png(outputs["labels"], r["colour"])
+            write_png(outputs["overlay"], with_legend(r["overlay"], r["labels"], palette,
+                                                      class_names) if legend else r["overlay"])
+        entry = {"input": path, "frame": None, "outputs": list(outputs.values()),
                  "size": [int(image.shape[1]), int(image.shape[0])],
                  "infer_ms": r["infer_ms"], "total_ms": r["total_ms"], "device_ms": r["device_ms"],
                  "classes": [int(c) for c in np.unique(r["labels"])]}
@@ -133,11 +189,9 @@ def predict_paths(runner, paths: Sequence[str], outdir: str, *, alpha: float = 0
     return results
 
 
-def _predict_video(runner, path, stem, outdir, palette, alpha, max_frames, on_result):
+def _predict_video(runner, path, targets, palette, alpha, max_frames, on_result):
     cv2, cap = _open_video(path)
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-    targets = {"overlay": os.path.join(outdir, f"{stem}_overlay.mp4"),
-               "labels": os.path.join(outdir, f"{stem}_labels.mp4")}
     results = []
     writers = {}
     try:
@@ -171,7 +225,10 @@ def _predict_video(runner, path, stem, outdir, palette, alpha, max_frames, on_re
                 w.release()
             writers = {}
             if index == 0:
-                raise InputError(f"no frames could be read from the video {path}")
+                raise UnusableFileError(f"no frames could be read from the video {path}")
+            for tmp in (tmp_overlay, tmp_labels):  # the mark that lets a later run replace them
+                with open(tmp, "ab") as f:
+                    f.write(video_mark())
     finally:
         for w in writers.values():
             w.release()

@@ -72,6 +72,20 @@ def _parse_value(text: str, key: str) -> Optional[float]:
             from None
 
 
+def _checked(key: str, name: str, value: Optional[float]) -> Optional[float]:
+    """A limit is a finite number >= 0 (errors, counts, pixels) and at most 1 for a share
+    (min_identical, min_class_iou); a negative one would pass or fail everything silently."""
+    if value is None:
+        return None
+    if not math.isfinite(value) or value < 0:
+        raise InputError(f"tolerance {key}={value:g}: a limit must be a number >= 0 (or 'none' "
+                         f"to switch the check off)")
+    if name.startswith("min_") and name != "min_class_pixels" and value > 1:
+        raise InputError(f"tolerance {key}={value:g}: {name} is a share between 0 and 1 "
+                         f"(e.g. 0.999)")
+    return value
+
+
 def _split_key(key: str) -> Tuple[Optional[str], str, str]:
     parts = key.strip().lower().split(".")
     precision = None
@@ -105,7 +119,7 @@ def parse_overrides(items: Iterable[str]) -> List[Tuple[Optional[str], str, str,
                              f"(e.g. --tol labels.min_identical=0.999)")
         key, value = item.split("=", 1)
         precision, output, name = _split_key(key)
-        parsed.append((precision, output, name, _parse_value(value, key)))
+        parsed.append((precision, output, name, _checked(key, name, _parse_value(value, key))))
     return parsed
 
 
@@ -130,9 +144,11 @@ def load_tolerance_file(path: str) -> List[Tuple[Optional[str], str, str, Option
             for name, value in limits.items():
                 key = f"{precision}.{output}.{name}"
                 prec, o, n = _split_key(key)
-                if value is not None and not isinstance(value, (int, float)):
+                if value is not None and (isinstance(value, bool)
+                                          or not isinstance(value, (int, float))):
                     raise InputError(f"tolerance file {path}: {key} must be a number or null")
-                out.append((prec, o, n, None if value is None else float(value)))
+                value = _checked(f"{path}: {key}", n, None if value is None else float(value))
+                out.append((prec, o, n, value))
     return out
 
 

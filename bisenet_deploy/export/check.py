@@ -1,4 +1,5 @@
-"""Check an ONNX graph against one TensorRT target's rules (see `targets.py` and tensorrt.md s.3).
+"""Check an ONNX graph against one TensorRT target's rules (`targets.py`, and section 3 of
+docs/tensorrt-versions.md).
 
 `check_onnx` returns human-readable violations (empty list = the graph obeys the rules). It runs
 after every export and alone as `bisenet-export check MODEL.onnx --target T`. It catches, on this

@@ -12,7 +12,8 @@ import json
 import os
 from typing import Any, Dict, Optional, Union
 
-from ..errors import ExportError, InputError
+from ..errors import NoMetadataError, UnusableFileError
+from ..portable.fileio import require_file
 from ..metadata import METADATA_KEY, dumps_record, loads_record
 
 # the parity numbers measured at export time (not part of the record's schema)
@@ -57,12 +58,11 @@ def get_record(model: Any, source: str = "the ONNX model") -> Dict[str, Any]:
         if prop.key == METADATA_KEY:
             record = loads_record(prop.value)
             if "export" not in record:
-                raise InputError(f"{source} has bisenet_deploy metadata without an 'export' "
-                                 f"section; re-export it with `bisenet-export onnx`")
+                raise UnusableFileError(f"{source} has bisenet_deploy metadata without an "
+                                        f"'export' section; re-export it with `bisenet-export "
+                                        f"onnx`")
             return record
-    raise InputError(
-        f"{source} carries no bisenet_deploy metadata (metadata_props key {METADATA_KEY!r}), so "
-        f"its preprocessing, classes and sizes are unknown: export it with `bisenet-export onnx`")
+    raise NoMetadataError(source)
 
 
 def read_record(path_or_model: Union[str, os.PathLike, Any]) -> Dict[str, Any]:
@@ -78,16 +78,13 @@ def load_onnx(path: Union[str, os.PathLike], load_weights: bool = True) -> Any:
     import onnx
 
     path = str(path)
-    if os.path.isdir(path):
-        raise InputError(f"{path!r} is a folder, not an ONNX file: give the .onnx file in it")
-    if not os.path.isfile(path):
-        raise InputError(f"ONNX file {path!r} does not exist")
+    require_file(path, "ONNX file")
     try:
         model = onnx.load(path, load_external_data=load_weights)
     except Exception as exc:  # onnx raises DecodeError and friends for corrupt files
-        raise ExportError(f"{path!r} is not a readable ONNX model ({type(exc).__name__}: {exc})") \
-            from None
+        raise UnusableFileError(f"{path} is not a readable ONNX model ({type(exc).__name__}: "
+                                f"{exc}); export it again with `bisenet-export onnx`") from None
     if not model.graph.node:  # protobuf parses an empty (or zeroed) file as an empty model
-        raise ExportError(f"{path!r} is not a readable ONNX model (it holds no graph: empty or "
-                          f"truncated?); export it again with `bisenet-export onnx`")
+        raise UnusableFileError(f"{path} is not a readable ONNX model (it holds no graph: empty "
+                                f"or truncated?); export it again with `bisenet-export onnx`")
     return model

@@ -134,14 +134,13 @@ def validate_options(options: ExportOptions) -> Tuple[TargetRules, int]:
 
 
 def _check_output_path(path: str) -> None:
-    """Refuse an output that cannot be written (under a file, in a read-only folder) before the
-    export and parity run, not after them."""
+    """Refuse an output that cannot be written (under a file, in a read-only folder) or that is
+    not an ONNX this tool wrote, before the export and parity run, not after them."""
     from ..portable.fileio import check_writable
+    from ..portable.ownership import check_replaceable
 
-    try:
-        check_writable(path, "-o/--output-path")
-    except InputError as exc:
-        raise ExportError(f"{exc}") from None
+    check_replaceable(path, "onnx", option="-o/--output-path")
+    check_writable(path, "-o/--output-path")
 
 
 #: the default file name pattern (export_stem); export/README.md quotes it verbatim

@@ -1,6 +1,6 @@
 """The rules each TensorRT target imposes on an exported graph, as one table.
 
-Facts come from `tensorrt.md` (sections 1-3). Why these choices:
+Facts: docs/tensorrt-versions.md (sections 1-3). Why these choices:
 
 * Exporter: any target's graph can come from either PyTorch exporter (exporters.py). The
   torch.export-based one (`dynamo=True`, the default) writes opset 18; opset_convert.py brings it
@@ -19,23 +19,25 @@ Facts come from `tensorrt.md` (sections 1-3). Why these choices:
   on trt11 `--precision fp16` writes an FP16 graph (weights and ops in FP16, FP32 casts at the
   inputs/outputs). Older targets keep an FP32 graph and the engine builder sets its FP16 flag.
 
-Where each rule comes from. From tensorrt.md: trt8.2 parses opset <= 13, reads ReduceMean axes
-only from the attribute, has no UINT8 and no INT64 I/O, accepts Resize modes nearest/linear with
-the coordinate modes in RESIZE_COORD_MODES and constant scales, linear resize of the innermost 3
-dims only; 10.x parses opsets 9-20 (10.15: 9-24), adds cubic resize and INT64, allows UINT8 only
-at the network's inputs/outputs; UINT8 exists from 8.5; TensorRT 11 has no precision flags.
-NOT in tensorrt.md (our conservative choices or inferences, to be confirmed on real TensorRT):
-* trt8.6's opset ceiling 17 and "every TensorRT from 8.6 parses opset 17" (tensorrt.md gives no
+Where each rule comes from. Documented (docs/tensorrt-versions.md): trt8.2 parses opset <= 13,
+reads ReduceMean axes only from the attribute, has no UINT8 and no INT64 I/O, accepts Resize modes
+nearest/linear with the coordinate modes in RESIZE_COORD_MODES and constant scales, linear resize
+of the innermost 3 dims only; 10.x parses opsets 9-20 (10.15: 9-24), adds cubic resize and INT64,
+allows UINT8 only at the network's inputs/outputs; UINT8 exists from 8.5; TensorRT 11 has no
+precision flags.
+NOT documented by NVIDIA (our conservative choices or inferences, to be confirmed on a real
+TensorRT):
+* trt8.6's opset ceiling 17 and "every TensorRT from 8.6 parses opset 17" (no documented
   opset range for 8.5/8.6);
 * a minimum opset of 11 on every target (the parsers read older opsets; 11 is the first with
   Resize's coordinate_transformation_mode, which the bilinear half_pixel resize needs);
-* trt11's opset range 11-20 (tensorrt.md says nothing about 11.x's parser; 20 is the
+* trt11's opset range 11-20 (nothing documented about 11.x's parser; 20 is the
   TorchScript exporter's ceiling);
-* UINT8 input on trt8.6 (tensorrt.md only says the UINT8 type arrived in 8.5; that 8.5/8.6's ONNX
+* UINT8 input on trt8.6 (documented: the UINT8 type arrived in 8.5; that 8.5/8.6's ONNX
   parser takes a UINT8 network input is inferred), and trt11 keeping 10.x's UINT8/INT64 rules;
 * trt8.6's Resize modes and the coordinate modes of 8.6/10/11 (assumed to be at least 8.2's);
-* COMMON_OPS, the op set the check allows (taken from what BiSeNet V2 exports to; tensorrt.md lists
-  only the ops with known pitfalls).
+* COMMON_OPS, the op set the check allows (taken from what BiSeNet V2 exports to; the documentation
+  lists only the ops with known pitfalls).
 """
 
 from __future__ import annotations
@@ -50,10 +52,10 @@ DEFAULT_TARGET = "trt10"
 PRECISIONS = ("fp32", "fp16")
 
 # The standard ONNX ops a BiSeNet V2 deploy graph is made of (before and after onnx-simplifier),
-# all listed as supported in onnx-tensorrt's operators.md from 8.2 on (NOT itemized in
-# tensorrt.md: see the module docstring). Anything else (a custom ArgMax, a Loop, an
-# op the simplifier failed to fold) is flagged by the target check rather than discovered by a
-# failing TensorRT parse on the device.
+# all listed as supported in onnx-tensorrt's operators.md from 8.2 on (our list, see the module
+# docstring and docs/tensorrt-versions.md s.3). Anything else (a custom ArgMax, a Loop, an op the
+# simplifier failed to fold) is flagged by the target check rather than discovered by a failing
+# TensorRT parse on the device.
 COMMON_OPS = frozenset({
     "Add", "ArgMax", "AveragePool", "BatchNormalization", "Cast", "Clip", "Concat", "Constant",
     "ConstantOfShape", "Conv", "ConvTranspose", "DepthToSpace", "Div", "Expand", "Flatten", "Gather",
@@ -104,7 +106,7 @@ TARGETS: Dict[str, TargetRules] = {
         default_opset=13, min_opset=11, max_opset=13,
         uint8_input=False, int64_io=False, reduce_mean_axes_attribute=True,
         resize_modes=frozenset({"nearest", "linear"}), fp16_graph=False),
-    # opset ceiling 17, UINT8 input and Resize modes: inferred, not in tensorrt.md (see above)
+    # opset ceiling 17, UINT8 input and Resize modes: inferred, not documented (see above)
     "trt8.6": TargetRules(
         name="trt8.6", tensorrt="8.5-8.6", devices="GTX 1080 Ti and other Pascal (SM 6.x) GPUs",
         default_opset=17, min_opset=11, max_opset=17,
@@ -115,7 +117,7 @@ TARGETS: Dict[str, TargetRules] = {
         default_opset=17, min_opset=11, max_opset=20,
         uint8_input=True, int64_io=True, reduce_mean_axes_attribute=False,
         resize_modes=frozenset({"nearest", "linear", "cubic"}), fp16_graph=False),
-    # opset range: our choice, tensorrt.md says nothing about 11.x's parser (see above)
+    # opset range: our choice, nothing documented about 11.x's parser (see above)
     "trt11": TargetRules(
         name="trt11", tensorrt="11.x", devices="Turing and newer; strongly typed networks",
         default_opset=17, min_opset=11, max_opset=20,

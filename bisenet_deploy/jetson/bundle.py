@@ -41,7 +41,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from .. import __version__
 from ..errors import ExportError, InputError, UserError
-from ..portable.fileio import atomic_output, check_writable, sha256_file, write_json_atomic
+from ..portable.fileio import (atomic_output, check_writable, make_folders, remove_empty_folders,
+                               sha256_file, write_json_atomic)
+from ..portable.ownership import check_replaceable
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +61,8 @@ EXECUTABLES = ("setup_jetson.sh", "build_engine.sh", "bench.sh", "jetson_run.py"
 SHELL_SCRIPTS = ("setup_jetson.sh", "build_engine.sh", "bench.sh")
 PRECISIONS = ("fp16", "fp32")
 OUTPUTS = ("labels", "both")
-#: what the device must run (tensorrt.md section 1); written into the manifest and README
+#: what the device must run (docs/tensorrt-versions.md, section 1); written into the manifest
+#: and README
 DEVICE = {
     "device": "Jetson TX2 (GP10B, SM 6.2)",
     "jetpack": "4.6.x",
@@ -134,12 +137,12 @@ def validate(options: BundleOptions) -> None:
         raise InputError("give the bundle folder with -o DIR")
     final = os.path.abspath(options.output_dir)
     targets = [final] + ([tar_path_for(final)] if options.tar else [])
-    for path in targets:
-        if os.path.exists(path) and not options.force:
-            raise UserError(f"{path} already exists: pass --force to replace it, or choose "
-                            f"another -o")
     if os.path.isfile(final):
-        raise UserError(f"{final} is a file, not a bundle folder: choose another -o")
+        raise InputError(f"{final} is a file, not a bundle folder: choose another -o")
+    # --force replaces only a bundle (or tarball) this tool wrote, never another folder
+    check_replaceable(final, "folder", force=options.force)
+    if options.tar:
+        check_replaceable(targets[1], "tarball", force=options.force, option="-o (DIR.tar.gz)")
     for path in targets:  # a file where a parent folder must go, or a read-only folder
         if not os.path.isdir(path):  # an existing bundle folder is replaced (--force)
             check_writable(path, "the bundle" if path == final else "the tarball")
@@ -152,10 +155,10 @@ def build_bundle(options: BundleOptions) -> BundleResult:
     validate(options)
     final = os.path.abspath(options.output_dir)
     parent = os.path.dirname(final)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix="." + os.path.basename(final) + ".", suffix=".tmp",
-                               dir=parent)
+    created, staging = make_folders(parent), None
     try:
+        staging = tempfile.mkdtemp(prefix="." + os.path.basename(final) + ".", suffix=".tmp",
+                                   dir=parent)
         manifest, onnx_rel, parity = _assemble(options, staging)
         tar_path = None
         if options.tar:
@@ -164,8 +167,10 @@ def build_bundle(options: BundleOptions) -> BundleResult:
                 write_tar(staging, tmp, os.path.basename(final))
                 os.chmod(tmp, 0o644)
         _move_into_place(staging, final)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+    except BaseException:  # Ctrl-C and SIGTERM included (run_cli turns SIGTERM into one)
+        if staging:
+            shutil.rmtree(staging, ignore_errors=True)
+        remove_empty_folders(created)
         raise
     log.info("bundle written: %s (%d files)", final, len(manifest["files"]))
     return BundleResult(path=final, tar_path=tar_path, manifest=manifest,

@@ -1,5 +1,5 @@
-"""The PyTorch reference networks: BiSeNet V2 as the paper draws it, its large form, and the
-community variant of the public CoinCheung/BiSeNet checkpoints.
+"""The PyTorch reference networks: BiSeNet V2 as the paper draws it, its large form, the
+community variant of the public CoinCheung/BiSeNet checkpoints and mmsegmentation's form.
 
 `build_model(arch, num_classes)` is the one entry point. Importing this package does not import
 torch (the architecture table is plain data); torch is loaded when a model is built.
@@ -18,6 +18,9 @@ ARCHITECTURES: Dict[str, str] = {
                        "depth multiplier d=3.0 (Tables 5-6)",
     "bisenetv2-coincheung": "the variant of the public CoinCheung/BiSeNet checkpoints "
                             "(model_final_v2_city/coco/ade20k.pth); state_dict keys match them",
+    "bisenetv2-mmseg": "mmsegmentation's BiSeNetV2 + FCN head (the community variant with biased "
+                       "1x1 convs and bilinear upsampling in the aggregation layer); its "
+                       "checkpoints' keys are renamed on loading",
 }
 
 DEFAULT_ARCH = "bisenetv2"
@@ -58,6 +61,9 @@ def build_model(arch: str, num_classes: int = 19, *, aux: bool = True,
     if arch == "bisenetv2-coincheung":
         from . import coincheung
         return coincheung.build(num_classes, aux=aux, head_mid_channels=head_mid_channels)
+    if arch == "bisenetv2-mmseg":
+        from . import mmseg
+        return mmseg.build(num_classes, aux=aux, head_mid_channels=head_mid_channels)
     from . import paper
     if arch == "bisenetv2-large":
         return paper.build(num_classes, aux=aux, head_mid_channels=head_mid_channels,

@@ -16,7 +16,7 @@ from . import SIZE_MULTIPLE, nearest_sizes
 
 #: architectures whose stages Table 1 describes (the community variant keeps Table 1's layout,
 #: so its deviations from the paper show up stage by stage)
-_TABLE1_ARCHS = ("bisenetv2", "bisenetv2-coincheung")
+_TABLE1_ARCHS = ("bisenetv2", "bisenetv2-coincheung", "bisenetv2-mmseg")
 
 
 def check_model_size(width: int, height: int) -> None:

@@ -35,9 +35,11 @@ from .calibrator import CalibrationBatches, list_calibration_images, make_entrop
 from .cuda_context import import_pycuda_driver
 from .engine_paths import (default_calibration_cache_path, default_engine_path,
                            default_timing_cache_path, sidecar_path)
-from .errors import EngineError, InputError, UserError
-from .fileio import atomic_output, check_writable, sha256_bytes, write_bytes_atomic
+from .errors import EngineError, InputError, UnusableFileError, UserError
+from .fileio import (atomic_output, check_writable, require_file, sha256_bytes,
+                     write_bytes_atomic)
 from .gpu_info import query_gpu
+from .ownership import check_replaceable
 from .precision import decide_precision, default_precision, onnx_graph_precision
 from .sidecar import make_sidecar, profile_entry, tensor_entry, write_sidecar
 from .trt_api import (GEN_11, check_dtype_supported, detect_features, export_target_for_version,
@@ -232,8 +234,8 @@ def read_onnx_summary(data, name="this file"):
                 summary["outputs"].append(_value_info(value))
         summary["inputs"] = [i for i in inputs if i[0] not in initializers]
     except (ValueError, IndexError) as exc:
-        raise InputError("%s is not a readable ONNX model (%s): export it with `bisenet-export "
-                         "onnx`" % (name, exc)) from None
+        raise UnusableFileError("%s is not a readable ONNX model (%s): export it with "
+                                "`bisenet-export onnx`" % (name, exc)) from None
     return summary
 
 
@@ -245,10 +247,11 @@ def record_from_summary(summary):
     try:
         record = json.loads(text)
     except ValueError as exc:
-        raise InputError("the ONNX's bisenet_deploy metadata is not valid JSON (%s)" % exc) from None
+        raise UnusableFileError("the ONNX's bisenet_deploy metadata is not valid JSON (%s)"
+                                % exc) from None
     if not isinstance(record, dict) or "export" not in record or "model" not in record:
-        raise InputError("the ONNX's bisenet_deploy metadata lacks its model/export sections; "
-                         "re-export it with `bisenet-export onnx`")
+        raise UnusableFileError("the ONNX's bisenet_deploy metadata lacks its model/export "
+                                "sections; re-export it with `bisenet-export onnx`")
     return record
 
 
@@ -567,8 +570,7 @@ def build_engine(onnx_path, record, options, trt=None, gpu=None):
     start = time.time()
     steps = _Steps()
     onnx_path = str(onnx_path)
-    if not os.path.isfile(onnx_path):
-        raise InputError("ONNX file %s does not exist" % onnx_path)
+    require_file(onnx_path, "ONNX file")
 
     # 1. everything that can be refused before any real work
     with steps.step("checks"):
@@ -611,6 +613,7 @@ def build_engine(onnx_path, record, options, trt=None, gpu=None):
             onnx_path, gpu.name, gpu.compute_capability, version, decision.precision,
             options.engines_root)
         engine_path = os.path.abspath(str(engine_path))
+        check_replaceable(engine_path, "engine")  # only an engine of ours, with its sidecar
         check_writable(engine_path, "the engine")
         cache_path = None
         if options.use_timing_cache:

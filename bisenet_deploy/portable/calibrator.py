@@ -21,6 +21,7 @@ import numpy as np
 from .cuda_context import import_pycuda_driver
 from .errors import InputError, MissingDependencyError
 from .fileio import write_bytes_atomic
+from .image_io import read_image_rgb
 from .preprocess import prepare_input
 
 log = logging.getLogger(__name__)
@@ -30,30 +31,16 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 
 
 def _image_reader():
-    """(name, function path -> RGB uint8 array) for PNG/JPEG, or None when neither cv2 nor PIL."""
-    try:
-        import cv2  # noqa: WPS433 - lazy on purpose
-
-        def read_cv2(path):
-            image = cv2.imread(path, cv2.IMREAD_COLOR)
-            if image is None:
-                raise InputError("cannot read image %s (corrupt or not an image)" % path)
-            return np.ascontiguousarray(image[:, :, ::-1])  # OpenCV reads BGR
-        return "opencv", read_cv2
-    except ImportError:
-        pass
-    try:
-        from PIL import Image  # noqa: WPS433 - lazy on purpose
-
-        def read_pil(path):
-            try:
-                with Image.open(path) as img:
-                    return np.asarray(img.convert("RGB"), dtype=np.uint8)
-            except (IOError, OSError) as exc:
-                raise InputError("cannot read image %s (%s)" % (path, exc))
-        return "pillow", read_pil
-    except ImportError:
-        return None
+    """(name, function path -> RGB uint8 array) for PNG/JPEG, or None when neither Pillow nor
+    OpenCV is importable. The function is `image_io.read_image_rgb`, the reader every command
+    uses, so a calibration image (16-bit ones included) is read as at inference."""
+    for module, name in (("PIL", "pillow"), ("cv2", "opencv")):
+        try:
+            __import__(module)  # noqa: WPS421 - lazy on purpose
+        except ImportError:
+            continue
+        return name, read_image_rgb
+    return None
 
 
 def load_npy_image(path):

@@ -21,12 +21,11 @@ import logging
 import threading
 
 from .errors import EngineError, MissingDependencyError
+from .install_hints import pycuda_hint
 
 log = logging.getLogger(__name__)
 
-PYCUDA_INSTALL_HINT = ("pycuda is not installed: `pip install pycuda` (in a Jetson bundle: run "
-                       "./setup_jetson.sh, which builds pycuda 2022.1 against /usr/local/cuda "
-                       "into .venv, and use .venv/bin/python)")
+PYCUDA_INSTALL_HINT = "pycuda is not installed: " + pycuda_hint()
 
 _PRIMARY_LOCK = threading.Lock()
 # device index -> retained pycuda primary Context, shared by every CudaContext of the process

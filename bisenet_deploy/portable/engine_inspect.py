@@ -11,7 +11,7 @@ Python 3.6 compatible.
 import json
 import logging
 
-from .errors import EngineError
+from .errors import EngineError, EngineFileError
 from .trt_api import import_tensorrt
 
 log = logging.getLogger(__name__)
@@ -142,8 +142,8 @@ def engine_information(engine_path, trt=None):
     runtime = trt.Runtime(logger)
     engine = runtime.deserialize_cuda_engine(blob)
     if engine is None:
-        raise EngineError("TensorRT could not load %s (built by another TensorRT version or for "
-                          "another GPU? check its sidecar)" % engine_path)
+        raise EngineFileError("TensorRT could not load %s (built by another TensorRT version or "
+                              "for another GPU? check its sidecar)" % engine_path)
     if not hasattr(engine, "create_engine_inspector"):
         raise EngineError("this TensorRT has no engine inspector (needs 8.2+)")
     inspector = engine.create_engine_inspector()

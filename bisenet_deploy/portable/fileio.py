@@ -9,20 +9,49 @@ import tempfile
 from .errors import InputError
 
 
+def make_folders(folder):
+    """Create `folder` and its missing parents; returns the ones created, deepest first, so a
+    failed write can take them away again (`remove_empty_folders`)."""
+    created = []
+    current = os.path.abspath(str(folder))
+    while current and not os.path.exists(current):
+        created.append(current)
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    if created:
+        os.makedirs(created[0], exist_ok=True)
+    return created
+
+
+def remove_empty_folders(created):
+    """Remove the folders `make_folders` created, deepest first, as long as they are empty: a
+    failed command leaves no empty output folder behind."""
+    for folder in created:
+        try:
+            os.rmdir(folder)
+        except OSError:  # not empty (something else wrote there) or already gone
+            return
+
+
 @contextlib.contextmanager
 def atomic_output(path, suffix=""):
-    """Yield a temporary path next to `path`; on success rename it over `path`, on error delete it.
+    """Yield a temporary path next to `path`; on success rename it over `path`, on error delete it
+    (and the folders this call created for it, when they are left empty).
 
     The temporary file lives in the destination folder so the final rename is atomic on POSIX.
     """
     path = os.path.abspath(str(path))
     folder = os.path.dirname(path)
+    created = []
     try:
         if folder:
-            os.makedirs(folder, exist_ok=True)
+            created = make_folders(folder)
         fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".",
                                    suffix=".tmp" + suffix, dir=folder)
     except OSError as exc:  # a file in the way, no permission, a read-only or pseudo file system
+        remove_empty_folders(created)
         raise InputError("cannot write %s: %s; choose another path"
                          % (path, exc.strerror or exc)) from None
     os.close(fd)
@@ -37,6 +66,7 @@ def atomic_output(path, suffix=""):
     except BaseException:
         with contextlib.suppress(OSError):
             os.remove(tmp)
+        remove_empty_folders(created)
         raise
 
 
@@ -90,3 +120,13 @@ def check_writable(path, what):
     if not os.access(folder, os.W_OK | os.X_OK):
         raise InputError("cannot write %s to %s: %s is not a writable folder; choose another path"
                          % (what, path, folder))
+
+
+def require_file(path, what, hint=""):
+    """Refuse a missing input file, or a folder given where a file is needed, naming which
+    (`what` is e.g. "ONNX file"; `hint` is appended to the missing-file message)."""
+    if os.path.isdir(str(path)):
+        article = "an" if what[:1].lower() in "aeiou" else "a"
+        raise InputError("%s is a folder, not %s %s: give the file in it" % (path, article, what))
+    if not os.path.isfile(str(path)):
+        raise InputError("%s %s does not exist%s" % (what, path, hint))

@@ -14,6 +14,7 @@ import re
 import subprocess
 
 from .errors import MissingDependencyError
+from .install_hints import IN_BUNDLE, pip_extra, pycuda_hint
 from .trt_api import JETSON_RELEASE_FILE, is_jetson
 
 log = logging.getLogger(__name__)
@@ -170,12 +171,13 @@ def query_gpu(index=0):
     if info is None:
         if jetson:
             raise MissingDependencyError(
-                "cannot identify this Jetson's GPU: pycuda is not importable; in a Jetson bundle "
-                "run ./setup_jetson.sh (it builds pycuda 2022.1 into .venv) and use "
-                ".venv/bin/python")
+                "cannot identify this Jetson's GPU: pycuda is not importable; %s" % (
+                    pycuda_hint() if IN_BUNDLE else "in a Jetson bundle run ./setup_jetson.sh "
+                    "(it builds pycuda 2022.1 into .venv) and use .venv/bin/python"))
         raise MissingDependencyError(
             "cannot identify the GPU: neither pycuda nor nvidia-smi answered; install the NVIDIA "
-            "driver and `pip install 'bisenet-deploy[trt]'` (pulls pycuda)")
+            "driver and %s" % (pycuda_hint() if IN_BUNDLE else "`%s` (pulls pycuda)"
+                               % pip_extra("trt")))
     if jetson:
         info.jetson = True
         if l4t:

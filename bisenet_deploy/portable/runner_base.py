@@ -10,6 +10,8 @@ Timing `infer` therefore measures end-to-end latency: host input -> host output.
 Python 3.6 compatible (see the package docstring).
 """
 
+from typing import Optional  # noqa: F401 (type comments)
+
 import numpy as np
 
 from .errors import InputError, UserError
@@ -91,6 +93,14 @@ class Runner(object):
 
     def last_device_time_ms(self):
         """Device compute time of the last `infer` (CUDA events), or None where not measured."""
+        return None
+
+    #: how `last_phase_times_ms` measures ("cuda-events" or "host-clock"), None: it does not
+    phase_clock = None  # type: Optional[str]
+
+    def last_phase_times_ms(self):
+        """{"h2d", "compute", "d2h"} ms of the last `infer` (portable/phase_timing.py), or None
+        where the backend has no copies to separate (CPU) or does not measure them."""
         return None
 
     def check_input(self, batch):

@@ -13,7 +13,7 @@ Python 3.6 compatible; pure (no TensorRT).
 import json
 import os
 
-from .errors import EngineError, IncompatibleEngineError
+from .errors import EngineFileError, IncompatibleEngineError
 from .engine_paths import sidecar_path
 from .fileio import sha256_file, write_json_atomic
 from .gpu_info import slug
@@ -81,32 +81,32 @@ def write_sidecar(engine_path, sidecar):
 def read_sidecar(engine_path):
     """Read and validate the sidecar of `engine_path` (or a sidecar .json path itself).
 
-    A missing or corrupt sidecar is an EngineError saying how to get a good one.
+    A missing or corrupt sidecar is an EngineFileError (exit 5) saying how to get a good one.
     """
     engine_path = str(engine_path)
     path = engine_path if engine_path.endswith(".json") else sidecar_path(engine_path)
     rebuild = REBUILD_HINT + ", which writes the sidecar beside the engine"
     if not os.path.exists(path):
-        raise EngineError("the engine's sidecar %s is missing, so nothing says which GPU, "
+        raise EngineFileError("the engine's sidecar %s is missing, so nothing says which GPU, "
                           "TensorRT version and preprocessing the engine was built for; %s"
                           % (path, rebuild))
     try:
         with open(path, "rb") as f:
             data = json.loads(f.read().decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise EngineError("the engine sidecar %s is corrupt (%s); %s" % (path, exc, rebuild)) from None
+        raise EngineFileError("the engine sidecar %s is corrupt (%s); %s" % (path, exc, rebuild)) from None
     if not isinstance(data, dict) or data.get("kind") != SIDECAR_KIND:
-        raise EngineError("%s is not a bisenet-deploy engine sidecar; %s" % (path, rebuild))
+        raise EngineFileError("%s is not a bisenet-deploy engine sidecar; %s" % (path, rebuild))
     missing = [k for k in REQUIRED_KEYS if k not in data]
     if missing:
-        raise EngineError("the engine sidecar %s lacks %s; %s" % (path, ", ".join(missing), rebuild))
+        raise EngineFileError("the engine sidecar %s lacks %s; %s" % (path, ", ".join(missing), rebuild))
     if int(data.get("schema", 0)) > SIDECAR_SCHEMA:
-        raise EngineError("the engine sidecar %s was written by a newer bisenet-deploy (schema %s, "
+        raise EngineFileError("the engine sidecar %s was written by a newer bisenet-deploy (schema %s, "
                           "this one reads %d): upgrade bisenet-deploy"
                           % (path, data.get("schema"), SIDECAR_SCHEMA))
     gpu = data.get("gpu")
     if not isinstance(gpu, dict) or "name" not in gpu or "compute_capability" not in gpu:
-        raise EngineError("the engine sidecar %s has no GPU record; %s" % (path, rebuild))
+        raise EngineFileError("the engine sidecar %s has no GPU record; %s" % (path, rebuild))
     return data
 
 
@@ -117,7 +117,7 @@ def check_engine_file(engine_path, sidecar):
         return
     got = sha256_file(engine_path)
     if got != want:
-        raise EngineError("the engine %s does not match its sidecar (sha256 %s..., sidecar says "
+        raise EngineFileError("the engine %s does not match its sidecar (sha256 %s..., sidecar says "
                           "%s...): the engine was replaced or is damaged; %s"
                           % (engine_path, got[:12], want[:12], REBUILD_HINT))
 

@@ -7,7 +7,8 @@ report shows. Definitions (fixed, so numbers from different machines compare):
   (numpy's default, the same as ``np.percentile(x, q)``);
 - ``std_ms`` is the population standard deviation (ddof=0); ``cv`` = std / mean;
 - ``fps`` is calls per second from the mean latency (1000 / mean_ms) and ``images_per_s`` is
-  ``fps * batch``: at batch 1 both are the paper's FPS;
+  ``fps * batch``: at batch 1 both are frames per second as the paper counts them (which of our
+  latencies matches the paper's timed region is for bench/paper.py to say);
 - ``unstable`` is True when ``cv`` exceeds ``CV_WARN_THRESHOLD`` (2.5%), the point above which
   trtexec too warns that clocks are probably not locked and the run should be repeated.
 

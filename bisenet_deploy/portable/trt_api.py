@@ -1,7 +1,7 @@
 """Which TensorRT Python API is in front of us, decided by what the module and its objects offer.
 
 TensorRT's Python API changed three times between the Jetson TX2's 8.2 and 11.x (see
-docs/DESIGN.md and the reference notes): the binding API gave way to the tensor API in 8.5, 10.0
+docs/tensorrt-versions.md, section 2): the binding API gave way to the tensor API in 8.5, 10.0
 removed the deprecated calls, and 11.0 dropped precision flags and INT8 calibration. Everything
 here asks the objects (`hasattr`) instead of comparing version numbers or catching AttributeError,
 so a patch release that back-ports or removes a call still gets the right code path. Version
@@ -16,6 +16,7 @@ import re
 import numpy as np
 
 from .errors import InputError, MissingDependencyError
+from .install_hints import tensorrt_hint
 
 #: the three API generations this toolkit has one code path for
 GEN_8_2 = "8.2-8.4"
@@ -82,7 +83,8 @@ def export_target_for_version(version):
     return "trt8.6"
 
 
-#: highest ONNX opset each parser line accepts (tensorrt.md section 3; None = not recorded there)
+#: highest ONNX opset each parser line accepts (docs/tensorrt-versions.md section 3; None = not
+#: documented)
 def max_onnx_opset(version):
     major, minor = parse_version(version)[:2]
     if major == 8 and minor <= 4:
@@ -98,11 +100,8 @@ def is_jetson():
 
 
 def install_hint():
-    """What to install to get TensorRT's Python package here."""
-    if is_jetson():
-        return ("TensorRT comes with JetPack: use the system python3 (the package is in "
-                "/usr/lib/python3.6/dist-packages) or a venv created with --system-site-packages")
-    return "install it with: pip install 'bisenet-deploy[trt]' (needs an NVIDIA GPU and driver)"
+    """What to install to get TensorRT's Python package here (install_hints.py)."""
+    return tensorrt_hint(jetson=is_jetson())
 
 
 def is_real_tensorrt(module):

@@ -4,7 +4,8 @@
 - activate: check the engine's sidecar against this GPU and TensorRT, deserialize, create the
   execution context, pick the API generation by a feature test (`num_io_tensors` exists from 8.5:
   named tensors; before: bindings), allocate page-locked host buffers and device buffers sized from
-  the engine (the optimization profile's max shape for a dynamic batch), one stream, two events;
+  the engine (the optimization profile's max shape for a dynamic batch), one stream, four events
+  (before/after the input copy, after the compute, after the output copy: phase_timing.py);
 - infer: copy the batch into the page-locked input, async H2D -> execute (execute_async_v2 with
   bindings, or set_tensor_address + execute_async_v3) -> async D2H -> synchronize, and return
   copies of the outputs in the engine's own dtypes (INT32 labels stay int32);
@@ -27,7 +28,9 @@ import numpy as np
 
 from .cuda_context import CudaContext
 from .engine_paths import sidecar_path as default_sidecar_path
-from .errors import EngineError, IncompatibleEngineError, InputError
+from .errors import EngineError, EngineFileError, IncompatibleEngineError, InputError
+from .phase_timing import (COMPUTE_DONE, CUDA_EVENTS, D2H_DONE, H2D_DONE, START,
+                           pycuda_phase_events)
 from .runner_base import Runner, TensorSpec
 from .sidecar import REBUILD_HINT, check_engine_compatible, check_engine_file, read_sidecar
 from .trt_api import engine_uses_tensor_api, import_tensorrt
@@ -212,7 +215,7 @@ def load_sidecar(engine_path, sidecar_path=None):
     path = sidecar_path or default_sidecar_path(engine_path)
     if not os.path.isfile(path):
         if sidecar_path:
-            raise EngineError("the engine sidecar %s does not exist" % sidecar_path)
+            raise EngineFileError("the engine sidecar %s does not exist" % sidecar_path)
         return None, None
     return path, read_sidecar(path if path.endswith(".json") else engine_path)
 
@@ -277,6 +280,7 @@ class TensorRTRunner(Runner):
     """A TensorRT engine behind the `Runner` contract (see the module docstring)."""
 
     backend = "tensorrt"
+    phase_clock = CUDA_EVENTS
 
     def __init__(self, engine_path, sidecar_path=None, device=0, use_cuda_graph=False,
                  zero_copy=False, context_mode="primary"):
@@ -296,8 +300,8 @@ class TensorRTRunner(Runner):
         self._cuda_ctx = None
         self._reset_state()
         if not os.path.isfile(self.engine_path):
-            raise EngineError("engine file %s does not exist: build it first (`bisenet-build-engine`, "
-                              "or `./build_engine.sh` in a Jetson bundle)" % self.engine_path)
+            raise InputError("engine file %s does not exist: build it first (`bisenet-build-engine`, "
+                             "or `./build_engine.sh` in a Jetson bundle)" % self.engine_path)
         path, sidecar = load_sidecar(self.engine_path, sidecar_path)
         self.sidecar_path, self.sidecar = path, sidecar
         if sidecar is not None:
@@ -317,6 +321,7 @@ class TensorRTRunner(Runner):
         self._shape = None
         self._out_shapes = None
         self._device_ms = None
+        self._phases_ms = None
 
     # -- description ---------------------------------------------------------------------------
     def describe(self):
@@ -356,6 +361,9 @@ class TensorRTRunner(Runner):
 
     def last_device_time_ms(self):
         return self._device_ms
+
+    def last_phase_times_ms(self):
+        return self._phases_ms
 
     # -- lifecycle -----------------------------------------------------------------------------
     def _activate(self):
@@ -402,7 +410,7 @@ class TensorRTRunner(Runner):
             raise EngineError("CUDA-graph capture needs a pycuda with stream capture "
                               "(Stream.begin_capture); upgrade pycuda or run "
                               "without use_cuda_graph")
-        self._events = (cuda.Event(), cuda.Event())
+        self._events = pycuda_phase_events(cuda)
         self._allocate(cuda)
         log.info("loaded %s (%s API): %s", self.engine_path, self.generation,
                  ", ".join(repr(t) for t in self.io))
@@ -514,27 +522,28 @@ class TensorRTRunner(Runner):
         self._graphs[shape] = (graph, exe)
         return self._graphs[shape]
 
-    def _execute(self, shape):
-        start, end = self._events
-        graph = self._graph_for(shape) if self.use_cuda_graph else None
-        start.record(self._stream)
+    def _execute(self, graph):
+        self._events.record(H2D_DONE, self._stream)
         if graph is not None:
             graph[1].launch(self._stream)
         else:
             self._enqueue()
-        end.record(self._stream)
+        self._events.record(COMPUTE_DONE, self._stream)
 
     def _infer(self, batch):
         cuda = self._cuda_ctx.cuda
         shape = tuple(int(d) for d in batch.shape)
         with self._cuda_ctx:
             self._set_shape(shape)
+            # captured before the timed marks: a first capture's warm-up enqueue is not a copy
+            graph = self._graph_for(shape) if self.use_cuda_graph else None
             inp = self._buffers[self._input_tensor().name]
             n_in = volume(shape)
             np.copyto(inp.host[:n_in].reshape(shape), batch, casting="no")
+            self._events.record(START, self._stream)
             if not self.zero_copy:
                 cuda.memcpy_htod_async(inp.device_alloc, inp.host[:n_in], self._stream)
-            self._execute(shape)
+            self._execute(graph)
             outputs = []
             for t in self.io:
                 if t.is_input:
@@ -545,9 +554,10 @@ class TensorRTRunner(Runner):
                 if not self.zero_copy:
                     cuda.memcpy_dtoh_async(view, buf.device_alloc, self._stream)
                 outputs.append((t.name, view, out_shape))
+            self._events.record(D2H_DONE, self._stream)
             self._stream.synchronize()
-            start, end = self._events
-            self._device_ms = float(end.time_since(start))
+            self._phases_ms = self._events.times_ms()
+            self._device_ms = self._phases_ms["compute"]
             # copies: the page-locked buffers are reused by the next call and freed on deactivate
             return dict((name, view.reshape(out_shape).copy())
                         for name, view, out_shape in outputs)

@@ -1,8 +1,8 @@
 """The trtexec command line equivalent to a bisenet-build-engine build, spelled for a given TensorRT.
 
 For users who prefer NVIDIA's own tool, and to cross-check our builder and timing. trtexec's flags
-changed between versions (tensorrt.md section 5): 8.x needs `--explicitBatch`; 8.4 replaced
-`--workspace=MiB` by `--memPoolSize=workspace:MiB`; 8.6 replaced `--buildOnly` by
+changed between versions (docs/tensorrt-versions.md, section 5): 8.x needs `--explicitBatch`;
+8.4 replaced `--workspace=MiB` by `--memPoolSize=workspace:MiB`; 8.6 replaced `--buildOnly` by
 `--skipInference`; 10.0 removed `--explicitBatch`; 11.0 removed `--fp16/--int8/--best` (the ONNX
 carries the precision) and made CUDA graphs, spin-wait and no data transfers the defaults.
 

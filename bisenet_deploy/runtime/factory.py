@@ -12,6 +12,7 @@ import logging
 from typing import Any, Dict, List, Optional
 
 from ..errors import InputError, MissingDependencyError
+from ..portable.install_hints import pip_extra
 from ..portable.runner_base import Runner
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ def backend_problem(backend: str) -> Optional[str]:
         missing = [m for m in ("tensorrt", "pycuda") if not _has_module(m)]
         if missing:
             return (f"{' and '.join(missing)} not installed: the tensorrt backend needs an NVIDIA "
-                    f"GPU with TensorRT and pycuda (`pip install .[trt]`; on a Jetson: JetPack)")
+                    f"GPU with TensorRT and pycuda (`{pip_extra('trt')}`; on a Jetson: JetPack)")
         return None
     if backend.startswith("onnxruntime"):
         from .ort_runner import PROVIDERS, available_providers
@@ -56,7 +57,8 @@ def backend_problem(backend: str) -> Optional[str]:
         short = _ORT_PROVIDER[backend]
         if short not in available_providers():
             return (f"this onnxruntime has no {PROVIDERS[short]}: install onnxruntime-gpu in "
-                    f"place of onnxruntime (`pip install .[gpu]`)")
+                    f"place of onnxruntime (`pip uninstall onnxruntime`, then "
+                    f"`{pip_extra('gpu')}`)")
         return None
     if not _has_module("torch"):
         return "PyTorch is not installed: `pip install torch`"
@@ -82,7 +84,7 @@ def _record_of_onnx(onnx: str) -> Dict[str, Any]:
 def open_runner(backend: str, *, onnx: Optional[str] = None, engine: Optional[str] = None,
                 checkpoint: Optional[str] = None, record: Optional[Dict[str, Any]] = None,
                 device: Optional[Any] = None, precision: Optional[str] = None,
-                **options: Any) -> Runner:
+                require_metadata: bool = False, **options: Any) -> Runner:
     """A (not yet activated) runner for `backend`.
 
     - tensorrt: `engine` (options: sidecar_path, use_cuda_graph, zero_copy, context_mode);
@@ -92,6 +94,9 @@ def open_runner(backend: str, *, onnx: Optional[str] = None, engine: Optional[st
     - torch / torch-cuda: `checkpoint` (None: seeded random weights) and, to run exactly the graph
       of an export, `record` or `onnx` (its record is used). Options: channels_last, cuda_graph,
       threads. `device` for torch-cuda may be "cuda:1" or 1.
+
+    `require_metadata=True` refuses, before any work, an ONNX or engine without the bisenet_deploy
+    record (NoMetadataError): the commands need it to prepare images and read the outputs.
     """
     backend = str(backend).lower()
     if backend not in BACKENDS:
@@ -106,6 +111,10 @@ def open_runner(backend: str, *, onnx: Optional[str] = None, engine: Optional[st
         from ..portable.trt_runner import TensorRTRunner
 
         runner = TensorRTRunner(engine, device=int(device or 0), **options)
+        if require_metadata and runner.metadata is None:
+            from ..errors import NoMetadataError
+
+            raise NoMetadataError(engine, kind="engine")
         built = (runner.sidecar or {}).get("precision")
         if precision and built and precision != built:
             raise InputError(f"the engine {engine} was built for {built}; its precision is "
@@ -121,6 +130,8 @@ def open_runner(backend: str, *, onnx: Optional[str] = None, engine: Optional[st
         problem = backend_problem(backend)
         if problem:
             raise MissingDependencyError(f"{backend}: {problem}")
+        if require_metadata:
+            _record_of_onnx(onnx)  # a foreign, corrupt or missing ONNX: one clear line
         if backend != "onnxruntime-trt":
             _check_artifact_precision(onnx, precision)
             precision = None

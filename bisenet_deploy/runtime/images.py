@@ -17,18 +17,12 @@ INVALID_COLOUR = (0, 0, 0)
 
 
 def read_image(path: str) -> np.ndarray:
-    """An image file -> H x W x 3 uint8 RGB; a missing or unreadable file is an InputError."""
-    from PIL import Image, UnidentifiedImageError
+    """An image file -> H x W x 3 uint8 RGB, 16-bit images scaled to 8 bits (the one reader of
+    `portable.image_io`); a missing path is an InputError, an unreadable file an
+    UnusableFileError."""
+    from ..portable.image_io import read_image_rgb
 
-    try:
-        with Image.open(str(path)) as im:
-            return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
-    except FileNotFoundError:
-        raise InputError(f"image {path} does not exist") from None
-    except IsADirectoryError:
-        raise InputError(f"image {path} is a folder, not an image file") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise InputError(f"cannot read image {path} ({exc}): give a PNG/JPEG file") from None
+    return read_image_rgb(path)
 
 
 def resize_labels_nearest(labels: np.ndarray, width: int, height: int) -> np.ndarray:

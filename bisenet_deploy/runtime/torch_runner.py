@@ -3,8 +3,8 @@
 The model is wrapped in `export.deploy_module.DeployModule` (in-graph resize, normalization,
 argmax, int32 labels), so PyTorch is timed and compared on exactly what the ONNX/engine computes.
 Host -> host like every runner: the numpy batch is copied to the device, run, synchronized and
-copied back inside `infer`. On a GPU the compute between H2D and D2H is also timed with CUDA
-events (`last_device_time_ms`).
+copied back inside `infer`. On a GPU, CUDA events split each call into host -> device copy,
+compute and device -> host copy (`last_phase_times_ms`; `last_device_time_ms` is the compute).
 
 Options: device "cpu"/"cuda[:i]", precision fp32/fp16 (fp16 on CUDA only: the DeployModule of an
 FP16 graph, half weights and activations, int32 labels / float32 logits out; a user-given graph
@@ -21,6 +21,8 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 from ..errors import InputError, MissingDependencyError, UserError
+from ..portable.phase_timing import (COMPUTE_DONE, CUDA_EVENTS, D2H_DONE, H2D_DONE, START,
+                                     torch_phase_events)
 from ..portable.runner_base import Runner, TensorSpec
 from ..portable.trt_runner import specs_from_record
 
@@ -107,6 +109,8 @@ class TorchRunner(Runner):
         self._cuda_graphs: Dict[tuple, Any] = {}
         self._events: Any = None
         self._device_ms: Optional[float] = None
+        self._phases_ms: Optional[Dict[str, float]] = None
+        self.phase_clock = None if device == "cpu" else CUDA_EVENTS
         self._half_graph = False  # fp16 through DeployModule's FP16 graph, else autocast
 
     def describe(self) -> str:
@@ -133,6 +137,9 @@ class TorchRunner(Runner):
     def last_device_time_ms(self) -> Optional[float]:
         return self._device_ms
 
+    def last_phase_times_ms(self) -> Optional[Dict[str, float]]:
+        return self._phases_ms
+
     # -- lifecycle -----------------------------------------------------------------------------
     def _activate(self) -> None:
         try:
@@ -152,8 +159,7 @@ class TorchRunner(Runner):
             graph = graph.to(memory_format=torch.channels_last)
         self._graph = graph
         if self.device != "cpu":
-            self._events = (torch.cuda.Event(enable_timing=True),
-                            torch.cuda.Event(enable_timing=True))
+            self._events = torch_phase_events(torch)
 
     def _build_graph(self, torch):
         if self._graph_in is not None:
@@ -221,12 +227,14 @@ class TorchRunner(Runner):
         return self._graph(x)
 
     def _to_device(self, batch: np.ndarray):
-        torch = self._torch
-        x = torch.from_numpy(batch)
+        x = self._torch.from_numpy(batch)
         if self.device != "cpu":
             x = x.to(self.device, non_blocking=False)
+        return x
+
+    def _layout(self, x):
         if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=self._torch.channels_last)
         return x
 
     def _captured(self, batch: np.ndarray):
@@ -234,7 +242,7 @@ class TorchRunner(Runner):
         torch = self._torch
         key = tuple(batch.shape)
         if key not in self._cuda_graphs:
-            static_in = self._to_device(batch)
+            static_in = self._layout(self._to_device(batch))
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side):  # warm-up outside the capture, as torch requires
@@ -251,31 +259,33 @@ class TorchRunner(Runner):
         torch = self._torch
         names = self.metadata["export"]["output_names"]
         with torch.inference_mode():
+            events = self._events  # None on the CPU: nothing is copied, nothing to split
             if self.device == "cpu":
-                outs = self._forward(self._to_device(batch))
-                self._device_ms = None
+                outs = self._forward(self._layout(self._to_device(batch)))
             elif self.cuda_graph:
                 static_in, outs, graph = self._captured(batch)
+                events.record(START)
                 static_in.copy_(torch.from_numpy(batch))  # H2D into the captured input
-                start, end = self._events
-                start.record()
+                events.record(H2D_DONE)
                 graph.replay()
-                end.record()
+                events.record(COMPUTE_DONE)
             else:
+                events.record(START)
                 x = self._to_device(batch)
-                start, end = self._events
-                start.record()
-                outs = self._forward(x)
-                end.record()
+                events.record(H2D_DONE)
+                outs = self._forward(self._layout(x))
+                events.record(COMPUTE_DONE)
             if not isinstance(outs, (tuple, list)):
                 outs = (outs,)
             if len(outs) != len(names):
                 raise UserError(f"the graph returned {len(outs)} outputs, the record names "
                                 f"{len(names)} ({', '.join(names)})")
             host = [o.cpu().numpy() for o in outs]  # D2H; synchronizes the stream
-            if self.device != "cpu":
-                end.synchronize()
-                self._device_ms = float(start.elapsed_time(end))
+            if events is not None:
+                events.record(D2H_DONE)
+                events.synchronize()
+                self._phases_ms = events.times_ms()
+                self._device_ms = self._phases_ms["compute"]
         result = {}
         for name, arr in zip(names, host):
             result[name] = arr.astype(np.int32 if name == "labels" else np.float32, copy=False)

@@ -337,9 +337,9 @@ def cmd_build(args):
     onnx_path, record = model_paths(manifest)
     precision = args.precision or default_precision(manifest)
     engine_path = os.path.abspath(args.output or default_engine_path(manifest, precision))
-    if os.path.exists(engine_path) and not args.force:
-        raise UserError("%s exists: pass --force to rebuild it, or -o for another path"
-                        % engine_path)
+    from bisenet_trt.ownership import check_replaceable
+    # without --force nothing is replaced; with it only an engine with the toolkit's sidecar
+    check_replaceable(engine_path, "engine", force=args.force)
     os.makedirs(os.path.dirname(engine_path), exist_ok=True)
     started = time.time()
     if args.trtexec:
@@ -462,6 +462,7 @@ def cmd_bench(args):
                 raise EngineError("output %r has NaN/Inf values after warm-up: the engine is "
                                   "broken (FP16 overflow?): rebuild with --fp32" % name)
         latencies, device = [], []
+        phases = dict((k, []) for k in ("h2d", "compute", "d2h"))  # CUDA events per part
         step = max(1, iters // 20)
         for i in range(iters):
             batch = batches[i % len(batches)]
@@ -471,6 +472,8 @@ def cmd_bench(args):
             dev = runner.last_device_time_ms()
             if dev is not None:
                 device.append(dev)
+            for name, ms in (runner.last_phase_times_ms() or {}).items():
+                phases[name].append(ms)
             if not args.quiet and (i + 1) % step == 0:
                 sys.stderr.write("\r  %d/%d" % (i + 1, iters))
                 sys.stderr.flush()
@@ -479,6 +482,8 @@ def cmd_bench(args):
         describe = runner.describe()
     e2e = timing_stats.summarize(latencies, batch=args.batch)
     dev_stats = timing_stats.summarize(device, batch=args.batch) if device else None
+    phase_stats = dict((k, timing_stats.summarize(v, batch=args.batch)) for k, v in
+                       phases.items()) if all(len(v) == iters for v in phases.values()) else None
     export = record["export"]
     print("bisenet-deploy Jetson bench: %s" % os.path.basename(engine_path))
     print("runner: %s" % describe)
@@ -488,6 +493,9 @@ def cmd_bench(args):
     print(timing_stats.format_summary(e2e, "end-to-end (host input -> host labels)"))
     if dev_stats:
         print(timing_stats.format_summary(dev_stats, "device compute (CUDA events)"))
+    if phase_stats:
+        print("copies and compute (CUDA events), median: h2d %.3f ms, compute %.3f ms, d2h %.3f "
+              "ms" % tuple(phase_stats[k]["median_ms"] for k in ("h2d", "compute", "d2h")))
     for summary, what in ((e2e, "end-to-end latency"), (dev_stats, "device time")):
         warning = timing_stats.stability_warning(summary, what) if summary else None
         if warning:
@@ -505,9 +513,11 @@ def cmd_bench(args):
         "buffers": len(variants),
         "batch": args.batch,
         "what_is_timed": "runner.infer: host float32 input -> H2D -> engine (in-graph resize, "
-                         "network, argmax) -> D2H labels; host preprocessing excluded",
+                         "network, resize of the logits back to the input size, argmax) -> D2H "
+                         "labels; host preprocessing excluded",
         "end_to_end": e2e,
         "device_compute": dev_stats,
+        "phases": phase_stats,
         "environment": {
             "machine": platform.machine(),
             "python": platform.python_version(),

@@ -1,0 +1,34 @@
+"""SIGTERM (a CI timeout, `kill`, a container stop) cleans up like Ctrl-C: no hidden staging
+folder or half bundle is left behind, and the exit code says what happened."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)],
+                         ids=["SIGTERM", "SIGINT"])
+def test_a_signal_during_the_jetson_export_removes_the_staging_folder(tmp_path, sig, code):
+    out = tmp_path / "bundle"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bisenet_deploy.cli.export_main", "jetson", "--input-size",
+         "128x64", "--model-size", "64x32", "-o", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    staging = []
+    while time.time() < deadline and proc.poll() is None and not staging:
+        staging = [n for n in os.listdir(tmp_path) if n.startswith(".bundle.")]
+        time.sleep(0.02)
+    assert staging, "the export finished or failed before its staging folder appeared"
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err
+    assert os.listdir(tmp_path) == []  # no .bundle.*.tmp, no half bundle
+    lines = [line for line in err.splitlines() if line.startswith("error:")
+             or "terminated" in line or "interrupted" in line]
+    assert lines and ("terminated" in lines[-1] or "interrupted" in lines[-1])
+    assert "Traceback" not in err
