@@ -74,7 +74,8 @@ def independent_reference(loaded, pixels, export):
     (in_w, in_h), (m_w, m_h) = export["input_size"], export["model_size"]
     x = F.interpolate(torch.from_numpy(pixels), size=(m_h, m_w), mode="bilinear",
                       align_corners=False)
-    x = (x / 255.0 - torch.tensor(meta.mean).view(1, 3, 1, 1)) / torch.tensor(meta.std).view(1, 3, 1, 1)
+    mean, std = torch.tensor(meta.mean).view(1, 3, 1, 1), torch.tensor(meta.std).view(1, 3, 1, 1)
+    x = (x / 255.0 - mean) / std
     with torch.no_grad():
         logits = F.interpolate(loaded.model.eval()(x), size=(in_h, in_w), mode="bilinear",
                                align_corners=False)

@@ -169,7 +169,8 @@ def test_coincheung_checkpoint_export_equals_their_network(tmp_path, exporter):
 
     x = F.interpolate(torch.from_numpy(pixels), size=(m_h, m_w), mode="bilinear",
                       align_corners=False)
-    x = (x / 255.0 - torch.tensor(CITY_MEAN).view(1, 3, 1, 1)) / torch.tensor(CITY_STD).view(1, 3, 1, 1)
+    mean, std = torch.tensor(CITY_MEAN).view(1, 3, 1, 1), torch.tensor(CITY_STD).view(1, 3, 1, 1)
+    x = (x / 255.0 - mean) / std
     with torch.no_grad():
         ref = F.interpolate(Ref(state).forward(x), size=(in_h, in_w), mode="bilinear",
                             align_corners=False).numpy()

@@ -1,10 +1,10 @@
 """`export_onnx(options)`: checkpoint -> simplified, checked, parity-proven ONNX for a TensorRT target.
 
 Steps (each logged with its time): validate options (before any work) -> build model -> export
-(exporters.py: torch.export-based, brought to the target's opset, or TorchScript) -> onnx-simplifier (a failure falls back to the
-unsimplified graph with a warning) -> fix Resize sizes to constants -> [FP16 type pass for an FP16
-graph (trt11 --precision fp16)] -> onnx.checker with full
-shape inference -> target check -> parity against PyTorch on onnxruntime CPU -> metadata ->
+(exporters.py: torch.export-based, brought to the target's opset, or TorchScript) ->
+onnx-simplifier (a failure falls back to the unsimplified graph with a warning) -> fix Resize
+sizes to constants -> [FP16 type pass for an FP16 graph (trt11 --precision fp16)] ->
+onnx.checker with full shape inference -> target check -> parity against PyTorch on onnxruntime CPU -> metadata ->
 atomic write. Nothing is written unless every step passed; an existing file is only ever
 replaced by an atomic rename.
 """
