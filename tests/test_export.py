@@ -56,6 +56,18 @@ def exported(loaded, tmp_path_factory):
     return get
 
 
+@pytest.fixture
+def reuse_export(exported, monkeypatch):
+    """For tests of the steps after the export: the pipeline's export step returns a copy of a
+    graph already exported (by the `exported` fixture) for `target` instead of exporting again."""
+    from bisenet_deploy.export import pipeline
+
+    def use(target):
+        graph = onnx.load(exported(target).path)
+        monkeypatch.setattr(pipeline, "torch_export", lambda *args, **kwargs: (graph, "dynamo"))
+    return use
+
+
 def _ort(path, image):
     session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
@@ -230,7 +242,8 @@ def test_trt11_fp16_is_an_fp16_graph_with_fp32_io(exported, exporter):
     assert result.parity.passed, result.parity.summary()
 
 
-def test_fp16_on_older_targets_keeps_an_fp32_graph(loaded, tmp_path):
+def test_fp16_on_older_targets_keeps_an_fp32_graph(loaded, tmp_path, reuse_export):
+    reuse_export("trt10")
     path = str(tmp_path / "x.onnx")
     result = export_onnx(ExportOptions(output_path=path, target="trt10", precision="fp16",
                                        simplify=False, parity=False, **SMALL), loaded=tuple(loaded))
@@ -290,7 +303,9 @@ def test_bad_sizes_are_clear_errors_and_leave_no_file(loaded, tmp_path, sizes, m
     assert os.listdir(tmp_path) == []
 
 
-def test_failed_export_leaves_an_existing_file_untouched(loaded, tmp_path, monkeypatch):
+def test_failed_export_leaves_an_existing_file_untouched(loaded, tmp_path, monkeypatch,
+                                                        reuse_export):
+    reuse_export("trt10")
     path = tmp_path / "out.onnx"
     previous = onnx.helper.make_model(onnx.helper.make_graph(
         [onnx.helper.make_node("Identity", ["x"], ["y"])], "previous",
@@ -318,9 +333,11 @@ def test_opset_override_outside_the_target_range_is_refused(loaded, tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-def test_failed_simplification_falls_back_with_a_warning(loaded, tmp_path, monkeypatch, caplog):
+def test_failed_simplification_falls_back_with_a_warning(loaded, tmp_path, monkeypatch, caplog,
+                                                         reuse_export):
     import onnxsim
 
+    reuse_export("trt8.2")
     def boom(model, *a, **k):
         raise RuntimeError("simulated onnxsim crash")
     monkeypatch.setattr(onnxsim, "simplify", boom)
