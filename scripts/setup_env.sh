@@ -17,8 +17,10 @@ if [ "$TORCH_SPEC" != "skip" ]; then
 fi
 # The editable install: setuptools reports it with a boxed "Editable installation" notice that pip
 # shows even with --quiet (a build-backend warning, not an error); this filter drops that notice.
+# serve: PyTriton's tritonserver and tritonclient, so the serving load tests run everywhere; PyTriton
+# pins numpy<2, so the whole suite runs on numpy 1.26
 PYTHONWARNINGS="${PYTHONWARNINGS:+$PYTHONWARNINGS,}ignore:Editable installation" \
-    python -m pip install --quiet -e ".[test]"
+    python -m pip install --quiet -e ".[test,serve]"
 # CI only: TensorRT's type stubs for the mypy check of the engine builder. They are installed
 # without dependencies (their dependency is TensorRT itself); never do this next to a real TensorRT.
 if [ -n "${CI_TYPE_STUBS:-}" ]; then

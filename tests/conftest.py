@@ -59,3 +59,19 @@ def tiny_export(tmp_path_factory):
         return made[output]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_dynamic_export(tmp_path_factory):
+    """A random-init ONNX with a dynamic batch 1:4:8 and both outputs (labels, logits) at the
+    tiny scale of `tiny_export`, made once per session (serving and repository tests)."""
+    from bisenet_deploy.checkpoint import load_model
+    from bisenet_deploy.export.pipeline import ExportOptions, export_onnx
+
+    folder = tmp_path_factory.mktemp("tiny-dynamic")
+    loaded = load_model(None, num_classes=19)
+    path = str(folder / "dyn.onnx")
+    export_onnx(ExportOptions(output_path=path, input_size=(128, 64), model_size=(64, 32),
+                              output="both", dynamic_batch=(1, 4, 8), parity=False,
+                              simplify=False), loaded=(loaded.model, loaded.metadata))
+    return path

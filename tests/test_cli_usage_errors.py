@@ -2,7 +2,7 @@
 
 import pytest
 
-from bisenet_deploy.cli import bench_main, export_main
+from bisenet_deploy.cli import bench_main, export_main, serve_main
 
 
 @pytest.mark.parametrize("main, argv, words", [
@@ -11,6 +11,8 @@ from bisenet_deploy.cli import bench_main, export_main
     (export_main.main, ["checkpoint"], ["--checkpoint", "checkpoint --help"]),
     (export_main.main, ["no-such-command"], ["invalid choice"]),
     (bench_main.main, ["--backend", "foo"], ["unknown backend 'foo'", "--help"]),
+    (export_main.main, ["triton", "--kind", "tpu"], ["invalid choice: 'tpu'", "triton --help"]),
+    (serve_main.main, ["--http-port", "x"], ["--http-port", "bisenet-serve --help"]),
 ])
 def test_usage_error_is_one_line(main, argv, words, capsys):
     with pytest.raises(SystemExit) as exc:

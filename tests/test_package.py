@@ -6,7 +6,7 @@ import sys
 import pytest
 
 COMMANDS = ["export_main", "build_engine_main", "bench_main", "compare_main", "eval_main",
-            "predict_main"]
+            "predict_main", "serve_main"]
 
 
 @pytest.mark.parametrize("modules, heavy", [
@@ -16,6 +16,10 @@ COMMANDS = ["export_main", "build_engine_main", "bench_main", "compare_main", "e
     # dataset presets and checkpoint reading load their libraries only when used
     ("bisenet_deploy.datasets", ("torch", "onnx", "onnxruntime")),
     ("bisenet_deploy.checkpoint", ("torch", "onnx", "safetensors")),
+    # serving: PyTriton and tritonclient only when a server or client is started
+    ("bisenet_deploy.serve.server, bisenet_deploy.serve.client, bisenet_deploy.serve.repository, "
+     "bisenet_deploy.bench.served, bisenet_deploy.cli.serve_main",
+     ("pytriton", "tritonclient", "torch", "onnxruntime", "onnx")),
 ])
 def test_import_is_light(modules, heavy):
     code = (f"import sys, {modules}; "
@@ -25,13 +29,14 @@ def test_import_is_light(modules, heavy):
 
 
 def help_without_tensorrt(command, argv):
-    """Run `command`'s main(argv) in a fresh interpreter where tensorrt and pycuda cannot be
-    imported (a meta-path hook blocks them even where they are installed)."""
+    """Run `command`'s main(argv) in a fresh interpreter where tensorrt, pycuda and the serving
+    packages (pytriton, tritonclient) cannot be imported (a meta-path hook blocks them even where
+    they are installed)."""
     code = (
         "import sys, importlib.abc\n"
         "class Block(importlib.abc.MetaPathFinder):\n"
         "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] in ('tensorrt', 'pycuda'):\n"
+        "        if name.split('.')[0] in ('tensorrt', 'pycuda', 'pytriton', 'tritonclient'):\n"
         "            raise ImportError('blocked ' + name)\n"
         "sys.meta_path.insert(0, Block())\n"
         f"from bisenet_deploy.cli.{command} import main\n"
@@ -41,7 +46,7 @@ def help_without_tensorrt(command, argv):
 
 @pytest.mark.parametrize("command, argv", [(c, ["--help"]) for c in COMMANDS] + [
     ("export_main", [sub, "--help"]) for sub in ("onnx", "check", "summary", "checkpoint",
-                                                 "jetson")])
+                                                 "jetson", "triton")])
 def test_help_works_without_tensorrt(command, argv):
     out = help_without_tensorrt(command, argv)
     assert out.returncode == 0, out.stderr

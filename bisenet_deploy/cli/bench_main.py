@@ -12,6 +12,7 @@ import shlex
 import sys
 
 from ..errors import InputError, UserError
+from . import bench_served
 from .common import add_logging_args, check_report_path, run_cli
 
 BACKENDS = ("tensorrt", "onnxruntime", "onnxruntime-cuda", "onnxruntime-trt", "torch",
@@ -107,6 +108,7 @@ def build_parser():
     out.add_argument("--plot", metavar="PATH", nargs="?", const="auto",
                      help="also write a PNG (histogram + trace per backend); without PATH: next "
                           "to the JSON report")
+    bench_served.add_server_args(p)
     add_logging_args(p)
     p.set_defaults(func=_run)
     return p
@@ -168,6 +170,11 @@ def _backend_problem(backend):
     """None when `backend` can run on this machine, else why not (runtime factory's check)."""
     from ..runtime.factory import backend_problem
     return backend_problem(backend)
+
+
+def _opener_by_name(args):
+    """opener(name) for a plain backend name (bisenet-bench --server's direct runner)."""
+    return lambda name: make_opener(args, {name: backend_spec_arg(name)})(name)
 
 
 def make_opener(args, specs):
@@ -247,6 +254,9 @@ def _run(args):
     from ..runtime.images import read_image
     from ..portable.fileio import check_writable
 
+    if args.server or args.concurrency:  # the served model, and optionally one direct runner
+        _check_args(args)
+        return bench_served.run_served(args, _opener_by_name)
     specs = _requested_backends(args)
     _check_args(args, specs.values())
     names = set(s.backend for s in specs.values())

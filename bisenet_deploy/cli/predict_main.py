@@ -33,6 +33,12 @@ def build_parser():
                    help="torch, torch-cuda, onnxruntime, onnxruntime-cuda, onnxruntime-trt, "
                         "tensorrt (default: from the model file given); torch with --onnx "
                         "runs PyTorch on that export's graph (with --checkpoint: its weights)")
+    p.add_argument("--server", metavar="HOST:PORT",
+                   help="segment on a Triton server instead (bisenet-serve, or a repository from "
+                        "bisenet-export triton): gRPC or HTTP, e.g. localhost:8001; the model's "
+                        "preprocessing and classes come from the server")
+    p.add_argument("--model-name", default="bisenet", metavar="NAME",
+                   help="with --server: the served model (default bisenet)")
     p.add_argument("--network-size", type=size_arg, default=(1024, 512), metavar="WxH",
                    help="PyTorch backends: network input size; the graph takes the first "
                         "image's size and resizes in-graph (default 1024x512, the paper's)")
@@ -89,14 +95,15 @@ def _first_image_size(inputs):
 
 
 def _run(args):
-    import numpy as np
-
-    from ..errors import InputError, SkippedInputsError, UnusableFileError
+    from ..errors import InputError
     from ..evaluation.backends import ModelSource, parse_spec
-    from ..evaluation.predict import check_outputs, collect_inputs, plan_outputs, predict_paths
+    from ..evaluation.predict import check_outputs, collect_inputs, plan_outputs
     from ..model.summary import check_model_size
     from ..portable.fileio import check_writable
 
+    if args.server and any((args.checkpoint, args.onnx, args.engine, args.backend)):
+        raise InputError("--server segments on the served model: leave out --checkpoint, --onnx, "
+                         "--engine and --backend")
     if not 0.0 <= args.alpha <= 1.0:
         raise InputError(f"--alpha must be between 0 and 1, got {args.alpha}")
     if os.path.exists(args.output) and not os.path.isdir(args.output):
@@ -108,13 +115,19 @@ def _run(args):
             check_model_size(*args.network_size)
         except InputError as exc:
             raise InputError(f"--network-size: {exc}") from None
+    inputs = collect_inputs(args.inputs)
+    kinds = ("labelIds",) if args.label_ids else ("labels", "overlay")
+    check_outputs(plan_outputs(inputs, args.output, kinds))  # before loading any model
+    if args.server:
+        from ..serve.client import ServedRunner
+
+        with ServedRunner(args.server, args.model_name) as runner:
+            return _predict(runner, inputs, args)
     spec = parse_spec(_default_backend(args))
     if spec.path:
         raise InputError("--backend takes a name only; give the model with --checkpoint, --onnx "
                          "or --engine")
     source = ModelSource.from_args(args)
-    inputs = collect_inputs(args.inputs)
-    check_outputs(plan_outputs(inputs, args.output))  # before loading any model
     record = None
     if spec.family == "torch" and args.onnx:  # PyTorch on exactly that export's graph
         from ..export.onnx_metadata import read_record
@@ -124,6 +137,17 @@ def _run(args):
         w, h = _first_image_size(inputs) or tuple(args.network_size)
         record = source.torch_record(spec, (w, h), tuple(args.network_size))
 
+    with source.open(spec, record) as runner:
+        return _predict(runner, inputs, args)
+
+
+def _predict(runner, inputs, args) -> int:
+    """Segment `inputs` with the active runner, print latencies, write pictures (and --json)."""
+    import numpy as np
+
+    from ..errors import SkippedInputsError, UnusableFileError
+    from ..evaluation.predict import predict_paths
+
     def show(entry):
         where = entry["input"] + ("" if entry["frame"] is None else f" frame {entry['frame']}")
         extra = "" if entry.get("device_ms") is None else f", device {entry['device_ms']:.1f} ms"
@@ -131,11 +155,10 @@ def _run(args):
               f"{extra}")
 
     skipped = []
-    with source.open(spec, record) as runner:
-        results = predict_paths(runner, inputs, args.output, alpha=args.alpha,
-                                max_frames=args.max_frames, legend=not args.no_legend,
-                                on_result=show, skipped=skipped, label_ids=args.label_ids)
-        describe = runner.describe()
+    results = predict_paths(runner, inputs, args.output, alpha=args.alpha,
+                            max_frames=args.max_frames, legend=not args.no_legend,
+                            on_result=show, skipped=skipped, label_ids=args.label_ids)
+    describe = runner.describe()
     listing = ", ".join(path for path, _ in skipped)
     if not results:
         raise UnusableFileError(f"none of the {len(skipped)} input(s) could be read (reasons "

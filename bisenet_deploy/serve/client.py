@@ -1,0 +1,192 @@
+"""A `Runner` whose model lives on a Triton Inference Server, so predict and bench use it unchanged.
+
+`ServedRunner("localhost:8001")` talks KServe v2 through tritonclient: over gRPC or HTTP as the
+address says (`grpc://`, `http://`), or, for a bare HOST:PORT, whichever the port answers (gRPC
+tried first). Activating it checks that the server and model are ready and reads the model's
+tensors (`/v2/models/<name>`) and its bisenet_deploy record from the configuration's parameters
+(`/v2/models/<name>/config`), both open on every Triton. `infer` sends the host batch and returns
+host arrays, like every runner: its latency is the served round trip.
+
+One client per runner: use one runner per thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from ..errors import InputError, MissingDependencyError, UserError
+from ..portable.install_hints import pip_extra
+from ..portable.runner_base import Runner, TensorSpec
+from .model_io import DEFAULT_MODEL_NAME, numpy_dtype, record_from_parameters, triton_datatype
+
+log = logging.getLogger(__name__)
+
+PROTOCOLS = ("grpc", "http")
+CLIENT_HINT = pip_extra("serve") + " (tritonclient[http,grpc])"
+
+
+def parse_server(text: str) -> Tuple[Optional[str], str, int]:
+    """'[grpc://|http://]HOST:PORT' -> (protocol or None, host, port)."""
+    raw = str(text).strip()
+    protocol = None
+    if "://" in raw:
+        protocol, raw = raw.split("://", 1)
+        protocol = protocol.lower()
+        if protocol not in PROTOCOLS:
+            raise InputError(f"--server {text!r}: the protocol must be grpc:// or http://")
+    raw = raw.rstrip("/")
+    host, sep, port = raw.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host  # [::1]
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InputError(f"--server {text!r} is not HOST:PORT (e.g. localhost:8001 for gRPC, "
+                         f"http://localhost:8000 for HTTP)")
+    return protocol, host, int(port)
+
+
+def import_client(protocol: str) -> Any:
+    try:
+        if protocol == "grpc":
+            import tritonclient.grpc as module
+        else:
+            import tritonclient.http as module
+    except ImportError:
+        raise MissingDependencyError(f"talking to a Triton server needs tritonclient: "
+                                     f"{CLIENT_HINT}") from None
+    return module
+
+
+def _one_line(exc: Exception) -> str:
+    """The useful last line of a tritonclient error (server tracebacks included)."""
+    text = str(getattr(exc, "message", lambda: None)() or exc).strip()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
+class ServedRunner(Runner):
+    """Runner contract over a model served by Triton (bisenet-serve or `bisenet-export triton`)."""
+
+    backend = "triton"
+
+    def __init__(self, server: str, model_name: str = DEFAULT_MODEL_NAME,
+                 timeout_s: float = 60.0):
+        super().__init__()
+        self.protocol, self.host, self.port = parse_server(server)
+        self.model_name = model_name
+        self.timeout_s = float(timeout_s)
+        self._client: Any = None
+        self._module: Any = None
+        self._input: Optional[TensorSpec] = None
+        self._outputs: List[TensorSpec] = []
+        self._max_batch = 0
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    def describe(self) -> str:
+        return f"triton {self.protocol or '?'}://{self.url} model {self.model_name}"
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def _connect(self, protocol: str) -> Any:
+        module = import_client(protocol)
+        if protocol == "grpc":
+            client = module.InferenceServerClient(self.url)
+            client.is_server_live(client_timeout=min(5.0, self.timeout_s))
+        else:
+            client = module.InferenceServerClient(self.url, connection_timeout=self.timeout_s,
+                                                  network_timeout=self.timeout_s)
+            client.is_server_live()
+        return module, client
+
+    def _activate(self) -> None:
+        tried = [self.protocol] if self.protocol else list(PROTOCOLS)
+        problems = []
+        for protocol in tried:
+            try:
+                self._module, self._client = self._connect(protocol)
+                self.protocol = protocol
+                break
+            except MissingDependencyError:
+                raise
+            except Exception as exc:  # refused, timed out, or the other protocol's port
+                problems.append(f"{protocol}: {_one_line(exc)}")
+        else:
+            raise UserError(f"no Triton server answers at {self.url} ({'; '.join(problems)}): "
+                            f"start one with `bisenet-serve`, or check --server")
+        try:
+            self._read_model()
+        except Exception:
+            self._close()
+            raise
+
+    def _call(self, what: str, func: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except Exception as exc:
+            raise UserError(f"{self.describe()}: {what} failed: {_one_line(exc)}") from None
+
+    def _read_model(self) -> None:
+        ready = self._call("the readiness check", self._client.is_model_ready, self.model_name)
+        if not ready:
+            raise UserError(f"the server at {self.url} has no ready model {self.model_name!r}: "
+                            f"check --model-name (bisenet-serve's default is {DEFAULT_MODEL_NAME})")
+        as_json = {"as_json": True} if self.protocol == "grpc" else {}
+        meta = self._call("reading the model metadata", self._client.get_model_metadata,
+                          self.model_name, **as_json)
+        config = self._call("reading the model config", self._client.get_model_config,
+                            self.model_name, **as_json)
+        config = config.get("config", config)  # gRPC wraps the config in {"config": ...}
+        self.metadata = record_from_parameters(config.get("parameters") or {},
+                                               f"model {self.model_name!r} at {self.url}")
+        self._max_batch = int(config.get("max_batch_size") or 0)
+        inputs = meta.get("inputs") or []
+        if len(inputs) != 1:
+            raise UserError(f"model {self.model_name!r} has {len(inputs)} inputs; bisenet-deploy "
+                            f"models have one image input")
+
+        def spec(t: Dict[str, Any]) -> TensorSpec:
+            return TensorSpec(t["name"], [int(d) for d in t["shape"]], numpy_dtype(t["datatype"]))
+
+        self._input = spec(inputs[0])
+        self._outputs = [spec(t) for t in meta.get("outputs") or []]
+
+    def _close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.close()
+            except Exception:  # closing a broken connection must not hide the real error
+                log.debug("closing the Triton client failed", exc_info=True)
+
+    def _deactivate(self) -> None:
+        self._close()
+
+    # -- specs and inference -------------------------------------------------------------------
+    def input_spec(self) -> TensorSpec:
+        if self._input is None:
+            raise UserError("the served model's input is known after activate()")
+        return self._input
+
+    def output_specs(self) -> List[TensorSpec]:
+        return list(self._outputs)
+
+    def _check_batch_size(self, n: int) -> None:
+        if self._max_batch and n > self._max_batch:
+            raise InputError(f"the served model takes batches of up to {self._max_batch} "
+                             f"images, got {n}")
+
+    def _infer(self, batch: np.ndarray) -> Dict[str, np.ndarray]:
+        module = self._module
+        spec = self.input_spec()
+        inp = module.InferInput(spec.name, list(batch.shape), triton_datatype(spec.dtype))
+        inp.set_data_from_numpy(batch)
+        outputs = [module.InferRequestedOutput(o.name) for o in self._outputs]
+        kwargs = {"client_timeout": self.timeout_s} if self.protocol == "grpc" else {}
+        result = self._call("inference", self._client.infer, self.model_name, [inp],
+                            outputs=outputs, **kwargs)
+        # copies: tritonclient's arrays are read-only views of the response buffer
+        return {o.name: np.array(result.as_numpy(o.name)) for o in self._outputs}

@@ -1,0 +1,94 @@
+"""The served model's tensors and metadata in Triton's terms, shared by the exported repository
+(`bisenet-export triton`), the PyTriton server (`bisenet-serve`) and the client runner.
+
+A client learns everything it needs to prepare images and read results from the model's
+configuration (`GET /v2/models/<name>/config`, open on every Triton): the full bisenet_deploy
+record as JSON under the parameter "bisenet_deploy", and the readable parts (classes, palette,
+mean/std, input size) as parameters of their own for people and other tools.
+
+Pure: numpy only.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Dict
+
+import numpy as np
+
+from ..errors import InputError
+from ..metadata import METADATA_KEY, dumps_record, loads_record
+
+#: numpy dtype name -> KServe v2 / Triton datatype (the config's TYPE_ names add a prefix)
+DATATYPES = {"float32": "FP32", "float16": "FP16", "float64": "FP64", "uint8": "UINT8",
+             "int8": "INT8", "int32": "INT32", "int64": "INT64", "bool": "BOOL"}
+#: the model name bisenet-serve and bisenet-export triton use unless told otherwise
+DEFAULT_MODEL_NAME = "bisenet"
+#: what Triton accepts as a model name (a folder name in the repository)
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def triton_datatype(dtype: Any) -> str:
+    """numpy dtype -> 'FP32', 'UINT8', 'INT32'..."""
+    name = np.dtype(dtype).name
+    if name not in DATATYPES:
+        raise InputError(f"tensors of type {name} cannot be served (Triton types: "
+                         f"{', '.join(sorted(DATATYPES))})")
+    return DATATYPES[name]
+
+
+def numpy_dtype(datatype: str) -> np.dtype:
+    """'FP32' or 'TYPE_FP32' -> numpy dtype."""
+    key = str(datatype).upper()
+    key = key[5:] if key.startswith("TYPE_") else key
+    for name, triton in DATATYPES.items():
+        if triton == key:
+            return np.dtype(name)
+    raise InputError(f"the served model has a tensor of type {datatype}, which bisenet-deploy "
+                     f"does not handle")
+
+
+def check_model_name(name: str) -> str:
+    if not name or not _MODEL_NAME.match(name):
+        raise InputError(f"model name {name!r}: use letters, digits, '_', '.' and '-' (it is a "
+                         f"folder name in the model repository and part of every URL)")
+    return name
+
+
+def metadata_parameters(record: Dict[str, Any]) -> Dict[str, str]:
+    """The model configuration's `parameters`: the whole record, then its readable parts."""
+    model = record["model"]
+    export = record.get("export") or {}
+    params = {METADATA_KEY: dumps_record(record),
+              "num_classes": str(model["num_classes"]),
+              "class_names": json.dumps(list(model["class_names"])),
+              "palette": json.dumps([list(c) for c in model["palette"]]),
+              "mean": json.dumps(list(model["mean"])),
+              "std": json.dumps(list(model["std"])),
+              "weights": str(model.get("weights", "checkpoint"))}
+    if export:
+        params.update({
+            "input_size": "%dx%d" % tuple(export["input_size"]),
+            "input_dtype": str(export["input_dtype"]),
+            "channel_order": str(export["channel_order"]),
+            "normalize": str(export["normalize"]),
+            "outputs": ",".join(export["output_names"]),
+        })
+    return params
+
+
+def record_from_parameters(parameters: Dict[str, Any], where: str) -> Dict[str, Any]:
+    """The record in a model configuration's parameters ({key: {"string_value": ...}} as Triton's
+    JSON gives them, or plain strings); a clear error for a model that carries none."""
+    entry = (parameters or {}).get(METADATA_KEY)
+    text = entry.get("string_value") if isinstance(entry, dict) else entry
+    if not text:
+        raise InputError(f"{where} carries no bisenet_deploy metadata (config parameter "
+                         f"{METADATA_KEY!r}): serve it with `bisenet-serve` or a repository from "
+                         f"`bisenet-export triton`")
+    record = loads_record(text)
+    if "export" not in record:
+        raise InputError(f"{where}: its bisenet_deploy metadata has no 'export' section")
+    return record
+

@@ -1,0 +1,236 @@
+"""The pieces of serving that need no server: libpython choice, addresses, batching, load loop."""
+
+import socket
+
+import numpy as np
+import pytest
+
+from bisenet_deploy.errors import InputError, MissingDependencyError, UserError
+from bisenet_deploy.portable.runner_base import Runner, TensorSpec
+
+
+# -- the Python backend's libpython ------------------------------------------------------------
+def _config(shared, libdir):
+    values = {"Py_ENABLE_SHARED": shared, "LIBDIR": libdir, "INSTSONAME": "libpython3.11.so.1.0"}
+    return values.get
+
+
+def test_a_shared_interpreter_puts_its_own_library_first(tmp_path):
+    from bisenet_deploy.serve.libpython import plan_library_path
+
+    (tmp_path / "libpython3.11.so.1.0").write_bytes(b"")
+    assert plan_library_path(_config(1, str(tmp_path)), "3.11.7",
+                             system_library=lambda s: pytest.fail("not asked"),
+                             version_of=lambda p: pytest.fail("not asked")) == str(tmp_path)
+
+
+def test_a_static_interpreter_uses_the_system_library_only_of_its_own_version(tmp_path):
+    from bisenet_deploy.serve.libpython import plan_library_path
+
+    static = _config(0, str(tmp_path))
+    assert plan_library_path(static, "3.11.7", system_library=lambda s: "libpython3.11.so.1.0",
+                             version_of=lambda p: "3.11.7") is None
+    with pytest.raises(MissingDependencyError) as exc:
+        plan_library_path(static, "3.11.7", system_library=lambda s: "libpython3.11.so.1.0",
+                          version_of=lambda p: "3.11.2")
+    message = str(exc.value)
+    assert "3.11.2" in message and "3.11.7" in message and "--enable-shared" in message
+    assert "\n" not in message
+    with pytest.raises(MissingDependencyError, match="neither this Python .* nor the system"):
+        plan_library_path(static, "3.11.7", system_library=lambda s: None,
+                          version_of=lambda p: None)
+
+
+def test_server_environment_prepends_the_library_folder_once(monkeypatch):
+    from bisenet_deploy.serve import libpython
+
+    monkeypatch.setattr(libpython, "plan_library_path", lambda: "/py/lib")
+    env = libpython.server_environment({"LD_LIBRARY_PATH": "/a:/py/lib:/b", "X": "1"})
+    assert env == {"LD_LIBRARY_PATH": "/py/lib:/a:/b", "X": "1"}
+    assert libpython.server_environment({})["LD_LIBRARY_PATH"] == "/py/lib"
+
+
+def test_this_interpreter_gets_a_working_plan():
+    """Here (pyenv's shared 3.11.7, or any CI Python) the plan is a folder or nothing, never an
+    error; and the version read from a library file is a real version string."""
+    import platform
+    import sysconfig
+
+    from bisenet_deploy.serve.libpython import library_version, plan_library_path
+
+    folder = plan_library_path()
+    assert folder is None or folder == sysconfig.get_config_var("LIBDIR")
+    if folder:
+        soname = sysconfig.get_config_var("INSTSONAME")
+        assert library_version(f"{folder}/{soname}") == platform.python_version()
+
+
+# -- addresses and ports -----------------------------------------------------------------------
+@pytest.mark.parametrize("text, expected", [
+    ("localhost:8001", (None, "localhost", 8001)),
+    ("grpc://10.1.2.3:9001", ("grpc", "10.1.2.3", 9001)),
+    ("HTTP://host:8000/", ("http", "host", 8000)),
+    ("[::1]:8001", (None, "::1", 8001)),
+])
+def test_server_addresses(text, expected):
+    from bisenet_deploy.serve.client import parse_server
+
+    assert parse_server(text) == expected
+
+
+@pytest.mark.parametrize("text", ["localhost", "ftp://h:1", "host:0", "host:http", ":8001"])
+def test_bad_server_addresses_are_refused(text):
+    from bisenet_deploy.serve.client import parse_server
+
+    with pytest.raises(InputError, match="--server"):
+        parse_server(text)
+
+
+def test_nothing_listening_is_one_clear_line():
+    pytest.importorskip("tritonclient.grpc")
+    from bisenet_deploy.serve.client import ServedRunner
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nobody listens there
+    with pytest.raises(UserError, match=r"no Triton server answers at 127\.0\.0\.1:%d" % port):
+        ServedRunner("127.0.0.1:%d" % port, timeout_s=5).activate()
+
+
+def test_a_port_in_use_is_refused_before_starting():
+    from bisenet_deploy.serve.server import check_port_free
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        port = s.getsockname()[1]
+        with pytest.raises(InputError, match="port %d on 127.0.0.1 is in use.*--grpc-port" % port):
+            check_port_free("127.0.0.1", port, "--grpc-port")
+    with pytest.raises(InputError, match="not a port number"):
+        check_port_free("127.0.0.1", 70000, "--http-port")
+
+
+# -- the served instance function --------------------------------------------------------------
+class TimesTwo(Runner):
+    """Doubles its input; takes batches within [lo, hi] only (a static export: lo == hi)."""
+
+    backend = "fake"
+
+    def __init__(self, lo, hi):
+        super().__init__()
+        self.lo, self.hi = lo, hi
+        self.calls = []
+        self.metadata = {"export": {"batch": {"dynamic": True, "min": lo, "max": hi}}}
+
+    def input_spec(self):
+        n = self.lo if self.lo == self.hi else -1
+        return TensorSpec("image", (n, 2), np.float32)
+
+    def output_specs(self):
+        return [TensorSpec("labels", (-1, 2), np.float32)]
+
+    def _activate(self):
+        pass
+
+    def _deactivate(self):
+        pass
+
+    def _check_batch_size(self, n):
+        assert self.lo <= n <= self.hi, n
+
+    def _infer(self, batch):
+        self.calls.append(batch.shape[0])
+        return {"labels": batch * 2}
+
+
+@pytest.mark.parametrize("lo, hi, calls", [(1, 1, [1] * 7), (3, 3, [3, 3, 3]), (1, 8, [7])])
+def test_gathered_requests_run_in_pieces_the_model_takes(lo, hi, calls):
+    from bisenet_deploy.serve.server import InstanceFunction
+
+    runner = TimesTwo(lo, hi).activate()
+    requests = [{"image": np.full((n, 2), float(i), np.float32)} for i, n in enumerate((2, 1, 4))]
+    results = InstanceFunction(runner)(requests)
+    assert runner.calls == calls  # a short last piece is padded to the static size
+    assert [r["labels"].shape[0] for r in results] == [2, 1, 4]
+    for i, result in enumerate(results):
+        assert np.array_equal(result["labels"], np.full_like(result["labels"], 2.0 * i))
+
+
+# -- the load loop ------------------------------------------------------------------------------
+class Flaky(object):
+    """A client whose every third request fails."""
+
+    def __init__(self):
+        self.count = 0
+
+    def infer(self, batch):
+        self.count += 1
+        if self.count % 3 == 0:
+            raise UserError("server said no")
+        return {"labels": batch}
+
+
+def test_a_level_counts_every_request_and_keeps_failures():
+    from bisenet_deploy.bench.served import run_level, split_requests
+
+    assert split_requests(10, 4) == [3, 3, 2, 2] and sum(split_requests(7, 7)) == 7
+    clients = [Flaky() for _ in range(3)]
+    level = run_level(clients, [np.zeros((2, 2), np.float32)], requests=9, warmup=0)
+    assert (level["ok"], level["failed"], level["concurrency"], level["batch"]) == (6, 3, 3, 2)
+    assert level["errors"] == ["UserError: server said no"]
+    assert level["latency_ms"]["count"] == 6 and level["images_per_s"] > 0
+    assert set(level["latency_ms"]) >= {"median_ms", "p90_ms", "p99_ms"}
+
+
+def test_overhead_rows_pair_served_and_direct_levels():
+    from bisenet_deploy.bench.served import overhead_rows
+
+    def level(target, n, median, rate):
+        return {"target": target, "concurrency": n, "images_per_s": rate,
+                "latency_ms": {"median_ms": median}}
+
+    rows = overhead_rows([level("served", 1, 5.0, 100.0), level("direct", 1, 2.0, 200.0),
+                          level("served", 2, 9.0, 150.0)])
+    assert rows == [{"concurrency": 1, "served_median_ms": 5.0, "direct_median_ms": 2.0,
+                     "overhead_ms": 3.0, "throughput_ratio": 0.5}]
+
+
+def test_triton_datatypes():
+    from bisenet_deploy.serve.model_io import numpy_dtype, triton_datatype
+
+    assert numpy_dtype("TYPE_INT32") == np.int32 and numpy_dtype("UINT8") == np.uint8
+    assert triton_datatype(np.float32) == "FP32" and triton_datatype("float16") == "FP16"
+    with pytest.raises(InputError):
+        triton_datatype(np.complex64)
+
+
+def test_without_the_serve_extra_the_commands_say_what_to_install(tiny_export, tmp_path):
+    from test_package import help_without_tensorrt  # blocks pytriton and tritonclient too
+
+    from PIL import Image
+
+    _, _, onnx = tiny_export("labels")
+    image = tmp_path / "street.png"
+    Image.new("RGB", (64, 32)).save(image)
+    for command, argv in (("serve_main", ["--onnx", onnx]),
+                          ("predict_main", ["--server", "127.0.0.1:1", str(image), "-o",
+                                            str(tmp_path / "out")]),
+                          ("bench_main", ["--server", "127.0.0.1:1", "--iters", "1"])):
+        out = help_without_tensorrt(command, argv)
+        err = out.stderr.strip()
+        assert out.returncode == 4, (command, err)
+        assert "pip install -e '.[serve]'" in err and "\n" not in err, (command, err)
+
+
+def test_a_bad_model_is_one_line_before_any_server_starts(tmp_path, capsys):
+    pytest.importorskip("pytriton", reason="bisenet-serve needs pip install -e '.[serve]'")
+    from bisenet_deploy.cli import serve_main
+
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"<html>not a model</html>")
+    code = serve_main.main(["--onnx", str(bad), "--http-port", "1", "--grpc-port", "2",
+                            "--metrics-port", "3"])
+    err = capsys.readouterr().err.strip()
+    assert code == 5 and "\n" not in err and "not a readable ONNX model" in err and str(bad) in err
+    code = serve_main.main(["--onnx", str(bad), "--http-port", "5", "--grpc-port", "5"])
+    assert code == 2 and "must differ" in capsys.readouterr().err
