@@ -117,6 +117,9 @@ class ExportInfo:
     precision: str
     opset: int
     batch: Dict[str, Any]
+    #: which PyTorch exporter wrote the graph: "dynamo" (torch.export-based) or "torchscript";
+    #: None in records made before the choice existed or without an ONNX export
+    exporter: Optional[str] = None
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)

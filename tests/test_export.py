@@ -2,6 +2,8 @@
 
 Small sizes (input 128x64 -> network 64x32) on the CoinCheung-variant network with seeded random
 weights keep each export to a few seconds; one `slow` test runs the real 2048x1024 -> 1024x512.
+The tests of what a graph must be (per target, per input variant, batch modes, FP16) run for
+both PyTorch exporters; the others use the default (`auto`: the torch.export-based one here).
 """
 
 import logging
@@ -12,6 +14,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
+import torch.nn.functional as F
 
 from bisenet_deploy.checkpoint import load_model, save_checkpoint
 from bisenet_deploy.errors import ExportError, InputError, NoMetadataError, ParityError
@@ -27,6 +30,7 @@ from bisenet_deploy.portable.fileio import sha256_file
 
 ARCH = "bisenetv2-coincheung"
 SMALL = dict(input_size=(128, 64), model_size=(64, 32))
+EXPORTERS = ["dynamo", "torchscript"]
 
 
 @pytest.fixture(scope="module")
@@ -36,18 +40,32 @@ def loaded():
 
 @pytest.fixture(scope="module")
 def exported(loaded, tmp_path_factory):
-    """Export once per target (outputs labels+logits) and share the files between tests."""
+    """Export once per target and exporter (outputs labels+logits) and share the files."""
     cache = {}
 
-    def get(target, **kwargs):
-        key = (target, tuple(sorted(kwargs.items())))
+    def get(target, exporter="dynamo", **kwargs):
+        key = (target, exporter, tuple(sorted(kwargs.items())))
         if key not in cache:
             path = str(tmp_path_factory.mktemp("onnx") / f"{target}.onnx")
             opts = ExportOptions(output_path=path, target=target, output="both",
-                                 **dict(SMALL, **kwargs))
+                                 exporter=exporter, **dict(SMALL, **kwargs))
             cache[key] = export_onnx(opts, loaded=tuple(loaded))
+            # never a silent fallback: the graph comes from the exporter asked for
+            assert cache[key].record["export"]["exporter"] == exporter
         return cache[key]
     return get
+
+
+@pytest.fixture
+def reuse_export(exported, monkeypatch):
+    """For tests of the steps after the export: the pipeline's export step returns a copy of a
+    graph already exported (by the `exported` fixture) for `target` instead of exporting again."""
+    from bisenet_deploy.export import pipeline
+
+    def use(target):
+        graph = onnx.load(exported(target).path)
+        monkeypatch.setattr(pipeline, "torch_export", lambda *args, **kwargs: (graph, "dynamo"))
+    return use
 
 
 def _ort(path, image):
@@ -61,14 +79,31 @@ def _elem_types(model):
     return {v.name: v.type.tensor_type.elem_type for v in list(g.input) + list(g.output)}
 
 
+def independent_reference(loaded, pixels, export):
+    """The textbook pipeline in plain PyTorch, sharing no code with DeployModule: bilinear resize
+    to the model size, (x / 255 - mean) / std, the network, bilinear resize back, argmax."""
+    meta = loaded.metadata
+    (in_w, in_h), (m_w, m_h) = export["input_size"], export["model_size"]
+    x = F.interpolate(torch.from_numpy(pixels), size=(m_h, m_w), mode="bilinear",
+                      align_corners=False)
+    mean, std = torch.tensor(meta.mean).view(1, 3, 1, 1), torch.tensor(meta.std).view(1, 3, 1, 1)
+    x = (x / 255.0 - mean) / std
+    with torch.no_grad():
+        logits = F.interpolate(loaded.model.eval()(x), size=(in_h, in_w), mode="bilinear",
+                               align_corners=False)
+    return logits.argmax(1).numpy(), logits.numpy()
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
 @pytest.mark.parametrize("target", ["trt8.2", "trt8.6", "trt10", "trt11"])
-def test_each_target_writes_a_checked_graph_matching_pytorch(exported, target):
-    result = exported(target)
+def test_each_target_writes_a_checked_graph_matching_pytorch(exported, loaded, target, exporter):
+    result = exported(target, exporter)
     model = onnx.load(result.path)
     onnx.checker.check_model(model, full_check=True)
     assert check_onnx(model, target) == []
     expected_opset = 13 if target == "trt8.2" else 17
     assert {o.domain: o.version for o in model.opset_import}[""] == expected_opset
+    assert read_record(result.path)["export"]["exporter"] == exporter
     assert result.parity.passed
     assert result.parity.labels_identical_pct >= 99.99
     assert result.parity.logits_rel_error <= 1e-4
@@ -79,12 +114,26 @@ def test_each_target_writes_a_checked_graph_matching_pytorch(exported, target):
     assert out["logits"].shape == (1, 19, 64, 128) and out["logits"].dtype == np.float32
     # labels are the argmax of the logits at the input size
     assert np.array_equal(out["labels"], np.argmax(out["logits"], axis=1))
+    # the graph computes what the plain PyTorch pipeline computes
+    ref_labels, ref_logits = independent_reference(loaded, make_parity_input(result.record, 1),
+                                                   result.record["export"])
+    assert np.max(np.abs(out["logits"] - ref_logits)) <= 1e-5 * np.max(np.abs(ref_logits))
+    assert np.mean(out["labels"] == ref_labels) >= 0.9999
     # no aux heads
     assert not any("aux" in n.name.lower() for n in model.graph.node)
 
 
-def test_trt82_graph_has_no_uint8_or_int64_and_old_opset(exported):
-    model = onnx.load(exported("trt8.2").path)
+@pytest.mark.parametrize("target", ["trt8.2", "trt10"])
+def test_dynamo_graph_has_no_more_nodes_than_the_torchscript_one(exported, target):
+    """Graph quality after onnx-simplifier: the default exporter costs no extra nodes."""
+    dynamo, torchscript = exported(target, "dynamo"), exported(target, "torchscript")
+    assert dynamo.simplified and torchscript.simplified
+    assert 0 < dynamo.num_nodes <= torchscript.num_nodes
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_trt82_graph_has_no_uint8_or_int64_and_old_opset(exported, exporter):
+    model = onnx.load(exported("trt8.2", exporter).path)
     assert model.opset_import[0].version <= 13
     tp = onnx.TensorProto
     types = _elem_types(model)
@@ -111,13 +160,15 @@ def test_uint8_input_is_refused_for_trt82_with_the_reason(loaded, tmp_path):
     assert not path.exists()
 
 
+@pytest.mark.parametrize("exporter", EXPORTERS)
 @pytest.mark.parametrize("kwargs", [
     dict(target="trt10", input_dtype="uint8", channel_order="bgr"),
     dict(target="trt8.2", normalize="none"),
     dict(target="trt8.2", channel_order="bgr"),
 ])
-def test_input_variants_match_pytorch(exported, kwargs):
-    result = exported(kwargs["target"], **{k: v for k, v in kwargs.items() if k != "target"})
+def test_input_variants_match_pytorch(exported, kwargs, exporter):
+    result = exported(kwargs["target"], exporter,
+                      **{k: v for k, v in kwargs.items() if k != "target"})
     model = onnx.load(result.path)
     assert check_onnx(model, kwargs["target"]) == []
     assert result.parity.passed, result.parity.summary()
@@ -139,14 +190,17 @@ def test_bgr_graph_gives_the_rgb_answer_for_the_same_picture(exported):
     assert np.max(np.abs(a["logits"] - b["logits"])) <= 1e-4 * np.max(np.abs(a["logits"]))
 
 
-def test_dynamic_batch_graph_runs_several_batch_sizes(exported):
-    result = exported("trt8.2", dynamic_batch=(1, 2, 4))
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_dynamic_batch_graph_runs_several_batch_sizes(exported, exporter):
+    result = exported("trt8.2", exporter, dynamic_batch=(1, 2, 4))
     model = onnx.load(result.path)
     assert check_onnx(model, "trt8.2") == []
     assert result.record["export"]["batch"] == {"dynamic": True, "min": 1, "opt": 2, "max": 4}
     assert result.parity.batch == 2 and result.parity.passed
     dim0 = model.graph.input[0].type.tensor_type.shape.dim[0]
     assert not dim0.HasField("dim_value")
+    assert all(v.type.tensor_type.shape.dim[0].dim_param == "batch"
+               for v in list(model.graph.input) + list(model.graph.output))
     # the in-graph resizes use constant scales: the batch is not in them
     consts = {i.name for i in model.graph.initializer} | \
         {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
@@ -161,8 +215,9 @@ def test_dynamic_batch_graph_runs_several_batch_sizes(exported):
     assert np.array_equal(out3["labels"][0], out1["labels"][0])
 
 
-def test_static_batch_and_no_simplify_still_have_constant_resizes(exported):
-    result = exported("trt8.2", batch=2, simplify=False)
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_static_batch_and_no_simplify_still_have_constant_resizes(exported, exporter):
+    result = exported("trt8.2", exporter, batch=2, simplify=False)
     assert not result.simplified
     model = onnx.load(result.path)
     assert check_onnx(model, "trt8.2") == []
@@ -170,8 +225,9 @@ def test_static_batch_and_no_simplify_still_have_constant_resizes(exported):
     assert result.parity.passed and result.parity.batch == 2
 
 
-def test_trt11_fp16_is_an_fp16_graph_with_fp32_io(exported):
-    result = exported("trt11", precision="fp16")
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_trt11_fp16_is_an_fp16_graph_with_fp32_io(exported, exporter):
+    result = exported("trt11", exporter, precision="fp16")
     model = onnx.load(result.path)
     tp = onnx.TensorProto
     assert check_onnx(model, "trt11") == []
@@ -186,7 +242,8 @@ def test_trt11_fp16_is_an_fp16_graph_with_fp32_io(exported):
     assert result.parity.passed, result.parity.summary()
 
 
-def test_fp16_on_older_targets_keeps_an_fp32_graph(loaded, tmp_path):
+def test_fp16_on_older_targets_keeps_an_fp32_graph(loaded, tmp_path, reuse_export):
+    reuse_export("trt10")
     path = str(tmp_path / "x.onnx")
     result = export_onnx(ExportOptions(output_path=path, target="trt10", precision="fp16",
                                        simplify=False, parity=False, **SMALL), loaded=tuple(loaded))
@@ -246,7 +303,9 @@ def test_bad_sizes_are_clear_errors_and_leave_no_file(loaded, tmp_path, sizes, m
     assert os.listdir(tmp_path) == []
 
 
-def test_failed_export_leaves_an_existing_file_untouched(loaded, tmp_path, monkeypatch):
+def test_failed_export_leaves_an_existing_file_untouched(loaded, tmp_path, monkeypatch,
+                                                        reuse_export):
+    reuse_export("trt10")
     path = tmp_path / "out.onnx"
     previous = onnx.helper.make_model(onnx.helper.make_graph(
         [onnx.helper.make_node("Identity", ["x"], ["y"])], "previous",
@@ -274,9 +333,11 @@ def test_opset_override_outside_the_target_range_is_refused(loaded, tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-def test_failed_simplification_falls_back_with_a_warning(loaded, tmp_path, monkeypatch, caplog):
+def test_failed_simplification_falls_back_with_a_warning(loaded, tmp_path, monkeypatch, caplog,
+                                                         reuse_export):
     import onnxsim
 
+    reuse_export("trt8.2")
     def boom(model, *a, **k):
         raise RuntimeError("simulated onnxsim crash")
     monkeypatch.setattr(onnxsim, "simplify", boom)

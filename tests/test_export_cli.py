@@ -19,6 +19,7 @@ def test_export_onnx_cli_writes_a_proven_graph_and_prints_a_summary(tmp_path, ca
     assert f"wrote {out}" in printed.out
     assert "parity  labels identical" in printed.out
     assert "trt8.2 opset 13" in printed.out
+    assert "exporter dynamo" in printed.out  # the default: torch.export-based where available
     assert "RANDOM" in printed.err  # the loud warning about random weights
     record = read_record(str(out))
     assert record["export"]["batch"] == {"dynamic": True, "min": 1, "opt": 1, "max": 2}

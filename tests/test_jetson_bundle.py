@@ -146,6 +146,22 @@ def test_bundle_onnx_passes_the_trt82_check(built):
     assert record["export"]["target"] == "trt8.2"
     assert record["export"]["input_dtype"] == "float32"
     assert record["export"]["normalize"] == "in-graph"
+    # the default exporter is the torch.export-based one, brought to opset 13
+    assert record["export"]["exporter"] == "dynamo"
+    assert load_manifest(built.path)["export_options"]["exporter"] == "auto"
+
+
+def test_torchscript_bundle_passes_the_same_checks(checkpoint, tmp_path):
+    """The TorchScript fallback makes a bundle the same checks accept."""
+    from bisenet_deploy.export.check import check_onnx
+
+    result = jb.build_bundle(jb.BundleOptions(
+        output_dir=str(tmp_path / "ts"), checkpoint=checkpoint, input_size=INPUT,
+        model_size=MODEL, exporter="torchscript"))
+    assert check_onnx(result.onnx_path, "trt8.2") == []
+    assert bundle_record(result.path)["export"]["exporter"] == "torchscript"
+    assert result.parity["passed"] is True
+    assert jb.verify_bundle(result.path) == []
 
 
 def test_bundle_python_is_36_and_self_contained(built):
@@ -400,6 +416,9 @@ def test_cli_refuses_export_options_with_onnx(tmp_path, capsys):
                str(tmp_path / "b")])
     assert rc == 2
     assert "so --input-size would be ignored" in capsys.readouterr().err
+    assert main(["jetson", "--onnx", str(onnx_path), "--exporter", "dynamo", "-o",
+                 str(tmp_path / "b")]) == 2
+    assert "so --exporter would be ignored" in capsys.readouterr().err
     assert sorted(os.listdir(str(tmp_path))) == ["m.onnx"]
 
 

@@ -56,24 +56,16 @@ def make_record(output="labels", dynamic=False, input_dtype="float32"):
 
 
 def export_onnx(path, net, record):
+    """The deploy graph of `net` for `record`, exported by the library's exporter (the default:
+    torch.export-based where available), with the record in its metadata."""
     import onnx
 
     from bisenet_deploy.export.deploy_module import DeployModule
+    from bisenet_deploy.export.exporters import export_graph
     from bisenet_deploy.export.onnx_metadata import set_record
 
-    graph = DeployModule(net, record).eval()
-    export = record["export"]
-    n = 2 if export["batch"]["dynamic"] else export["batch"]["size"]
-    dtype = torch.uint8 if export["input_dtype"] == "uint8" else torch.float32
-    example = torch.zeros(n, 3, INPUT_H, INPUT_W, dtype=dtype)
-    axes = None
-    if export["batch"]["dynamic"]:
-        axes = {"image": {0: "batch"}}
-        axes.update({name: {0: "batch"} for name in export["output_names"]})
-    torch.onnx.export(graph, (example,), str(path), input_names=["image"],
-                      output_names=list(export["output_names"]), opset_version=17,
-                      dynamic_axes=axes, dynamo=False)
-    model = onnx.load(str(path))
+    model, _ = export_graph(DeployModule(net, record), ExportInfo.from_dict(record["export"]),
+                            opset=17)
     set_record(model, record)
     onnx.save(model, str(path))
     return str(path)

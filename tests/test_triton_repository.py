@@ -140,14 +140,14 @@ def test_existing_output_is_replaced_only_when_ours_and_forced(tmp_path, tiny_dy
     assert parse_config(repo / "bisenet" / "config.pbtxt").max_batch_size == 4
 
     (repo / "notes.txt").write_text("mine")  # a file this tool did not write
-    with pytest.raises(UserError, match="did not write .*notes.txt"):
+    with pytest.raises(UserError, match=r"manifest does not list \(notes.txt\)"):
         build_repository(RepositoryOptions(str(repo), force=True, **opts))
     assert (repo / "notes.txt").read_text() == "mine"
 
     foreign = tmp_path / "models"
     (foreign / "other" / "1").mkdir(parents=True)
     (foreign / "other" / "config.pbtxt").write_text('name: "other"')
-    with pytest.raises(UserError, match="no readable manifest.json"):
+    with pytest.raises(UserError, match="it has no manifest.json"):
         build_repository(RepositoryOptions(str(foreign), force=True, **opts))
     assert (foreign / "other" / "config.pbtxt").read_text() == 'name: "other"'
     assert sorted(os.listdir(tmp_path)) == ["models", "repo"]  # no staging folder left behind

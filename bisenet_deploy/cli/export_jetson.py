@@ -42,6 +42,9 @@ def register(sub) -> None:
                            "is full rate on the TX2)")
     prec.add_argument("--fp32", dest="precision", action="store_const", const="fp32",
                       help="build_engine.sh builds FP32 unless told otherwise")
+    p.add_argument("--exporter", choices=["auto", "dynamo", "torchscript"], default=None,
+                   help="PyTorch exporter, as for `bisenet-export onnx` (default auto: the "
+                        "torch.export-based one brought to opset 13, else TorchScript)")
     p.add_argument("--no-simplify", action="store_true", help="skip onnx-simplifier")
     p.add_argument("-o", "--output-dir", required=True, metavar="DIR", help="bundle folder")
     p.add_argument("--tar", action="store_true",
@@ -61,7 +64,8 @@ def _run(args: argparse.Namespace) -> int:
         ignored = [flag for flag, value in (
             ("--checkpoint", args.checkpoint), ("--arch", args.arch), ("--dataset", args.dataset),
             ("--num-classes", args.num_classes), ("--input-size", args.input_size),
-            ("--model-size", args.model_size), ("--channel-order", args.channel_order))
+            ("--model-size", args.model_size), ("--channel-order", args.channel_order),
+            ("--exporter", args.exporter))
             if value is not None]
         if ignored:
             raise InputError(f"--onnx bundles the ONNX as it was exported, so "
@@ -73,7 +77,8 @@ def _run(args: argparse.Namespace) -> int:
         input_size=tuple(args.input_size or BundleOptions.input_size),
         model_size=tuple(args.model_size or BundleOptions.model_size),
         channel_order=args.channel_order, output=args.output, precision=args.precision,
-        simplify=not args.no_simplify, tar=args.tar, force=args.force))
+        simplify=not args.no_simplify, tar=args.tar, force=args.force,
+        exporter=args.exporter or BundleOptions.exporter))
     model = result.manifest["model"]
     print(f"bundle:  {result.path} ({result.file_count} files)")
     print(f"model:   {model['onnx']} ({model['arch']}, {model['dataset']}, input "

@@ -47,6 +47,10 @@ def register(sub) -> None:
                         "(default fp32)")
     g.add_argument("--opset", type=int, default=None,
                    help="override the target's opset (within the range the target accepts)")
+    g.add_argument("--exporter", choices=("auto", "dynamo", "torchscript"), default="auto",
+                   help="PyTorch exporter: dynamo (torch.export-based, brought to the target's "
+                        "opset), torchscript (the deprecated tracer), or auto (default): dynamo "
+                        "where this torch has it, else TorchScript with a warning saying why")
     b = g.add_mutually_exclusive_group()
     b.add_argument("--batch", type=int, default=1, help="static batch size (default 1)")
     b.add_argument("--dynamic-batch", type=batch_profile_arg, default=None, metavar="MIN:OPT:MAX",
@@ -70,7 +74,7 @@ def _run(args) -> int:
         normalize=args.normalize, channel_order=args.channel_order, input_dtype=args.input_dtype,
         output=args.output, target=args.target, precision=args.precision,
         dynamic_batch=args.dynamic_batch, batch=args.batch, simplify=not args.no_simplify,
-        parity=not args.skip_parity, opset=args.opset)
+        parity=not args.skip_parity, opset=args.opset, exporter=args.exporter)
     result = export_onnx(options)
     info = result.record["export"]
     model = result.record["model"]
@@ -86,7 +90,8 @@ def _run(args) -> int:
           f"batch {batch_text}")
     print(f"  network {info['model_size'][0]}x{info['model_size'][1]}; outputs "
           f"{', '.join(info['output_names'])}")
-    print(f"  target  {info['target']} opset {info['opset']}, precision {info['precision']}")
+    print(f"  target  {info['target']} opset {info['opset']}, precision {info['precision']}, "
+          f"exporter {info['exporter']}")
     if result.parser is not None:
         print(f"  parser  {result.parser.summary()}")
     else:

@@ -213,14 +213,20 @@ class DeployModule(nn.Module):
             return param.dtype
         return torch.float16 if self.fp16 else torch.float32
 
-    def _resize(self, x: torch.Tensor, height: int, width: int) -> torch.Tensor:
-        if (x.shape[-2], x.shape[-1]) == (height, width):
+    def _resize(self, x: torch.Tensor, source: Tuple[int, int], target: Tuple[int, int]
+                ) -> torch.Tensor:
+        """Bilinear resize from `source` to `target` (height, width), both known statically.
+
+        The sizes come from the record, never from `x.shape`: reading a shape while the
+        TorchScript exporter traces turns it into a tensor (TracerWarning, a value baked in).
+        """
+        if source == target:
             return x
         if self.dynamic_batch:
-            scales = (resize_scale(x.shape[-2], height), resize_scale(x.shape[-1], width))
+            scales = (resize_scale(source[0], target[0]), resize_scale(source[1], target[1]))
             return F.interpolate(x, scale_factor=scales, mode="bilinear", align_corners=False,
                                  recompute_scale_factor=False)
-        return F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False)
+        return F.interpolate(x, size=target, mode="bilinear", align_corners=False)
 
     def forward(self, image: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         x = image
@@ -228,7 +234,9 @@ class DeployModule(nn.Module):
         dtype = self._compute_dtype()
         if x.dtype != dtype:
             x = x.to(dtype)
-        x = self._resize(x, self.model_h, self.model_w)
+        # the input is at the record's input size; the network returns logits at its own input
+        # size (the model size), as every BiSeNet V2 head does
+        x = self._resize(x, (self.in_h, self.in_w), (self.model_h, self.model_w))
         if self.normalize:
             if self.folded:
                 x = x - self.pixel_mean
@@ -239,7 +247,7 @@ class DeployModule(nn.Module):
         logits = self.net(x)
         if isinstance(logits, (tuple, list)):  # a train-mode model: keep the main head only
             logits = logits[0]
-        logits = self._resize(logits, self.in_h, self.in_w)
+        logits = self._resize(logits, (self.model_h, self.model_w), (self.in_h, self.in_w))
         outputs = []
         for name in self.output_names:
             if name == "labels":

@@ -1,17 +1,17 @@
 """`export_onnx(options)`: checkpoint -> simplified, checked, parity-proven ONNX for a TensorRT target.
 
 Steps (each logged with its time): validate options (before any work) -> build model -> export
-(TorchScript exporter, opset per target) -> onnx-simplifier (a failure falls back to the
-unsimplified graph with a warning) -> fix Resize sizes to constants -> [FP16 type pass for an FP16
-graph (trt11 --precision fp16)] -> onnx.checker with full
-shape inference -> target check -> TensorRT's parser (if installed) -> parity against PyTorch on
-onnxruntime CPU -> metadata -> atomic write. Nothing is written unless every step passed; an existing file is only ever
+(exporters.py: torch.export-based, brought to the target's opset, or TorchScript) ->
+onnx-simplifier (a failure falls back to the unsimplified graph with a warning) -> fix Resize
+sizes to constants -> [FP16 type pass for an FP16 graph (trt11 --precision fp16)] ->
+onnx.checker with full shape inference -> target check -> TensorRT's parser (if installed) ->
+parity against PyTorch on onnxruntime CPU -> metadata ->
+atomic write. Nothing is written unless every step passed; an existing file is only ever
 replaced by an atomic rename.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import time
@@ -64,6 +64,7 @@ class ExportOptions:
     parity: bool = True
     opset: Optional[int] = None
     parity_seed: int = 0
+    exporter: str = "auto"  # exporters.EXPORTERS
 
 
 @dataclass
@@ -125,6 +126,9 @@ def validate_options(options: ExportOptions) -> Tuple[TargetRules, int]:
         raise InputError(f"--batch must be >= 1, got {options.batch}")
     rules, opset = validate_target_options(options.target, input_dtype=options.input_dtype,
                                            precision=options.precision, opset=options.opset)
+    from .exporters import validate_exporter
+
+    validate_exporter(options.exporter)
     if options.output_path is not None and os.path.isdir(options.output_path):
         raise InputError(f"-o {options.output_path!r} is a folder; give a file name ending .onnx")
     if options.output_path is not None:
@@ -204,34 +208,12 @@ def _load(options: ExportOptions):
     return loaded.model, loaded.metadata
 
 
-def torch_export(module: Any, info: ExportInfo, opset: int) -> Any:
-    """Trace `module` with the TorchScript exporter into an onnx.ModelProto (in memory)."""
-    import onnx
-    import torch
+def torch_export(module: Any, info: ExportInfo, opset: int, exporter: str,
+                 rules: Optional[TargetRules] = None) -> Tuple[Any, str]:
+    """`module` as an onnx.ModelProto at `opset` (in memory), and the exporter that made it."""
+    from .exporters import export_graph
 
-    batch = info.batch
-    n = int(batch["opt"] if batch.get("dynamic") else batch["size"])
-    w, h = info.input_size
-    dtype = torch.uint8 if info.input_dtype == "uint8" else torch.float32
-    example = torch.zeros((n, 3, h, w), dtype=dtype)
-    dynamic_axes = None
-    if batch.get("dynamic"):
-        dynamic_axes = {info.input_name: {0: "batch"}}
-        dynamic_axes.update({name: {0: "batch"} for name in info.output_names})
-    buffer = io.BytesIO()
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            # a BytesIO is accepted as the file argument (the stubs only name paths)
-            torch.onnx.export(
-                module, (example,), buffer,  # type: ignore[arg-type]
-                dynamo=False, opset_version=opset,
-                input_names=[info.input_name], output_names=list(info.output_names),
-                dynamic_axes=dynamic_axes, do_constant_folding=True)
-    except Exception as exc:
-        raise ExportError(f"torch.onnx.export failed at opset {opset}: {type(exc).__name__}: "
-                          f"{exc}") from None
-    return onnx.load_from_string(buffer.getvalue())
+    return export_graph(module, info, opset, exporter, rules)
 
 
 def simplify(model: Any) -> Tuple[Any, bool]:
@@ -366,8 +348,9 @@ def export_onnx(options: ExportOptions, loaded: Optional[Tuple[Any, ModelMetadat
     fp16_graph = rules.graph_precision(options.precision) == "fp16"
     trace_record = dict(record, export=dict(record["export"], precision="fp32"))
     module = DeployModule(model, trace_record)
-    onnx_model = steps.run(f"export (opset {opset})", torch_export, module,
-                           ExportInfo.from_dict(record["export"]), opset)
+    onnx_model, record["export"]["exporter"] = steps.run(
+        f"export (opset {opset})", torch_export, module, ExportInfo.from_dict(record["export"]),
+        opset, options.exporter, rules)
     simplified = False
     if options.simplify:
         onnx_model, simplified = steps.run("onnx-simplifier", simplify, onnx_model)

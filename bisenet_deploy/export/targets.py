@@ -2,17 +2,17 @@
 
 Facts: docs/tensorrt-versions.md (sections 1-3). Why these choices:
 
-* Exporter: PyTorch's TorchScript exporter (`torch.onnx.export(..., dynamo=False)`) for every
-  target. It is the only one that can write opset <= 13 (the TX2's TensorRT 8.2 parses nothing
-  newer; the torch.export-based exporter writes opset >= 18 and its down-conversion to 13 fails),
-  and using one exporter everywhere means one graph structure, one set of graph fixes and one
-  parity story for all targets. It is also ~100x faster to export than the dynamo exporter here.
+* Exporter: any target's graph can come from either PyTorch exporter (exporters.py). The
+  torch.export-based one (`dynamo=True`, the default) writes opset 18; opset_convert.py brings it
+  down to the target's opset and op forms (onnx's version converter plus passes for what it
+  lacks), and the same rules below are checked on the result. The TorchScript exporter
+  (`dynamo=False`, deprecated by PyTorch) writes opset 11-20 directly and stays as the fallback.
 * Opset: trt8.2 defaults to 13 (its maximum; 11-13 allowed). The other targets default to 17,
   the newest opset in which ReduceMean still takes `axes` as an attribute (opset 18 moved it to
   an input, which TensorRT 8.2 misreads as "reduce everything"); every TensorRT from 8.6 parses
   it, and nothing in BiSeNet V2 needs a newer op. trt8.6 accepts 11-17 (onnx-tensorrt 8.6 parses
   up to 17), trt10 accepts 11-20 (10.0/10.1 parse 9-20), trt11 11-20 (the TorchScript exporter's
-  ceiling; 10.15+ parse up to 24).
+  ceiling; 10.15+ parse up to 24). `--opset 18` gives the dynamo exporter's own graph unconverted.
 * Input dtype: UINT8 exists from TensorRT 8.5 (as a network input/output only); 8.2 has no UINT8
   type at all, so trt8.2 refuses `--input-dtype uint8`.
 * Precision: TensorRT 11 dropped every precision builder flag (networks are strongly typed), so
@@ -75,7 +75,6 @@ class TargetRules:
     name: str
     tensorrt: str                 # versions this target stands for
     devices: str                  # where that TensorRT runs
-    exporter: str                 # "torchscript" (torch.onnx.export dynamo=False)
     default_opset: int
     min_opset: int
     max_opset: int
@@ -104,24 +103,24 @@ class TargetRules:
 TARGETS: Dict[str, TargetRules] = {
     "trt8.2": TargetRules(
         name="trt8.2", tensorrt="8.2", devices="Jetson TX2 / JetPack 4.6, older desktops",
-        exporter="torchscript", default_opset=13, min_opset=11, max_opset=13,
+        default_opset=13, min_opset=11, max_opset=13,
         uint8_input=False, int64_io=False, reduce_mean_axes_attribute=True,
         resize_modes=frozenset({"nearest", "linear"}), fp16_graph=False),
     # opset ceiling 17, UINT8 input and Resize modes: inferred, not documented (see above)
     "trt8.6": TargetRules(
         name="trt8.6", tensorrt="8.5-8.6", devices="GTX 1080 Ti and other Pascal (SM 6.x) GPUs",
-        exporter="torchscript", default_opset=17, min_opset=11, max_opset=17,
+        default_opset=17, min_opset=11, max_opset=17,
         uint8_input=True, int64_io=False, reduce_mean_axes_attribute=False,
         resize_modes=frozenset({"nearest", "linear"}), fp16_graph=False),
     "trt10": TargetRules(
         name="trt10", tensorrt="10.x", devices="Turing/Ampere/Ada/Hopper desktops and servers",
-        exporter="torchscript", default_opset=17, min_opset=11, max_opset=20,
+        default_opset=17, min_opset=11, max_opset=20,
         uint8_input=True, int64_io=True, reduce_mean_axes_attribute=False,
         resize_modes=frozenset({"nearest", "linear", "cubic"}), fp16_graph=False),
     # opset range: our choice, nothing documented about 11.x's parser (see above)
     "trt11": TargetRules(
         name="trt11", tensorrt="11.x", devices="Turing and newer; strongly typed networks",
-        exporter="torchscript", default_opset=17, min_opset=11, max_opset=20,
+        default_opset=17, min_opset=11, max_opset=20,
         uint8_input=True, int64_io=True, reduce_mean_axes_attribute=False,
         resize_modes=frozenset({"nearest", "linear", "cubic"}), fp16_graph=True),
 }

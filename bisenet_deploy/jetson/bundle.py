@@ -95,6 +95,8 @@ class BundleOptions:
     #: the precision build_engine.sh builds by default on the device
     precision: str = "fp16"
     simplify: bool = True
+    #: the PyTorch exporter (export.exporters.EXPORTERS)
+    exporter: str = "auto"
     tar: bool = False
     force: bool = False
     sample_seed: int = 0
@@ -321,7 +323,7 @@ def _model(options: BundleOptions, model_dir: str) -> Tuple[str, Dict[str, Any],
         num_classes=options.num_classes, seed=options.seed, output_path=tmp_path,
         input_size=options.input_size, model_size=options.model_size, normalize="in-graph", channel_order=options.channel_order, input_dtype="float32",
         output=options.output, target=TARGET, precision="fp32", simplify=options.simplify,
-        parity=True))
+        parity=True, exporter=options.exporter))
     record = result.record
     path = os.path.join(model_dir, model_stem(record) + ".onnx")
     os.rename(result.path, path)

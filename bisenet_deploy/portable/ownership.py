@@ -21,7 +21,7 @@ Kinds and how "ours" is recognised (each output carries its mark, see `MARK`):
 - "png": a PNG carrying the text chunk Software = "bisenet-deploy ..." (pictures, plots);
 - "video": an MP4 ending in a `free` box holding MARK (predict's videos; players skip it);
 - "folder": a folder whose manifest.json has a `format` listed in FOLDER_FORMATS and lists every
-  file in the folder (the Jetson bundle); an empty folder holds nothing to lose and may go too;
+  file in the folder (the Jetson bundle, a Triton model repository); an empty folder holds nothing to lose and may go too;
 - "tarball": a .tar.gz holding exactly one such folder.
 
 Another output kind that writes a folder with a manifest (e.g. a model repository) joins by
@@ -45,7 +45,7 @@ PNG_TEXT = {"Software": MARK}
 METADATA_KEY = "bisenet_deploy"
 MANIFEST_NAME = "manifest.json"
 #: manifest `format` values of the folders this toolkit writes
-FOLDER_FORMATS = {"bisenet-deploy-jetson-bundle"}
+FOLDER_FORMATS = {"bisenet-deploy-jetson-bundle", "bisenet-deploy-triton-repository"}
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 #: kind -> the words that say what was expected, for the refusal

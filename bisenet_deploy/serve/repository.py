@@ -22,7 +22,6 @@ An existing output is refused unless `force`, and even then only a repository th
 from __future__ import annotations
 
 import datetime
-import json
 import logging
 import os
 import shutil
@@ -33,12 +32,14 @@ from typing import Any, Dict, List, Optional, Tuple
 from .. import __version__
 from ..errors import EngineError, ExportError, IncompatibleEngineError, InputError, UserError
 from ..portable.fileio import check_writable, sha256_file, write_json_atomic, write_text_atomic
+from ..portable.ownership import FOLDER_FORMATS, check_replaceable
 from .model_config import DEFAULT_QUEUE_DELAY_US, KINDS, ModelConfigSpec, TensorConfig, render_config
 from .model_io import DEFAULT_MODEL_NAME, check_model_name, metadata_parameters
 
 log = logging.getLogger(__name__)
 
 REPOSITORY_FORMAT = "bisenet-deploy-triton-repository"
+assert REPOSITORY_FORMAT in FOLDER_FORMATS  # what --force may replace (portable.ownership)
 REPOSITORY_SCHEMA = 1
 #: the same name (and top-level place) as the Jetson bundle's manifest, so one helper hashes both
 MANIFEST_NAME = "manifest.json"
@@ -183,7 +184,8 @@ def plan_models(options: RepositoryOptions) -> List[ServedModel]:
 
 # -- writing -----------------------------------------------------------------------------------
 def check_output(path: str, force: bool) -> None:
-    """Refuse an output folder that exists (without force) or that this tool did not write."""
+    """Refuse an output folder that exists (without force) or that this tool did not write
+    (portable.ownership: our manifest, listing every file there)."""
     final = os.path.abspath(path)
     if os.path.isfile(final):
         raise UserError(f"{path} is a file, not a model repository folder: choose another -o")
@@ -192,32 +194,7 @@ def check_output(path: str, force: bool) -> None:
         return
     if not os.listdir(final):
         return  # an empty folder holds nothing to lose
-    if not force:
-        raise UserError(f"{path} already exists: pass --force to replace it (only a repository "
-                        f"written by bisenet-export triton is replaced), or choose another -o")
-    problem = foreign_content(final)
-    if problem:
-        raise UserError(f"refusing to replace {path}: {problem}; choose another -o, or move it "
-                        f"away yourself")
-
-
-def foreign_content(folder: str) -> Optional[str]:
-    """None when `folder` holds only what bisenet-export triton wrote there, else what is not."""
-    try:
-        with open(os.path.join(folder, MANIFEST_NAME), "r", encoding="utf-8") as f:
-            manifest = json.load(f)
-    except (OSError, ValueError):
-        return f"it has no readable {MANIFEST_NAME}, so bisenet-export triton did not write it"
-    if not isinstance(manifest, dict) or manifest.get("format") != REPOSITORY_FORMAT:
-        return f"its {MANIFEST_NAME} is not a bisenet-export triton manifest"
-    from ..jetson.bundle import hash_tree
-
-    present = set(hash_tree(folder))
-    extra = sorted(present - set(manifest.get("files") or {}))
-    if extra:
-        shown = ", ".join(extra[:3]) + (f" and {len(extra) - 3} more" if len(extra) > 3 else "")
-        return f"it holds files that bisenet-export triton did not write ({shown})"
-    return None
+    check_replaceable(final, "folder", force=force)
 
 
 def build_repository(options: RepositoryOptions) -> RepositoryResult:
