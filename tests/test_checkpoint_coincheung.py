@@ -146,6 +146,37 @@ def test_prefixed_and_wrapped_files(tmp_path, wrap):
     assert torch.equal(logits(model, X), reference_output(state, 19, X))
 
 
+@pytest.mark.parametrize("wrap", ["whole", "compiled_inside_dataparallel",
+                                  "dataparallel_inside_compiled", "one_submodule"])
+@pytest.mark.parametrize("fmt", ["pth", "safetensors"])
+def test_state_dicts_of_torch_compiled_models_load(tmp_path, wrap, fmt):
+    """torch.compile keeps the model under `_orig_mod`, so the state dict of a compiled model (or
+    of a model with a compiled submodule) carries that component in every key it wraps."""
+    from safetensors.torch import save_file
+
+    state = synthetic_state_dict(aux=False, seed=4)
+    net = build_model(COINCHEUNG_ARCH, 19, aux=False)
+    net.load_state_dict(state)
+    if wrap == "whole":
+        net = torch.compile(net)
+    elif wrap == "compiled_inside_dataparallel":
+        net = torch.nn.DataParallel(torch.compile(net))
+    elif wrap == "dataparallel_inside_compiled":
+        net = torch.compile(torch.nn.DataParallel(net))
+    else:
+        net.segment = torch.compile(net.segment)
+    saved = net.state_dict()
+    assert all("_orig_mod." in k for k in saved if wrap != "one_submodule" or "segment" in k)
+    path = tmp_path / f"compiled.{fmt}"
+    if fmt == "pth":
+        torch.save(saved, path)
+    else:
+        save_file({k: v.contiguous() for k, v in saved.items()}, str(path))
+    model, meta = load_model(str(path))
+    assert meta.arch == COINCHEUNG_ARCH and set(model.state_dict()) == set(state)
+    assert torch.equal(logits(model, X), reference_output(state, 19, X))
+
+
 @pytest.mark.parametrize("classes,dataset,first", [(150, "ade20k", "wall"),
                                                    (171, "coco-stuff", "person"),
                                                    (7, "custom", "class_0")])

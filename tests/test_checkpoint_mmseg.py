@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 
 from bisenet_deploy.checkpoint import load_model, save_checkpoint
+from bisenet_deploy.checkpoint.mmseg import MMSEG_ARCH, normalization_from_config, rename_key
 from bisenet_deploy.datasets import IMAGENET_MEAN, IMAGENET_STD, get_dataset
 from bisenet_deploy.errors import CheckpointError
-from bisenet_deploy.mmseg_checkpoint import MMSEG_ARCH, normalization_from_config, rename_key
 from bisenet_deploy.model import build_model
 
 TSV = Path(__file__).parent / "data" / "mmseg_bisenetv2_cityscapes_state_dict.tsv"
@@ -207,6 +207,16 @@ def test_wrapped_prefixed_and_meta_less_files_load(tmp_path):
     state = mmseg_state_dict(aux=False)
     path = tmp_path / "ddp.pth"
     torch.save({"state_dict": {"module." + k: v for k, v in state.items()}}, path)
+    model, meta = load_model(str(path))
+    assert (meta.arch, meta.dataset, meta.num_classes) == (MMSEG_ARCH, "cityscapes-mmseg", 19)
+    torch.testing.assert_close(outputs(model, X), MmsegRef(state).forward(X))
+
+
+def test_torch_compile_prefixed_files_load(tmp_path):
+    """mmengine's `compile=True` trains a torch.compile'd model: its keys carry `_orig_mod.`."""
+    state = mmseg_state_dict(aux=True)
+    path = tmp_path / "compiled.pth"
+    torch.save({"meta": {}, "state_dict": {"_orig_mod." + k: v for k, v in state.items()}}, path)
     model, meta = load_model(str(path))
     assert (meta.arch, meta.dataset, meta.num_classes) == (MMSEG_ARCH, "cityscapes-mmseg", 19)
     torch.testing.assert_close(outputs(model, X), MmsegRef(state).forward(X))

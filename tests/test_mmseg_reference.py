@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from bisenet_deploy.checkpoint import load_model
-from bisenet_deploy.mmseg_checkpoint import MMSEG_ARCH
+from bisenet_deploy.checkpoint.mmseg import MMSEG_ARCH
 from test_checkpoint_mmseg import read_tsv
 from test_model_coincheung import randomize
 

@@ -9,7 +9,7 @@ follows them), and its x4 upsamplings are bilinear (align_corners=False), not ne
 Its booster heads differ in structure: FCN heads of two 3x3 conv-BN-ReLU layers (widths 16, 64,
 256, 1024 in the Cityscapes config) -> dropout -> 1x1 classifier, upsampled to the input. They are
 built with `aux=True` only; checkpoints' `auxiliary_head.*` tensors are training-only and are not
-loaded (see `bisenet_deploy/mmseg_checkpoint.py`).
+loaded (see `bisenet_deploy/checkpoint/mmseg.py`).
 """
 
 from __future__ import annotations
