@@ -48,17 +48,16 @@ def palette_problem(palette: Any, num_classes: int) -> Optional[str]:
 
 
 @dataclass
-class ModelMetadata:
-    """What a deployable model is and how its input must be prepared.
+class DatasetFields:
+    """The fields a model shares with the dataset it was trained on (`datasets.DatasetInfo`):
+    what its output channels mean and how its input must be prepared, declared once for both.
 
     `mean`/`std` apply to pixel values scaled to 0..1 (pixel / 255), per channel, in the channel
-    order given by `channel_order` (the order the network was trained on).
-    Sizes are [width, height].
+    order given by `channel_order` (the order the network was trained on). `train_size` is
+    [width, height]. A dataclass that lists this class first among its bases and a class with
+    its leading fields second gets those fields, then these, then its own (see ModelMetadata).
     """
 
-    arch: str
-    num_classes: int
-    dataset: str
     class_names: List[str]
     palette: List[List[int]]
     mean: List[float]
@@ -66,6 +65,33 @@ class ModelMetadata:
     channel_order: str = "rgb"
     ignore_index: int = 255
     train_size: List[int] = field(default_factory=lambda: [1024, 512])
+
+    def dataset_fields(self) -> Dict[str, Any]:
+        """These fields as fresh values (lists copied), e.g. to build the other class from."""
+        return {f.name: _copied(getattr(self, f.name)) for f in dataclasses.fields(DatasetFields)}
+
+
+def _copied(value: Any) -> Any:
+    return [_copied(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+
+@dataclass
+class _ModelIdentity:
+    """ModelMetadata's leading fields (they come before the DatasetFields)."""
+
+    arch: str
+    num_classes: int
+    dataset: str
+
+
+@dataclass
+class ModelMetadata(DatasetFields, _ModelIdentity):
+    """What a deployable model is and how its input must be prepared.
+
+    Fields, in order: arch, num_classes, dataset, the DatasetFields (class_names, palette, mean,
+    std, channel_order, ignore_index, train_size [width, height]), then the ones below.
+    """
+
     # "checkpoint" for trained weights, "random-init" for the seeded random initialisation
     weights: str = "checkpoint"
     # where the weights came from: "bisenet-deploy", "coincheung", "random-init"

@@ -1,5 +1,6 @@
 """Dataset presets: class names, palettes, normalization and the Cityscapes label mapping."""
 
+import dataclasses
 
 import numpy as np
 import pytest
@@ -153,6 +154,22 @@ def test_to_model_metadata_and_back():
     assert meta.mean == info.mean and meta.train_size == [640, 640]
     assert ModelMetadata.from_dict(meta.to_dict()) == meta
     assert DatasetInfo.from_model_metadata(meta) == info
+    # the copies are fresh: changing one side leaves the other alone
+    meta.palette[0][0] = (meta.palette[0][0] + 1) % 256
+    meta.class_names.append("extra")
+    assert info.palette[0] != meta.palette[0] and len(info.class_names) == 150
+
+
+def test_shared_fields_keep_each_class_s_field_order():
+    """The dataset fields are declared once (metadata.DatasetFields); both classes keep the field
+    order, and so the positional signature and the record's layout, they always had."""
+    shared = ["class_names", "palette", "mean", "std", "channel_order", "ignore_index",
+              "train_size"]
+    assert [f.name for f in dataclasses.fields(DatasetInfo)] == ["name"] + shared
+    assert [f.name for f in dataclasses.fields(ModelMetadata)] == (
+        ["arch", "num_classes", "dataset"] + shared + ["weights", "source", "checkpoint_sha256"])
+    info = DatasetInfo("x", ["a"], [[1, 2, 3]], [0.5] * 3, [0.25] * 3)
+    assert (info.name, info.train_size, info.channel_order) == ("x", [1024, 512], "rgb")
 
 
 def test_cityscapes_mapping_table():
