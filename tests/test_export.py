@@ -326,6 +326,35 @@ def test_failed_export_leaves_an_existing_file_untouched(loaded, tmp_path, monke
     assert sorted(os.listdir(tmp_path)) == ["out.onnx"]
 
 
+@pytest.mark.parametrize("target", ["trt8.2", "trt8.6", "trt10", "trt11"])
+def test_each_target_s_opset_range_ends_where_its_parser_does(target):
+    """The ends of each target's range: the first opset outside is refused, the last accepted."""
+    from bisenet_deploy.export.targets import TARGETS, validate_target_options
+
+    rules = TARGETS[target]
+    expected = {"trt8.2": (11, 13), "trt8.6": (11, 17), "trt10": (11, 20), "trt11": (11, 20)}
+    assert (rules.min_opset, rules.max_opset) == expected[target]
+    for opset in (rules.min_opset, rules.max_opset):
+        assert validate_target_options(target, input_dtype="float32", precision="fp32",
+                                       opset=opset)[1] == opset
+    for opset in (rules.min_opset - 1, rules.max_opset + 1):
+        with pytest.raises(InputError, match=f"--opset {opset} .*{target}"):
+            validate_target_options(target, input_dtype="float32", precision="fp32", opset=opset)
+
+
+def test_opset_14_for_trt82_is_refused_before_the_model_is_built_or_exported(tmp_path,
+                                                                             monkeypatch):
+    from bisenet_deploy.export import pipeline
+
+    calls = []
+    monkeypatch.setattr(pipeline, "_load", lambda *a, **k: calls.append("build model"))
+    monkeypatch.setattr(pipeline, "torch_export", lambda *a, **k: calls.append("export"))
+    with pytest.raises(InputError, match=r"--opset 14 .*trt8\.2.*11\.\.13"):
+        export_onnx(ExportOptions(output_path=str(tmp_path / "x.onnx"), target="trt8.2", opset=14,
+                                  **SMALL))
+    assert calls == [] and os.listdir(tmp_path) == []
+
+
 def test_opset_override_outside_the_target_range_is_refused(loaded, tmp_path):
     with pytest.raises(InputError, match="11..13"):
         export_onnx(ExportOptions(output_path=str(tmp_path / "x.onnx"), target="trt8.2", opset=17,

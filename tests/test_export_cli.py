@@ -41,3 +41,24 @@ def test_export_onnx_cli_refuses_uint8_for_trt82(tmp_path, capsys):
     assert rc == 2
     assert "no UINT8" in capsys.readouterr().err
     assert os.listdir(tmp_path) == []
+
+
+def test_export_onnx_cli_refuses_opset_14_for_trt82_before_loading_or_exporting(tmp_path, capsys,
+                                                                               monkeypatch):
+    """TensorRT 8.2's parser reads opsets up to 13: 14 is refused before the model is built or
+    traced, in one line that names the range, and nothing is written."""
+    import bisenet_deploy.checkpoint as checkpoint
+    from bisenet_deploy.export import pipeline
+
+    def too_late(*args, **kwargs):
+        raise AssertionError("the export ran before --opset was checked against the target")
+
+    monkeypatch.setattr(checkpoint, "load_model", too_late)
+    monkeypatch.setattr(pipeline, "torch_export", too_late)
+    out = tmp_path / "m.onnx"
+    rc = main(["onnx", "--target", "trt8.2", "--opset", "14", "-o", str(out)])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "--opset 14" in err and "trt8.2" in err and "11..13" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert os.listdir(tmp_path) == []
