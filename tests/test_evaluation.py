@@ -86,6 +86,23 @@ def test_confusion_matrix_matches_hand_computation():
     assert s["per_class"][3]["iou"] is None and s["classes_present"] == 3 and s["pixels"] == 5
 
 
+def test_confusion_matrix_rows_are_ground_truth_columns_predictions():
+    """IoU and pixel accuracy read the same from a transposed matrix; the ground-truth pixel
+    counts and the per-class recall do not, so they pin the orientation."""
+    gt = np.array([[0, 0, 0, 1], [2, 2, 255, 1]])
+    pred = np.array([[0, 1, 2, 1], [2, 0, 1, 1]])
+    cm = ConfusionMatrix(3, ignore_index=255)
+    cm.update(pred, gt)
+    # (gt, pred): (0,0) (0,1) (0,2) (1,1) (2,2) (2,0) (1,1); the 255 pixel is ignored
+    assert cm.matrix.tolist() == [[1, 1, 1],
+                                  [0, 2, 0],
+                                  [1, 0, 1]]
+    per_class = cm.summary(["a", "b", "c"])["per_class"]
+    assert [c["gt_pixels"] for c in per_class] == [3, 2, 2]  # columns would give [2, 3, 2]
+    assert cm.class_accuracy().tolist() == [1 / 3, 1.0, 1 / 2]
+    assert sum(c["gt_pixels"] for c in per_class) == cm.total == 7
+
+
 def test_confusion_matrix_accumulates_over_images_not_per_image_mean():
     cm = ConfusionMatrix(2, ignore_index=255)
     cm.update(np.array([0, 0, 0, 0]), np.array([0, 0, 0, 1]))  # class 1 missed once
