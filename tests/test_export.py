@@ -81,17 +81,32 @@ def _elem_types(model):
 
 def independent_reference(loaded, pixels, export):
     """The textbook pipeline in plain PyTorch, sharing no code with DeployModule: bilinear resize
-    to the model size, (x / 255 - mean) / std, the network, bilinear resize back, argmax."""
+    to the model size, (x / 255 - mean) / std in the network's channel order (a graph with
+    normalize "none" takes normalized input: resize only), the network, bilinear resize back,
+    argmax."""
     meta = loaded.metadata
     (in_w, in_h), (m_w, m_h) = export["input_size"], export["model_size"]
-    x = F.interpolate(torch.from_numpy(pixels), size=(m_h, m_w), mode="bilinear",
-                      align_corners=False)
-    mean, std = torch.tensor(meta.mean).view(1, 3, 1, 1), torch.tensor(meta.std).view(1, 3, 1, 1)
-    x = (x / 255.0 - mean) / std
+    x = F.interpolate(torch.from_numpy(np.asarray(pixels, dtype=np.float32)), size=(m_h, m_w),
+                      mode="bilinear", align_corners=False)
+    if export["normalize"] == "in-graph":
+        if export["channel_order"] != meta.channel_order:
+            x = x.flip(1)
+        mean = torch.tensor(meta.mean).view(1, 3, 1, 1)
+        std = torch.tensor(meta.std).view(1, 3, 1, 1)
+        x = (x / 255.0 - mean) / std
     with torch.no_grad():
         logits = F.interpolate(loaded.model.eval()(x), size=(in_h, in_w), mode="bilinear",
                                align_corners=False)
     return logits.argmax(1).numpy(), logits.numpy()
+
+
+def assert_matches_independent_reference(loaded, result, image, rel=1e-5):
+    """The graph's labels and logits for `image` are those of `independent_reference`."""
+    out = _ort(result.path, image)
+    ref_labels, ref_logits = independent_reference(loaded, image, result.record["export"])
+    assert out["logits"].shape == ref_logits.shape
+    assert np.max(np.abs(out["logits"] - ref_logits)) <= rel * np.max(np.abs(ref_logits))
+    assert np.mean(out["labels"] == ref_labels) >= 0.9999
 
 
 @pytest.mark.parametrize("exporter", EXPORTERS)
@@ -115,10 +130,7 @@ def test_each_target_writes_a_checked_graph_matching_pytorch(exported, loaded, t
     # labels are the argmax of the logits at the input size
     assert np.array_equal(out["labels"], np.argmax(out["logits"], axis=1))
     # the graph computes what the plain PyTorch pipeline computes
-    ref_labels, ref_logits = independent_reference(loaded, make_parity_input(result.record, 1),
-                                                   result.record["export"])
-    assert np.max(np.abs(out["logits"] - ref_logits)) <= 1e-5 * np.max(np.abs(ref_logits))
-    assert np.mean(out["labels"] == ref_labels) >= 0.9999
+    assert_matches_independent_reference(loaded, result, make_parity_input(result.record, 1))
     # no aux heads
     assert not any("aux" in n.name.lower() for n in model.graph.node)
 
@@ -166,12 +178,14 @@ def test_uint8_input_is_refused_for_trt82_with_the_reason(loaded, tmp_path):
     dict(target="trt8.2", normalize="none"),
     dict(target="trt8.2", channel_order="bgr"),
 ])
-def test_input_variants_match_pytorch(exported, kwargs, exporter):
+def test_input_variants_match_pytorch(exported, loaded, kwargs, exporter):
     result = exported(kwargs["target"], exporter,
                       **{k: v for k, v in kwargs.items() if k != "target"})
     model = onnx.load(result.path)
     assert check_onnx(model, kwargs["target"]) == []
     assert result.parity.passed, result.parity.summary()
+    # the export's own parity check runs DeployModule; this reference shares no code with it
+    assert_matches_independent_reference(loaded, result, make_parity_input(result.record, 1))
     info = result.record["export"]
     for key, value in kwargs.items():
         if key != "target":
@@ -191,7 +205,7 @@ def test_bgr_graph_gives_the_rgb_answer_for_the_same_picture(exported):
 
 
 @pytest.mark.parametrize("exporter", EXPORTERS)
-def test_dynamic_batch_graph_runs_several_batch_sizes(exported, exporter):
+def test_dynamic_batch_graph_runs_several_batch_sizes(exported, loaded, exporter):
     result = exported("trt8.2", exporter, dynamic_batch=(1, 2, 4))
     model = onnx.load(result.path)
     assert check_onnx(model, "trt8.2") == []
@@ -212,6 +226,8 @@ def test_dynamic_batch_graph_runs_several_batch_sizes(exported, exporter):
     out1 = _ort(result.path, one)
     out3 = _ort(result.path, three)
     assert out3["labels"].shape == (3, 64, 128)
+    # resized by constant scales, not sizes: still the plain PyTorch pipeline's answer
+    assert_matches_independent_reference(loaded, result, three)
     assert np.array_equal(out3["labels"][0], out1["labels"][0])
 
 
@@ -428,6 +444,8 @@ def test_full_size_2048x1024_to_1024x512_matches_pytorch(loaded, tmp_path):
     assert result.parity.labels_identical_pct >= 99.99
     assert result.parity.logits_rel_error <= 1e-4
     assert check_onnx(str(path), "trt10") == []
+    assert_matches_independent_reference(loaded, result, make_parity_input(result.record, 1),
+                                          rel=1e-4)
 
 
 def test_unwritable_output_is_a_clear_error(loaded, tmp_path):
