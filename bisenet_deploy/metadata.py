@@ -54,8 +54,9 @@ class DatasetFields:
 
     `mean`/`std` apply to pixel values scaled to 0..1 (pixel / 255), per channel, in the channel
     order given by `channel_order` (the order the network was trained on). `train_size` is
-    [width, height]. A dataclass that lists this class first among its bases and a class with
-    its leading fields second gets those fields, then these, then its own (see ModelMetadata).
+    [width, height]. Dataclass fields come from the last base to the first, so
+    `ModelMetadata(DatasetFields, _ModelIdentity)` keeps its field order: _ModelIdentity's,
+    these, then its own (DatasetInfo does the same with its `name`).
     """
 
     class_names: List[str]
