@@ -23,8 +23,7 @@ import numpy as np
 from ..errors import InputError, MissingDependencyError, UserError
 from ..portable.phase_timing import (COMPUTE_DONE, CUDA_EVENTS, D2H_DONE, H2D_DONE, START,
                                      torch_phase_events)
-from ..portable.runner_base import Runner, TensorSpec
-from ..portable.trt_runner import specs_from_record
+from ..portable.runner_base import Runner, TensorSpec, specs_from_record
 
 log = logging.getLogger(__name__)
 
