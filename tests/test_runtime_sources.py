@@ -123,3 +123,27 @@ def test_bad_sources_are_one_line_errors(tiny, tmp_path):
     with pytest.raises(UserError, match="could not load the in-memory ONNX model"):
         runner.activate()
     assert not runner.is_active
+
+
+def test_export_parity_runs_the_graph_through_the_runtime_runner(monkeypatch):
+    """A labels-only graph given to parity as a ModelProto: the runner gets the serialized model
+    with the ArgMax's logits exposed, and parity names them "logits"."""
+    from bisenet_deploy.export import parity
+    from bisenet_deploy.runtime import ort_runner
+
+    model, _ = tiny_model()
+    del model.graph.output[1]  # labels only
+    sources = []
+
+    class Spy(ort_runner.OnnxRuntimeRunner):
+        def __init__(self, source, **kwargs):
+            sources.append((source, kwargs))
+            super().__init__(source, **kwargs)
+
+    monkeypatch.setattr(ort_runner, "OnnxRuntimeRunner", Spy)
+    got = parity.run_onnxruntime(model, batch())
+    (source, kwargs), = sources
+    assert isinstance(source, bytes) and kwargs == {"providers": "cpu"}
+    assert [o.name for o in model.graph.output] == ["labels"]  # the caller's model is untouched
+    assert sorted(got) == ["labels", "logits"] and got["logits"].shape == (1, C, H, W)
+    assert np.array_equal(got["labels"], got["logits"].argmax(1))
