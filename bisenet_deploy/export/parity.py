@@ -55,7 +55,7 @@ class ParityReport:
 
     @property
     def min_labels_identical_pct(self) -> float:
-        return 100.0 * self.tolerance["labels"]["min_identical"]
+        return round(100.0 * self.tolerance["labels"]["min_identical"], 10)  # 99.99, not ...01
 
     @property
     def max_logits_rel_error(self) -> float:
