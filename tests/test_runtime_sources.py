@@ -147,3 +147,24 @@ def test_export_parity_runs_the_graph_through_the_runtime_runner(monkeypatch):
     assert [o.name for o in model.graph.output] == ["labels"]  # the caller's model is untouched
     assert sorted(got) == ["labels", "logits"] and got["logits"].shape == (1, C, H, W)
     assert np.array_equal(got["labels"], got["logits"].argmax(1))
+
+
+def test_torch_runner_takes_the_network_as_its_model_source(tiny):
+    import torch
+
+    from bisenet_deploy.runtime.torch_runner import TorchRunner
+
+    _, _, record = tiny
+    torch.manual_seed(0)
+    net = torch.nn.Conv2d(3, C, 1).eval()
+    with TorchRunner(net, record=record) as positional, \
+            TorchRunner(model=net, record=record) as keyword:
+        a, b = positional.infer(batch()), keyword.infer(batch())
+    assert np.array_equal(a["labels"], b["labels"]) and np.array_equal(a["logits"], b["logits"])
+    assert positional.checkpoint is None
+    with pytest.raises(InputError, match="needs its metadata record"):
+        TorchRunner(net)
+    with pytest.raises(InputError, match="give the network once"):
+        TorchRunner(net, model=net, record=record)
+    with pytest.raises(InputError, match="checkpoint path or a torch nn.Module, got bytes"):
+        TorchRunner(b"weights", record=record)
