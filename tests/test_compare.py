@@ -246,7 +246,7 @@ def test_engine_precision_comes_from_its_sidecar():
 
 
 def test_failure_text_never_prints_value_and_limit_alike():
-    from bisenet_deploy.evaluation.compare import _failure_text
+    from bisenet_deploy.comparison.measures import failure_text as _failure_text
 
     text = _failure_text({"check": "labels.min_identical", "value": 0.99980, "limit": 0.99999,
                           "passed": False})

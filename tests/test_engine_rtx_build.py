@@ -53,7 +53,7 @@ def exports(tmp_path_factory):
 
 
 def _io_of_record(record):
-    from bisenet_deploy.portable.engine_io import specs_from_record
+    from bisenet_deploy.portable.runner_base import specs_from_record
 
     inp, outs = specs_from_record(record)
     return ([(inp.name, "input", list(inp.shape), np.dtype(inp.dtype).name)]

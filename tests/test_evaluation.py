@@ -8,7 +8,7 @@ from PIL import Image
 
 from bisenet_deploy.datasets import get_dataset
 from bisenet_deploy.errors import InputError
-from bisenet_deploy.evaluation import tolerances
+from bisenet_deploy.comparison import profiles as tolerances
 from bisenet_deploy.evaluation.datasets_io import find_samples, read_label
 from bisenet_deploy.evaluation.evaluate import (
     EvalTarget,

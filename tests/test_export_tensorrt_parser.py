@@ -67,7 +67,7 @@ def _check_parsed(result):
     from bisenet_deploy.portable.flavours import import_tensorrt
     from bisenet_deploy.portable.trt_api import numpy_to_trt_dtype_name
     from bisenet_deploy.portable.trt_logger import tensorrt_logger
-    from bisenet_deploy.portable.engine_io import specs_from_record
+    from bisenet_deploy.portable.runner_base import specs_from_record
 
     verdict = result.parser
     assert verdict is not None and verdict.ok, verdict and verdict.summary()

@@ -333,7 +333,7 @@ def table_rows(report):
 def format_table(report):
     """The aligned text table (ratios: median latency vs the fastest and the first backend),
     followed by one line per backend that did not run."""
-    from ..cli.common import format_table as aligned
+    from ..text_table import format_table as aligned
 
     header, rows = table_rows(report)
     lines = [aligned(rows, header)]

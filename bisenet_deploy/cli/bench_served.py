@@ -54,7 +54,7 @@ def run_served(args, make_opener):
     from ..portable.fileio import check_writable, write_json_atomic
     from ..runtime.images import read_image
     from ..serve.client import ServedRunner
-    from .common import format_table
+    from ..text_table import format_table
 
     levels = _check(args)
     if not args.no_json:

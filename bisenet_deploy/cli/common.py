@@ -277,12 +277,3 @@ def write_json_report(path: str, report: dict) -> None:
     from ..portable.fileio import write_json_atomic
 
     write_json_atomic(path, {"toolkit_version": __version__, **report})
-
-
-def format_table(rows: List[List[str]], header: List[str]) -> str:
-    """A plain aligned text table for terminal output."""
-    table = [header] + [[str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 
 def build_parser():
-    from ..evaluation.tolerances import describe_defaults
+    from ..comparison.profiles import describe_defaults
 
     p = argparse.ArgumentParser(
         prog="bisenet-compare",
@@ -129,7 +129,7 @@ def _torch_candidate_record(source, spec, args):
 def _run(args):
     from ..errors import InputError, ParityError, SkippedInputsError
     from ..evaluation import compare as cmp
-    from ..evaluation import tolerances as tol
+    from ..comparison import profiles as tol
     from ..evaluation.backends import ModelSource, parse_spec, record_for_reference
     from ..evaluation.colorize import palette_from_record
     from ..synthetic import synthetic_image

@@ -7,7 +7,8 @@ import json
 import logging
 import sys
 
-from .common import add_logging_args, add_model_args, format_table, size_arg
+from ..text_table import format_table
+from .common import add_logging_args, add_model_args, size_arg
 
 log = logging.getLogger(__name__)
 

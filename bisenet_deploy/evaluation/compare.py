@@ -3,16 +3,16 @@
 For every backend and output the comparison keeps running statistics over all images (so nothing
 depends on batch order): absolute and scale-relative logits errors, NaN/Inf counts, the share of
 identical labels, the per-class IoU between the two label maps and labels outside the class
-range. Each backend is then judged against the tolerance table of its precision
-(`tolerances.py`). The report is a JSON-able dict; `format_report` renders it for the terminal
-and `plot_disagreement` draws where the labels differ.
+range, all measured by the comparison core (`comparison/measures.py`, shared with export parity).
+Each backend is then judged against the compare profile's table of its precision
+(`comparison/profiles.py`). The report is a JSON-able dict; `format_report` renders it for the
+terminal and `plot_disagreement` draws where the labels differ.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
@@ -21,7 +21,8 @@ from ..errors import InputError
 from ..portable.preprocess import prepare_input
 from ..runtime.api import batch_range, pad_batch
 from ..runtime.images import labels_from_outputs
-from . import tolerances as tol_mod
+from ..comparison import profiles
+from ..comparison.measures import LabelAgreement, LogitsAgreement, describe_outputs, verdict
 from .metrics import ConfusionMatrix
 
 log = logging.getLogger(__name__)
@@ -41,98 +42,14 @@ def runner_precision(runner) -> str:
     FP32 ONNX, so its record says fp32), else the runner's `precision`, else its export record."""
     sidecar = getattr(runner, "sidecar", None)
     p = sidecar.get("precision") if isinstance(sidecar, dict) else None
-    if isinstance(p, str) and p.lower() in tol_mod.PRECISIONS:
+    if isinstance(p, str) and p.lower() in profiles.PRECISIONS:
         return p.lower()
     p = getattr(runner, "precision", None)
-    if isinstance(p, str) and p.lower() in tol_mod.PRECISIONS:
+    if isinstance(p, str) and p.lower() in profiles.PRECISIONS:
         return p.lower()
     export = ((getattr(runner, "metadata", None) or {}).get("export") or {})
     p = export.get("precision")
-    return p.lower() if isinstance(p, str) and p.lower() in tol_mod.PRECISIONS else "fp32"
-
-
-class _LogitsStats:
-    def __init__(self):
-        self.max_abs = 0.0
-        self.sum_abs = 0.0
-        self.count = 0
-        self.ref_max = 0.0
-        self.ref_sum = 0.0
-        self.nonfinite = 0
-        self.ref_nonfinite = 0
-
-    def update(self, ref: np.ndarray, out: np.ndarray) -> None:
-        ref = np.asarray(ref, dtype=np.float64)
-        out = np.asarray(out, dtype=np.float64)
-        self.nonfinite += int((~np.isfinite(out)).sum())
-        self.ref_nonfinite += int((~np.isfinite(ref)).sum())
-        both = np.isfinite(out) & np.isfinite(ref)
-        diff = np.abs(out[both] - ref[both])
-        aref = np.abs(ref[both])
-        if diff.size:
-            self.max_abs = max(self.max_abs, float(diff.max()))
-            self.sum_abs += float(diff.sum())
-            self.ref_max = max(self.ref_max, float(aref.max()))
-            self.ref_sum += float(aref.sum())
-            self.count += int(diff.size)
-
-    def result(self) -> Dict[str, Any]:
-        mean_abs = self.sum_abs / self.count if self.count else None
-        ref_mean = self.ref_sum / self.count if self.count else None
-        return {
-            "max_abs": self.max_abs if self.count else None,
-            "mean_abs": mean_abs,
-            "max_rel": self.max_abs / self.ref_max if self.ref_max > 0 else None,
-            "mean_rel": mean_abs / ref_mean if ref_mean else None,
-            "nonfinite": self.nonfinite,
-            "reference_nonfinite": self.ref_nonfinite,
-            "reference_max_abs": self.ref_max,
-            "elements": self.count,
-        }
-
-
-class _LabelStats:
-    def __init__(self, num_classes: int):
-        self.num_classes = num_classes
-        self.cm = ConfusionMatrix(num_classes, ignore_index=None)
-        self.identical = 0
-        self.total = 0
-        self.invalid = 0
-
-    def update(self, ref: np.ndarray, out: np.ndarray) -> None:
-        ref = np.asarray(ref).astype(np.int64)
-        out = np.asarray(out).astype(np.int64)
-        self.total += int(ref.size)
-        self.identical += int((ref == out).sum())
-        bad = (out < 0) | (out >= self.num_classes)
-        self.invalid += int(bad.sum())
-        ok = ~bad & (ref >= 0) & (ref < self.num_classes)
-        self.cm.update(out[ok], ref[ok])
-
-    def result(self, class_names: Sequence[str],
-               min_class_pixels: Optional[float]) -> Dict[str, Any]:
-        iou = self.cm.iou()
-        ref_pixels = self.cm.matrix.sum(1)
-        per_class = {}
-        worst_name, worst = None, None
-        threshold = 0 if min_class_pixels is None else min_class_pixels
-        for c in range(self.num_classes):
-            if ref_pixels[c] == 0 and np.isnan(iou[c]):
-                continue
-            name = class_names[c] if c < len(class_names) else str(c)
-            v = None if np.isnan(iou[c]) else float(iou[c])
-            per_class[name] = {"iou": v, "reference_pixels": int(ref_pixels[c])}
-            if v is not None and ref_pixels[c] >= threshold and (worst is None or v < worst):
-                worst, worst_name = v, name
-        return {
-            "identical": self.identical / self.total if self.total else None,
-            "differing_pixels": self.total - self.identical,
-            "pixels": self.total,
-            "invalid": self.invalid,
-            "min_class_iou": worst,
-            "min_class_iou_class": worst_name,
-            "per_class_iou": per_class,
-        }
+    return p.lower() if isinstance(p, str) and p.lower() in profiles.PRECISIONS else "fp32"
 
 
 def _run(runner, images: List[np.ndarray]) -> List[Dict[str, np.ndarray]]:
@@ -197,8 +114,8 @@ def compare(reference, candidates: Sequence[Candidate], images: Iterable[np.ndar
         ref_runner, ref_results = reference_for(cand)
         log.info("comparing %s (%s)", cand.label, cand.precision)
         results = _run(cand.runner, images)
-        logits = _LogitsStats()
-        labels = _LabelStats(num_classes)
+        logits = LogitsAgreement()
+        labels = LabelAgreement(num_classes, ConfusionMatrix(num_classes, ignore_index=None))
         has_logits = False
         worst = None
         for i, (ref, out) in enumerate(zip(ref_results, results)):
@@ -222,16 +139,11 @@ def compare(reference, candidates: Sequence[Candidate], images: Iterable[np.ndar
                     worst = {"index": i, "differing": diff,
                              "image": _at_size(images[i], ref_labels.shape[1:]),
                              "reference": ref_labels[0], "labels": out_labels[0]}
-        limits = tol_mod.resolve(cand.precision, overrides)
-        outputs: Dict[str, Any] = {}
-        if has_logits:
-            stats = logits.result()
-            outputs["logits"] = {"stats": stats, "checks": tol_mod.judge("logits", stats,
-                                                                           limits["logits"])}
-        stats = labels.result(class_names, limits["labels"].get("min_class_pixels"))
-        outputs["labels"] = {"stats": stats, "checks": tol_mod.judge("labels", stats,
-                                                                       limits["labels"])}
-        failures = [c for o in outputs.values() for c in o["checks"] if not c["passed"]]
+        limits = profiles.resolve(cand.precision, overrides)
+        outputs, failures = verdict(
+            {"logits": logits.result() if has_logits else None,
+             "labels": labels.result(class_names, limits["labels"].get("min_class_pixels"))},
+            limits)
         passed = not failures
         all_passed = all_passed and passed
         entry = {
@@ -242,7 +154,7 @@ def compare(reference, candidates: Sequence[Candidate], images: Iterable[np.ndar
             "passed": passed,
             "tolerances": limits,
             "outputs": outputs,
-            "failures": [_failure_text(c) for c in failures],
+            "failures": failures,
         }
         if not has_logits:
             entry["note"] = ("logits not compared: the reference or this backend returns labels "
@@ -271,35 +183,6 @@ def _at_size(image: np.ndarray, shape) -> np.ndarray:
     return np.clip(np.rint(resize_bilinear(image, w, h)), 0, 255).astype(np.uint8)
 
 
-def _failure_text(check: Dict[str, Any]) -> str:
-    output, name = check["check"].split(".")
-    op = ">" if tol_mod.LIMIT_KINDS[output][name] == "max" else "<"
-    value, limit = check["value"], check["limit"]
-    shown_limit = f"{limit:.6g}" if float(f"{limit:.6g}") == limit else repr(float(limit))
-    digits = 4  # enough digits that the printed value lies on the same side of the limit
-    while digits < 12 and not _same_side(_fmt(value, digits), value, limit):
-        digits += 1
-    return f"{check['check']}: {_fmt(value, digits)} {op} limit {shown_limit}"
-
-
-def _same_side(shown: str, value: Any, limit: float) -> bool:
-    try:
-        v = float(shown)
-    except ValueError:
-        return True
-    return (v < limit) == (value < limit) and (v > limit) == (value > limit)
-
-
-def _fmt(v: Any, digits: int = 4) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "nan"
-        return f"{v:.{digits}g}" if (abs(v) >= 1e-3 or v == 0) else f"{v:.{digits - 2}e}"
-    return str(v)
-
-
 def json_report(report: Dict[str, Any]) -> Dict[str, Any]:
     """The report without the in-memory pictures kept for plotting."""
     out = dict(report)
@@ -313,21 +196,10 @@ def format_report(report: Dict[str, Any]) -> str:
     w, h = report["image_size"]
     lines = [f"reference: {report['reference']}   inputs: {report['images']} image(s) {w}x{h}"]
     for b in report["backends"]:
-        verdict = "PASS" if b["passed"] else "FAIL"
+        mark = "PASS" if b["passed"] else "FAIL"
         lines.append("")
-        lines.append(f"{b['backend']}  [{b['precision']}]  {verdict}   ({b['runner']})")
-        lg = b["outputs"].get("logits")
-        if lg:
-            s = lg["stats"]
-            lines.append(f"  logits: max_abs {_fmt(s['max_abs'])}  mean_abs {_fmt(s['mean_abs'])}  "
-                         f"max_rel {_fmt(s['max_rel'])}  mean_rel {_fmt(s['mean_rel'])}  "
-                         f"NaN/Inf {s['nonfinite']} (reference {s['reference_nonfinite']})")
-        s = b["outputs"]["labels"]["stats"]
-        ident = "-" if s["identical"] is None else f"{100 * s['identical']:.3f}%"
-        worst = "-" if s["min_class_iou"] is None else \
-            f"{s['min_class_iou']:.4f} ({s['min_class_iou_class']})"
-        lines.append(f"  labels: identical {ident} ({s['differing_pixels']} of {s['pixels']} "
-                     f"pixels differ)  min class IoU {worst}  invalid {s['invalid']}")
+        lines.append(f"{b['backend']}  [{b['precision']}]  {mark}   ({b['runner']})")
+        lines += [f"  {line}" for line in describe_outputs(b["outputs"])]
         if b.get("note"):
             lines.append(f"  note: {b['note']}")
         for f in b["failures"]:

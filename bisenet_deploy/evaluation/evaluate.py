@@ -233,7 +233,7 @@ class _CityscapesTruth:
 
 def format_table(report: Dict[str, Any], per_class: bool = True) -> str:
     """Side-by-side text table: per-class IoU, mIoU, pixel accuracy, mIoU change vs the first."""
-    from ..cli.common import format_table as _table
+    from ..text_table import format_table as _table
 
     results = report["results"]
     header = ["class"] + [r["backend"] for r in results]

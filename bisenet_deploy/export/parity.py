@@ -4,47 +4,37 @@ The reference is `DeployModule(model, record, fold_normalization=False)` in FP32
 network with every preprocessing step written out the plain PyTorch way, so the check also proves
 the folding of normalization into the first convolutions. The input is the seeded realistic
 synthetic street scene (`bisenet_deploy.synthetic`), prepared for the graph input exactly as the
-runtime does it (`portable.preprocess.prepare_input`). A labels-only graph is compared on its
+runtime does it (`portable.preprocess.prepare_input`). The graph runs through the runtime's
+`OnnxRuntimeRunner` on the CPU, given the serialized model. A labels-only graph is compared on its
 logits too: the logits tensor that feeds its ArgMax is exposed as an extra output of an in-memory
 copy of the graph.
 
-Numbers (all over the whole batch):
-* logits max abs error: max |onnx - torch|
-* logits relative error: max |onnx - torch| / max |torch|  (the largest error relative to the
-  largest reference magnitude: one number, stable where individual logits are near zero)
-* labels identical: percentage of pixels whose class id is the same.
-
-Tolerances are data (`TOLERANCES`): FP32 graphs must give >= 99.99 % identical labels and a
-relative error <= 1e-4. FP16 graphs (trt11 --precision fp16): >= 99.0 % and <= 2e-2. FP16 has an
-11-bit mantissa (unit roundoff 4.9e-4); through ~40 layers the logits carry errors of a few
-1e-3 of their range, and a pixel's label flips only where its two best classes are closer than
-that, which on a trained network is a boundary pixel; 1 % of pixels / 2 % of the logit range
-leaves room for that while still failing an FP16 graph that overflows (inf/NaN) or is wrong.
+Measured and judged by the comparison core (`bisenet_deploy.comparison`) that `bisenet-compare`
+uses too, over the whole batch, with its "export" profile for the graph's precision:
+* logits relative error: max |onnx - torch| / max |torch| (`measures.relative_error`), and no
+  NaN/Inf;
+* labels identical: the share of pixels whose class id is the same (reported in percent), and no
+  label outside the class range.
+FP32 graphs must give >= 99.99 % identical labels and a relative error <= 1e-4, FP16 graphs
+(trt11 --precision fp16) >= 99.0 % and <= 2e-2; `comparison/profiles.py` says why.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from ..errors import MissingDependencyError, ParityError
+from ..comparison import profiles
+from ..comparison.measures import LabelAgreement, LogitsAgreement, verdict
+from ..errors import ParityError
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class Tolerance:
-    min_labels_identical_pct: float
-    max_logits_rel_error: float
-
-
-TOLERANCES: Dict[str, Tolerance] = {
-    "fp32": Tolerance(min_labels_identical_pct=99.99, max_logits_rel_error=1e-4),
-    "fp16": Tolerance(min_labels_identical_pct=99.0, max_logits_rel_error=2e-2),
-}
+#: graph precision -> the export profile's tolerance table
+TOLERANCES: Dict[str, profiles.Table] = profiles.EXPORT_TOLERANCES
 
 
 @dataclass
@@ -52,19 +42,30 @@ class ParityReport:
     graph_precision: str
     batch: int
     input_shape: tuple
-    logits_max_abs_error: float
+    logits_max_abs_error: float  # inf where the graph gave NaN/Inf logits
     logits_rel_error: float
     logits_max_abs_reference: float
     labels_identical_pct: float
-    tolerance: Tolerance
+    tolerance: profiles.Table
     passed: bool
     reference_classes: int = 0  # distinct classes in the reference labels (a degenerate map is weak proof)
+    #: the comparison core's report: {output: {"stats", "checks"}} and the failed checks' lines
+    outputs: Dict[str, Any] = field(default_factory=dict)
+    failures: List[str] = field(default_factory=list)
+
+    @property
+    def min_labels_identical_pct(self) -> float:
+        return round(100.0 * self.tolerance["labels"]["min_identical"], 10)  # 99.99, not ...01
+
+    @property
+    def max_logits_rel_error(self) -> float:
+        return self.tolerance["logits"]["max_rel"]
 
     def summary(self) -> str:
         return (f"labels identical {self.labels_identical_pct:.4f}% (>= "
-                f"{self.tolerance.min_labels_identical_pct}%), logits max abs error "
+                f"{self.min_labels_identical_pct:g}%), logits max abs error "
                 f"{self.logits_max_abs_error:.3g}, relative error {self.logits_rel_error:.3g} "
-                f"(<= {self.tolerance.max_logits_rel_error:g}) [{self.graph_precision}, "
+                f"(<= {self.max_logits_rel_error:g}) [{self.graph_precision}, "
                 f"batch {self.batch}, {self.reference_classes} classes in the reference]")
 
     def to_dict(self) -> Dict[str, Any]:
@@ -76,8 +77,10 @@ class ParityReport:
             "logits_max_abs_reference": self.logits_max_abs_reference,
             "labels_identical_pct": self.labels_identical_pct,
             "reference_classes": self.reference_classes,
-            "tolerance": {"min_labels_identical_pct": self.tolerance.min_labels_identical_pct,
-                          "max_logits_rel_error": self.tolerance.max_logits_rel_error},
+            "tolerance": {"profile": "export",
+                          "min_labels_identical_pct": self.min_labels_identical_pct,
+                          "max_logits_rel_error": self.max_logits_rel_error},
+            "checks": [c for o in self.outputs.values() for c in o["checks"]],
             "passed": self.passed,
         }
 
@@ -110,13 +113,11 @@ def _logits_source(model: Any) -> Optional[str]:
 
 
 def run_onnxruntime(onnx_model: Any, image: np.ndarray) -> Dict[str, np.ndarray]:
-    """Run an onnx.ModelProto on onnxruntime CPU; returns labels and logits when obtainable."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise MissingDependencyError("the parity check needs onnxruntime: pip install onnxruntime") \
-            from None
+    """Run an onnx.ModelProto on onnxruntime CPU (the runtime's runner, given the serialized
+    model); returns labels and logits when obtainable."""
     import onnx
+
+    from ..runtime.ort_runner import OnnxRuntimeRunner
 
     model = onnx.ModelProto()
     model.CopyFrom(onnx_model)
@@ -125,17 +126,28 @@ def run_onnxruntime(onnx_model: Any, image: np.ndarray) -> Dict[str, np.ndarray]
         source = _logits_source(model)
         if source is not None:
             model.graph.output.add().CopyFrom(onnx.helper.make_empty_tensor_value_info(source))
-            outputs.append(source)
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(model.SerializeToString(), options,
-                                   providers=["CPUExecutionProvider"])
-    input_name = session.get_inputs()[0].name
-    values = session.run(outputs, {input_name: image})
-    result = {}
-    for name, value in zip(outputs, values):
-        result["logits" if name not in ("labels", "logits") else name] = value
-    return result
+    with OnnxRuntimeRunner(model.SerializeToString(), providers="cpu") as runner:
+        values = runner.infer(image)
+    return {name if name in ("labels", "logits") else "logits": value
+            for name, value in values.items()}
+
+
+def compare_outputs(got: Dict[str, np.ndarray], ref_labels: np.ndarray, ref_logits: np.ndarray,
+                    num_classes: int, limits: profiles.Table):
+    """The comparison core's (outputs, failures) for one graph's outputs against the reference's.
+    A graph whose logits cannot be had fails: labels alone do not prove the export."""
+    if "logits" in got:
+        measured = LogitsAgreement()
+        measured.update(ref_logits, got["logits"])
+        logits = measured.result()
+    else:  # should not happen for graphs we export
+        logits = {"max_abs": None, "max_rel": float("nan"), "nonfinite": 0}
+    labels = got.get("labels")
+    if labels is None:  # a logits-only graph: the labels its logits imply
+        labels = np.argmax(got["logits"], axis=1)
+    agreement = LabelAgreement(num_classes)
+    agreement.update(ref_labels, labels)
+    return verdict({"logits": logits, "labels": agreement.result()}, limits)
 
 
 def check_parity(torch_model: Any, record: Dict[str, Any], onnx_model: Any, *,
@@ -148,7 +160,7 @@ def check_parity(torch_model: Any, record: Dict[str, Any], onnx_model: Any, *,
 
     export = record["export"]
     graph_precision = get_target(export["target"]).graph_precision(export["precision"])
-    tolerance = TOLERANCES[graph_precision]
+    tolerance = profiles.resolve(graph_precision, profile="export")
     batch = parity_batch_size(export["batch"])
     image = make_parity_input(record, batch, seed)
 
@@ -160,29 +172,25 @@ def check_parity(torch_model: Any, record: Dict[str, Any], onnx_model: Any, *,
         ref_labels, ref_logits = (t.numpy() for t in reference(torch.from_numpy(image)))
     got = run_onnxruntime(onnx_model, image)
 
-    ref_max = float(np.max(np.abs(ref_logits)))
-    if "logits" in got:
-        # float32 differences: exact enough for a max error, half the memory of float64 at
-        # big batches (8 x 19 x 1024 x 2048 logits are 1.3 GB per copy)
-        finite = bool(np.all(np.isfinite(got["logits"])))
-        max_abs = float(np.max(np.abs(got["logits"].astype(np.float32) - ref_logits))) \
-            if finite else float("inf")
-        rel = max_abs / ref_max if ref_max > 0 else max_abs
-    else:  # should not happen for graphs we export; labels are still compared
-        max_abs, rel = float("nan"), float("nan")
-    labels = got.get("labels")
-    if labels is None:  # a logits-only graph: the labels its logits imply
-        labels = np.argmax(got["logits"], axis=1)
-    identical = float(np.mean(labels.astype(np.int64) == ref_labels.astype(np.int64)) * 100.0)
-    passed = identical >= tolerance.min_labels_identical_pct and \
-        (not np.isnan(rel) and rel <= tolerance.max_logits_rel_error)
-    report = ParityReport(graph_precision, batch, tuple(image.shape), max_abs, rel, ref_max,
-                          identical, tolerance, passed,
-                          reference_classes=int(np.unique(ref_labels).size))
+    outputs, failures = compare_outputs(got, ref_labels, ref_logits, ref_logits.shape[1],
+                                        tolerance)
+    logits, labels = outputs["logits"]["stats"], outputs["labels"]["stats"]
+    broken = logits["nonfinite"] > 0  # NaN/Inf logits: the error is unbounded
+    report = ParityReport(
+        graph_precision, batch, tuple(image.shape),
+        float("inf") if broken else _number(logits["max_abs"]),
+        float("inf") if broken else _number(logits["max_rel"]),
+        float(np.max(np.abs(ref_logits))), 100.0 * labels["identical"], tolerance,
+        not failures, reference_classes=int(np.unique(ref_labels).size),
+        outputs=outputs, failures=failures)
     log.info("parity vs PyTorch: %s", report.summary())
-    if not passed and raise_on_failure:
+    if failures and raise_on_failure:
         raise ParityError(
-            f"the ONNX graph does not reproduce PyTorch on onnxruntime CPU: {report.summary()}. "
-            f"This is a bug in the export for this model/options; please report it with the "
-            f"command line (the file was not written)")
+            f"the ONNX graph does not reproduce PyTorch on onnxruntime CPU: {report.summary()}; "
+            f"failed: {'; '.join(failures)}. This is a bug in the export for this model/options; "
+            f"please report it with the command line (the file was not written)")
     return report
+
+
+def _number(value: Optional[float]) -> float:
+    return float("nan") if value is None else float(value)

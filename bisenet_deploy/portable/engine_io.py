@@ -12,7 +12,6 @@ Python 3.6 / numpy 1.19 compatible; imports no TensorRT.
 import numpy as np
 
 from .errors import EngineError, InputError
-from .runner_base import TensorSpec
 from .trt_api import engine_uses_tensor_api
 
 BINDINGS = "bindings"   # TensorRT 8.2-8.4: binding indices, execute_async_v2
@@ -170,24 +169,3 @@ def set_input_shape(context, tensor, shape, generation):
         raise InputError("TensorRT refused the input shape %s for %r (profile %s..%s)"
                          % (shape, tensor.name, tensor.profile[0], tensor.profile[2]))
 
-
-def specs_from_record(record):
-    """(input TensorSpec, [output TensorSpec]) that a graph exported with this record declares.
-
-    Labels are int32 N x H x W, logits float32 N x C x H x W (fp16 exports cast at the I/O
-    boundary), at the graph input size; N is -1 for a dynamic batch.
-    """
-    export, model = record["export"], record["model"]
-    width, height = int(export["input_size"][0]), int(export["input_size"][1])
-    batch = export.get("batch") or {"dynamic": False, "size": 1}
-    n = -1 if batch.get("dynamic") else int(batch.get("size", 1))
-    in_dtype = np.uint8 if export["input_dtype"] == "uint8" else np.float32
-    inp = TensorSpec(export.get("input_name", "image"), (n, 3, height, width), in_dtype)
-    outs = []
-    for name in export["output_names"]:
-        if name == "labels":
-            outs.append(TensorSpec(name, (n, height, width), np.int32))
-        else:
-            outs.append(TensorSpec(name, (n, int(model["num_classes"]), height, width),
-                                   np.float32))
-    return inp, outs

@@ -129,3 +129,25 @@ class Runner(object):
 
     def _infer(self, batch):
         raise NotImplementedError
+
+
+def specs_from_record(record):
+    """(input TensorSpec, [output TensorSpec]) that a graph exported with this record declares.
+
+    Labels are int32 N x H x W, logits float32 N x C x H x W (fp16 exports cast at the I/O
+    boundary), at the graph input size; N is -1 for a dynamic batch.
+    """
+    export, model = record["export"], record["model"]
+    width, height = int(export["input_size"][0]), int(export["input_size"][1])
+    batch = export.get("batch") or {"dynamic": False, "size": 1}
+    n = -1 if batch.get("dynamic") else int(batch.get("size", 1))
+    in_dtype = np.uint8 if export["input_dtype"] == "uint8" else np.float32
+    inp = TensorSpec(export.get("input_name", "image"), (n, 3, height, width), in_dtype)
+    outs = []
+    for name in export["output_names"]:
+        if name == "labels":
+            outs.append(TensorSpec(name, (n, height, width), np.int32))
+        else:
+            outs.append(TensorSpec(name, (n, int(model["num_classes"]), height, width),
+                                   np.float32))
+    return inp, outs

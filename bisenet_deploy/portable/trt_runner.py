@@ -33,14 +33,14 @@ from .cuda_context import CudaContext
 from .engine_io import (BINDINGS, TENSORS, IOTensor, api_generation,  # noqa: F401 - re-exported
                         batch_range, buffer_nbytes, check_batch_in_profile, engine_io,
                         max_input_shape, numpy_dtype, resolved_output_shapes, set_input_shape,
-                        specs_from_record, volume)
+                        volume)
 from .engine_load import (RuntimeCache, check_engine_validity, check_sidecar,  # noqa: F401
                           engine_flavour, import_for_engine, load_sidecar, record_from_sidecar)
 from .errors import EngineError, IncompatibleEngineError, InputError
 from .flavours import RTX, flavour_of
 from .phase_timing import (COMPUTE_DONE, CUDA_EVENTS, D2H_DONE, H2D_DONE, START,
                            pycuda_phase_events)
-from .runner_base import Runner, TensorSpec
+from .runner_base import Runner, TensorSpec, specs_from_record  # noqa: F401 - re-exported
 from .sidecar import REBUILD_HINT
 from .trt_logger import tensorrt_logger
 

@@ -90,18 +90,30 @@ def read_record_from_session(session) -> Optional[dict]:
     return loads_record(text) if text else None
 
 
+def _is_session(source: Any) -> bool:
+    """An already-made onnxruntime.InferenceSession (duck-typed: onnxruntime is imported lazily)."""
+    return all(callable(getattr(source, name, None))
+               for name in ("run", "get_inputs", "get_outputs", "get_providers"))
+
+
 class OnnxRuntimeRunner(Runner):
-    """An ONNX file run by onnxruntime on the given execution providers (in priority order)."""
+    """An ONNX model run by onnxruntime on the given execution providers (in priority order).
+
+    The model source is an ONNX file path, the serialized ONNX (bytes), or an already-made
+    `onnxruntime.InferenceSession`; nothing is read or created before `activate()`.
+    """
 
     backend = "onnxruntime"
 
-    def __init__(self, onnx_path: str, providers: Union[str, Sequence[str]] = ("cpu",),
+    def __init__(self, model: Union[str, "os.PathLike[str]", bytes, Any],
+                 providers: Union[str, Sequence[str]] = ("cpu",),
                  threads: Optional[int] = None, precision: Optional[str] = None,
                  device: int = 0, io_binding: Optional[bool] = None):
         """`io_binding`: run through I/O binding with the three timed steps (default: with a GPU
-        provider; True on the CPU binds host memory, which tests the same code path)."""
+        provider; True on the CPU binds host memory, which tests the same code path).
+        `threads` and `precision` shape a session the runner makes: with a session given as the
+        model they are refused (that session already has its own)."""
         super().__init__()
-        self.onnx_path = str(onnx_path)
         if isinstance(providers, str):
             providers = (providers,)
         self.providers = tuple(p.lower() for p in providers)
@@ -120,12 +132,7 @@ class OnnxRuntimeRunner(Runner):
                              "(onnxruntime-trt). Export an fp16 ONNX for the others")
         self.precision = precision
         self.device = int(device)
-        if os.path.isdir(self.onnx_path):
-            raise InputError(f"{self.onnx_path} is a folder, not an ONNX file: give the .onnx "
-                             f"file in it")
-        if not os.path.isfile(self.onnx_path):
-            raise InputError(f"ONNX file {self.onnx_path} does not exist: create it with "
-                             f"`bisenet-export onnx`")
+        self._source = self._checked_source(model)
         self._session: Any = None
         self._input: Optional[TensorSpec] = None
         self._outputs: Optional[List[TensorSpec]] = None
@@ -135,6 +142,34 @@ class OnnxRuntimeRunner(Runner):
         self._bind_device = "cpu" if self.providers[0] == "cpu" else "cuda"
         self._ort: Any = None
         self._phases_ms: Optional[Dict[str, float]] = None
+
+    def _checked_source(self, model: Any) -> Any:
+        """The model source, with the cheap checks done now: a path names an existing file (not
+        read yet), bytes are non-empty, a session is not given options it cannot take."""
+        #: the ONNX file, or None for a model given as bytes or as a session
+        self.onnx_path: Optional[str] = None
+        if isinstance(model, (bytes, bytearray, memoryview)):
+            if not len(model):
+                raise InputError("the ONNX model given as bytes is empty")
+            self.source_name = "the in-memory ONNX model"
+            return bytes(model)
+        if _is_session(model):
+            if self.threads or self.precision:
+                raise InputError("threads and precision shape a session the runner makes; a "
+                                 "prepared InferenceSession already has its own")
+            self.source_name = "the given onnxruntime session"
+            return model
+        if not isinstance(model, (str, os.PathLike)):
+            raise InputError(f"the ONNX model must be a file path, bytes or an onnxruntime "
+                             f"InferenceSession, got {type(model).__name__}")
+        self.onnx_path = self.source_name = os.fspath(model)
+        if os.path.isdir(self.onnx_path):
+            raise InputError(f"{self.onnx_path} is a folder, not an ONNX file: give the .onnx "
+                             f"file in it")
+        if not os.path.isfile(self.onnx_path):
+            raise InputError(f"ONNX file {self.onnx_path} does not exist: create it with "
+                             f"`bisenet-export onnx`")
+        return self.onnx_path
 
     def describe(self) -> str:
         names = "+".join(self.providers)
@@ -163,8 +198,10 @@ class OnnxRuntimeRunner(Runner):
             chosen.append("CPUExecutionProvider")  # onnxruntime's fallback for unsupported nodes
         return chosen
 
-    def _activate(self) -> None:
-        ort = import_onnxruntime()
+    def _make_session(self, ort) -> Any:
+        """The session of the model source: the given one, or one made from the path/bytes."""
+        if _is_session(self._source):
+            return self._source
         options = ort.SessionOptions()
         if self.threads:
             options.intra_op_num_threads = self.threads
@@ -172,10 +209,13 @@ class OnnxRuntimeRunner(Runner):
         options.log_severity_level = 3
         providers = self._provider_list(ort)
         try:
-            session = ort.InferenceSession(self.onnx_path, sess_options=options,
-                                           providers=providers)
+            return ort.InferenceSession(self._source, sess_options=options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own types for corrupt/unsupported files
-            raise UserError(f"onnxruntime could not load {self.onnx_path}: {exc}") from None
+            raise UserError(f"onnxruntime could not load {self.source_name}: {exc}") from None
+
+    def _activate(self) -> None:
+        ort = import_onnxruntime()
+        session = self._make_session(ort)
         used = session.get_providers()
         wanted = PROVIDERS[self.providers[0]]
         if wanted not in used:
@@ -186,7 +226,7 @@ class OnnxRuntimeRunner(Runner):
         self.metadata = read_record_from_session(session)
         inputs = session.get_inputs()
         if len(inputs) != 1:
-            raise UserError(f"{self.onnx_path} has {len(inputs)} inputs; bisenet-deploy models "
+            raise UserError(f"{self.source_name} has {len(inputs)} inputs; bisenet-deploy models "
                             f"have one image input")
         self._input = TensorSpec(inputs[0].name, spec_shape(inputs[0].shape),
                                  numpy_dtype(inputs[0].type))

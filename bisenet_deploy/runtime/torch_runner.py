@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 from typing import Any, Dict, List, Optional
 
 import numpy as np
@@ -23,8 +24,7 @@ import numpy as np
 from ..errors import InputError, MissingDependencyError, UserError
 from ..portable.phase_timing import (COMPUTE_DONE, CUDA_EVENTS, D2H_DONE, H2D_DONE, START,
                                      torch_phase_events)
-from ..portable.runner_base import Runner, TensorSpec
-from ..portable.trt_runner import specs_from_record
+from ..portable.runner_base import Runner, TensorSpec, specs_from_record
 
 log = logging.getLogger(__name__)
 
@@ -63,15 +63,16 @@ def default_export_info(model_meta: Dict[str, Any], input_size=None, model_size=
 class TorchRunner(Runner):
     """A BiSeNet model (or any module with the DeployModule contract) run by PyTorch.
 
-    Give either `checkpoint` (a path, or None for seeded random weights) or `model` (an nn.Module
-    of the network) plus `record`; or `graph` (a module that already IS the deploy graph: N x 3 x
-    H x W input -> tuple of outputs in `record["export"]["output_names"]` order) plus `record`.
-    With a checkpoint and no `record`, the graph is the default export's (2048x1024 input).
+    The model source is the first argument: a checkpoint path (None: seeded random weights) or the
+    network itself (an nn.Module, the same as `model=`), which needs `record`; or `graph` (a
+    module that already IS the deploy graph: N x 3 x H x W input -> tuple of outputs in
+    `record["export"]["output_names"]` order) plus `record`. With a checkpoint and no `record`,
+    the graph is the default export's (2048x1024 input). Checkpoints are read at activation.
     """
 
     backend = "torch"
 
-    def __init__(self, checkpoint: Optional[str] = None, *, model=None, graph=None,
+    def __init__(self, checkpoint: Optional[Any] = None, *, model=None, graph=None,
                  record: Optional[Dict[str, Any]] = None, device: str = "cpu",
                  precision: str = "fp32", channels_last: bool = False, cuda_graph: bool = False,
                  threads: Optional[int] = None):
@@ -86,6 +87,13 @@ class TorchRunner(Runner):
                              "are slow and not what an engine runs; use --precision fp32 on CPU")
         if cuda_graph and device == "cpu":
             raise InputError("CUDA graphs need a CUDA device (device='cuda')")
+        if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
+            if not callable(getattr(checkpoint, "state_dict", None)):
+                raise InputError(f"the model source must be a checkpoint path or a torch "
+                                 f"nn.Module, got {type(checkpoint).__name__}")
+            if model is not None:
+                raise InputError("give the network once: as the model source or as model=")
+            checkpoint, model = None, checkpoint
         if model is not None and graph is not None:
             raise InputError("give either model or graph, not both")
         if (model is not None or graph is not None) and record is None:
@@ -95,7 +103,7 @@ class TorchRunner(Runner):
                              "(input size, dtype, outputs)")
         if threads is not None and int(threads) < 1:
             raise InputError(f"threads must be >= 1, got {threads}")
-        self.checkpoint = checkpoint
+        self.checkpoint = None if checkpoint is None else os.fspath(checkpoint)
         self._model = model
         self._graph_in = graph
         self.metadata = copy.deepcopy(record) if record is not None else None
