@@ -463,3 +463,22 @@ def test_query_gpu_sources(monkeypatch):
     info = gpu_info.query_gpu()
     assert (info.name, info.compute_capability, info.driver, info.jetson) == (
         "NVIDIA Tegra X2", (6, 2), "L4T R32.7.1", True)
+
+
+def test_step_timer_records_and_logs_finished_steps_only(caplog):
+    """The one step timer of the engine build and the ONNX export."""
+    import logging
+
+    from bisenet_deploy.portable.step_timer import StepTimer
+
+    timer = StepTimer(logging.getLogger("steps-test"), announce=True)
+    with caplog.at_level(logging.INFO, logger="steps-test"):
+        assert timer.run("add", lambda a, b: a + b, 2, b=3) == 5
+        with pytest.raises(ValueError):
+            with timer.step("fails"):
+                raise ValueError("boom")
+    assert [name for name, _ in timer.done] == ["add"]
+    assert timer.total() == timer.done[0][1] >= 0
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages[0] == "add ..." and messages[1].startswith("add ") and messages[1].endswith(" s")
+    assert messages[2] == "fails ..." and len(messages) == 3
