@@ -102,35 +102,32 @@ def set_verbose(trt, logger, verbose):
 
 
 @contextlib.contextmanager
+def _collecting(logger, attribute, entry, found):
+    """Register `entry` in the logger's list `attribute` for the block; yields `found`. A logger
+    without the list (test doubles, a plain trt.Logger) collects nothing."""
+    sinks = getattr(logger, attribute, None)
+    if sinks is not None:
+        sinks.append(entry)
+    try:
+        yield found
+    finally:
+        if sinks is not None:
+            sinks.remove(entry)
+
+
 def capture(logger, prefix):
     """Within the block, collect every TensorRT message that starts with `prefix`, shown or not
     (e.g. the layer list a build logs at VERBOSE severity); yields the list. A logger that cannot
     capture (test doubles) yields an empty list."""
     found = []
-    entry = (prefix, found)
-    captures = getattr(logger, "captures", None)
-    if captures is not None:
-        captures.append(entry)
-    try:
-        yield found
-    finally:
-        if captures is not None:
-            captures.remove(entry)
+    return _collecting(logger, "captures", (prefix, found), found)
 
 
-@contextlib.contextmanager
 def errors(logger):
     """Within the block, keep TensorRT's error messages (still logged as usual); yields the list.
     A logger that cannot keep them (test doubles) yields an empty list."""
     found = []
-    sinks = getattr(logger, "error_sinks", None)
-    if sinks is not None:
-        sinks.append(found)
-    try:
-        yield found
-    finally:
-        if sinks is not None:
-            sinks.remove(found)
+    return _collecting(logger, "error_sinks", found, found)
 
 
 def quote(messages, limit=3):
