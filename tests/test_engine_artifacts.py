@@ -123,6 +123,28 @@ def test_other_tensorrt_version_refused_naming_both():
     assert "`./build_engine.sh --force` in a Jetson bundle" in msg
 
 
+@pytest.mark.parametrize("built, here, flavour", [
+    ("10.3.0.26", "10.3.1", "tensorrt"),     # a patch release: engines do not carry over
+    ("10.3.1", "10.3.0.26", "tensorrt"),     # nor back
+    ("8.2.1.8", "8.2.3", "tensorrt"),        # JetPack 4.6's TensorRT vs a later 8.2 patch
+    ("1.7.1.116", "1.7.2", "tensorrt-rtx"),
+])
+def test_other_tensorrt_patch_version_refused(built, here, flavour):
+    """The sidecar check compares MAJOR.MINOR.PATCH, as its docstring promises; only the build
+    number (the fourth part) may differ."""
+    data = (_rtx_sidecar() if flavour == "tensorrt-rtx" else _sidecar())
+    data["tensorrt_version"] = built
+    gpu = ("NVIDIA GeForce RTX 4090", "8.9") if flavour == "tensorrt-rtx" else ("NVIDIA A10", "8.6")
+    with pytest.raises(IncompatibleEngineError) as info:
+        sidecar.check_engine_compatible(data, here, gpu[0], gpu[1], flavour)
+    label = "TensorRT-RTX" if flavour == "tensorrt-rtx" else "TensorRT"
+    msg = str(info.value)
+    assert "built with %s %s and this machine has %s %s" % (
+        label, ".".join(built.split(".")[:3]), label, ".".join(here.split(".")[:3])) in msg
+    build_only = ".".join(built.split(".")[:3] + ["999"])  # another build of the same release
+    sidecar.check_engine_compatible(data, build_only, gpu[0], gpu[1], flavour)
+
+
 def _rtx_sidecar(targets=((8, 0), (8, 6), (8, 9), (12, 0), (12, 1))):
     return sidecar.make_sidecar(
         "m-fp16.engine", "ab" * 32, 1234, "1.7.1.116", "11", None, "fp16",
@@ -463,3 +485,22 @@ def test_query_gpu_sources(monkeypatch):
     info = gpu_info.query_gpu()
     assert (info.name, info.compute_capability, info.driver, info.jetson) == (
         "NVIDIA Tegra X2", (6, 2), "L4T R32.7.1", True)
+
+
+def test_step_timer_records_and_logs_finished_steps_only(caplog):
+    """The one step timer of the engine build and the ONNX export."""
+    import logging
+
+    from bisenet_deploy.portable.step_timer import StepTimer
+
+    timer = StepTimer(logging.getLogger("steps-test"), announce=True)
+    with caplog.at_level(logging.INFO, logger="steps-test"):
+        assert timer.run("add", lambda a, b: a + b, 2, b=3) == 5
+        with pytest.raises(ValueError):
+            with timer.step("fails"):
+                raise ValueError("boom")
+    assert [name for name, _ in timer.done] == ["add"]
+    assert timer.total() == timer.done[0][1] >= 0
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages[0] == "add ..." and messages[1].startswith("add ") and messages[1].endswith(" s")
+    assert messages[2] == "fails ..." and len(messages) == 3

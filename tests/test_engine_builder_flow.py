@@ -386,3 +386,30 @@ def test_builder_answer_on_fast_fp16_is_logged(onnx_dynamic, tmp_path, caplog):
     with caplog.at_level("WARNING"):
         _build(path, rec, trt, A10, tmp_path, precision="fp16")
     assert any("will be SLOWER than FP32" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("version, gpu, precision", [((8, 2), TX2, "fp16"), ((8, 6), A10, "fp32"),
+                                                     ((10, 3), A10, "fp16")])
+def test_trtexec_command_follows_the_builders_plan(onnx_dynamic, tmp_path, monkeypatch, version,
+                                                   gpu, precision):
+    """`bisenet-build-engine --trtexec` spells the plan the builder itself follows (plan_for):
+    the same engine path, precision, profile and timing cache."""
+    from bisenet_deploy.portable import trtexec
+    from bisenet_deploy.portable.build_plan import plan_build, plan_for
+    from bisenet_deploy.portable.capabilities import assumed_capabilities
+
+    path, rec = onnx_dynamic
+    monkeypatch.chdir(tmp_path)
+    trt = fake_tensorrt(version, [])
+    options = BuildOptions(precision=precision, batch=(1, 2, 4), workspace_mib=512)
+    ours = plan_build(path, rec, options, trt=trt, gpu=gpu)
+    theirs = plan_for(assumed_capabilities(trt.__version__), path, rec, options, gpu, here=False)
+    assert os.path.abspath(theirs.engine_path) == ours.engine_path
+    assert os.path.abspath(theirs.cache_path) == ours.cache_path
+    assert theirs.profile == ours.profile
+    assert theirs.decision.as_dict() == ours.decision.as_dict()
+    line = trtexec.plan_command(theirs, binary="trtexec")
+    assert "--saveEngine=%s" % theirs.engine_path in line
+    assert "--timingCacheFile=%s" % theirs.cache_path in line
+    assert "--minShapes=image:1x3x32x64" in line and "--maxShapes=image:4x3x32x64" in line
+    assert ("--fp16" in line) == (precision == "fp16") and "--noTF32" in line

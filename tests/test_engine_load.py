@@ -9,7 +9,7 @@ import types
 
 import pytest
 
-from bisenet_deploy.errors import IncompatibleEngineError
+from bisenet_deploy.errors import EngineFileError, IncompatibleEngineError
 from bisenet_deploy.portable import engine_load, trt_logger
 
 
@@ -144,3 +144,51 @@ def test_runtime_cache_beside_the_engine(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         assert blocked.save() == 0
     assert not os.path.isdir(str(tmp_path / "file"))
+
+
+def _fake_trt_that_refuses(message):
+    """A TensorRT whose Runtime reports a refusal the way TensorRT does: an ERROR through the
+    logger it was given, then None."""
+    trt = _fake_trt_with_ilogger()
+
+    class Runtime(object):
+        def __init__(self, logger):
+            self.logger = logger
+
+        def deserialize_cuda_engine(self, blob):
+            if blob == b"good plan":
+                return "engine"
+            self.logger.log(_Severity("ERROR"), message)
+            return None
+
+    trt.Runtime = Runtime
+    return trt
+
+
+def test_engine_from_bytes_quotes_tensorrt_own_words(tmp_path, caplog):
+    said = "1: [stdArchiveReader.cpp::StdArchiveReader::32] Error Code 1: Serialization " \
+           "(Version tag does not match)"
+    trt = _fake_trt_that_refuses(said)
+    engine, runtime = engine_load.engine_from_bytes(trt, b"good plan", "m.engine")
+    assert engine == "engine" and runtime.logger is trt_logger.tensorrt_logger(trt)
+    path = tmp_path / "m.engine"
+    path.write_bytes(b"old plan")
+    with caplog.at_level(logging.ERROR, logger=trt_logger.__name__):
+        with pytest.raises(IncompatibleEngineError) as err:
+            engine_load.engine_from_path(trt, str(path), "could not load it",
+                                         IncompatibleEngineError)
+    assert str(err.value) == 'could not load it; TensorRT said: "%s"' % said
+    assert caplog.records[-1].getMessage() == "TensorRT: " + said  # still logged as usual
+    # the default refusal names the file and the usual causes; only this call's lines are quoted
+    with pytest.raises(EngineFileError, match=r"could not load .*m\.engine: built by another "
+                                              r"TensorRT version") as err:
+        engine_load.engine_from_path(trt, str(path))
+    assert str(err.value).endswith('; TensorRT said: "%s"' % said)
+    assert str(err.value).count(said) == 1
+    logger = trt_logger.tensorrt_logger(trt)
+    assert logger.error_sinks == []
+    with trt_logger.errors(logger) as found:
+        logger.log(_Severity("WARNING"), "a warning is not an error")
+        logger.log(_Severity("INTERNAL_ERROR"), "internal")
+    assert found == ["internal"]
+    assert trt_logger.quote([]) == ""

@@ -23,11 +23,16 @@ import torch
 
 from bisenet_deploy.errors import ExportError, UserError
 from bisenet_deploy.jetson import bundle as jb
+from bisenet_deploy.jetson.bundle_tar import extract_tar
+from bisenet_deploy.portable.bundle_manifest import verify_bundle
 
+#: the bundle's own top-level modules (imported from one bundle copy per test)
+BUNDLE_TOP_MODULES = ("jetson_run", "jetson_env", "jetson_build", "jetson_bench", "demo")
 INPUT = (256, 128)
 MODEL = (128, 64)
 EXPECTED_TOP = {"README.md", "manifest.json", "setup_jetson.sh", "build_engine.sh", "bench.sh",
-                "jetson_run.py", "demo.py", "bisenet_trt", "model"}
+                "jetson_run.py", "jetson_env.py", "jetson_build.py", "jetson_bench.py", "demo.py",
+                "bisenet_trt", "model"}
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +86,7 @@ def test_bundle_has_every_file(built):
 def test_manifest_hashes_and_records(built):
     folder = built.path
     manifest = load_manifest(folder)
-    assert jb.verify_bundle(folder) == []
+    assert verify_bundle(folder) == []
     on_disk = jb.hash_tree(folder)
     assert set(manifest["files"]) == set(on_disk)
     assert manifest["files"] == on_disk
@@ -161,7 +166,7 @@ def test_torchscript_bundle_passes_the_same_checks(checkpoint, tmp_path):
     assert check_onnx(result.onnx_path, "trt8.2") == []
     assert bundle_record(result.path)["export"]["exporter"] == "torchscript"
     assert result.parity["passed"] is True
-    assert jb.verify_bundle(result.path) == []
+    assert verify_bundle(result.path) == []
 
 
 def test_bundle_python_is_36_and_self_contained(built):
@@ -181,7 +186,7 @@ def test_bundle_python_is_36_and_self_contained(built):
 
 def import_bundle_module(folder, name, monkeypatch):
     monkeypatch.syspath_prepend(folder)
-    for mod in [m for m in sys.modules if m in ("jetson_run", "demo", "bisenet_trt")
+    for mod in [m for m in sys.modules if m in BUNDLE_TOP_MODULES or m == "bisenet_trt"
                 or m.startswith("bisenet_trt.")]:
         monkeypatch.delitem(sys.modules, mod)
     module = __import__(name, fromlist=["_"])
@@ -266,13 +271,13 @@ def test_tar_round_trips(built, tmp_path):
     assert built.tar_path and built.tar_path.endswith("tx2.tar.gz")
     with tarfile.open(built.tar_path, "r:gz") as tar:
         assert {m.name.split("/")[0] for m in tar.getmembers()} == {"tx2"}
-    folder = jb.extract_tar(built.tar_path, str(tmp_path))
+    folder = extract_tar(built.tar_path, str(tmp_path))
     assert folder == str(tmp_path / "tx2")
     assert jb.hash_tree(folder) == jb.hash_tree(built.path)
     assert load_manifest(folder) == load_manifest(built.path)
     for name in jb.EXECUTABLES:
         assert os.stat(os.path.join(folder, name)).st_mode & stat.S_IXUSR, name
-    assert jb.verify_bundle(folder) == []
+    assert verify_bundle(folder) == []
     # the device-side check agrees (plain `tar -xzf` + `python3 jetson_run.py verify`)
     out = subprocess.run([sys.executable, os.path.join(folder, "jetson_run.py"), "verify"],
                          capture_output=True, text=True)
@@ -292,7 +297,20 @@ def test_verify_names_a_damaged_file(built, tmp_path):
     assert "changed or truncated: model/" in out.stdout
     assert "missing: bisenet_trt/sidecar.py" in out.stdout
     assert "copy the bundle again" in out.stderr
-    assert sorted(jb.verify_bundle(copy))[0].startswith("changed: model/")
+    assert sorted(verify_bundle(copy))[0].startswith("changed or truncated: model/")
+
+
+def test_verify_names_a_script_that_lost_its_executable_bit(built, tmp_path):
+    """The exporter and the device run the same check (portable/bundle_manifest.py)."""
+    copy = str(tmp_path / "copy")
+    shutil.copytree(built.path, copy)
+    assert load_manifest(copy)["executables"] == list(jb.EXECUTABLES)
+    os.chmod(os.path.join(copy, "setup_jetson.sh"), 0o644)
+    assert verify_bundle(copy) == ["not executable: setup_jetson.sh (chmod +x it, or unpack the "
+                                   "bundle with tar -xzf, which keeps the modes)"]
+    out = subprocess.run([sys.executable, os.path.join(copy, "jetson_run.py"), "verify"],
+                         capture_output=True, text=True)
+    assert out.returncode == 1 and "not executable: setup_jetson.sh" in out.stdout
 
 
 def test_unsafe_tar_is_refused(tmp_path):
@@ -302,7 +320,7 @@ def test_unsafe_tar_is_refused(tmp_path):
     with tarfile.open(str(evil), "w:gz") as tar:
         tar.add(str(payload), arcname="../outside.txt")
     with pytest.raises(UserError, match="unsafe entry"):
-        jb.extract_tar(str(evil), str(tmp_path / "dest"))
+        extract_tar(str(evil), str(tmp_path / "dest"))
     assert not (tmp_path / "outside.txt").exists()
 
 
@@ -324,7 +342,7 @@ def test_existing_output_is_refused_then_replaced_with_force(built, tmp_path):
 
     jb.build_bundle(dataclasses.replace(opts, force=True))
     result = jb.build_bundle(dataclasses.replace(opts, force=True, tar=True))  # ours: replaced
-    assert jb.verify_bundle(str(out)) == []
+    assert verify_bundle(str(out)) == []
     assert result.manifest["build_defaults"]["precision"] == "fp32"
     assert result.manifest["model"]["record"].endswith(".json")
     assert sorted(os.listdir(tmp_path)) == ["b", "b.tar.gz"]
@@ -403,7 +421,7 @@ def test_cli_rebundles_an_onnx(built, tmp_path, capsys):
     assert rc == 0
     text = capsys.readouterr().out
     assert "bundle:" in text and "tarball:" in text and "FP32 by default" in text
-    assert jb.verify_bundle(str(tmp_path / "again")) == []
+    assert verify_bundle(str(tmp_path / "again")) == []
 
 
 def test_cli_refuses_export_options_with_onnx(tmp_path, capsys):

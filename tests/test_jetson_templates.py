@@ -285,25 +285,27 @@ def test_bundle_cli_without_manifest_says_so(mini_bundle):
 @pytest.fixture
 def helpers(mini_bundle, monkeypatch):
     monkeypatch.syspath_prepend(str(mini_bundle))
-    for name in ("jetson_run", "demo"):
+    names = ("jetson_run", "jetson_env", "jetson_build", "jetson_bench", "demo")
+    for name in names:
         sys.modules.pop(name, None)
     import demo
     import jetson_run
     yield jetson_run, demo
-    for name in ("jetson_run", "demo"):
+    for name in names:
         sys.modules.pop(name, None)
     for name in [m for m in sys.modules if m == "bisenet_trt" or m.startswith("bisenet_trt.")]:
         sys.modules.pop(name, None)
 
 
-def test_parse_tegra_release(helpers):
-    jetson_run, _ = helpers
-    assert jetson_run.parse_tegra_release(TX2_RELEASE) == (32, 6, 1)
-    assert jetson_run.parse_tegra_release("# R32 (release), REVISION: 7.4, GCID: 1") == (32, 7, 4)
-    assert jetson_run.parse_tegra_release("# R35 (release), REVISION: 1") == (35, 1, 0)
-    assert jetson_run.parse_tegra_release("Ubuntu 22.04") is None
-    assert jetson_run.jetpack_for((32, 6, 1)) == "4.6"
-    assert jetson_run.jetpack_for((32, 7, 1)).startswith("4.6")
+@pytest.mark.usefixtures("helpers")
+def test_parse_tegra_release():
+    import jetson_env  # the mini bundle's, which jetson_run imported
+    assert jetson_env.parse_tegra_release(TX2_RELEASE) == (32, 6, 1)
+    assert jetson_env.parse_tegra_release("# R32 (release), REVISION: 7.4, GCID: 1") == (32, 7, 4)
+    assert jetson_env.parse_tegra_release("# R35 (release), REVISION: 1") == (35, 1, 0)
+    assert jetson_env.parse_tegra_release("Ubuntu 22.04") is None
+    assert jetson_env.jetpack_for((32, 6, 1)) == "4.6"
+    assert jetson_env.jetpack_for((32, 7, 1)).startswith("4.6")
 
 
 def test_label_parity(helpers):
@@ -451,3 +453,10 @@ def test_portable_apis_the_bundle_calls_exist():
     for name in ("builder", "toolkit_version", "built_utc"):
         assert name in make, name
     assert callable(trt_runner.engine_io) and callable(sidecar.write_sidecar)
+    from bisenet_deploy.portable import bundle_manifest, engine_load
+
+    assert list(inspect.signature(engine_load.sidecar_from_engine).parameters)[:9] == [
+        "trt", "engine_file", "engine_path", "gpu", "precision", "onnx_path", "record", "options",
+        "seconds"]
+    assert list(inspect.signature(bundle_manifest.verify_bundle).parameters) == ["bundle_dir"]
+    assert list(inspect.signature(bundle_manifest.load_manifest).parameters) == ["bundle_dir"]

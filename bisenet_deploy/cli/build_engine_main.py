@@ -133,17 +133,22 @@ def compute_capabilities(text):
     return tuple(part.strip() for part in str(text).split(",") if part.strip()) or None
 
 
-def _options(args):
+def _options(args, trtexec=False):
+    """The BuildOptions of the command line, validated. With --trtexec, --compute-capability is
+    the target GPU's (not TensorRT-RTX targets) and the flavour is full TensorRT."""
     from ..portable.builder import BuildOptions
 
-    return BuildOptions(
+    options = BuildOptions(
         precision=args.precision, output=args.output, workspace_mib=args.workspace,
         timing_cache=args.timing_cache, batch=args.batch, opt_level=args.opt_level,
         calib_images=args.calib_images, calib_cache=args.calib_cache,
         calib_batch_size=args.calib_batch, calib_max_images=args.calib_max_images,
         verbose=args.verbose > 0, gpu_index=args.gpu, use_timing_cache=not args.no_timing_cache,
-        toolkit_version=__version__, allow_tf32=args.tf32, flavour=args.backend,
-        compute_capabilities=compute_capabilities(args.compute_capability))
+        toolkit_version=__version__, allow_tf32=args.tf32,
+        flavour="tensorrt" if trtexec else args.backend,
+        compute_capabilities=None if trtexec else compute_capabilities(args.compute_capability))
+    options.validate()
+    return options
 
 
 def _run(args):
@@ -162,22 +167,13 @@ def _run(args):
     if args.trtexec and args.backend == "tensorrt-rtx":
         raise InputError("--trtexec spells NVIDIA's trtexec, a full TensorRT tool; TensorRT-RTX "
                          "engines are built with `bisenet-build-engine --backend tensorrt-rtx`")
-    if (args.calib_images or args.calib_batch is not None) and args.precision != "int8":
-        raise InputError("--calib-images/--calib-batch only apply to --int8")
-    for flag, value in (("--calib-batch", args.calib_batch),
-                        ("--calib-max-images", args.calib_max_images)):
-        if value is not None and value < 1:
-            raise InputError("%s must be >= 1, got %d" % (flag, value))
-    if args.workspace is not None and args.workspace <= 0:
-        raise InputError("--workspace must be a positive number of MiB, got %d" % args.workspace)
-    if args.opt_level is not None and not 0 <= args.opt_level <= 5:
-        raise InputError("--opt-level must be 0..5, got %d" % args.opt_level)
+    options = _options(args, trtexec=args.trtexec)
     if args.trtexec:
-        return _trtexec(args)
-    return _build(args)
+        return _trtexec(args, options)
+    return _build(args, options)
 
 
-def _build(args):
+def _build(args, options):
     from ..portable.builder import build_engine
     from ..portable.flavours import flavour_label, import_tensorrt
     from ..portable.sidecar import sidecar_targets
@@ -185,7 +181,7 @@ def _build(args):
 
     import_tensorrt(args.backend)  # one clear line before reading anything when it is missing
     record, _ = read_onnx(args.onnx)
-    result = build_engine(args.onnx, record, _options(args))
+    result = build_engine(args.onnx, record, options)
     sc = result.sidecar
     targets = sidecar_targets(sc)
     where = (format_targets(targets) if targets is not None else
@@ -212,15 +208,15 @@ def _layer_text(counts):
                      for p, n in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
-def _trtexec(args):
+def _trtexec(args, options):
+    """Print (and with --run execute) the trtexec command of the build plan our builder would
+    follow, for the installed or the given TensorRT."""
     from ..portable import trtexec
-    from ..portable.build_checks import check_onnx_supported, profile_for_input
-    from ..portable.engine_paths import (default_calibration_cache_path, default_engine_path,
-                                         default_timing_cache_path, engine_file_name)
-    from ..portable.gpu_info import query_gpu
-    from ..portable.precision import decide_precision, default_precision, onnx_graph_precision
+    from ..portable.build_plan import plan_for
     from ..portable.capabilities import assumed_capabilities
     from ..portable.flavours import import_flavour
+    from ..portable.gpu_info import GpuInfo, query_gpu
+    from ..portable.precision import parse_compute_capability
     from ..portable.trt_api import generation_for_version, parse_version, version_string
 
     if args.run:
@@ -235,82 +231,48 @@ def _trtexec(args):
                                          "for another machine" % exc) from None
     generation_for_version(version)  # refuses TensorRT older than 8.2 before anything else
     caps = assumed_capabilities(version)  # the target machine's TensorRT, by its version
-    record, summary = read_onnx(args.onnx)
-    for message in check_onnx_supported(record, summary, caps):  # refuses e.g. opset 17 on 8.2
-        log.warning("%s", message)
+    record, _ = read_onnx(args.onnx)
     gpu_name, cc = args.gpu_name, args.compute_capability
+    gpu = None
     if gpu_name is None and cc is None and not args.trt_version:
         try:
             gpu = query_gpu(args.gpu)
-            gpu_name, cc = gpu.name, gpu.compute_capability
         except MissingDependencyError as exc:
             log.info("GPU unknown (%s)", exc)
-    precision = args.precision or default_precision(record)
-    decision = decide_precision(precision, cc, caps, onnx_graph_precision(record))
-    for message in decision.warnings:
-        log.warning("%s", message)
-    if len(summary["inputs"]) != 1:
-        raise InputError("the ONNX has %d inputs; expected one image input"
-                         % len(summary["inputs"]))
-    name, dims = summary["inputs"][0]
-    profile = profile_for_input(name, dims, record, args.batch)
-    if args.output:
-        engine = args.output
     elif gpu_name and cc:
-        engine = default_engine_path(args.onnx, gpu_name, cc, version, decision.precision)
-    else:
-        engine = os.path.join("engines", "trt%s" % version_string(version),
-                              engine_file_name(args.onnx, decision.precision))
-        log.info("target GPU unknown: give --gpu-name and --compute-capability for the usual "
-                 "engines/<gpu>-sm<XY>-trt<version>/ folder")
-    if args.run:
-        from ..portable.ownership import check_replaceable
-
-        check_replaceable(engine, "engine")
-    cache = None if args.no_timing_cache else (args.timing_cache
-                                               or default_timing_cache_path(engine))
-    calib = None
-    if decision.precision == "int8":
-        calib = args.calib_cache or default_calibration_cache_path(engine)
-        if not os.path.isfile(calib):
-            log.warning("trtexec cannot run our calibrator: the calibration cache %s must exist "
-                        "first (`bisenet-build-engine %s --int8 --calib-images DIR` writes it)",
-                        calib, args.onnx)
-    build = trtexec.build_command(
-        version, args.onnx, engine, decision.precision, profile=profile,
-        workspace_mib=args.workspace, timing_cache=cache, opt_level=args.opt_level,
-        calib_cache=calib, int8_fp16_fallback="FP16" in decision.flags,
-        strongly_typed=decision.strongly_typed and version[0] < 11, verbose=args.verbose > 0,
-        allow_tf32=args.tf32)
-    shape = (profile[0], profile[2]) if profile is not None else None
-    bench = trtexec.benchmark_command(version, engine, shape=shape)
+        gpu = GpuInfo(gpu_name, parse_compute_capability(cc))
+    plan = plan_for(caps, args.onnx, record, options, gpu, compute_capability=cc, here=args.run)
+    build = trtexec.plan_command(plan, verbose=args.verbose > 0)
+    shape = (plan.profile[0], plan.profile[2]) if plan.profile is not None else None
+    bench = trtexec.benchmark_command(version, plan.engine_path, shape=shape)
     print("# TensorRT %s: build" % version_string(version))
     print(trtexec.format_command(build))
     print("# benchmark: exactly 5000 iterations, host<->device copies included")
     print(trtexec.format_command(bench))
     if args.run:
-        _run_trtexec(args, build, engine, version, decision, record)
+        _run_trtexec(args, build, plan)
     return 0
 
 
-def _run_trtexec(args, build, engine, version, decision, record):
+def _run_trtexec(args, build, plan):
     """Run trtexec into a temporary file, then write the sidecar read off the engine itself."""
     import time
 
     from ..portable import trtexec
-    from ..portable.fileio import atomic_output, sha256_file
-    from ..portable.gpu_info import query_gpu
-    from ..portable.sidecar import make_sidecar, profile_entry, tensor_entry, write_sidecar
+    from ..portable.engine_load import sidecar_from_engine
+    from ..portable.fileio import atomic_output
     from ..portable.flavours import import_flavour
-    from ..portable.trt_api import api_generation, version_string
-    from ..portable.trt_logger import tensorrt_logger
+    from ..portable.gpu_info import query_gpu
+    from ..portable.sidecar import write_sidecar
+    from ..portable.trt_api import version_string
 
     trt = import_flavour("tensorrt")  # the sidecar needs TensorRT to read the engine's I/O
-    if version_string(trt.__version__) != version_string(version):
+    if version_string(trt.__version__) != version_string(plan.caps.version):
         raise InputError("--run executes the installed TensorRT %s, but the command was spelled "
                          "for %s: drop --trt-version" % (trt.__version__,
-                                                         version_string(version)))
+                                                         version_string(plan.caps.version)))
     gpu = query_gpu(args.gpu)
+    engine = plan.engine_path
     started = time.time()
     with atomic_output(engine) as tmp:
         line = ["--saveEngine=%s" % tmp if str(a).startswith("--saveEngine=") else a
@@ -318,27 +280,10 @@ def _run_trtexec(args, build, engine, version, decision, record):
         code = trtexec.run_trtexec(line)
         if code != 0 or not os.path.isfile(tmp) or os.path.getsize(tmp) == 0:
             raise EngineError("trtexec failed (exit code %d); read its output above" % code)
-        from ..portable.trt_runner import engine_io
-
-        with open(tmp, "rb") as f:
-            blob = f.read()
-        loaded = trt.Runtime(tensorrt_logger(trt)).deserialize_cuda_engine(blob)
-        if loaded is None:
-            raise EngineError("TensorRT cannot load the engine trtexec wrote")
-        io, profiles = [], []
-        for t in engine_io(loaded, trt):
-            io.append(tensor_entry(t.name, "input" if t.is_input else "output", t.shape,
-                                   t.dtype.name))
-            if t.is_input and t.profile is not None:
-                profiles.append(profile_entry(t.name, *t.profile))
-        del loaded
-        sidecar = make_sidecar(
-            engine, sha256_file(tmp), len(blob), trt.__version__, api_generation(trt),
-            gpu.as_dict(), decision.precision, io, profiles, args.onnx, sha256_file(args.onnx),
-            record, {"trtexec": trtexec.format_command(build)}, time.time() - started,
-            builder="trtexec", toolkit_version=(record or {}).get("toolkit_version"),
-            precision_decision=decision.as_dict(),
-            built_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        sidecar = sidecar_from_engine(
+            trt, tmp, engine, gpu, plan.decision.precision, plan.onnx_path, plan.record,
+            {"trtexec": trtexec.format_command(build)}, time.time() - started,
+            precision_decision=plan.decision.as_dict())
         write_sidecar(engine, sidecar)
     print("engine:   %s (built by trtexec, sidecar written)" % engine)
 

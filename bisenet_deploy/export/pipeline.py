@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import ExportError, InputError
+from ..portable.step_timer import StepTimer
 from ..metadata import (
     CHANNEL_ORDERS,
     INPUT_DTYPES,
@@ -185,21 +185,6 @@ def default_output_path(record: Dict[str, Any]) -> str:
     return os.path.join(DEFAULT_EXPORT_DIR, export_stem(record) + ".onnx")
 
 
-class _Steps:
-    """Runs and times the pipeline's steps, logging each."""
-
-    def __init__(self) -> None:
-        self.timings: List[Tuple[str, float]] = []
-
-    def run(self, name: str, func, *args, **kwargs):
-        start = time.perf_counter()
-        result = func(*args, **kwargs)
-        elapsed = time.perf_counter() - start
-        self.timings.append((name, elapsed))
-        log.info("%-18s %7.2f s", name, elapsed)
-        return result
-
-
 def _load(options: ExportOptions):
     from ..checkpoint import load_model
 
@@ -331,7 +316,7 @@ def export_onnx(options: ExportOptions, loaded: Optional[Tuple[Any, ModelMetadat
                 ) -> ExportResult:
     """Run the whole pipeline. `loaded` = (model, metadata) skips loading (tests, API users)."""
     rules, opset = validate_options(options)
-    steps = _Steps()
+    steps = StepTimer(log)
 
     model, meta = loaded if loaded is not None else steps.run("build model", _load, options)
     record = export_record(options, meta, rules.name, opset)
@@ -388,5 +373,5 @@ def export_onnx(options: ExportOptions, loaded: Optional[Tuple[Any, ModelMetadat
         raise ExportError(f"cannot write {path!r}: {exc.strerror or exc}; choose another "
                           f"-o/--output-path") from None
     return ExportResult(path=os.path.abspath(path), record=record, parity=parity,
-                        timings=steps.timings, simplified=simplified,
+                        timings=steps.done, simplified=simplified,
                         num_nodes=len(onnx_model.graph.node), file_bytes=len(data), parser=parser)

@@ -12,6 +12,7 @@ run:
       bench.sh                   nvpmodel -m 0 + jetson_clocks, 5000-iteration timing, restores
       jetson_run.py              the bundle's command line (verify/check/build/bench/predict/demo)
       demo.py                    video file / CSI / USB camera overlay through OpenCV + GStreamer
+      jetson_*.py                its modules (environment checks, engine builds, benchmark)
       bisenet_trt/               bisenet_deploy/portable copied as-is (Python 3.6 runtime)
       model/<stem>.onnx          exported for --target trt8.2 (float input, INT32 labels, opset 13)
       model/<stem>.json          its metadata record and the export's parity report
@@ -21,42 +22,41 @@ run:
 The code is shared, not duplicated: `bisenet_trt/` is the very `bisenet_deploy.portable` package
 the desktop runtime uses. The bundle is built in a temporary sibling folder and renamed into place,
 so an interrupted run leaves no half bundle; an existing output is refused unless `force`, and is
-then replaced by renames (old moved aside, new renamed in, old deleted).
+then replaced by renames (old moved aside, new renamed in, old deleted). bundle_model.py writes
+`model/`, bundle_tar.py the tarball; the manifest is made and checked by
+portable/bundle_manifest.py, the device's `jetson_run.py verify` included.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
-import json
 import logging
 import os
 import re
 import shutil
-import stat
-import tarfile
 import tempfile
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from .. import __version__
-from ..errors import ExportError, InputError, UserError
-from ..portable.fileio import (atomic_output, check_writable, make_folders, remove_empty_folders,
-                               sha256_file, write_json_atomic)
+from ..errors import ExportError, InputError
+from ..portable.bundle_manifest import BUNDLE_FORMAT, MANIFEST_NAME, hash_tree
+from ..portable.fileio import (atomic_output, check_writable, make_folders,
+                               move_folder_into_place, remove_empty_folders, write_json_atomic)
 from ..portable.ownership import check_replaceable
+from .bundle_model import TARGET, bundled_model, write_sample
+from .bundle_tar import write_tar
 
 log = logging.getLogger(__name__)
 
-BUNDLE_FORMAT = "bisenet-deploy-jetson-bundle"
 BUNDLE_SCHEMA = 1
 #: the portable package's name inside the bundle
 RUNTIME_PACKAGE = "bisenet_trt"
-MANIFEST_NAME = "manifest.json"
-TARGET = "trt8.2"
 TEMPLATES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
 #: files copied from templates/ into the bundle root; shell scripts and entry points executable
 TEMPLATE_FILES = ("README.md", "setup_jetson.sh", "build_engine.sh", "bench.sh", "jetson_run.py",
-                  "demo.py")
+                  "jetson_env.py", "jetson_build.py", "jetson_bench.py", "demo.py")
 EXECUTABLES = ("setup_jetson.sh", "build_engine.sh", "bench.sh", "jetson_run.py", "demo.py")
 SHELL_SCRIPTS = ("setup_jetson.sh", "build_engine.sh", "bench.sh")
 PRECISIONS = ("fp16", "fp32")
@@ -166,7 +166,7 @@ def build_bundle(options: BundleOptions) -> BundleResult:
             with atomic_output(tar_path, suffix=".tar.gz") as tmp:
                 write_tar(staging, tmp, os.path.basename(final))
                 os.chmod(tmp, 0o644)
-        _move_into_place(staging, final)
+        move_folder_into_place(staging, final)
     except BaseException:  # Ctrl-C and SIGTERM included (run_cli turns SIGTERM into one)
         if staging:
             shutil.rmtree(staging, ignore_errors=True)
@@ -177,27 +177,10 @@ def build_bundle(options: BundleOptions) -> BundleResult:
                         onnx_path=os.path.join(final, onnx_rel), parity=parity)
 
 
-def _move_into_place(staging: str, final: str) -> None:
-    """Rename the finished bundle into place; an existing one is moved aside first, then deleted."""
-    if not os.path.exists(final):
-        os.rename(staging, final)
-        return
-    old = tempfile.mkdtemp(prefix="." + os.path.basename(final) + ".", suffix=".old",
-                           dir=os.path.dirname(final))
-    os.rmdir(old)
-    os.rename(final, old)
-    try:
-        os.rename(staging, final)
-    except BaseException:
-        os.rename(old, final)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def _assemble(options: BundleOptions, root: str) -> Tuple[Dict[str, Any], str, Optional[dict]]:
     model_dir = os.path.join(root, "model")
     os.makedirs(model_dir)
-    onnx_path, record, export_report = _model(options, model_dir)
+    onnx_path, record, export_report = bundled_model(options, model_dir)
     stem = os.path.splitext(os.path.basename(onnx_path))[0]
     onnx_rel = os.path.relpath(onnx_path, root)
     record_rel = os.path.join("model", stem + ".json")
@@ -269,6 +252,7 @@ def _assemble(options: BundleOptions, root: str) -> Tuple[Dict[str, Any], str, O
         "parity": export_report.get("parity"),
         "build_defaults": {"precision": options.precision},
         "runtime_package": RUNTIME_PACKAGE,
+        "executables": list(EXECUTABLES),
         "files": hash_tree(root),
     }
     write_json_atomic(os.path.join(root, MANIFEST_NAME), manifest)
@@ -309,161 +293,3 @@ def _export_options_dict(options: BundleOptions) -> Dict[str, Any]:
     data["checkpoint"] = os.path.basename(options.checkpoint) if options.checkpoint else None
     data["onnx"] = os.path.basename(options.onnx) if options.onnx else None
     return data
-
-
-def _model(options: BundleOptions, model_dir: str) -> Tuple[str, Dict[str, Any], Dict[str, Any]]:
-    """The trt8.2 ONNX inside `model_dir`, its record, and the export report (parity, timings)."""
-    if options.onnx is not None:
-        return _take_onnx(options.onnx, model_dir)
-    from ..export.pipeline import ExportOptions, export_onnx
-
-    tmp_path = os.path.join(model_dir, "export.onnx")
-    result = export_onnx(ExportOptions(
-        checkpoint=options.checkpoint, arch=options.arch, dataset=options.dataset,
-        num_classes=options.num_classes, seed=options.seed, output_path=tmp_path,
-        input_size=options.input_size, model_size=options.model_size, normalize="in-graph", channel_order=options.channel_order, input_dtype="float32",
-        output=options.output, target=TARGET, precision="fp32", simplify=options.simplify,
-        parity=True, exporter=options.exporter))
-    record = result.record
-    path = os.path.join(model_dir, model_stem(record) + ".onnx")
-    os.rename(result.path, path)
-    report = {
-        "parity": result.parity.to_dict() if result.parity is not None else None,
-        "export_steps": [[name, round(seconds, 3)] for name, seconds in result.timings],
-        "onnx_sha256": sha256_file(path),
-        "simplified": result.simplified,
-    }
-    return path, record, report
-
-
-def _take_onnx(src: str, model_dir: str) -> Tuple[str, Dict[str, Any], Dict[str, Any]]:
-    """An existing ONNX: it must carry our metadata and pass the trt8.2 target check."""
-    from ..export.check import check_onnx
-    from ..export.onnx_metadata import read_record
-
-    record = read_record(src)
-    export = record.get("export") or {}
-    if export.get("target") != TARGET:
-        raise ExportError(f"{src} was exported for target {export.get('target')!r}; a Jetson "
-                          f"TX2 (TensorRT 8.2) needs `bisenet-export onnx --target {TARGET}`, or "
-                          f"let `bisenet-export jetson --checkpoint ...` export it")
-    if "labels" not in export.get("output_names", []):
-        raise ExportError(f"{src} has no 'labels' output; export it with --output labels or both")
-    problems = check_onnx(src, TARGET)
-    if problems:
-        raise ExportError(f"{src} breaks {len(problems)} rule(s) of target {TARGET}: "
-                          + "; ".join(problems))
-    path = os.path.join(model_dir, model_stem(record) + ".onnx")
-    shutil.copyfile(src, path)
-    report = {"parity": None, "export_steps": [], "onnx_sha256": sha256_file(path),
-              "source_onnx": os.path.basename(src)}
-    log.info("using the existing %s (its parity was checked when it was exported)", src)
-    return path, record, report
-
-
-def model_stem(record: Dict[str, Any]) -> str:
-    """The bundled ONNX's file stem: the same name `bisenet-export onnx` gives it by default."""
-    from ..export.pipeline import export_stem
-
-    return export_stem(record)
-
-
-def write_sample(path: str, onnx_path: str, record: Dict[str, Any], seed: int = 0) -> None:
-    """A synthetic street image at the graph's input size and ONNX Runtime's labels for it.
-
-    The device runs the same image through its engine and compares labels (jetson_run.py build /
-    predict): the only end-to-end check that the engine built there gives the desktop's answers.
-    """
-    import numpy as np
-
-    from ..portable.preprocess import prepare_input
-    from ..synthetic import synthetic_image
-
-    width, height = record["export"]["input_size"]
-    image = synthetic_image(int(width), int(height), seed=seed)
-    labels = reference_labels(onnx_path, prepare_input(image, record))[0]
-    dtype = np.uint8 if int(record["model"]["num_classes"]) <= 256 else np.int32
-    with atomic_output(path, suffix=".npz") as tmp:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, image=image, labels=labels.astype(dtype))
-
-
-def reference_labels(onnx_path: str, batch: Any) -> Any:
-    """The labels output of the ONNX graph on onnxruntime CPU."""
-    try:
-        import onnxruntime as ort
-    except ImportError:  # pragma: no cover - a core dependency
-        from ..errors import MissingDependencyError
-
-        raise MissingDependencyError("onnxruntime is needed to compute the bundle's reference "
-                                     "labels: pip install onnxruntime") from None
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    session = ort.InferenceSession(onnx_path, opts, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    outputs = [o.name for o in session.get_outputs()]
-    result = session.run(["labels"] if "labels" in outputs else None, {name: batch})
-    return result[0]
-
-
-def hash_tree(root: str) -> Dict[str, Dict[str, Any]]:
-    """{relative path: {sha256, bytes}} of every file under root, but the manifest itself."""
-    files: Dict[str, Dict[str, Any]] = {}
-    for folder, dirs, names in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-        for name in sorted(names):
-            path = os.path.join(folder, name)
-            rel = os.path.relpath(path, root).replace(os.sep, "/")
-            if rel == MANIFEST_NAME:
-                continue
-            files[rel] = {"sha256": sha256_file(path), "bytes": os.path.getsize(path)}
-    return files
-
-
-def _tar_filter(info: tarfile.TarInfo) -> tarfile.TarInfo:
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    return info
-
-
-def write_tar(folder: str, tar_path: str, arcname: str) -> None:
-    """A .tar.gz of `folder` whose single top-level entry is `arcname` (modes kept)."""
-    with tarfile.open(tar_path, "w:gz") as tar:
-        tar.add(folder, arcname=arcname, recursive=True, filter=_tar_filter)
-
-
-def extract_tar(tar_path: str, dest: str) -> str:
-    """Unpack a bundle tarball into `dest` (refusing paths that leave it); returns the folder."""
-    dest = os.path.abspath(dest)
-    with tarfile.open(tar_path, "r:gz") as tar:
-        members = tar.getmembers()
-        tops = set()
-        for member in members:
-            target = os.path.abspath(os.path.join(dest, member.name))
-            if not (target == dest or target.startswith(dest + os.sep)) or member.issym() \
-                    or member.islnk():
-                raise UserError(f"{tar_path} holds an unsafe entry {member.name!r}: not a "
-                                f"bundle written by bisenet-export jetson")
-            tops.add(member.name.split("/")[0])
-        if len(tops) != 1:
-            raise UserError(f"{tar_path} should hold one bundle folder, found {sorted(tops)}")
-        for member in members:
-            tar.extract(member, dest)
-    return os.path.join(dest, tops.pop())
-
-
-def verify_bundle(folder: str) -> List[str]:
-    """Problems of a bundle folder against its manifest: missing, changed or executable bits lost."""
-    with open(os.path.join(folder, MANIFEST_NAME), "r", encoding="utf-8") as f:
-        manifest = json.load(f)
-    problems = []
-    for rel, entry in manifest["files"].items():
-        path = os.path.join(folder, rel)
-        if not os.path.isfile(path):
-            problems.append(f"missing: {rel}")
-            continue
-        if sha256_file(path) != entry["sha256"]:
-            problems.append(f"changed: {rel}")
-        if rel in EXECUTABLES and not os.stat(path).st_mode & stat.S_IXUSR:
-            problems.append(f"not executable: {rel}")
-    return problems

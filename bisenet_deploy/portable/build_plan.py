@@ -2,9 +2,12 @@
 
 `plan_build(onnx_path, record, options)` imports the TensorRT flavour asked for (or the default),
 reads its capabilities once (capabilities.py), finds the GPU (TensorRT-RTX builds without one),
-reads the ONNX, decides the precision (precision.py), the optimization profile, the TensorRT-RTX
-targets, the output paths (checked writable) and the INT8 calibration inputs, and returns a
-BuildPlan that the next steps (build_steps.py) carry out.
+and `plan_for` then reads the ONNX, decides the precision (precision.py), the optimization
+profile, the TensorRT-RTX targets, the output paths (checked writable) and the INT8 calibration
+inputs, and returns a BuildPlan that the next steps (build_steps.py) carry out. The trtexec command
+(`bisenet-build-engine --trtexec`) is spelled from the same `plan_for`, with the capabilities of
+the TensorRT it is for, so the two cannot drift apart. `BuildOptions.validate` holds the checks
+that need no TensorRT; the CLI calls it before anything else.
 
 Python 3.6 compatible; TensorRT and pycuda are imported lazily.
 """
@@ -18,14 +21,15 @@ from .calibrator import CalibrationBatches, list_calibration_images
 from .capabilities import detect_capabilities, format_targets
 from .cuda_context import import_pycuda_driver
 from .engine_paths import (default_calibration_cache_path, default_engine_path,
-                           default_timing_cache_path)
+                           default_timing_cache_path, engine_file_name)
 from .errors import EngineError, InputError, MissingDependencyError
 from .fileio import check_writable, require_file
-from .flavours import import_tensorrt
+from .flavours import RTX, import_tensorrt
 from .gpu_info import query_gpu
 from .onnx_reader import read_onnx_summary, record_from_summary
 from .ownership import check_replaceable
 from .precision import decide_precision, default_precision, onnx_graph_precision
+from .trt_api import version_string
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +70,20 @@ class BuildOptions(object):
 
     def as_dict(self):
         return dict((k, list(v) if isinstance(v, tuple) else v) for k, v in vars(self).items())
+
+    def validate(self):
+        """Refuse values no TensorRT accepts (InputError naming the CLI flag)."""
+        if self.workspace_mib is not None and int(self.workspace_mib) <= 0:
+            raise InputError("--workspace must be a positive number of MiB, got %s"
+                             % self.workspace_mib)
+        if self.opt_level is not None and not 0 <= int(self.opt_level) <= 5:
+            raise InputError("--opt-level must be 0..5, got %s" % self.opt_level)
+        if (self.calib_images or self.calib_batch_size is not None) and self.precision != "int8":
+            raise InputError("--calib-images/--calib-batch only apply to --int8")
+        for flag, value in (("--calib-batch", self.calib_batch_size),
+                            ("--calib-max-images", self.calib_max_images)):
+            if value is not None and int(value) < 1:
+                raise InputError("%s must be >= 1, got %d" % (flag, value))
 
 
 class BuildPlan(object):
@@ -140,14 +158,9 @@ def _read_onnx(onnx_path, record):
 
 
 def _check_options(options, caps):
-    if options.workspace_mib is not None and int(options.workspace_mib) <= 0:
-        raise InputError("--workspace must be a positive number of MiB, got %s"
-                         % options.workspace_mib)
-    if options.opt_level is not None:
-        if not caps.features.optimization_level:
-            raise InputError("--opt-level needs TensorRT 8.6 or newer (this is %s)" % caps.label)
-        if not 0 <= int(options.opt_level) <= 5:
-            raise InputError("--opt-level must be 0..5")
+    options.validate()
+    if options.opt_level is not None and not caps.features.optimization_level:
+        raise InputError("--opt-level needs TensorRT 8.6 or newer (this is %s)" % caps.label)
 
 
 def _calibration(plan_values, options, caps, in_dims):
@@ -182,6 +195,7 @@ def plan_build(onnx_path, record, options, trt=None, gpu=None):
     """
     onnx_path = str(onnx_path)
     require_file(onnx_path, "ONNX file")
+    options.validate()
     trt = trt or import_tensorrt(options.flavour)
     caps = detect_capabilities(trt)
     log.info("%s, API generation %s", caps.label, caps.generation)
@@ -189,6 +203,20 @@ def plan_build(onnx_path, record, options, trt=None, gpu=None):
         gpu = find_gpu(caps, options.gpu_index)
     if gpu is not None:
         log.info("GPU %s", gpu.describe())
+    return plan_for(caps, onnx_path, record, options, gpu, trt=trt)
+
+
+def plan_for(caps, onnx_path, record, options, gpu, trt=None, compute_capability=None,
+             here=True):
+    """The BuildPlan of building `onnx_path` with the TensorRT `caps` describes, on `gpu` (a
+    GpuInfo, None when unknown or for a TensorRT-RTX build without one; `compute_capability` then
+    may still name the target GPU's).
+
+    here=False plans for another tool or machine (the trtexec command): the engine path stays as
+    given or relative, outputs are not checked, and INT8 takes the existing calibration cache
+    (trtexec cannot run our calibrator) instead of calibration images.
+    """
+    onnx_path = str(onnx_path)
     targets = resolve_targets(caps, options.compute_capabilities, gpu)
     if targets is not None:
         log.info("%s targets: %s%s", caps.label, format_targets(targets),
@@ -196,7 +224,7 @@ def plan_build(onnx_path, record, options, trt=None, gpu=None):
     onnx_bytes, summary, record = _read_onnx(onnx_path, record)
     onnx_precision = onnx_graph_precision(record)
     requested = options.precision or default_precision(record)
-    cc = gpu.compute_capability if gpu is not None else None
+    cc = gpu.compute_capability if gpu is not None else compute_capability
     decision = decide_precision(requested, cc, caps, onnx_precision)
     for message in check_onnx_supported(record, summary, caps):
         log.warning("%s", message)
@@ -206,16 +234,16 @@ def plan_build(onnx_path, record, options, trt=None, gpu=None):
     in_name, in_dims = summary["inputs"][0]
     profile = profile_for_input(in_name, in_dims, record, options.batch)
     _check_options(options, caps)
-    engine_path = options.output or default_engine_path(
-        onnx_path, gpu.name if gpu else None, cc, caps.version, decision.precision,
-        options.engines_root, caps.flavour, options.compute_capabilities)
-    engine_path = os.path.abspath(str(engine_path))
-    check_replaceable(engine_path, "engine")  # only an engine of ours, with its sidecar
-    check_writable(engine_path, "the engine")
+    engine_path = options.output or _default_engine_path(onnx_path, caps, gpu, decision, options)
+    if here:
+        engine_path = os.path.abspath(str(engine_path))
+        check_replaceable(engine_path, "engine")  # only an engine of ours, with its sidecar
+        check_writable(engine_path, "the engine")
     cache_path = None
     if options.use_timing_cache and caps.timing_cache:
         cache_path = options.timing_cache or default_timing_cache_path(engine_path)
-        check_writable(cache_path, "the timing cache")
+        if here:
+            check_writable(cache_path, "the timing cache")
     elif options.timing_cache and not caps.timing_cache:
         log.info("%s has no timing cache (its timing-cache calls do nothing): --timing-cache "
                  "ignored", caps.label)
@@ -224,10 +252,30 @@ def plan_build(onnx_path, record, options, trt=None, gpu=None):
                   onnx_precision=onnx_precision, decision=decision, profile=profile,
                   targets=targets, engine_path=engine_path, cache_path=cache_path, calib=None,
                   calib_cache=None)
-    if decision.needs_calibrator:
+    if decision.needs_calibrator and here:
         values["calib"], values["calib_cache"] = _calibration(values, options, caps, in_dims)
+    elif decision.precision == "int8":
+        values["calib_cache"] = options.calib_cache or default_calibration_cache_path(engine_path)
+        if not os.path.isfile(values["calib_cache"]):
+            log.warning("trtexec cannot run our calibrator: the calibration cache %s must exist "
+                        "first (`bisenet-build-engine %s --int8 --calib-images DIR` writes it)",
+                        values["calib_cache"], onnx_path)
     for message in decision.warnings:
         log.warning("%s", message)
     for message in decision.notes:
         log.info("%s", message)
     return BuildPlan(**values)
+
+
+def _default_engine_path(onnx_path, caps, gpu, decision, options):
+    """engine_paths.default_engine_path; for full TensorRT and an unknown GPU (a trtexec command
+    for another machine) engines/trt<version>/<file>."""
+    if gpu is None and caps.flavour != RTX:
+        log.info("target GPU unknown: give --gpu-name and --compute-capability for the usual "
+                 "engines/<gpu>-sm<XY>-trt<version>/ folder")
+        return os.path.join(options.engines_root, "trt%s" % version_string(caps.version),
+                            engine_file_name(onnx_path, decision.precision))
+    return default_engine_path(
+        onnx_path, gpu.name if gpu else None, gpu.compute_capability if gpu else None,
+        caps.version, decision.precision, options.engines_root, caps.flavour,
+        options.compute_capabilities)

@@ -21,7 +21,6 @@ Python 3.6 / numpy 1.19 compatible; tensorrt and pycuda are imported lazily.
 """
 
 import argparse
-import contextlib
 import json
 import logging
 import os
@@ -37,6 +36,7 @@ from .engine_paths import sidecar_path
 from .errors import EngineError, InputError, UserError
 from .fileio import sha256_bytes
 from .sidecar import make_sidecar
+from .step_timer import StepTimer
 from .trt_logger import capture, tensorrt_logger
 
 log = logging.getLogger(__name__)
@@ -49,22 +49,6 @@ class BuildResult(object):
         self.sidecar = sidecar
         self.seconds = seconds
         self.steps = steps  # [(step name, seconds)]
-
-
-class _Steps(object):
-    """Times and logs each build step."""
-
-    def __init__(self):
-        self.done = []
-
-    @contextlib.contextmanager
-    def step(self, name):
-        start = time.time()
-        log.info("%s ...", name)
-        yield
-        took = time.time() - start
-        self.done.append((name, round(took, 3)))
-        log.info("%s: done in %.1f s", name, took)
 
 
 class _NoScope(object):
@@ -90,7 +74,7 @@ def build_engine(onnx_path, record, options, trt=None, gpu=None):
     trt/gpu: injected module and GpuInfo (defaults: import the flavour asked for, query the GPU).
     """
     start = time.time()
-    steps = _Steps()
+    steps = StepTimer(log, announce=True)
     with steps.step("checks"):
         plan = plan_build(onnx_path, record, options, trt=trt, gpu=gpu)
     trt, caps = plan.trt, plan.caps
@@ -146,7 +130,7 @@ def build_engine(onnx_path, record, options, trt=None, gpu=None):
     total = time.time() - start
     log.info("built in %.1f s (%s)", total, ", ".join("%s %.1f s" % s for s in steps.done))
     return BuildResult(plan.engine_path, sidecar_path(plan.engine_path), sidecar, total,
-                       steps.done)
+                       [(name, round(took, 3)) for name, took in steps.done])
 
 
 def _sidecar(plan, parsed, engine_bytes, seconds, layer_precisions):

@@ -17,9 +17,8 @@ import json
 import logging
 import re
 
-from .engine_load import import_for_engine, load_sidecar
-from .errors import EngineError, EngineFileError
-from .trt_logger import tensorrt_logger
+from .engine_load import engine_from_path, import_for_engine, load_sidecar
+from .errors import EngineError
 
 log = logging.getLogger(__name__)
 
@@ -186,14 +185,7 @@ def engine_information(engine_path, trt=None):
     if trt is None:
         sidecar = load_sidecar(str(engine_path))[1]
         trt = import_for_engine(str(engine_path), sidecar)
-    with open(str(engine_path), "rb") as f:
-        blob = f.read()
-    runtime = trt.Runtime(tensorrt_logger(trt))
-    engine = runtime.deserialize_cuda_engine(blob)
-    if engine is None:
-        raise EngineFileError("TensorRT could not load %s: built by another TensorRT version or "
-                              "for another GPU (check its sidecar), or no GPU here (engines, "
-                              "TensorRT-RTX's too, are only loaded on a GPU)" % engine_path)
+    engine, _runtime = engine_from_path(trt, engine_path)  # the runtime outlives the engine
     if not hasattr(engine, "create_engine_inspector"):
         raise EngineError("this TensorRT has no engine inspector (needs 8.2+)")
     inspector = engine.create_engine_inspector()

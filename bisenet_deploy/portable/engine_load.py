@@ -1,4 +1,11 @@
-"""Before and around deserializing an engine: its sidecar, its flavour, and TensorRT-RTX's caches.
+"""Deserializing an engine, and what comes before and around it: its sidecar, its flavour, and
+TensorRT-RTX's caches.
+
+- `engine_from_path` / `engine_from_bytes` are the one way engines are deserialized (runner,
+  inspector, the sidecar of a trtexec build): with the process's one TensorRT logger, TensorRT-RTX's
+  validity check first, and a refusal that quotes TensorRT's own error lines.
+- `sidecar_from_engine` writes, for an engine another tool built (trtexec, on the desktop and in
+  the Jetson bundle), the sidecar our builder writes, read off the engine itself.
 
 - The sidecar beside an engine says which TensorRT flavour, version and GPU (or TensorRT-RTX
   targets) it was built for; an engine without one is recognised as TensorRT-RTX by its header.
@@ -13,12 +20,17 @@ Python 3.6 compatible; TensorRT is passed in or imported lazily.
 import json
 import logging
 import os
+import time
 
 from .engine_paths import runtime_cache_path, sidecar_path as default_sidecar_path
-from .errors import EngineFileError, IncompatibleEngineError, InputError, MissingDependencyError
-from .fileio import write_bytes_atomic
+from .errors import (EngineError, EngineFileError, IncompatibleEngineError, InputError,
+                     MissingDependencyError)
+from .fileio import sha256_file, write_bytes_atomic
 from .flavours import FULL, RTX, available_flavours, flavour_label, import_flavour, install_hint
-from .sidecar import check_engine_compatible, check_engine_file, read_sidecar, sidecar_flavour
+from .sidecar import (check_engine_compatible, check_engine_file, make_sidecar, profile_entry,
+                      read_sidecar, sidecar_flavour, tensor_entry)
+from .trt_api import api_generation
+from .trt_logger import errors as tensorrt_errors, quote, tensorrt_logger
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +125,56 @@ def check_engine_validity(trt, runtime, blob, engine_path):
     raise IncompatibleEngineError(
         "%s cannot run %s here (%s): rebuild it with `bisenet-build-engine` for this GPU"
         % (trt.__name__.split(".")[0], engine_path, ", ".join(reasons) or "invalid engine"))
+
+
+def engine_from_bytes(trt, blob, source, message=None, error=EngineFileError):
+    """(engine, runtime) deserialized from `blob` with the process's one TensorRT logger; keep the
+    runtime as long as the engine. `source` names the engine in messages. An engine TensorRT
+    refuses raises `error(message)`, TensorRT's own error lines appended; the default message says
+    the usual causes."""
+    runtime = trt.Runtime(tensorrt_logger(trt))
+    check_engine_validity(trt, runtime, blob, source)
+    with tensorrt_errors(tensorrt_logger(trt)) as said:
+        engine = runtime.deserialize_cuda_engine(blob)
+    if engine is None:
+        if message is None:
+            message = ("TensorRT could not load %s: built by another TensorRT version or for "
+                       "another GPU (check its sidecar), or no GPU here (engines, TensorRT-RTX's "
+                       "too, are only loaded on a GPU)" % source)
+        raise error(message + quote(said))
+    return engine, runtime
+
+
+def engine_from_path(trt, path, message=None, error=EngineFileError):
+    """engine_from_bytes of the file at `path`."""
+    with open(str(path), "rb") as f:
+        blob = f.read()
+    return engine_from_bytes(trt, blob, str(path), message, error)
+
+
+def sidecar_from_engine(trt, engine_file, engine_path, gpu, precision, onnx_path, record, options,
+                        seconds, builder="trtexec", precision_decision=None):
+    """The sidecar our builder writes, for the engine in `engine_file` that another tool built
+    (full TensorRT only). `engine_path`: where the engine will live (a temporary file is often
+    read); `gpu`: the GpuInfo it was built on; `options`: what the sidecar records of the build."""
+    from .engine_io import engine_io  # numpy: only when there is an engine to read
+
+    refused = "TensorRT cannot load the engine %s wrote (%s)" % (builder, engine_file)
+    engine, _runtime = engine_from_path(trt, engine_file, refused, EngineError)
+    io, profiles = [], []
+    for t in engine_io(engine, trt):
+        io.append(tensor_entry(t.name, "input" if t.is_input else "output", t.shape,
+                               t.dtype.name))
+        if t.is_input and t.profile is not None:
+            profiles.append(profile_entry(t.name, *t.profile))
+    del engine
+    return make_sidecar(
+        engine_path, sha256_file(engine_file), os.path.getsize(engine_file), trt.__version__,
+        api_generation(trt), gpu.as_dict(), precision, io, profiles, onnx_path,
+        sha256_file(onnx_path), record, options, seconds, builder=builder,
+        toolkit_version=(record or {}).get("toolkit_version"),
+        precision_decision=precision_decision,
+        built_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
 
 class RuntimeCache(object):

@@ -4,6 +4,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 
 from .errors import InputError
@@ -33,6 +34,24 @@ def remove_empty_folders(created):
             os.rmdir(folder)
         except OSError:  # not empty (something else wrote there) or already gone
             return
+
+
+def move_folder_into_place(staging, final):
+    """Rename the finished folder `staging` to `final` (same parent); an existing `final` is moved
+    aside first and deleted after, so `final` is always a complete folder."""
+    if not os.path.exists(final):
+        os.rename(staging, final)
+        return
+    old = tempfile.mkdtemp(prefix="." + os.path.basename(final) + ".", suffix=".old",
+                           dir=os.path.dirname(final))
+    os.rmdir(old)
+    os.rename(final, old)
+    try:
+        os.rename(staging, final)
+    except BaseException:
+        os.rename(old, final)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 @contextlib.contextmanager

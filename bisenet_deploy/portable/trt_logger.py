@@ -9,8 +9,10 @@ Where the module lets Python subclass `ILogger` (every TensorRT this toolkit sup
 go to this module's Python logger: errors and warnings as such, TensorRT's INFO and VERBOSE lines
 only with `verbose`. `quiet(...)` turns messages containing given fragments into debug lines for
 the duration of a step that expects them (e.g. a parse check that reports the errors itself);
-`capture(...)` keeps messages with a given prefix whatever their severity (a build's layer list).
-Otherwise (test doubles) a plain `trt.Logger` is used with its severity threshold moved.
+`capture(...)` keeps messages with a given prefix whatever their severity (a build's layer list);
+`errors(...)` keeps the error lines of a step, so the error raised when the step fails can quote
+TensorRT's own words (engine_load.engine_from_bytes). Otherwise (test doubles) a plain
+`trt.Logger` is used with its severity threshold moved (it keeps nothing).
 
 Python 3.6 compatible; TensorRT is never imported here (the module is passed in).
 """
@@ -54,11 +56,15 @@ def _forwarding_logger(trt):
             self.verbose = False
             self.quiet_fragments = []
             self.captures = []  # (prefix, list): messages kept whatever their severity
+            self.error_sinks = []  # lists that keep the ERROR/INTERNAL_ERROR messages
 
         def log(self, severity, msg):  # called by TensorRT, possibly from its own threads
             text = str(msg)
             for prefix, sink in self.captures:
                 if text.startswith(prefix):
+                    sink.append(text)
+            if self.error_sinks and _python_level(severity, True) == logging.ERROR:
+                for sink in self.error_sinks:
                     sink.append(text)
             level = _python_level(severity, self.verbose)
             if level is None:
@@ -96,20 +102,41 @@ def set_verbose(trt, logger, verbose):
 
 
 @contextlib.contextmanager
+def _collecting(logger, attribute, entry, found):
+    """Register `entry` in the logger's list `attribute` for the block; yields `found`. A logger
+    without the list (test doubles, a plain trt.Logger) collects nothing."""
+    sinks = getattr(logger, attribute, None)
+    if sinks is not None:
+        sinks.append(entry)
+    try:
+        yield found
+    finally:
+        if sinks is not None:
+            sinks.remove(entry)
+
+
 def capture(logger, prefix):
     """Within the block, collect every TensorRT message that starts with `prefix`, shown or not
     (e.g. the layer list a build logs at VERBOSE severity); yields the list. A logger that cannot
     capture (test doubles) yields an empty list."""
     found = []
-    entry = (prefix, found)
-    captures = getattr(logger, "captures", None)
-    if captures is not None:
-        captures.append(entry)
-    try:
-        yield found
-    finally:
-        if captures is not None:
-            captures.remove(entry)
+    return _collecting(logger, "captures", (prefix, found), found)
+
+
+def errors(logger):
+    """Within the block, keep TensorRT's error messages (still logged as usual); yields the list.
+    A logger that cannot keep them (test doubles) yields an empty list."""
+    found = []
+    return _collecting(logger, "error_sinks", found, found)
+
+
+def quote(messages, limit=3):
+    """'; TensorRT said: "..."; "..."' for the last `limit` messages, '' for none: the tail of a
+    one-line error."""
+    kept = [" ".join(str(m).split()) for m in messages if str(m).strip()][-limit:]
+    if not kept:
+        return ""
+    return "; TensorRT said: " + "; ".join('"%s"' % m for m in kept)
 
 
 @contextlib.contextmanager

@@ -35,14 +35,14 @@ from .engine_io import (BINDINGS, TENSORS, IOTensor, api_generation,  # noqa: F4
                         max_input_shape, numpy_dtype, resolved_output_shapes, set_input_shape,
                         volume)
 from .engine_load import (RuntimeCache, check_engine_validity, check_sidecar,  # noqa: F401
-                          engine_flavour, import_for_engine, load_sidecar, record_from_sidecar)
+                          engine_flavour, engine_from_path, import_for_engine, load_sidecar,
+                          record_from_sidecar)
 from .errors import EngineError, IncompatibleEngineError, InputError
 from .flavours import RTX, flavour_of
 from .phase_timing import (COMPUTE_DONE, CUDA_EVENTS, D2H_DONE, H2D_DONE, START,
                            pycuda_phase_events)
 from .runner_base import Runner, TensorSpec, specs_from_record  # noqa: F401 - re-exported
 from .sidecar import REBUILD_HINT
-from .trt_logger import tensorrt_logger
 
 log = logging.getLogger(__name__)
 
@@ -177,17 +177,12 @@ class TensorRTRunner(Runner):
         else:
             log.warning("engine %s has no sidecar: its GPU/TensorRT cannot be checked and the "
                         "runner has no metadata (class names, preprocessing)", self.engine_path)
-        self._runtime = trt.Runtime(tensorrt_logger(trt))
-        with open(self.engine_path, "rb") as fh:
-            blob = fh.read()
-        check_engine_validity(trt, self._runtime, blob, self.engine_path)
-        engine = self._runtime.deserialize_cuda_engine(blob)
-        if engine is None:
-            raise IncompatibleEngineError(
-                "TensorRT %s could not load %s on %s (SM %d.%d): engines only run on the GPU "
-                "model and TensorRT version they were built with; %s"
-                % (trt.__version__, self.engine_path, ctx.device_name(), cc[0], cc[1],
-                   REBUILD_HINT))
+        engine, self._runtime = engine_from_path(
+            trt, self.engine_path, error=IncompatibleEngineError,
+            message="TensorRT %s could not load %s on %s (SM %d.%d): engines only run on the GPU "
+                    "model and TensorRT version they were built with; %s"
+                    % (trt.__version__, self.engine_path, ctx.device_name(), cc[0], cc[1],
+                       REBUILD_HINT))
         self._engine = engine
         self.generation = api_generation(engine)
         self.io = engine_io(engine, trt)

@@ -121,6 +121,19 @@ def build_command(trt_version, onnx_path, engine_path, precision="fp32", profile
     return args
 
 
+def plan_command(plan, verbose=False, binary=None):
+    """build_command for a build_plan.BuildPlan: the same precision, profile, paths and options as
+    our builder's build of that plan."""
+    version, options, decision = plan.caps.version, plan.options, plan.decision
+    return build_command(
+        version, plan.onnx_path, plan.engine_path, decision.precision, profile=plan.profile,
+        workspace_mib=options.workspace_mib, timing_cache=plan.cache_path,
+        opt_level=options.opt_level, calib_cache=plan.calib_cache,
+        int8_fp16_fallback="FP16" in decision.flags,
+        strongly_typed=decision.strongly_typed and version[0] < 11, verbose=verbose,
+        binary=binary, allow_tf32=options.allow_tf32)
+
+
 def benchmark_command(trt_version, engine_path, iterations=5000, warmup_ms=500, shape=None,
                       include_transfers=True, cuda_graph=False, binary=None):
     """trtexec timing exactly `iterations` runs of a built engine.

@@ -199,7 +199,8 @@ def check_output(path: str, force: bool) -> None:
 
 def build_repository(options: RepositoryOptions) -> RepositoryResult:
     """Check everything, assemble the repository in a temporary sibling folder, rename it in."""
-    from ..jetson.bundle import _move_into_place as move_into_place, hash_tree
+    from ..portable.bundle_manifest import hash_tree
+    from ..portable.fileio import move_folder_into_place as move_into_place
     from .repository_readme import render_readme
 
     models = plan_models(options)

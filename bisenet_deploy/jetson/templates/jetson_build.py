@@ -1,0 +1,58 @@
+"""`jetson_run.py build`'s two ways to build the engine on the device: the toolkit's own builder
+(bisenet_trt.builder, the code `bisenet-build-engine` runs on the desktop) or NVIDIA's trtexec,
+after which the same sidecar is written, read off the engine (bisenet_trt.engine_load).
+
+Runs on the device's Python 3.6; TensorRT is imported only here, when a build runs.
+"""
+
+import os
+import subprocess
+import time
+
+from bisenet_trt import fileio
+from bisenet_trt.errors import EngineError, UserError
+
+TRTEXEC_JETSON = "/usr/src/tensorrt/bin/trtexec"
+
+
+def build_with_builder(onnx_path, record, engine_path, precision, args):
+    """The toolkit's own builder (bisenet_trt.builder), as bisenet-build-engine uses it."""
+    from bisenet_trt import builder
+    options = builder.BuildOptions(precision=precision, output=engine_path,
+                                   workspace_mib=args.workspace, timing_cache=args.timing_cache,
+                                   flavour="tensorrt")
+    return builder.build_engine(onnx_path, record, options)
+
+
+def build_with_trtexec(onnx_path, record, engine_path, precision, args):
+    """NVIDIA's trtexec builds the engine; our sidecar is then written from the engine itself."""
+    from bisenet_trt import trtexec
+    from bisenet_trt.engine_load import sidecar_from_engine
+    from bisenet_trt.flavours import import_tensorrt
+    from bisenet_trt.gpu_info import query_gpu
+    from bisenet_trt.sidecar import write_sidecar
+    trt = import_tensorrt("tensorrt")
+    exe = args.trtexec_path
+    if not os.path.isfile(exe):
+        raise UserError("%s not found: install it with `sudo apt-get install libnvinfer-bin` "
+                        "(part of JetPack) or build without --trtexec" % exe)
+    started = time.time()
+    with fileio.atomic_output(engine_path) as tmp:
+        line = trtexec.build_command(trt.__version__, onnx_path, tmp, precision=precision,
+                                     workspace_mib=args.workspace,
+                                     timing_cache=args.timing_cache, binary=exe)
+        print("running: " + trtexec.format_command(line))
+        rc = subprocess.call([str(a) for a in line])
+        if rc != 0 or not os.path.isfile(tmp) or os.path.getsize(tmp) == 0:
+            raise EngineError("trtexec failed (exit %d): read its output above; the usual causes "
+                              "are too little memory (close other programs, or --workspace 512) "
+                              "or an ONNX exported for another target than trt8.2" % rc)
+        shown = [engine_path if a == tmp else a for a in line]
+        shown = [a.replace(tmp, engine_path) for a in shown]
+        sidecar = sidecar_from_engine(
+            trt, tmp, engine_path, query_gpu(0), precision, onnx_path, record,
+            {"precision": precision, "workspace_mib": args.workspace,
+             "timing_cache": args.timing_cache, "trtexec": trtexec.format_command(shown)},
+            time.time() - started)
+        write_sidecar(engine_path, sidecar)
+    return sidecar
