@@ -8,6 +8,9 @@ import torch
 
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
 
+#: the fake GPU and runner fixtures (tests/support/fixtures.py)
+pytest_plugins = ["support.fixtures"]
+
 
 def _has(module):
     """True when `module` is really installed: a bare folder of type stubs (the namespace package
