@@ -25,10 +25,12 @@ kernels it compiles on this GPU are compiled once and saved on deactivate.
 The choices (API generation, buffer sizes, profile range, dtype mapping) are pure functions of the
 engine object (engine_io.py), unit-tested with fake engines; only `TensorRTRunner` touches a GPU.
 
-Python 3.6 / numpy 1.19 compatible; tensorrt and pycuda are imported lazily.
+Python 3.6 / numpy 1.19 compatible; tensorrt and pycuda are imported lazily. The type comments
+name tensorrt-stubs types (`tensorrt.X`) for the mypy check of tests/test_engine_typecheck.py.
 """
 
 import logging
+from typing import Any, Dict, Set, Tuple  # noqa: F401 (type comments)
 
 import numpy as np
 
@@ -81,8 +83,9 @@ class TensorRTRunner(Runner):
         self.source = EngineSource(model)
         self.engine_path = self.source.path  # None for bytes or an engine object
         self.sidecar_path = sidecar_path
-        self._sidecar = None
+        self._sidecar = None  # type: Any
         self._sidecar_read = False
+        self._metadata = None  # type: Any
         super(TensorRTRunner, self).__init__()
         self.device_index = int(device)
         self.use_cuda_graph = bool(use_cuda_graph)
@@ -91,9 +94,9 @@ class TensorRTRunner(Runner):
             raise InputError("context_mode must be one of %s, got %r"
                              % (", ".join(CudaContext.MODES), context_mode))
         self.context_mode = context_mode
-        self.generation = None
-        self.io = None
-        self._cuda_ctx = None
+        self.generation = None  # type: Any
+        self.io = None  # type: Any
+        self._cuda_ctx = None  # type: Any
         self._reset_state()
         self.source.check_exists()
 
@@ -122,22 +125,22 @@ class TensorRTRunner(Runner):
         self._metadata = value
 
     def _reset_state(self):
-        self._trt = None
-        self._cudart = None
-        self._runtime_cache = None
-        self._runtime = None
-        self._engine = None
-        self._context = None
-        self._stream = None
-        self._events = None
-        self._buffers = None
-        self._binding_ptrs = None
-        self._graphs = {}
-        self._graph_failed = set()
-        self._shape = None
-        self._out_shapes = None
-        self._device_ms = None
-        self._phases_ms = None
+        self._trt = None  # type: Any
+        self._cudart = None  # type: Any
+        self._runtime_cache = None  # type: Any
+        self._runtime = None  # type: Any
+        self._engine = None  # type: Any
+        self._context = None  # type: Any
+        self._stream = None  # type: Any
+        self._events = None  # type: Any
+        self._buffers = None  # type: Any
+        self._binding_ptrs = None  # type: Any
+        self._graphs = {}  # type: Dict[Tuple[int, ...], Any]
+        self._graph_failed = set()  # type: Set[Tuple[int, ...]]
+        self._shape = None  # type: Any
+        self._out_shapes = None  # type: Any
+        self._device_ms = None  # type: Any
+        self._phases_ms = None  # type: Any
 
     # -- description ---------------------------------------------------------------------------
     def describe(self):
@@ -211,7 +214,7 @@ class TensorRTRunner(Runner):
             check_engine_compatible(self.sidecar, trt.__version__, ctx.device_name(), cc,
                                     flavour_of(trt))
         self._engine = self.source.engine or self._deserialize(trt, ctx, cc, label)
-        engine = self._engine
+        engine = self._engine  # type: tensorrt.ICudaEngine
         self.generation = api_generation(engine)
         self.io = engine_io(engine, trt)
         self._input_tensor()
@@ -221,10 +224,11 @@ class TensorRTRunner(Runner):
             self._runtime_cache = RuntimeCache(self.engine_path, cc) if self.engine_path else None
             config = (self._runtime_cache.runtime_config(engine) if self._runtime_cache
                       else engine.create_runtime_config())
-            self._context = engine.create_execution_context(config)
+            context = engine.create_execution_context(config)  # type: tensorrt.IExecutionContext
         else:
-            self._context = engine.create_execution_context()
-        if self._context is None:
+            context = engine.create_execution_context()
+        self._context = context
+        if context is None:
             raise EngineError("TensorRT could not create an execution context for %s (out of "
                               "GPU memory?)" % label)
         cuda = ctx.cuda
@@ -236,10 +240,11 @@ class TensorRTRunner(Runner):
 
     def _deserialize(self, trt, ctx, cc, label):
         """The engine from the file (read now) or the bytes, or IncompatibleEngineError."""
-        self._runtime = trt.Runtime(tensorrt_logger(trt))
+        runtime = trt.Runtime(tensorrt_logger(trt))  # type: tensorrt.Runtime
+        self._runtime = runtime
         blob = self.source.blob()
-        check_engine_validity(trt, self._runtime, blob, label)
-        engine = self._runtime.deserialize_cuda_engine(blob)
+        check_engine_validity(trt, runtime, blob, label)
+        engine = runtime.deserialize_cuda_engine(blob)  # type: tensorrt.ICudaEngine
         if engine is None:
             raise IncompatibleEngineError(
                 "TensorRT %s could not load %s on %s (SM %d.%d): engines only run on the GPU "
@@ -250,6 +255,7 @@ class TensorRTRunner(Runner):
 
     def _allocate(self, cuda):
         """Buffers sized for the largest shapes: set every input to its max, read the outputs."""
+        context = self._context  # type: tensorrt.IExecutionContext
         max_shapes = {}
         for t in self.io:
             if t.is_input:
@@ -263,14 +269,14 @@ class TensorRTRunner(Runner):
             if self.zero_copy:
                 host = cuda.pagelocked_empty(count, t.dtype,
                                              mem_flags=cuda.host_alloc_flags.DEVICEMAP)
-                alloc, ptr = None, host.base.get_device_pointer()
+                alloc, ptr = None, int(host.base.get_device_pointer())
             else:
                 host = cuda.pagelocked_empty(count, t.dtype)
                 alloc = cuda.mem_alloc(count * t.dtype.itemsize)
                 ptr = int(alloc)
             self._buffers[t.name] = _Buffer(t, shape, host, alloc, ptr)
             if self.generation == TENSORS:
-                self._context.set_tensor_address(t.name, ptr)
+                context.set_tensor_address(t.name, ptr)
         self._shape = None  # input shapes must be set again for the first batch
 
     def _deactivate(self):
@@ -319,10 +325,12 @@ class TensorRTRunner(Runner):
 
     def _enqueue(self):
         handle = self._stream.handle
+        context = self._context  # type: tensorrt.IExecutionContext
         if self.generation == TENSORS:
-            ok = self._context.execute_async_v3(handle)
-        else:
-            ok = self._context.execute_async_v2(bindings=self._bindings(), stream_handle=handle)
+            ok = context.execute_async_v3(handle)
+        else:  # 8.2-8.4 only (the stubs are 10.x)
+            ok = context.execute_async_v2(  # type: ignore[attr-defined]
+                bindings=self._bindings(), stream_handle=handle)
         if ok is False:
             raise EngineError("TensorRT failed to enqueue the engine (see the TensorRT log above)")
 

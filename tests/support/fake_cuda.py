@@ -18,6 +18,20 @@ import types
 
 import numpy as np
 
+#: what pycuda 2026.1 offers on the classes the fakes stand in for (its src/wrapper/wrap_cudadrv.cpp
+#: and doc/driver.rst): the fakes' public names must stay within these (tests/test_support_fakes.py)
+PYCUDA_API = {
+    "Stream": {"synchronize", "is_done", "wait_for_event", "handle"},
+    "Event": {"record", "synchronize", "query", "time_since", "time_till", "ipc_handle",
+              "from_ipc_handle"},
+    "Context": {"attach", "detach", "push", "pop", "get_device", "synchronize", "get_current",
+                "set_limit", "get_limit", "set_cache_config", "get_cache_config",
+                "set_shared_config", "get_shared_config", "get_api_version", "handle"},
+    "Device": {"count", "name", "pci_bus_id", "compute_capability", "total_memory",
+               "get_attribute", "get_attributes", "make_context", "retain_primary_context",
+               "can_access_peer", "handle", "from_pci_bus_id"},
+}
+
 #: the fake device's speed: copies move this many bytes per ms, one engine run takes ENGINE_MS
 BYTES_PER_MS = 1000.0
 ENGINE_MS = 2.0
@@ -74,7 +88,7 @@ class FakeDriver(object):
         mod.device_attribute = types.SimpleNamespace(CAN_MAP_HOST_MEMORY="map")
 
         class Context(object):
-            released = []
+            _released = []
 
             def push(self):
                 drv.local.depth = drv.current_depth() + 1
@@ -85,12 +99,12 @@ class FakeDriver(object):
                 drv.local.depth = drv.current_depth() - 1
 
             def detach(self):
-                Context.released.append(self)
+                Context._released.append(self)
                 Context.pop()
 
         class Device(object):
             def __init__(self, index):
-                self.index = index
+                self._index = index
 
             @staticmethod
             def count():
@@ -147,14 +161,14 @@ class FakeDriver(object):
                 drv._need_context()
                 self.handle = 0x5000 + len(drv.streams)
                 drv.streams[self.handle] = self
-                self.pending, self.capture = [], None
+                self._pending, self._capture = [], None
 
-            def submit(self, op):
-                (self.capture if self.capture is not None else self.pending).append(op)
+            def _submit(self, op):
+                (self._capture if self._capture is not None else self._pending).append(op)
 
             def synchronize(self):
                 drv._need_context()
-                ops, self.pending = self.pending, []
+                ops, self._pending = self._pending, []
                 for op in ops:
                     op()
 
@@ -165,7 +179,7 @@ class FakeDriver(object):
                 self.at_ms = None
 
             def record(self, stream=None):
-                stream.submit(lambda: setattr(self, "at_ms", drv.clock_ms))
+                stream._submit(lambda: setattr(self, "at_ms", drv.clock_ms))
 
             def time_since(self, other):  # pycuda: later.time_since(earlier), in ms
                 assert self.at_ms is not None and other.at_ms is not None, "event not reached"
@@ -177,14 +191,14 @@ class FakeDriver(object):
             def op():
                 drv.memory[int(dest)][:len(data)] = data
                 drv.clock_ms += len(data) / BYTES_PER_MS
-            stream.submit(op)
+            stream._submit(op)
 
         def memcpy_dtoh_async(dest, src, stream=None):
             def op():
                 n = dest.nbytes
                 dest[...] = np.frombuffer(bytes(drv.memory[int(src)][:n]), dtype=dest.dtype)
                 drv.clock_ms += n / BYTES_PER_MS
-            stream.submit(op)
+            stream._submit(op)
 
         def mem_alloc(nbytes):
             return DeviceAllocation(nbytes)
@@ -229,17 +243,17 @@ class FakeDriver(object):
             s = _stream(stream)
             if s is None:
                 return (cudaError_t.cudaErrorInvalidResourceHandle,)
-            if s.capture is not None:
+            if s._capture is not None:
                 return (cudaError_t.cudaErrorIllegalState,)
             drv.capture_modes.append(cudaStreamCaptureMode(mode))
-            s.capture = []
+            s._capture = []
             return (cudaError_t.cudaSuccess,)
 
         def cudaStreamEndCapture(stream):  # noqa: N802
             s = _stream(stream)
-            if s is None or s.capture is None:
+            if s is None or s._capture is None:
                 return (cudaError_t.cudaErrorIllegalState, None)
-            ops, s.capture = s.capture, None
+            ops, s._capture = s._capture, None
             if drv.fail_capture:
                 return (cudaError_t.cudaErrorStreamCaptureUnsupported, None)
             graph = cudaGraph_t(ops)
@@ -256,7 +270,7 @@ class FakeDriver(object):
             if s is None or graphExec in drv.destroyed:
                 return (cudaError_t.cudaErrorInvalidResourceHandle,)
             for op in graphExec.ops:
-                s.submit(op)
+                s._submit(op)
             return (cudaError_t.cudaSuccess,)
 
         def _destroy(handle):

@@ -179,7 +179,7 @@ class _FakeContextBase(object):
             fake_cuda.DRIVER.write(addresses["labels"], labels)
             fake_cuda.DRIVER.write(addresses["logits"], logits)
 
-        fake_cuda.DRIVER.streams[stream_handle].submit(op)
+        fake_cuda.DRIVER.streams[stream_handle]._submit(op)
         return True
 
 
