@@ -11,7 +11,8 @@ import os
 import types
 
 import pytest
-from test_engine_support import make_record, preprocessing_graph, save
+from support.onnx_graphs import preprocessing_graph, save
+from support.records import engine_record as make_record
 
 from bisenet_deploy.errors import EngineError, InputError
 from bisenet_deploy.portable.builder import BuildOptions, build_engine
@@ -255,7 +256,7 @@ def test_parse_failure_names_node_and_fix(onnx_dynamic, tmp_path):
         build_engine(path, rec10, BuildOptions(output=str(tmp_path / "o" / "m.engine")),
                      trt=fake_tensorrt((8, 2), [], parse_ok=False), gpu=TX2)
     msg = str(info.value)
-    # node 2 of the graph (cast, sub_mean, div_std: see test_engine_support) is the Div
+    # node 2 of the graph (cast, sub_mean, div_std: see support/onnx_graphs.py) is the Div
     assert "node 2 'div_std' (Div): Resize scales must be an initializer!" in msg
     assert "--target trt8.2" in msg
     assert not os.path.exists(str(tmp_path / "o"))

@@ -11,7 +11,8 @@ import os
 import numpy as np
 import onnxruntime as ort
 import pytest
-from test_engine_support import MEAN, STD, make_record, preprocessing_graph
+from support.onnx_graphs import MEAN, STD, preprocessing_graph
+from support.records import engine_record as make_record
 
 from bisenet_deploy.errors import InputError, MissingDependencyError
 from bisenet_deploy.portable import calibrator

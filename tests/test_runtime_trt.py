@@ -419,9 +419,10 @@ def test_real_engine_matches_onnxruntime(tmp_path, graph):
     import tensorrt as trt
 
     from bisenet_deploy.runtime.ort_runner import OnnxRuntimeRunner
-    from test_runtime import TinySegNet, export_onnx, make_record  # tests/ is on sys.path
+    from support.records import runtime_record
+    from support.tiny_models import TinySegNet, export_onnx
 
-    record = make_record(output="both", dynamic=True)
+    record = runtime_record(output="both", batch=(1, 2, 4))
     onnx_path = export_onnx(tmp_path / "tiny.onnx", TinySegNet().eval(), record)
     from bisenet_deploy.portable.trt_logger import tensorrt_logger
 

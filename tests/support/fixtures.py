@@ -34,3 +34,21 @@ def fake_gpu(monkeypatch, tmp_path):
 
     make.state = state
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    """{name: (onnx path, record)}: the tiny model exported once per session with static labels
+    ("labels"), both outputs, logits only, and both outputs with a dynamic batch 1..4."""
+    from .records import runtime_record
+    from .tiny_models import export_onnx, tiny_net
+
+    folder = tmp_path_factory.mktemp("runtime_models")
+    net = tiny_net()
+    out = {}
+    for name, fields in {"labels": {}, "both": {"output": "both"},
+                         "logits": {"output": "logits"},
+                         "dynamic": {"output": "both", "batch": (1, 2, 4)}}.items():
+        record = runtime_record(**fields)
+        out[name] = (export_onnx(folder / ("%s.onnx" % name), net, record), record)
+    return out
