@@ -45,32 +45,51 @@ def _cls(name, **attrs):
     return type(name, (), attrs)
 
 
-def fake_trt(version="10.3.0"):
-    """Full TensorRT `version` ('10.3.0' or (major, minor)): its features, nothing more."""
+def fake_trt(version="10.3.0", calls=None, input_shape=(-1, 3, 32, 64), parse_ok=True):
+    """Full TensorRT `version` ('10.3.0' or (major, minor)): its features, nothing more.
+
+    The builder side records what the builder does into `calls` (a list): ("Builder",),
+    ("parse", nbytes), ("create_network", flags), ("set_flag", name), ("clear_flag", name),
+    ("set_memory_pool_limit", pool, bytes), ("set_shape", name, lo, opt, hi),
+    ("add_optimization_profile",), ("create_timing_cache", blob), ("set_timing_cache", ignore),
+    ("build",); its network has one input `input_shape` and the build returns None (no engine is
+    ever faked). The parser fails with one error when `parse_ok` is False.
+    """
+    calls = [] if calls is None else calls
     parts = trt_api.parse_version(version)
     f = trt_api.features_for_version(parts)
     text = version if isinstance(version, str) else "%d.%d.0.1" % tuple(parts[:2])
-    builder = dict(build_serialized_network=None, create_network=None,
-                   create_builder_config=None, create_optimization_profile=None)
-    config = dict(set_flag=None, add_optimization_profile=None)
+    timing_cache = _cls("ITimingCache", serialize=lambda self: b"cache")
+    network = _network(input_shape)
+    profile = _cls("IOptimizationProfile", set_shape=lambda self, name, lo, opt, hi: calls.append(
+        ("set_shape", name, list(lo), list(opt), list(hi))))
+    builder = dict(
+        __init__=lambda self, logger: calls.append(("Builder",)),
+        create_builder_config=lambda self: trt.IBuilderConfig(),
+        create_network=lambda self, flags: calls.append(("create_network", flags)) or network(),
+        create_optimization_profile=lambda self: profile(),
+        build_serialized_network=lambda self, n, c: calls.append(("build",)) or None)
+    config = dict(
+        set_flag=lambda self, flag: calls.append(("set_flag", flag.name)),
+        add_optimization_profile=lambda self, p: calls.append(("add_optimization_profile",)))
     net_flags = {}
     dtypes = ["FLOAT", "HALF", "INT8", "INT32", "BOOL"]
-    mod = dict(__version__=text, OnnxParser=object,
-               ParserError=_cls("ParserError", desc=None, node=None, code=None))
+    mod = dict(__version__=text)
     if f.explicit_batch_flag or parts[0] < 11:  # 8.x needs it, 9/10 keep it deprecated
         net_flags["EXPLICIT_BATCH"] = 0
     if f.explicit_batch_flag:
-        builder["build_engine"] = None
+        builder["build_engine"] = lambda self, n, c: None
     if f.strongly_typed_flag:
         net_flags["STRONGLY_TYPED"] = 1
     if f.memory_pool_api:
-        config["set_memory_pool_limit"] = None
+        config["set_memory_pool_limit"] = lambda self, pool, n: calls.append(
+            ("set_memory_pool_limit", pool.name, n))
         mod["MemoryPoolType"] = _enum("MemoryPoolType", WORKSPACE=0)
     if f.max_workspace_size:
         config["max_workspace_size"] = 0
     flags = dict(TF32=7) if f.tf32_flag else {}
     if f.tf32_flag:
-        config["clear_flag"] = None
+        config["clear_flag"] = lambda self, flag: calls.append(("clear_flag", flag.name))
     if f.precision_flags:
         flags.update(FP16=0, INT8=1)
     else:
@@ -80,9 +99,9 @@ def fake_trt(version="10.3.0"):
         mod["IInt8EntropyCalibrator2"] = object
         config["int8_calibrator"] = None
     if f.calibration_profile:
-        config["set_calibration_profile"] = None
+        config["set_calibration_profile"] = lambda self, p: None
     if f.platform_fast_flags:
-        builder["platform_has_fast_fp16"] = builder["platform_has_fast_int8"] = None
+        builder["platform_has_fast_fp16"] = builder["platform_has_fast_int8"] = True
     if f.optimization_level:
         config["builder_optimization_level"] = 3
     if f.profiling_verbosity:
@@ -90,11 +109,14 @@ def fake_trt(version="10.3.0"):
         mod["ProfilingVerbosity"] = _enum("ProfilingVerbosity", LAYER_NAMES_ONLY=0, NONE=1,
                                           DETAILED=2)
     if f.timing_cache:
-        config.update(create_timing_cache=None, set_timing_cache=None, get_timing_cache=None)
+        config.update(
+            create_timing_cache=lambda self, blob: calls.append(("create_timing_cache", blob))
+            or timing_cache(),
+            set_timing_cache=lambda self, c, ignore: calls.append(("set_timing_cache", ignore))
+            or True,
+            get_timing_cache=lambda self: timing_cache())
     if f.engine_inspector:
         mod["ICudaEngine"] = _cls("ICudaEngine", create_engine_inspector=None)
-    if f.parser_node_name:
-        mod["ParserError"] = _cls("ParserError", desc=None, node=None, code=None, node_name=None)
     if f.uint8_io:
         dtypes.append("UINT8")
     if f.int64_io:
@@ -105,14 +127,61 @@ def fake_trt(version="10.3.0"):
     mod["NetworkDefinitionCreationFlag"] = _enum("NetworkDefinitionCreationFlag", **net_flags)
     mod["Builder"] = _cls("Builder", **builder)
     mod["IBuilderConfig"] = _cls("IBuilderConfig", **config)
+    mod["ParserError"] = _parser_error(f.parser_node_name)
+    mod["OnnxParser"] = _parser(calls, parse_ok, mod["ParserError"])
     trt = types.SimpleNamespace(**mod)
     _add_runtime(trt)
     return trt
 
 
+def _network(input_shape):
+    class ITensor(object):
+        def __init__(self, name, shape):
+            self.name, self.shape, self.dtype = name, list(shape), _Enum("FLOAT")
+
+    class INetworkDefinition(object):
+        num_inputs = 1
+        num_outputs = 1
+
+        def get_input(self, i):
+            return ITensor("image", input_shape)
+
+        def get_output(self, i):
+            return ITensor("normalized", input_shape)
+
+    return INetworkDefinition
+
+
+def _parser_error(with_node_name):
+    """One parser error: node 2 of support/onnx_graphs.py's graph (its Div) is unsupported."""
+    methods = dict(__init__=lambda self, i: None,
+                   desc=lambda self: "Resize scales must be an initializer!",
+                   node=lambda self: 2, code=lambda self: "UNSUPPORTED_NODE")
+    if with_node_name:
+        methods["node_name"] = lambda self: "div_std"
+    return _cls("ParserError", **methods)
+
+
+def _parser(calls, parse_ok, error):
+    class OnnxParser(object):
+        def __init__(self, network, logger):
+            self.num_errors = 0 if parse_ok else 1
+
+        def parse(self, data, path=None):
+            calls.append(("parse", len(data)))
+            return parse_ok
+
+        def get_error(self, i):
+            return error(i)
+
+    return OnnxParser
+
+
 def _add_runtime(trt):
-    """Logger, plugin registration and a Runtime that deserializes fake engines."""
-    trt.Logger = type("Logger", (), {"WARNING": 2, "__init__": lambda self, level=0: None})
+    """Logger, plugin registration and a Runtime that deserializes fake engines: blobs starting
+    with `trt._engine_magic` (b"ENGINE") become `trt._engine_factory(trt)`, others None."""
+    trt.Logger = type("Logger", (), {"INTERNAL_ERROR": 0, "ERROR": 1, "WARNING": 2, "INFO": 3,
+                                     "VERBOSE": 4, "__init__": lambda self, level=0: None})
     trt.init_libnvinfer_plugins = lambda logger, ns: True
     generation = trt_api.api_generation(trt)
 
@@ -121,22 +190,27 @@ def _add_runtime(trt):
         return cls(t)
 
     trt._engine_factory = default_factory
+    trt._engine_magic = b"ENGINE"
 
     class Runtime(object):
         def __init__(self, logger):
             pass
 
         def deserialize_cuda_engine(self, blob):
-            return trt._engine_factory(trt) if bytes(blob).startswith(b"ENGINE") else None
+            if bytes(blob).startswith(trt._engine_magic):
+                return trt._engine_factory(trt)
+            return None
 
     trt.Runtime = Runtime
 
 
-def io_table(trt, dynamic):
+def io_table(trt, dynamic, height=H, width=W, classes=NUM_CLASSES):
+    """(name, is_input, shape, DataType) of the engine's image input and labels/logits outputs
+    (only the default sizes can run: the fake contexts compute on H x W)."""
     n = -1 if dynamic else 1
-    return [("image", True, (n, 3, H, W), trt.DataType.FLOAT),
-            ("labels", False, (n, H, W), trt.DataType.INT32),
-            ("logits", False, (n, NUM_CLASSES, H, W), trt.DataType.FLOAT)]
+    return [("image", True, (n, 3, height, width), trt.DataType.FLOAT),
+            ("labels", False, (n, height, width), trt.DataType.INT32),
+            ("logits", False, (n, classes, height, width), trt.DataType.FLOAT)]
 
 
 PROFILE = ((1, 3, H, W), (2, 3, H, W), (4, 3, H, W))
@@ -219,9 +293,9 @@ class FakeBindingsContext(_FakeContextBase):
 class FakeTensorsEngine(object):
     """The 8.5+ surface: named I/O tensors."""
 
-    def __init__(self, trt, dynamic=False):
+    def __init__(self, trt, dynamic=False, io=None):
         self.trt, self.dynamic = trt, dynamic
-        self.io = io_table(trt, dynamic)
+        self.io = io or io_table(trt, dynamic)
         self.num_io_tensors = len(self.io)
 
     def _row(self, name):
@@ -251,9 +325,9 @@ class FakeTensorsEngine(object):
 class FakeBindingsEngine(object):
     """The 8.2-8.4 surface: binding indices (and no num_io_tensors)."""
 
-    def __init__(self, trt, dynamic=False):
+    def __init__(self, trt, dynamic=False, io=None):
         self.trt, self.dynamic = trt, dynamic
-        self.io = io_table(trt, dynamic)
+        self.io = io or io_table(trt, dynamic)
         self.num_bindings = len(self.io)
 
     def get_binding_name(self, i):
