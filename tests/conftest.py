@@ -8,8 +8,8 @@ import torch
 
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
 
-#: the fake GPU and runner fixtures (tests/support/fixtures.py)
-pytest_plugins = ["support.fixtures"]
+#: the fake GPU, the tiny model's exports and the runner fixtures (tests/support/)
+pytest_plugins = ["support.fixtures", "support.runners"]
 
 
 def _has(module):

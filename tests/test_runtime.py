@@ -90,21 +90,7 @@ def test_input_validation_is_clear(kind, models, net):
             runner.infer(rgb_batch(2))  # a static batch of 1
 
 
-@pytest.mark.parametrize("kind", RUNNERS)
-def test_lifecycle(kind, models, net):
-    runner = make_runner(kind, models, "labels", net)
-    with pytest.raises(UserError, match="not active"):
-        runner.infer(rgb_batch())
-    with runner as active:
-        assert active is runner and runner.is_active
-        first = runner.infer(rgb_batch())["labels"]
-    assert not runner.is_active
-    with pytest.raises(UserError, match="not active"):
-        runner.infer(rgb_batch())
-    # a runner can be activated again and gives the same answer
-    with runner:
-        assert np.array_equal(runner.infer(rgb_batch())["labels"], first)
-    runner.deactivate()  # idempotent
+# activate/infer/deactivate and the state after deactivate: tests/test_runner_contract.py
 
 
 def test_context_manager_frees_the_backend_objects(models, net):

@@ -76,6 +76,8 @@ class TensorRTRunner(Runner):
 
     backend = "tensorrt"
     phase_clock = CUDA_EVENTS
+    #: read from the engine on the first activation and kept (the sidecar is read on first use)
+    model_facts = ("generation", "io")
 
     def __init__(self, model, sidecar_path=None, device=0, use_cuda_graph=False,
                  zero_copy=False, context_mode="primary"):

@@ -94,6 +94,8 @@ class OnnxRuntimeRunner(Runner):
     """An ONNX file run by onnxruntime on the given execution providers (in priority order)."""
 
     backend = "onnxruntime"
+    #: read from the session on the first activation and kept (specs, metadata, providers used)
+    model_facts = ("metadata", "_input", "_outputs", "_output_names", "_provider_names")
 
     def __init__(self, onnx_path: str, providers: Union[str, Sequence[str]] = ("cpu",),
                  threads: Optional[int] = None, precision: Optional[str] = None,
@@ -129,6 +131,7 @@ class OnnxRuntimeRunner(Runner):
         self._session: Any = None
         self._input: Optional[TensorSpec] = None
         self._outputs: Optional[List[TensorSpec]] = None
+        self._output_names: Optional[List[str]] = None
         self._provider_names: List[str] = []
         self.io_binding = self.providers[0] != "cpu" if io_binding is None else bool(io_binding)
         self.phase_clock = HOST_CLOCK if self.io_binding else None
@@ -199,6 +202,7 @@ class OnnxRuntimeRunner(Runner):
 
     def _deactivate(self) -> None:
         self._session = None
+        self._ort = None
 
     # -- specs and inference -------------------------------------------------------------------
     def input_spec(self) -> TensorSpec:
