@@ -35,27 +35,16 @@ class RunnerCase(object):
         return np.random.default_rng(seed).uniform(0, 255, shape).astype(spec.dtype)
 
 
-def _rtx_engine(tmp_path_factory):
-    """A TensorRT-RTX engine of the tiny model for this GPU (built once), or a skip."""
-    from bisenet_deploy.errors import MissingDependencyError
+@pytest.fixture(scope="session")
+def rtx_tiny_engine(tmp_path_factory):
+    """A TensorRT-RTX engine of the tiny model for this GPU (built once a session), or a skip."""
     from bisenet_deploy.portable.builder import BuildOptions, build_engine
-    from bisenet_deploy.portable.capabilities import detect_capabilities
-    from bisenet_deploy.portable.flavours import import_flavour
-    from bisenet_deploy.portable.gpu_info import query_gpu
 
     from .records import runtime_record
+    from .rtx import rtx_gpu_or_skip
     from .tiny_models import export_onnx, tiny_net
 
-    try:
-        trt = import_flavour("tensorrt-rtx")
-        gpu = query_gpu(0)
-    except MissingDependencyError as exc:
-        pytest.skip("needs TensorRT-RTX and a GPU (%s)" % exc)
-    caps = detect_capabilities(trt)
-    if gpu.compute_capability not in caps.compute_targets:
-        pytest.skip("TensorRT-RTX cannot target this GPU (%s)" % gpu.describe())
-    targets = None if gpu.compute_capability in caps.portable_targets else \
-        ["%d.%d" % gpu.compute_capability]
+    targets = rtx_gpu_or_skip()[2]
     folder = tmp_path_factory.mktemp("contract-rtx")
     record = runtime_record(output="both", target="trt11")
     onnx_path = export_onnx(folder / "tiny.onnx", tiny_net(), record)
@@ -66,7 +55,7 @@ def _rtx_engine(tmp_path_factory):
 
 
 @pytest.fixture(params=[pytest.param(kind, marks=marks) for kind, marks in RUNNER_KINDS])
-def runner_case(request, tmp_path_factory):
+def runner_case(request):
     """One RunnerCase per runner kind (the tiny model with labels and logits)."""
     kind = request.param
     if kind == "onnxruntime":
@@ -84,7 +73,7 @@ def runner_case(request, tmp_path_factory):
     from bisenet_deploy.portable.trt_runner import TensorRTRunner
 
     if kind == "tensorrt-rtx":
-        path = _rtx_engine(tmp_path_factory)
+        path = request.getfixturevalue("rtx_tiny_engine")
         return RunnerCase(kind, lambda: TensorRTRunner(path))
     generation = kind.rsplit("-", 1)[1]
     path = request.getfixturevalue("fake_gpu")(generation, dynamic=False)
