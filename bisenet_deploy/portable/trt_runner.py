@@ -1,9 +1,7 @@
 """Run a serialized TensorRT engine with pycuda: host input -> host output, both API generations.
 
-`TensorRTRunner` follows the `Runner` contract (activate / infer / deactivate, context manager).
-It takes a model source (engine_source.py): an engine path, serialized engine bytes or an
-already-deserialized engine; constructing it reads nothing (the sidecar is read on first use of
-`metadata`/`sidecar`, the engine on activate).
+`TensorRTRunner` follows the `Runner` contract (activate / infer / deactivate, context manager);
+its model is an engine path, engine bytes or an ICudaEngine (engine_source.py), read on activate.
 - activate: check the engine's sidecar against this GPU and TensorRT, deserialize, create the
   execution context, pick the API generation by a feature test (`num_io_tensors` exists from 8.5:
   named tensors; before: bindings), allocate page-locked host buffers and device buffers sized from
@@ -23,10 +21,8 @@ TensorRT-RTX, its execution context created with the runtime cache beside the en
 kernels it compiles on this GPU are compiled once and saved on deactivate.
 
 The choices (API generation, buffer sizes, profile range, dtype mapping) are pure functions of the
-engine object (engine_io.py), unit-tested with fake engines; only `TensorRTRunner` touches a GPU.
-
-Python 3.6 / numpy 1.19 compatible; tensorrt and pycuda are imported lazily. The type comments
-name tensorrt-stubs types (`tensorrt.X`) for the mypy check of tests/test_engine_typecheck.py.
+engine object (engine_io.py). Python 3.6 / numpy 1.19 compatible; tensorrt and pycuda are imported
+lazily; type comments name tensorrt-stubs types for tests/test_engine_typecheck.py's mypy check.
 """
 
 import logging
@@ -59,7 +55,6 @@ log = logging.getLogger(__name__)
 STREAM_NON_BLOCKING = 1
 
 
-# -- the runner --------------------------------------------------------------------------------
 class _Buffer(object):
     """A host buffer (page-locked, max size) and its device address for one I/O tensor."""
 
@@ -251,8 +246,7 @@ class TensorRTRunner(Runner):
             raise IncompatibleEngineError(
                 "TensorRT %s could not load %s on %s (SM %d.%d): engines only run on the GPU "
                 "model and TensorRT version they were built with; %s"
-                % (trt.__version__, label, ctx.device_name(), cc[0], cc[1],
-                   REBUILD_HINT))
+                % (trt.__version__, label, ctx.device_name(), cc[0], cc[1], REBUILD_HINT))
         return engine
 
     def _allocate(self, cuda):
