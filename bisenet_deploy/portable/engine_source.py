@@ -3,18 +3,18 @@
 The runner contract promises cheap construction, so `EngineSource` only sorts the model into one
 of the three kinds; the file (and its sidecar) is read when the runner is activated. A file
 source knows its sidecar and its flavour (from the sidecar, else the file's header); bytes and an
-already-deserialized engine have no sidecar unless one is named, and are full TensorRT unless a
-sidecar or the engine's module says TensorRT-RTX.
+already-deserialized engine have no sidecar unless one is named; their flavour is the sidecar's,
+else the bytes' header or the engine's module (`tensorrt_rtx*`: TensorRT-RTX).
 
 Python 3.6 compatible; imports no TensorRT.
 """
 
 import os
-import sys
+import types
 
 from .engine_load import RTX_ENGINE_MAGIC, engine_flavour, import_for_engine, load_sidecar
 from .errors import InputError
-from .flavours import FULL, RTX, import_flavour
+from .flavours import FULL, RTX, flavour_of, import_flavour
 
 PATH, BYTES, ENGINE = "path", "bytes", "engine"
 
@@ -64,18 +64,13 @@ class EngineSource(object):
             return engine_flavour(None, sidecar)
         if self.kind == BYTES:
             return RTX if self._blob.startswith(RTX_ENGINE_MAGIC) else FULL
-        module = type(self.engine).__module__.split(".")[0]
-        return RTX if module == "tensorrt_rtx" else FULL
+        return flavour_of(types.SimpleNamespace(__name__=type(self.engine).__module__))
 
     def import_tensorrt(self, sidecar=None):
         """The TensorRT module that loads (or made) this engine."""
         if self.kind == PATH:
             return import_for_engine(self.path, sidecar)
-        if self.kind == ENGINE:
-            module = sys.modules.get(type(self.engine).__module__.split(".")[0])
-            if module is not None and hasattr(module, "Runtime"):
-                return module
-        return import_flavour(self.flavour(sidecar))
+        return import_flavour(self.flavour(sidecar))  # an engine's own flavour: its module's
 
     def blob(self):
         """The serialized engine: read from the file now (at activation), or the bytes given."""
