@@ -24,8 +24,16 @@ fi
 # pins numpy<2, so the whole suite runs on numpy 1.26. rtx: TensorRT for RTX (see above).
 PYTHONWARNINGS="${PYTHONWARNINGS:+$PYTHONWARNINGS,}ignore:Editable installation" \
     python -m pip install --quiet -e ".[${EXTRAS:-test,serve,rtx}]"
-# CI only: TensorRT's type stubs for the mypy check of the engine builder. They are installed
-# without dependencies (their dependency is TensorRT itself); never do this next to a real TensorRT.
-if [ -n "${CI_TYPE_STUBS:-}" ]; then
-    python -m pip install --quiet --no-deps "$CI_TYPE_STUBS"
+# Part of the test tools: TensorRT's type stubs for the mypy check of the builder's and the
+# runner's TensorRT calls (tests/test_engine_typecheck.py). They cannot be in the `test` extra:
+# the stubs package depends on full TensorRT itself, so they are installed here without
+# dependencies, and not next to a real full TensorRT (whose own package they would overlay).
+# TYPE_STUBS=skip leaves them out.
+TYPE_STUBS=${TYPE_STUBS:-${CI_TYPE_STUBS:-tensorrt-stubs==10.13.0.35.1}}
+if [ "$TYPE_STUBS" != "skip" ]; then
+    if python -c "import tensorrt; tensorrt.Builder" >/dev/null 2>&1; then
+        echo "setup_env: full TensorRT is installed; not installing $TYPE_STUBS over it"
+    else
+        python -m pip install --quiet --no-deps "$TYPE_STUBS"
+    fi
 fi

@@ -8,6 +8,9 @@ import torch
 
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
 
+#: the fake GPU, the tiny model's exports and the runner fixtures (tests/support/)
+pytest_plugins = ["support.fixtures", "support.runners"]
+
 
 def _has(module):
     """True when `module` is really installed: a bare folder of type stubs (the namespace package

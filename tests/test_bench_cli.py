@@ -8,7 +8,8 @@ import pytest
 from bisenet_deploy.bench import report as rep
 from bisenet_deploy.cli import bench_main
 from bisenet_deploy.errors import InputError, MissingDependencyError
-from test_bench_fakes import FakeRunner, make_record
+from support.bench_fakes import FakeRunner
+from support.records import bench_record as make_record
 
 
 @pytest.fixture
@@ -184,7 +185,7 @@ def test_help_works_without_heavy_imports(capsys):
 # -- report schema -----------------------------------------------------------------------------
 def _valid_report():
     from bisenet_deploy.bench.harness import time_runner
-    from test_bench_fakes import FakeClock
+    from support.bench_fakes import FakeClock
     import numpy as np
     record = make_record()
     clock = FakeClock()

@@ -16,7 +16,8 @@ from bisenet_deploy.cli import bench_main
 from bisenet_deploy.portable.phase_timing import (COMPUTE_DONE, D2H_DONE, H2D_DONE, START,
                                                   PhaseEvents, pycuda_phase_events,
                                                   torch_phase_events)
-from test_bench_fakes import FakeClock, FakeRunner, make_record
+from support.bench_fakes import FakeClock, FakeRunner
+from support.records import bench_record as make_record
 
 PHASES = [{"h2d": 0.5, "compute": 4.0, "d2h": 0.25}, {"h2d": 0.7, "compute": 4.2, "d2h": 0.35}]
 
@@ -117,7 +118,7 @@ def test_copies_and_compute_are_summarized_apart_from_end_to_end():
 
 
 def _report(backends_results, record=None, iters=5000, size=(2048, 1024), model=(1024, 512)):
-    record = record or make_record(width=size[0], height=size[1], model_size=model)
+    record = record or make_record(input_size=(size[0], size[1]), model_size=model)
     entries = []
     for name, result in backends_results:
         entry = {"backend": name, "status": "ok", "error": None, "runner": name,
@@ -140,7 +141,7 @@ def _timed(runner, iters, record):
 
 
 def test_paper_readings_name_the_figure_for_each_reading():
-    record = make_record(width=2048 // 64, height=1024 // 64)  # tiny sizes, faked as the paper's
+    record = make_record(input_size=(2048 // 64, 1024 // 64))  # tiny sizes, faked as the paper's
     record["export"]["input_size"], record["export"]["model_size"] = [2048, 1024], [1024, 512]
     gpu = _timed(FakeRunner(record, [5.0], FakeClock(), phases_ms=PHASES, name="tensorrt"),
                  4, record)

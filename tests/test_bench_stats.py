@@ -10,7 +10,8 @@ from bisenet_deploy.bench.harness import (BenchmarkError, check_outputs, make_in
 from bisenet_deploy.errors import InputError
 from bisenet_deploy.portable import timing_stats
 from bisenet_deploy.portable.timing_stats import percentile, stability_warning, summarize
-from test_bench_fakes import FakeClock, FakeRunner, make_record
+from support.bench_fakes import FakeClock, FakeRunner
+from support.records import bench_record as make_record
 
 
 # -- pure statistics ---------------------------------------------------------------------------
@@ -101,7 +102,7 @@ def test_inputs_are_rotated_among_the_buffers():
 
 
 def test_make_inputs_gives_distinct_synthetic_buffers_in_the_graph_format():
-    record = make_record(width=64, height=32, input_dtype="uint8")
+    record = make_record(input_size=(64, 32), input_dtype="uint8")
     buffers, source = make_inputs(record, batch=2, num_buffers=3)
     assert len(buffers) == 3
     assert all(b.shape == (2, 3, 32, 64) and b.dtype == np.uint8 for b in buffers)
@@ -111,7 +112,7 @@ def test_make_inputs_gives_distinct_synthetic_buffers_in_the_graph_format():
 
 
 def test_make_inputs_from_an_image_resizes_on_the_host_once():
-    record = make_record(width=64, height=32)
+    record = make_record(input_size=(64, 32))
     image = np.zeros((50, 90, 3), np.uint8)
     buffers, source = make_inputs(record, batch=1, num_buffers=2, image=image)
     assert buffers[0].shape == (1, 3, 32, 64) and buffers[0] is not buffers[1]
@@ -180,8 +181,9 @@ def test_garbage_collector_is_paused_during_timing_and_restored():
 def test_backends_timing_different_graphs_are_flagged():
     from bisenet_deploy.bench.session import run_benchmarks
 
-    records = {"a": make_record(32, 16, (16, 8)), "b": make_record(64, 32, (32, 16)),
-               "c": make_record(32, 16, (16, 8))}
+    records = {"a": make_record(input_size=(32, 16), model_size=(16, 8)),
+               "b": make_record(input_size=(64, 32), model_size=(32, 16)),
+               "c": make_record(input_size=(32, 16), model_size=(16, 8))}
     clock = FakeClock()
 
     def opener(name):

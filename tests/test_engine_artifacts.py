@@ -6,7 +6,8 @@ import json
 import os
 
 import pytest
-from test_engine_support import make_record, preprocessing_graph, save
+from support.onnx_graphs import preprocessing_graph, save
+from support.records import engine_record as make_record
 
 from bisenet_deploy.errors import (EngineError, IncompatibleEngineError, InputError,
                                    UnusableFileError)

@@ -8,139 +8,21 @@ build leaves no file behind. Real builds are in test_engine_tensorrt.py (needs T
 """
 
 import os
-import types
 
 import pytest
-from test_engine_support import make_record, preprocessing_graph, save
+from support import fake_cuda
+from support.fake_trt import fake_trt
+from support.onnx_graphs import preprocessing_graph, save
+from support.records import engine_record as make_record
 
 from bisenet_deploy.errors import EngineError, InputError
 from bisenet_deploy.portable.builder import BuildOptions, build_engine
 from bisenet_deploy.portable.gpu_info import GpuInfo
 
 
-class _Enum(object):
-    def __init__(self, name, value):
-        self.name, self.value = name, value
-
-    def __int__(self):
-        return self.value
-
-    def __repr__(self):
-        return self.name
-
-
-def _enum(**members):
-    return type("E", (), {k: _Enum(k, v) for k, v in members.items()})
-
-
 def fake_tensorrt(version, calls, input_shape=(-1, 3, 32, 64), parse_ok=True):
-    """A module-like fake of TensorRT `version` (major, minor) that records calls into `calls`."""
-    major, minor = version
-    v = (major, minor)
-
-    class Tensor(object):
-        def __init__(self, name, shape, dtype):
-            self.name, self.shape, self.dtype = name, list(shape), dtype
-
-    data_type = _enum(FLOAT=0, HALF=1, INT8=2, INT32=3)
-
-    class Network(object):
-        num_inputs = 1
-        num_outputs = 1
-
-        def get_input(self, i):
-            return Tensor("image", input_shape, data_type.FLOAT)
-
-        def get_output(self, i):
-            return Tensor("normalized", input_shape, data_type.FLOAT)
-
-    class Profile(object):
-        def set_shape(self, name, lo, opt, hi):
-            calls.append(("set_shape", name, list(lo), list(opt), list(hi)))
-
-    class TimingCache(object):
-        def serialize(self):
-            return b"cache"
-
-    config_attrs = {
-        "set_flag": lambda self, f: calls.append(("set_flag", f.name)),
-        "clear_flag": lambda self, f: calls.append(("clear_flag", f.name)),
-        "create_timing_cache": lambda self, blob: calls.append(("create_timing_cache", blob))
-        or TimingCache(),
-        "set_timing_cache": lambda self, c, ignore: calls.append(("set_timing_cache", ignore))
-        or True,
-        "get_timing_cache": lambda self: TimingCache(),
-        "add_optimization_profile": lambda self, p: calls.append(("add_optimization_profile",)),
-        "profiling_verbosity": None,
-    }
-    builder_attrs = {
-        "create_builder_config": lambda self: Config(),
-        "create_network": lambda self, flags: calls.append(("create_network", flags)) or Network(),
-        "create_optimization_profile": lambda self: Profile(),
-        "build_serialized_network": lambda self, n, c: calls.append(("build",)) or None,
-    }
-    module = {"__version__": "%d.%d.1.0" % v, "DataType": data_type,
-              "ProfilingVerbosity": _enum(LAYER_NAMES_ONLY=0, NONE=1, DETAILED=2),
-              "ICudaEngine": type("ICudaEngine", (), {"create_engine_inspector": None})}
-    flags = {}
-    if major < 11:
-        module["BuilderFlag"] = _enum(FP16=0, INT8=1, TF32=7)
-        builder_attrs["platform_has_fast_fp16"] = True
-        builder_attrs["platform_has_fast_int8"] = True
-        config_attrs["int8_calibrator"] = None
-        config_attrs["set_calibration_profile"] = lambda self, p: None
-        module["IInt8EntropyCalibrator2"] = object
-        flags["EXPLICIT_BATCH"] = 0
-    else:
-        module["BuilderFlag"] = _enum(REFIT=3)
-    if major == 8:
-        builder_attrs["build_engine"] = lambda self, n, c: None
-    if v < (10, 0):
-        config_attrs["max_workspace_size"] = 0
-    if v >= (8, 4):
-        config_attrs["set_memory_pool_limit"] = lambda self, pool, n: calls.append(
-            ("set_memory_pool_limit", pool.name, n))
-        module["MemoryPoolType"] = _enum(WORKSPACE=0)
-    if v >= (8, 5):
-        module["TensorIOMode"] = _enum(INPUT=1, OUTPUT=2)
-    if v >= (8, 6):
-        config_attrs["builder_optimization_level"] = 3
-    if v >= (10, 0):
-        flags["STRONGLY_TYPED"] = 1
-    module["NetworkDefinitionCreationFlag"] = _enum(**flags)
-
-    Config = type("IBuilderConfig", (), config_attrs)
-    Builder = type("Builder", (), dict(builder_attrs, __init__=lambda self, logger: calls.append(
-        ("Builder",))))
-
-    class ParserError(object):
-        def __init__(self, i):
-            self.i = i
-
-        def desc(self):
-            return "Resize scales must be an initializer!"
-
-        def node(self):
-            return 2
-
-        def code(self):
-            return "UNSUPPORTED_NODE"
-
-    class OnnxParser(object):
-        def __init__(self, network, logger):
-            self.num_errors = 0 if parse_ok else 1
-
-        def parse(self, data, path=None):
-            calls.append(("parse", len(data)))
-            return parse_ok
-
-        def get_error(self, i):
-            return ParserError(i)
-
-    logger = type("Logger", (), {"WARNING": 2, "VERBOSE": 4, "__init__": lambda self, lvl: None})
-    module.update(Builder=Builder, IBuilderConfig=Config, OnnxParser=OnnxParser, Logger=logger,
-                  ParserError=ParserError)
-    return types.SimpleNamespace(**module)
+    """The shared fake of TensorRT `version` (support/fake_trt.py), recording into `calls`."""
+    return fake_trt(version, calls, input_shape=input_shape, parse_ok=parse_ok)
 
 
 def _config_state(calls):
@@ -255,7 +137,7 @@ def test_parse_failure_names_node_and_fix(onnx_dynamic, tmp_path):
         build_engine(path, rec10, BuildOptions(output=str(tmp_path / "o" / "m.engine")),
                      trt=fake_tensorrt((8, 2), [], parse_ok=False), gpu=TX2)
     msg = str(info.value)
-    # node 2 of the graph (cast, sub_mean, div_std: see test_engine_support) is the Div
+    # node 2 of the graph (cast, sub_mean, div_std: see support/onnx_graphs.py) is the Div
     assert "node 2 'div_std' (Div): Resize scales must be an initializer!" in msg
     assert "--target trt8.2" in msg
     assert not os.path.exists(str(tmp_path / "o"))
@@ -325,14 +207,8 @@ def test_damaged_timing_cache_turned_into_an_empty_one_is_replaced(onnx_dynamic,
 
 
 def _fake_pycuda(monkeypatch):
-    import sys
-
-    driver = types.ModuleType("pycuda.driver")
-    driver.init = lambda flags=0: None  # no batch is ever read here, so nothing is allocated
-    pycuda = types.ModuleType("pycuda")
-    pycuda.driver = driver
-    monkeypatch.setitem(sys.modules, "pycuda", pycuda)
-    monkeypatch.setitem(sys.modules, "pycuda.driver", driver)
+    driver = fake_cuda.install(monkeypatch)
+    return driver
 
 
 def test_calibration_error_inside_tensorrt_is_raised_after_the_build(onnx_dynamic, tmp_path,
@@ -341,7 +217,7 @@ def test_calibration_error_inside_tensorrt_is_raised_after_the_build(onnx_dynami
     # abort the process, so the calibrator keeps it and the builder raises it after the build
     from bisenet_deploy.portable import builder
 
-    _fake_pycuda(monkeypatch)
+    driver = _fake_pycuda(monkeypatch)
     monkeypatch.setattr(builder, "_cuda_scope", lambda needed, device: builder._NoScope())
     path, rec = onnx_dynamic
     calib = tmp_path / "calib"
@@ -361,6 +237,7 @@ def test_calibration_error_inside_tensorrt_is_raised_after_the_build(onnx_dynami
                      trt=trt, gpu=A10)
     assert ("get_batch", None) in calls  # answered "no more data" instead of raising
     assert not out.parent.exists() or os.listdir(str(out.parent)) == []
+    assert driver.allocated == []  # no batch was ever read, so nothing was allocated
 
 
 def test_unwritable_output_refused_before_any_work(onnx_dynamic, tmp_path):

@@ -11,7 +11,9 @@ import os
 import numpy as np
 import onnxruntime as ort
 import pytest
-from test_engine_support import MEAN, STD, make_record, preprocessing_graph
+from support.fake_trt import fake_trt
+from support.onnx_graphs import MEAN, STD, preprocessing_graph
+from support.records import engine_record as make_record
 
 from bisenet_deploy.errors import InputError, MissingDependencyError
 from bisenet_deploy.portable import calibrator
@@ -145,16 +147,10 @@ def test_exported_graphs_see_the_same_from_calibration_batches(tmp_path):
 def test_calibrator_callbacks_never_raise_into_tensorrt(tmp_path, monkeypatch):
     """TensorRT calls these from noexcept C++ (an escaping exception aborts the process): errors
     are kept in `error` for the builder, and the callbacks answer 'no data' / 'no cache'."""
-    import sys
-    import types
+    from support import fake_cuda
 
-    driver = types.ModuleType("pycuda.driver")
-    driver.init = lambda flags=0: None
-    pycuda = types.ModuleType("pycuda")
-    pycuda.driver = driver
-    monkeypatch.setitem(sys.modules, "pycuda", pycuda)
-    monkeypatch.setitem(sys.modules, "pycuda.driver", driver)
-    trt = types.SimpleNamespace(IInt8EntropyCalibrator2=object)
+    fake_cuda.install(monkeypatch)
+    trt = fake_trt("10.3.0")  # its IInt8EntropyCalibrator2
     (tmp_path / "bad.npy").write_bytes(b"garbage")
     batches = calibrator.CalibrationBatches([str(tmp_path / "bad.npy")], make_record())
     blocker = tmp_path / "a-file"

@@ -1,7 +1,7 @@
 """The one capabilities object every TensorRT rule reads: built from feature tests on the module
 (and the flavour), never from version numbers, so TensorRT-RTX 1.7 is not "older than 8.2".
 
-Fake modules stand for full TensorRT 8.2 ... 11 (test_engine_policy.fake_trt: exactly the
+Fake modules stand for full TensorRT 8.2 ... 11 (support/fake_trt.py: exactly the
 attributes each version's Python API has); the real TensorRT-RTX module is read where installed.
 """
 
@@ -9,7 +9,7 @@ import types
 
 import numpy as np
 import pytest
-from test_engine_policy import fake_trt
+from support.fake_trt import fake_trt
 
 from bisenet_deploy.errors import EngineError, InputError
 from bisenet_deploy.portable import precision as P

@@ -5,7 +5,8 @@ import subprocess
 import sys
 
 import pytest
-from test_engine_support import make_record, preprocessing_graph, save
+from support.onnx_graphs import preprocessing_graph, save
+from support.records import engine_record as make_record
 
 from bisenet_deploy.cli import build_engine_main
 

@@ -1,7 +1,7 @@
 """TensorRT API-generation selection (feature tests on small fake modules) and the precision policy.
 
-The fakes expose exactly the attributes each TensorRT generation's Python API has
-(docs/tensorrt-versions.md, section 2); they test our selection logic, nothing is built.
+The fakes (support/fake_trt.py) expose exactly the attributes each TensorRT generation's Python API
+has (docs/tensorrt-versions.md, section 2); they test our selection logic, nothing is built.
 """
 
 import types
@@ -15,62 +15,7 @@ from bisenet_deploy.portable import precision as P
 from bisenet_deploy.portable import trt_api
 from bisenet_deploy.portable.build_checks import network_creation_flags, workspace_setting
 from bisenet_deploy.portable.capabilities import assumed_capabilities
-
-
-# -- fake TensorRT modules -------------------------------------------------------------------------
-
-def _ns(**kw):
-    return type("Fake", (), kw)
-
-
-def fake_trt(version):
-    """A module-like object with the attributes TensorRT `version` offers (class level)."""
-    major, minor = version
-    v = (major, minor)
-    builder = {"build_serialized_network": None, "create_network": None,
-               "create_builder_config": None}
-    config = {"set_flag": None, "profiling_verbosity": None, "create_timing_cache": None,
-              "set_timing_cache": None, "get_timing_cache": None, "add_optimization_profile": None}
-    dtypes = dict(FLOAT=0, HALF=1, INT8=2, INT32=3, BOOL=4)
-    if v >= (8, 5):
-        dtypes["UINT8"] = 5
-    if major >= 10:
-        dtypes["INT64"] = 6
-    mod = {"__version__": "%d.%d.0.1" % v, "Logger": object, "OnnxParser": object,
-           "ProfilingVerbosity": _ns(DETAILED=2, LAYER_NAMES_ONLY=0, NONE=1),
-           "ParserError": _ns(desc=None, node=None, code=None), "DataType": _ns(**dtypes)}
-    net_flags = {}
-    if major < 11:
-        mod["BuilderFlag"] = _ns(FP16=0, INT8=1)
-        builder["platform_has_fast_fp16"] = None
-        builder["platform_has_fast_int8"] = None
-        config["int8_calibrator"] = None
-        config["set_calibration_profile"] = None
-        mod["IInt8EntropyCalibrator2"] = object
-        net_flags["EXPLICIT_BATCH"] = 0
-    else:
-        mod["BuilderFlag"] = _ns(DEBUG=5, REFIT=3)
-    if major == 8:
-        builder["build_engine"] = None
-    if v < (10, 0):
-        config["max_workspace_size"] = 0
-    if v >= (8, 4):
-        config["set_memory_pool_limit"] = None
-        mod["MemoryPoolType"] = _ns(WORKSPACE=0)
-    if v >= (8, 5):
-        mod["TensorIOMode"] = _ns(INPUT=1, OUTPUT=2)
-    if v >= (8, 6):
-        config["builder_optimization_level"] = 3
-        mod["ParserError"] = _ns(desc=None, node=None, code=None, node_name=None)
-    config["clear_flag"] = None
-    mod["BuilderFlag"].TF32 = 7
-    if v >= (10, 0):
-        net_flags["STRONGLY_TYPED"] = 1
-    mod["NetworkDefinitionCreationFlag"] = _ns(**net_flags)
-    mod["Builder"] = _ns(**builder)
-    mod["IBuilderConfig"] = _ns(**config)
-    mod["ICudaEngine"] = _ns(create_engine_inspector=None)
-    return types.SimpleNamespace(**mod)
+from support.fake_trt import fake_trt
 
 
 @pytest.mark.parametrize("version, generation", [

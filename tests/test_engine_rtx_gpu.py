@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 import pytest
+from support.rtx import rtx_gpu_or_skip
 
 pytestmark = pytest.mark.tensorrt
 
@@ -22,22 +23,7 @@ SIZES = dict(input_size=(256, 128), model_size=(128, 64))
 @pytest.fixture(scope="module")
 def rtx_gpu():
     """(tensorrt_rtx module, GpuInfo, targets) or a skip with the reason."""
-    from bisenet_deploy.errors import MissingDependencyError
-    from bisenet_deploy.portable.capabilities import detect_capabilities
-    from bisenet_deploy.portable.flavours import import_flavour
-    from bisenet_deploy.portable.gpu_info import query_gpu
-
-    try:
-        trt = import_flavour("tensorrt-rtx")
-        gpu = query_gpu(0)
-    except MissingDependencyError as exc:
-        pytest.skip("needs TensorRT-RTX and a GPU (%s)" % exc)
-    caps = detect_capabilities(trt)
-    if gpu.compute_capability not in caps.compute_targets:
-        pytest.skip("TensorRT-RTX cannot target this GPU (%s)" % gpu.describe())
-    targets = None if gpu.compute_capability in caps.portable_targets else \
-        ["%d.%d" % gpu.compute_capability]
-    return trt, gpu, targets
+    return rtx_gpu_or_skip()
 
 
 @pytest.fixture(scope="module")

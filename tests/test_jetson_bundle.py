@@ -562,52 +562,15 @@ def test_device_predict_and_bench(device_cli, capsys, tmp_path, monkeypatch):
 
 
 def fake_tensorrt(record):
-    """A TensorRT 8.2-shaped module whose runtime 'deserializes' b'PLAN' into a bindings engine."""
-    import types
+    """The shared fake of TensorRT 8.2 (support/fake_trt.py), whose runtime 'deserializes' b'PLAN'
+    into a bindings engine of the record's sizes."""
+    from support.fake_trt import FakeBindingsEngine, fake_trt, io_table
 
-    trt = types.ModuleType("tensorrt")
-    trt.__version__ = "8.2.1.8"
-
-    class DataType:
-        FLOAT, HALF, INT8, INT32, BOOL = "FLOAT", "HALF", "INT8", "INT32", "BOOL"
-
-    class Logger:
-        WARNING = 2
-
-        def __init__(self, level=None):
-            self.level = level
-
+    trt = fake_trt("8.2.1.8")
     width, height = record["export"]["input_size"]
-    classes = record["model"]["num_classes"]
-    bindings = [("image", True, (1, 3, height, width), DataType.FLOAT),
-                ("labels", False, (1, height, width), DataType.INT32),
-                ("logits", False, (1, classes, height, width), DataType.FLOAT)]
-
-    class Engine:
-        num_bindings = len(bindings)
-
-        def get_binding_name(self, i):
-            return bindings[i][0]
-
-        def binding_is_input(self, i):
-            return bindings[i][1]
-
-        def get_binding_shape(self, i):
-            return bindings[i][2]
-
-        def get_binding_dtype(self, i):
-            return bindings[i][3]
-
-    class Runtime:
-        def __init__(self, logger):
-            pass
-
-        def deserialize_cuda_engine(self, blob):
-            return Engine() if blob == b"PLAN" else None
-
-    trt.DataType, trt.Logger, trt.Runtime = DataType, Logger, Runtime
-    trt.Builder = object
-    trt.BuilderFlag = types.SimpleNamespace(FP16=1, INT8=2)
+    io = io_table(trt, False, height, width, record["model"]["num_classes"])
+    trt._engine_magic = b"PLAN"
+    trt._engine_factory = lambda t: FakeBindingsEngine(t, io=io)
     return trt
 
 

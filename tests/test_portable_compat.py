@@ -25,10 +25,11 @@ TEMPLATES = os.path.join(ROOT, "bisenet_deploy", "jetson", "templates")
 
 #: third-party packages present on a JetPack 4.6 device (tensorrt/pycuda only lazily)
 THIRD_PARTY = {"numpy", "tensorrt", "pycuda"}
-LAZY_ONLY = {"tensorrt", "pycuda", "cv2", "PIL"}
-#: optional readers the portable package may try inside a function, falling back when missing
-#: (`try: import cv2 except ImportError: ...`); the bundle never needs them
-OPTIONAL_GUARDED = {"cv2", "PIL"}
+LAZY_ONLY = {"tensorrt", "pycuda", "cv2", "PIL", "cuda"}
+#: optional packages the portable package may try inside a function, falling back or refusing in
+#: one line when missing (`try: import cv2 except ImportError: ...`); the bundle never needs them
+#: (`cuda`: cuda-python, for CUDA graphs only)
+OPTIONAL_GUARDED = {"cv2", "PIL", "cuda"}
 #: the bundle's own top-level modules (the portable copy is `bisenet_trt`)
 BUNDLE_MODULES = {"bisenet_trt", "jetson_run", "jetson_env", "jetson_build", "jetson_bench",
                   "demo"}

@@ -160,3 +160,24 @@ def test_setup_env_editable_install_prints_nothing_with_quiet(tmp_path):
     said = [line for line in (res.stdout + res.stderr).splitlines()
             if line.strip() and not line.startswith("WARNING: Location 'file:")]
     assert said == [], "\n".join(said)
+
+
+# -- test modules ----------------------------------------------------------------------------------
+def test_every_test_module_holds_tests():
+    """Helpers live in tests/support/; a module named test_*.py defines at least one test."""
+    import ast
+
+    folder = os.path.join(ROOT, "tests")
+    empty = []
+    for name in sorted(os.listdir(folder)):
+        if not (name.startswith("test_") and name.endswith(".py")):
+            continue
+        with open(os.path.join(folder, name), encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+        tests = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+                 and n.name.startswith("test_")]
+        if not tests:
+            empty.append(name)
+    assert empty == []
+    support = os.path.join(folder, "support")
+    assert not [n for n in os.listdir(support) if n.startswith("test_")]

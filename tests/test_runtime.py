@@ -9,10 +9,8 @@ export pipeline nor full-size networks.
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from bisenet_deploy.errors import InputError, MissingDependencyError, UnusableFileError, UserError
-from bisenet_deploy.metadata import ExportInfo, ModelMetadata, build_record
 from bisenet_deploy.portable.preprocess import prepare_input
 from bisenet_deploy.runtime.api import Segmenter, resize_labels_nearest
 from bisenet_deploy.runtime.factory import (available_backends, backend_problem,
@@ -20,77 +18,19 @@ from bisenet_deploy.runtime.factory import (available_backends, backend_problem,
 from bisenet_deploy.runtime.ort_runner import OnnxRuntimeRunner
 from bisenet_deploy.runtime.torch_runner import TorchRunner
 
-NUM_CLASSES = 5
-INPUT_W, INPUT_H = 96, 48     # graph input (the "camera" size)
-MODEL_W, MODEL_H = 64, 32     # network input after the in-graph resize
-
-
-class TinySegNet(nn.Module):
-    """Logits N x C x H x W at the input resolution, from a 3-channel input convolution."""
-
-    def __init__(self, num_classes=NUM_CLASSES):
-        super().__init__()
-        self.stem = nn.Conv2d(3, 8, 3, stride=2, padding=1)
-        self.head = nn.Conv2d(8, num_classes, 1)
-
-    def forward(self, x):
-        y = self.head(torch.relu(self.stem(x)))
-        return nn.functional.interpolate(y, size=x.shape[-2:], mode="bilinear",
-                                         align_corners=False)
-
-
-def make_record(output="labels", dynamic=False, input_dtype="float32"):
-    names = ["labels", "logits"] if output == "both" else [output]
-    model = ModelMetadata(
-        arch="tiny-test", num_classes=NUM_CLASSES, dataset="custom",
-        class_names=["c%d" % i for i in range(NUM_CLASSES)],
-        palette=[[10 * i, 20 * i, 30 * i] for i in range(NUM_CLASSES)],
-        mean=[0.3, 0.3, 0.3], std=[0.2, 0.2, 0.2], channel_order="rgb")
-    batch = {"dynamic": True, "min": 1, "opt": 2, "max": 4} if dynamic else \
-        {"dynamic": False, "size": 1}
-    export = ExportInfo(
-        input_name="image", input_size=[INPUT_W, INPUT_H], model_size=[MODEL_W, MODEL_H],
-        input_dtype=input_dtype, channel_order="rgb", normalize="in-graph", output=output,
-        output_names=names, target="trt10", precision="fp32", opset=17, batch=batch)
-    return build_record(model, export)
-
-
-def export_onnx(path, net, record):
-    """The deploy graph of `net` for `record`, exported by the library's exporter (the default:
-    torch.export-based where available), with the record in its metadata."""
-    import onnx
-
-    from bisenet_deploy.export.deploy_module import DeployModule
-    from bisenet_deploy.export.exporters import export_graph
-    from bisenet_deploy.export.onnx_metadata import set_record
-
-    model, _ = export_graph(DeployModule(net, record), ExportInfo.from_dict(record["export"]),
-                            opset=17)
-    set_record(model, record)
-    onnx.save(model, str(path))
-    return str(path)
+from support.records import runtime_record as make_record
+from support.tiny_models import INPUT_H, INPUT_W, NUM_CLASSES, export_onnx, tiny_net
 
 
 @pytest.fixture(scope="module")
 def net():
-    torch.manual_seed(0)
-    model = TinySegNet().eval()
-    with torch.no_grad():  # strong, varied logits so argmax ties do not occur
-        model.head.bias.copy_(torch.linspace(-0.5, 0.5, NUM_CLASSES))
-    return model
+    return tiny_net()
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory, net):
-    """{name: (onnx path, record)} for the variants the tests use."""
-    folder = tmp_path_factory.mktemp("runtime_models")
-    out = {}
-    for name, kwargs in {"labels": {}, "both": {"output": "both"},
-                         "logits": {"output": "logits"},
-                         "dynamic": {"output": "both", "dynamic": True}}.items():
-        record = make_record(**kwargs)
-        out[name] = (export_onnx(folder / ("%s.onnx" % name), net, record), record)
-    return out
+def models(tiny_models):
+    """{name: (onnx path, record)} for the variants the tests use (support/fixtures.py)."""
+    return tiny_models
 
 
 def rgb_batch(n=1, seed=0):
@@ -150,21 +90,7 @@ def test_input_validation_is_clear(kind, models, net):
             runner.infer(rgb_batch(2))  # a static batch of 1
 
 
-@pytest.mark.parametrize("kind", RUNNERS)
-def test_lifecycle(kind, models, net):
-    runner = make_runner(kind, models, "labels", net)
-    with pytest.raises(UserError, match="not active"):
-        runner.infer(rgb_batch())
-    with runner as active:
-        assert active is runner and runner.is_active
-        first = runner.infer(rgb_batch())["labels"]
-    assert not runner.is_active
-    with pytest.raises(UserError, match="not active"):
-        runner.infer(rgb_batch())
-    # a runner can be activated again and gives the same answer
-    with runner:
-        assert np.array_equal(runner.infer(rgb_batch())["labels"], first)
-    runner.deactivate()  # idempotent
+# activate/infer/deactivate and the state after deactivate: tests/test_runner_contract.py
 
 
 def test_context_manager_frees_the_backend_objects(models, net):

@@ -20,414 +20,10 @@ from bisenet_deploy.errors import (EngineError, IncompatibleEngineError, InputEr
                                    MissingDependencyError, UserError)
 from bisenet_deploy.portable import cuda_context
 from bisenet_deploy.portable import trt_runner as tr
-
-NUM_CLASSES = 4
-H, W = 8, 12
-
-
-# -- fake tensorrt ---------------------------------------------------------------------------------
-class _Enum(object):
-    def __init__(self, name):
-        self.name = name
-
-    def __repr__(self):
-        return "DataType.%s" % self.name
-
-
-def fake_trt(version="10.3.0", uint8=True):
-    names = ["FLOAT", "HALF", "INT8", "INT32", "BOOL"] + (["UINT8", "INT64", "BF16"] if uint8
-                                                          else [])
-    trt = types.SimpleNamespace(__version__=version)
-    trt.DataType = types.SimpleNamespace(**{n: _Enum(n) for n in names})
-    trt.TensorIOMode = types.SimpleNamespace(INPUT="in", OUTPUT="out")
-    trt.Logger = type("Logger", (), {"WARNING": 2, "__init__": lambda self, level=0: None})
-    trt.init_libnvinfer_plugins = lambda logger, ns: True
-
-    class Runtime(object):
-        def __init__(self, logger):
-            pass
-
-        def deserialize_cuda_engine(self, blob):
-            return trt._engine_factory(trt) if blob.startswith(b"ENGINE") else None
-
-    trt.Runtime = Runtime
-    trt.Builder = object  # what trt_api.is_real_tensorrt looks for besides __version__
-    return trt
-
-
-def io_table(trt, dynamic):
-    n = -1 if dynamic else 1
-    return [("image", True, (n, 3, H, W), trt.DataType.FLOAT),
-            ("labels", False, (n, H, W), trt.DataType.INT32),
-            ("logits", False, (n, NUM_CLASSES, H, W), trt.DataType.FLOAT)]
-
-
-PROFILE = ((1, 3, H, W), (2, 3, H, W), (4, 3, H, W))
-
-
-def compute(image):
-    """What the fake engine computes: logits[c] = image[c % 3] * (c + 1) / 255, labels = argmax."""
-    logits = np.stack([image[:, c % 3] * (c + 1) / 255.0 for c in range(NUM_CLASSES)], axis=1)
-    return np.argmax(logits, axis=1).astype(np.int32), logits.astype(np.float32)
-
-
-class _FakeContextBase(object):
-    def __init__(self, engine):
-        self.engine = engine
-        self.shape = None if engine.dynamic else (1, 3, H, W)
-        self.executions = 0
-
-    def _accept(self, shape):
-        if not self.engine.dynamic:
-            return False
-        lo, _, hi = PROFILE
-        if not all(a <= s <= b for a, s, b in zip(lo, shape, hi)):
-            return False
-        self.shape = tuple(shape)
-        return True
-
-    def _out_shape(self, name):
-        n = self.shape[0] if self.shape else -1
-        return (n, H, W) if name == "labels" else (n, NUM_CLASSES, H, W)
-
-    def _run(self, addresses, stream_handle):
-        assert DRIVER.current_depth() > 0, "enqueue without a current CUDA context"
-
-        def op():
-            self.executions += 1
-            DRIVER.clock_ms += ENGINE_MS
-            n = self.shape[0]
-            image = DRIVER.read(addresses["image"], (n, 3, H, W), np.float32)
-            labels, logits = compute(image)
-            DRIVER.write(addresses["labels"], labels)
-            DRIVER.write(addresses["logits"], logits)
-
-        DRIVER.streams[stream_handle].submit(op)
-        return True
-
-
-class FakeTensorsContext(_FakeContextBase):
-    def __init__(self, engine):
-        super(FakeTensorsContext, self).__init__(engine)
-        self.addresses = {}
-
-    def set_input_shape(self, name, shape):
-        assert name == "image"
-        return self._accept(shape)
-
-    def get_tensor_shape(self, name):
-        return self.shape if name == "image" else self._out_shape(name)
-
-    def set_tensor_address(self, name, ptr):
-        self.addresses[name] = int(ptr)
-        return True
-
-    def execute_async_v3(self, stream_handle):
-        return self._run(self.addresses, stream_handle)
-
-
-class FakeBindingsContext(_FakeContextBase):
-    def set_binding_shape(self, index, shape):
-        assert index == 0
-        return self._accept(shape)
-
-    def get_binding_shape(self, index):
-        return self.shape if index == 0 else self._out_shape(self.engine.io[index][0])
-
-    def execute_async_v2(self, bindings, stream_handle):
-        names = [row[0] for row in self.engine.io]
-        return self._run(dict(zip(names, bindings)), stream_handle)
-
-
-class FakeTensorsEngine(object):
-    """The 8.5+ surface: named I/O tensors."""
-
-    def __init__(self, trt, dynamic=False):
-        self.trt, self.dynamic = trt, dynamic
-        self.io = io_table(trt, dynamic)
-        self.num_io_tensors = len(self.io)
-
-    def _row(self, name):
-        return [r for r in self.io if r[0] == name][0]
-
-    def get_tensor_name(self, i):
-        return self.io[i][0]
-
-    def get_tensor_mode(self, name):
-        return self.trt.TensorIOMode.INPUT if self._row(name)[1] else self.trt.TensorIOMode.OUTPUT
-
-    def get_tensor_shape(self, name):
-        return self._row(name)[2]
-
-    def get_tensor_dtype(self, name):
-        return self._row(name)[3]
-
-    def get_tensor_profile_shape(self, name, profile_index):
-        assert name == "image" and profile_index == 0
-        return PROFILE
-
-    def create_execution_context(self):
-        self.context = FakeTensorsContext(self)
-        return self.context
-
-
-class FakeBindingsEngine(object):
-    """The 8.2-8.4 surface: binding indices (and no num_io_tensors)."""
-
-    def __init__(self, trt, dynamic=False):
-        self.trt, self.dynamic = trt, dynamic
-        self.io = io_table(trt, dynamic)
-        self.num_bindings = len(self.io)
-
-    def get_binding_name(self, i):
-        return self.io[i][0]
-
-    def binding_is_input(self, i):
-        return self.io[i][1]
-
-    def get_binding_shape(self, i):
-        return self.io[i][2]
-
-    def get_binding_dtype(self, i):
-        return self.io[i][3]
-
-    def get_profile_shape(self, profile_index, name):
-        assert profile_index == 0 and name == "image"
-        return PROFILE
-
-    def create_execution_context(self):
-        self.context = FakeBindingsContext(self)
-        return self.context
-
-
-# -- fake pycuda.driver ----------------------------------------------------------------------------
-#: the fake device's speed: copies move this many bytes per ms, one engine run takes ENGINE_MS
-BYTES_PER_MS = 1000.0
-ENGINE_MS = 2.0
-
-
-class FakeDriver(object):
-    """Device memory in host bytes; streams run ops at synchronize; contexts are counted.
-
-    A device clock (ms) advances as the stream's ops run: copies by their size, engine runs by
-    ENGINE_MS; events take the clock's reading when the stream reaches them, as CUDA's do.
-    """
-
-    def __init__(self):
-        self.clock_ms = 0.0
-        self.memory = {}
-        self.next_ptr = 0x1000
-        self.freed = []
-        self.allocated = []
-        self.streams = {}
-        self.local = threading.local()
-        self.events = []
-
-    # bookkeeping
-    def current_depth(self):
-        return getattr(self.local, "depth", 0)
-
-    def _need_context(self):
-        assert self.current_depth() > 0, "CUDA call without a current context"
-
-    def _new_ptr(self, backing):
-        ptr = self.next_ptr
-        self.next_ptr += 0x1000 + len(backing)
-        self.memory[ptr] = backing
-        return ptr
-
-    def read(self, ptr, shape, dtype):
-        count = int(np.prod(shape))
-        return np.frombuffer(self.memory[ptr], dtype=dtype, count=count).reshape(shape).copy()
-
-    def write(self, ptr, array):
-        data = np.ascontiguousarray(array).tobytes()
-        self.memory[ptr][:len(data)] = data
-
-    def module(self):
-        drv = self
-        mod = types.ModuleType("pycuda.driver")
-        mod.init = lambda flags=0: None
-        mod.ctx_flags = types.SimpleNamespace(SCHED_AUTO=0, MAP_HOST=8)
-        mod.host_alloc_flags = types.SimpleNamespace(DEVICEMAP=2, PORTABLE=1)
-        mod.device_attribute = types.SimpleNamespace(CAN_MAP_HOST_MEMORY="map")
-
-        class Context(object):
-            released = []
-
-            def push(self):
-                drv.local.depth = drv.current_depth() + 1
-
-            @staticmethod
-            def pop():
-                assert drv.current_depth() > 0
-                drv.local.depth = drv.current_depth() - 1
-
-            def detach(self):
-                Context.released.append(self)
-                Context.pop()
-
-        class Device(object):
-            def __init__(self, index):
-                self.index = index
-
-            @staticmethod
-            def count():
-                return 1
-
-            def name(self):
-                return "NVIDIA Fake GPU"
-
-            def compute_capability(self):
-                return (8, 6)
-
-            def get_attribute(self, attr):
-                return 1
-
-            def retain_primary_context(self):
-                return Context()
-
-            def make_context(self, flags=0):
-                ctx = Context()
-                ctx.push()
-                return ctx
-
-        class DeviceAllocation(object):
-            def __init__(self, nbytes):
-                drv._need_context()
-                self.ptr = drv._new_ptr(bytearray(nbytes))
-                drv.allocated.append(self)
-
-            def __int__(self):
-                return self.ptr
-
-            def free(self):
-                drv._need_context()
-                drv.freed.append(self)
-
-        class HostAllocation(bytearray):
-            def free(self):
-                drv._need_context()
-                drv.freed.append(self)
-
-            def get_device_pointer(self):
-                return drv._new_ptr(self)  # mapped: the "device" sees the same bytes
-
-        def pagelocked_empty(count, dtype, mem_flags=0):
-            drv._need_context()
-            dtype = np.dtype(dtype)
-            alloc = HostAllocation(int(count) * dtype.itemsize)
-            alloc.flags = mem_flags
-            drv.allocated.append(alloc)
-            return np.ndarray((int(count),), dtype, buffer=alloc)
-
-        class Graph(object):
-            def __init__(self, ops):
-                self.ops = ops
-
-            def instantiate(self):  # pycuda's Graph -> GraphExec
-                return self
-
-            def launch(self, stream=None):
-                for op in self.ops:
-                    stream.submit(op)
-
-        class Stream(object):
-            def __init__(self, flags=0):
-                drv._need_context()
-                self.handle = 0x5000 + len(drv.streams)
-                drv.streams[self.handle] = self
-                self.pending, self.capture = [], None
-
-            def submit(self, op):
-                (self.capture if self.capture is not None else self.pending).append(op)
-
-            def synchronize(self):
-                drv._need_context()
-                ops, self.pending = self.pending, []
-                for op in ops:
-                    op()
-
-            def begin_capture(self, mode=None):
-                self.capture = []
-
-            def end_capture(self):
-                ops, self.capture = self.capture, None
-                return Graph(ops)
-
-        class Event(object):
-            def __init__(self, flags=0):
-                drv._need_context()
-                drv.events.append(self)
-                self.at_ms = None
-
-            def record(self, stream=None):
-                stream.submit(lambda: setattr(self, "at_ms", drv.clock_ms))
-
-            def time_since(self, other):  # pycuda: later.time_since(earlier), in ms
-                assert self.at_ms is not None and other.at_ms is not None, "event not reached"
-                return self.at_ms - other.at_ms
-
-        def memcpy_htod_async(dest, src, stream=None):
-            data = np.ascontiguousarray(src).tobytes()
-
-            def op():
-                drv.memory[int(dest)][:len(data)] = data
-                drv.clock_ms += len(data) / BYTES_PER_MS
-            stream.submit(op)
-
-        def memcpy_dtoh_async(dest, src, stream=None):
-            def op():
-                n = dest.nbytes
-                dest[...] = np.frombuffer(bytes(drv.memory[int(src)][:n]), dtype=dest.dtype)
-                drv.clock_ms += n / BYTES_PER_MS
-            stream.submit(op)
-
-        def mem_alloc(nbytes):
-            return DeviceAllocation(nbytes)
-
-        mod.Context, mod.Device, mod.Stream, mod.Event = Context, Device, Stream, Event
-        mod.pagelocked_empty, mod.mem_alloc = pagelocked_empty, mem_alloc
-        mod.memcpy_htod_async, mod.memcpy_dtoh_async = memcpy_htod_async, memcpy_dtoh_async
-        return mod
-
-
-DRIVER = None
-
-
-@pytest.fixture
-def fake_gpu(monkeypatch, tmp_path):
-    """Installs fake tensorrt + pycuda modules; returns a function making an engine file."""
-    global DRIVER
-    DRIVER = FakeDriver()
-    driver_mod = DRIVER.module()
-    pycuda = types.ModuleType("pycuda")
-    pycuda.driver = driver_mod
-    monkeypatch.setitem(sys.modules, "pycuda", pycuda)
-    monkeypatch.setitem(sys.modules, "pycuda.driver", driver_mod)
-    # the retained primary contexts are per process (per pycuda module): start empty
-    monkeypatch.setattr(cuda_context, "_PRIMARY", {})
-    state = {}
-
-    def make(generation="tensors", dynamic=False, version="10.3.0", sidecar=None, blob=b"ENGINE"):
-        trt = fake_trt(version)
-        cls = FakeTensorsEngine if generation == "tensors" else FakeBindingsEngine
-
-        def factory(t):
-            state["engine"] = cls(t, dynamic=dynamic)
-            return state["engine"]
-
-        trt._engine_factory = factory
-        monkeypatch.setitem(sys.modules, "tensorrt", trt)
-        engine_path = tmp_path / ("model-%s-%s.engine" % (generation, dynamic))
-        engine_path.write_bytes(blob)
-        if sidecar is not None:
-            (tmp_path / ("model-%s-%s.json" % (generation, dynamic))).write_text(
-                json.dumps(sidecar))
-        return str(engine_path)
-
-    make.state = state
-    return make
+from support import fake_cuda
+from support.fake_cuda import BYTES_PER_MS, ENGINE_MS
+from support.fake_trt import (NUM_CLASSES, PROFILE, FakeBindingsEngine, FakeTensorsEngine, H, W,
+                              compute, fake_trt)
 
 
 def image_batch(n, seed=0):
@@ -451,7 +47,7 @@ def test_dtype_mapping_keeps_int32_labels_and_knows_each_version():
     assert tr.numpy_dtype(trt.DataType.BOOL, trt) == np.bool_
     with pytest.raises(EngineError, match="BF16"):
         tr.numpy_dtype(trt.DataType.BF16, trt)
-    old = fake_trt("8.2.1", uint8=False)  # 8.2 has no UINT8/INT64 members: still maps the rest
+    old = fake_trt("8.2.1")  # 8.2 has no UINT8/INT64 members: still maps the rest
     assert tr.numpy_dtype(old.DataType.INT8, old) == np.int8
     with pytest.raises(EngineError):
         tr.numpy_dtype(trt.DataType.UINT8, old)
@@ -561,13 +157,13 @@ def test_runner_end_to_end_on_fakes(fake_gpu, generation, zero_copy):
             runner.infer(batch.astype(np.float16))
         with pytest.raises(InputError, match="must have shape 1x3x8x12, got 2x3x8x12"):
             runner.infer(image_batch(2))
-        assert DRIVER.current_depth() == 0  # the context is current only inside calls
+        assert fake_cuda.DRIVER.current_depth() == 0  # the context is current only inside calls
     assert not runner.is_active
-    assert DRIVER.current_depth() == 0
+    assert fake_cuda.DRIVER.current_depth() == 0
     # everything allocated was freed
-    assert len(DRIVER.freed) == len(DRIVER.allocated) and DRIVER.allocated
+    assert len(fake_cuda.DRIVER.freed) == len(fake_cuda.DRIVER.allocated) and fake_cuda.DRIVER.allocated
     if zero_copy:  # mapped host memory, no device allocations
-        assert all(isinstance(a, bytearray) and a.flags == 2 for a in DRIVER.allocated)
+        assert all(isinstance(a, bytearray) and a.flags == 2 for a in fake_cuda.DRIVER.allocated)
 
 
 @pytest.mark.parametrize("generation", ["tensors", "bindings"])
@@ -601,17 +197,37 @@ def test_runner_cuda_graph_per_shape(fake_gpu, generation):
         # per shape: one plain warm-up enqueue, then graph launches
         assert engine.context.executions == 2 + 4
         assert "cuda-graph" in runner.describe()
+        rt = sys.modules["cuda.bindings.runtime"]
+        assert fake_cuda.DRIVER.capture_modes == [
+            rt.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal] * 2
     assert runner._graphs == {}
+    # both graphs and both instances destroyed on deactivate
+    assert sorted(map(id, fake_cuda.DRIVER.destroyed)) == sorted(map(id, fake_cuda.DRIVER.graphs))
+    assert len(fake_cuda.DRIVER.graphs) == 4
 
 
-def test_cuda_graph_without_pycuda_stream_capture_refused_at_activate(fake_gpu, monkeypatch):
+def test_cuda_graph_without_cuda_python_refused_at_activate(fake_gpu, monkeypatch):
     path = fake_gpu("tensors", dynamic=False)
-    monkeypatch.delattr(sys.modules["pycuda.driver"].Stream, "begin_capture")
+    fake_cuda.install(monkeypatch, with_cudart=False)  # pycuda, but no cuda-python
     runner = tr.TensorRTRunner(path, use_cuda_graph=True)
-    with pytest.raises(EngineError, match="Stream.begin_capture"):
+    with pytest.raises(MissingDependencyError, match="CUDA graphs need cuda-python.*pip install"):
         runner.activate()
-    assert not runner.is_active and DRIVER.current_depth() == 0
-    assert len(DRIVER.freed) == len(DRIVER.allocated)  # nothing left allocated
+    assert not runner.is_active and fake_cuda.DRIVER.current_depth() == 0
+    assert fake_cuda.DRIVER.allocated == []  # refused before any GPU work
+
+
+def test_cuda_graph_capture_failure_runs_the_shape_without_a_graph(fake_gpu):
+    path = fake_gpu("tensors", dynamic=True)
+    fake_cuda.DRIVER.fail_capture = True
+    with tr.TensorRTRunner(path, use_cuda_graph=True) as runner:
+        for n in (2, 2):
+            batch = image_batch(n, seed=n)
+            assert np.array_equal(runner.infer(batch)["labels"], compute(batch)[0])
+        assert runner._graphs == {} and runner._graph_failed == {(2, 3, H, W)}
+        assert "cuda-graph (capture failed)" in runner.describe()
+        # the stream was left out of capture mode: every later call ran
+        assert fake_gpu.state["engine"].context.executions == 3
+    assert fake_cuda.DRIVER.current_depth() == 0
 
 
 def test_runner_usable_from_a_worker_thread(fake_gpu):
@@ -621,7 +237,7 @@ def test_runner_usable_from_a_worker_thread(fake_gpu):
 
     def work():
         result["labels"] = runner.infer(image_batch(1, seed=3))["labels"]
-        result["depth"] = DRIVER.current_depth()
+        result["depth"] = fake_cuda.DRIVER.current_depth()
 
     worker = threading.Thread(target=work)
     worker.start()
@@ -629,15 +245,15 @@ def test_runner_usable_from_a_worker_thread(fake_gpu):
     assert np.array_equal(result["labels"], compute(image_batch(1, seed=3))[0])
     assert result["depth"] == 0
     runner.deactivate()
-    assert len(DRIVER.freed) == len(DRIVER.allocated)
+    assert len(fake_cuda.DRIVER.freed) == len(fake_cuda.DRIVER.allocated)
 
 
 def test_own_context_is_destroyed(fake_gpu):
     path = fake_gpu("tensors")
     with tr.TensorRTRunner(path, context_mode="own"):
         pass
-    assert len(sys.modules["pycuda.driver"].Context.released) == 1
-    assert DRIVER.current_depth() == 0
+    assert len(sys.modules["pycuda.driver"].Context._released) == 1
+    assert fake_cuda.DRIVER.current_depth() == 0
 
 
 def test_undeserializable_engine_is_an_incompatible_engine_error(fake_gpu):
@@ -647,7 +263,7 @@ def test_undeserializable_engine_is_an_incompatible_engine_error(fake_gpu):
         runner.activate()
     # the fix works on the desktop and inside the Jetson bundle (which has no bisenet-* commands)
     assert "bisenet-build-engine" in str(err.value) and "./build_engine.sh" in str(err.value)
-    assert not runner.is_active and DRIVER.current_depth() == 0
+    assert not runner.is_active and fake_cuda.DRIVER.current_depth() == 0
 
 
 def _sidecar(version, gpu_name="NVIDIA Fake GPU", cc="8.6"):
@@ -673,7 +289,7 @@ def test_sidecar_metadata_and_compatibility(fake_gpu):
     with pytest.raises(IncompatibleEngineError) as err:
         tr.TensorRTRunner(other_gpu).activate()
     assert "Orin (SM 8.7)" in str(err.value) and "NVIDIA Fake GPU (SM 8.6)" in str(err.value)
-    assert DRIVER.current_depth() == 0
+    assert fake_cuda.DRIVER.current_depth() == 0
 
 
 def test_missing_engine_and_sidecar_errors(tmp_path):
@@ -681,8 +297,50 @@ def test_missing_engine_and_sidecar_errors(tmp_path):
         tr.TensorRTRunner(str(tmp_path / "none.engine"))
     engine = tmp_path / "m.engine"
     engine.write_bytes(b"ENGINE")
+    # construction reads nothing: a named sidecar that is missing is found on first use
+    runner = tr.TensorRTRunner(str(engine), sidecar_path=str(tmp_path / "nope.json"))
     with pytest.raises(EngineError, match="sidecar"):
-        tr.TensorRTRunner(str(engine), sidecar_path=str(tmp_path / "nope.json"))
+        runner.metadata
+    with pytest.raises(EngineError, match="sidecar"):
+        runner.activate()
+    assert not runner.is_active
+
+
+def test_construction_reads_no_file(fake_gpu, monkeypatch):
+    import builtins
+
+    path = fake_gpu("tensors", sidecar=_sidecar("10.3.0"))
+    opened = []
+    real_open = builtins.open
+    monkeypatch.setattr(builtins, "open", lambda *a, **k: opened.append(a[0]) or real_open(*a, **k))
+    runner = tr.TensorRTRunner(path)
+    assert opened == []
+    assert runner.metadata["model"]["num_classes"] == NUM_CLASSES  # the sidecar, on first use
+    assert [p.endswith(".json") for p in opened] == [True]
+    with runner:
+        assert any(p == path for p in opened)  # the engine, on activate
+
+
+@pytest.mark.parametrize("kind", ["bytes", "engine"])
+def test_runner_takes_bytes_or_a_deserialized_engine(fake_gpu, kind):
+    path = fake_gpu("tensors", dynamic=True)
+    tensorrt = sys.modules["tensorrt"]
+    with open(path, "rb") as fh:
+        blob = fh.read()
+    model = blob if kind == "bytes" else tensorrt.Runtime(None).deserialize_cuda_engine(blob)
+    runner = tr.TensorRTRunner(model, use_cuda_graph=True)
+    assert runner.engine_path is None and runner.metadata is None
+    with runner:
+        batch = image_batch(3, seed=7)
+        assert np.array_equal(runner.infer(batch)["labels"], compute(batch)[0])
+        assert runner.describe() == "tensorrt, tensors API, cuda-graph"
+    assert not runner.is_active and fake_cuda.DRIVER.current_depth() == 0
+    assert len(fake_cuda.DRIVER.freed) == len(fake_cuda.DRIVER.allocated)
+
+
+def test_runner_refuses_an_unknown_model_source():
+    with pytest.raises(InputError, match="engine path, serialized engine bytes or"):
+        tr.TensorRTRunner(42)
 
 
 def test_specs_before_activate_need_metadata(tmp_path):
@@ -742,15 +400,29 @@ def test_portable_files_stay_python36_compatible():
 
 
 # -- the real thing ----------------------------------------------------------------------------------
+def _cuda_python_problem():
+    try:
+        from bisenet_deploy.portable.cuda_graphs import import_cudart
+
+        import_cudart()
+    except MissingDependencyError as exc:
+        return str(exc)
+    return None
+
+
 @pytest.mark.tensorrt
-def test_real_engine_matches_onnxruntime(tmp_path):
+@pytest.mark.parametrize("graph", [False, True], ids=["plain", "cuda-graph"])
+def test_real_engine_matches_onnxruntime(tmp_path, graph):
     """Build a small engine from a tiny export and compare the runner with onnxruntime."""
+    if graph and _cuda_python_problem():
+        pytest.skip(_cuda_python_problem())
     import tensorrt as trt
 
     from bisenet_deploy.runtime.ort_runner import OnnxRuntimeRunner
-    from test_runtime import TinySegNet, export_onnx, make_record  # tests/ is on sys.path
+    from support.records import runtime_record
+    from support.tiny_models import TinySegNet, export_onnx
 
-    record = make_record(output="both", dynamic=True)
+    record = runtime_record(output="both", batch=(1, 2, 4))
     onnx_path = export_onnx(tmp_path / "tiny.onnx", TinySegNet().eval(), record)
     from bisenet_deploy.portable.trt_logger import tensorrt_logger
 
@@ -771,9 +443,9 @@ def test_real_engine_matches_onnxruntime(tmp_path):
     engine_path = tmp_path / "tiny.engine"
     engine_path.write_bytes(bytes(blob))
     batch = np.random.default_rng(0).uniform(0, 255, (3,) + shape).astype(np.float32)
-    for graph in (False, True):
-        with tr.TensorRTRunner(str(engine_path), use_cuda_graph=graph) as trt_run, \
-                OnnxRuntimeRunner(onnx_path) as ort:
+    with tr.TensorRTRunner(str(engine_path), use_cuda_graph=graph) as trt_run, \
+            OnnxRuntimeRunner(onnx_path) as ort:
+        for _ in range(2):  # with a graph: the capture, then a launch of the captured graph
             got, want = trt_run.infer(batch), ort.infer(batch)
             assert got["labels"].dtype == np.int32
             assert np.mean(got["labels"] == want["labels"]) > 0.999
@@ -782,6 +454,8 @@ def test_real_engine_matches_onnxruntime(tmp_path):
             phases = trt_run.last_phase_times_ms()
             assert all(phases[k] > 0 for k in ("h2d", "compute", "d2h"))
             assert phases["compute"] == trt_run.last_device_time_ms()
+        if graph:  # captured for real (a cuda-python for another CUDA major fails here)
+            assert list(trt_run._graphs) == [batch.shape], trt_run.describe()
 
 
 def test_type_stubs_are_not_mistaken_for_tensorrt(tmp_path, monkeypatch):
@@ -802,17 +476,17 @@ def test_type_stubs_are_not_mistaken_for_tensorrt(tmp_path, monkeypatch):
 def test_cuda_context_scopes(fake_gpu):
     fake_gpu("tensors")  # installs the fake driver
     ctx = cuda_context.CudaContext(0, mode="own").open()
-    assert DRIVER.current_depth() == 0  # open() leaves nothing current
+    assert fake_cuda.DRIVER.current_depth() == 0  # open() leaves nothing current
     with ctx:
         with ctx:
-            assert DRIVER.current_depth() == 2
-        assert DRIVER.current_depth() == 1
-    assert DRIVER.current_depth() == 0
+            assert fake_cuda.DRIVER.current_depth() == 2
+        assert fake_cuda.DRIVER.current_depth() == 1
+    assert fake_cuda.DRIVER.current_depth() == 0
     with pytest.raises(EngineError, match="without a matching push"):
         ctx.pop()
     assert ctx.device_name() == "NVIDIA Fake GPU" and ctx.compute_capability() == (8, 6)
     ctx.close()
-    assert not ctx.is_open and DRIVER.current_depth() == 0
+    assert not ctx.is_open and fake_cuda.DRIVER.current_depth() == 0
     with pytest.raises(EngineError, match="not open"):
         ctx.push()
     with pytest.raises(EngineError, match="does not exist"):
@@ -824,7 +498,7 @@ def test_cuda_context_scopes(fake_gpu):
 
 
 def test_bindings_of_several_profiles_list_each_tensor_once():
-    trt = fake_trt("8.2.1", uint8=False)
+    trt = fake_trt("8.2.1")
     engine = FakeBindingsEngine(trt, dynamic=True)
     engine.io = engine.io + [(n + " [profile 1]", i, s, d) for n, i, s, d in engine.io]
     engine.num_bindings = len(engine.io)

@@ -97,7 +97,8 @@ def build_parser():
     run.add_argument("--image", metavar="PATH",
                      help="time on this image instead of synthetic 2048x1024 street scenes")
     run.add_argument("--cuda-graph", action="store_true",
-                     help="capture the call in a CUDA graph (tensorrt, torch-cuda)")
+                     help="capture the call in a CUDA graph (tensorrt: needs cuda-python; "
+                          "torch-cuda)")
     run.add_argument("--channels-last", action="store_true",
                      help="torch backends: channels_last memory format")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")

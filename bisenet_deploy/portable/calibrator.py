@@ -15,6 +15,7 @@ Python 3.6 compatible.
 
 import logging
 import os
+from typing import Any  # noqa: F401 (type comments)
 
 import numpy as np
 
@@ -155,7 +156,8 @@ def make_entropy_calibrator(trt, batches, cache_path, input_name):
     raises `error` once `build_serialized_network` returns.
     """
     cuda = import_pycuda_driver()
-    base = trt.IInt8EntropyCalibrator2
+    # the TensorRT class of the module given (mypy cannot check overrides of a runtime base)
+    base = trt.IInt8EntropyCalibrator2  # type: Any
 
     class EntropyCalibrator(base):
         """Hands TensorRT one prepared batch per get_batch call, from a device buffer."""

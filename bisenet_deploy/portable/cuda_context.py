@@ -19,6 +19,7 @@ Python 3.6 / numpy 1.19 compatible; pycuda is imported lazily.
 
 import logging
 import threading
+from typing import Any, Dict  # noqa: F401 (type comments)
 
 from .errors import EngineError, MissingDependencyError
 from .install_hints import pycuda_hint
@@ -29,7 +30,7 @@ PYCUDA_INSTALL_HINT = "pycuda is not installed: " + pycuda_hint()
 
 _PRIMARY_LOCK = threading.Lock()
 # device index -> retained pycuda primary Context, shared by every CudaContext of the process
-_PRIMARY = {}
+_PRIMARY = {}  # type: Dict[int, Any]
 
 
 def import_pycuda_driver():
@@ -63,9 +64,9 @@ class CudaContext(object):
         #: ask for host-mapped (zero-copy) memory support; an "own" context gets CU_CTX_MAP_HOST,
         #: a primary context relies on unified addressing (always on for 64-bit Linux/Jetson)
         self.map_host = bool(map_host)
-        self.cuda = None
-        self.device = None
-        self._ctx = None
+        self.cuda = None  # type: Any
+        self.device = None  # type: Any
+        self._ctx = None  # type: Any
         self._depth = threading.local()
 
     # -- lifecycle -----------------------------------------------------------------------------

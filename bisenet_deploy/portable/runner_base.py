@@ -10,7 +10,7 @@ Timing `infer` therefore measures end-to-end latency: host input -> host output.
 Python 3.6 compatible (see the package docstring).
 """
 
-from typing import Optional  # noqa: F401 (type comments)
+from typing import Optional, Tuple  # noqa: F401 (type comments)
 
 import numpy as np
 
@@ -42,6 +42,10 @@ class Runner(object):
 
     #: short backend name used in reports: "tensorrt", "onnxruntime", "torch"
     backend = "abstract"
+
+    #: attributes the first activation may fill in from the model and keep (specs, metadata,
+    #: what the backend chose): after deactivate() every other attribute is as before activate()
+    model_facts = ()  # type: Tuple[str, ...]
 
     def __init__(self):
         self.is_active = False

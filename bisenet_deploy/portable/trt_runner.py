@@ -1,6 +1,7 @@
 """Run a serialized TensorRT engine with pycuda: host input -> host output, both API generations.
 
-`TensorRTRunner` follows the `Runner` contract (activate / infer / deactivate, context manager):
+`TensorRTRunner` follows the `Runner` contract (activate / infer / deactivate, context manager);
+its model is an engine path, engine bytes or an ICudaEngine (engine_source.py), read on activate.
 - activate: check the engine's sidecar against this GPU and TensorRT, deserialize, create the
   execution context, pick the API generation by a feature test (`num_io_tensors` exists from 8.5:
   named tensors; before: bindings), allocate page-locked host buffers and device buffers sized from
@@ -11,38 +12,40 @@
   copies of the outputs in the engine's own dtypes (INT32 labels stay int32);
 - deactivate: free buffers, CUDA graphs, events, stream, execution context and engine, with the
   CUDA context current, then release the context.
-Optional: CUDA-graph capture of the enqueue (one graph per input shape) and zero-copy host-mapped
-buffers (`zero_copy=True`, for the Jetson's shared CPU/GPU memory: no H2D/D2H copies at all).
+Optional: CUDA-graph capture of the enqueue (one graph per input shape, through cuda-python's CUDA
+runtime bindings: cuda_graphs.py; pycuda has no stream capture) and zero-copy host-mapped buffers
+(`zero_copy=True`, for the Jetson's shared CPU/GPU memory: no H2D/D2H copies at all).
 
 The TensorRT flavour comes from the sidecar (engine_load.py): a TensorRT-RTX engine is run by
 TensorRT-RTX, its execution context created with the runtime cache beside the engine, so the
 kernels it compiles on this GPU are compiled once and saved on deactivate.
 
 The choices (API generation, buffer sizes, profile range, dtype mapping) are pure functions of the
-engine object (engine_io.py), unit-tested with fake engines; only `TensorRTRunner` touches a GPU.
-
-Python 3.6 / numpy 1.19 compatible; tensorrt and pycuda are imported lazily.
+engine object (engine_io.py). Python 3.6 / numpy 1.19 compatible; tensorrt and pycuda are imported
+lazily; type comments name tensorrt-stubs types for tests/test_engine_typecheck.py's mypy check.
 """
 
 import logging
-import os
+from typing import Any, Dict, Set, Tuple  # noqa: F401 (type comments)
 
 import numpy as np
 
 from .cuda_context import CudaContext
+from .cuda_graphs import capture_graph, import_cudart
 from .engine_io import (BINDINGS, TENSORS, IOTensor, api_generation,  # noqa: F401 - re-exported
                         batch_range, buffer_nbytes, check_batch_in_profile, engine_io,
                         max_input_shape, numpy_dtype, resolved_output_shapes, set_input_shape,
                         volume)
 from .engine_load import (RuntimeCache, check_engine_validity, check_sidecar,  # noqa: F401
-                          engine_flavour, engine_from_path, import_for_engine, load_sidecar,
+                          engine_flavour, engine_from_bytes, import_for_engine, load_sidecar,
                           record_from_sidecar)
+from .engine_source import PATH, EngineSource
 from .errors import EngineError, IncompatibleEngineError, InputError
 from .flavours import RTX, flavour_of
 from .phase_timing import (COMPUTE_DONE, CUDA_EVENTS, D2H_DONE, H2D_DONE, START,
                            pycuda_phase_events)
 from .runner_base import Runner, TensorSpec, specs_from_record  # noqa: F401 - re-exported
-from .sidecar import REBUILD_HINT
+from .sidecar import REBUILD_HINT, check_engine_compatible
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +55,6 @@ log = logging.getLogger(__name__)
 STREAM_NON_BLOCKING = 1
 
 
-# -- the runner --------------------------------------------------------------------------------
 class _Buffer(object):
     """A host buffer (page-locked, max size) and its device address for one I/O tensor."""
 
@@ -69,12 +71,19 @@ class TensorRTRunner(Runner):
 
     backend = "tensorrt"
     phase_clock = CUDA_EVENTS
+    #: read from the engine on the first activation and kept (the sidecar is read on first use)
+    model_facts = ("generation", "io")
 
-    def __init__(self, engine_path, sidecar_path=None, device=0, use_cuda_graph=False,
+    def __init__(self, model, sidecar_path=None, device=0, use_cuda_graph=False,
                  zero_copy=False, context_mode="primary"):
-        super(TensorRTRunner, self).__init__()
-        self.engine_path = str(engine_path)
+        """`model`: an engine path, serialized engine bytes or a deserialized ICudaEngine."""
+        self.source = EngineSource(model)
+        self.engine_path = self.source.path  # None for bytes or an engine object
         self.sidecar_path = sidecar_path
+        self._sidecar = None  # type: Any
+        self._sidecar_read = False
+        self._metadata = None  # type: Any
+        super(TensorRTRunner, self).__init__()
         self.device_index = int(device)
         self.use_cuda_graph = bool(use_cuda_graph)
         self.zero_copy = bool(zero_copy)
@@ -82,40 +91,57 @@ class TensorRTRunner(Runner):
             raise InputError("context_mode must be one of %s, got %r"
                              % (", ".join(CudaContext.MODES), context_mode))
         self.context_mode = context_mode
-        self.sidecar = None
-        self.generation = None
-        self.io = None
-        self._cuda_ctx = None
+        self.generation = None  # type: Any
+        self.io = None  # type: Any
+        self._cuda_ctx = None  # type: Any
         self._reset_state()
-        if not os.path.isfile(self.engine_path):
-            raise InputError("engine file %s does not exist: build it first "
-                             "(`bisenet-build-engine`, or `./build_engine.sh` in a Jetson bundle)"
-                             % self.engine_path)
-        path, sidecar = load_sidecar(self.engine_path, sidecar_path)
-        self.sidecar_path, self.sidecar = path, sidecar
-        if sidecar is not None:
-            self.metadata = record_from_sidecar(sidecar)
+        self.source.check_exists()
+
+    # -- the sidecar and metadata, read on first use -------------------------------------------
+    def _read_sidecar(self):
+        if not self._sidecar_read:
+            path, sidecar = self.source.sidecar(self.sidecar_path)
+            self.sidecar_path, self._sidecar, self._sidecar_read = path, sidecar, True
+            if sidecar is not None and self._metadata is None:
+                self._metadata = record_from_sidecar(sidecar)
+
+    @property
+    def sidecar(self):
+        """The engine's sidecar dict (None without one): read on first use."""
+        self._read_sidecar()
+        return self._sidecar
+
+    @property
+    def metadata(self):
+        """The metadata record from the sidecar (None without one): read on first use."""
+        self._read_sidecar()
+        return self._metadata
+
+    @metadata.setter
+    def metadata(self, value):
+        self._metadata = value
 
     def _reset_state(self):
-        self._trt = None
-        self._runtime_cache = None
-        self._runtime = None
-        self._engine = None
-        self._context = None
-        self._stream = None
-        self._events = None
-        self._buffers = None
-        self._binding_ptrs = None
-        self._graphs = {}
-        self._graph_failed = set()
-        self._shape = None
-        self._out_shapes = None
-        self._device_ms = None
-        self._phases_ms = None
+        self._trt = None  # type: Any
+        self._cudart = None  # type: Any
+        self._runtime_cache = None  # type: Any
+        self._runtime = None  # type: Any
+        self._engine = None  # type: Any
+        self._context = None  # type: Any
+        self._stream = None  # type: Any
+        self._events = None  # type: Any
+        self._buffers = None  # type: Any
+        self._binding_ptrs = None  # type: Any
+        self._graphs = {}  # type: Dict[Tuple[int, ...], Any]
+        self._graph_failed = set()  # type: Set[Tuple[int, ...]]
+        self._shape = None  # type: Any
+        self._out_shapes = None  # type: Any
+        self._device_ms = None  # type: Any
+        self._phases_ms = None  # type: Any
 
     # -- description ---------------------------------------------------------------------------
     def describe(self):
-        parts = [engine_flavour(self.engine_path, self.sidecar)]
+        parts = [self.source.flavour(self.sidecar)]
         if self.generation:
             parts.append("%s API" % self.generation)
         if self.zero_copy:
@@ -157,13 +183,16 @@ class TensorRTRunner(Runner):
 
     # -- lifecycle -----------------------------------------------------------------------------
     def _activate(self):
-        trt = import_for_engine(self.engine_path, self.sidecar)
+        self.source.check_exists()
+        trt = self.source.import_tensorrt(self.sidecar)
+        # before any GPU work: a missing cuda-python is refused with nothing to undo
+        cudart = import_cudart() if self.use_cuda_graph else None
         ctx = CudaContext(self.device_index, mode=self.context_mode, map_host=self.zero_copy)
         ctx.open()
         self._cuda_ctx = ctx
         try:
             with ctx:
-                self._trt = trt
+                self._trt, self._cudart = trt, cudart
                 self._load(trt, ctx)
         except BaseException:
             self._release()
@@ -171,46 +200,54 @@ class TensorRTRunner(Runner):
 
     def _load(self, trt, ctx):
         cc = ctx.compute_capability()
-        if self.sidecar is not None:
+        label = self.source.label()
+        if self.sidecar is None:
+            log.warning("engine %s has no sidecar: its GPU/TensorRT cannot be checked and the "
+                        "runner has no metadata (class names, preprocessing)", label)
+        elif self.source.kind == PATH:
             check_sidecar(self.engine_path, self.sidecar, trt.__version__, ctx.device_name(), cc,
                           flavour_of(trt))
-        else:
-            log.warning("engine %s has no sidecar: its GPU/TensorRT cannot be checked and the "
-                        "runner has no metadata (class names, preprocessing)", self.engine_path)
-        engine, self._runtime = engine_from_path(
-            trt, self.engine_path, error=IncompatibleEngineError,
-            message="TensorRT %s could not load %s on %s (SM %d.%d): engines only run on the GPU "
-                    "model and TensorRT version they were built with; %s"
-                    % (trt.__version__, self.engine_path, ctx.device_name(), cc[0], cc[1],
-                       REBUILD_HINT))
-        self._engine = engine
+        else:  # no file to compare with the sidecar's checksum
+            check_engine_compatible(self.sidecar, trt.__version__, ctx.device_name(), cc,
+                                    flavour_of(trt))
+        self._engine = self.source.engine or self._deserialize(trt, ctx, cc, label)
+        engine = self._engine  # type: tensorrt.ICudaEngine
         self.generation = api_generation(engine)
         self.io = engine_io(engine, trt)
         self._input_tensor()
         if flavour_of(trt) == RTX and hasattr(engine, "create_runtime_config"):
             # TensorRT-RTX compiles the kernels for this GPU here: from the runtime cache if it has
             # them (saved on deactivate)
-            self._runtime_cache = RuntimeCache(self.engine_path, cc)
-            self._context = engine.create_execution_context(
-                self._runtime_cache.runtime_config(engine))
+            self._runtime_cache = RuntimeCache(self.engine_path, cc) if self.engine_path else None
+            config = (self._runtime_cache.runtime_config(engine) if self._runtime_cache
+                      else engine.create_runtime_config())
+            context = engine.create_execution_context(config)  # type: tensorrt.IExecutionContext
         else:
-            self._context = engine.create_execution_context()
-        if self._context is None:
+            context = engine.create_execution_context()
+        self._context = context
+        if context is None:
             raise EngineError("TensorRT could not create an execution context for %s (out of "
-                              "GPU memory?)" % self.engine_path)
+                              "GPU memory?)" % label)
         cuda = ctx.cuda
         self._stream = cuda.Stream(flags=STREAM_NON_BLOCKING)
-        if self.use_cuda_graph and not hasattr(self._stream, "begin_capture"):
-            raise EngineError("CUDA-graph capture needs a pycuda with stream capture "
-                              "(Stream.begin_capture); upgrade pycuda or run "
-                              "without use_cuda_graph")
         self._events = pycuda_phase_events(cuda)
         self._allocate(cuda)
-        log.info("loaded %s (%s API): %s", self.engine_path, self.generation,
+        log.info("loaded %s (%s API): %s", label, self.generation,
                  ", ".join(repr(t) for t in self.io))
+
+    def _deserialize(self, trt, ctx, cc, label):
+        """The engine from the file (read now) or the bytes, or IncompatibleEngineError quoting
+        TensorRT's own words."""
+        engine, self._runtime = engine_from_bytes(
+            trt, self.source.blob(), label, error=IncompatibleEngineError,
+            message="TensorRT %s could not load %s on %s (SM %d.%d): engines only run on the GPU "
+                    "model and TensorRT version they were built with; %s"
+                    % (trt.__version__, label, ctx.device_name(), cc[0], cc[1], REBUILD_HINT))
+        return engine
 
     def _allocate(self, cuda):
         """Buffers sized for the largest shapes: set every input to its max, read the outputs."""
+        context = self._context  # type: tensorrt.IExecutionContext
         max_shapes = {}
         for t in self.io:
             if t.is_input:
@@ -224,14 +261,14 @@ class TensorRTRunner(Runner):
             if self.zero_copy:
                 host = cuda.pagelocked_empty(count, t.dtype,
                                              mem_flags=cuda.host_alloc_flags.DEVICEMAP)
-                alloc, ptr = None, host.base.get_device_pointer()
+                alloc, ptr = None, int(host.base.get_device_pointer())
             else:
                 host = cuda.pagelocked_empty(count, t.dtype)
                 alloc = cuda.mem_alloc(count * t.dtype.itemsize)
                 ptr = int(alloc)
             self._buffers[t.name] = _Buffer(t, shape, host, alloc, ptr)
             if self.generation == TENSORS:
-                self._context.set_tensor_address(t.name, ptr)
+                context.set_tensor_address(t.name, ptr)
         self._shape = None  # input shapes must be set again for the first batch
 
     def _deactivate(self):
@@ -247,6 +284,8 @@ class TensorRTRunner(Runner):
             with ctx:
                 if self._stream is not None:
                     self._stream.synchronize()
+                for graph in self._graphs.values():
+                    graph.destroy()
                 self._graphs.clear()
                 for buf in (self._buffers or {}).values():
                     if buf.device_alloc is not None:
@@ -278,10 +317,12 @@ class TensorRTRunner(Runner):
 
     def _enqueue(self):
         handle = self._stream.handle
+        context = self._context  # type: tensorrt.IExecutionContext
         if self.generation == TENSORS:
-            ok = self._context.execute_async_v3(handle)
-        else:
-            ok = self._context.execute_async_v2(bindings=self._bindings(), stream_handle=handle)
+            ok = context.execute_async_v3(handle)
+        else:  # 8.2-8.4 only (the stubs are 10.x)
+            ok = context.execute_async_v2(  # type: ignore[attr-defined]
+                bindings=self._bindings(), stream_handle=handle)
         if ok is False:
             raise EngineError("TensorRT failed to enqueue the engine (see the TensorRT log above)")
 
@@ -299,29 +340,23 @@ class TensorRTRunner(Runner):
             return self._graphs[shape]
         if shape in self._graph_failed:
             return None
-        stream = self._stream
         # one plain enqueue first: TensorRT finishes its lazy per-shape setup outside the capture
         self._enqueue()
-        stream.synchronize()
+        self._stream.synchronize()
         try:
-            stream.begin_capture()
-            try:
-                self._enqueue()
-            finally:
-                graph = stream.end_capture()
-            exe = graph.instantiate()
-        except Exception as exc:  # pycuda/CUDA errors: capture not possible for this engine
+            graph = capture_graph(self._cudart, self._stream.handle, self._enqueue)
+        except EngineError as exc:  # CUDA's or TensorRT's refusal: no capture for this engine
             log.warning("CUDA-graph capture failed for input shape %s (%s); running this shape "
                         "without a graph", shape, exc)
             self._graph_failed.add(shape)
             return None
-        self._graphs[shape] = (graph, exe)
-        return self._graphs[shape]
+        self._graphs[shape] = graph
+        return graph
 
     def _execute(self, graph):
         self._events.record(H2D_DONE, self._stream)
         if graph is not None:
-            graph[1].launch(self._stream)
+            graph.launch(self._stream.handle)
         else:
             self._enqueue()
         self._events.record(COMPUTE_DONE, self._stream)

@@ -104,6 +104,8 @@ class OnnxRuntimeRunner(Runner):
     """
 
     backend = "onnxruntime"
+    #: read from the session on the first activation and kept (specs, metadata, providers used)
+    model_facts = ("metadata", "_input", "_outputs", "_output_names", "_provider_names")
 
     def __init__(self, model: Union[str, "os.PathLike[str]", bytes, Any],
                  providers: Union[str, Sequence[str]] = ("cpu",),
@@ -136,6 +138,7 @@ class OnnxRuntimeRunner(Runner):
         self._session: Any = None
         self._input: Optional[TensorSpec] = None
         self._outputs: Optional[List[TensorSpec]] = None
+        self._output_names: Optional[List[str]] = None
         self._provider_names: List[str] = []
         self.io_binding = self.providers[0] != "cpu" if io_binding is None else bool(io_binding)
         self.phase_clock = HOST_CLOCK if self.io_binding else None
@@ -239,6 +242,7 @@ class OnnxRuntimeRunner(Runner):
 
     def _deactivate(self) -> None:
         self._session = None
+        self._ort = None
 
     # -- specs and inference -------------------------------------------------------------------
     def input_spec(self) -> TensorSpec:

@@ -225,6 +225,7 @@ class TorchRunner(Runner):
         if self._torch is not None and self.device != "cpu":
             self._torch.cuda.synchronize()
             self._torch.cuda.empty_cache()
+        self._torch = None
 
     # -- inference -----------------------------------------------------------------------------
     def _forward(self, x):

@@ -319,7 +319,8 @@ def build_parser():
     p.add_argument("--zero-copy", action="store_true",
                    help="host-mapped buffers shared by CPU and GPU (no H2D/D2H copies)")
     p.add_argument("--cuda-graph", action="store_true",
-                   help="capture the enqueue in a CUDA graph (less CPU launch overhead)")
+                   help="capture the enqueue in a CUDA graph (less CPU launch overhead; needs "
+                        "cuda-python, which JetPack 4.6's Python 3.6 lacks)")
     p.add_argument("--json", default=None, help="report path (default: benchmarks/...)")
     p.add_argument("--quiet", action="store_true", help="no progress counter")
     p.set_defaults(func=cmd_bench)

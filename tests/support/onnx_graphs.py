@@ -1,4 +1,4 @@
-"""Small builders shared by the engine tests: metadata records and tiny ONNX graphs (no tests here).
+"""Tiny ONNX graphs shared by the engine tests (their records: support/records.py, `engine_record`).
 
 The graphs are made with onnx.helper so they are independent of the exporter: one does the
 in-graph preprocessing exactly as ONNX defines it (channel flip, (x - mean*255) / (std*255)), the
@@ -11,31 +11,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-MEAN = [0.3257, 0.3690, 0.3223]
-STD = [0.2112, 0.2148, 0.2115]
-
-
-def make_record(normalize="in-graph", channel_order="rgb", input_dtype="float32",
-                input_size=(64, 32), batch=None, target="trt10", precision="fp32", opset=13,
-                model_channel_order="rgb", mean=MEAN, std=STD):
-    return {
-        "schema": 1,
-        "toolkit_version": "test",
-        "model": {
-            "arch": "bisenetv2", "num_classes": 2, "dataset": "custom",
-            "class_names": ["a", "b"], "palette": [[0, 0, 0], [255, 255, 255]],
-            "mean": list(mean), "std": list(std), "channel_order": model_channel_order,
-            "ignore_index": 255, "train_size": [64, 32], "weights": "random-init",
-            "source": "random-init", "checkpoint_sha256": None,
-        },
-        "export": {
-            "input_name": "image", "input_size": list(input_size), "model_size": list(input_size),
-            "input_dtype": input_dtype, "channel_order": channel_order, "normalize": normalize,
-            "output": "logits", "output_names": ["logits"], "target": target,
-            "precision": precision, "opset": opset,
-            "batch": batch or {"dynamic": False, "size": 1},
-        },
-    }
+from .records import MEAN, STD  # noqa: F401 - re-exported for the engine tests
 
 
 def preprocessing_graph(record, dynamic_batch=True):

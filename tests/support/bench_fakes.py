@@ -1,30 +1,12 @@
-"""Fake runners and a fake clock for the benchmark tests (no model, no wall clock); no tests."""
+"""Fake runners and a fake clock for the benchmark tests (no model, no wall clock).
+
+Their records come from support/records.py (`bench_record`)."""
 
 import numpy as np
 
 from bisenet_deploy.portable.runner_base import Runner, TensorSpec
 
 NUM_CLASSES = 5
-
-
-def make_record(width=32, height=16, model_size=(16, 8), output="labels", input_dtype="float32",
-                batch=None, num_classes=NUM_CLASSES, weights="checkpoint"):
-    names = {"labels": ["labels"], "logits": ["logits"], "both": ["labels", "logits"]}[output]
-    return {
-        "schema": 1, "toolkit_version": "test",
-        "model": {"arch": "bisenetv2", "num_classes": num_classes, "dataset": "custom",
-                  "class_names": ["c%d" % i for i in range(num_classes)],
-                  "palette": [[i, i, i] for i in range(num_classes)],
-                  "mean": [0.3, 0.3, 0.3], "std": [0.2, 0.2, 0.2], "channel_order": "rgb",
-                  "ignore_index": 255, "train_size": [16, 8], "weights": weights,
-                  "source": "bisenet-deploy", "checkpoint_sha256": None},
-        "export": {"input_name": "image", "input_size": [width, height],
-                   "model_size": list(model_size), "input_dtype": input_dtype,
-                   "channel_order": "rgb", "normalize": "in-graph", "output": output,
-                   "output_names": names, "target": "trt10", "precision": "fp32", "opset": 17,
-                   "batch": ({"dynamic": True, "min": 1, "opt": 1, "max": 4} if batch is None
-                             else {"dynamic": False, "size": batch})},
-    }
 
 
 class FakeClock(object):
