@@ -32,3 +32,20 @@ def test_a_signal_during_the_jetson_export_removes_the_staging_folder(tmp_path, 
              or "terminated" in line or "interrupted" in line]
     assert lines and ("terminated" in lines[-1] or "interrupted" in lines[-1])
     assert "Traceback" not in err
+
+
+
+def test_ctrl_c_inside_exec_still_exits_130(tmp_path):
+    """Ctrl-C landing in code run by exec() of a string (dataclasses build their methods that way
+    while a module imports) must end with the documented 130 under `python -m`, not a death by
+    SIGINT (CPython remembers such an interrupt even after it was handled)."""
+    (tmp_path / "interrupt_probe.py").write_text(
+        "import argparse, sys\n"
+        "from bisenet_deploy.cli.common import run_cli\n"
+        "p = argparse.ArgumentParser()\n"
+        "p.set_defaults(func=lambda a: exec('raise KeyboardInterrupt'))\n"
+        "raise SystemExit(run_cli(p, []))\n")
+    done = subprocess.run([sys.executable, "-m", "interrupt_probe"], cwd=str(tmp_path),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 130, done.stderr
+    assert "interrupted" in done.stderr and "Traceback" not in done.stderr

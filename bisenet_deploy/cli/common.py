@@ -89,6 +89,7 @@ def run_cli(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = Non
         log.error("terminated (SIGTERM); temporary files were removed")
         return EXIT_TERMINATED
     except KeyboardInterrupt:
+        _forget_interrupt_inside_exec()
         log.error("interrupted; temporary files were removed")
         return EXIT_INTERRUPTED
     except Exception as exc:  # a bug in the toolkit, not the user's fault
@@ -100,6 +101,14 @@ def run_cli(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = Non
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _forget_interrupt_inside_exec() -> None:
+    """CPython 3.11 remembers a Ctrl-C that hit code run by exec() of a string (dataclasses and
+    namedtuples build methods that way during imports) and, even when we handled it, ends a
+    `python -m` run by SIGINT instead of our documented exit code 130. A later successful exec() of a
+    string clears that memory."""
+    exec("pass")  # noqa: S102 - a constant string
 
 
 def _one_line(text: str) -> str:
