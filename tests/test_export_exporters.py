@@ -9,6 +9,7 @@
   what cannot be expressed at an older opset is refused.
 """
 
+import functools
 import logging
 import warnings
 
@@ -80,6 +81,45 @@ def test_auto_falls_back_to_torchscript_with_one_warning_saying_why(loaded, tmp_
     assert result.record["export"]["exporter"] == "torchscript"
     assert read_record(str(path))["export"]["exporter"] == "torchscript"
     assert result.parity.passed and check_onnx(str(path), "trt8.2") == []
+
+
+def _dynamo_export_raising(exc):
+    """torch.onnx.export that fails with `exc` on the dynamo path and works on the other."""
+    real = torch.onnx.export
+
+    @functools.wraps(real)  # keeps the signature the exporter choice inspects
+    def export(*args, **kwargs):
+        if kwargs.get("dynamo"):
+            raise exc
+        return real(*args, **kwargs)
+    return export
+
+
+def test_ctrl_c_inside_torch_export_stops_the_export_instead_of_falling_back(
+        loaded, tmp_path, caplog, monkeypatch):
+    # torch.export turns an interrupt in some of its phases into its own export error
+    wrapped = RuntimeError("Failed to export the model with torch.export")
+    wrapped.__context__ = AttributeError("half-made module")
+    wrapped.__context__.__context__ = KeyboardInterrupt()
+    monkeypatch.setattr(torch.onnx, "export", _dynamo_export_raising(wrapped))
+    path = tmp_path / "i.onnx"
+    with caplog.at_level(logging.WARNING, logger="bisenet_deploy"), \
+            pytest.raises(KeyboardInterrupt):
+        export_onnx(ExportOptions(output_path=str(path), target="trt10", **SMALL),
+                    loaded=tuple(loaded))
+    assert "falling back" not in caplog.text
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_fallback_warning_has_no_terminal_colour_codes(loaded, tmp_path, caplog, monkeypatch):
+    failure = RuntimeError("Failed to export. \x1b[96mThis is step 1/3\x1b[0m of exporting.\nmore")
+    monkeypatch.setattr(torch.onnx, "export", _dynamo_export_raising(failure))
+    with caplog.at_level(logging.WARNING, logger="bisenet_deploy.export"):
+        export_onnx(ExportOptions(output_path=str(tmp_path / "c.onnx"), target="trt10",
+                                  parity=False, **SMALL), loaded=tuple(loaded))
+    message = [r.getMessage() for r in caplog.records if "falling back" in r.getMessage()]
+    assert len(message) == 1 and "\x1b" not in message[0] and "\n" not in message[0]
+    assert "This is step 1/3 of exporting." in message[0]
 
 
 def test_auto_falls_back_when_the_dynamo_graph_breaks_the_target_rules(loaded, tmp_path, caplog,

@@ -25,6 +25,7 @@ import contextlib
 import inspect
 import io
 import logging
+import re
 import warnings
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
@@ -38,6 +39,25 @@ EXPORTERS = ("auto", "dynamo", "torchscript")
 DEFAULT_EXPORTER = "auto"
 #: the opset the dynamo exporter writes natively (its op library is written for it)
 DYNAMO_OPSET = 18
+
+
+#: terminal colour codes that torch.export puts in its messages
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _failure(exc: BaseException) -> str:
+    """`Type: first line` of an exporter's exception, for a one-line message. A Ctrl-C or SIGTERM
+    that torch.export turned into an export error is raised again: it must stop the run, never
+    trigger the TorchScript fallback."""
+    seen: set = set()
+    cause: Optional[BaseException] = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            raise cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    first_line = (_ANSI.sub("", str(exc)).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first_line}"
 
 
 def dynamo_unavailable_reason() -> Optional[str]:
@@ -111,7 +131,7 @@ def export_torchscript(module: Any, info: ExportInfo, opset: int) -> Any:
                 dynamic_axes=dynamic_axes, do_constant_folding=True)
     except Exception as exc:
         raise ExportError(f"the TorchScript exporter failed at opset {opset}: "
-                          f"{type(exc).__name__}: {exc}") from None
+                          f"{_failure(exc)}") from None
     return onnx.load_from_string(buffer.getvalue())
 
 
@@ -153,9 +173,7 @@ def export_dynamo(module: Any, info: ExportInfo, opset: int) -> Any:
                 raise RuntimeError("torch.onnx.export returned no ONNX program")
             model = program.model_proto
     except Exception as exc:
-        first_line = (str(exc).strip().splitlines() or [""])[0]
-        raise ExportError(f"the torch.export-based exporter failed: {type(exc).__name__}: "
-                          f"{first_line}") from None
+        raise ExportError(f"the torch.export-based exporter failed: {_failure(exc)}") from None
     if info.batch.get("dynamic"):
         _name_batch_dims(model)
     converted = convert_opset(model, opset)
@@ -165,8 +183,7 @@ def export_dynamo(module: Any, info: ExportInfo, opset: int) -> Any:
         onnx.checker.check_model(converted, full_check=True)
     except Exception as exc:
         raise ExportError(f"the torch.export-based graph at opset {opset} fails onnx.checker: "
-                          f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}") \
-            from None
+                          f"{_failure(exc)}") from None
     return converted
 
 
