@@ -49,3 +49,30 @@ def test_ctrl_c_inside_exec_still_exits_130(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 130, done.stderr
     assert "interrupted" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)],
+                         ids=["SIGTERM", "SIGINT"])
+def test_an_interrupt_a_library_swallows_still_stops_the_job_at_the_next_step(sig, code):
+    """Some libraries catch everything (a bare `except:` around an import, an exporter wrapping
+    any error): the signal is remembered and the next step of the job raises it again."""
+    code_ = ("import os, signal, sys, time\n"
+             "import argparse\n"
+             "from bisenet_deploy.cli.common import run_cli\n"
+             "from bisenet_deploy.portable.step_timer import StepTimer\n"
+             "def job(args):\n"
+             "    try:\n"
+             f"        os.kill(os.getpid(), {int(sig)})\n"
+             "        time.sleep(30)\n"
+             "    except BaseException:\n"
+             "        pass  # what a careless library does\n"
+             "    with StepTimer().step('next step'):\n"
+             "        print('the job went on', flush=True)\n"
+             "p = argparse.ArgumentParser()\n"
+             "p.set_defaults(func=job)\n"
+             "raise SystemExit(run_cli(p, []))\n")
+    done = subprocess.run([sys.executable, "-c", code_], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == code, done.stderr
+    assert "the job went on" not in done.stdout
+    assert "Traceback" not in done.stderr

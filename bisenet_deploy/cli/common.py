@@ -19,6 +19,8 @@ from typing import Callable, List, Optional, Sequence, Tuple
 from .. import __version__
 from ..model import ARCHITECTURES, DEFAULT_ARCH
 from ..errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, InputError, UserError
+from ..portable import interrupts
+from ..portable.interrupts import Terminated  # noqa: F401 - the commands raise it
 
 log = logging.getLogger("bisenet_deploy")
 
@@ -41,16 +43,8 @@ def add_logging_args(parser: argparse.ArgumentParser) -> None:
                        help="show the full Python traceback of unexpected errors")
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C so every `finally`/`except BaseException` clean-up runs."""
-
-
 #: exit code of a run stopped by SIGTERM (128 + 15, the shell's convention)
 EXIT_TERMINATED = 128 + signal.SIGTERM
-
-
-def _raise_terminated(signum, frame):
-    raise Terminated()
 
 
 def run_cli(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = None) -> int:
@@ -75,11 +69,7 @@ def run_cli(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = Non
     if func is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    previous = None
-    try:
-        previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    except ValueError:  # not the main thread (e.g. called from a worker): keep the default
-        pass
+    previous = interrupts.install()  # None outside the main thread: the defaults stay
     try:
         return int(func(args) or 0)
     except UserError as exc:
@@ -99,8 +89,7 @@ def run_cli(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = Non
                   "traceback and report it)", type(exc).__name__, _one_line(str(exc)))
         return EXIT_INTERNAL
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        interrupts.restore(previous)
 
 
 def _forget_interrupt_inside_exec() -> None:

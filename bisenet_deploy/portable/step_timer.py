@@ -2,7 +2,8 @@
 
 One timer for both jobs, so their logs and step lists read the same: `with timer.step(name):`
 around a block, or `timer.run(name, func, *args)`; `timer.done` is the list of (name, seconds).
-A step that raises is not recorded (the error says what happened).
+A step that raises is not recorded (the error says what happened). Each step boundary also
+raises a Ctrl-C/SIGTERM that a library swallowed (portable.interrupts).
 
 Python 3.6 compatible; pure.
 """
@@ -10,6 +11,8 @@ Python 3.6 compatible; pure.
 import contextlib
 import logging
 import time
+
+from .interrupts import raise_if_interrupted
 
 
 class StepTimer(object):
@@ -23,10 +26,12 @@ class StepTimer(object):
 
     @contextlib.contextmanager
     def step(self, name):
+        raise_if_interrupted()
         if self.announce:
             self.log.info("%s ...", name)
         start = time.perf_counter()
         yield
+        raise_if_interrupted()
         took = time.perf_counter() - start
         self.done.append((name, took))
         self.log.info("%-18s %7.2f s", name, took)

@@ -1,0 +1,52 @@
+"""A Ctrl-C or SIGTERM that stays caught until the job stops.
+
+Python raises KeyboardInterrupt wherever the signal lands. Library code that catches everything
+(a bare `except:` around an optional import, an exporter that wraps any error in its own) can
+swallow it, and the job would go on as if nothing happened. The handlers installed here remember
+the signal, and `raise_if_interrupted()`, called at every step boundary of a long job (the
+StepTimer does), raises it again.
+
+Python 3.6 compatible; pure.
+"""
+
+import signal
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so every `finally`/`except BaseException` clean-up runs."""
+
+
+_received = []  # signal numbers since install()
+
+
+def _interrupt(signum):
+    return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _remember_and_raise(signum, frame):
+    _received.append(signum)
+    raise _interrupt(signum)
+
+
+def install():
+    """Handle SIGINT and SIGTERM here; returns what to give `restore`. Outside the main thread
+    (where Python refuses signal handlers) nothing changes and None is returned."""
+    del _received[:]
+    try:
+        return {sig: signal.signal(sig, _remember_and_raise)
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:
+        return None
+
+
+def restore(previous):
+    """Put back the handlers `install` replaced and forget the signals received."""
+    del _received[:]
+    for sig, handler in (previous or {}).items():
+        signal.signal(sig, handler)
+
+
+def raise_if_interrupted():
+    """Raise the interrupt a library swallowed, if a signal came since install()."""
+    if _received:
+        raise _interrupt(signal.SIGTERM if signal.SIGTERM in _received else _received[-1])
