@@ -76,3 +76,19 @@ def test_an_interrupt_a_library_swallows_still_stops_the_job_at_the_next_step(si
     assert done.returncode == code, done.stderr
     assert "the job went on" not in done.stdout
     assert "Traceback" not in done.stderr
+
+
+def test_a_signal_the_caller_ignores_stays_ignored():
+    """A background job started by a script ignores Ctrl-C; the commands must not take it back."""
+    code_ = ("import os, signal, argparse\n"
+             "from bisenet_deploy.cli.common import run_cli\n"
+             "def job(args):\n"
+             "    os.kill(os.getpid(), signal.SIGINT)\n"
+             "    return 0\n"
+             "p = argparse.ArgumentParser()\n"
+             "p.set_defaults(func=job)\n"
+             "raise SystemExit(run_cli(p, []))\n")
+    done = subprocess.run([sys.executable, "-c", code_], capture_output=True, text=True,
+                          timeout=120, preexec_fn=lambda: signal.signal(signal.SIGINT,
+                                                                        signal.SIG_IGN))
+    assert done.returncode == 0, done.stderr

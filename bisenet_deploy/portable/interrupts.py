@@ -29,14 +29,18 @@ def _remember_and_raise(signum, frame):
 
 
 def install():
-    """Handle SIGINT and SIGTERM here; returns what to give `restore`. Outside the main thread
+    """Handle SIGINT and SIGTERM here; returns what to give `restore`. A signal the parent set to
+    be ignored (a background job of a script ignores Ctrl-C) stays ignored. Outside the main thread
     (where Python refuses signal handlers) nothing changes and None is returned."""
     del _received[:]
+    previous = {}
     try:
-        return {sig: signal.signal(sig, _remember_and_raise)
-                for sig in (signal.SIGINT, signal.SIGTERM)}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(sig) != signal.SIG_IGN:
+                previous[sig] = signal.signal(sig, _remember_and_raise)
     except ValueError:
         return None
+    return previous
 
 
 def restore(previous):
