@@ -111,8 +111,8 @@ def _collecting(logger, attribute, entry, found):
     try:
         yield found
     finally:
-        if sinks is not None:
-            sinks.remove(entry)
+        if sinks is not None:  # by identity: two empty lists of nested blocks are equal
+            sinks[:] = [e for e in sinks if e is not entry]
 
 
 def capture(logger, prefix):
