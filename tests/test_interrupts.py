@@ -10,6 +10,12 @@ import time
 import pytest
 
 
+def _with_default_ctrl_c():
+    """Children get Ctrl-C's default handling even where this test run ignores it (a suite
+    started in the background by a script inherits SIGINT ignored, and so would its children)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)],
                          ids=["SIGTERM", "SIGINT"])
 def test_a_signal_during_the_jetson_export_removes_the_staging_folder(tmp_path, sig, code):
@@ -17,7 +23,8 @@ def test_a_signal_during_the_jetson_export_removes_the_staging_folder(tmp_path, 
     proc = subprocess.Popen(
         [sys.executable, "-m", "bisenet_deploy.cli.export_main", "jetson", "--input-size",
          "128x64", "--model-size", "64x32", "-o", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_with_default_ctrl_c)
     deadline = time.time() + 120
     staging = []
     while time.time() < deadline and proc.poll() is None and not staging:
@@ -72,7 +79,7 @@ def test_an_interrupt_a_library_swallows_still_stops_the_job_at_the_next_step(si
              "p.set_defaults(func=job)\n"
              "raise SystemExit(run_cli(p, []))\n")
     done = subprocess.run([sys.executable, "-c", code_], capture_output=True, text=True,
-                          timeout=120)
+                          timeout=120, preexec_fn=_with_default_ctrl_c)
     assert done.returncode == code, done.stderr
     assert "the job went on" not in done.stdout
     assert "Traceback" not in done.stderr
