@@ -36,22 +36,121 @@ def test_jetson_force_refuses_a_source_folder_and_touches_nothing(tmp_path, monk
     assert sorted(os.listdir(tmp_path)) == ["p"]  # no staging folder, no tarball
 
 
+def our_folder(root, fmt="bisenet-deploy-jetson-bundle"):
+    """A folder as our writers leave it: files, then a manifest listing each with its sha256."""
+    from bisenet_deploy.portable.bundle_manifest import hash_tree
+
+    (root / "bisenet_trt").mkdir(parents=True)
+    (root / "bisenet_trt" / "errors.py").write_text("x = 1\n")
+    (root / "model").mkdir()
+    (root / "model" / "m.onnx").write_bytes(b"onnx bytes")
+    (root / "README.md").write_text("readme\n")
+    manifest = {"format": fmt, "files": hash_tree(str(root))}
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    return manifest
+
+
+def snapshot(root):
+    """Every entry under root with what it holds (links by target), to prove nothing moved."""
+    out = {}
+    for folder, dirs, names in os.walk(str(root)):
+        for name in dirs + names:
+            path = os.path.join(folder, name)
+            rel = os.path.relpath(path, str(root))
+            if os.path.islink(path):
+                out[rel] = "-> " + os.readlink(path)
+            elif os.path.isfile(path):
+                with open(path, "rb") as f:
+                    out[rel] = f.read()
+            else:
+                out[rel] = "dir" if os.path.isdir(path) else "other"
+    return out
+
+
 def test_folder_kind_accepts_only_a_manifest_of_ours_listing_every_file(tmp_path):
     bundle = tmp_path / "b"
     bundle.mkdir()
     assert is_ours(bundle, "folder")  # empty: nothing to lose
-    (bundle / "model.onnx").write_bytes(b"x")
-    assert not is_ours(bundle, "folder")
-    manifest = {"format": "bisenet-deploy-jetson-bundle", "files": {"model.onnx": {}}}
-    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    our_folder(bundle)
+    assert is_ours(bundle, "folder")
+    (bundle / "model" / "m.onnx").unlink()  # a file of ours gone: nothing of the user's there
     assert is_ours(bundle, "folder")
     (bundle / "notes.txt").write_text("added by the user")
     assert "notes.txt" in ownership.why_not_ours(str(bundle), "folder")
     (bundle / "notes.txt").unlink()
-    (bundle / "manifest.json").write_text(json.dumps(dict(manifest, format="someone-else")))
+    data = json.loads((bundle / "manifest.json").read_text())
+    (bundle / "manifest.json").write_text(json.dumps(dict(data, format="someone-else")))
     assert not is_ours(bundle, "folder")
     with pytest.raises(InputError, match="already exists: pass --force"):
         check_replaceable(bundle, "folder", force=False)
+
+
+@pytest.mark.parametrize("files", [None, [], {"README.md": {}}, "x",
+                                   {"README.md": {"sha256": "0" * 64, "bytes": -1}},
+                                   {"../README.md": {"sha256": "0" * 64, "bytes": 7}}],
+                         ids=["no-list", "list", "no-hash", "string", "bad-size", "outside"])
+def test_a_manifest_of_our_format_without_a_valid_file_list_proves_nothing(tmp_path, files):
+    """The issue's data loss: `format` alone made a folder ours, and --force emptied it."""
+    root = tmp_path / "b"
+    root.mkdir()
+    (root / "README.md").write_text("my notes\n")
+    manifest = {"format": "bisenet-deploy-jetson-bundle"}
+    if files is not None:
+        manifest["files"] = files
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    before = snapshot(root)
+    with pytest.raises(InputError, match="does not list its files with their sha256"):
+        check_replaceable(root, "folder", force=True)
+    assert snapshot(root) == before
+
+
+def _fifo(path):
+    os.mkfifo(str(path))
+
+
+@pytest.mark.parametrize("plant", [
+    ("__pycache__/errors.cpython-36.pyc", "file"),
+    ("bisenet_trt/__pycache__/notes.txt", "file"),
+    (".env", "file"),
+    ("model/.keep", "file"),
+    ("engines/m-fp16.engine", "file"),
+    ("mine", "folder"),
+    ("link", "symlink"),
+    ("README.md", "link-over-listed"),
+    ("model/dangling", "dangling"),
+    ("fifo", "fifo"),
+    ("README.md", "changed"),
+    ("model/m.onnx", "changed"),
+], ids=lambda p: p[0] + ":" + p[1])
+def test_force_replaces_a_folder_only_when_every_entry_is_listed_and_unchanged(tmp_path, plant):
+    rel, kind = plant
+    root = tmp_path / "b"
+    our_folder(root)
+    outside = tmp_path / "my_data.txt"
+    outside.write_text("the user's data")
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "file":
+        path.write_text("the user's file")
+    elif kind == "folder":
+        path.mkdir()
+    elif kind == "symlink":
+        os.symlink(str(outside), str(path))
+    elif kind == "link-over-listed":  # a listed name, now the user's link to their own file
+        path.unlink()
+        os.symlink(str(outside), str(path))
+    elif kind == "dangling":
+        os.symlink(str(tmp_path / "nowhere"), str(path))
+    elif kind == "fifo":
+        _fifo(path)
+    else:
+        path.write_bytes(path.read_bytes() + b" edited by the user")
+    before = snapshot(root)
+    with pytest.raises(InputError, match="refusing to replace") as info:
+        check_replaceable(root, "folder", force=True)
+    assert rel.split("/")[-1] in str(info.value) or rel.split("/")[0] in str(info.value)
+    assert snapshot(root) == before
+    assert outside.read_text() == "the user's data"
 
 
 def test_the_jetson_bundle_format_is_one_the_check_knows():
@@ -60,13 +159,26 @@ def test_the_jetson_bundle_format_is_one_the_check_knows():
     assert BUNDLE_FORMAT in ownership.FOLDER_FORMATS
 
 
+def _tar_of(folder, tar_path, extra=(), arcname="b"):
+    """A .tar.gz of `folder` as our writer makes it, then `extra` (name, bytes or TarInfo) added."""
+    import io
+
+    with tarfile.open(str(tar_path), "w:gz") as tar:
+        tar.add(str(folder), arcname=arcname)
+        for name, data in extra:
+            if isinstance(data, tarfile.TarInfo):
+                tar.addfile(data)
+                continue
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
 def test_tarball_kind(tmp_path):
     folder = tmp_path / "b"
-    folder.mkdir()
-    (folder / "manifest.json").write_text(json.dumps({"format": "bisenet-deploy-jetson-bundle"}))
+    our_folder(folder)
     ours = tmp_path / "b.tar.gz"
-    with tarfile.open(ours, "w:gz") as tar:
-        tar.add(folder, arcname="b")
+    _tar_of(folder, ours)
     assert is_ours(ours, "tarball")
     other = tmp_path / "other.tar.gz"
     with tarfile.open(other, "w:gz") as tar:
@@ -74,6 +186,58 @@ def test_tarball_kind(tmp_path):
     assert not is_ours(other, "tarball")
     (tmp_path / "junk.tar.gz").write_bytes(b"not gzip")
     assert not is_ours(tmp_path / "junk.tar.gz", "tarball")
+    # a valid gzip header, then garbage: unreadable, refused, never an internal error
+    (tmp_path / "cut.tar.gz").write_bytes(ours.read_bytes()[:40] + b"\0" * 200)
+    assert not is_ours(tmp_path / "cut.tar.gz", "tarball")
+
+
+def _symlink_member(name):
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+    return info
+
+
+@pytest.mark.parametrize("extra, why", [
+    ([("b/engines/m-fp16.engine", b"PLAN"), ("b/benchmarks/r.json", b"{}")], "does not list"),
+    ([("b/README.md", b"another README")], "twice"),
+    ([("b/link", None)], "not a regular file"),
+    ([("c/other.txt", b"x")], "exactly one bundle folder"),
+    ([("b/../../evil", b"x")], "exactly one bundle folder"),
+], ids=["user-added-files", "duplicate", "symlink", "two-folders", "dot-dot"])
+def test_a_tarball_is_ours_only_when_its_members_are_exactly_the_manifest_files(tmp_path, extra,
+                                                                                why):
+    folder = tmp_path / "b"
+    our_folder(folder)
+    extra = [(n, _symlink_member(n) if d is None else d) for n, d in extra]
+    tar_path = tmp_path / "b.tar.gz"
+    _tar_of(folder, tar_path, extra)
+    before = tar_path.read_bytes()
+    with pytest.raises(InputError, match="refusing to replace .*" + why):
+        check_replaceable(tar_path, "tarball", force=True)
+    assert tar_path.read_bytes() == before
+
+
+def test_a_tarball_with_a_changed_missing_or_unlisted_file_is_not_ours(tmp_path):
+    folder = tmp_path / "b"
+    manifest = our_folder(folder)
+    (folder / "README.md").write_text("edited\n")
+    _tar_of(folder, tmp_path / "changed.tar.gz")
+    assert "differ from its manifest (README.md)" in ownership.why_not_ours(
+        str(tmp_path / "changed.tar.gz"), "tarball")
+    (folder / "README.md").unlink()
+    _tar_of(folder, tmp_path / "missing.tar.gz")
+    assert "lacks files its manifest lists (README.md)" in ownership.why_not_ours(
+        str(tmp_path / "missing.tar.gz"), "tarball")
+    (folder / "README.md").write_text("readme\n")
+    (folder / "mine").mkdir()
+    _tar_of(folder, tmp_path / "folder.tar.gz")
+    assert "mine/" in ownership.why_not_ours(str(tmp_path / "folder.tar.gz"), "tarball")
+    (folder / "mine").rmdir()
+    del manifest["files"]
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    _tar_of(folder, tmp_path / "nolist.tar.gz")
+    assert "does not list its files" in ownership.why_not_ours(
+        str(tmp_path / "nolist.tar.gz"), "tarball")
 
 
 def test_file_kinds_recognise_our_marks_only(tmp_path, tiny_export):

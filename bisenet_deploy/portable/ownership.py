@@ -21,8 +21,12 @@ Kinds and how "ours" is recognised (each output carries its mark, see `MARK`):
 - "png": a PNG carrying the text chunk Software = "bisenet-deploy ..." (pictures, plots);
 - "video": an MP4 ending in a `free` box holding MARK (predict's videos; players skip it);
 - "folder": a folder whose manifest.json has a `format` listed in FOLDER_FORMATS and lists every
-  file in the folder (the Jetson bundle, a Triton model repository); an empty folder holds nothing to lose and may go too;
-- "tarball": a .tar.gz holding exactly one such folder.
+  file with its sha256 (the Jetson bundle, a Triton model repository), and in which every entry,
+  at any depth (dotfiles, __pycache__/, symbolic links included), is one of those files,
+  unchanged, or a folder leading to one; an empty folder holds nothing to lose and may go too.
+  A manifest's word is not enough: the content proves it (portable/bundle_manifest.compare_tree);
+- "tarball": a .tar.gz of one such folder: regular files and folders only, its files exactly the
+  manifest's, with their sha256.
 
 Another output kind that writes a folder with a manifest (e.g. a model repository) joins by
 adding its manifest's `format` to FOLDER_FORMATS.
@@ -30,11 +34,14 @@ adding its manifest's `format` to FOLDER_FORMATS.
 Python 3.6 compatible; standard library only.
 """
 
+import hashlib
 import json
 import os
 import struct
 import tarfile
+import zlib
 
+from .bundle_manifest import MANIFEST_NAME, ManifestError, compare_tree, listed_files
 from .errors import InputError
 from .sidecar import SIDECAR_KIND
 
@@ -43,7 +50,6 @@ MARK = "bisenet-deploy"
 #: the PNG text chunk our pictures and plots carry (Pillow `PngInfo`, matplotlib `metadata=`)
 PNG_TEXT = {"Software": MARK}
 METADATA_KEY = "bisenet_deploy"
-MANIFEST_NAME = "manifest.json"
 #: manifest `format` values of the folders this toolkit writes
 FOLDER_FORMATS = {"bisenet-deploy-jetson-bundle", "bisenet-deploy-triton-repository"}
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -102,7 +108,7 @@ def why_not_ours(path, kind):
     try:
         return check(path)
     except (IOError, OSError, ValueError, KeyError, IndexError, struct.error, tarfile.TarError,
-            UnicodeDecodeError, EOFError) as exc:
+            UnicodeDecodeError, EOFError, zlib.error) as exc:
         return "it cannot be read as %s (%s)" % (_DESCRIBED[kind], exc)
 
 
@@ -216,12 +222,20 @@ def _manifest_format(data):
     return data.get("format") if isinstance(data, dict) else None
 
 
+def _shown(paths):
+    paths = sorted(paths)
+    return ", ".join(paths[:3]) + (" and %d more" % (len(paths) - 3) if len(paths) > 3 else "")
+
+
 def _folder(path):
-    names = os.listdir(path)
-    if not names:
-        return None  # nothing to lose
+    """Ours: empty, or our manifest lists every entry in it, at any depth, unchanged."""
+    try:
+        if not os.listdir(path):
+            return None  # nothing to lose
+    except OSError as exc:
+        return "it cannot be read (%s)" % (exc.strerror or exc)
     manifest = os.path.join(path, MANIFEST_NAME)
-    if not os.path.isfile(manifest):
+    if os.path.islink(manifest) or not os.path.isfile(manifest):
         return "it has no %s" % MANIFEST_NAME
     try:
         data = _json_object(manifest)
@@ -229,34 +243,71 @@ def _folder(path):
         data = None
     if _manifest_format(data) not in FOLDER_FORMATS:
         return "its %s is not one bisenet-deploy writes" % MANIFEST_NAME
-    listed = data.get("files")
-    if isinstance(listed, dict):
-        foreign = []
-        for folder, dirs, files in os.walk(path):
-            dirs[:] = [d for d in dirs if d != "__pycache__"]
-            for name in files:
-                rel = os.path.relpath(os.path.join(folder, name), path).replace(os.sep, "/")
-                if rel != MANIFEST_NAME and rel not in listed:
-                    foreign.append(rel)
-        if foreign:
-            shown = ", ".join(sorted(foreign)[:3]) + (" and %d more" % (len(foreign) - 3)
-                                                      if len(foreign) > 3 else "")
-            return "it holds files its manifest does not list (%s)" % shown
+    try:
+        files = listed_files(data)
+    except ManifestError:
+        return "its %s does not list its files with their sha256" % MANIFEST_NAME
+    report = compare_tree(path, files)
+    if report.unlisted:
+        return "it holds entries its manifest does not list (%s)" % _shown(report.unlisted)
+    if report.changed:
+        return ("files in it were changed after bisenet-deploy wrote them (%s)"
+                % _shown(report.changed))
+    if report.unreadable:
+        return "entries in it cannot be read (%s)" % _shown(report.unreadable)
     return None
 
 
+#: the largest manifest.json read from a tarball (a real one is a few kB)
+_MAX_MANIFEST_BYTES = 16 << 20
+
+
 def _tarball(path):
+    """Ours: one top folder whose members are exactly its manifest's files, unchanged (plus the
+    manifest and the folders that lead to them); no links, devices or duplicate names."""
+    found, folders, manifest_bytes, top = {}, set(), None, None
     with tarfile.open(path, "r:gz") as tar:
-        members = tar.getmembers()
-        tops = {m.name.split("/")[0] for m in members}
-        if len(tops) != 1:
-            return "it does not hold exactly one bundle folder"
-        top = tops.pop()
-        member = tar.getmember(top + "/" + MANIFEST_NAME)
-        handle = tar.extractfile(member)
-        data = json.loads(handle.read().decode("utf-8")) if handle is not None else None
+        for member in tar:
+            parts = member.name.rstrip("/").split("/")
+            if any(p in ("", ".", "..") for p in parts) or (top or parts[0]) != parts[0]:
+                return "it does not hold exactly one bundle folder (%s)" % member.name
+            top, rel = parts[0], "/".join(parts[1:])
+            if rel in found or rel in folders or (rel == MANIFEST_NAME and manifest_bytes):
+                return "it holds %s twice" % member.name
+            if member.isdir():
+                folders.add(rel)
+            elif not member.isreg():
+                return "it holds %s, which is not a regular file or folder" % member.name
+            elif rel == MANIFEST_NAME:
+                if member.size > _MAX_MANIFEST_BYTES:
+                    return "its %s is not one bisenet-deploy writes" % MANIFEST_NAME
+                manifest_bytes = tar.extractfile(member).read()
+            else:
+                digest = hashlib.sha256()
+                handle = tar.extractfile(member)
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+                found[rel] = digest.hexdigest()
+    if manifest_bytes is None:
+        return "it holds no %s" % MANIFEST_NAME
+    data = json.loads(manifest_bytes.decode("utf-8"))
     if _manifest_format(data) not in FOLDER_FORMATS:
         return "its %s is not one bisenet-deploy writes" % MANIFEST_NAME
+    try:
+        files = listed_files(data)
+    except ManifestError:
+        return "its %s does not list its files with their sha256" % MANIFEST_NAME
+    unlisted = [rel for rel in found if rel not in files]
+    unlisted += [rel + "/" for rel in folders
+                 if rel and not any(f.startswith(rel + "/") for f in files)]
+    if unlisted:
+        return "it holds files its manifest does not list (%s)" % _shown(unlisted)
+    changed = [rel for rel, digest in found.items() if files[rel]["sha256"] != digest]
+    if changed:
+        return "files in it differ from its manifest (%s)" % _shown(changed)
+    missing = [rel for rel in files if rel not in found]
+    if missing:
+        return "it lacks files its manifest lists (%s)" % _shown(missing)
     return None
 
 
