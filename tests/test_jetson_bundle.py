@@ -23,7 +23,6 @@ import torch
 
 from bisenet_deploy.errors import ExportError, UserError
 from bisenet_deploy.jetson import bundle as jb
-from bisenet_deploy.jetson.bundle_tar import extract_tar
 from bisenet_deploy.portable.bundle_manifest import verify_bundle
 
 #: the bundle's own top-level modules (imported from one bundle copy per test)
@@ -54,6 +53,14 @@ def built(checkpoint, tmp_path_factory):
         output_dir=str(out), checkpoint=checkpoint, input_size=INPUT, model_size=MODEL,
         output="both", tar=True))
     return result
+
+
+def unpack(tar_path, dest):
+    """The README's step on the device: `tar -xzf BUNDLE.tar.gz` in an empty folder."""
+    dest = str(dest)
+    subprocess.run(["tar", "-xzf", tar_path], cwd=dest, check=True)
+    (name,) = os.listdir(dest)
+    return os.path.join(dest, name)
 
 
 def load_manifest(folder):
@@ -271,8 +278,7 @@ def test_tar_round_trips(built, tmp_path):
     assert built.tar_path and built.tar_path.endswith("tx2.tar.gz")
     with tarfile.open(built.tar_path, "r:gz") as tar:
         assert {m.name.split("/")[0] for m in tar.getmembers()} == {"tx2"}
-    folder = extract_tar(built.tar_path, str(tmp_path))
-    assert folder == str(tmp_path / "tx2")
+    folder = unpack(built.tar_path, tmp_path)
     assert jb.hash_tree(folder) == jb.hash_tree(built.path)
     assert load_manifest(folder) == load_manifest(built.path)
     for name in jb.EXECUTABLES:
@@ -313,15 +319,37 @@ def test_verify_names_a_script_that_lost_its_executable_bit(built, tmp_path):
     assert out.returncode == 1 and "not executable: setup_jetson.sh" in out.stdout
 
 
-def test_unsafe_tar_is_refused(tmp_path):
-    evil = tmp_path / "evil.tar.gz"
-    payload = tmp_path / "p.txt"
-    payload.write_text("x")
-    with tarfile.open(str(evil), "w:gz") as tar:
-        tar.add(str(payload), arcname="../outside.txt")
-    with pytest.raises(UserError, match="unsafe entry"):
-        extract_tar(str(evil), str(tmp_path / "dest"))
-    assert not (tmp_path / "outside.txt").exists()
+def test_tarball_holds_only_plain_files_and_folders_with_safe_modes(built):
+    """What `tar -xzf` unpacks on the device: one folder, regular files and folders only (no
+    links, devices or FIFOs), owner-free, nothing setuid or writable by others, exactly the files
+    the manifest lists."""
+    with tarfile.open(built.tar_path, "r:gz") as tar:
+        members = tar.getmembers()
+    files = set()
+    for member in members:
+        assert member.isfile() or member.isdir(), member.name
+        assert member.name == "tx2" or member.name.startswith("tx2/"), member.name
+        assert ".." not in member.name.split("/") and not member.name.startswith("/")
+        assert member.mode & ~0o755 == 0, (member.name, oct(member.mode))
+        assert (member.uid, member.gid, member.uname, member.gname) == (0, 0, "", "")
+        if member.isfile():
+            files.add(member.name[len("tx2/"):])
+    assert files == set(built.manifest["files"]) | {"manifest.json"}
+
+
+def test_tar_writer_refuses_links_and_masks_modes(tmp_path):
+    from bisenet_deploy.jetson.bundle_tar import write_tar
+
+    folder = tmp_path / "b"
+    folder.mkdir()
+    (folder / "run.sh").write_text("echo\n")
+    (folder / "run.sh").chmod(0o6777)  # setuid, setgid, world-writable
+    write_tar(str(folder), str(tmp_path / "b.tar.gz"), "b")
+    with tarfile.open(str(tmp_path / "b.tar.gz"), "r:gz") as tar:
+        assert tar.getmember("b/run.sh").mode == 0o755
+    os.symlink("/etc/passwd", str(folder / "link"))
+    with pytest.raises(ValueError, match="not a regular file or folder"):
+        write_tar(str(folder), str(tmp_path / "c.tar.gz"), "b")
 
 
 # -- refusals, replacement, atomicity ----------------------------------------------------------
