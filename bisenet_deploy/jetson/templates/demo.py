@@ -16,11 +16,15 @@ This is the only file of the bundle that uses OpenCV (cv2), imported lazily; the
 (pipelines, colours, overlay, PPM writing) need only numpy and are unit-tested on the desktop.
 """
 
-import argparse
-import logging
-import os
 import sys
-import time
+
+# the bundle's commands leave no __pycache__ in it (it stays exactly what its manifest lists)
+sys.dont_write_bytecode = True
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import time  # noqa: E402
 
 BUNDLE_DIR = os.path.dirname(os.path.abspath(__file__))
 if BUNDLE_DIR not in sys.path:

@@ -12,8 +12,6 @@ import time
 from bisenet_trt import fileio
 from bisenet_trt.errors import EngineError, UserError
 
-TRTEXEC_JETSON = "/usr/src/tensorrt/bin/trtexec"
-
 
 def build_with_builder(onnx_path, record, engine_path, precision, args):
     """The toolkit's own builder (bisenet_trt.builder), as bisenet-build-engine uses it."""

@@ -17,28 +17,102 @@ imported only by the commands that need them, so `verify`, `check` and `--help` 
     python jetson_run.py demo ...          live overlay on a video file or camera (see demo.py)
 """
 
-import argparse
-import json
-import logging
 import os
 import sys
-import time
 
 BUNDLE_DIR = os.path.dirname(os.path.abspath(__file__))
-if BUNDLE_DIR not in sys.path:
-    sys.path.insert(0, BUNDLE_DIR)
+#: the bundle's manifest code, standard library only, run by `verify` once its sha256 matches
+MANIFEST_TOOLS = "bisenet_trt/bundle_manifest.py"
+# the bundle's own commands leave no __pycache__ in it: the bundle stays exactly what its
+# manifest lists (verify and `bisenet-export jetson --force` refuse anything else)
+sys.dont_write_bytecode = True
+if __name__ == "__main__":
+    # Python put this script's folder first on sys.path, where a file planted in the bundle
+    # (json.py, argparse.py...) would stand in for the standard library; it goes back last, after
+    # the standard library, when a command needs the bundle's modules (use_bundle_modules)
+    sys.path[:] = [p for p in sys.path
+                   if os.path.realpath(p or os.curdir) != os.path.realpath(BUNDLE_DIR)]
 
-from bisenet_trt import bundle_manifest  # noqa: E402
-from bisenet_trt.errors import InputError, ParityError, UserError  # noqa: E402
-
-import jetson_bench  # noqa: E402
-from jetson_build import TRTEXEC_JETSON, build_with_builder, build_with_trtexec  # noqa: E402
-from jetson_env import environment_checks, numpy  # noqa: E402
+import argparse  # noqa: E402 (the standard library only, until the bundle is verified)
+import hashlib  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import time  # noqa: E402
+import types  # noqa: E402
 
 log = logging.getLogger("bisenet_jetson")
 
 #: identical-label share the engine must reach against the desktop ONNX Runtime labels
 PARITY_MIN_IDENTICAL = {"fp32": 0.999, "fp16": 0.98}
+#: where JetPack 4.6 installs trtexec (jetson_build.py uses the path `--trtexec-path` gives)
+TRTEXEC_JETSON = "/usr/src/tensorrt/bin/trtexec"
+
+
+class BundleError(Exception):
+    """The bundle cannot be checked (its manifest or manifest code is missing or damaged)."""
+
+    exit_code = 1
+
+
+def use_bundle_modules():
+    """Let the bundle's modules be imported: its folder goes on sys.path after the standard
+    library, so no file in it stands in for one of Python's."""
+    if BUNDLE_DIR not in sys.path:
+        sys.path.append(BUNDLE_DIR)
+
+
+def errors():
+    """bisenet_trt.errors (UserError and the others), imported on first use."""
+    use_bundle_modules()
+    from bisenet_trt import errors as module
+    return module
+
+
+def numpy():
+    use_bundle_modules()
+    from jetson_env import numpy as import_numpy
+    return import_numpy()
+
+
+_MANIFEST_TOOLS = []
+
+
+def manifest_tools():
+    """bisenet_trt/bundle_manifest.py of this bundle, run from the bytes whose sha256 matched
+    manifest.json's entry for it: nothing of the bundle runs before it is checked."""
+    if _MANIFEST_TOOLS:
+        return _MANIFEST_TOOLS[0]
+    path = os.path.join(BUNDLE_DIR, *MANIFEST_TOOLS.split("/"))
+    manifest_path = os.path.join(BUNDLE_DIR, "manifest.json")
+    again = "copy the bundle again (scp the .tar.gz and unpack it with tar -xzf)"
+    try:
+        with open(manifest_path, "rb") as f:
+            manifest = json.loads(f.read().decode("utf-8"))
+    except (IOError, OSError):
+        raise BundleError("%s not found: run this from an unpacked bisenet-deploy Jetson bundle "
+                          "(tar -xzf BUNDLE.tar.gz, then cd into the folder)"
+                          % manifest_path) from None
+    except ValueError as exc:
+        raise BundleError("%s is not valid JSON (%s): %s" % (manifest_path, exc, again)) from None
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict):
+        raise BundleError("%s has no list of files (`files`): it is damaged or not a "
+                          "bisenet-deploy bundle manifest; %s" % (manifest_path, again))
+    entry = files.get(MANIFEST_TOOLS)
+    expected = entry.get("sha256") if isinstance(entry, dict) else None
+    try:
+        with open(path, "rb") as f:
+            source = f.read()
+    except (IOError, OSError):
+        raise BundleError("missing: %s; %s" % (MANIFEST_TOOLS, again)) from None
+    if hashlib.sha256(source).hexdigest() != expected:
+        raise BundleError("changed or truncated: %s (sha256 differs from the manifest); %s"
+                          % (MANIFEST_TOOLS, again))
+    module = types.ModuleType("bisenet_bundle_manifest")
+    module.__file__ = path
+    exec(compile(source, path, "exec"), module.__dict__)
+    _MANIFEST_TOOLS.append(module)
+    return module
 
 
 def prepare_input(images, record, image_channel_order="rgb"):
@@ -51,7 +125,7 @@ def prepare_input(images, record, image_channel_order="rgb"):
 # -- the bundle ------------------------------------------------------------------------------------
 
 def load_manifest(bundle_dir=BUNDLE_DIR):
-    return bundle_manifest.load_manifest(bundle_dir)
+    return manifest_tools().load_manifest(bundle_dir)
 
 
 def model_paths(manifest, bundle_dir=BUNDLE_DIR):
@@ -78,15 +152,26 @@ def find_engine(manifest, requested=None):
     """The engine to run: the one given, else the default precision's, else any built one."""
     if requested:
         if not os.path.isfile(requested):
-            raise UserError("engine %s not found: build it with ./build_engine.sh" % requested)
+            raise errors().UserError("engine %s not found: build it with ./build_engine.sh"
+                                     % requested)
         return requested
     candidates = [default_engine_path(manifest, default_precision(manifest))]
     candidates += [default_engine_path(manifest, p) for p in ("fp16", "fp32")]
     for path in candidates:
         if os.path.isfile(path):
             return path
-    raise UserError("no engine built yet in %s: run ./build_engine.sh first"
+    raise errors().UserError("no engine built yet in %s: run ./build_engine.sh first"
                     % os.path.join(BUNDLE_DIR, "engines"))
+
+
+def build_with_builder(onnx_path, record, engine_path, precision, args):
+    from jetson_build import build_with_builder as build
+    return build(onnx_path, record, engine_path, precision, args)
+
+
+def build_with_trtexec(onnx_path, record, engine_path, precision, args):
+    from jetson_build import build_with_trtexec as build
+    return build(onnx_path, record, engine_path, precision, args)
 
 
 def open_runner(engine_path, zero_copy=False, use_cuda_graph=False):
@@ -104,7 +189,7 @@ def load_sample(manifest, bundle_dir=BUNDLE_DIR):
     """(uint8 RGB image at the graph's input size, reference labels from ONNX Runtime or None)."""
     sample = manifest["model"].get("sample")
     if not sample:
-        raise UserError("this bundle carries no sample image: pass an image file")
+        raise errors().UserError("this bundle carries no sample image: pass an image file")
     data = numpy().load(os.path.join(bundle_dir, sample))
     labels = data["labels"] if "labels" in data.files else None
     return data["image"], labels
@@ -116,7 +201,8 @@ def label_parity(labels, reference):
     labels = np.asarray(labels).reshape(-1)
     reference = np.asarray(reference).reshape(-1)
     if labels.shape != reference.shape:
-        raise InputError("label maps differ in size: %s vs %s" % (labels.shape, reference.shape))
+        raise errors().InputError("label maps differ in size: %s vs %s"
+                                  % (labels.shape, reference.shape))
     return float(np.mean(labels.astype(np.int64) == reference.astype(np.int64)))
 
 
@@ -158,20 +244,29 @@ def report_parity(share, precision, record):
 # -- commands ----------------------------------------------------------------------------------
 
 def cmd_verify(args):
-    problems = bundle_manifest.verify_bundle(BUNDLE_DIR)
-    manifest = load_manifest()
+    """Every file of the bundle against manifest.json, before any of the bundle's code runs:
+    only the standard library and the hash-checked bundle_manifest.py (manifest_tools)."""
+    tools = manifest_tools()
+    manifest = tools.load_manifest(BUNDLE_DIR)
+    problems = tools.verify_bundle(BUNDLE_DIR)
     if problems:
         for p in problems:
             print("  " + p)
-        raise UserError("%d bundle file(s) do not match manifest.json: copy the bundle again "
-                        "(scp the .tar.gz and unpack it with tar -xzf)" % len(problems))
+        raise BundleError("%d bundle entries do not match manifest.json: copy the bundle again "
+                          "(scp the .tar.gz and unpack it with tar -xzf into an empty folder)"
+                          % len(problems))
+    model = manifest.get("model") if isinstance(manifest.get("model"), dict) else {}
     print("bundle OK: %d files match manifest.json (toolkit %s, model %s)"
-          % (len(manifest["files"]), manifest.get("toolkit_version"),
-             manifest["model"]["onnx"]))
+          % (len(manifest["files"]), manifest.get("toolkit_version"), model.get("onnx")))
+    outputs = tools.device_outputs(BUNDLE_DIR)
+    if outputs:
+        print("not part of the bundle, written by its commands on this device (not checked): %s"
+              % ", ".join(outputs))
     return 0
 
 
 def cmd_check(args):
+    from jetson_env import environment_checks
     rows = environment_checks()
     width = max(len(r[0]) for r in rows)
     bad = 0
@@ -181,7 +276,7 @@ def cmd_check(args):
             print("      -> %s" % fix)
         bad += 0 if ok else 1
     if bad:
-        raise UserError("%d environment problem(s), see the lines marked BAD above" % bad)
+        raise errors().UserError("%d environment problem(s), see the lines marked BAD above" % bad)
     print("environment OK")
     return 0
 
@@ -210,13 +305,14 @@ def cmd_build(args):
         return 0
     print("parity with the desktop ONNX Runtime labels: %.3f%% identical" % (100.0 * share))
     if not report_parity(share, precision, record):
-        raise ParityError("the engine's labels differ from the desktop's on the bundled sample "
-                          "(%.3f%% identical): rebuild with --fp32 to see whether FP16 is the "
-                          "cause" % (100.0 * share))
+        raise errors().ParityError("the engine's labels differ from the desktop's on the bundled "
+                                   "sample (%.3f%% identical): rebuild with --fp32 to see whether "
+                                   "FP16 is the cause" % (100.0 * share))
     return 0
 
 
 def cmd_bench(args):
+    import jetson_bench
     manifest = load_manifest()
     _, record = model_paths(manifest)
     engine_path = find_engine(manifest, args.engine)
@@ -267,8 +363,8 @@ def cmd_predict(args):
         precision = precision_of(engine_path, manifest)
         print("parity with the desktop ONNX Runtime labels: %.3f%% identical" % (100.0 * share))
         if not report_parity(share, precision, rec):
-            raise ParityError("the engine's labels differ from the desktop's (%.3f%% identical)"
-                              % (100.0 * share))
+            raise errors().ParityError("the engine's labels differ from the desktop's "
+                                       "(%.3f%% identical)" % (100.0 * share))
     return 0
 
 
@@ -343,6 +439,7 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["demo"]:
         # everything after `demo` belongs to demo.py (argparse's REMAINDER cannot take options)
+        use_bundle_modules()
         import demo
         return demo.main(argv[1:])
     parser = build_parser()
@@ -353,14 +450,21 @@ def main(argv=None):
     if func is None:
         parser.print_help()
         return 2
+    if func is not cmd_verify:  # verify runs nothing of the bundle it has not checked
+        use_bundle_modules()
     try:
         return int(func(args) or 0)
-    except UserError as exc:
-        sys.stderr.write("error: %s\n" % exc)
-        return exc.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130
+    except Exception as exc:
+        # the errors written for the user (bisenet_trt.errors, ManifestError, BundleError) carry
+        # their exit code; anything else is a bug and keeps its traceback
+        code = getattr(exc, "exit_code", None)
+        if not isinstance(code, int):
+            raise
+        sys.stderr.write("error: %s\n" % exc)
+        return code
 
 
 if __name__ == "__main__":
