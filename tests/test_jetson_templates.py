@@ -408,7 +408,7 @@ def test_readme_template_placeholders_are_known():
 
     with open(os.path.join(TEMPLATES, "README.md"), encoding="utf-8") as f:
         text = f.read()
-    values = {k: "x" for k in ("BUNDLE_NAME", "MODEL_STEM", "ONNX_FILE", "ARCH", "DATASET",
+    values = {k: "x" for k in ("BUNDLE_NAME", "BUNDLE_TAR_WORD", "BUNDLE_DIR_WORD", "MODEL_STEM", "ONNX_FILE", "ARCH", "DATASET",
                                "NUM_CLASSES", "WEIGHTS", "INPUT_SIZE", "MODEL_SIZE", "CHANNEL_ORDER",
                                "OUTPUTS", "PRECISION",
                                "OTHER_PRECISION", "TOOLKIT_VERSION")}

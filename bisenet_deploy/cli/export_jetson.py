@@ -58,6 +58,7 @@ def register(sub) -> None:
 def _run(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from ..jetson.bundle import BundleOptions, build_bundle
+    from ..portable.shell_words import quote_path
 
     if args.onnx is not None:
         # these shape the export; an ONNX given with --onnx is bundled as it was exported
@@ -94,10 +95,10 @@ def _run(args: argparse.Namespace) -> int:
     if result.tar_path:
         size = os.path.getsize(result.tar_path) / 1e6
         print(f"tarball: {result.tar_path} ({size:.1f} MB)")
-        print(f"next:    scp {result.tar_path} nvidia@JETSON:~/ && on the Jetson: tar -xzf "
-              f"{name}.tar.gz && cd {name} && ./setup_jetson.sh && ./build_engine.sh && "
-              f"./bench.sh")
-    else:
-        print(f"next:    scp -r {result.path} nvidia@JETSON:~/ && on the Jetson: cd {name} && "
+        print(f"next:    scp {quote_path(result.tar_path)} nvidia@JETSON:~/ && on the Jetson: "
+              f"tar -xzf {quote_path(name + '.tar.gz')} && cd {quote_path(name)} && "
               f"./setup_jetson.sh && ./build_engine.sh && ./bench.sh")
+    else:
+        print(f"next:    scp -r {quote_path(result.path)} nvidia@JETSON:~/ && on the Jetson: "
+              f"cd {quote_path(name)} && ./setup_jetson.sh && ./build_engine.sh && ./bench.sh")
     return 0

@@ -65,6 +65,7 @@ def register(sub) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ..portable.shell_words import quote_path
     from ..serve.repository import RepositoryOptions, build_repository, model_summary
 
     result = build_repository(RepositoryOptions(
@@ -75,6 +76,6 @@ def _run(args: argparse.Namespace) -> int:
     for model in result.models:
         name, summary = model_summary(model)
         print(f"model:      {name} ({summary})")
-    print(f"next:       tritonserver --model-repository={result.path}   (see "
+    print(f"next:       tritonserver --model-repository={quote_path(result.path)}   (see "
           f"{result.path}/README.md)")
     return 0

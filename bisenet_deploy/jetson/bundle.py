@@ -45,6 +45,7 @@ from ..portable.bundle_manifest import BUNDLE_FORMAT, MANIFEST_NAME, hash_tree
 from ..portable.fileio import (atomic_output, check_writable, make_folders,
                                move_folder_into_place, remove_empty_folders, write_json_atomic)
 from ..portable.ownership import check_replaceable
+from ..portable.shell_words import quote_path
 from .bundle_model import TARGET, bundled_model, write_sample
 from .bundle_tar import write_tar
 
@@ -192,8 +193,12 @@ def _assemble(options: BundleOptions, root: str) -> Tuple[Dict[str, Any], str, O
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".*"))
     export = record["export"]
     model = record["model"]
+    bundle_name = os.path.basename(os.path.abspath(options.output_dir))
     values = {
-        "BUNDLE_NAME": os.path.basename(os.path.abspath(options.output_dir)),
+        "BUNDLE_NAME": bundle_name,
+        # the names in the README's shell lines, one shell word each (a name never runs)
+        "BUNDLE_TAR_WORD": quote_path(bundle_name + ".tar.gz"),
+        "BUNDLE_DIR_WORD": quote_path(bundle_name),
         "MODEL_STEM": stem,
         "ONNX_FILE": onnx_rel,
         "ARCH": model["arch"],

@@ -14,6 +14,7 @@ import logging
 from .capabilities import format_targets
 from .errors import EngineError, InputError
 from .precision import parse_compute_capability
+from .shell_words import quote_path
 from .trt_api import GEN_11
 
 log = logging.getLogger(__name__)
@@ -182,7 +183,8 @@ def explain_parser_errors(errors, record, caps, onnx_name="the ONNX", nodes=None
                "%s`" % (exported_for, target))
     elif exported_for:
         fix = ("the export rules for %s should have prevented this: check the file with "
-               "`bisenet-export check --target %s %s` and report it" % (target, target, onnx_name))
+               "`bisenet-export check --target %s %s` and report it"
+               % (target, target, quote_path(onnx_name)))
     else:
         fix = ("this ONNX was not exported by bisenet-deploy; export it with `bisenet-export onnx "
                "--target %s`, which keeps to what this parser takes" % target)

@@ -29,6 +29,7 @@ from .gpu_info import query_gpu
 from .onnx_reader import read_onnx_summary, record_from_summary
 from .ownership import check_replaceable
 from .precision import decide_precision, default_precision, onnx_graph_precision
+from .shell_words import quote_path
 from .trt_api import version_string
 
 log = logging.getLogger(__name__)
@@ -259,7 +260,7 @@ def plan_for(caps, onnx_path, record, options, gpu, trt=None, compute_capability
         if not os.path.isfile(values["calib_cache"]):
             log.warning("trtexec cannot run our calibrator: the calibration cache %s must exist "
                         "first (`bisenet-build-engine %s --int8 --calib-images DIR` writes it)",
-                        values["calib_cache"], onnx_path)
+                        values["calib_cache"], quote_path(onnx_path))
     for message in decision.warnings:
         log.warning("%s", message)
     for message in decision.notes:

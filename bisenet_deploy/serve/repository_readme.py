@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 from typing import Any, List
 
 from .. import __version__
@@ -52,7 +53,8 @@ def render_readme(models: List[Any], path: str) -> str:
     first = models[0].spec.name
     gpu = any(m.spec.kind == "gpu" for m in models)
     docker = ("docker run --rm " + ("--gpus all " if gpu else "")
-              + f"-p 8000:8000 -p 8001:8001 -p 8002:8002 -v \"$PWD/{name}:/models\" "
+              + "-p 8000:8000 -p 8001:8001 -p 8002:8002 -v \"$PWD\"/"
+              + shlex.quote(f"{name}:/models") + " "
               "nvcr.io/nvidia/tritonserver:<YY.MM>-py3 tritonserver --model-repository=/models")
     lines = [f"# {name}: a Triton Inference Server model repository", "",
              f"Written by `bisenet-export triton` (bisenet-deploy {__version__}). Each folder is "
@@ -70,7 +72,8 @@ def render_readme(models: List[Any], path: str) -> str:
         "## Serve", "",
         "```sh",
         docker,
-        "# or, with tritonserver installed: tritonserver --model-repository=" + name,
+        "# or, with tritonserver installed: tritonserver --model-repository="
+        + shlex.quote(name),
         "curl -s localhost:8000/v2/health/ready && echo ready",
         f"curl -s localhost:8000/v2/models/{first}          # KServe v2 model metadata",
         "```", "",
