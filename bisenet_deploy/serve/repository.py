@@ -16,7 +16,7 @@ only reads the folders of a repository, so the README and manifest beside them a
 
 Written like the Jetson bundle: assembled in a temporary sibling folder and renamed into place.
 An existing output is refused unless `force`, and even then only a repository this tool wrote
-(its manifest present, no file in it that the manifest does not list) is replaced.
+(portable.ownership: its manifest lists every entry in it, unchanged) is replaced.
 """
 
 from __future__ import annotations
