@@ -356,3 +356,30 @@ def test_reports_never_replace_a_users_file(command, tmp_path, tiny_export, caps
     assert main.main(args + ["-q"]) == 2
     assert "refusing to replace" in _one_error_line(capsys.readouterr().err)
     assert mine.read_text() == '{"my": "data"}'
+
+
+def test_triton_force_refuses_our_format_without_a_file_list_and_replaces_its_own(tmp_path,
+                                                                                   tiny_export,
+                                                                                   capsys):
+    """The issue's data loss, in `bisenet-export triton`: `format` alone made REPO ours."""
+    from bisenet_deploy.cli.export_main import main
+
+    _, _, onnx_path = tiny_export("labels")
+    repo = tmp_path / "repo"
+    (repo / "data").mkdir(parents=True)
+    (repo / "data" / "mine.txt").write_text("mine")
+    (repo / "manifest.json").write_text(json.dumps({"format": "bisenet-deploy-triton-repository"}))
+    before = snapshot(repo)
+    argv = ["triton", "--onnx", onnx_path, "-o", str(repo), "--force", "-q"]
+    assert main(argv) == 2
+    assert "does not list its files" in _one_error_line(capsys.readouterr().err)
+    assert snapshot(repo) == before
+    for path in (repo / "data" / "mine.txt", repo / "manifest.json", repo / "data"):
+        path.unlink() if path.is_file() else path.rmdir()
+    assert main(argv) == 0  # empty: written
+    assert main(argv) == 0  # ours, as written: replaced
+    capsys.readouterr()
+    (repo / "bisenet" / ".notes").write_text("mine")  # a dotfile of the user's in a model folder
+    assert main(argv) == 2
+    assert "bisenet/.notes" in _one_error_line(capsys.readouterr().err)
+    assert (repo / "bisenet" / ".notes").read_text() == "mine"

@@ -71,18 +71,20 @@ def listed_files(manifest, where=MANIFEST_NAME):
     files = manifest.get("files") if isinstance(manifest, dict) else None
     if not isinstance(files, dict):
         raise ManifestError("%s has no list of files (`files`): it is damaged or was not written "
-                            "by bisenet-deploy; copy the folder again" % where)
+                            "by bisenet-deploy; copy the bundle again" % where)
     for rel, entry in files.items():
         parts = rel.split("/") if isinstance(rel, str) else [""]
         if rel == MANIFEST_NAME or any(p in ("", ".", "..") for p in parts) or "\\" in rel:
             raise ManifestError("%s lists a file %r that cannot be in the folder: it is damaged "
-                                "or was not written by bisenet-deploy" % (where, rel))
+                                "or was not written by bisenet-deploy; copy the bundle again"
+                                % (where, rel))
         size = entry.get("bytes") if isinstance(entry, dict) else None
         digest = entry.get("sha256") if isinstance(entry, dict) else None
         if not (isinstance(digest, str) and _SHA256.match(digest)) or isinstance(size, bool) \
                 or not isinstance(size, int) or size < 0:
             raise ManifestError("%s: the entry of %s has no valid sha256 and size: it is damaged "
-                                "or was not written by bisenet-deploy" % (where, rel))
+                                "or was not written by bisenet-deploy; copy the bundle again"
+                                % (where, rel))
     return files
 
 
