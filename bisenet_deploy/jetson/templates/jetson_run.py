@@ -7,7 +7,10 @@ jetson`. They run on a Jetson TX2 with JetPack 4.6 as shipped: Python 3.6, numpy
 TensorRT 8.2 and pycuda 2022.1. They import only the standard library, numpy and the bundle's own
 `bisenet_trt` package (the toolkit's portable runtime, copied unchanged); tensorrt and pycuda are
 imported only by the commands that need them, so `verify`, `check` and `--help` work before
-`setup_jetson.sh` ran.
+`setup_jetson.sh` ran. `verify` imports nothing from the bundle: it runs the bundle's
+bisenet_trt/bundle_manifest.py only from bytes whose sha256 matches the manifest, and the bundle's
+folder stays off sys.path until a command needs the bundle's modules (then after the standard
+library), so a file planted in a bundle never runs before `verify` has named it.
 
     python jetson_run.py verify            every bundle file is intact (sha256 from manifest.json)
     python jetson_run.py check             versions of L4T, Python, numpy, TensorRT, pycuda, GPU
@@ -161,7 +164,7 @@ def find_engine(manifest, requested=None):
         if os.path.isfile(path):
             return path
     raise errors().UserError("no engine built yet in %s: run ./build_engine.sh first"
-                    % os.path.join(BUNDLE_DIR, "engines"))
+                             % os.path.join(BUNDLE_DIR, "engines"))
 
 
 def build_with_builder(onnx_path, record, engine_path, precision, args):
