@@ -249,3 +249,24 @@ def test_quote_path_gives_one_shell_word_never_an_option(path, tmp_path):
     shown = run_shell("printf '%s\\n' " + quote_path(path), tmp_path)
     assert shown.stdout.splitlines() == [("./" + path) if path.startswith("-") else path]
     assert not (tmp_path / "pwned").exists()
+
+
+def test_a_file_added_to_the_bundle_during_the_export_is_not_deleted(made, trt82_onnx, tmp_path,
+                                                                     monkeypatch):
+    """--force checks ownership again just before the rename: the export takes minutes."""
+    folder = copy_of(made, tmp_path)
+    shutil.copy(made.tar_path, folder + ".tar.gz")
+    real = jb.write_sample
+    mine = os.path.join(folder, "notes.txt")
+
+    def write_sample_then_user_writes(*args, **kwargs):
+        real(*args, **kwargs)
+        with open(mine, "w") as f:
+            f.write("written while the export ran")
+
+    monkeypatch.setattr(jb, "write_sample", write_sample_then_user_writes)
+    with pytest.raises(InputError, match=r"refusing to replace .*notes\.txt"):
+        jb.build_bundle(jb.BundleOptions(output_dir=folder, onnx=trt82_onnx, tar=True,
+                                         force=True))
+    assert open(mine).read() == "written while the export ran"
+    assert sorted(os.listdir(str(tmp_path))) == ["tx2", "tx2.tar.gz"]  # no staging left

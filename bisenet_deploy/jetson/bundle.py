@@ -161,6 +161,11 @@ def build_bundle(options: BundleOptions) -> BundleResult:
         staging = tempfile.mkdtemp(prefix="." + os.path.basename(final) + ".", suffix=".tmp",
                                    dir=parent)
         manifest, onnx_rel, parity = _assemble(options, staging)
+        # the export took a while: what is at the outputs now must still be ours to replace
+        check_replaceable(final, "folder", force=options.force)
+        if options.tar:
+            check_replaceable(tar_path_for(final), "tarball", force=options.force,
+                              option="-o (DIR.tar.gz)")
         tar_path = None
         if options.tar:
             tar_path = tar_path_for(final)

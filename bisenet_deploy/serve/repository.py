@@ -232,6 +232,7 @@ def build_repository(options: RepositoryOptions) -> RepositoryResult:
         }
         write_json_atomic(os.path.join(staging, MANIFEST_NAME), manifest)
         _normalize_modes(staging)
+        check_output(options.output_dir, options.force)  # still ours after the copies
         move_into_place(staging, final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
