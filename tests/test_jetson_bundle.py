@@ -26,11 +26,13 @@ from bisenet_deploy.jetson import bundle as jb
 from bisenet_deploy.portable.bundle_manifest import verify_bundle
 
 #: the bundle's own top-level modules (imported from one bundle copy per test)
-BUNDLE_TOP_MODULES = ("jetson_run", "jetson_env", "jetson_build", "jetson_bench", "demo")
+BUNDLE_TOP_MODULES = ("jetson_run", "jetson_env", "jetson_build", "jetson_bench", "jetson_parity",
+                      "demo")
 INPUT = (256, 128)
 MODEL = (128, 64)
 EXPECTED_TOP = {"README.md", "manifest.json", "setup_jetson.sh", "build_engine.sh", "bench.sh",
-                "jetson_run.py", "jetson_env.py", "jetson_build.py", "jetson_bench.py", "demo.py",
+                "jetson_run.py", "jetson_env.py", "jetson_build.py", "jetson_bench.py",
+                "jetson_parity.py", "demo.py",
                 "bisenet_trt", "model"}
 
 

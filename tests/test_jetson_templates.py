@@ -285,7 +285,7 @@ def test_bundle_cli_without_manifest_says_so(mini_bundle):
 @pytest.fixture
 def helpers(mini_bundle, monkeypatch):
     monkeypatch.syspath_prepend(str(mini_bundle))
-    names = ("jetson_run", "jetson_env", "jetson_build", "jetson_bench", "demo")
+    names = ("jetson_run", "jetson_env", "jetson_build", "jetson_bench", "jetson_parity", "demo")
     for name in names:
         sys.modules.pop(name, None)
     import demo
@@ -309,25 +309,25 @@ def test_parse_tegra_release():
 
 
 def test_label_parity(helpers):
-    jetson_run, _ = helpers
+    import jetson_parity
     ref = np.zeros((4, 5), np.uint8)
     labels = ref.astype(np.int32).copy()
-    assert jetson_run.label_parity(labels, ref) == 1.0
+    assert jetson_parity.label_parity(labels, ref) == 1.0
     labels[0, :2] = 3
-    assert jetson_run.label_parity(labels, ref) == pytest.approx(1 - 2 / 20)
+    assert jetson_parity.label_parity(labels, ref) == pytest.approx(1 - 2 / 20)
     with pytest.raises(ValueError):
-        jetson_run.label_parity(labels[:2], ref)
+        jetson_parity.label_parity(labels[:2], ref)
 
 
 def test_parity_thresholds_and_random_weights(helpers):
-    jetson_run, _ = helpers
+    from jetson_parity import report_parity
     trained = {"model": {"weights": "checkpoint"}}
     random = {"model": {"weights": "random-init"}}
-    assert jetson_run.report_parity(0.9995, "fp32", trained)
-    assert not jetson_run.report_parity(0.995, "fp32", trained)
-    assert jetson_run.report_parity(0.995, "fp16", trained)
-    assert not jetson_run.report_parity(0.90, "fp16", trained)
-    assert jetson_run.report_parity(0.50, "fp16", random)  # not judged, only warned
+    assert report_parity(0.9995, "fp32", trained)
+    assert not report_parity(0.995, "fp32", trained)
+    assert report_parity(0.995, "fp16", trained)
+    assert not report_parity(0.90, "fp16", trained)
+    assert report_parity(0.50, "fp16", random)  # not judged, only warned
 
 
 def test_colorize_and_overlay(helpers):

@@ -32,7 +32,7 @@ LAZY_ONLY = {"tensorrt", "pycuda", "cv2", "PIL", "cuda"}
 OPTIONAL_GUARDED = {"cv2", "PIL", "cuda"}
 #: the bundle's own top-level modules (the portable copy is `bisenet_trt`)
 BUNDLE_MODULES = {"bisenet_trt", "jetson_run", "jetson_env", "jetson_build", "jetson_bench",
-                  "demo"}
+                  "jetson_parity", "demo"}
 #: standard-library modules that did not exist in Python 3.6 (vermin knows these too)
 STDLIB_AFTER_36 = {"dataclasses", "contextvars", "graphlib", "zoneinfo", "tomllib",
                    "importlib_metadata", "_xxsubinterpreters"}

@@ -12,7 +12,8 @@ run:
       bench.sh                   nvpmodel -m 0 + jetson_clocks, 5000-iteration timing, restores
       jetson_run.py              the bundle's command line (verify/check/build/bench/predict/demo)
       demo.py                    video file / CSI / USB camera overlay through OpenCV + GStreamer
-      jetson_*.py                its modules (environment checks, engine builds, benchmark)
+      jetson_*.py                its modules (environment checks, engine builds, benchmark,
+                                 label parity with the desktop)
       bisenet_trt/               bisenet_deploy/portable copied as-is (Python 3.6 runtime)
       model/<stem>.onnx          exported for --target trt8.2 (float input, INT32 labels, opset 13)
       model/<stem>.json          its metadata record and the export's parity report
@@ -57,7 +58,8 @@ RUNTIME_PACKAGE = "bisenet_trt"
 TEMPLATES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
 #: files copied from templates/ into the bundle root; shell scripts and entry points executable
 TEMPLATE_FILES = ("README.md", "setup_jetson.sh", "build_engine.sh", "bench.sh", "jetson_run.py",
-                  "jetson_env.py", "jetson_build.py", "jetson_bench.py", "demo.py")
+                  "jetson_env.py", "jetson_build.py", "jetson_bench.py", "jetson_parity.py",
+                  "demo.py")
 EXECUTABLES = ("setup_jetson.sh", "build_engine.sh", "bench.sh", "jetson_run.py", "demo.py")
 SHELL_SCRIPTS = ("setup_jetson.sh", "build_engine.sh", "bench.sh")
 PRECISIONS = ("fp16", "fp32")

@@ -32,7 +32,8 @@ if BUNDLE_DIR not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from bisenet_trt.errors import InputError, MissingDependencyError, UserError  # noqa: E402
+from bisenet_trt.errors import (InputError, MissingDependencyError, ParityError,  # noqa: E402
+                                UserError)
 from bisenet_trt.preprocess import prepare_input  # noqa: E402
 
 log = logging.getLogger("bisenet_jetson.demo")
@@ -225,6 +226,48 @@ def open_capture(args, input_size):
             "nvargus-daemon: sudo systemctl restart nvargus-daemon); for a USB camera try "
             "--device /dev/videoN; for a file check the codec" % source)
     return cap
+
+
+def predict(args):
+    """`jetson_run.py predict`: one image (default: the bundled sample) through the engine, the
+    label map and overlay written, the labels compared with the desktop's for the sample."""
+    import jetson_run
+    from jetson_parity import label_parity, precision_of, report_parity
+    manifest = jetson_run.load_manifest()
+    _, record = jetson_run.model_paths(manifest)
+    engine_path = jetson_run.find_engine(manifest, args.engine)
+    reference = None
+    if args.image:
+        image = read_image_rgb(args.image)
+        name = os.path.splitext(os.path.basename(args.image))[0]
+    else:
+        image, reference = jetson_run.load_sample(manifest)
+        name = "sample"
+    with jetson_run.open_runner(engine_path, zero_copy=args.zero_copy) as runner:
+        rec = jetson_run.runner_record(runner, record)
+        batch = prepare_input(image, rec)
+        runner.infer(batch)  # first call pays for lazy initialisation
+        t0 = time.perf_counter()
+        labels = runner.infer(batch)["labels"][0]
+        ms = (time.perf_counter() - t0) * 1000.0
+    names = rec["model"]["class_names"]
+    counts = np.bincount(labels.reshape(-1).astype(np.int64), minlength=len(names))
+    print("%s: %dx%d labels in %.1f ms" % (name, labels.shape[1], labels.shape[0], ms))
+    for cls in np.argsort(-counts)[:5]:
+        if counts[cls]:
+            print("  %-16s %5.1f%%" % (names[cls], 100.0 * counts[cls] / labels.size))
+    out_dir = args.output or os.path.join(BUNDLE_DIR, "predictions")
+    os.makedirs(out_dir, exist_ok=True)
+    for path in write_prediction(out_dir, name, image, labels, rec["model"]["palette"]):
+        print("wrote %s" % path)
+    if reference is not None:
+        share = label_parity(labels, reference)
+        precision = precision_of(engine_path, jetson_run.default_precision(manifest))
+        print("parity with the desktop ONNX Runtime labels: %.3f%% identical" % (100.0 * share))
+        if not report_parity(share, precision, rec):
+            raise ParityError("the engine's labels differ from the desktop's (%.3f%% identical)"
+                              % (100.0 * share))
+    return 0
 
 
 def run(args):

@@ -2,15 +2,14 @@
 """Command line of a bisenet-deploy Jetson bundle: verify, check, build, bench, predict, demo.
 
 This file and its jetson_*.py modules (jetson_env: the device's versions; jetson_build: engine
-builds; jetson_bench: timing and its report) are copied into the bundle as-is by `bisenet-export
-jetson`. They run on a Jetson TX2 with JetPack 4.6 as shipped: Python 3.6, numpy 1.19, the system
-TensorRT 8.2 and pycuda 2022.1. They import only the standard library, numpy and the bundle's own
-`bisenet_trt` package (the toolkit's portable runtime, copied unchanged); tensorrt and pycuda are
-imported only by the commands that need them, so `verify`, `check` and `--help` work before
-`setup_jetson.sh` ran. `verify` imports nothing from the bundle: it runs the bundle's
-bisenet_trt/bundle_manifest.py only from bytes whose sha256 matches the manifest, and the bundle's
-folder stays off sys.path until a command needs the bundle's modules (then after the standard
-library), so a file planted in a bundle never runs before `verify` has named it.
+builds; jetson_bench: timing; jetson_parity: labels against the desktop's) are copied into the
+bundle as-is by `bisenet-export jetson`. They run on a Jetson TX2 with JetPack 4.6 as shipped:
+Python 3.6, numpy 1.19, the system TensorRT 8.2 and pycuda 2022.1. They import only the standard
+library, numpy and the bundle's own `bisenet_trt` package (the toolkit's portable runtime, copied
+unchanged); tensorrt and pycuda are imported only by the commands that need them, so `verify`,
+`check` and `--help` work before `setup_jetson.sh` ran. `verify` imports nothing from the bundle:
+it runs bundle_manifest.py only from bytes whose sha256 matches the manifest, and the bundle's
+folder stays off sys.path until a command needs its modules (then after the standard library).
 
     python jetson_run.py verify            every bundle file is intact (sha256 from manifest.json)
     python jetson_run.py check             versions of L4T, Python, numpy, TensorRT, pycuda, GPU
@@ -26,15 +25,14 @@ import sys
 BUNDLE_DIR = os.path.dirname(os.path.abspath(__file__))
 #: the bundle's manifest code, standard library only, run by `verify` once its sha256 matches
 MANIFEST_TOOLS = "bisenet_trt/bundle_manifest.py"
-# the bundle's own commands leave no __pycache__ in it: the bundle stays exactly what its
-# manifest lists (verify and `bisenet-export jetson --force` refuse anything else)
+# no __pycache__ in the bundle: it stays what its manifest lists (verify, --force refuse more)
 sys.dont_write_bytecode = True
 if __name__ == "__main__":
-    # Python put this script's folder first on sys.path, where a file planted in the bundle
-    # (json.py, argparse.py...) would stand in for the standard library; it goes back last, after
-    # the standard library, when a command needs the bundle's modules (use_bundle_modules)
+    # Python put this folder first on sys.path, where a planted json.py would stand in for the
+    # standard library's; use_bundle_modules puts it back last when a command needs the bundle
     sys.path[:] = [p for p in sys.path
                    if os.path.realpath(p or os.curdir) != os.path.realpath(BUNDLE_DIR)]
+    sys.modules.setdefault("jetson_run", sys.modules["__main__"])  # demo.py imports it
 
 import argparse  # noqa: E402 (the standard library only, until the bundle is verified)
 import hashlib  # noqa: E402
@@ -43,10 +41,6 @@ import logging  # noqa: E402
 import time  # noqa: E402
 import types  # noqa: E402
 
-log = logging.getLogger("bisenet_jetson")
-
-#: identical-label share the engine must reach against the desktop ONNX Runtime labels
-PARITY_MIN_IDENTICAL = {"fp32": 0.999, "fp16": 0.98}
 #: where JetPack 4.6 installs trtexec (jetson_build.py uses the path `--trtexec-path` gives)
 TRTEXEC_JETSON = "/usr/src/tensorrt/bin/trtexec"
 
@@ -58,8 +52,7 @@ class BundleError(Exception):
 
 
 def use_bundle_modules():
-    """Let the bundle's modules be imported: its folder goes on sys.path after the standard
-    library, so no file in it stands in for one of Python's."""
+    """The bundle's folder on sys.path, after the standard library (which nothing shadows)."""
     if BUNDLE_DIR not in sys.path:
         sys.path.append(BUNDLE_DIR)
 
@@ -198,17 +191,6 @@ def load_sample(manifest, bundle_dir=BUNDLE_DIR):
     return data["image"], labels
 
 
-def label_parity(labels, reference):
-    """Share of identical labels between the engine's and the desktop's label maps."""
-    np = numpy()
-    labels = np.asarray(labels).reshape(-1)
-    reference = np.asarray(reference).reshape(-1)
-    if labels.shape != reference.shape:
-        raise errors().InputError("label maps differ in size: %s vs %s"
-                                  % (labels.shape, reference.shape))
-    return float(np.mean(labels.astype(np.int64) == reference.astype(np.int64)))
-
-
 def check_parity(manifest, engine_path, record, zero_copy=False):
     """Run the bundled sample through the engine and compare with the desktop labels."""
     image, reference = load_sample(manifest)
@@ -217,31 +199,8 @@ def check_parity(manifest, engine_path, record, zero_copy=False):
     with open_runner(engine_path, zero_copy=zero_copy) as runner:
         rec = runner_record(runner, record)
         outputs = runner.infer(prepare_input(image, rec))
-    labels = outputs["labels"][0]
-    return label_parity(labels, reference)
-
-
-def precision_of(engine_path, manifest):
-    from bisenet_trt.engine_paths import sidecar_path
-    try:
-        with open(sidecar_path(engine_path), "r") as f:
-            return json.load(f).get("precision") or default_precision(manifest)
-    except (IOError, OSError, ValueError):
-        return default_precision(manifest)
-
-
-def report_parity(share, precision, record):
-    """Log the parity figure; True when it passes (or cannot be judged on random weights)."""
-    need = PARITY_MIN_IDENTICAL.get(precision, PARITY_MIN_IDENTICAL["fp16"])
-    passed = share >= need
-    random_weights = record.get("model", {}).get("weights") == "random-init"
-    log.info("parity with the desktop (ONNX Runtime) on the bundled sample: %.3f%% identical "
-             "labels (%s needs >= %.1f%%)", 100.0 * share, precision, 100.0 * need)
-    if not passed and random_weights:
-        log.warning("below the threshold, but the model has random weights (near-tie scores "
-                    "flip easily): not judged; export a trained checkpoint for a real check")
-        return True
-    return passed
+    from jetson_parity import label_parity
+    return label_parity(outputs["labels"][0], reference)
 
 
 # -- commands ----------------------------------------------------------------------------------
@@ -307,6 +266,7 @@ def cmd_build(args):
     if share is None:
         return 0
     print("parity with the desktop ONNX Runtime labels: %.3f%% identical" % (100.0 * share))
+    from jetson_parity import report_parity
     if not report_parity(share, precision, record):
         raise errors().ParityError("the engine's labels differ from the desktop's on the bundled "
                                    "sample (%.3f%% identical): rebuild with --fp32 to see whether "
@@ -331,44 +291,8 @@ def cmd_bench(args):
 
 
 def cmd_predict(args):
-    np = numpy()
-    manifest = load_manifest()
-    _, record = model_paths(manifest)
-    engine_path = find_engine(manifest, args.engine)
     import demo
-    reference = None
-    if args.image:
-        image = demo.read_image_rgb(args.image)
-        name = os.path.splitext(os.path.basename(args.image))[0]
-    else:
-        image, reference = load_sample(manifest)
-        name = "sample"
-    with open_runner(engine_path, zero_copy=args.zero_copy) as runner:
-        rec = runner_record(runner, record)
-        batch = prepare_input(image, rec)
-        runner.infer(batch)  # first call pays for lazy initialisation
-        t0 = time.perf_counter()
-        labels = runner.infer(batch)["labels"][0]
-        ms = (time.perf_counter() - t0) * 1000.0
-    names = rec["model"]["class_names"]
-    counts = np.bincount(labels.reshape(-1).astype(np.int64), minlength=len(names))
-    print("%s: %dx%d labels in %.1f ms" % (name, labels.shape[1], labels.shape[0], ms))
-    for cls in np.argsort(-counts)[:5]:
-        if counts[cls]:
-            print("  %-16s %5.1f%%" % (names[cls], 100.0 * counts[cls] / labels.size))
-    out_dir = args.output or os.path.join(BUNDLE_DIR, "predictions")
-    os.makedirs(out_dir, exist_ok=True)
-    written = demo.write_prediction(out_dir, name, image, labels, rec["model"]["palette"])
-    for path in written:
-        print("wrote %s" % path)
-    if reference is not None:
-        share = label_parity(labels, reference)
-        precision = precision_of(engine_path, manifest)
-        print("parity with the desktop ONNX Runtime labels: %.3f%% identical" % (100.0 * share))
-        if not report_parity(share, precision, rec):
-            raise errors().ParityError("the engine's labels differ from the desktop's "
-                                       "(%.3f%% identical)" % (100.0 * share))
-    return 0
+    return demo.predict(args)
 
 
 def build_parser():
