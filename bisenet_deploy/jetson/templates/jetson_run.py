@@ -291,6 +291,7 @@ def cmd_bench(args):
 
 
 def cmd_predict(args):
+    numpy()  # demo.py imports numpy: without it, one line saying what to install
     import demo
     return demo.predict(args)
 
