@@ -76,7 +76,7 @@ while read -r flavour target; do
     short=${flavour/tensorrt-rtx/rtx}
     short=${short/tensorrt/trt}
     base=export/gpu-check-$target-2048x1024-to-1024x512-labels
-    common=(--input-size 2048x1024 --model-size 1024x512 --output labels --target "$target")
+    common=(--input-size 2048x1024 --network-size 1024x512 --outputs labels --target "$target")
     echo "== $flavour: export ($target) and FP32/FP16 engines"
     bisenet-export onnx "${common[@]}" ${ckpt_args[@]+"${ckpt_args[@]}"} -o "$base.onnx" ||
         { fail "export for $flavour" $?; continue; }
@@ -88,8 +88,8 @@ while read -r flavour target; do
     fi
     e32=engines/gpu-check-$short-fp32.engine
     e16=engines/gpu-check-$short-fp16.engine
-    bisenet-build-engine "$base.onnx" --backend "$flavour" --fp32 -o "$e32" || fail "FP32 build" $?
-    bisenet-build-engine "$fp16_onnx" --backend "$flavour" --fp16 -o "$e16" || fail "FP16 build" $?
+    bisenet-build-engine "$base.onnx" --trt-flavour "$flavour" --fp32 -o "$e32" || fail "FP32 build" $?
+    bisenet-build-engine "$fp16_onnx" --trt-flavour "$flavour" --fp16 -o "$e16" || fail "FP16 build" $?
     models=(--onnx "$base.onnx" ${ckpt_args[@]+"${ckpt_args[@]}"})
     bench "$short-fp32" "${models[@]}" --engine "$e32" --backend tensorrt torch-cuda
     bench "$short-fp16" --onnx "$fp16_onnx" ${ckpt_args[@]+"${ckpt_args[@]}"} --engine "$e16" \

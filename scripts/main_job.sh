@@ -80,7 +80,7 @@ else
 fi
 
 echo "== bisenet-export onnx ($TARGET) -> $ONNX"
-export_args=(--input-size 2048x1024 --model-size 1024x512 --output labels --target "$TARGET")
+export_args=(--input-size 2048x1024 --network-size 1024x512 --outputs labels --target "$TARGET")
 if [ -n "$CHECKPOINT" ]; then
     export_args+=(--checkpoint "$CHECKPOINT")
 fi
@@ -103,7 +103,7 @@ model_args=(--onnx "$ONNX")
 gpu_backends=()
 if [ "$BUILD_ENGINE" = 1 ]; then
     echo "== bisenet-build-engine ($TRT_FLAVOUR $TRT_VERSION) -> $ENGINE"
-    build_args=("$ENGINE_ONNX" -o "$ENGINE" --backend "$TRT_FLAVOUR")
+    build_args=("$ENGINE_ONNX" -o "$ENGINE" --trt-flavour "$TRT_FLAVOUR")
     [ "$PRECISION" = "fp16" ] && build_args+=(--fp16)
     bisenet-build-engine "${build_args[@]}"
     if [ "$RUN_ENGINE" = 1 ]; then

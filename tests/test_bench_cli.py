@@ -247,7 +247,7 @@ def test_image_option_times_that_image(tmp_path, model_files, fake_factory, caps
     img = tmp_path / "street.png"
     Image.fromarray(np.full((20, 40, 3), 7, np.uint8)).save(img)
     path = tmp_path / "r.json"
-    code, out, err = _run(["--onnx", onnx, "--backend", "onnxruntime", "--image", str(img),
+    code, out, err = _run(["--onnx", onnx, "--backend", "onnxruntime", "--images", str(img),
                            "--iters", "3", "--buffers", "2", "--json", str(path)], capsys)
     assert code == 0, err
     source = rep.load_report(path)["timed"]["input"]
@@ -255,7 +255,7 @@ def test_image_option_times_that_image(tmp_path, model_files, fake_factory, caps
     assert source["resized_on_host_to"] == [32, 16] and source["buffers"] == 2
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not a png")
-    code, _, err = _run(["--onnx", onnx, "--image", str(bad), "--iters", "2"], capsys)
+    code, _, err = _run(["--onnx", onnx, "--images", str(bad), "--iters", "2"], capsys)
     assert code == 5 and "cannot read image" in err  # an unusable file, as in every command
 
 

@@ -88,7 +88,7 @@ def test_cpu_machine_exports_random_weights_and_benches_the_cpu_backends(tmp_pat
     assert proc.returncode == 0, proc.stdout
     onnx = "export/main-job-random-init-2048x1024-to-1024x512-labels.onnx"
     assert calls == [
-        "bisenet-export onnx --input-size 2048x1024 --model-size 1024x512 --output labels "
+        "bisenet-export onnx --input-size 2048x1024 --network-size 1024x512 --outputs labels "
         "--target trt10 -o " + onnx,
         "bisenet-bench --onnx %s --backend onnxruntime torch --iters 20 --plot" % onnx,
     ]
@@ -101,7 +101,7 @@ FP16 = ONNX[:-len(".onnx")] + "-fp16.onnx"
 
 def _trt11_exports():
     """The two exports for a strongly typed TensorRT's FP16 engine: FP32 (CPU backends), FP16."""
-    common = ("bisenet-export onnx --input-size 2048x1024 --model-size 1024x512 --output labels "
+    common = ("bisenet-export onnx --input-size 2048x1024 --network-size 1024x512 --outputs labels "
               "--target trt11")
     return [common + " -o " + ONNX, common + " --precision fp16 -o " + FP16]
 
@@ -114,7 +114,7 @@ def test_cpu_machine_with_tensorrt_rtx_builds_a_real_engine_it_cannot_run(tmp_pa
     engine = "engines/main-job-random-init-rtx-fp16.engine"
     # TensorRT-RTX is strongly typed: trt11 rules, and an FP16 graph for the FP16 engine
     assert calls == _trt11_exports() + [
-        "bisenet-build-engine %s -o %s --backend tensorrt-rtx --fp16" % (FP16, engine),
+        "bisenet-build-engine %s -o %s --trt-flavour tensorrt-rtx --fp16" % (FP16, engine),
         # the engine cannot run without a GPU: only the CPU backends are timed
         "bisenet-bench --onnx %s --backend onnxruntime torch --iters 20 --plot" % ONNX,
     ]
@@ -156,7 +156,7 @@ def test_gpu_machine_exports_for_its_tensorrt_builds_and_benches_gpu_then_cpu(tm
     engine = "engines/main-job-random-init-fp16.engine"
     # TensorRT 11 builds FP16 from an FP16 graph; the CPU backends keep the FP32 one
     assert calls == _trt11_exports() + [
-        "bisenet-build-engine %s -o %s --backend tensorrt --fp16" % (FP16, engine),
+        "bisenet-build-engine %s -o %s --trt-flavour tensorrt --fp16" % (FP16, engine),
         "bisenet-bench --onnx %s --engine %s --backend tensorrt --iters 50 --plot"
         % (ONNX, engine),
         "bisenet-bench --onnx %s --engine %s --backend onnxruntime torch --iters 20 --plot"

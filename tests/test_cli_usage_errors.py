@@ -7,7 +7,7 @@ from bisenet_deploy.cli import bench_main, export_main, serve_main
 
 @pytest.mark.parametrize("main, argv, words", [
     (export_main.main, ["onnx", "--target", "trt9"], ["invalid choice: 'trt9'", "onnx --help"]),
-    (export_main.main, ["summary", "--model-size", "big"], ["--model-size", "summary --help"]),
+    (export_main.main, ["summary", "--network-size", "big"], ["--network-size", "summary --help"]),
     (export_main.main, ["checkpoint"], ["--checkpoint", "checkpoint --help"]),
     (export_main.main, ["no-such-command"], ["invalid choice"]),
     (bench_main.main, ["--backend", "foo"], ["unknown backend 'foo'", "--help"]),

@@ -39,8 +39,8 @@ def test_the_readme_table_is_the_code_table():
 
 @pytest.mark.parametrize("argv, words", [
     (["onnx", "--input-size", "-1x5"], "size '-1x5' is not WIDTHxHEIGHT with positive integers"),
-    (["onnx", "--model-size", "-64x32"], "size '-64x32' is not WIDTHxHEIGHT"),
-    (["onnx", "--dynamic-batch", "-1:2:4"], "needs 1 <= MIN <= OPT <= MAX"),
+    (["onnx", "--network-size", "-64x32"], "size '-64x32' is not WIDTHxHEIGHT"),
+    (["onnx", "--batch-range", "-1:2:4"], "needs 1 <= MIN <= OPT <= MAX"),
     (["jetson", "--input-size", "-2048x1024", "-o", "b"], "with positive integers"),
 ])
 def test_negative_numbers_are_named_not_taken_for_options(argv, words, capsys):

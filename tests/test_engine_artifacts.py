@@ -189,7 +189,7 @@ def test_tensorrt_rtx_engine_refused_by_full_tensorrt_and_outside_its_targets():
         sidecar.check_engine_compatible(rtx, "10.13.0", "NVIDIA A10", "8.6", "tensorrt")
     msg = str(info.value)
     assert "built with TensorRT-RTX 1.7.1 and cannot be loaded by TensorRT 10.13.0" in msg
-    assert "pip install -e '.[rtx]'" in msg and "--backend tensorrt" in msg
+    assert "pip install -e '.[rtx]'" in msg and "--trt-flavour tensorrt" in msg
     with pytest.raises(IncompatibleEngineError, match="built with TensorRT 10.3.0 .*TensorRT-RTX"):
         sidecar.check_engine_compatible(_sidecar(), "1.7.1", "NVIDIA A10", "8.6", "tensorrt-rtx")
     with pytest.raises(IncompatibleEngineError) as info:

@@ -131,7 +131,32 @@ def test_fp16_from_an_fp32_graph_is_one_line_naming_the_export(exports, tmp_path
         msg = str(info.value)
         assert "TensorRT-RTX 1.7.1 has no FP16 flag" in msg and "\n" not in msg
         assert "`bisenet-export onnx --target trt11 --precision fp16`" in msg
+        _check_exact_commands(msg, path, record)
     assert _nothing_written(tmp_path)
+
+
+def _check_exact_commands(msg, path, record):
+    """The refusal spells the export to run (this export's options, trt11, fp16) and the build of
+    the file it writes: what the user types next, parsed by the real parsers."""
+    import re
+    import shlex
+
+    from bisenet_deploy.cli.build_engine_main import build_parser as build_engine_parser
+    from bisenet_deploy.cli.export_main import build_parser as export_parser
+
+    export_line, build_line = re.findall(r"`(bisenet-export onnx [^`]*|bisenet-build-engine [^`]*)`",
+                                         msg)[-2:]
+    words = shlex.split(export_line)
+    assert words[:2] == ["bisenet-export", "onnx"]
+    args = export_parser().parse_args(words[1:])
+    export = record["export"]
+    assert (list(args.input_size), list(args.network_size)) == (export["input_size"],
+                                                                export["model_size"])
+    assert (args.outputs, args.target, args.precision) == (export["output"], "trt11", "fp16")
+    assert args.arch == record["model"]["arch"] and args.checkpoint is None  # random-init weights
+    assert args.output == os.path.splitext(path)[0] + "-fp16.onnx"
+    build = build_engine_parser().parse_args(shlex.split(build_line)[1:])
+    assert build.onnx == args.output
 
 
 def test_int8_and_foreign_targets_refused_with_the_reason(exports, tmp_path):
@@ -205,20 +230,20 @@ def test_cli_builds_and_refuses_in_one_line(exports, tmp_path, capsys):
 
     path, _ = exports["fp16-both"]
     engine = tmp_path / "e.engine"
-    assert main([path, "--backend", "tensorrt-rtx", "--fp16", "-o", str(engine)]) == 0
+    assert main([path, "--trt-flavour", "tensorrt-rtx", "--fp16", "-o", str(engine)]) == 0
     out = capsys.readouterr().out
     assert "built:    FP16 engine for SM 8.0, 8.6, 8.9, 12.0, 12.1, TensorRT-RTX" in out
     assert "no GPU here: built ahead of time" in out and engine.is_file()
     assert "layers:   " in out and " fp16, " in out and "(from TensorRT's build log)" in out
     assert (tmp_path / "e.json").is_file()
     path32, _ = exports["fp32-labels"]
-    assert main([path32, "--backend", "tensorrt-rtx", "--fp16", "-o",
+    assert main([path32, "--trt-flavour", "tensorrt-rtx", "--fp16", "-o",
                  str(tmp_path / "x.engine")]) == 2
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "--target trt11 --precision fp16" in errors[0]
     assert "Traceback" not in err
-    assert main([path32, "--backend", "tensorrt-rtx", "--trtexec"]) == 2
+    assert main([path32, "--trt-flavour", "tensorrt-rtx", "--trtexec"]) == 2
     assert main(["--inspect", str(engine)]) == 1  # an RTX engine is only loaded on a GPU
     err = capsys.readouterr().err
     assert "needs an NVIDIA GPU" in err and "layer precisions TensorRT chose" in err
@@ -260,6 +285,6 @@ def test_triton_refuses_a_tensorrt_rtx_engine(exports, tmp_path):
 
     path, record = exports["fp32-labels"]
     result = build_engine(path, record, BuildOptions(output=str(tmp_path / "e.engine")))
-    with pytest.raises(IncompatibleEngineError, match="TensorRT-RTX engine.*--backend tensorrt"):
+    with pytest.raises(IncompatibleEngineError, match="TensorRT-RTX engine.*--trt-flavour tensorrt"):
         engine_model(result.engine_path, "m", RepositoryOptions(output_dir=str(tmp_path / "r")))
 

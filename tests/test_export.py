@@ -417,8 +417,13 @@ def test_default_output_path_names_the_export(loaded):
                                                  kw.get("target", "trt10"), 13))
 
     stem = f"{ARCH}-cityscapes-2048x1024-to-1024x512"
+    # -fp16 names an FP16 graph only: trt8.2 keeps the FP32 graph (FP16 is the builder's flag)
     assert name(target="trt8.2", dynamic_batch=(1, 2, 4), precision="fp16") == os.path.join(
-        "export", f"{stem}-labels-trt8.2-fp16-dyn1-4.onnx")
+        "export", f"{stem}-labels-trt8.2-dyn1-4.onnx")
+    assert name(target="trt10", precision="fp16") == os.path.join(
+        "export", f"{stem}-labels-trt10.onnx")
+    assert name(target="trt11", precision="fp16") == os.path.join(
+        "export", f"{stem}-labels-trt11-fp16.onnx")
     assert name(target="trt10", input_dtype="uint8", channel_order="bgr", batch=4,
                 output="both") == os.path.join("export", f"{stem}-both-trt10-uint8-bgr-b4.onnx")
     assert name(normalize="none", output="logits") == os.path.join(

@@ -12,8 +12,8 @@ from bisenet_deploy.export.onnx_metadata import read_record
 def test_export_onnx_cli_writes_a_proven_graph_and_prints_a_summary(tmp_path, capsys):
     out = tmp_path / "m.onnx"
     rc = main(["onnx", "--arch", "bisenetv2-coincheung", "--input-size", "128x64",
-               "--model-size", "64x32", "--target", "trt8.2", "--output", "both",
-               "--dynamic-batch", "1:1:2", "-o", str(out)])
+               "--network-size", "64x32", "--target", "trt8.2", "--outputs", "both",
+               "--batch-range", "1:1:2", "-o", str(out)])
     assert rc == 0
     printed = capsys.readouterr()
     assert f"wrote {out}" in printed.out
@@ -28,7 +28,7 @@ def test_export_onnx_cli_writes_a_proven_graph_and_prints_a_summary(tmp_path, ca
 
 def test_export_onnx_cli_bad_sizes_exit_cleanly_without_a_file(tmp_path, capsys):
     out = tmp_path / "m.onnx"
-    rc = main(["onnx", "--input-size", "2048x1024", "--model-size", "1000x500", "-o", str(out)])
+    rc = main(["onnx", "--input-size", "2048x1024", "--network-size", "1000x500", "-o", str(out)])
     assert rc == 2
     err = capsys.readouterr().err
     assert "multiples of 32" in err and "Traceback" not in err

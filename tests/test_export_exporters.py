@@ -178,7 +178,7 @@ def test_a_normal_export_raises_no_deprecation_or_tracer_warning(loaded, tmp_pat
 def test_cli_dynamo_trt82_is_an_opset13_graph_that_passes_the_rules(tmp_path, capsys):
     out = tmp_path / "j.onnx"
     assert main(["onnx", "--exporter", "dynamo", "--target", "trt8.2", "--input-size", "128x64",
-                 "--model-size", "64x32", "-o", str(out)]) == 0
+                 "--network-size", "64x32", "-o", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "trt8.2 opset 13" in printed and "exporter dynamo" in printed
     assert "parity  labels identical" in printed

@@ -159,7 +159,7 @@ def test_parser_verdict_is_recorded_in_the_cli_output(tmp_path, capsys):
 
     path = tmp_path / "m.onnx"
     assert main(["onnx", "--arch", "bisenetv2-coincheung", "--input-size", "96x48",
-                 "--model-size", "64x32", "--target", "trt11", "--skip-parity",
+                 "--network-size", "64x32", "--target", "trt11", "--skip-parity",
                  "--exporter", "torchscript", "-o", str(path)]) == 0
     out = capsys.readouterr().out
     assert "  parser  TensorRT-RTX 1.7.1 ONNX parser: PASS" in out

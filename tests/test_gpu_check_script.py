@@ -50,14 +50,14 @@ def test_each_flavour_gets_fp32_fp16_and_cuda_graph_runs_with_reports(tmp_path):
     pytest.importorskip("tensorrt_rtx_bindings", reason="TensorRT-RTX is not installed here")
     proc, calls = _run(tmp_path)
     base = "export/gpu-check-trt11-2048x1024-to-1024x512-labels"
-    common = "--input-size 2048x1024 --model-size 1024x512 --output labels --target trt11"
+    common = "--input-size 2048x1024 --network-size 1024x512 --outputs labels --target trt11"
     e32, e16 = "engines/gpu-check-rtx-fp32.engine", "engines/gpu-check-rtx-fp16.engine"
     bench = "--iters 50 --json benchmarks/gpu-check-%s.json --plot benchmarks/gpu-check-%s.png"
     assert calls == [
         "bisenet-export onnx %s -o %s.onnx" % (common, base),
         "bisenet-export onnx %s --precision fp16 -o %s-fp16.onnx" % (common, base),
-        "bisenet-build-engine %s.onnx --backend tensorrt-rtx --fp32 -o %s" % (base, e32),
-        "bisenet-build-engine %s-fp16.onnx --backend tensorrt-rtx --fp16 -o %s" % (base, e16),
+        "bisenet-build-engine %s.onnx --trt-flavour tensorrt-rtx --fp32 -o %s" % (base, e32),
+        "bisenet-build-engine %s-fp16.onnx --trt-flavour tensorrt-rtx --fp16 -o %s" % (base, e16),
         "bisenet-bench --onnx %s.onnx --engine %s --backend tensorrt torch-cuda " % (base, e32)
         + bench % ("rtx-fp32", "rtx-fp32"),
         "bisenet-bench --onnx %s-fp16.onnx --engine %s --backend tensorrt torch-cuda " % (base, e16)

@@ -22,7 +22,7 @@ def test_a_signal_during_the_jetson_export_removes_the_staging_folder(tmp_path, 
     out = tmp_path / "bundle"
     proc = subprocess.Popen(
         [sys.executable, "-m", "bisenet_deploy.cli.export_main", "jetson", "--input-size",
-         "128x64", "--model-size", "64x32", "-o", str(out)],
+         "128x64", "--network-size", "64x32", "-o", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         preexec_fn=_with_default_ctrl_c)
     deadline = time.time() + 120

@@ -429,7 +429,7 @@ def test_cli_help_without_tensorrt():
 
     out = help_without_tensorrt("export_main", ["jetson", "--help"])
     assert out.returncode == 0, out.stderr
-    for option in ("--checkpoint", "--input-size", "--model-size", "--fp16", "--fp32", "--tar",
+    for option in ("--checkpoint", "--input-size", "--network-size", "--fp16", "--fp32", "--tar",
                    "--force", "--onnx"):
         assert option in out.stdout
 
@@ -437,7 +437,7 @@ def test_cli_help_without_tensorrt():
 def test_cli_bad_model_size_is_one_clear_line(tmp_path):
     from bisenet_deploy.cli.export_main import main
 
-    rc = main(["jetson", "--input-size", "256x128", "--model-size", "100x50",
+    rc = main(["jetson", "--input-size", "256x128", "--network-size", "100x50",
                "-o", str(tmp_path / "b"), "-q"])
     assert rc != 0
     assert os.listdir(str(tmp_path)) == []

@@ -307,7 +307,7 @@ def test_export_onnx_refuses_to_overwrite_a_foreign_file(tmp_path, capsys):
 
     out = tmp_path / "model.onnx"
     out.write_text("a file of mine with the same name")
-    assert main(["onnx", "-o", str(out), "--input-size", "128x64", "--model-size", "64x32",
+    assert main(["onnx", "-o", str(out), "--input-size", "128x64", "--network-size", "64x32",
                  "--skip-parity", "-q"]) == 2
     assert "refusing to replace" in _one_error_line(capsys.readouterr().err)
     assert out.read_text() == "a file of mine with the same name"

@@ -36,7 +36,7 @@ def test_json_is_one_object_with_the_contract_keys(capsys):
 
 def test_json_model_size_and_classes(capsys):
     code, out, _ = run(capsys, "--arch", "bisenetv2-coincheung", "--num-classes", "150",
-                       "--model-size", "512x256", "--json")
+                       "--network-size", "512x256", "--json")
     assert code == 0
     result = json.loads(out)
     assert result["stages"]["head"]["output_shape"] == [1, 150, 256, 512]
@@ -55,7 +55,7 @@ def test_table_shows_paper_figures(capsys):
 
 @pytest.mark.parametrize("size", ["1000x512", "1024x500"])
 def test_model_size_not_multiple_of_32_is_a_clear_error(capsys, size):
-    code, out, err = run(capsys, "--arch", "bisenetv2", "--model-size", size, "--json")
+    code, out, err = run(capsys, "--arch", "bisenetv2", "--network-size", size, "--json")
     assert code == 2
     assert out == ""
     assert "multiples of 32" in err and "1024x512" in err
@@ -64,7 +64,7 @@ def test_model_size_not_multiple_of_32_is_a_clear_error(capsys, size):
 
 def test_malformed_size_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exc:
-        main(["summary", "--model-size", "big"])
+        main(["summary", "--network-size", "big"])
     assert exc.value.code == 2
 
 
@@ -93,7 +93,7 @@ def test_checkpoint_selects_the_coincheung_arch(tmp_path, capsys):
 def test_console_stdout_is_pure_json():
     out = subprocess.run(
         [sys.executable, "-m", "bisenet_deploy.cli.export_main", "summary", "--arch",
-         "bisenetv2-coincheung", "--model-size", "256x128", "--json"],
+         "bisenetv2-coincheung", "--network-size", "256x128", "--json"],
         capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["params"] == 3_358_627

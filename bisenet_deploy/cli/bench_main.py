@@ -13,7 +13,9 @@ import sys
 
 from ..errors import InputError, UserError
 from . import bench_served
-from .common import add_logging_args, check_report_path, run_cli
+from .common import add_logging_args, check_report_path, emit_json, run_cli
+from .options import (JSON_STDOUT, PLOT_AUTO, add_backend, add_batch, add_images, add_json,
+                      add_no_progress, add_plot, add_precision)
 
 BACKENDS = ("tensorrt", "onnxruntime", "onnxruntime-cuda", "onnxruntime-trt", "torch",
             "torch-cuda")
@@ -50,7 +52,7 @@ example:
   bisenet-bench --onnx export/bisenetv2.onnx --checkpoint models/model_final_v2_city.pth \\
       --backend onnxruntime torch --iters 200 --plot
   bisenet-bench --backend onnxruntime:export/a.onnx onnxruntime:export/b.onnx --iters 100
-  bisenet-bench --engine engines/<gpu>-sm<XY>-trt<ver>/<name>-fp16.engine --backend tensorrt --iters 5000
+  bisenet-bench --engine engines/city-fp16.engine --backend tensorrt --iters 5000
 """
 
 
@@ -76,39 +78,37 @@ def build_parser():
     models.add_argument("--checkpoint", metavar="PATH",
                         help="PyTorch checkpoint (torch backends): ours or CoinCheung's .pth")
     run = p.add_argument_group("run")
-    run.add_argument("--backend", nargs="+", action="append", metavar="BACKEND[:PATH][@PREC]",
-                     type=backend_spec_arg,
-                     help="backend(s) to time, in order: %s, each optionally with its model "
-                          "file and precision (onnxruntime:m.onnx, tensorrt:m.engine@fp16). "
-                          "Several values or repeated. Default: every backend whose model is "
-                          "given" % ", ".join(BACKENDS))
+    add_backend(run, nargs="+", action="append", metavar="BACKEND[:PATH][@PREC]",
+                type=backend_spec_arg,
+                help="backend(s) to time, in order: %s, each optionally with its model "
+                     "file and precision (onnxruntime:m.onnx, tensorrt:m.engine@fp16). "
+                     "Several values or repeated. Default: every backend whose model is "
+                     "given" % ", ".join(BACKENDS))
     run.add_argument("--iters", type=int, default=5000,
                      help="timed calls per backend (default 5000, the paper's protocol; on a "
                           "CPU use 20-200)")
     run.add_argument("--warmup", type=int, default=None,
                      help="untimed calls first (default: iters/20, between 3 and 50)")
-    run.add_argument("--batch", type=int, default=1, help="images per call (default 1)")
-    run.add_argument("--precision", choices=("fp32", "fp16"), default=None,
-                     help="torch/onnxruntime precision (TensorRT: fixed by the engine)")
+    add_batch(run, "images per call (default 1)")
+    add_precision(run, ("fp32", "fp16"), "torch/onnxruntime precision (TensorRT: fixed by the "
+                                         "engine; per backend: BACKEND@fp16)")
     run.add_argument("--threads", type=int, default=None,
                      help="CPU threads for torch and onnxruntime (default: the library's)")
     run.add_argument("--buffers", type=int, default=4,
                      help="distinct input buffers rotated through (default 4)")
-    run.add_argument("--image", metavar="PATH",
-                     help="time on this image instead of synthetic 2048x1024 street scenes")
+    add_images(run, "time on this image (one) instead of synthetic 2048x1024 street scenes",
+               alias=("--image",))
     run.add_argument("--cuda-graph", action="store_true",
                      help="capture the call in a CUDA graph (tensorrt: needs cuda-python; "
                           "torch-cuda)")
     run.add_argument("--channels-last", action="store_true",
                      help="torch backends: channels_last memory format")
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_no_progress(run)
     out = p.add_argument_group("report")
-    out.add_argument("--json", metavar="PATH",
-                     help="report path (default benchmarks/<date>-<device>-<backends>.json)")
+    add_json(out, "report path (default benchmarks/<date>-<device>-<backends>.json)")
     out.add_argument("--no-json", action="store_true", help="write no report")
-    out.add_argument("--plot", metavar="PATH", nargs="?", const="auto",
-                     help="also write a PNG (histogram + trace per backend); without PATH: next "
-                          "to the JSON report")
+    add_plot(out, "also write a PNG (histogram + trace per backend); without PATH: next to "
+                  "the JSON report")
     bench_served.add_server_args(p)
     add_logging_args(p)
     p.set_defaults(func=_run)
@@ -132,8 +132,11 @@ def _requested_backends(args):
 
 
 def _check_args(args, specs=()):
-    files = [("--" + kind, getattr(args, kind)) for kind in ("engine", "onnx", "checkpoint",
-                                                             "image")]
+    files = [("--" + kind, getattr(args, kind)) for kind in ("engine", "onnx", "checkpoint")]
+    files += [("--images", path) for path in (args.images or [])]
+    if args.images and len(args.images) > 1:
+        raise InputError("--images: bisenet-bench times one image, got %d: give one"
+                         % len(args.images))
     files += [("--backend " + s.text, s.path) for s in specs]
     for option, path in files:
         if path and os.path.isdir(path):
@@ -261,14 +264,16 @@ def _run(args):
     specs = _requested_backends(args)
     _check_args(args, specs.values())
     names = set(s.backend for s in specs.values())
-    if not args.no_json:  # refuse an unwritable report path now, not after a 5000-call run
-        check_writable(args.json or os.path.join(rep.DEFAULT_FOLDER, "report.json"), "--json")
-        check_report_path(args.json, "--json")  # an earlier report may go, a user's file not
-    if args.plot and args.plot != "auto":
+    to_stdout = args.json == JSON_STDOUT
+    json_path = None if to_stdout else args.json
+    if not args.no_json and not to_stdout:  # refuse an unwritable path now, not after 5000 calls
+        check_writable(json_path or os.path.join(rep.DEFAULT_FOLDER, "report.json"), "--json")
+        check_report_path(json_path, "--json")  # an earlier report may go, a user's file not
+    if args.plot and args.plot != PLOT_AUTO:
         check_report_path(args.plot, "--plot", kind="png")
-    elif args.plot and args.json and not args.no_json:  # the plot goes next to the report
-        check_report_path(os.path.splitext(args.json)[0] + ".png", "--plot", kind="png")
-    elif args.plot and args.no_json:
+    elif args.plot and json_path and not args.no_json:  # the plot goes next to the report
+        check_report_path(os.path.splitext(json_path)[0] + ".png", "--plot", kind="png")
+    elif args.plot and (args.no_json or to_stdout):
         check_report_path(os.path.join(rep.DEFAULT_FOLDER, "bench.png"), "--plot", kind="png")
     if args.cuda_graph and not {"tensorrt", "torch-cuda"} & names:
         print("note: --cuda-graph applies to tensorrt and torch-cuda only; ignored",
@@ -276,7 +281,7 @@ def _run(args):
     if args.channels_last and not any(b.startswith("torch") for b in names):
         print("note: --channels-last applies to the torch backends only; ignored",
               file=sys.stderr)
-    image = read_image(args.image) if args.image else None
+    image = read_image(args.images[0]) if args.images else None
     load_before = load_average()
     warmup = default_warmup(args.iters) if args.warmup is None else args.warmup
     entries, record, source = run_benchmarks(
@@ -344,19 +349,21 @@ def _run(args):
         print("note: random-init weights (speed is representative, labels are not)")
     if report["interrupted"]:
         print("note: interrupted (Ctrl-C): the report covers the calls done before it")
-    if not args.no_json:
+    if to_stdout and not args.no_json:
+        emit_json(report)
+    if not args.no_json and not to_stdout:
         ran = [backend_of(e["backend"]) for e in entries if e["status"] != "skipped"]
         path = args.json or rep.default_report_path(env, ran)  # named by what was timed
         rep.write_report(path, report)
         print("report: %s" % path)
         if args.plot:
             from ..bench.plot import plot_report
-            plot_path = os.path.splitext(path)[0] + ".png" if args.plot == "auto" else args.plot
+            plot_path = os.path.splitext(path)[0] + ".png" if args.plot == PLOT_AUTO else args.plot
             if plot_report(report, plot_path):
                 print("plot: %s" % plot_path)
     elif args.plot:
         from ..bench.plot import plot_report
-        plot_path = args.plot if args.plot != "auto" else os.path.join(
+        plot_path = args.plot if args.plot != PLOT_AUTO else os.path.join(
             rep.DEFAULT_FOLDER, "bench.png")
         if plot_report(report, plot_path):
             print("plot: %s" % plot_path)

@@ -9,6 +9,7 @@ import os
 import shlex
 
 from ..errors import InputError
+from .options import JSON_STDOUT
 
 SCHEMA = "bisenet-bench-served/1"
 
@@ -57,13 +58,13 @@ def run_served(args, make_opener):
     from ..text_table import format_table
 
     levels = _check(args)
-    if not args.no_json:
+    if not args.no_json and args.json != JSON_STDOUT:
         check_writable(args.json or os.path.join(rep.DEFAULT_FOLDER, "report.json"), "--json")
     direct_name = _direct_backend(args)
     probe = ServedRunner(args.server, args.model_name).activate()
     try:
         record = probe.metadata
-        image = read_image(args.image) if args.image else None
+        image = read_image(args.images[0]) if args.images else None
         inputs, source = make_inputs(record, args.batch, args.buffers, image=image,
                                      input_spec=None)
         check_outputs(probe.infer(inputs[0]), record, args.batch)
@@ -111,7 +112,11 @@ def run_served(args, make_opener):
         "timed": dict(rep.describe_timed(record, source, args.batch), end_to_end=SERVED_TEXT),
         "environment": env, "levels": results, "overhead": overhead,
     }
-    if not args.no_json:
+    if args.json == JSON_STDOUT and not args.no_json:
+        from .common import emit_json
+
+        emit_json(report)
+    elif not args.no_json:
         path = args.json or rep.default_report_path(env, ["served"])
         write_json_atomic(path, report)
         print("report: %s" % path)

@@ -3,8 +3,8 @@
 Three modes:
 - build (default): `bisenet-build-engine MODEL.onnx [--fp32|--fp16|--int8 --calib-images DIR] ...`
   runs portable/builder.py, the same code the Jetson bundle runs, with full TensorRT or
-  (`--backend tensorrt-rtx`, the default where only it is installed) TensorRT-RTX, which builds
-  without a GPU for the compute capabilities given by `--compute-capability`;
+  (`--trt-flavour tensorrt-rtx`, the default where only it is installed) TensorRT-RTX, which
+  builds without a GPU for the compute capabilities given by `--compute-capability`;
 - `--trtexec [--run] [--trt-version X]`: prints (and with --run executes) the equivalent trtexec
   command for the installed or the given TensorRT version;
 - `--inspect ENGINE`: per-layer precision and fusions from TensorRT's engine inspector.
@@ -16,22 +16,24 @@ what to install.
 import argparse
 import logging
 import os
-import sys
 
 from .. import __version__
 from ..errors import EngineError, InputError, MissingDependencyError, NoMetadataError
-from .common import add_logging_args, batch_profile_arg, non_negative_int, run_cli
+from .common import add_logging_args, emit_json, non_negative_int, run_cli
+from .options import (JSON_STDOUT, add_batch_range, add_json, add_output, add_precision,
+                      add_trt_flavour)
 
 log = logging.getLogger("bisenet_deploy.build_engine")
 
 EPILOG = """\
 examples:
   bisenet-build-engine export/model.onnx --fp16
-  bisenet-build-engine export/model.onnx --int8 --calib-images calib/ --batch 1:4:8
+  bisenet-build-engine export/model.onnx --int8 --calib-images calib/ --batch-range 1:4:8
   bisenet-build-engine export/model.onnx --fp16 --trtexec --trt-version 8.2.1   # print only
   bisenet-build-engine --inspect engines/<gpu>-sm86-trt10.13.0/model-fp16.engine
-  bisenet-build-engine export/model-trt11.onnx --backend tensorrt-rtx          # no GPU needed
-  bisenet-build-engine export/model-trt11-fp16.onnx --backend tensorrt-rtx --compute-capability 7.5
+  bisenet-build-engine export/model-trt11.onnx --trt-flavour tensorrt-rtx      # no GPU needed
+  bisenet-build-engine export/model-trt11-fp16.onnx --trt-flavour tensorrt-rtx \\
+      --compute-capability 7.5
 
 Default output: engines/<gpu-name>-sm<XY>-trt<version>/<onnx-stem>-<precision>.engine, with the
 JSON sidecar <onnx-stem>-<precision>.json beside it and the folder's timing.cache. TensorRT-RTX:
@@ -48,13 +50,10 @@ def build_parser():
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("onnx", nargs="?", metavar="MODEL.onnx", help="the ONNX from `bisenet-export onnx`")
     prec = p.add_argument_group("precision (default: what the ONNX was exported for)")
-    excl = prec.add_mutually_exclusive_group()
-    excl.add_argument("--fp32", dest="precision", action="store_const", const="fp32")
-    excl.add_argument("--fp16", dest="precision", action="store_const", const="fp16",
-                      help="FP16 (on TensorRT 11 the ONNX itself must be FP16: "
-                           "`bisenet-export onnx --target trt11 --precision fp16`)")
-    excl.add_argument("--int8", dest="precision", action="store_const", const="int8",
-                      help="INT8 with entropy calibration (needs --calib-images or a cache)")
+    add_precision(prec, ("fp32", "fp16", "int8"),
+                  "fp32; fp16 (on TensorRT 11 and TensorRT-RTX the ONNX itself must be FP16: "
+                  "`bisenet-export onnx --target trt11 --precision fp16`); int8 with entropy "
+                  "calibration (needs --calib-images or a cache)")
     prec.add_argument("--calib-images", metavar="DIR",
                       help="calibration images: .npy (H x W x 3 uint8 RGB) always, PNG/JPEG with "
                            "OpenCV or Pillow; prepared exactly as the ONNX metadata says")
@@ -65,14 +64,14 @@ def build_parser():
     prec.add_argument("--calib-max-images", type=int, default=None, metavar="N",
                       help="use at most N calibration images")
     b = p.add_argument_group("build")
-    b.add_argument("--backend", choices=("tensorrt", "tensorrt-rtx"), default=None,
-                   help="the TensorRT to build with (default: full TensorRT when installed, else "
-                        "TensorRT-RTX); their engines are not interchangeable")
+    add_trt_flavour(b, "the TensorRT to build with (default: full TensorRT when installed, else "
+                       "TensorRT-RTX); their engines are not interchangeable",
+                    alias=("--backend",))
     b.add_argument("--compute-capability", metavar="X.Y[,X.Y]",
                    help="TensorRT-RTX: the GPUs to build for, e.g. 7.5 for RTX 20xx (default: the "
                         "portable engine for SM 8.0, 8.6, 8.9, 12.0, 12.1); with --trtexec: the "
                         "target GPU's, for the precision checks")
-    b.add_argument("-o", "--output", metavar="PATH", help="engine path (default: see below)")
+    add_output(b, "engine path (default: see below)")
     b.add_argument("--workspace", type=int, default=None, metavar="MiB",
                    help="builder scratch memory limit (default: 1024 on TensorRT 8.2/8.3, "
                         "the device memory on 8.4+)")
@@ -80,9 +79,8 @@ def build_parser():
                    help="timing cache to load and save back (default: the engine folder's "
                         "timing.cache)")
     b.add_argument("--no-timing-cache", action="store_true", help="build without a timing cache")
-    b.add_argument("--batch", type=batch_profile_arg, default=None, metavar="MIN:OPT:MAX",
-                   help="batch range of the optimization profile (dynamic-batch ONNX only; "
-                        "default: the range it was exported with)")
+    add_batch_range(b, "batch range of the optimization profile (dynamic-batch ONNX only; "
+                       "default: the range it was exported with)", alias=("--batch",))
     b.add_argument("--opt-level", type=int, default=None, metavar="N",
                    help="builder optimization level 0-5 (TensorRT 8.6+; default 3)")
     b.add_argument("--tf32", action="store_true",
@@ -100,7 +98,7 @@ def build_parser():
                    help="with --trtexec: the target GPU's name for the default engine path")
     i = p.add_argument_group("inspect")
     i.add_argument("--inspect", metavar="ENGINE", help="print the engine's layers and precisions")
-    i.add_argument("--json", action="store_true", help="with --inspect: JSON instead of a table")
+    add_json(i, "with --inspect: the layers as JSON instead of a table")
     add_logging_args(p)
     p.set_defaults(func=_run)
     return p
@@ -140,12 +138,12 @@ def _options(args, trtexec=False):
 
     options = BuildOptions(
         precision=args.precision, output=args.output, workspace_mib=args.workspace,
-        timing_cache=args.timing_cache, batch=args.batch, opt_level=args.opt_level,
+        timing_cache=args.timing_cache, batch=args.batch_range, opt_level=args.opt_level,
         calib_images=args.calib_images, calib_cache=args.calib_cache,
         calib_batch_size=args.calib_batch, calib_max_images=args.calib_max_images,
         verbose=args.verbose > 0, gpu_index=args.gpu, use_timing_cache=not args.no_timing_cache,
         toolkit_version=__version__, allow_tf32=args.tf32,
-        flavour="tensorrt" if trtexec else args.backend,
+        flavour="tensorrt" if trtexec else args.trt_flavour,
         compute_capabilities=None if trtexec else compute_capabilities(args.compute_capability))
     options.validate()
     return options
@@ -164,9 +162,9 @@ def _run(args):
     if (args.trt_version or args.gpu_name) and not args.trtexec:
         raise InputError("--trt-version/--gpu-name go with --trtexec (a build always uses the "
                          "installed TensorRT)")
-    if args.trtexec and args.backend == "tensorrt-rtx":
+    if args.trtexec and args.trt_flavour == "tensorrt-rtx":
         raise InputError("--trtexec spells NVIDIA's trtexec, a full TensorRT tool; TensorRT-RTX "
-                         "engines are built with `bisenet-build-engine --backend tensorrt-rtx`")
+                         "engines are built with `bisenet-build-engine --trt-flavour tensorrt-rtx`")
     options = _options(args, trtexec=args.trtexec)
     if args.trtexec:
         return _trtexec(args, options)
@@ -179,7 +177,7 @@ def _build(args, options):
     from ..portable.sidecar import sidecar_targets
     from ..portable.capabilities import format_targets
 
-    import_tensorrt(args.backend)  # one clear line before reading anything when it is missing
+    import_tensorrt(args.trt_flavour)  # one clear line before reading anything when it is missing
     record, _ = read_onnx(args.onnx)
     result = build_engine(args.onnx, record, options)
     sc = result.sidecar
@@ -321,12 +319,16 @@ def _inspect(args):
         check_engine_compatible(sidecar, trt.__version__, gpu_name, cc, flavour_of(trt))
     layers = inspect_engine(args.inspect, trt)
     if args.json:
-        import json
+        record = {"engine": args.inspect, "sidecar": sidecar,
+                  "precisions": precision_summary(layers),
+                  "layers": [layer.as_dict() for layer in layers]}
+        if args.json == JSON_STDOUT:
+            emit_json(record)
+        else:
+            from .common import write_json_report
 
-        json.dump({"engine": args.inspect, "sidecar": sidecar,
-                   "precisions": precision_summary(layers),
-                   "layers": [layer.as_dict() for layer in layers]}, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+            write_json_report(args.json, record)
+            print("layers: %s" % args.json)
         return 0
     if sidecar is not None:
         print(summarize(sidecar))

@@ -10,6 +10,8 @@ inside torch or onnx.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import logging
 import re
 import signal
@@ -21,6 +23,10 @@ from ..model import ARCHITECTURES, DEFAULT_ARCH
 from ..errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, InputError, UserError
 from ..portable import interrupts
 from ..portable.interrupts import Terminated  # noqa: F401 - the commands raise it
+from .options import JSON_STDOUT, check_required
+
+#: the real stdout while `--json` without a PATH sends everything else to stderr
+_json_stdout = None
 
 log = logging.getLogger("bisenet_deploy")
 
@@ -63,6 +69,7 @@ def run_cli(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = Non
         del args._usage_parser
     if extras:  # named by the sub-command that was given, whose --help lists its options
         usage_parser.error(f"unrecognized arguments: {' '.join(extras)}")
+    check_required(usage_parser, args)
     args.argv = argv
     setup_logging(getattr(args, "verbose", 0), getattr(args, "quiet", False))
     func: Optional[Callable[[argparse.Namespace], Optional[int]]] = getattr(args, "func", None)
@@ -71,6 +78,8 @@ def run_cli(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = Non
         return EXIT_USAGE
     previous = interrupts.install()  # None outside the main thread: the defaults stay
     try:
+        if getattr(args, "json", None) == JSON_STDOUT:  # stdout holds the JSON record only
+            return _run_json_to_stdout(func, args)
         return int(func(args) or 0)
     except UserError as exc:
         log.error("error: %s", _one_line(str(exc)))
@@ -90,6 +99,17 @@ def run_cli(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = Non
         return EXIT_INTERNAL
     finally:
         interrupts.restore(previous)
+
+
+def _run_json_to_stdout(func, args) -> int:
+    """`--json` without a PATH: the record (emit_json) is all stdout gets; the rest goes to stderr."""
+    global _json_stdout
+    _json_stdout = sys.stdout
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            return int(func(args) or 0)
+    finally:
+        _json_stdout = None
 
 
 def _forget_interrupt_inside_exec() -> None:
@@ -264,14 +284,25 @@ def check_report_path(path: Optional[str], option: str, kind: str = "json") -> N
     from ..portable.fileio import check_writable
     from ..portable.ownership import check_replaceable
 
-    if path:
+    if path and path != JSON_STDOUT:
         check_writable(path, option)
         check_replaceable(path, kind, option=option)
 
 
 def write_json_report(path: str, report: dict) -> None:
     """Write a command's JSON report atomically, marked with the toolkit version (the mark that
-    lets a later run replace it)."""
+    lets a later run replace it); `-` (`--json` without a PATH): on stdout."""
     from ..portable.fileio import write_json_atomic
 
+    if path == JSON_STDOUT:
+        emit_json({"toolkit_version": __version__, **report})
+        return
     write_json_atomic(path, {"toolkit_version": __version__, **report})
+
+
+def emit_json(record: dict) -> None:
+    """The JSON record on stdout: the real one when `run_cli` sent the rest to stderr."""
+    out = _json_stdout or sys.stdout
+    json.dump(record, out, indent=2, default=str)
+    out.write("\n")
+    out.flush()

@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import shlex
 
 from .common import (add_logging_args, add_model_args, check_report_path, positive_int, run_cli,
                      write_json_report)
+from .options import JSON_STDOUT, add_images, add_json, add_plot, plot_path
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +44,7 @@ def build_parser():
     p.add_argument("--onnx", metavar="PATH", help="ONNX file for backends given without a path")
     p.add_argument("--engine", metavar="PATH", help="engine for tensorrt given without a path")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--images", nargs="+", metavar="PATH",
-                     help="image files or folders to compare on (resized to the graph input)")
+    add_images(src, "image files or folders to compare on (resized to the graph input)")
     src.add_argument("--synthetic", type=int, metavar="N",
                      help="N seeded synthetic street scenes at the graph input size (default 4)")
     p.add_argument("--limit", type=positive_int, metavar="N",
@@ -53,9 +54,9 @@ def build_parser():
                         "fp16.logits.max_rel=0.1, logits.max_abs=none (repeatable)")
     p.add_argument("--tol-file", metavar="JSON",
                    help="tolerances as JSON shaped like the defaults (any subset)")
-    p.add_argument("--json", metavar="PATH", help="write the full report as JSON")
-    p.add_argument("--plot", metavar="PNG",
-                   help="write a PNG showing, per backend, where its labels differ")
+    add_json(p, "write the full report as JSON")
+    add_plot(p, "write a PNG showing, per backend, where its labels differ (without PATH: "
+                "beside the --json report, else bisenet-compare.png here)")
     p.add_argument("--threads", type=positive_int, metavar="N",
                    help="CPU threads for torch/onnxruntime")
     add_logging_args(p)
@@ -139,6 +140,8 @@ def _run(args):
     if args.limit and not args.images:
         raise InputError("--limit applies to --images; with --synthetic give the count there")
     check_report_path(args.json, "--json")  # before the comparison, not after it
+    args.plot = plot_path(args.plot, "bisenet-compare.png" if args.json in (None, JSON_STDOUT)
+                          else os.path.splitext(args.json)[0] + ".png")
     check_report_path(args.plot, "--plot", kind="png")
     overrides = tol.parse_overrides(args.tol)
     if args.tol_file:
@@ -187,7 +190,8 @@ def _run(args):
         write_json_report(args.json, dict(
             cmp.json_report(report), warnings=list(doubts.values()),
             skipped=[{"input": p, "reason": r} for p, r in skipped]))
-        print(f"report: {args.json}")
+        if args.json != JSON_STDOUT:
+            print(f"report: {args.json}")
     if not report["passed"]:
         failed = [b["backend"] for b in report["backends"] if not b["passed"]]
         why = [doubts[name] for name in failed if name in doubts]

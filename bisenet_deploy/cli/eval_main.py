@@ -13,7 +13,8 @@ import logging
 import shlex
 
 from .common import (add_logging_args, add_model_args, check_report_path, positive_int, run_cli,
-                     size_arg, write_json_report)
+                     write_json_report)
+from .options import JSON_STDOUT, add_backend, add_json, add_network_size, add_no_progress
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +43,10 @@ def build_parser():
                "cityscapes layout: also category IoU, and iIoU per class and on average when "
                "every\n*_gtFine_instanceIds.png is present (as the Cityscapes benchmark scores "
                "them).")
-    p.add_argument("--backend", nargs="+", required=True, metavar="BACKEND[:PATH][@PREC]",
-                   help="backends: torch, torch-cuda, onnxruntime, onnxruntime-cuda, "
-                        "onnxruntime-trt, tensorrt; a path after ':' overrides "
-                        "--checkpoint/--onnx/--engine for that backend")
+    add_backend(p, "backends: torch, torch-cuda, onnxruntime, onnxruntime-cuda, "
+                   "onnxruntime-trt, tensorrt; a path after ':' overrides "
+                   "--checkpoint/--onnx/--engine for that backend", nargs="+", required=True,
+                metavar="BACKEND[:PATH][@PREC]")
     add_model_args(p)
     p.add_argument("--onnx", metavar="PATH", help="ONNX file for the onnxruntime backends")
     p.add_argument("--engine", metavar="PATH", help="TensorRT engine for the tensorrt backend")
@@ -58,8 +59,7 @@ def build_parser():
     p.add_argument("--protocol", choices=("paper", "full", "both"), default=None,
                    help="network size for PyTorch backends (default: paper for the cityscapes "
                         "layout, full for folders)")
-    p.add_argument("--network-size", type=size_arg, metavar="WxH",
-                   help="PyTorch backends: run the network at this size instead of the "
+    add_network_size(p, "PyTorch backends: run the network at this size instead of the "
                         "protocol's (multiples of 32)")
     p.add_argument("--ignore-index", type=int, metavar="ID",
                    help="folders layout: the label value to ignore (default: the model's, "
@@ -69,11 +69,10 @@ def build_parser():
                         "Cityscapes label id (0..33; exit 2) instead of ignoring and reporting them")
     p.add_argument("--limit", type=positive_int, metavar="N",
                    help="evaluate only the first N images (N >= 1; default: all)")
-    p.add_argument("--json", metavar="PATH", help="write the report (confusion-derived metrics) "
-                                                  "as JSON")
+    add_json(p, "write the report (confusion-derived metrics) as JSON")
     p.add_argument("--no-per-class", action="store_true",
                    help="print only mIoU and pixel accuracy, not the per-class table")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_no_progress(p)
     p.add_argument("--threads", type=positive_int, metavar="N",
                    help="CPU threads for torch/onnxruntime")
     add_logging_args(p)
@@ -172,7 +171,8 @@ def _run(args):
     print(format_table(report, per_class=not args.no_per_class))
     if args.json:
         write_json_report(args.json, report)
-        print(f"report: {args.json}")
+        if args.json != JSON_STDOUT:
+            print(f"report: {args.json}")
     if skipped:
         raise SkippedInputsError(f"{len(skipped)} of {len(samples)} sample(s) could not be read "
                                  f"and were left out of the scores (reasons above): "

@@ -7,6 +7,7 @@ import logging
 import os
 
 from .common import add_logging_args, add_model_args
+from .options import add_output
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +23,8 @@ def register(sub) -> None:
                     "architecture, classes, palette, mean/std and channel order, sizes. "
                     "--dataset relabels it (e.g. a custom JSON label set).")
     add_model_args(p, required=True)
-    p.add_argument("-o", "--output-path", default=None, metavar="PATH",
-                   help="where to write (default: models/<arch>-<dataset>.safetensors)")
+    add_output(p, "where to write (default: models/<arch>-<dataset>.safetensors)",
+               alias=("--output-path",))
     p.add_argument("--force", action="store_true", help="replace an existing output file")
     add_logging_args(p)
     p.set_defaults(func=_run)
@@ -52,17 +53,17 @@ def _run(args) -> int:
     from ..errors import InputError
     from ..portable.fileio import check_writable
 
-    if args.output_path and not args.output_path.endswith(".safetensors"):
-        raise InputError(f"-o {args.output_path}: the output must end in .safetensors")
-    if args.output_path:  # before reading the checkpoint, which can take a while
-        _check_output(args.output_path, args)
+    if args.output and not args.output.endswith(".safetensors"):
+        raise InputError(f"-o {args.output}: the output must end in .safetensors")
+    if args.output:  # before reading the checkpoint, which can take a while
+        _check_output(args.output, args)
     else:  # the file name needs the architecture, read from the checkpoint; the folder now
         check_writable(os.path.join(DEFAULT_FOLDER, "ARCH-DATASET.safetensors"),
                        "the converted checkpoint")
     loaded = load_model(args.checkpoint, arch=args.arch, dataset=args.dataset,
                         num_classes=args.num_classes)
     meta = loaded.metadata
-    out = args.output_path or default_path(meta.arch, meta.dataset)
+    out = args.output or default_path(meta.arch, meta.dataset)
     _check_output(out, args)
     save_checkpoint(out, loaded.model, meta)
     print(f"wrote {out}: {meta.arch}, {meta.num_classes} classes ({meta.dataset}), "

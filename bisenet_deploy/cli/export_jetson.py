@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import os
 
-from .common import add_logging_args, add_model_args, size_arg
+from .common import add_logging_args, add_model_args
+from .options import (add_graph_outputs, add_input_size, add_network_size, add_output, add_precision,
+                      graph_outputs_refusal)
 
 
 def register(sub) -> None:
@@ -26,27 +28,24 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of random weights without a checkpoint (default 0)")
     p.add_argument("--onnx", metavar="PATH", default=None,
                    help="bundle this ONNX (exported with --target trt8.2) instead of exporting")
-    p.add_argument("--input-size", type=size_arg, default=None, metavar="WxH",
-                   help="camera image size the graph takes, resized in the graph (default "
-                        "2048x1024)")
-    p.add_argument("--model-size", type=size_arg, default=None, metavar="WxH",
-                   help="network input size, multiples of 32 (default 1024x512)")
+    add_input_size(p, "camera image size the graph takes, resized in the graph (default "
+                      "2048x1024)", default=None)
+    add_network_size(p, "network input size, multiples of 32 (default 1024x512)",
+                     alias=("--model-size",), default=None)
     p.add_argument("--channel-order", choices=["rgb", "bgr"], default=None,
                    help="channel order of the graph input (default: the network's)")
-    p.add_argument("--output", choices=["labels", "both"], default="labels",
-                   help="graph outputs: labels (INT32 class ids, the default) or both labels "
-                        "and logits")
-    prec = p.add_mutually_exclusive_group()
-    prec.add_argument("--fp16", dest="precision", action="store_const", const="fp16",
-                      help="build_engine.sh builds FP16 unless told otherwise (the default: FP16 "
-                           "is full rate on the TX2)")
-    prec.add_argument("--fp32", dest="precision", action="store_const", const="fp32",
-                      help="build_engine.sh builds FP32 unless told otherwise")
+    add_graph_outputs(p, ("labels", "both"), "labels",
+                      "graph outputs: labels (INT32 class ids, the default) or both labels "
+                      "and logits")
+    add_precision(p, ("fp32", "fp16"), "the precision build_engine.sh builds unless told "
+                                       "otherwise (default fp16: full rate on the TX2)")
     p.add_argument("--exporter", choices=["auto", "dynamo", "torchscript"], default=None,
                    help="PyTorch exporter, as for `bisenet-export onnx` (default auto: the "
                         "torch.export-based one brought to opset 13, else TorchScript)")
     p.add_argument("--no-simplify", action="store_true", help="skip onnx-simplifier")
-    p.add_argument("-o", "--output-dir", required=True, metavar="DIR", help="bundle folder")
+    add_output(p, "bundle folder", alias=("--output-dir",), metavar="DIR", required=True,
+               refuse=("labels", "logits", "both"),
+               refuse_message=graph_outputs_refusal(("labels", "logits", "both"))[1])
     p.add_argument("--tar", action="store_true",
                    help="also write DIR.tar.gz, one file to scp to the device")
     p.add_argument("--force", action="store_true",
@@ -65,7 +64,7 @@ def _run(args: argparse.Namespace) -> int:
         ignored = [flag for flag, value in (
             ("--checkpoint", args.checkpoint), ("--arch", args.arch), ("--dataset", args.dataset),
             ("--num-classes", args.num_classes), ("--input-size", args.input_size),
-            ("--model-size", args.model_size), ("--channel-order", args.channel_order),
+            ("--network-size", args.network_size), ("--channel-order", args.channel_order),
             ("--exporter", args.exporter))
             if value is not None]
         if ignored:
@@ -73,11 +72,11 @@ def _run(args: argparse.Namespace) -> int:
                              f"{', '.join(ignored)} would be ignored (they shape an export): "
                              f"leave them out, or leave --onnx out")
     result = build_bundle(BundleOptions(
-        output_dir=args.output_dir, checkpoint=args.checkpoint, arch=args.arch,
+        output_dir=args.output, checkpoint=args.checkpoint, arch=args.arch,
         dataset=args.dataset, num_classes=args.num_classes, seed=args.seed, onnx=args.onnx,
         input_size=tuple(args.input_size or BundleOptions.input_size),
-        model_size=tuple(args.model_size or BundleOptions.model_size),
-        channel_order=args.channel_order, output=args.output, precision=args.precision,
+        model_size=tuple(args.network_size or BundleOptions.model_size),
+        channel_order=args.channel_order, output=args.outputs, precision=args.precision,
         simplify=not args.no_simplify, tar=args.tar, force=args.force,
         exporter=args.exporter or BundleOptions.exporter))
     model = result.manifest["model"]

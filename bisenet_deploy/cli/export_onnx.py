@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from .common import add_logging_args, add_model_args, batch_profile_arg, size_arg
+from .common import add_logging_args, add_model_args
+from .options import (add_batch, add_batch_range, add_graph_outputs, add_input_size,
+                      add_network_size, add_output, add_precision, graph_outputs_refusal)
 
+OUTPUT_KINDS = ("labels", "logits", "both")
 TARGET_HELP = ("trt8.2 (Jetson TX2 / JetPack 4.6: opset 13, float input), trt8.6 (GTX 1080 Ti "
-               "and other Pascal GPUs: opset 17), trt10 (default: opset 17), trt11 (opset 17; "
-               "--precision fp16 writes an FP16 graph because TensorRT 11 has no precision flags)")
+               "and other Pascal GPUs: opset 17), trt10 (opset 17), trt11 (opset 17; TensorRT 11 "
+               "and TensorRT-RTX). Default: the target of the TensorRT installed here (full "
+               "TensorRT first, else TensorRT-RTX: trt11), trt10 without one")
+PRECISION_HELP = ("precision of the engine this graph is for. fp16 on trt11 (TensorRT 11 and "
+                  "TensorRT-RTX have no precision flags) writes an FP16 graph, named -fp16; the "
+                  "other targets keep the FP32 graph (no -fp16 in its name) and record fp16 for "
+                  "bisenet-build-engine, which sets TensorRT's FP16 flag (default fp32)")
 
 
 def register(sub) -> None:
@@ -18,16 +26,16 @@ def register(sub) -> None:
                     "onnxruntime before writing it (atomically).")
     add_model_args(p)
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights without --checkpoint (default 0)")
-    p.add_argument("-o", "--output-path", default=None,
-                   help="ONNX file to write (default: export/<arch>-<dataset>-<inW>x<inH>-to-"
-                        "<mW>x<mH>-<output>-<target>[-fp16][-uint8][-prenorm|-bgr][-bN|-dynMIN-"
-                        "MAX].onnx, see export/README.md)")
+    add_output(p, "ONNX file to write (default: export/<arch>-<dataset>-<inW>x<inH>-to-"
+                  "<mW>x<mH>-<outputs>-<target>[-fp16][-uint8][-prenorm|-bgr][-bN|-dynMIN-MAX]"
+                  ".onnx, see export/README.md)", alias=("--output-path",),
+               refuse=OUTPUT_KINDS, refuse_message=graph_outputs_refusal(OUTPUT_KINDS)[1])
     g = p.add_argument_group("graph")
-    g.add_argument("--input-size", type=size_arg, default=(2048, 1024), metavar="WxH",
-                   help="size of the image the graph takes, the camera size (default 2048x1024)")
-    g.add_argument("--model-size", type=size_arg, default=(1024, 512), metavar="WxH",
-                   help="size the network runs at, multiples of 32; the graph resizes to it "
-                        "(default 1024x512; equal sizes: no resize)")
+    add_input_size(g, "size of the image the graph takes, the camera size (default 2048x1024)",
+                   default=(2048, 1024))
+    add_network_size(g, "size the network runs at, multiples of 32; the graph resizes to it "
+                        "(default 1024x512; equal sizes: no resize)", alias=("--model-size",),
+                     default=(1024, 512))
     g.add_argument("--normalize", choices=("in-graph", "none"), default="in-graph",
                    help="in-graph: the input is pixels 0..255 and mean/std are applied in the "
                         "graph (default); none: the input is the already-normalized tensor")
@@ -36,15 +44,12 @@ def register(sub) -> None:
     g.add_argument("--input-dtype", choices=("float32", "uint8"), default="float32",
                    help="float32 (default) or uint8: raw 8-bit images (TensorRT >= 8.5; refused "
                         "for trt8.2)")
-    g.add_argument("--output", choices=("labels", "logits", "both"), default="labels",
-                   help="labels (default): INT32 class ids N x H x W; logits: float32 N x C x H x W; "
-                        "both")
-    g.add_argument("--target", choices=("trt8.2", "trt8.6", "trt10", "trt11"), default="trt10",
+    add_graph_outputs(g, OUTPUT_KINDS, "labels",
+                      "labels (default): INT32 class ids N x H x W; logits: float32 N x C x H x W; "
+                      "both")
+    g.add_argument("--target", choices=("trt8.2", "trt8.6", "trt10", "trt11"), default=None,
                    help=TARGET_HELP)
-    g.add_argument("--precision", choices=("fp32", "fp16"), default="fp32",
-                   help="engine precision; only trt11 turns fp16 into an FP16 graph, the other "
-                        "targets keep an FP32 graph and the engine builder sets its FP16 flag "
-                        "(default fp32)")
+    add_precision(g, ("fp32", "fp16"), PRECISION_HELP, default="fp32")
     g.add_argument("--opset", type=int, default=None,
                    help="override the target's opset (within the range the target accepts)")
     g.add_argument("--exporter", choices=("auto", "dynamo", "torchscript"), default="auto",
@@ -52,10 +57,9 @@ def register(sub) -> None:
                         "opset), torchscript (the deprecated tracer), or auto (default): dynamo "
                         "where this torch has it, else TorchScript with a warning saying why")
     b = g.add_mutually_exclusive_group()
-    b.add_argument("--batch", type=int, default=1, help="static batch size (default 1)")
-    b.add_argument("--dynamic-batch", type=batch_profile_arg, default=None, metavar="MIN:OPT:MAX",
-                   help="dynamic batch with this optimization profile (recorded for the engine "
-                        "builder)")
+    add_batch(b, "static batch size (default 1)")
+    add_batch_range(b, "dynamic batch with this optimization profile (recorded for the engine "
+                       "builder)", alias=("--dynamic-batch",))
     s = p.add_argument_group("steps")
     s.add_argument("--no-simplify", action="store_true", help="skip onnx-simplifier")
     s.add_argument("--skip-parity", action="store_true",
@@ -64,16 +68,25 @@ def register(sub) -> None:
     p.set_defaults(func=_run)
 
 
+def default_target() -> str:
+    """The export target of the TensorRT installed here (what scripts/main_job.sh picks too), so
+    `bisenet-export onnx` then `bisenet-build-engine` work as they are; trt10 without one."""
+    from ..portable.capabilities import installed_summary
+
+    summary = installed_summary().split()
+    return summary[2] if len(summary) == 3 else "trt10"
+
+
 def _run(args) -> int:
     from ..export.pipeline import ExportOptions, export_onnx
 
     options = ExportOptions(
         checkpoint=args.checkpoint, arch=args.arch, dataset=args.dataset,
-        num_classes=args.num_classes, seed=args.seed, output_path=args.output_path,
-        input_size=tuple(args.input_size), model_size=tuple(args.model_size),
+        num_classes=args.num_classes, seed=args.seed, output_path=args.output,
+        input_size=tuple(args.input_size), model_size=tuple(args.network_size),
         normalize=args.normalize, channel_order=args.channel_order, input_dtype=args.input_dtype,
-        output=args.output, target=args.target, precision=args.precision,
-        dynamic_batch=args.dynamic_batch, batch=args.batch, simplify=not args.no_simplify,
+        output=args.outputs, target=args.target or default_target(), precision=args.precision,
+        dynamic_batch=args.batch_range, batch=args.batch, simplify=not args.no_simplify,
         parity=not args.skip_parity, opset=args.opset, exporter=args.exporter)
     result = export_onnx(options)
     info = result.record["export"]

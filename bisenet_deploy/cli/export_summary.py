@@ -3,12 +3,12 @@ network beside the paper's Table 1 (or, with --json, the same as one JSON object
 
 from __future__ import annotations
 
-import json
 import logging
-import sys
 
 from ..text_table import format_table
-from .common import add_logging_args, add_model_args, size_arg
+from .common import (add_logging_args, add_model_args, check_report_path, emit_json,
+                     write_json_report)
+from .options import JSON_STDOUT, add_json, add_network_size
 
 log = logging.getLogger(__name__)
 
@@ -22,11 +22,10 @@ def register(sub) -> None:
                     "figures; --checkpoint only selects the architecture, class count and head "
                     "width (a CoinCheung .pth needs no --arch).")
     add_model_args(p)
-    p.add_argument("--model-size", type=size_arg, default=(1024, 512), metavar="WxH",
-                   help="network input size, WIDTHxHEIGHT, multiples of 32 (default: 1024x512, "
-                        "the size Table 1 is given at)")
-    p.add_argument("--json", action="store_true",
-                   help="print one JSON object (params, total_macs, stages, ...) and nothing else")
+    add_network_size(p, "network input size, WIDTHxHEIGHT, multiples of 32 (default: 1024x512, "
+                        "the size Table 1 is given at)", alias=("--model-size",),
+                     default=(1024, 512))
+    add_json(p, "the summary as one JSON object (params, total_macs, stages, ...)")
     add_logging_args(p)
     p.set_defaults(func=_run)
 
@@ -98,12 +97,16 @@ def render_table(result) -> str:
 def _run(args) -> int:
     from ..model.summary import check_model_size, summarize
 
-    width, height = args.model_size
+    width, height = args.network_size
+    check_report_path(args.json, "--json")
     check_model_size(width, height)
     model = _load(args)
     result = summarize(model, width, height)
-    if args.json:
-        sys.stdout.write(json.dumps(result) + "\n")
+    if args.json == JSON_STDOUT:
+        emit_json(result)
+    elif args.json:
+        write_json_report(args.json, result)
+        print(render_table(result))
     else:
         print(render_table(result))
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 from .common import add_logging_args
+from .options import add_output
 
 EPILOG = """\
 models: --engine gives a tensorrt_plan model named NAME (the engine's sidecar says its tensors,
@@ -42,8 +43,8 @@ def register(sub) -> None:
     p.add_argument("--engine", metavar="PATH",
                    help="a TensorRT engine built by `bisenet-build-engine` (its .json sidecar "
                         "beside it)")
-    p.add_argument("-o", "--output-dir", required=True, metavar="REPO",
-                   help="the model repository folder to write")
+    add_output(p, "the model repository folder to write", alias=("--output-dir",),
+               metavar="REPO", required=True)
     p.add_argument("--model-name", default=DEFAULT_MODEL_NAME, metavar="NAME",
                    help=f"model name in the repository (default {DEFAULT_MODEL_NAME})")
     p.add_argument("--max-batch", type=int, default=None, metavar="N",
@@ -69,7 +70,7 @@ def _run(args: argparse.Namespace) -> int:
     from ..serve.repository import RepositoryOptions, build_repository, model_summary
 
     result = build_repository(RepositoryOptions(
-        output_dir=args.output_dir, onnx=args.onnx, engine=args.engine,
+        output_dir=args.output, onnx=args.onnx, engine=args.engine,
         model_name=args.model_name, max_batch=args.max_batch, instances=args.instances,
         onnx_kind=args.kind, max_queue_delay_us=args.max_queue_delay_us, force=args.force))
     print(f"repository: {result.path}")

@@ -10,7 +10,8 @@ import logging
 import os
 
 from .common import (add_logging_args, add_model_args, check_report_path, positive_int, run_cli,
-                     size_arg, write_json_report)
+                     write_json_report)
+from .options import add_backend, add_images, add_json, add_network_size, add_output
 
 log = logging.getLogger(__name__)
 
@@ -24,24 +25,25 @@ def build_parser():
                     "to its right), or <stem>_overlay.mp4 / <stem>_labels.mp4 for a video (needs "
                     "OpenCV). Prints the latency of each image. --label-ids writes "
                     "<stem>_labelIds.png instead, the Cityscapes benchmark's format.")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or videos")
-    p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
+    p.add_argument("inputs", nargs="*", metavar="INPUT",
+                   help="image files, folders or videos (the same as --images)")
+    add_images(p, "image files, folders or videos (or give them as operands, as above)")
+    add_output(p, "output folder", metavar="OUTDIR", required=True)
     add_model_args(p)
     p.add_argument("--onnx", metavar="PATH", help="an exported ONNX (backend onnxruntime)")
     p.add_argument("--engine", metavar="PATH", help="a TensorRT engine (backend tensorrt)")
-    p.add_argument("--backend", metavar="BACKEND",
-                   help="torch, torch-cuda, onnxruntime, onnxruntime-cuda, onnxruntime-trt, "
-                        "tensorrt (default: from the model file given); torch with --onnx "
-                        "runs PyTorch on that export's graph (with --checkpoint: its weights)")
+    add_backend(p, "torch, torch-cuda, onnxruntime, onnxruntime-cuda, onnxruntime-trt, "
+                   "tensorrt (default: from the model file given); torch with --onnx "
+                   "runs PyTorch on that export's graph (with --checkpoint: its weights)")
     p.add_argument("--server", metavar="HOST:PORT",
                    help="segment on a Triton server instead (bisenet-serve, or a repository from "
                         "bisenet-export triton): gRPC or HTTP, e.g. localhost:8001; the model's "
                         "preprocessing and classes come from the server")
     p.add_argument("--model-name", default="bisenet", metavar="NAME",
                    help="with --server: the served model (default bisenet)")
-    p.add_argument("--network-size", type=size_arg, default=(1024, 512), metavar="WxH",
-                   help="PyTorch backends: network input size; the graph takes the first "
-                        "image's size and resizes in-graph (default 1024x512, the paper's)")
+    add_network_size(p, "PyTorch backends: network input size; the graph takes the first "
+                        "image's size and resizes in-graph (default 1024x512, the paper's)",
+                     default=(1024, 512))
     p.add_argument("--alpha", type=float, default=0.5,
                    help="overlay opacity of the label colours, 0..1 (default 0.5)")
     p.add_argument("--no-legend", action="store_true",
@@ -53,7 +55,7 @@ def build_parser():
                         "images only (exit 2 otherwise)")
     p.add_argument("--max-frames", type=positive_int, metavar="N",
                    help="videos: stop after N frames (N >= 1)")
-    p.add_argument("--json", metavar="PATH", help="write per-image latencies and outputs as JSON")
+    add_json(p, "write per-image latencies and outputs as JSON")
     p.add_argument("--threads", type=positive_int, metavar="N",
                    help="CPU threads for torch/onnxruntime")
     add_logging_args(p)
@@ -101,6 +103,10 @@ def _run(args):
     from ..model.summary import check_model_size
     from ..portable.fileio import check_writable
 
+    args.inputs = list(args.inputs) + list(args.images or [])
+    if not args.inputs:
+        raise InputError("nothing to segment: give image files, folders or videos (as operands "
+                         "or with --images)")
     if args.server and any((args.checkpoint, args.onnx, args.engine, args.backend)):
         raise InputError("--server segments on the served model: leave out --checkpoint, --onnx, "
                          "--engine and --backend")

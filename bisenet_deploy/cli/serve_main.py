@@ -15,6 +15,7 @@ import sys
 import threading
 
 from .common import Terminated, add_logging_args, run_cli
+from .options import add_backend
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--checkpoint", metavar="PATH",
                         help="a checkpoint (backend torch; with --onnx and --backend torch: that "
                              "export's graph with these weights)")
-    models.add_argument("--backend", metavar="NAME",
-                        help="onnxruntime, onnxruntime-cuda, onnxruntime-trt, torch, torch-cuda, "
-                             "tensorrt (default: from the model given)")
+    add_backend(models, "onnxruntime, onnxruntime-cuda, onnxruntime-trt, torch, torch-cuda, "
+                        "tensorrt (default: from the model given)")
     models.add_argument("--threads", type=int, metavar="N",
                         help="CPU threads per instance for onnxruntime/torch (default: the cores "
                              "shared among the instances)")

@@ -30,7 +30,7 @@ from ..metadata import (
     build_record,
 )
 from .check import tensorrt_parser_check
-from .targets import DEFAULT_TARGET, TargetRules, validate_target_options
+from .targets import DEFAULT_TARGET, TargetRules, get_target, validate_target_options
 
 log = logging.getLogger(__name__)
 
@@ -154,8 +154,9 @@ NAME_PATTERN = ("<arch>-<dataset>-<inW>x<inH>-to-<mW>x<mH>-<output>-<target>"
 def export_stem(record: Dict[str, Any]) -> str:
     """The file name (NAME_PATTERN without .onnx) that says what an export is, from its record.
 
-    `-fp16` is the requested engine precision (an FP16 graph only on trt11), `-uint8` a uint8
-    input, `-prenorm` an already-normalized input (--normalize none), else `-bgr` a BGR graph
+    `-fp16` an FP16 graph (trt11 --precision fp16), never on a target that keeps the FP32
+    graph and leaves FP16 to the builder flag (no file named for what it does not hold);
+    `-uint8` a uint8 input, `-prenorm` an already-normalized input (--normalize none), else `-bgr` a BGR graph
     input; `-bN` a static batch N > 1, `-dynMIN-MAX` a dynamic batch. Characters outside
     [A-Za-z0-9-._] become "_".
     """
@@ -164,7 +165,7 @@ def export_stem(record: Dict[str, Any]) -> str:
     m_w, m_h = export["model_size"]
     name = (f"{model['arch']}-{model['dataset']}-{in_w}x{in_h}-to-{m_w}x{m_h}-{export['output']}-"
             f"{export['target']}")
-    if export["precision"] == "fp16":
+    if get_target(export["target"]).graph_precision(export["precision"]) == "fp16":
         name += "-fp16"
     if export["input_dtype"] == "uint8":
         name += "-uint8"

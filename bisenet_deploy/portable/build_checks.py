@@ -106,7 +106,7 @@ def resolve_targets(caps, requested=None, gpu=None):
     if not caps.builds_without_gpu:
         if requested:
             raise InputError("%s builds for the GPU it runs on: --compute-capability chooses the "
-                             "targets of a TensorRT-RTX build (--backend tensorrt-rtx), or goes "
+                             "targets of a TensorRT-RTX build (--trt-flavour tensorrt-rtx), or goes "
                              "with --trtexec" % caps.label)
         return None
     available = caps.compute_targets or ()
@@ -118,7 +118,7 @@ def resolve_targets(caps, requested=None, gpu=None):
                 raise InputError(
                     "%s cannot build for SM %d.%d: it targets %s only. Pascal (GTX 1080 Ti) needs "
                     "full TensorRT 8.6, Jetson boards JetPack's TensorRT, data-centre GPUs full "
-                    "TensorRT (`--backend tensorrt` on that machine)"
+                    "TensorRT (`--trt-flavour tensorrt` on that machine)"
                     % (caps.label, cc[0], cc[1], format_targets(available)))
             if cc not in chosen:
                 chosen.append(cc)

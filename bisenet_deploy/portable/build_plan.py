@@ -226,7 +226,14 @@ def plan_for(caps, onnx_path, record, options, gpu, trt=None, compute_capability
     onnx_precision = onnx_graph_precision(record)
     requested = options.precision or default_precision(record)
     cc = gpu.compute_capability if gpu is not None else compute_capability
-    decision = decide_precision(requested, cc, caps, onnx_precision)
+    try:
+        decision = decide_precision(requested, cc, caps, onnx_precision)
+    except InputError as exc:
+        if requested == "fp16" and onnx_precision == "fp32" and caps.strong_typing == "always":
+            from .reexport import fp16_rebuild_hint
+
+            raise InputError("%s: %s" % (exc, fp16_rebuild_hint(onnx_path, record))) from None
+        raise
     for message in check_onnx_supported(record, summary, caps):
         log.warning("%s", message)
     if len(summary["inputs"]) != 1:

@@ -93,7 +93,7 @@ def import_for_engine(engine_path, sidecar=None):
         raise MissingDependencyError(
             "%s was built with %s%s, which is not installed here, and the %s installed here cannot "
             "load it (neither loads the other's engines): %s, or rebuild the engine with "
-            "`bisenet-build-engine --backend %s`"
+            "`bisenet-build-engine --trt-flavour %s`"
             % (engine_path, flavour_label(flavour), " " + built if built else "",
                flavour_label(others[0]), install_hint(flavour), others[0])) from None
 

@@ -181,7 +181,7 @@ def check_engine_compatible(sidecar, trt_version, gpu_name, compute_capability, 
         raise IncompatibleEngineError(
             "this engine was built with %s %s and cannot be loaded by %s %s: the two do not read "
             "each other's engines. Run it where %s is installed (`%s`), or rebuild it here with "
-            "`bisenet-build-engine --backend %s`%s"
+            "`bisenet-build-engine --trt-flavour %s`%s"
             % (flavour_label(built_flavour), version_string(built_trt), flavour_label(flavour),
                version_string(trt_version), flavour_label(built_flavour),
                pip_extra("rtx" if built_flavour == RTX else "trt"), flavour, _onnx_hint(sidecar)))
@@ -197,7 +197,8 @@ def check_engine_compatible(sidecar, trt_version, gpu_name, compute_capability, 
             here = parse_compute_capability(compute_capability)
             if here not in targets:
                 problems.append("it was built for %s and this GPU is %s (SM %d.%d); rebuild with "
-                                "`bisenet-build-engine --backend tensorrt-rtx --compute-capability "
+                                "`bisenet-build-engine --trt-flavour tensorrt-rtx "
+                                "--compute-capability "
                                 "%d.%d`" % (format_targets(targets), gpu_name or "unknown",
                                             here[0], here[1], here[0], here[1]))
     else:
