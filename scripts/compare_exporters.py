@@ -2,7 +2,7 @@
 """Compare the graphs of PyTorch's two ONNX exporters: node counts and onnxruntime CPU latency.
 
     python scripts/compare_exporters.py [--checkpoint C] [--target trt10] [--input-size 2048x1024]
-        [--model-size 1024x512] [--iters 30] [--warmup 3] [--threads N] [-o report.json]
+        [--network-size 1024x512] [--iters 30] [--warmup 3] [--threads N] [-o report.json]
 
 Exports the same network (a checkpoint, or seeded random weights) through the full
 `bisenet-export onnx` pipeline twice, once per exporter (simplified, checked, parity-proven),
@@ -42,7 +42,7 @@ def parse_args(argv):
     p.add_argument("--arch", default="bisenetv2-coincheung")
     p.add_argument("--target", default="trt10", choices=("trt8.2", "trt8.6", "trt10", "trt11"))
     p.add_argument("--input-size", type=_size, default=(2048, 1024), metavar="WxH")
-    p.add_argument("--model-size", type=_size, default=(1024, 512), metavar="WxH")
+    p.add_argument("--network-size", type=_size, default=(1024, 512), metavar="WxH")
     p.add_argument("--iters", type=int, default=30, help="timed rounds (each runs both graphs)")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=None,
@@ -65,7 +65,7 @@ def export_both(args, folder):
     for exporter in EXPORTERS:
         results[exporter] = export_onnx(ExportOptions(
             output_path=os.path.join(folder, f"{exporter}.onnx"), target=args.target,
-            input_size=args.input_size, model_size=args.model_size, exporter=exporter),
+            input_size=args.input_size, model_size=args.network_size, exporter=exporter),
             loaded=(loaded.model, loaded.metadata))
     return results
 
@@ -130,7 +130,7 @@ def main(argv=None):
     report = {
         "created": utc_now().isoformat(), "environment": env,
         "config": {"target": args.target, "input_size": list(args.input_size),
-                   "model_size": list(args.model_size), "iters": args.iters,
+                   "model_size": list(args.network_size), "iters": args.iters,
                    "warmup": args.warmup, "threads": args.threads,
                    "weights": results["dynamo"].record["model"]["weights"],
                    "arch": results["dynamo"].record["model"]["arch"],
@@ -163,7 +163,7 @@ def main(argv=None):
 
     print(describe(env) + f"; load average {env.get('load_average')}")
     print(f"{args.target}, {args.input_size[0]}x{args.input_size[1]} -> "
-          f"{args.model_size[0]}x{args.model_size[1]}, {args.iters} alternating rounds after "
+          f"{args.network_size[0]}x{args.network_size[1]}, {args.iters} alternating rounds after "
           f"{args.warmup} warm-up")
     print("| exporter | opset | nodes | min ms | median ms | mean ms | p90 ms | cv | export s |")
     print("|---|---|---|---|---|---|---|---|---|")

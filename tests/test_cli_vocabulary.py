@@ -214,3 +214,36 @@ def test_readme_option_table_lists_every_concept():
         assert any(f"`{old}`" in row for row in rows), old
     for old in O.REUSED_OLD_SPELLINGS:
         assert any(f"`{old}" in row for row in rows), old
+
+
+def test_json_without_a_path_is_the_record_alone_on_stdout(tiny_export, tmp_path, capsys,
+                                                           monkeypatch):
+    """`--json` alone: stdout holds exactly one JSON record, every other line goes to stderr, and
+    no report file is written (here: bench, whose tables normally go to stdout)."""
+    import json
+
+    from bisenet_deploy.cli import bench_main
+
+    monkeypatch.chdir(tmp_path)
+    _, _, onnx = tiny_export()
+    code = bench_main.main(["--onnx", onnx, "--backend", "onnxruntime", "--iters", "2",
+                            "--warmup", "0", "--json", "--no-progress"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    record = json.loads(out)
+    assert record["backends"][0]["backend"] == "onnxruntime" and "toolkit_version" in record
+    assert "end-to-end" in err  # the human-readable table, on stderr
+    assert not os.path.exists(tmp_path / "benchmarks")
+    with pytest.raises(SystemExit):  # and the path form still takes a path
+        bench_main.build_parser().parse_args(["--json", "r.json", "--bogus"])
+    assert bench_main.build_parser().parse_args(["--json", "r.json"]).json == "r.json"
+
+
+def test_missing_required_output_is_one_usage_line(capsys):
+    from bisenet_deploy.cli.export_main import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["triton", "--onnx", "m.onnx"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "required: -o/--output" in err[0], err

@@ -141,3 +141,20 @@ def test_quick_start_runs_as_written(tmp_path):
         assert json.load(f)["precision"] == "fp16"
     if runs_engines:
         assert list((work / "out").glob("street_*.png"))
+
+
+@pytest.mark.parametrize("installed, target", [
+    ("tensorrt-rtx 1.7.1 trt11", "trt11"),   # the setup's TensorRT-RTX: strongly typed rules
+    ("tensorrt 10.13.0 trt10", "trt10"),
+    ("tensorrt 8.2.1 trt8.2", "trt8.2"),     # a Jetson's JetPack
+    ("", "trt10"),                           # no TensorRT: the common desktop target
+])
+def test_export_target_defaults_to_the_installed_tensorrt(installed, target, monkeypatch):
+    """The Quick start's export gives the graph the `bisenet-build-engine` after it can build."""
+    from bisenet_deploy.cli import export_onnx
+    from bisenet_deploy.portable import capabilities
+
+    monkeypatch.setattr(capabilities, "installed_summary", lambda: installed)
+    assert export_onnx.default_target() == target
+    args = _parser_for(["bisenet-export"]).parse_args(["onnx"])
+    assert args.target is None  # resolved when the export runs, not when --help is printed

@@ -164,8 +164,9 @@ def add_graph_outputs(group, choices: Sequence[str], default: str, help: str):
 
 def graph_outputs_refusal(choices: Sequence[str]):
     """(values, message) for add_output(refuse=..., refuse_message=...)."""
-    return tuple(choices), ("--output {value} chose the graph outputs before; that is --outputs "
-                            "{value} now (-o/--output is the file to write)")
+    return tuple(choices), ("-o/--output is the file to write, and '{value}' is what "
+                            "`--output {value}` chose before, the graph outputs: that is "
+                            "`--outputs {value}` now (for a file of that name: ./{value})")
 
 
 def add_network_size(group, help: str, *, alias: Iterable[str] = (), **kwargs):
