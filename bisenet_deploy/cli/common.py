@@ -78,7 +78,7 @@ def run_cli(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = Non
         return EXIT_USAGE
     previous = interrupts.install()  # None outside the main thread: the defaults stay
     try:
-        if getattr(args, "json", None) == JSON_STDOUT:  # stdout holds the JSON record only
+        if getattr(args, "json", None) in (JSON_STDOUT, True):  # stdout: the JSON record only
             return _run_json_to_stdout(func, args)
         return int(func(args) or 0)
     except UserError as exc:

@@ -13,8 +13,8 @@ import argparse
 import os
 
 from .common import add_logging_args, add_model_args
-from .options import (add_graph_outputs, add_input_size, add_network_size, add_output, add_precision,
-                      graph_outputs_refusal)
+from .options import (add_graph_outputs, add_input_size, add_network_size, add_output,
+                      add_precision)
 
 
 def register(sub) -> None:
@@ -44,8 +44,7 @@ def register(sub) -> None:
                         "torch.export-based one brought to opset 13, else TorchScript)")
     p.add_argument("--no-simplify", action="store_true", help="skip onnx-simplifier")
     add_output(p, "bundle folder", alias=("--output-dir",), metavar="DIR", required=True,
-               refuse=("labels", "logits", "both"),
-               refuse_message=graph_outputs_refusal(("labels", "logits", "both"))[1])
+               refuse_graph_outputs=True)
     p.add_argument("--tar", action="store_true",
                    help="also write DIR.tar.gz, one file to scp to the device")
     p.add_argument("--force", action="store_true",

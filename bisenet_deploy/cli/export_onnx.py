@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from .common import add_logging_args, add_model_args
-from .options import (add_batch, add_batch_range, add_graph_outputs, add_input_size,
-                      add_network_size, add_output, add_precision, graph_outputs_refusal)
+from .options import (GRAPH_OUTPUT_KINDS, add_batch, add_batch_range, add_graph_outputs,
+                      add_input_size, add_network_size, add_output, add_precision)
 
-OUTPUT_KINDS = ("labels", "logits", "both")
 TARGET_HELP = ("trt8.2 (Jetson TX2 / JetPack 4.6: opset 13, float input), trt8.6 (GTX 1080 Ti "
                "and other Pascal GPUs: opset 17), trt10 (opset 17), trt11 (opset 17; TensorRT 11 "
                "and TensorRT-RTX). Default: the target of the TensorRT installed here (full "
@@ -20,7 +19,7 @@ PRECISION_HELP = ("precision of the engine this graph is for. fp16 on trt11 (Ten
 def register(sub) -> None:
     p = sub.add_parser(
         "onnx", help="export a checkpoint to an ONNX graph for a TensorRT target",
-        description="Export BiSeNet V2 to ONNX with the in-graph resize (input size -> model "
+        description="Export BiSeNet V2 to ONNX with the in-graph resize (input size -> network "
                     "size), in-graph normalization and INT32 labels; simplify it, check it with "
                     "onnx.checker and the target's rules, and prove it against PyTorch on "
                     "onnxruntime before writing it (atomically).")
@@ -29,7 +28,7 @@ def register(sub) -> None:
     add_output(p, "ONNX file to write (default: export/<arch>-<dataset>-<inW>x<inH>-to-"
                   "<mW>x<mH>-<outputs>-<target>[-fp16][-uint8][-prenorm|-bgr][-bN|-dynMIN-MAX]"
                   ".onnx, see export/README.md)", alias=("--output-path",),
-               refuse=OUTPUT_KINDS, refuse_message=graph_outputs_refusal(OUTPUT_KINDS)[1])
+               refuse_graph_outputs=True)
     g = p.add_argument_group("graph")
     add_input_size(g, "size of the image the graph takes, the camera size (default 2048x1024)",
                    default=(2048, 1024))
@@ -44,7 +43,7 @@ def register(sub) -> None:
     g.add_argument("--input-dtype", choices=("float32", "uint8"), default="float32",
                    help="float32 (default) or uint8: raw 8-bit images (TensorRT >= 8.5; refused "
                         "for trt8.2)")
-    add_graph_outputs(g, OUTPUT_KINDS, "labels",
+    add_graph_outputs(g, GRAPH_OUTPUT_KINDS, "labels",
                       "labels (default): INT32 class ids N x H x W; logits: float32 N x C x H x W; "
                       "both")
     g.add_argument("--target", choices=("trt8.2", "trt8.6", "trt10", "trt11"), default=None,
@@ -77,6 +76,15 @@ def default_target() -> str:
     return summary[2] if len(summary) == 3 else "trt10"
 
 
+def _graph_note(info) -> str:
+    """' (FP32 graph: ...)' where --precision fp16 kept the FP32 graph (the name says so too)."""
+    from ..export.targets import get_target
+
+    if info["precision"] == "fp16" and get_target(info["target"]).graph_precision("fp16") != "fp16":
+        return " (FP32 graph: bisenet-build-engine sets TensorRT's FP16 flag)"
+    return ""
+
+
 def _run(args) -> int:
     from ..export.pipeline import ExportOptions, export_onnx
 
@@ -103,8 +111,8 @@ def _run(args) -> int:
           f"batch {batch_text}")
     print(f"  network {info['model_size'][0]}x{info['model_size'][1]}; outputs "
           f"{', '.join(info['output_names'])}")
-    print(f"  target  {info['target']} opset {info['opset']}, precision {info['precision']}, "
-          f"exporter {info['exporter']}")
+    print(f"  target  {info['target']} opset {info['opset']}, precision {info['precision']}"
+          f"{_graph_note(info)}, exporter {info['exporter']}")
     if result.parser is not None:
         print(f"  parser  {result.parser.summary()}")
     else:

@@ -147,10 +147,19 @@ def refuse_values(values: Iterable[str], message: str, inner: Callable = str) ->
 
 # -- the shared options ---------------------------------------------------------------------------
 
+#: what `--output KIND` chose before it became the path to write (export onnx, jetson)
+GRAPH_OUTPUT_KINDS = ("labels", "logits", "both")
+_OLD_OUTPUT_KIND = ("-o/--output is the file to write, and '{value}' is what `--output {value}` "
+                    "chose before, the graph outputs: that is `--outputs {value}` now (for a "
+                    "file of that name: ./{value})")
+
+
 def add_output(group, help: str, *, alias: Iterable[str] = (), metavar: str = "PATH",
-               required: bool = False, refuse: Iterable[str] = (), refuse_message: str = ""):
-    """`-o/--output PATH`: what the command writes (a file or a folder)."""
-    kind = refuse_values(refuse, refuse_message) if refuse else None
+               required: bool = False, refuse_graph_outputs: bool = False):
+    """`-o/--output PATH`: what the command writes (a file or a folder). With
+    `refuse_graph_outputs` (commands whose `--output` chose labels|logits|both before), those
+    values are refused with a line naming `--outputs` instead of being taken as a path."""
+    kind = refuse_values(GRAPH_OUTPUT_KINDS, _OLD_OUTPUT_KIND) if refuse_graph_outputs else None
     extra = {"type": kind} if kind else {}
     return option(group, "output", alias=alias, metavar=metavar, required=required, default=None,
                   help=help, **extra)
@@ -158,15 +167,8 @@ def add_output(group, help: str, *, alias: Iterable[str] = (), metavar: str = "P
 
 def add_graph_outputs(group, choices: Sequence[str], default: str, help: str):
     """`--outputs labels|logits|both`: what an exported graph returns. Its old spelling,
-    `--output KIND`, now names the file to write: `add_output(refuse=...)` refuses those values."""
+    `--output KIND`, names the file to write now: `add_output(refuse_graph_outputs=True)`."""
     return option(group, "graph-outputs", choices=tuple(choices), default=default, help=help)
-
-
-def graph_outputs_refusal(choices: Sequence[str]):
-    """(values, message) for add_output(refuse=..., refuse_message=...)."""
-    return tuple(choices), ("-o/--output is the file to write, and '{value}' is what "
-                            "`--output {value}` chose before, the graph outputs: that is "
-                            "`--outputs {value}` now (for a file of that name: ./{value})")
 
 
 def add_network_size(group, help: str, *, alias: Iterable[str] = (), **kwargs):
