@@ -14,7 +14,7 @@ The helpers, for commands that add `--json`, `--plot` or `--no-progress`:
   stdout without PATH (or with `-`); then everything else the command prints goes to stderr
   (`run_cli` arranges it) and `common.write_json_report(args.json, record)` writes either.
 - `add_plot(group, help)`: `--plot [PATH]`: a PNG at PATH, or without PATH (`args.plot ==
-  PLOT_AUTO`) at the command's default place, `plot_path(args, default)` resolves it.
+  PLOT_AUTO`) at the command's default place; `plot_path(args.plot, default)` resolves it.
 - `add_no_progress(group)`: `--no-progress` (dest `no_progress`), no progress bar.
 """
 
@@ -61,7 +61,7 @@ PLOT_AUTO = "auto"
 #: `--json` without a PATH: the record goes to stdout
 JSON_STDOUT = "-"
 
-PRECISION_HELP = {"fp32": "FP32", "fp16": "FP16", "int8": "INT8 (calibrated)"}
+_SHORTHAND_LABEL = {"fp32": "FP32", "fp16": "FP16", "int8": "INT8 (calibrated)"}
 
 
 def _tag(action: argparse.Action, concept: str, deprecated_for: Optional[str] = None):
@@ -210,7 +210,7 @@ def add_precision(group, choices: Sequence[str], help: str, default: Optional[st
     if shorthands:
         for value in choices:
             _tag(excl.add_argument(f"--{value}", dest="precision", action="store_const",
-                                   const=value, help=f"{PRECISION_HELP.get(value, value)}: the "
+                                   const=value, help=f"{_SHORTHAND_LABEL.get(value, value)}: the "
                                                      f"same as --precision {value}"),
                  "precision")
     return action
@@ -257,6 +257,3 @@ def plot_path(value: Optional[str], default: str) -> Optional[str]:
 def add_no_progress(group):
     return option(group, "no-progress", action="store_true", help="no progress bar")
 
-
-def json_to_stdout(args: argparse.Namespace) -> bool:
-    return getattr(args, "json", None) == JSON_STDOUT

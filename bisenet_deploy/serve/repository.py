@@ -126,7 +126,7 @@ def engine_model(path: str, name: str, options: RepositoryOptions) -> ServedMode
         raise IncompatibleEngineError(
             f"{path} is a TensorRT-RTX engine and Triton's tensorrt_plan backend runs full "
             f"TensorRT, which cannot load it: build the engine with `bisenet-build-engine "
-            f"--backend tensorrt` on the serving GPU, or serve the ONNX (--onnx)")
+            f"--trt-flavour tensorrt` on the serving GPU, or serve the ONNX (--onnx)")
     record = record_from_sidecar(sidecar)
     if not record or "export" not in record:
         raise EngineError(f"the sidecar of {path} carries no bisenet_deploy metadata record; "
