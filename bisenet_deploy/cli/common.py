@@ -18,7 +18,8 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 from .. import __version__
 from ..model import ARCHITECTURES, DEFAULT_ARCH
-from ..errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, InputError, UserError
+from ..errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_UNAVAILABLE, EXIT_USAGE, InputError,
+                      UserError)
 from ..portable import interrupts
 from ..portable.interrupts import Terminated  # noqa: F401 - the commands raise it
 
@@ -73,7 +74,7 @@ def run_cli(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = Non
     try:
         return int(func(args) or 0)
     except UserError as exc:
-        log.error("error: %s", _one_line(str(exc)))
+        log.error("error: %s", _one_line(_with_doctor_hint(exc)))
         return exc.exit_code
     except Terminated:
         log.error("terminated (SIGTERM); temporary files were removed")
@@ -90,6 +91,16 @@ def run_cli(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = Non
         return EXIT_INTERNAL
     finally:
         interrupts.restore(previous)
+
+
+def _with_doctor_hint(exc: UserError) -> str:
+    """A "not available here" error (exit 4) ends by pointing to bisenet-doctor."""
+    from ..portable.install_hints import doctor_hint
+
+    text = str(exc)
+    if exc.exit_code != EXIT_UNAVAILABLE or "bisenet-doctor" in text:
+        return text
+    return f"{text.rstrip('. ')} ({doctor_hint()})"
 
 
 def _forget_interrupt_inside_exec() -> None:
