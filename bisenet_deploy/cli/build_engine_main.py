@@ -101,6 +101,9 @@ def build_parser():
     i = p.add_argument_group("inspect")
     i.add_argument("--inspect", metavar="ENGINE", help="print the engine's layers and precisions")
     i.add_argument("--json", action="store_true", help="with --inspect: JSON instead of a table")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar over the INT8 calibration batches (one is drawn only "
+                        "when stderr is a terminal)")
     add_logging_args(p)
     p.set_defaults(func=_run)
     return p
@@ -146,7 +149,8 @@ def _options(args, trtexec=False):
         verbose=args.verbose > 0, gpu_index=args.gpu, use_timing_cache=not args.no_timing_cache,
         toolkit_version=__version__, allow_tf32=args.tf32,
         flavour="tensorrt" if trtexec else args.backend,
-        compute_capabilities=None if trtexec else compute_capabilities(args.compute_capability))
+        compute_capabilities=None if trtexec else compute_capabilities(args.compute_capability),
+        progress=not args.no_progress)
     options.validate()
     return options
 

@@ -58,6 +58,8 @@ def build_parser():
                    help="write a PNG showing, per backend, where its labels differ")
     p.add_argument("--threads", type=positive_int, metavar="N",
                    help="CPU threads for torch/onnxruntime")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (one is drawn only when stderr is a terminal)")
     add_logging_args(p)
     p.set_defaults(func=_run)
     return p
@@ -176,7 +178,7 @@ def _run(args):
             what = f"{n} synthetic image(s) {w}x{h}"
         log.info("comparing on %s", what)
         report = cmp.compare(reference, candidates, images, overrides=overrides,
-                             keep_worst=bool(args.plot))
+                             keep_worst=bool(args.plot), progress=not args.no_progress)
     report["inputs"] = what
     report["command"] = " ".join(shlex.quote(a) for a in ["bisenet-compare"] + list(args.argv))
     print(cmp.format_report(report))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import shlex
 
 from .common import (add_logging_args, add_model_args, check_report_path, positive_int, run_cli,
@@ -71,6 +72,10 @@ def build_parser():
                    help="evaluate only the first N images (N >= 1; default: all)")
     p.add_argument("--json", metavar="PATH", help="write the report (confusion-derived metrics) "
                                                   "as JSON")
+    p.add_argument("--plot", metavar="PATH", nargs="?", const="auto",
+                   help="also write a PNG: per-class IoU with the backends side by side and each "
+                        "backend's confusion matrix; without PATH: next to the --json report, "
+                        "else eval.png")
     p.add_argument("--no-per-class", action="store_true",
                    help="print only mIoU and pixel accuracy, not the per-class table")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -97,6 +102,13 @@ def _image_size(samples):
     raise UnusableFileError(f"none of the {len(samples)} image(s) could be read")
 
 
+def _plot_path(args):
+    """--plot PATH, or with no PATH the report's name with .png (eval.png without --json)."""
+    if args.plot != "auto":
+        return args.plot
+    return os.path.splitext(args.json)[0] + ".png" if args.json else "eval.png"
+
+
 def _run(args):
     from ..errors import InputError, SkippedInputsError
     from ..evaluation.backends import ModelSource, network_size, parse_spec
@@ -105,6 +117,8 @@ def _run(args):
     from ..model.summary import check_model_size
 
     check_report_path(args.json, "--json")  # before the evaluation, not after it
+    plot = _plot_path(args)
+    check_report_path(plot, "--plot", kind="png")
     if args.network_size:
         try:
             check_model_size(*args.network_size)
@@ -173,6 +187,11 @@ def _run(args):
     if args.json:
         write_json_report(args.json, report)
         print(f"report: {args.json}")
+    if plot:
+        from ..evaluation.eval_plot import write_eval_plot
+
+        write_eval_plot(report, plot)
+        print(f"plot: {plot}")
     if skipped:
         raise SkippedInputsError(f"{len(skipped)} of {len(samples)} sample(s) could not be read "
                                  f"and were left out of the scores (reasons above): "

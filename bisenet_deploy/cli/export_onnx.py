@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import sys
+
 from .common import add_logging_args, add_model_args, batch_profile_arg, size_arg
 
 TARGET_HELP = ("trt8.2 (Jetson TX2 / JetPack 4.6: opset 13, float input), trt8.6 (GTX 1080 Ti "
@@ -60,6 +63,12 @@ def register(sub) -> None:
     s.add_argument("--no-simplify", action="store_true", help="skip onnx-simplifier")
     s.add_argument("--skip-parity", action="store_true",
                    help="skip the parity check against PyTorch (not recommended)")
+    p.add_argument("--json", action="store_true",
+                   help="print the result (path, metadata record, parser verdict, parity, "
+                        "timings) as one JSON object on stdout and nothing else; logs stay on "
+                        "stderr")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (one is drawn only when stderr is a terminal)")
     add_logging_args(p)
     p.set_defaults(func=_run)
 
@@ -74,8 +83,29 @@ def _run(args) -> int:
         normalize=args.normalize, channel_order=args.channel_order, input_dtype=args.input_dtype,
         output=args.output, target=args.target, precision=args.precision,
         dynamic_batch=args.dynamic_batch, batch=args.batch, simplify=not args.no_simplify,
-        parity=not args.skip_parity, opset=args.opset, exporter=args.exporter)
+        parity=not args.skip_parity, opset=args.opset, exporter=args.exporter,
+        progress=not args.no_progress)
     result = export_onnx(options)
+    if args.json:
+        sys.stdout.write(json.dumps(result_record(result)) + "\n")
+    else:
+        print_summary(result)
+    return 0
+
+
+def result_record(result) -> dict:
+    """What `--json` prints: the file, its metadata record and how it was proven."""
+    from .. import __version__
+
+    return {"toolkit_version": __version__, "path": result.path,
+            "file_bytes": result.file_bytes, "nodes": result.num_nodes,
+            "simplified": result.simplified, "record": result.record,
+            "parser": result.parser.as_dict() if result.parser is not None else None,
+            "parity": result.parity.to_dict() if result.parity is not None else None,
+            "timings": [{"step": name, "seconds": round(t, 3)} for name, t in result.timings]}
+
+
+def print_summary(result) -> None:
     info = result.record["export"]
     model = result.record["model"]
     batch = info["batch"]
@@ -104,4 +134,3 @@ def _run(args) -> int:
         print("  parity  SKIPPED (--skip-parity)")
     print(f"  time    {result.total_seconds:.1f} s (" +
           ", ".join(f"{name} {t:.1f}s" for name, t in result.timings) + ")")
-    return 0

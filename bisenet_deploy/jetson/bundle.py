@@ -180,7 +180,7 @@ def build_bundle(options: BundleOptions) -> BundleResult:
             shutil.rmtree(staging, ignore_errors=True)
         remove_empty_folders(created)
         raise
-    log.info("bundle written: %s (%d files)", final, len(manifest["files"]))
+    log.debug("bundle written: %s (%d files)", final, len(manifest["files"]))
     return BundleResult(path=final, tar_path=tar_path, manifest=manifest,
                         onnx_path=os.path.join(final, onnx_rel), parity=parity)
 

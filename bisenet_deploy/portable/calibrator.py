@@ -15,6 +15,7 @@ Python 3.6 compatible.
 
 import logging
 import os
+import sys
 from typing import Any  # noqa: F401 (type comments)
 
 import numpy as np
@@ -95,7 +96,7 @@ class CalibrationBatches(object):
     images are skipped with a log line. `max_images` caps the number read.
     """
 
-    def __init__(self, paths, record, batch_size=1, max_images=None):
+    def __init__(self, paths, record, batch_size=1, max_images=None, progress=True):
         if batch_size < 1:
             raise InputError("calibration batch size must be >= 1")
         if max_images is not None and max_images < 1:
@@ -103,6 +104,7 @@ class CalibrationBatches(object):
         self.paths = list(paths)[:max_images] if max_images else list(paths)
         self.record = record
         self.batch_size = int(batch_size)
+        self.progress = bool(progress)
         if len(self.paths) < self.batch_size:
             raise InputError("%d calibration image(s) cannot fill one batch of %d"
                              % (len(self.paths), self.batch_size))
@@ -123,9 +125,28 @@ class CalibrationBatches(object):
         return self.num_batches
 
     def __iter__(self):
-        for b in range(self.num_batches):
-            chunk = self.paths[b * self.batch_size:(b + 1) * self.batch_size]
-            yield prepare_input([load_image(p) for p in chunk], self.record)
+        bar = _progress_bar(self.num_batches) if self.progress else None
+        try:
+            for b in range(self.num_batches):
+                chunk = self.paths[b * self.batch_size:(b + 1) * self.batch_size]
+                yield prepare_input([load_image(p) for p in chunk], self.record)
+                if bar is not None:
+                    bar.update(1)
+        finally:
+            if bar is not None:
+                bar.close()
+
+
+def _progress_bar(total):
+    """A tqdm bar with an ETA over the calibration batches, only when stderr is a terminal (never
+    into a captured log); None there, or where tqdm is absent (a Jetson bundle)."""
+    try:
+        if not sys.stderr.isatty():
+            return None
+        from tqdm import tqdm
+    except (ImportError, AttributeError, ValueError):
+        return None
+    return tqdm(total=total, desc="INT8 calibration", unit="batch", leave=False, file=sys.stderr)
 
 
 def read_calibration_cache(path):
