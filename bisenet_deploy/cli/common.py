@@ -266,7 +266,10 @@ def add_model_args(parser: argparse.ArgumentParser, required: bool = False) -> N
                             "ignore_index, train_size); default: from the checkpoint, or guessed "
                             "from the class count")
     group.add_argument("--num-classes", type=int, default=None,
-                       help="classes for random weights (default: the dataset's)")
+                       help="the class count the checkpoint's head must have (read from the "
+                            "file; a different count is refused)" + (
+                           "" if required else "; without --checkpoint: the random weights' "
+                                               "classes (default: the dataset's)"))
 
 
 def check_report_path(path: Optional[str], option: str, kind: str = "json") -> None:
