@@ -223,7 +223,8 @@ def _cli_raising(error):
 def test_a_missing_dependency_error_names_the_doctor(capsys):
     from bisenet_deploy.errors import MissingDependencyError
 
-    code = _cli_raising(MissingDependencyError("pycuda is not installed; pip install -e '.[trt]'"))()
+    missing = MissingDependencyError("pycuda is not installed; pip install -e '.[trt]'")
+    code = _cli_raising(missing)()
     err = capsys.readouterr().err
     assert code == 4
     assert err.count("\n") == 1 and "bisenet-doctor" in err

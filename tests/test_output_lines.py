@@ -97,6 +97,18 @@ def test_triton_prints_the_written_repository_once(tiny_dynamic_export, tmp_path
     assert sum(str(repo) in line for line in lines_of(captured)) == 2  # repository:, next:
 
 
+def test_jetson_prints_the_written_bundle_once(tmp_path, capsys):
+    from bisenet_deploy.cli.export_main import main
+
+    bundle = tmp_path / "tx2"
+    assert main(["jetson", "--input-size", "128x64", "--model-size", "64x32", "--exporter",
+                 "torchscript", "--no-simplify", "-o", str(bundle)]) == 0
+    captured = capsys.readouterr()
+    assert_each_line_once(captured)
+    assert sum(line.startswith("bundle") for line in lines_of(captured)) == 1
+    assert (captured.out + captured.err).count("labels identical") == 1  # parity, once
+
+
 # -- progress bars -------------------------------------------------------------------------------
 
 def test_a_bar_is_drawn_on_a_terminal_only(monkeypatch):

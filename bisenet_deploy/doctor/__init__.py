@@ -39,7 +39,8 @@ def _missing(packages, tensorrt, gpus) -> List[Dict[str, str]]:
             continue
         missing.append({"what": key, "needed_for": str(entry["purpose"]), "install": lines[key]})
     ort = packages.get("onnxruntime") or {}
-    if gpus and ort.get("installed") and "CUDAExecutionProvider" not in (ort.get("providers") or []):
+    providers = ort.get("providers") or []
+    if gpus and ort.get("installed") and "CUDAExecutionProvider" not in providers:
         missing.append({"what": "onnxruntime-gpu", "needed_for": "onnxruntime on this GPU "
                         "(without it the onnxruntime backend runs on the CPU only)",
                         "install": "pip uninstall -y onnxruntime && " + pip_extra("gpu")})
