@@ -48,6 +48,26 @@ def progress_bar(iterable: Optional[Iterable[Any]] = None, *, total: Optional[in
         bar.close()
 
 
+def start_bar(*, total: Optional[int], desc: str = "", unit: str = "it", enabled: bool = True):
+    """progress_bar() for a loop someone else drives (TensorRT pulling calibration batches): the
+    bar is open until its close()."""
+    stack = contextlib.ExitStack()
+    bar = stack.enter_context(progress_bar(total=total, desc=desc, unit=unit, enabled=enabled))
+    return _OpenBar(bar, stack)
+
+
+class _OpenBar:
+    """update(n) advances the bar; close() leaves progress_bar's context (the bar is removed,
+    log lines go straight to stderr again)."""
+
+    def __init__(self, bar, stack: contextlib.ExitStack) -> None:
+        self.bar = bar
+        self.close = stack.close
+
+    def update(self, n: int = 1) -> None:
+        self.bar.update(n)
+
+
 def write_line(text: str) -> None:
     """print() for a command's result lines inside a loop with a bar: the bar is lifted first."""
     from tqdm import tqdm

@@ -183,3 +183,20 @@ def test_predict_draws_its_bar_on_a_terminal_unless_told_not_to(folder_dataset, 
     out = capsys.readouterr().out
     latency = [line for line in out.splitlines() if ".png: infer " in line]
     assert len(latency) == 2 and len(set(latency)) == 2  # one line per image, each once
+
+
+def test_int8_calibration_advances_a_bar_per_batch(tmp_path, monkeypatch):
+    from bisenet_deploy.cli.build_engine_main import _calibration_bar
+    from bisenet_deploy.portable.calibrator import CalibrationBatches
+    from support.records import make_record
+
+    for i in range(4):
+        np.save(tmp_path / f"{i}.npy", synthetic_image(64, 32, seed=i))
+    paths = sorted(str(p) for p in tmp_path.glob("*.npy"))
+    record = make_record()
+    assert len(list(CalibrationBatches(paths, record, batch_size=2))) == 2  # no bar: no callable
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    batches = list(CalibrationBatches(paths, record, batch_size=2, progress=_calibration_bar))
+    assert len(batches) == 2
+    assert "INT8 calibration:" in terminal.getvalue() and "/2 [" in terminal.getvalue()

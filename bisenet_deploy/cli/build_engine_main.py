@@ -39,6 +39,13 @@ engines/[<gpu-name>-sm<XY>-]rtx<version>-<portable|sm75...>/<onnx-stem>-<precisi
 """
 
 
+def _calibration_bar(total):
+    """The bar over the INT8 calibration batches (drawn on a terminal only)."""
+    from ..progress import start_bar
+
+    return start_bar(total=total, desc="INT8 calibration", unit="batch")
+
+
 def build_parser():
     p = argparse.ArgumentParser(
         prog="bisenet-build-engine",
@@ -150,7 +157,7 @@ def _options(args, trtexec=False):
         toolkit_version=__version__, allow_tf32=args.tf32,
         flavour="tensorrt" if trtexec else args.backend,
         compute_capabilities=None if trtexec else compute_capabilities(args.compute_capability),
-        progress=not args.no_progress)
+        progress=None if args.no_progress else _calibration_bar)
     options.validate()
     return options
 

@@ -46,6 +46,9 @@ def register(sub) -> None:
                    help="PyTorch exporter, as for `bisenet-export onnx` (default auto: the "
                         "torch.export-based one brought to opset 13, else TorchScript)")
     p.add_argument("--no-simplify", action="store_true", help="skip onnx-simplifier")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar over the export's steps (one is drawn only when stderr "
+                        "is a terminal)")
     p.add_argument("-o", "--output-dir", required=True, metavar="DIR", help="bundle folder")
     p.add_argument("--tar", action="store_true",
                    help="also write DIR.tar.gz, one file to scp to the device")
@@ -79,7 +82,7 @@ def _run(args: argparse.Namespace) -> int:
         model_size=tuple(args.model_size or BundleOptions.model_size),
         channel_order=args.channel_order, output=args.output, precision=args.precision,
         simplify=not args.no_simplify, tar=args.tar, force=args.force,
-        exporter=args.exporter or BundleOptions.exporter))
+        exporter=args.exporter or BundleOptions.exporter, progress=not args.no_progress))
     model = result.manifest["model"]
     print(f"bundle:  {result.path} ({result.file_count} files)")
     print(f"model:   {model['onnx']} ({model['arch']}, {model['dataset']}, input "

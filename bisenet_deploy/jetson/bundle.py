@@ -103,6 +103,8 @@ class BundleOptions:
     tar: bool = False
     force: bool = False
     sample_seed: int = 0
+    #: a bar over the export's steps, on a terminal only (not an export option: not recorded)
+    progress: bool = True
 
 
 @dataclass
@@ -297,7 +299,7 @@ def render(text: str, values: Dict[str, str]) -> str:
 
 def _export_options_dict(options: BundleOptions) -> Dict[str, Any]:
     data = dataclasses.asdict(options)
-    for key in ("output_dir", "tar", "force"):
+    for key in ("output_dir", "tar", "force", "progress"):
         data.pop(key, None)
     data["target"] = TARGET
     data["input_size"] = list(options.input_size)

@@ -46,7 +46,7 @@ class BuildOptions(object):
                  calib_batch_size=None, calib_max_images=None, verbose=False,
                  engines_root="engines", gpu_index=0, use_timing_cache=True,
                  toolkit_version=None, allow_tf32=False, flavour=None, compute_capabilities=None,
-                 progress=True):
+                 progress=None):
         self.precision = precision
         self.output = output
         self.workspace_mib = workspace_mib
@@ -69,11 +69,12 @@ class BuildOptions(object):
         self.flavour = flavour
         self.compute_capabilities = (tuple(compute_capabilities) if compute_capabilities
                                      else None)
-        #: a bar over the INT8 calibration batches, on a terminal only
-        self.progress = bool(progress)
+        #: None, or callable(total) -> a bar over the INT8 calibration batches (update, close)
+        self.progress = progress
 
     def as_dict(self):
-        return dict((k, list(v) if isinstance(v, tuple) else v) for k, v in vars(self).items())
+        return dict((k, list(v) if isinstance(v, tuple) else v) for k, v in vars(self).items()
+                    if k != "progress")  # a callable, not a build setting
 
     def validate(self):
         """Refuse values no TensorRT accepts (InputError naming the CLI flag)."""

@@ -15,7 +15,6 @@ Python 3.6 compatible.
 
 import logging
 import os
-import sys
 from typing import Any  # noqa: F401 (type comments)
 
 import numpy as np
@@ -96,7 +95,7 @@ class CalibrationBatches(object):
     images are skipped with a log line. `max_images` caps the number read.
     """
 
-    def __init__(self, paths, record, batch_size=1, max_images=None, progress=True):
+    def __init__(self, paths, record, batch_size=1, max_images=None, progress=None):
         if batch_size < 1:
             raise InputError("calibration batch size must be >= 1")
         if max_images is not None and max_images < 1:
@@ -104,7 +103,9 @@ class CalibrationBatches(object):
         self.paths = list(paths)[:max_images] if max_images else list(paths)
         self.record = record
         self.batch_size = int(batch_size)
-        self.progress = bool(progress)
+        #: None, or a callable(total) -> a bar with update(n) and close() (the desktop command
+        #: passes bisenet_deploy.progress.start_bar; this package imports no tqdm)
+        self.progress = progress
         if len(self.paths) < self.batch_size:
             raise InputError("%d calibration image(s) cannot fill one batch of %d"
                              % (len(self.paths), self.batch_size))
@@ -125,7 +126,7 @@ class CalibrationBatches(object):
         return self.num_batches
 
     def __iter__(self):
-        bar = _progress_bar(self.num_batches) if self.progress else None
+        bar = self.progress(self.num_batches) if self.progress is not None else None
         try:
             for b in range(self.num_batches):
                 chunk = self.paths[b * self.batch_size:(b + 1) * self.batch_size]
@@ -136,17 +137,6 @@ class CalibrationBatches(object):
             if bar is not None:
                 bar.close()
 
-
-def _progress_bar(total):
-    """A tqdm bar with an ETA over the calibration batches, only when stderr is a terminal (never
-    into a captured log); None there, or where tqdm is absent (a Jetson bundle)."""
-    try:
-        if not sys.stderr.isatty():
-            return None
-        from tqdm import tqdm
-    except (ImportError, AttributeError, ValueError):
-        return None
-    return tqdm(total=total, desc="INT8 calibration", unit="batch", leave=False, file=sys.stderr)
 
 
 def read_calibration_cache(path):
