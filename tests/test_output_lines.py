@@ -22,6 +22,13 @@ def assert_each_line_once(captured):
     assert not twice, f"printed more than once: {twice}"
 
 
+@pytest.fixture(autouse=True)
+def no_foreign_log_handlers(monkeypatch):
+    """Only this toolkit's own lines: a root-logger handler an earlier test left behind (on a
+    stream since closed) would add third-party lines that are none of ours."""
+    monkeypatch.setattr(logging.root, "handlers", [])
+
+
 class Terminal(io.StringIO):
     """A stderr that says it is a terminal."""
 
