@@ -1,6 +1,7 @@
 """What the commands write: every line once, results on stdout and logs on stderr (--json: one
 JSON object on stdout), progress bars only on a terminal and never glued to a line."""
 
+import argparse
 import io
 import json
 import logging
@@ -207,3 +208,16 @@ def test_int8_calibration_advances_a_bar_per_batch(tmp_path, monkeypatch):
     batches = list(CalibrationBatches(paths, record, batch_size=2, progress=_calibration_bar))
     assert len(batches) == 2
     assert "INT8 calibration:" in terminal.getvalue() and "/2 [" in terminal.getvalue()
+
+
+def test_every_command_with_a_long_loop_takes_no_progress():
+    from bisenet_deploy.cli import (bench_main, build_engine_main, compare_main, eval_main,
+                                    export_main, predict_main)
+
+    export = {name: p for a in export_main.build_parser()._actions
+              if isinstance(a, argparse._SubParsersAction) for name, p in a.choices.items()}
+    parsers = [export["onnx"], export["jetson"], predict_main.build_parser(),
+               compare_main.build_parser(), eval_main.build_parser(), bench_main.build_parser(),
+               build_engine_main.build_parser()]
+    for parser in parsers:
+        assert "--no-progress" in parser._option_string_actions, parser.prog
