@@ -5,6 +5,7 @@ from .portable.errors import (  # noqa: F401
     EXIT_CODES,
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
+    EXIT_UNAVAILABLE,
     EXIT_USAGE,
     CheckpointError,
     EngineError,

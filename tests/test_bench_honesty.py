@@ -288,6 +288,15 @@ def test_long_cpu_run_says_how_to_shorten_it():
     assert "--iters sets the count (5000 is the paper's protocol)" in gpu
 
 
+def test_a_run_already_at_the_suggested_count_is_not_told_to_use_it():
+    from bisenet_deploy.bench.harness import estimate_line
+
+    # scripts/main_job.sh's CPU table: torch at 6 s a call, 20 calls
+    line = estimate_line("torch", 6.0 * 20, 20, on_cpu=True)
+    assert "--iters" not in line and "Ctrl-C" in line
+    assert "shorten it with --iters 20 " in estimate_line("torch", 6.0 * 40, 40, on_cpu=True)
+
+
 def test_the_estimate_line_is_logged_for_a_cpu_backend(caplog):
     record = make_record()
     clock = FakeClock()

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 COMMANDS = ["export_main", "build_engine_main", "bench_main", "compare_main", "eval_main",
-            "predict_main", "serve_main"]
+            "predict_main", "serve_main", "doctor_main"]
 
 
 @pytest.mark.parametrize("modules, heavy", [
@@ -20,6 +20,10 @@ COMMANDS = ["export_main", "build_engine_main", "bench_main", "compare_main", "e
     ("bisenet_deploy.serve.server, bisenet_deploy.serve.client, bisenet_deploy.serve.repository, "
      "bisenet_deploy.bench.served, bisenet_deploy.cli.serve_main",
      ("pytriton", "tritonclient", "torch", "onnxruntime", "onnx")),
+    # the doctor imports what it probes only when it runs
+    ("bisenet_deploy.doctor, bisenet_deploy.doctor.probe, bisenet_deploy.doctor.advice, "
+     "bisenet_deploy.cli.doctor_main",
+     ("tensorrt", "tensorrt_rtx_bindings", "pycuda", "torch", "onnxruntime", "onnx", "pytriton")),
 ])
 def test_import_is_light(modules, heavy):
     code = (f"import sys, {modules}; "

@@ -61,7 +61,7 @@ def _readme_outputs():
         text = f.read()
     outputs = {"street.png"}  # the example image the quick start reads from the root
     for cmd in re.findall(r"^\s*(bisenet-.*)$", text.replace("\\\n", " "), re.M):
-        words = cmd.split()
+        words = cmd.split(" #", 1)[0].split()  # a trailing comment names no output
         for i, word in enumerate(words[:-1]):
             if word in ("-o", "--json", "--plot", ">") and words[i + 1] != ">":
                 outputs.add(words[i + 1])

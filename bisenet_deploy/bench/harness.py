@@ -168,9 +168,12 @@ def estimate_line(label, estimate_s, iters, on_cpu):
         label, estimate_s / 60.0, iters, per_call_ms)
     if on_cpu:
         shorter = max(20, int(ESTIMATE_NOTE_S * 1000.0 / max(per_call_ms, 1e-3)) // 10 * 10)
+        if shorter >= iters:  # already at (or below) the count we would suggest
+            return ("%s; fewer calls would say little, press Ctrl-C to stop and keep the calls "
+                    "done" % line)
         return ("%s; on a CPU that is long: shorten it with --iters %d (about a minute; 5000 is "
                 "the paper's GPU protocol), or press Ctrl-C to stop and keep the calls done"
-                % (line, min(shorter, iters)))
+                % (line, shorter))
     return "%s; --iters sets the count (5000 is the paper's protocol); Ctrl-C stops and keeps " \
            "the calls done" % line
 

@@ -19,6 +19,7 @@ import logging
 import time
 
 from ..errors import EXIT_INTERNAL, MissingDependencyError, UserError
+from ..portable.install_hints import doctor_hint
 from .harness import (DEFAULT_BUFFERS, BenchmarkError, check_fixed_batch, make_inputs,
                       time_runner)
 
@@ -112,7 +113,9 @@ def bench_backend(name, opener, inputs, iters, warmup, clock=time.perf_counter, 
                                      on_cpu=backend_of(name) in CPU_BACKENDS))
     except (MissingDependencyError, BackendUnavailable) as exc:
         entry.update(status="skipped", error=str(exc))
-        log.warning("%s backend skipped: %s", name, exc)
+        missing = isinstance(exc, MissingDependencyError)  # not a usage problem: doctor helps
+        log.warning("%s backend skipped: %s%s", name, exc,
+                    " (%s)" % doctor_hint() if missing and doctor_hint() else "")
     except UserError as exc:
         entry.update(status="failed", error=str(exc), exit_code=exc.exit_code)
         log.error("%s backend failed: %s", name, exc)

@@ -76,7 +76,8 @@ def build_parser():
     models.add_argument("--engine", metavar="PATH", help="TensorRT engine (tensorrt backend)")
     models.add_argument("--onnx", metavar="PATH", help="exported ONNX (onnxruntime backends)")
     models.add_argument("--checkpoint", metavar="PATH",
-                        help="PyTorch checkpoint (torch backends): ours or CoinCheung's .pth")
+                        help="PyTorch checkpoint (torch backends): our .safetensors, a "
+                             "CoinCheung/BiSeNet .pth or an mmsegmentation BiSeNetV2 .pth")
     run = p.add_argument_group("run")
     add_backend(run, nargs="+", action="append", metavar="BACKEND[:PATH][@PREC]",
                 type=backend_spec_arg,

@@ -20,8 +20,8 @@ import os
 from .. import __version__
 from ..errors import EngineError, InputError, MissingDependencyError, NoMetadataError
 from .common import add_logging_args, emit_json, non_negative_int, run_cli
-from .options import (JSON_STDOUT, add_batch_range, add_json, add_output, add_precision,
-                      add_trt_flavour)
+from .options import (JSON_STDOUT, add_batch_range, add_json, add_no_progress, add_output,
+                      add_precision, add_trt_flavour)
 
 log = logging.getLogger("bisenet_deploy.build_engine")
 
@@ -39,6 +39,13 @@ Default output: engines/<gpu-name>-sm<XY>-trt<version>/<onnx-stem>-<precision>.e
 JSON sidecar <onnx-stem>-<precision>.json beside it and the folder's timing.cache. TensorRT-RTX:
 engines/[<gpu-name>-sm<XY>-]rtx<version>-<portable|sm75...>/<onnx-stem>-<precision>.engine.
 """
+
+
+def _calibration_bar(total):
+    """The bar over the INT8 calibration batches (drawn on a terminal only)."""
+    from ..progress import start_bar
+
+    return start_bar(total=total, desc="INT8 calibration", unit="batch")
 
 
 def build_parser():
@@ -99,6 +106,7 @@ def build_parser():
     i = p.add_argument_group("inspect")
     i.add_argument("--inspect", metavar="ENGINE", help="print the engine's layers and precisions")
     add_json(i, "with --inspect: the layers as JSON instead of a table")
+    add_no_progress(p)
     add_logging_args(p)
     p.set_defaults(func=_run)
     return p
@@ -144,7 +152,8 @@ def _options(args, trtexec=False):
         verbose=args.verbose > 0, gpu_index=args.gpu, use_timing_cache=not args.no_timing_cache,
         toolkit_version=__version__, allow_tf32=args.tf32,
         flavour="tensorrt" if trtexec else args.trt_flavour,
-        compute_capabilities=None if trtexec else compute_capabilities(args.compute_capability))
+        compute_capabilities=None if trtexec else compute_capabilities(args.compute_capability),
+        progress=None if args.no_progress else _calibration_bar)
     options.validate()
     return options
 

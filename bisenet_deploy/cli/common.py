@@ -20,7 +20,8 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 from .. import __version__
 from ..model import ARCHITECTURES, DEFAULT_ARCH
-from ..errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, InputError, UserError
+from ..errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_UNAVAILABLE, EXIT_USAGE, InputError,
+                      UserError)
 from ..portable import interrupts
 from ..portable.interrupts import Terminated  # noqa: F401 - the commands raise it
 from .options import JSON_STDOUT, check_required
@@ -82,7 +83,7 @@ def run_cli(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = Non
             return _run_json_to_stdout(func, args)
         return int(func(args) or 0)
     except UserError as exc:
-        log.error("error: %s", _one_line(str(exc)))
+        log.error("error: %s", _one_line(_with_doctor_hint(exc)))
         return exc.exit_code
     except Terminated:
         log.error("terminated (SIGTERM); temporary files were removed")
@@ -110,6 +111,16 @@ def _run_json_to_stdout(func, args) -> int:
             return int(func(args) or 0)
     finally:
         _json_stdout = None
+
+
+def _with_doctor_hint(exc: UserError) -> str:
+    """A "not available here" error (exit 4) ends by pointing to bisenet-doctor."""
+    from ..portable.install_hints import doctor_hint
+
+    text = str(exc)
+    if exc.exit_code != EXIT_UNAVAILABLE or "bisenet-doctor" in text:
+        return text
+    return f"{text.rstrip('. ')} ({doctor_hint()})"
 
 
 def _forget_interrupt_inside_exec() -> None:
@@ -275,7 +286,10 @@ def add_model_args(parser: argparse.ArgumentParser, required: bool = False) -> N
                             "ignore_index, train_size); default: from the checkpoint, or guessed "
                             "from the class count")
     group.add_argument("--num-classes", type=int, default=None,
-                       help="classes for random weights (default: the dataset's)")
+                       help="the class count the checkpoint's head must have (read from the "
+                            "file; a different count is refused)" + (
+                           "" if required else "; without --checkpoint: the random weights' "
+                                               "classes (default: the dataset's)"))
 
 
 def check_report_path(path: Optional[str], option: str, kind: str = "json") -> None:

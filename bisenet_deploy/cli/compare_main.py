@@ -14,7 +14,8 @@ import shlex
 
 from .common import (add_logging_args, add_model_args, check_report_path, positive_int, run_cli,
                      write_json_report)
-from .options import JSON_STDOUT, add_images, add_json, add_plot, plot_path
+from .options import (JSON_STDOUT, add_images, add_json, add_no_progress, add_plot,
+                      plot_path)
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ def build_parser():
                 "beside the --json report, else bisenet-compare.png here)")
     p.add_argument("--threads", type=positive_int, metavar="N",
                    help="CPU threads for torch/onnxruntime")
+    add_no_progress(p)
     add_logging_args(p)
     p.set_defaults(func=_run)
     return p
@@ -179,7 +181,7 @@ def _run(args):
             what = f"{n} synthetic image(s) {w}x{h}"
         log.info("comparing on %s", what)
         report = cmp.compare(reference, candidates, images, overrides=overrides,
-                             keep_worst=bool(args.plot))
+                             keep_worst=bool(args.plot), progress=not args.no_progress)
     report["inputs"] = what
     report["command"] = " ".join(shlex.quote(a) for a in ["bisenet-compare"] + list(args.argv))
     print(cmp.format_report(report))

@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import shlex
 
 from .common import (add_logging_args, add_model_args, check_report_path, positive_int, run_cli,
                      write_json_report)
-from .options import JSON_STDOUT, add_backend, add_json, add_network_size, add_no_progress
+from .options import (JSON_STDOUT, add_backend, add_json, add_network_size, add_no_progress,
+                      add_plot, plot_path)
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,9 @@ def build_parser():
     p.add_argument("--limit", type=positive_int, metavar="N",
                    help="evaluate only the first N images (N >= 1; default: all)")
     add_json(p, "write the report (confusion-derived metrics) as JSON")
+    add_plot(p, "also write a PNG: per-class IoU with the backends side by side and each "
+                "backend's confusion matrix; without PATH: next to the --json report, "
+                "else eval.png")
     p.add_argument("--no-per-class", action="store_true",
                    help="print only mIoU and pixel accuracy, not the per-class table")
     add_no_progress(p)
@@ -96,6 +101,13 @@ def _image_size(samples):
     raise UnusableFileError(f"none of the {len(samples)} image(s) could be read")
 
 
+def _plot_path(args):
+    """--plot PATH, or with no PATH the report's name with .png (eval.png without --json)."""
+    beside_report = args.json and args.json != JSON_STDOUT
+    return plot_path(args.plot, os.path.splitext(args.json)[0] + ".png" if beside_report
+                     else "eval.png")
+
+
 def _run(args):
     from ..errors import InputError, SkippedInputsError
     from ..evaluation.backends import ModelSource, network_size, parse_spec
@@ -104,6 +116,8 @@ def _run(args):
     from ..model.summary import check_model_size
 
     check_report_path(args.json, "--json")  # before the evaluation, not after it
+    plot = _plot_path(args)
+    check_report_path(plot, "--plot", kind="png")
     if args.network_size:
         try:
             check_model_size(*args.network_size)
@@ -173,6 +187,11 @@ def _run(args):
         write_json_report(args.json, report)
         if args.json != JSON_STDOUT:
             print(f"report: {args.json}")
+    if plot:
+        from ..evaluation.eval_plot import write_eval_plot
+
+        write_eval_plot(report, plot)
+        print(f"plot: {plot}")
     if skipped:
         raise SkippedInputsError(f"{len(skipped)} of {len(samples)} sample(s) could not be read "
                                  f"and were left out of the scores (reasons above): "

@@ -3,7 +3,12 @@ and does the real TensorRT ONNX parser (full TensorRT, else TensorRT-RTX) take i
 
 from __future__ import annotations
 
+import logging
+
 from .common import add_logging_args
+from .options import add_json
+
+log = logging.getLogger(__name__)
 
 
 def register(sub) -> None:
@@ -20,6 +25,8 @@ def register(sub) -> None:
     p.add_argument("--target", choices=("trt8.2", "trt8.6", "trt10", "trt11"), default=None,
                    help="target to check against (default: the one in the file's metadata, "
                         "else trt10)")
+    add_json(p, "the result (target, rule violations, parser verdict, passed) as one JSON "
+                "object, on stdout (nothing else there) or into PATH; the exit code is the same")
     add_logging_args(p)
     p.set_defaults(func=_run)
 
@@ -33,25 +40,39 @@ def _run(args) -> int:
 
     model = load_onnx(args.onnx)
     target = args.target
+    note = None
     try:
         recorded = get_record(model, args.onnx)["export"].get("target")
     except UserError:
         recorded = None
-        print(f"note: {args.onnx} carries no bisenet_deploy metadata (runtimes will not know its "
-              f"preprocessing); checking the graph only")
+        note = (f"{args.onnx} carries no bisenet_deploy metadata (runtimes will not know its "
+                f"preprocessing); checking the graph only")
     if target is None:
         target = recorded or "trt10"
     problems = check_onnx(model, target)
+    verdict = parser_check(args.onnx)
+    failed = bool(problems) or (verdict is not None and not verdict.ok)
+    if args.json:
+        from .common import write_json_report
+
+        if note:
+            log.warning("note: %s", note)
+        write_json_report(args.json, {
+            "onnx": args.onnx, "target": target,
+            "metadata": note is None, "violations": list(problems),
+            "parser": verdict.as_dict() if verdict is not None else None,
+            "parser_note": NO_PARSER if verdict is None else None, "passed": not failed})
+        return EXIT_CHECK_FAILED if failed else 0
+    if note:
+        print(f"note: {note}")
     if not problems:
         print(f"PASS {args.onnx}: obeys the rules of target {target}")
     else:
         print(f"FAIL {args.onnx}: {len(problems)} violation(s) of target {target}:")
         for problem in problems:
             print(f"  - {problem}")
-    verdict = parser_check(args.onnx)
     if verdict is None:
         print(f"parser: {NO_PARSER}")
     else:
         print(f"{'PASS' if verdict.ok else 'FAIL'} {args.onnx}: {verdict.summary()}")
-    failed = problems or (verdict is not None and not verdict.ok)
     return EXIT_CHECK_FAILED if failed else 0

@@ -13,8 +13,8 @@ import argparse
 import os
 
 from .common import add_logging_args, add_model_args
-from .options import (add_graph_outputs, add_input_size, add_network_size, add_output,
-                      add_precision)
+from .options import (add_graph_outputs, add_input_size, add_network_size, add_no_progress,
+                      add_output, add_precision)
 
 
 def register(sub) -> None:
@@ -45,6 +45,7 @@ def register(sub) -> None:
     p.add_argument("--no-simplify", action="store_true", help="skip onnx-simplifier")
     add_output(p, "bundle folder", alias=("--output-dir",), metavar="DIR", required=True,
                refuse_graph_outputs=True)
+    add_no_progress(p)
     p.add_argument("--tar", action="store_true",
                    help="also write DIR.tar.gz, one file to scp to the device")
     p.add_argument("--force", action="store_true",
@@ -77,7 +78,7 @@ def _run(args: argparse.Namespace) -> int:
         model_size=tuple(args.network_size or BundleOptions.model_size),
         channel_order=args.channel_order, output=args.outputs, precision=args.precision,
         simplify=not args.no_simplify, tar=args.tar, force=args.force,
-        exporter=args.exporter or BundleOptions.exporter))
+        exporter=args.exporter or BundleOptions.exporter, progress=not args.no_progress))
     model = result.manifest["model"]
     print(f"bundle:  {result.path} ({result.file_count} files)")
     print(f"model:   {model['onnx']} ({model['arch']}, {model['dataset']}, input "

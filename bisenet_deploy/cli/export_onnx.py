@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from .common import add_logging_args, add_model_args
-from .options import (GRAPH_OUTPUT_KINDS, add_batch, add_batch_range, add_graph_outputs,
-                      add_input_size, add_network_size, add_output, add_precision)
+from .options import (GRAPH_OUTPUT_KINDS, JSON_STDOUT, add_batch, add_batch_range,
+                      add_graph_outputs, add_input_size, add_json, add_network_size,
+                      add_no_progress, add_output, add_precision)
 
 TARGET_HELP = ("trt8.2 (Jetson TX2 / JetPack 4.6: opset 13, float input), trt8.6 (GTX 1080 Ti "
                "and other Pascal GPUs: opset 17), trt10 (opset 17), trt11 (opset 17; TensorRT 11 "
@@ -63,6 +64,9 @@ def register(sub) -> None:
     s.add_argument("--no-simplify", action="store_true", help="skip onnx-simplifier")
     s.add_argument("--skip-parity", action="store_true",
                    help="skip the parity check against PyTorch (not recommended)")
+    add_json(p, "the result (path, metadata record, parser verdict, parity, timings) as one "
+                "JSON object, on stdout (nothing else there; logs stay on stderr) or into PATH")
+    add_no_progress(p)
     add_logging_args(p)
     p.set_defaults(func=_run)
 
@@ -95,8 +99,31 @@ def _run(args) -> int:
         normalize=args.normalize, channel_order=args.channel_order, input_dtype=args.input_dtype,
         output=args.outputs, target=args.target or default_target(), precision=args.precision,
         dynamic_batch=args.batch_range, batch=args.batch, simplify=not args.no_simplify,
-        parity=not args.skip_parity, opset=args.opset, exporter=args.exporter)
+        parity=not args.skip_parity, opset=args.opset, exporter=args.exporter,
+        progress=not args.no_progress)
     result = export_onnx(options)
+    if args.json:
+        from .common import write_json_report
+
+        write_json_report(args.json, result_record(result))
+    if args.json != JSON_STDOUT:
+        print_summary(result)
+    return 0
+
+
+def result_record(result) -> dict:
+    """What `--json` prints: the file, its metadata record and how it was proven."""
+    from .. import __version__
+
+    return {"toolkit_version": __version__, "path": result.path,
+            "file_bytes": result.file_bytes, "nodes": result.num_nodes,
+            "simplified": result.simplified, "record": result.record,
+            "parser": result.parser.as_dict() if result.parser is not None else None,
+            "parity": result.parity.to_dict() if result.parity is not None else None,
+            "timings": [{"step": name, "seconds": round(t, 3)} for name, t in result.timings]}
+
+
+def print_summary(result) -> None:
     info = result.record["export"]
     model = result.record["model"]
     batch = info["batch"]
@@ -125,4 +152,3 @@ def _run(args) -> int:
         print("  parity  SKIPPED (--skip-parity)")
     print(f"  time    {result.total_seconds:.1f} s (" +
           ", ".join(f"{name} {t:.1f}s" for name, t in result.timings) + ")")
-    return 0

@@ -11,7 +11,8 @@ import os
 
 from .common import (add_logging_args, add_model_args, check_report_path, positive_int, run_cli,
                      write_json_report)
-from .options import add_backend, add_images, add_json, add_network_size, add_output
+from .options import (add_backend, add_images, add_json, add_network_size, add_no_progress,
+                      add_output)
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ def build_parser():
     add_json(p, "write per-image latencies and outputs as JSON")
     p.add_argument("--threads", type=positive_int, metavar="N",
                    help="CPU threads for torch/onnxruntime")
+    add_no_progress(p)
     add_logging_args(p)
     p.set_defaults(func=_run)
     return p
@@ -153,17 +155,19 @@ def _predict(runner, inputs, args) -> int:
 
     from ..errors import SkippedInputsError, UnusableFileError
     from ..evaluation.predict import predict_paths
+    from ..progress import write_line
 
     def show(entry):
         where = entry["input"] + ("" if entry["frame"] is None else f" frame {entry['frame']}")
         extra = "" if entry.get("device_ms") is None else f", device {entry['device_ms']:.1f} ms"
-        print(f"{where}: infer {entry['infer_ms']:.1f} ms, total {entry['total_ms']:.1f} ms"
-              f"{extra}")
+        write_line(f"{where}: infer {entry['infer_ms']:.1f} ms, total {entry['total_ms']:.1f} ms"
+                   f"{extra}")  # above the progress bar, if one is drawn
 
     skipped = []
     results = predict_paths(runner, inputs, args.output, alpha=args.alpha,
                             max_frames=args.max_frames, legend=not args.no_legend,
-                            on_result=show, skipped=skipped, label_ids=args.label_ids)
+                            on_result=show, skipped=skipped, label_ids=args.label_ids,
+                            progress=not args.no_progress)
     describe = runner.describe()
     listing = ", ".join(path for path, _ in skipped)
     if not results:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import textwrap
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
@@ -52,25 +53,33 @@ def runner_precision(runner) -> str:
     return p.lower() if isinstance(p, str) and p.lower() in profiles.PRECISIONS else "fp32"
 
 
-def _run(runner, images: List[np.ndarray]) -> List[Dict[str, np.ndarray]]:
-    """Per-image outputs {name: array with a leading batch dim of 1}."""
+def _run(runner, images: List[np.ndarray], label: str = "",
+         progress: bool = True) -> List[Dict[str, np.ndarray]]:
+    """Per-image outputs {name: array with a leading batch dim of 1}; a bar named `label` on a
+    terminal."""
+    from ..progress import progress_bar
+
     results: List[Dict[str, np.ndarray]] = []
     record = runner.metadata
     if record is None:
         raise InputError(f"the {runner.backend} runner carries no model metadata; cannot prepare "
                          f"its input")
     size = batch_range(runner)[0]  # the smallest batch it takes: 1, or a static batch
-    for start in range(0, len(images), size):
-        group = images[start:start + size]
-        out = runner.infer(pad_batch(runner, prepare_input(group, record)))
-        for i in range(len(group)):
-            results.append({k: np.asarray(v)[i:i + 1] for k, v in out.items()})
+    with progress_bar(total=len(images), desc=label or runner.backend, unit="img",
+                      enabled=progress) as bar:
+        for start in range(0, len(images), size):
+            group = images[start:start + size]
+            out = runner.infer(pad_batch(runner, prepare_input(group, record)))
+            for i in range(len(group)):
+                results.append({k: np.asarray(v)[i:i + 1] for k, v in out.items()})
+            bar.update(len(group))
     return results
 
 
 def compare(reference, candidates: Sequence[Candidate], images: Iterable[np.ndarray], *,
             overrides=(), class_names: Optional[Sequence[str]] = None,
-            num_classes: Optional[int] = None, keep_worst: bool = False) -> Dict[str, Any]:
+            num_classes: Optional[int] = None, keep_worst: bool = False,
+            progress: bool = True) -> Dict[str, Any]:
     """Run `images` (H x W x 3 uint8 RGB) through the reference and each active candidate.
 
     `reference` is an active Runner, or a callable `record -> active Runner` that builds the
@@ -94,7 +103,7 @@ def compare(reference, candidates: Sequence[Candidate], images: Iterable[np.ndar
         if key not in cache:
             runner = reference if key == "fixed" else reference(cand.runner.metadata)
             log.info("reference %s on %d image(s)", runner.describe(), len(images))
-            cache[key] = (runner, _run(runner, images))
+            cache[key] = (runner, _run(runner, images, "reference", progress))
         return cache[key]
 
     first_record = candidates[0].runner.metadata or {}
@@ -113,7 +122,7 @@ def compare(reference, candidates: Sequence[Candidate], images: Iterable[np.ndar
     for cand in candidates:
         ref_runner, ref_results = reference_for(cand)
         log.info("comparing %s (%s)", cand.label, cand.precision)
-        results = _run(cand.runner, images)
+        results = _run(cand.runner, images, cand.label, progress)
         logits = LogitsAgreement()
         labels = LabelAgreement(num_classes, ConfusionMatrix(num_classes, ignore_index=None))
         has_logits = False
@@ -214,35 +223,48 @@ def format_report(report: Dict[str, Any]) -> str:
 
 def plot_disagreement(report: Dict[str, Any], path: str, palette) -> None:
     """PNG: per backend its worst image, the reference labels, its labels, where they differ."""
+    import matplotlib.pyplot as plt
+
+    from ..portable.fileio import atomic_output
+    from ..portable.ownership import PNG_TEXT
+
+    fig = disagreement_figure(report, palette)
+    try:
+        with atomic_output(path, suffix=".png") as tmp:
+            fig.savefig(tmp, format="png", dpi=80, metadata=PNG_TEXT)  # ours: replaceable
+    finally:
+        plt.close(fig)
+
+
+def disagreement_figure(report: Dict[str, Any], palette):
+    """The matplotlib Figure plot_disagreement writes."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from ..portable.fileio import atomic_output
-    from ..portable.ownership import PNG_TEXT
     from .colorize import colorize
 
     rows = [b for b in report["backends"] if b.get("_worst")]
     if not rows:
         raise InputError("nothing to plot: run the comparison with keep_worst=True")
-    fig, axes = plt.subplots(len(rows), 4, figsize=(16, 2.6 * len(rows) + 0.4), squeeze=False)
-    for ax_row, b in zip(axes, rows):
+    # one sub-figure per backend: its (long) name is the row's own heading, wrapped to the
+    # figure's width, and the panel titles stay short, so no two titles share a line
+    fig = plt.figure(figsize=(16, 3.0 * len(rows) + 0.6), layout="constrained")
+    fig.suptitle(textwrap.fill(f"label disagreement vs {report['reference']}", 160), fontsize=10)
+    for sub, b in zip(np.atleast_1d(fig.subfigures(len(rows), 1)), rows):
         wst = b["_worst"]
         differ = wst["reference"] != wst["labels"]
         grey = wst["image"].mean(axis=2, keepdims=True).repeat(3, axis=2) * 0.5
         marked = grey.astype(np.uint8)
         marked[differ] = (255, 0, 0)
+        sub.suptitle(textwrap.fill(f"{b['backend']} [{b['precision']}]", 170), fontsize=9)
         panels = [(wst["image"], f"input #{wst['index']}"),
                   (colorize(wst["reference"], palette), "reference labels"),
-                  (colorize(wst["labels"], palette), f"{b['backend']} [{b['precision']}]"),
+                  (colorize(wst["labels"], palette), "this backend's labels"),
                   (marked, f"differ: {int(differ.sum())} px ({100 * differ.mean():.3f}%)")]
-        for ax, (img, title) in zip(ax_row, panels):
+        for ax, (img, title) in zip(sub.subplots(1, 4), panels):
             ax.imshow(img, interpolation="nearest")
             ax.set_title(title, fontsize=9)
             ax.axis("off")
-    fig.suptitle(f"label disagreement vs {report['reference']}", fontsize=10)
-    fig.tight_layout()
-    with atomic_output(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=80, metadata=PNG_TEXT)  # ours: replaceable
-    plt.close(fig)
+    return fig

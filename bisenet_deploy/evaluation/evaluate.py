@@ -123,38 +123,37 @@ def evaluate(targets: Sequence[EvalTarget], samples: Sequence[Sample], *, layout
                              f"has {num_classes}: use a model trained for this dataset")
     ground_truth = _CityscapesTruth(samples, len(targets), strict) if layout == "cityscapes" \
         else None
-    from tqdm import tqdm
+    from ..progress import progress_bar
 
-    bar = tqdm(samples, desc="evaluating", unit="img", disable=not progress, leave=False)
-    for sample in bar:
-        try:
-            image = read_image(sample.image_path)
-            if ground_truth is not None:
-                gt, instances = ground_truth.read(sample)
-            else:
-                gt, instances = read_label(sample, layout), None
-        except UnusableFileError as exc:
-            if skipped is None:
-                raise
-            skipped.append((sample.name, str(exc)))
-            log.warning("skipped %s: %s", sample.name, exc)
-            continue
-        if gt.shape != image.shape[:2]:
-            raise InputError(f"{sample.name}: label {gt.shape[1]}x{gt.shape[0]} and image "
-                             f"{image.shape[1]}x{image.shape[0]} differ in size")
-        h, w = gt.shape
-        for index, (t, cm) in enumerate(zip(targets, matrices)):
-            if t.protocol is None:
-                t.protocol = describe_protocol(t.runner.metadata, [w, h])
-            batch = pad_batch(t.runner, prepare_input(image, t.runner.metadata))
-            start = time.perf_counter()
-            out = t.runner.infer(batch)
-            t.infer_ms.append((time.perf_counter() - start) * 1e3)
-            pred = labels_at(out, w, h)
-            cm.update(pred, gt, where=f"{t.label}, {sample.name}")
-            if instances is not None:
-                ground_truth.stats[index].update(pred, instances)
-    bar.close()
+    with progress_bar(samples, desc="evaluating", unit="img", enabled=progress) as bar:
+        for sample in bar:
+            try:
+                image = read_image(sample.image_path)
+                if ground_truth is not None:
+                    gt, instances = ground_truth.read(sample)
+                else:
+                    gt, instances = read_label(sample, layout), None
+            except UnusableFileError as exc:
+                if skipped is None:
+                    raise
+                skipped.append((sample.name, str(exc)))
+                log.warning("skipped %s: %s", sample.name, exc)
+                continue
+            if gt.shape != image.shape[:2]:
+                raise InputError(f"{sample.name}: label {gt.shape[1]}x{gt.shape[0]} and image "
+                                 f"{image.shape[1]}x{image.shape[0]} differ in size")
+            h, w = gt.shape
+            for index, (t, cm) in enumerate(zip(targets, matrices)):
+                if t.protocol is None:
+                    t.protocol = describe_protocol(t.runner.metadata, [w, h])
+                batch = pad_batch(t.runner, prepare_input(image, t.runner.metadata))
+                start = time.perf_counter()
+                out = t.runner.infer(batch)
+                t.infer_ms.append((time.perf_counter() - start) * 1e3)
+                pred = labels_at(out, w, h)
+                cm.update(pred, gt, where=f"{t.label}, {sample.name}")
+                if instances is not None:
+                    ground_truth.stats[index].update(pred, instances)
     if skipped and len(skipped) == len(samples):
         raise UnusableFileError(f"none of the {len(samples)} sample(s) could be read (reasons "
                                 f"above)")

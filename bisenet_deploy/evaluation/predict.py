@@ -26,6 +26,7 @@ from ..portable.fileio import atomic_output
 from ..portable.install_hints import pip_extra
 from ..portable.ownership import check_replaceable, video_mark
 from ..portable.preprocess import prepare_input
+from ..progress import progress_bar
 from ..runtime.api import pad_batch
 from ..runtime.images import read_image
 from .cityscapes_official import check_cityscapes_model, train_ids_to_label_ids
@@ -139,13 +140,14 @@ def predict_paths(runner, paths: Sequence[str], outdir: str, *, alpha: float = 0
                   max_frames: Optional[int] = None, legend: bool = True,
                   on_result: Optional[Callable[[Dict[str, Any]], None]] = None,
                   skipped: Optional[List[Tuple[str, str]]] = None,
-                  label_ids: bool = False) -> List[Dict[str, Any]]:
+                  label_ids: bool = False, progress: bool = True) -> List[Dict[str, Any]]:
     """Run every input through the active runner and write the pictures into `outdir`.
 
     Returns one entry per image / video frame: {"input", "frame", "outputs", "infer_ms",
     "total_ms", "device_ms"}. `on_result` is called after each (the CLI prints latency there).
     With a `skipped` list, an input that cannot be read (a corrupt image or video) is appended
-    there as (path, reason) and the others still run; without one it stops the run.
+    there as (path, reason) and the others still run; without one it stops the run. `progress`:
+    bars over the inputs and a video's frames, on a terminal only (bisenet_deploy.progress).
     """
     inputs = collect_inputs(paths)
     if label_ids:  # refused before anything is written
@@ -159,44 +161,51 @@ def predict_paths(runner, paths: Sequence[str], outdir: str, *, alpha: float = 0
     palette = palette_from_record(runner.metadata)
     class_names = ((runner.metadata or {}).get("model") or {}).get("class_names")
     results: List[Dict[str, Any]] = []
-    for path, outputs in plan:
-        try:
-            if is_video(path):
-                results.extend(_predict_video(runner, path, outputs, palette, alpha, max_frames,
-                                              on_result))
+    with progress_bar(plan, desc="predicting", unit="file", enabled=progress) as bar:
+        for path, outputs in bar:
+            try:
+                if is_video(path):
+                    results.extend(_predict_video(runner, path, outputs, palette, alpha,
+                                                  max_frames, on_result, progress))
+                    continue
+                image = read_image(path)
+            except UnusableFileError as exc:
+                if skipped is None:
+                    raise
+                skipped.append((path, str(exc)))
+                log.warning("skipped %s: %s", path, exc)
                 continue
-            image = read_image(path)
-        except UnusableFileError as exc:
-            if skipped is None:
-                raise
-            skipped.append((path, str(exc)))
-            log.warning("skipped %s: %s", path, exc)
-            continue
-        r = predict_image(runner, image, palette, alpha)
-        if label_ids:
-            write_png(outputs["labelIds"], train_ids_to_label_ids(r["labels"]))
-        else:
-            write_png(outputs["labels"], r["colour"])
-            write_png(outputs["overlay"], with_legend(r["overlay"], r["labels"], palette,
-                                                      class_names) if legend else r["overlay"])
-        entry = {"input": path, "frame": None, "outputs": list(outputs.values()),
-                 "size": [int(image.shape[1]), int(image.shape[0])],
-                 "infer_ms": r["infer_ms"], "total_ms": r["total_ms"], "device_ms": r["device_ms"],
-                 "classes": [int(c) for c in np.unique(r["labels"])]}
-        results.append(entry)
-        if on_result:
-            on_result(entry)
+            r = predict_image(runner, image, palette, alpha)
+            if label_ids:
+                write_png(outputs["labelIds"], train_ids_to_label_ids(r["labels"]))
+            else:
+                write_png(outputs["labels"], r["colour"])
+                write_png(outputs["overlay"], with_legend(r["overlay"], r["labels"], palette,
+                                                          class_names) if legend else r["overlay"])
+            entry = {"input": path, "frame": None, "outputs": list(outputs.values()),
+                     "size": [int(image.shape[1]), int(image.shape[0])],
+                     "infer_ms": r["infer_ms"], "total_ms": r["total_ms"],
+                     "device_ms": r["device_ms"],
+                     "classes": [int(c) for c in np.unique(r["labels"])]}
+            results.append(entry)
+            if on_result:
+                on_result(entry)
     return results
 
 
-def _predict_video(runner, path, targets, palette, alpha, max_frames, on_result):
+def _predict_video(runner, path, targets, palette, alpha, max_frames, on_result, progress=True):
     cv2, cap = _open_video(path)
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) or None  # an estimate; None: unknown
+    if max_frames is not None:
+        frames = min(frames or max_frames, max_frames)
     results = []
     writers = {}
     try:
         with atomic_output(targets["overlay"], suffix=".mp4") as tmp_overlay, \
-                atomic_output(targets["labels"], suffix=".mp4") as tmp_labels:
+                atomic_output(targets["labels"], suffix=".mp4") as tmp_labels, \
+                progress_bar(total=frames, desc=os.path.basename(path), unit="frame",
+                             enabled=progress) as bar:
             index = 0
             while max_frames is None or index < max_frames:
                 ok, frame_bgr = cap.read()
@@ -221,6 +230,7 @@ def _predict_video(runner, path, targets, palette, alpha, max_frames, on_result)
                 if on_result:
                     on_result(entry)
                 index += 1
+                bar.update(1)
             for w in writers.values():
                 w.release()
             writers = {}

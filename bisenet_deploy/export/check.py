@@ -220,11 +220,11 @@ def tensorrt_parser_check(model: Any) -> Optional[Any]:
 
     verdict = parser_check(model)
     if verdict is None:
-        log.info("TensorRT parser: %s", NO_PARSER)
+        log.debug("TensorRT parser: %s", NO_PARSER)  # the command prints its verdict once
         return None
     if not verdict.ok:
         raise ExportError(f"{verdict.label}'s ONNX parser rejects the exported graph: "
                           f"{verdict.details()}. Nothing was written; the target's rules should "
                           f"have caught this, so please report it")
-    log.info("%s", verdict.summary())
+    log.debug("%s", verdict.summary())  # the command prints its verdict once
     return verdict

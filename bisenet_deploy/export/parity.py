@@ -183,7 +183,7 @@ def check_parity(torch_model: Any, record: Dict[str, Any], onnx_model: Any, *,
         float(np.max(np.abs(ref_logits))), 100.0 * labels["identical"], tolerance,
         not failures, reference_classes=int(np.unique(ref_labels).size),
         outputs=outputs, failures=failures)
-    log.info("parity vs PyTorch: %s", report.summary())
+    log.debug("parity vs PyTorch: %s", report.summary())  # the commands print the result once
     if failures and raise_on_failure:
         raise ParityError(
             f"the ONNX graph does not reproduce PyTorch on onnxruntime CPU: {report.summary()}; "

@@ -65,6 +65,7 @@ class ExportOptions:
     opset: Optional[int] = None
     parity_seed: int = 0
     exporter: str = "auto"  # exporters.EXPORTERS
+    progress: bool = True  # a bar over the steps, on a terminal only (bisenet_deploy.progress)
 
 
 @dataclass
@@ -316,9 +317,17 @@ def export_record(options: ExportOptions, meta: ModelMetadata, target: str, opse
 def export_onnx(options: ExportOptions, loaded: Optional[Tuple[Any, ModelMetadata]] = None
                 ) -> ExportResult:
     """Run the whole pipeline. `loaded` = (model, metadata) skips loading (tests, API users)."""
-    rules, opset = validate_options(options)
-    steps = StepTimer(log)
+    from ..progress import progress_bar
 
+    rules, opset = validate_options(options)
+    fp16_graph = rules.graph_precision(options.precision) == "fp16"
+    # export, constant resize, checker, target check, parser, write + the optional steps
+    total = 6 + sum((loaded is None, options.simplify, fp16_graph, options.parity))
+    with progress_bar(total=total, desc="export", unit="step", enabled=options.progress) as bar:
+        return _export_steps(options, loaded, rules, opset, StepTimer(log, bar=bar))
+
+
+def _export_steps(options, loaded, rules, opset, steps) -> ExportResult:
     model, meta = loaded if loaded is not None else steps.run("build model", _load, options)
     record = export_record(options, meta, rules.name, opset)
     path = options.output_path or default_output_path(record)

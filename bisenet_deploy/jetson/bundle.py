@@ -103,6 +103,8 @@ class BundleOptions:
     tar: bool = False
     force: bool = False
     sample_seed: int = 0
+    #: a bar over the export's steps, on a terminal only (not an export option: not recorded)
+    progress: bool = True
 
 
 @dataclass
@@ -180,7 +182,7 @@ def build_bundle(options: BundleOptions) -> BundleResult:
             shutil.rmtree(staging, ignore_errors=True)
         remove_empty_folders(created)
         raise
-    log.info("bundle written: %s (%d files)", final, len(manifest["files"]))
+    log.debug("bundle written: %s (%d files)", final, len(manifest["files"]))
     return BundleResult(path=final, tar_path=tar_path, manifest=manifest,
                         onnx_path=os.path.join(final, onnx_rel), parity=parity)
 
@@ -297,7 +299,7 @@ def render(text: str, values: Dict[str, str]) -> str:
 
 def _export_options_dict(options: BundleOptions) -> Dict[str, Any]:
     data = dataclasses.asdict(options)
-    for key in ("output_dir", "tar", "force"):
+    for key in ("output_dir", "tar", "force", "progress"):
         data.pop(key, None)
     data["target"] = TARGET
     data["input_size"] = list(options.input_size)

@@ -35,7 +35,7 @@ def bundled_model(options: BundleOptions, model_dir: str) -> Tuple[str, Dict[str
         num_classes=options.num_classes, seed=options.seed, output_path=tmp_path,
         input_size=options.input_size, model_size=options.model_size, normalize="in-graph", channel_order=options.channel_order, input_dtype="float32",
         output=options.output, target=TARGET, precision="fp32", simplify=options.simplify,
-        parity=True, exporter=options.exporter))
+        parity=True, exporter=options.exporter, progress=options.progress))
     record = result.record
     path = os.path.join(model_dir, model_stem(record) + ".onnx")
     os.rename(result.path, path)

@@ -45,7 +45,8 @@ class BuildOptions(object):
                  batch=None, opt_level=None, calib_images=None, calib_cache=None,
                  calib_batch_size=None, calib_max_images=None, verbose=False,
                  engines_root="engines", gpu_index=0, use_timing_cache=True,
-                 toolkit_version=None, allow_tf32=False, flavour=None, compute_capabilities=None):
+                 toolkit_version=None, allow_tf32=False, flavour=None, compute_capabilities=None,
+                 progress=None):
         self.precision = precision
         self.output = output
         self.workspace_mib = workspace_mib
@@ -68,9 +69,12 @@ class BuildOptions(object):
         self.flavour = flavour
         self.compute_capabilities = (tuple(compute_capabilities) if compute_capabilities
                                      else None)
+        #: None, or callable(total) -> a bar over the INT8 calibration batches (update, close)
+        self.progress = progress
 
     def as_dict(self):
-        return dict((k, list(v) if isinstance(v, tuple) else v) for k, v in vars(self).items())
+        return dict((k, list(v) if isinstance(v, tuple) else v) for k, v in vars(self).items()
+                    if k != "progress")  # a callable, not a build setting
 
     def validate(self):
         """Refuse values no TensorRT accepts (InputError naming the CLI flag)."""
@@ -179,7 +183,8 @@ def _calibration(plan_values, options, caps, in_dims):
     if options.calib_images:
         paths = list_calibration_images(options.calib_images)
         batch_size = calibration_batch_size(profile, in_dims[0], options)
-        calib = CalibrationBatches(paths, record, batch_size, options.calib_max_images)
+        calib = CalibrationBatches(paths, record, batch_size, options.calib_max_images,
+                                   progress=options.progress)
         log.info("INT8 calibration: %d batch(es) of %d from %s", len(calib), batch_size,
                  options.calib_images)
     elif not os.path.isfile(calib_cache):

@@ -95,7 +95,7 @@ class CalibrationBatches(object):
     images are skipped with a log line. `max_images` caps the number read.
     """
 
-    def __init__(self, paths, record, batch_size=1, max_images=None):
+    def __init__(self, paths, record, batch_size=1, max_images=None, progress=None):
         if batch_size < 1:
             raise InputError("calibration batch size must be >= 1")
         if max_images is not None and max_images < 1:
@@ -103,6 +103,9 @@ class CalibrationBatches(object):
         self.paths = list(paths)[:max_images] if max_images else list(paths)
         self.record = record
         self.batch_size = int(batch_size)
+        #: None, or a callable(total) -> a bar with update(n) and close() (the desktop command
+        #: passes bisenet_deploy.progress.start_bar; this package imports no tqdm)
+        self.progress = progress
         if len(self.paths) < self.batch_size:
             raise InputError("%d calibration image(s) cannot fill one batch of %d"
                              % (len(self.paths), self.batch_size))
@@ -123,9 +126,17 @@ class CalibrationBatches(object):
         return self.num_batches
 
     def __iter__(self):
-        for b in range(self.num_batches):
-            chunk = self.paths[b * self.batch_size:(b + 1) * self.batch_size]
-            yield prepare_input([load_image(p) for p in chunk], self.record)
+        bar = self.progress(self.num_batches) if self.progress is not None else None
+        try:
+            for b in range(self.num_batches):
+                chunk = self.paths[b * self.batch_size:(b + 1) * self.batch_size]
+                yield prepare_input([load_image(p) for p in chunk], self.record)
+                if bar is not None:
+                    bar.update(1)
+        finally:
+            if bar is not None:
+                bar.close()
+
 
 
 def read_calibration_cache(path):

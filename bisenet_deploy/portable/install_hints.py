@@ -15,6 +15,14 @@ JETPACK_TENSORRT = ("sudo apt-get install python3-libnvinfer (or: sudo apt-get i
                     "nvidia-jetpack)")
 
 
+def doctor_hint():
+    """The pointer every "not available here" message ends with: `bisenet-doctor` lists what this
+    machine has and the exact line that installs the rest (a Jetson bundle has no such command)."""
+    if IN_BUNDLE:
+        return ""
+    return "`bisenet-doctor` shows what this machine has and what to install"
+
+
 def pip_extra(extra):
     """The README's command for an optional extra, e.g. pip install -e '.[trt]'."""
     return "pip install -e '.[%s]'" % extra

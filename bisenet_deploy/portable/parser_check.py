@@ -17,7 +17,7 @@ from .build_steps import parse_network
 from .capabilities import detect_capabilities
 from .errors import MissingDependencyError
 from .flavours import import_tensorrt
-from .install_hints import pip_extra
+from .install_hints import doctor_hint, pip_extra
 from .onnx_reader import read_onnx_summary
 from .trt_logger import quiet, tensorrt_logger
 
@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 
 #: what to tell a user who has no TensorRT at all
 NO_PARSER = ("no TensorRT is installed here, so only the rule check ran (`%s` adds "
-             "TensorRT-RTX's real parser; it needs no GPU)" % pip_extra("rtx"))
+             "TensorRT-RTX's real parser; it needs no GPU%s)"
+             % (pip_extra("rtx"), "; " + doctor_hint() if doctor_hint() else ""))
 
 
 class ParserVerdict(object):

@@ -237,7 +237,7 @@ def build_repository(options: RepositoryOptions) -> RepositoryResult:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    log.info("model repository written: %s (%s)", final,
+    log.debug("model repository written: %s (%s)", final,
              ", ".join(f"{m.spec.name}: {m.spec.platform}" for m in models))
     return RepositoryResult(final, models, manifest)
 
