@@ -13,38 +13,23 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import numbers
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from . import __version__
-from .errors import InputError, UnusableFileError
-
-METADATA_KEY = "bisenet_deploy"
-SCHEMA_VERSION = 1
-
-CHANNEL_ORDERS = ("rgb", "bgr")
-NORMALIZE_MODES = ("in-graph", "none")
-OUTPUT_KINDS = ("labels", "logits", "both")
-INPUT_DTYPES = ("float32", "uint8")
-
-
-def palette_problem(palette: Any, num_classes: int) -> Optional[str]:
-    """None for a palette of `num_classes` [R, G, B] colours with values 0..255, else what is
-    wrong with it, in words a person can act on."""
-    if not isinstance(palette, (list, tuple)):
-        return f"the palette must be a list of [R, G, B] colours, got {palette!r}"
-    if len(palette) != num_classes:
-        return (f"the palette needs one [R, G, B] colour per class: {num_classes} for "
-                f"{num_classes} class(es), got {len(palette)}")
-    for i, colour in enumerate(palette):
-        if not isinstance(colour, (list, tuple)) or len(colour) != 3 or not all(
-                isinstance(v, numbers.Integral) and not isinstance(v, bool) and 0 <= v <= 255
-                for v in colour):
-            shown = list(colour) if isinstance(colour, tuple) else colour
-            return (f"palette colour {i} is {shown!r}: each colour is [R, G, B] with whole "
-                    f"numbers 0..255")
-    return None
+from .errors import InputError
+from .portable.record_schema import (  # noqa: F401  (the allowed values live there, once)
+    CHANNEL_ORDERS,
+    INPUT_DTYPES,
+    MAX_CLASSES,
+    METADATA_KEY,
+    NORMALIZE_MODES,
+    OUTPUT_KINDS,
+    SCHEMA_VERSION,
+    dataset_fields_problem,
+    palette_problem,
+    parse_record,
+)
 
 
 @dataclass
@@ -100,18 +85,16 @@ class ModelMetadata(DatasetFields, _ModelIdentity):
     checkpoint_sha256: Optional[str] = None
 
     def __post_init__(self) -> None:
-        if self.num_classes < 1:
-            raise InputError(f"num_classes must be >= 1, got {self.num_classes}")
+        # the same checks as the record's validator (portable/record_schema.py), so a record
+        # the toolkit writes is one it reads back
+        if not 1 <= self.num_classes <= MAX_CLASSES:
+            raise InputError(f"num_classes must be 1..{MAX_CLASSES}, got {self.num_classes}")
         if len(self.class_names) != self.num_classes:
             raise InputError(
                 f"{len(self.class_names)} class names given for {self.num_classes} classes")
-        problem = palette_problem(self.palette, self.num_classes)
+        problem = dataset_fields_problem(self.dataset_fields(), self.num_classes)
         if problem:
-            raise InputError(problem)
-        if len(self.mean) != 3 or len(self.std) != 3 or any(s <= 0 for s in self.std):
-            raise InputError("mean and std need 3 values each, std > 0")
-        if self.channel_order not in CHANNEL_ORDERS:
-            raise InputError(f"channel_order must be one of {CHANNEL_ORDERS}")
+            raise InputError(f"{problem[0]} {problem[1]}")
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
@@ -173,16 +156,11 @@ def dumps_record(record: Dict[str, Any]) -> str:
     return json.dumps(record, sort_keys=True)
 
 
-def loads_record(text: str) -> Dict[str, Any]:
-    """Parse a record; a record from a newer, incompatible schema is refused clearly."""
-    try:
-        record = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UnusableFileError(f"the bisenet_deploy metadata is not valid JSON ({exc})") from None
-    if not isinstance(record, dict) or "model" not in record:
-        raise UnusableFileError("the bisenet_deploy metadata has no 'model' section")
-    if int(record.get("schema", 0)) > SCHEMA_VERSION:
-        raise UnusableFileError(
-            f"the metadata was written by a newer bisenet-deploy (schema {record['schema']}, "
-            f"this one reads {SCHEMA_VERSION}): upgrade bisenet-deploy")
-    return record
+def loads_record(text: str, source: str = "the model file", require_export: bool = False,
+                 remedy: Optional[str] = None) -> Dict[str, Any]:
+    """Parse and validate a record read from `source` (named in the error): every field checked
+    by `portable.record_schema` (one validator for every artifact); a damaged record is a
+    RecordError (exit 5) naming the file and the field, a newer schema's says to upgrade."""
+    if remedy is None:
+        return parse_record(text, source, require_export)
+    return parse_record(text, source, require_export, remedy)

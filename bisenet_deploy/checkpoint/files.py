@@ -98,6 +98,23 @@ def _describe_bytes(head: bytes) -> str:
     return "starts with the bytes " + head[:8].hex(" ")
 
 
+def check_finite(path, state: Mapping[str, Any]) -> None:
+    """Refuse weights holding NaN or Inf (a diverged training, a damaged file): every output of
+    the network would be garbage, and the export would blame itself for the mismatch."""
+    for key, tensor in state.items():
+        if not (hasattr(tensor, "is_floating_point") and tensor.is_floating_point()):
+            continue
+        finite = tensor.isfinite()
+        if bool(finite.all()):
+            continue
+        bad = tensor[~finite]
+        kinds = " and ".join(k for k, hit in (("NaN", bool(bad.isnan().any())),
+                                              ("Inf", bool(bad.isinf().any()))) if hit)
+        raise CheckpointError(
+            f"{path}: tensor {key!r} holds {kinds} ({int(bad.numel())} of {tensor.numel()} "
+            f"values): the weights are damaged (a diverged training?); use another checkpoint")
+
+
 def read_safetensors(path) -> Tuple[Dict[str, Any], Optional[Dict[str, Any]]]:
     """(the tensors, our record or None for a safetensors file another tool wrote)."""
     from safetensors import safe_open

@@ -11,7 +11,8 @@ from ..errors import CheckpointError
 from ..metadata import METADATA_KEY, ModelMetadata
 from ..portable.fileio import sha256_file
 from . import mmseg
-from .files import check_path, positive_int, read_safetensors, read_torch, sniff, strip_prefixes
+from .files import (check_finite, check_path, positive_int, read_safetensors, read_torch, sniff,
+                    strip_prefixes)
 from .matching import RANDOM_WEIGHTS_WARNING, LoadedModel, build
 from .ours import load_ours, metadata_from_record, parse_record
 from .plain import load_state_dict
@@ -49,6 +50,7 @@ def load_model(path: Optional[str] = None, arch: Optional[str] = None, dataset=N
     else:
         (state, container), record = read_torch(path), None
     state = strip_prefixes(state)
+    check_finite(path, state)
     sha = sha256_file(path)
     if record is not None:
         return load_ours(path, state, record, arch, dataset, num_classes, sha)

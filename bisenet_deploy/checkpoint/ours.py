@@ -10,7 +10,7 @@ import logging
 from typing import Any, Dict
 
 from ..datasets import resolve_dataset
-from ..errors import CheckpointError, InputError
+from ..errors import CheckpointError, UnusableFileError
 from ..metadata import ModelMetadata, loads_record
 from .matching import RANDOM_WEIGHTS_WARNING, LoadedModel, build_for_state
 
@@ -59,8 +59,14 @@ def metadata_from_record(path, record) -> ModelMetadata:
                               f"({exc}); re-create the checkpoint") from None
 
 
+#: what to do about a checkpoint whose record is damaged
+CHECKPOINT_REMEDY = ("re-create the checkpoint (`bisenet-export checkpoint`), or load the weights "
+                     "from the file they came from")
+
+
 def parse_record(path, text) -> Dict[str, Any]:
+    """The file's record, validated field by field (one line naming the file and the field)."""
     try:
-        return loads_record(text)
-    except InputError as exc:
-        raise CheckpointError(f"{path}: {exc}") from None
+        return loads_record(text, str(path), remedy=CHECKPOINT_REMEDY)
+    except UnusableFileError as exc:
+        raise CheckpointError(str(exc)) from None

@@ -113,23 +113,20 @@ def build_parser():
 
 
 def read_onnx(path):
-    """(record, summary) of an ONNX file; the record through the export package's reader when
-    it is there (it validates the schema), else parsed here. An ONNX without the record is
-    refused (NoMetadataError)."""
+    """(record, summary) of an ONNX file, its record validated field by field (a damaged one is
+    refused in one line naming the field, before any build command is made). An ONNX without the
+    record is refused (NoMetadataError)."""
     from ..portable.fileio import require_file
     from ..portable.onnx_reader import read_onnx_summary, record_from_summary
 
     require_file(path, "ONNX file")
     with open(path, "rb") as f:
         summary = read_onnx_summary(f.read(), path)
-    if "bisenet_deploy" not in summary["metadata"]:
+    record = record_from_summary(summary, path)
+    if record is None:
         # an engine from it could not be run by any command (no preprocessing, no classes)
         raise NoMetadataError(path)
-    try:
-        from ..export.onnx_metadata import read_record
-    except ImportError:
-        return record_from_summary(summary), summary
-    return read_record(path), summary
+    return record, summary
 
 
 def compute_capabilities(text):

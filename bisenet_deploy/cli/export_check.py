@@ -20,7 +20,8 @@ def register(sub) -> None:
                     "TensorRT ONNX parser where one is installed (full TensorRT, else "
                     "TensorRT-RTX). Prints PASS, or each violation and the parser's verdict; "
                     "exits 3 on violations or a parser failure (a failed check, as in "
-                    "bisenet-compare), 5 for an unreadable file, 2 for a missing one.")
+                    "bisenet-compare), 5 for an unreadable file or a damaged metadata record, "
+                    "2 for a missing one.")
     p.add_argument("onnx", metavar="MODEL.onnx", help="the ONNX file to check")
     p.add_argument("--target", choices=("trt8.2", "trt8.6", "trt10", "trt11"), default=None,
                    help="target to check against (default: the one in the file's metadata, "
@@ -32,7 +33,7 @@ def register(sub) -> None:
 
 
 def _run(args) -> int:
-    from ..errors import UserError
+    from ..errors import NoMetadataError
     from ..export.check import check_onnx, parser_check
     from ..portable.errors import EXIT_CHECK_FAILED
     from ..portable.parser_check import NO_PARSER
@@ -41,9 +42,9 @@ def _run(args) -> int:
     model = load_onnx(args.onnx)
     target = args.target
     note = None
-    try:
+    try:  # a damaged record is refused (exit 5) before the graph is judged: runtimes would use it
         recorded = get_record(model, args.onnx)["export"].get("target")
-    except UserError:
+    except NoMetadataError:
         recorded = None
         note = (f"{args.onnx} carries no bisenet_deploy metadata (runtimes will not know its "
                 f"preprocessing); checking the graph only")

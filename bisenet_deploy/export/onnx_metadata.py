@@ -16,6 +16,8 @@ from ..errors import NoMetadataError, UnusableFileError
 from ..portable.fileio import require_file
 from ..metadata import METADATA_KEY, dumps_record, loads_record
 
+#: what to do about an ONNX whose record is damaged
+ONNX_REMEDY = "export it again with `bisenet-export onnx`"
 # the parity numbers measured at export time (not part of the record's schema)
 PARITY_KEY = "bisenet_deploy_parity"
 
@@ -53,15 +55,11 @@ def get_parity(model: Any) -> Optional[Dict[str, Any]]:
 
 
 def get_record(model: Any, source: str = "the ONNX model") -> Dict[str, Any]:
-    """The record stored in an onnx.ModelProto; a clear error when there is none."""
+    """The record stored in an onnx.ModelProto, validated (a RecordError naming `source` and the
+    field when it is damaged); NoMetadataError when there is none."""
     for prop in model.metadata_props:
         if prop.key == METADATA_KEY:
-            record = loads_record(prop.value)
-            if "export" not in record:
-                raise UnusableFileError(f"{source} has bisenet_deploy metadata without an "
-                                        f"'export' section; re-export it with `bisenet-export "
-                                        f"onnx`")
-            return record
+            return loads_record(prop.value, source, require_export=True, remedy=ONNX_REMEDY)
     raise NoMetadataError(source)
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import ExportError, InputError
+from ..portable.record_schema import MAX_BATCH, MAX_SIDE as RECORD_MAX_SIDE
 from ..portable.step_timer import StepTimer
 from ..metadata import (
     CHANNEL_ORDERS,
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 
 INPUT_NAME = "image"
 MIN_INPUT_SIDE = 32
-MAX_SIDE = 16384
+MAX_SIDE = RECORD_MAX_SIDE  # what a record may declare (portable/record_schema.py)
 DEFAULT_EXPORT_DIR = "export"
 
 
@@ -118,13 +119,13 @@ def validate_options(options: ExportOptions) -> Tuple[TargetRules, int]:
                          "(an already-normalized tensor is float)")
     if options.dynamic_batch is not None:
         lo, opt, hi = options.dynamic_batch
-        if not 1 <= lo <= opt <= hi:
-            raise InputError("--dynamic-batch needs 1 <= MIN <= OPT <= MAX")
+        if not 1 <= lo <= opt <= hi <= MAX_BATCH:
+            raise InputError(f"--dynamic-batch needs 1 <= MIN <= OPT <= MAX <= {MAX_BATCH}")
         if options.batch != 1:
             raise InputError("give either --batch N (static) or --dynamic-batch MIN:OPT:MAX, "
                              "not both")
-    elif int(options.batch) < 1:
-        raise InputError(f"--batch must be >= 1, got {options.batch}")
+    elif not 1 <= int(options.batch) <= MAX_BATCH:
+        raise InputError(f"--batch must be 1..{MAX_BATCH}, got {options.batch}")
     rules, opset = validate_target_options(options.target, input_dtype=options.input_dtype,
                                            precision=options.precision, opset=options.opset)
     from .exporters import validate_exporter

@@ -46,10 +46,9 @@ from dataclasses import dataclass
 from typing import Dict, FrozenSet, Optional, Tuple
 
 from ..errors import InputError
+from ..portable.record_schema import PRECISIONS, TARGET_NAMES  # noqa: F401  (defined once there)
 
-TARGET_NAMES = ("trt8.2", "trt8.6", "trt10", "trt11")
 DEFAULT_TARGET = "trt10"
-PRECISIONS = ("fp32", "fp16")
 
 # The standard ONNX ops a BiSeNet V2 deploy graph is made of (before and after onnx-simplifier),
 # all listed as supported in onnx-tensorrt's operators.md from 8.2 on (our list, see the module

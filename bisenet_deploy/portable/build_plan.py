@@ -155,7 +155,7 @@ def _read_onnx(onnx_path, record):
         onnx_bytes = f.read()
     summary = read_onnx_summary(onnx_bytes, onnx_path)
     if record is None:
-        record = record_from_summary(summary)
+        record = record_from_summary(summary, onnx_path)
     if record is None:
         log.warning("%s has no bisenet_deploy metadata: preprocessing and classes will be "
                     "unknown to the runtime; export with `bisenet-export onnx`", onnx_path)

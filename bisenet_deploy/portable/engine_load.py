@@ -17,7 +17,6 @@ TensorRT-RTX's caches.
 Python 3.6 compatible; TensorRT is passed in or imported lazily.
 """
 
-import json
 import logging
 import os
 import time
@@ -28,7 +27,7 @@ from .errors import (EngineError, EngineFileError, IncompatibleEngineError, Inpu
 from .fileio import sha256_file, write_bytes_atomic
 from .flavours import FULL, RTX, available_flavours, flavour_label, import_flavour, install_hint
 from .sidecar import (check_engine_compatible, check_engine_file, make_sidecar, profile_entry,
-                      read_sidecar, sidecar_flavour, tensor_entry)
+                      read_sidecar, sidecar_flavour, sidecar_record, tensor_entry)
 from .trt_api import api_generation
 from .trt_logger import errors as tensorrt_errors, quote, tensorrt_logger
 
@@ -39,11 +38,9 @@ RTX_ENGINE_MAGIC = b"vtrt"
 
 
 def record_from_sidecar(sidecar):
-    """The bisenet_deploy metadata record stored in a sidecar dict ("onnx_metadata")."""
-    record = sidecar.get("onnx_metadata") if isinstance(sidecar, dict) else None
-    if isinstance(record, str):
-        record = json.loads(record)
-    return record
+    """The bisenet_deploy metadata record stored in a sidecar dict ("onnx_metadata"), validated
+    (read_sidecar validated it already where the sidecar came from a file)."""
+    return sidecar_record(sidecar)
 
 
 def load_sidecar(engine_path, sidecar_path=None):

@@ -8,11 +8,8 @@ names and op types (to name the node a parser error points at).
 Python 3.6 compatible; pure.
 """
 
-import json
-
 from .errors import UnusableFileError
-
-METADATA_KEY = "bisenet_deploy"
+from .record_schema import METADATA_KEY, parse_record
 
 
 def _varint(buf, pos):
@@ -135,17 +132,11 @@ def read_onnx_summary(data, name="this file"):
     return summary
 
 
-def record_from_summary(summary):
-    """The bisenet_deploy metadata record of an ONNX summary, or None when it has none."""
+def record_from_summary(summary, source="the ONNX model"):
+    """The bisenet_deploy metadata record of an ONNX summary, validated (record_schema: a
+    RecordError naming `source` and the field), or None when it has none."""
     text = summary["metadata"].get(METADATA_KEY)
     if not text:
         return None
-    try:
-        record = json.loads(text)
-    except ValueError as exc:
-        raise UnusableFileError("the ONNX's bisenet_deploy metadata is not valid JSON (%s)"
-                                % exc) from None
-    if not isinstance(record, dict) or "export" not in record or "model" not in record:
-        raise UnusableFileError("the ONNX's bisenet_deploy metadata lacks its model/export "
-                                "sections; re-export it with `bisenet-export onnx`")
-    return record
+    return parse_record(text, source, require_export=True,
+                        remedy="export it again with `bisenet-export onnx`")

@@ -26,6 +26,7 @@ from .flavours import FULL, RTX, flavour_label
 from .gpu_info import slug
 from .install_hints import pip_extra
 from .precision import format_compute_capability, parse_compute_capability
+from .record_schema import parse_record, validate_record
 from .trt_api import version_string
 
 SIDECAR_KIND = "bisenet_deploy.engine"
@@ -140,7 +141,21 @@ def read_sidecar(engine_path):
                                   % (path, rebuild))
     elif not has_gpu:
         raise EngineFileError("the engine sidecar %s has no GPU record; %s" % (path, rebuild))
+    data["onnx_metadata"] = sidecar_record(data, path)
     return data
+
+
+def sidecar_record(sidecar, source="the engine sidecar"):
+    """The metadata record a sidecar carries ("onnx_metadata", a dict or its JSON text),
+    validated like every record (record_schema: a RecordError naming `source` and the field), or
+    None for an engine built from an ONNX without one."""
+    record = sidecar.get("onnx_metadata") if isinstance(sidecar, dict) else None
+    if record is None:
+        return None
+    remedy = "rebuild the engine from an ONNX made by `bisenet-export onnx`"
+    if isinstance(record, str):
+        return parse_record(record, source, require_export=True, remedy=remedy)
+    return validate_record(record, source, require_export=True, remedy=remedy)
 
 
 def sidecar_flavour(sidecar):

@@ -22,6 +22,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import numpy as np
 
 from ..errors import InputError, MissingDependencyError, UserError
+from ..export.onnx_metadata import ONNX_REMEDY
 from ..metadata import METADATA_KEY, loads_record
 from ..portable.install_hints import pip_extra
 from ..portable.phase_timing import HOST_CLOCK, host_phases
@@ -83,11 +84,12 @@ def spec_shape(shape: Sequence) -> tuple:
     return tuple(d if isinstance(d, int) and d >= 0 else -1 for d in shape)
 
 
-def read_record_from_session(session) -> Optional[dict]:
-    """The bisenet_deploy record from the ONNX's metadata_props, or None when absent."""
+def read_record_from_session(session, source: str = "the ONNX model") -> Optional[dict]:
+    """The bisenet_deploy record from the ONNX's metadata_props, validated (a damaged one is
+    refused naming `source` and the field), or None when absent."""
     props = session.get_modelmeta().custom_metadata_map or {}
     text = props.get(METADATA_KEY)
-    return loads_record(text) if text else None
+    return loads_record(text, source, require_export=True, remedy=ONNX_REMEDY) if text else None
 
 
 def _is_session(source: Any) -> bool:
@@ -226,7 +228,7 @@ class OnnxRuntimeRunner(Runner):
                 f"onnxruntime could not start {wanted} (it fell back to {', '.join(used)}): "
                 f"check the CUDA/cuDNN/TensorRT libraries onnxruntime-gpu needs")
         self._provider_names = used
-        self.metadata = read_record_from_session(session)
+        self.metadata = read_record_from_session(session, self.source_name)
         inputs = session.get_inputs()
         if len(inputs) != 1:
             raise UserError(f"{self.source_name} has {len(inputs)} inputs; bisenet-deploy models "

@@ -87,8 +87,6 @@ def record_from_parameters(parameters: Dict[str, Any], where: str) -> Dict[str, 
         raise InputError(f"{where} carries no bisenet_deploy metadata (config parameter "
                          f"{METADATA_KEY!r}): serve it with `bisenet-serve` or a repository from "
                          f"`bisenet-export triton`")
-    record = loads_record(text)
-    if "export" not in record:
-        raise InputError(f"{where}: its bisenet_deploy metadata has no 'export' section")
-    return record
+    return loads_record(text, where, require_export=True,
+                        remedy="serve it again from an ONNX or engine made by bisenet-deploy")
 

@@ -125,12 +125,17 @@ def load_manifest(bundle_dir=BUNDLE_DIR):
 
 
 def model_paths(manifest, bundle_dir=BUNDLE_DIR):
-    """(onnx path, metadata record) of the bundled model."""
+    """(onnx path, metadata record) of the bundled model; the record validated like everywhere
+    (bisenet_trt.record_schema), so a damaged one is refused in one line naming the field."""
+    from bisenet_trt.record_schema import validate_record
+
     model = manifest["model"]
     onnx_path = os.path.join(bundle_dir, model["onnx"])
-    with open(os.path.join(bundle_dir, model["record"]), "r") as f:
-        record = json.load(f)["record"]
-    return onnx_path, record
+    record_path = os.path.join(bundle_dir, model["record"])
+    with open(record_path, "r") as f:
+        record = json.load(f).get("record")
+    return onnx_path, validate_record(record, record_path,
+                                      remedy="make the bundle again (`bisenet-export jetson`)")
 
 
 # -- engines -----------------------------------------------------------------------------------
