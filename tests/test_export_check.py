@@ -8,6 +8,7 @@ from onnx import helper, numpy_helper
 from bisenet_deploy.cli.export_main import main
 from bisenet_deploy.export.check import check_onnx
 from bisenet_deploy.export.onnx_metadata import set_record
+from support.records import make_record
 
 
 def _model(nodes, inputs, outputs, inits=(), opset=13):
@@ -117,13 +118,24 @@ def test_check_cli_flags_a_bad_graph_and_passes_a_good_one(tmp_path, capsys):
 
 def test_check_cli_uses_the_files_target_and_reports_missing_files(tmp_path, capsys):
     model = _reduce_mean_graph(18)
-    set_record(model, {"schema": 1, "model": {}, "export": {"target": "trt8.2"}})
+    set_record(model, make_record(target="trt8.2"))
     path = tmp_path / "m.onnx"
     onnx.save(model, str(path))
     assert main(["check", str(path)]) == 3
     assert "target trt8.2" in capsys.readouterr().out
     assert main(["check", str(tmp_path / "missing.onnx")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_check_cli_fails_on_metadata_that_is_not_json(tmp_path, capsys):
+    # it said PASS (exit 0): a runtime would then refuse the file, or worse
+    model = _reduce_mean_graph(13)
+    model.metadata_props.add(key="bisenet_deploy", value="{not json")
+    path = tmp_path / "m.onnx"
+    onnx.save(model, str(path))
+    assert main(["check", str(path)]) == 5
+    out, err = capsys.readouterr()
+    assert "PASS" not in out and str(path) in err and "not valid JSON" in err
 
 
 def test_check_cli_refuses_a_corrupt_file(tmp_path, capsys):

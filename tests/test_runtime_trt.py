@@ -24,6 +24,7 @@ from support import fake_cuda
 from support.fake_cuda import BYTES_PER_MS, ENGINE_MS
 from support.fake_trt import (NUM_CLASSES, PROFILE, FakeBindingsEngine, FakeTensorsEngine, H, W,
                               compute, fake_trt)
+from support.records import make_record
 
 
 def image_batch(n, seed=0):
@@ -269,8 +270,7 @@ def test_undeserializable_engine_is_an_incompatible_engine_error(fake_gpu):
 def _sidecar(version, gpu_name="NVIDIA Fake GPU", cc="8.6"):
     return {"schema": 1, "kind": "bisenet_deploy.engine", "tensorrt_version": version,
             "gpu": {"name": gpu_name, "compute_capability": cc}, "precision": "fp16",
-            "io": [], "onnx_metadata": {"model": {"num_classes": NUM_CLASSES},
-                                        "export": {"input_size": [W, H]}}}
+            "io": [], "onnx_metadata": make_record(num_classes=NUM_CLASSES, input_size=(W, H))}
 
 
 def test_sidecar_metadata_and_compatibility(fake_gpu):
