@@ -87,7 +87,7 @@ def test_messages_name_the_thing_that_is_wrong(tmp_path, capsys):
     assert "palette colour 0 is [255, 0]: each colour is [R, G, B]" in line
     spec.write_text(json.dumps({"class_names": ["a", "b"], "palette": [[255, 0, 0]]}))
     line = _usage_error(export_main.main, ["summary", "--dataset", str(spec)], capsys)
-    assert "one [R, G, B] colour per class: 2 for 2 class(es), got 1" in line
+    assert "palette has 1 colour(s) for 2 class(es): it needs one [R, G, B] colour" in line
 
 
 @pytest.mark.parametrize("sub, needed", [

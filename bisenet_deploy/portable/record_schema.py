@@ -136,15 +136,20 @@ def _shown(value, limit=60):
 def palette_problem(palette, num_classes):
     """None for a palette of `num_classes` [R, G, B] colours with values 0..255, else what is
     wrong with it, in words a person can act on."""
+    problem = _palette_text(palette, num_classes)
+    return None if problem is None else "the palette " + problem
+
+
+def _palette_text(palette, num_classes):
     if not isinstance(palette, (list, tuple)):
-        return "the palette must be a list of [R, G, B] colours, got %s" % _shown(palette)
+        return "must be a list of [R, G, B] colours, got %s" % _shown(palette)
     if len(palette) != num_classes:
-        return ("the palette needs one [R, G, B] colour per class: %d for %d class(es), got %d"
-                % (num_classes, num_classes, len(palette)))
+        return ("has %d colour(s) for %d class(es): it needs one [R, G, B] colour per class"
+                % (len(palette), num_classes))
     for i, colour in enumerate(palette):
         if not isinstance(colour, (list, tuple)) or len(colour) != 3 or not all(
                 _is_int(v) and 0 <= v <= 255 for v in colour):
-            return ("palette colour %d is %s: each colour is [R, G, B] with whole numbers 0..255"
+            return ("colour %d is %s: each colour is [R, G, B] with whole numbers 0..255"
                     % (i, _shown(colour)))
     return None
 
@@ -168,7 +173,7 @@ def _check_dataset_fields(section, num_classes, where):
     if len(names) != num_classes:
         raise _Problem(where + ".class_names", "has %d name(s) for %d class(es)"
                        % (len(names), num_classes))
-    problem = palette_problem(section.get("palette"), num_classes)
+    problem = _palette_text(section.get("palette"), num_classes)
     if problem:
         raise _Problem(where + ".palette", problem)
     _three_numbers(section, "mean", where)
@@ -266,9 +271,9 @@ def validate_record(record, source, require_export=True, remedy=REMEDY):
     A record written by a newer, incompatible schema says to upgrade instead."""
     schema = record.get("schema") if isinstance(record, dict) else None
     if _is_int(schema) and schema > SCHEMA_VERSION:
-        raise RecordError("%s: its metadata was written by a newer bisenet-deploy (schema %d, this "
-                          "one reads %d): upgrade bisenet-deploy" % (source, schema, SCHEMA_VERSION),
-                          "schema")
+        raise RecordError("%s: its metadata was written by a newer bisenet-deploy (schema %d, "
+                          "this one reads %d): upgrade bisenet-deploy"
+                          % (source, schema, SCHEMA_VERSION), "schema")
     problem = record_problem(record, require_export)
     if problem is not None:
         field, text = problem
