@@ -7,6 +7,7 @@ palette drew classes black, a class_names string made one legend entry per lette
 """
 
 import json
+import os
 
 import numpy as np
 import onnx
@@ -247,6 +248,34 @@ def test_triton_refuses_an_engine_whose_sidecar_record_is_damaged(tmp_path, caps
     err = capsys.readouterr().err
     assert code == UNUSABLE_FILE and "export.input_size" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "repo").exists()
+
+
+@pytest.mark.parametrize("kind", ["huge-input-size", "no-model-section", "short-palette"])
+def test_the_jetson_bundle_validates_its_record_file(tmp_path, kind):
+    # on the device, jetson_run.py reads model/<stem>.json through the same validator
+    import shutil
+
+    from test_jetson_templates import PORTABLE, TEMPLATES, run_py
+
+    from bisenet_deploy.jetson.bundle import TEMPLATE_FILES
+
+    bundle = tmp_path / "bundle"  # the bundle's scripts and its bisenet_trt package, no model
+    bundle.mkdir()
+    for name in TEMPLATE_FILES:
+        shutil.copy2(os.path.join(TEMPLATES, name), bundle / name)
+    shutil.copytree(PORTABLE, bundle / "bisenet_trt", ignore=shutil.ignore_patterns("__pycache__"))
+    record = make_record()
+    FORGERIES[kind][0](record)
+    (bundle / "model").mkdir()
+    (bundle / "model" / "m.json").write_text(json.dumps({"record": record}))
+    manifest = {"model": {"onnx": "model/m.onnx", "record": "model/m.json"}}
+    out = run_py(bundle, "import jetson_run\n"
+                         "from bisenet_trt.errors import UserError\n"
+                         "try:\n    jetson_run.model_paths(%r, %r)\n"
+                         "except UserError as exc:\n    print(exc.exit_code, exc)\n"
+                         % (manifest, str(bundle)))
+    assert out.stdout.startswith("5 ") and str(bundle / "model" / "m.json") in out.stdout, out
+    assert FORGERIES[kind][1] + " " in out.stdout
 
 
 # -- checkpoints: the same validator, and weights that are numbers -------------------------------

@@ -294,5 +294,21 @@ def parse_record(text, source, require_export=True, remedy=REMEDY):
     return validate_record(record, source, require_export, remedy)
 
 
+def read_record_file(path, key="record", remedy="make the Jetson bundle again"):
+    """The record stored under `key` in the JSON file `path` (a Jetson bundle's
+    `model/<stem>.json`), validated; an unreadable file is a RecordError too."""
+    try:
+        with open(path, "rb") as f:
+            data = json.loads(f.read().decode("utf-8"))
+    except (IOError, OSError) as exc:
+        raise RecordError("cannot read %s (%s); %s" % (path, exc.strerror or exc, remedy),
+                          "record") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise RecordError("%s is not valid JSON (%s); %s" % (path, _first_line(exc), remedy),
+                          "record") from None
+    record = data.get(key) if isinstance(data, dict) else None
+    return validate_record(record, path, True, remedy)
+
+
 def _first_line(exc):
     return (str(exc).splitlines() or [type(exc).__name__])[0][:200]

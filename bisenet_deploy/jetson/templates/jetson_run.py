@@ -125,17 +125,12 @@ def load_manifest(bundle_dir=BUNDLE_DIR):
 
 
 def model_paths(manifest, bundle_dir=BUNDLE_DIR):
-    """(onnx path, metadata record) of the bundled model; the record validated like everywhere
-    (bisenet_trt.record_schema), so a damaged one is refused in one line naming the field."""
-    from bisenet_trt.record_schema import validate_record
+    """(onnx path, metadata record) of the bundled model, the record validated (record_schema)."""
+    from bisenet_trt.record_schema import read_record_file
 
     model = manifest["model"]
-    onnx_path = os.path.join(bundle_dir, model["onnx"])
-    record_path = os.path.join(bundle_dir, model["record"])
-    with open(record_path, "r") as f:
-        record = json.load(f).get("record")
-    return onnx_path, validate_record(record, record_path,
-                                      remedy="make the bundle again (`bisenet-export jetson`)")
+    return (os.path.join(bundle_dir, model["onnx"]),
+            read_record_file(os.path.join(bundle_dir, model["record"])))
 
 
 # -- engines -----------------------------------------------------------------------------------
