@@ -20,9 +20,10 @@ from .options import add_backend
 log = logging.getLogger(__name__)
 
 EPILOG = """\
-endpoints (KServe v2): GET /v2/health/ready and /v2/health/live; GET /v2/models/NAME (tensors)
-and /v2/models/NAME/config (with the model's metadata: classes, palette, preprocessing, under
-parameters); POST /v2/models/NAME/infer, the same over gRPC; Prometheus metrics on the metrics
+endpoints (KServe v2): GET /v2/models/NAME/ready (200 once the model is loaded: the readiness
+check to use; /v2/health/ready says 200 before the model is loaded) and /v2/health/live; GET
+/v2/models/NAME (tensors) and /v2/models/NAME/config (with the model's metadata: classes,
+palette, preprocessing, under parameters); POST /v2/models/NAME/infer, the same over gRPC; Prometheus metrics on the metrics
 port. The model-repository, statistics, trace and logging endpoints need the header
 triton-access-token (gRPC: triton-grpc-protocol-triton-access-token) set to --access-token
 (random unless given).
@@ -32,15 +33,20 @@ the most the model takes: its dynamic-batch maximum, 1 for a static batch-1 expo
 --max-batch is run in pieces the model takes).
 
 stopping: Ctrl-C or SIGTERM; in-flight requests get --exit-timeout seconds to finish.
+supervision: a tritonserver that dies (a crash, a request that makes it abort) is restarted
+within seconds, up to --max-restarts times a minute (the reason is logged; requests in flight
+fail). Killing bisenet-serve, even with kill -9, takes tritonserver, its stubs and their files
+(/dev/shm, scratch folders) with it: a watchdog process cleans up.
 
 exit status (the README's exit-code table): 0 stopped on request; 2 bad options, a missing
 model file or a port in use; 5 a model file that cannot be used (corrupt, foreign, no metadata);
-1 the server failed; 4 serving packages missing (pip install -e '.[serve]'); 130/143
-interrupted by Ctrl-C/SIGTERM while starting.
+1 the server failed, or died more than --max-restarts times a minute; 4 serving packages
+missing (pip install -e '.[serve]'); 130/143 interrupted by Ctrl-C/SIGTERM while starting.
 
 example:
   bisenet-serve --onnx export/bisenetv2-dyn1-8.onnx --instances 2
-  curl localhost:8000/v2/health/ready && bisenet-bench --server localhost:8001 --concurrency 4
+  curl -f localhost:8000/v2/models/bisenet/ready && bisenet-bench --server localhost:8001 \
+      --concurrency 4
 """
 
 
@@ -87,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seconds in-flight requests get when stopping (default 5)")
     serve.add_argument("--access-token", metavar="TOKEN",
                        help="token for the restricted endpoints (default: random)")
+    serve.add_argument("--max-restarts", type=int, default=3, metavar="N",
+                       help="restarts of a dead tritonserver allowed per minute (default 3; 0: "
+                            "exit 1 at the first death, for a supervisor such as systemd or "
+                            "Kubernetes to restart)")
     serve.add_argument("--server-log", action="store_true",
                        help="print tritonserver's own log")
     add_logging_args(p)
@@ -120,6 +130,7 @@ def _check_args(args) -> None:
     for option, value, low in (("--instances", args.instances, 1), ("--threads", args.threads, 1),
                                ("--max-batch", args.max_batch, 1),
                                ("--exit-timeout", args.exit_timeout, 1),
+                               ("--max-restarts", args.max_restarts, 0),
                                ("--max-queue-delay-us", args.max_queue_delay_us, 0)):
         if value is not None and value < low:
             raise InputError(f"{option} must be >= {low}, got {value}")
@@ -148,22 +159,42 @@ def _quiet_pytriton(verbose: int) -> None:
     logging.getLogger("pytriton").setLevel(level)
 
 
+def _quiet_gevent_interrupts() -> None:
+    """PyTriton waits for the server with a gevent-based HTTP client, whose hub runs in our main
+    thread: a Ctrl-C/SIGTERM handled then is printed by the hub, traceback and all, before it
+    reaches us. gevent's documented Hub.NOT_ERROR lists the exceptions it does not print."""
+    try:
+        from gevent.hub import Hub
+    except ImportError:
+        return
+    if not issubclass(KeyboardInterrupt, tuple(Hub.NOT_ERROR)):
+        Hub.NOT_ERROR = tuple(Hub.NOT_ERROR) + (KeyboardInterrupt,)
+
+
 def _run(args) -> int:
     import contextlib
 
-    from ..errors import UserError
     from ..serve.server import ModelServer, ServeOptions, import_pytriton
 
     _check_args(args)
     backend = _backend(args)
     import_pytriton()  # before loading a model for nothing
     _quiet_pytriton(args.verbose)
+    _quiet_gevent_interrupts()
     stop = threading.Event()
     started = threading.Event()
+    owner = os.getpid()
 
     def on_signal(signum, _frame):
         # while PyTriton starts, its waits hold the lock its own stop needs: interrupt them
+        if os.getpid() != owner:
+            # a child PyTriton forked and has not yet exec'd tritonserver (which resets this
+            # handler): Ctrl-C reached the whole process group; the parent stops the server
+            return
         if not started.is_set():
+            if stop.is_set():
+                return  # a second Ctrl-C/SIGTERM: the first one's clean-up is running
+            stop.set()
             raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
         stop.set()
 
@@ -176,21 +207,21 @@ def _run(args) -> int:
                 metrics_port=args.metrics_port, model_name=args.model_name,
                 max_batch=args.max_batch, max_queue_delay_us=args.max_queue_delay_us,
                 exit_timeout_s=args.exit_timeout, access_token=args.access_token,
-                server_log=args.server_log))
+                server_log=args.server_log, max_restarts=args.max_restarts))
             stack.callback(server.stop)
             server.start()
             started.set()
             _announce(server, runners, args)
             while not stop.wait(0.5):
-                if not server.is_alive():
-                    tail = server.server_log_tail()
-                    raise UserError("the Triton server stopped unexpectedly"
-                                    + (f": {tail}" if tail else ""))
+                server.poll()  # restarts a dead tritonserver, or raises ServerDiedError
             print("stopping...", flush=True)
         print("stopped", flush=True)
     finally:
+        interrupted = stop.is_set() and not started.is_set()
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            # interrupted while starting: we are exiting, and a second signal must not cut the
+            # exit short (no traceback, the documented 130/143)
+            signal.signal(sig, signal.SIG_IGN if interrupted else handler)
     return 0
 
 
@@ -199,7 +230,8 @@ def _announce(server, runners, args) -> None:
     inp = runners[0].input_spec()
     print(f"serving {args.model_name!r}: {runners[0].describe()}, input {inp.describe()}, "
           f"max batch {server.max_batch}, {len(runners)} instance(s)")
-    print(f"  HTTP     {ep['http']}   (readiness: {ep['http']}/v2/health/ready)")
+    print(f"  HTTP     {ep['http']}   (readiness of the model: "
+          f"{ep['http']}/v2/models/{args.model_name}/ready)")
     print(f"  gRPC     {ep['grpc']}")
     print(f"  metrics  {ep['metrics']}")
     print("ready: Ctrl-C or SIGTERM stops the server", flush=True)

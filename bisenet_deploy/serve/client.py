@@ -2,7 +2,7 @@
 
 `ServedRunner("localhost:8001")` talks KServe v2 through tritonclient: over gRPC or HTTP as the
 address says (`grpc://`, `http://`), or, for a bare HOST:PORT, whichever the port answers (gRPC
-tried first). Activating it checks that the server and model are ready and reads the model's
+tried first). Activating it checks that the server answers, waits (bounded) until the model is ready, and reads the model's
 tensors (`/v2/models/<name>`) and its bisenet_deploy record from the configuration's parameters
 (`/v2/models/<name>/config`), both open on every Triton. `infer` sends the host batch and returns
 host arrays, like every runner: its latency is the served round trip.
@@ -13,6 +13,7 @@ One client per runner: use one runner per thread.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -25,6 +26,10 @@ from .model_io import DEFAULT_MODEL_NAME, numpy_dtype, record_from_parameters, t
 log = logging.getLogger(__name__)
 
 PROTOCOLS = ("grpc", "http")
+#: how long activate() waits for a server's model to become ready (a server starting or being
+#: restarted by bisenet-serve answers before its model is loaded)
+DEFAULT_READY_WAIT_S = 60.0
+READY_POLL_S = 0.25
 CLIENT_HINT = pip_extra("serve") + " (tritonclient[http,grpc])"
 
 
@@ -71,8 +76,9 @@ class ServedRunner(Runner):
     backend = "triton"
 
     def __init__(self, server: str, model_name: str = DEFAULT_MODEL_NAME,
-                 timeout_s: float = 60.0):
+                 timeout_s: float = 60.0, ready_wait_s: float = DEFAULT_READY_WAIT_S):
         super().__init__()
+        self.ready_wait_s = max(0.0, float(ready_wait_s))
         self.protocol, self.host, self.port = parse_server(server)
         self.model_name = model_name
         self.timeout_s = float(timeout_s)
@@ -129,11 +135,25 @@ class ServedRunner(Runner):
         except Exception as exc:
             raise UserError(f"{self.describe()}: {what} failed: {_one_line(exc)}") from None
 
+    def _wait_until_model_ready(self) -> None:
+        """A server answers before its model is loaded (the server's own /v2/health/ready says
+        200 then): wait up to `ready_wait_s` for the model itself."""
+        deadline = time.monotonic() + self.ready_wait_s
+        waited = False
+        while not self._call("the readiness check", self._client.is_model_ready,
+                             self.model_name):
+            if time.monotonic() >= deadline:
+                raise UserError(
+                    f"the server at {self.url} has no ready model {self.model_name!r}"
+                    + (f" after {self.ready_wait_s:g} s" if self.ready_wait_s > 0 else "")
+                    + f": check --model-name (bisenet-serve's default is {DEFAULT_MODEL_NAME})")
+            if not waited:
+                log.info("waiting for model %r at %s to be ready...", self.model_name, self.url)
+                waited = True
+            time.sleep(READY_POLL_S)
+
     def _read_model(self) -> None:
-        ready = self._call("the readiness check", self._client.is_model_ready, self.model_name)
-        if not ready:
-            raise UserError(f"the server at {self.url} has no ready model {self.model_name!r}: "
-                            f"check --model-name (bisenet-serve's default is {DEFAULT_MODEL_NAME})")
+        self._wait_until_model_ready()
         as_json = {"as_json": True} if self.protocol == "grpc" else {}
         meta = self._call("reading the model metadata", self._client.get_model_metadata,
                           self.model_name, **as_json)

@@ -25,6 +25,7 @@ import pathlib
 import shutil
 import socket
 import tempfile
+import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -42,6 +43,22 @@ log = logging.getLogger(__name__)
 #: the header PyTriton checks on the endpoints it restricts (model repository, statistics...)
 ACCESS_HEADER = "triton-access-token"
 SERVE_HINT = pip_extra("serve") + " (nvidia-pytriton, tritonclient)"
+#: deaths of tritonserver are counted over this window (seconds) against max_restarts
+RESTART_WINDOW_S = 60
+#: PyTriton's sockets live in its workspace (in our scratch folder): a longer TMPDIR would make
+#: their paths outgrow AF_UNIX's 108 bytes, so the scratch folder goes to /tmp then
+MAX_TMPDIR_CHARS = 40
+
+
+def scratch_parent() -> Optional[str]:
+    """Where the server's scratch folder goes: the temp folder, unless its path is too long."""
+    if len(tempfile.gettempdir()) > MAX_TMPDIR_CHARS and os.access("/tmp", os.W_OK):
+        return "/tmp"
+    return None
+
+
+class ServerDiedError(UserError):
+    """tritonserver died and may not (or could not) be restarted: exit 1."""
 
 
 @dataclass
@@ -60,6 +77,8 @@ class ServeOptions:
     access_token: Optional[str] = None
     #: print tritonserver's own log
     server_log: bool = False
+    #: restarts of a dead tritonserver allowed within RESTART_WINDOW_S (0: none)
+    max_restarts: int = 3
 
 
 def import_pytriton():
@@ -146,58 +165,107 @@ class ModelServer(object):
             raise InputError(f"--max-batch must be >= 1, got {options.max_batch}")
         if options.exit_timeout_s < 1:
             raise InputError("the exit timeout must be >= 1 s")
+        if options.max_restarts < 0:
+            raise InputError(f"--max-restarts must be >= 0, got {options.max_restarts}")
         self._triton: Any = None
-        self._log_dir: Optional[str] = None
+        self._scratch: Optional[str] = None
+        self._watchdog: Any = None
+        self._pgid: Optional[int] = None
+        self._shm: Optional[str] = None
+        self._localized: List[str] = []
+        self._launches = 0
+        self._deaths: List[float] = []
+        self._stopping = False
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> "ModelServer":
         import_pytriton()
-        from .libpython import server_environment
+        from .watchdog import Watchdog
 
         opts = self.options
         for port, option in ((opts.http_port, "--http-port"), (opts.grpc_port, "--grpc-port"),
                              (opts.metrics_port, "--metrics-port")):
             check_port_free(opts.host, port, option)
+        self._stopping = False
+        # one private folder for what the server writes: its log and PyTriton's workspace (not
+        # its TMPDIR: the stubs' socket paths would outgrow AF_UNIX's 108 bytes)
+        self._scratch = tempfile.mkdtemp(prefix="bisenet-serve-", dir=scratch_parent())
+        self._watchdog = Watchdog().start()  # cleans up even after kill -9 of this process
+        self._watchdog.own("path", self._scratch)
+        try:
+            self._launch()
+        except BaseException:
+            self.stop()
+            raise
+        log.debug("serving %r on %s", opts.model_name, ", ".join(
+            f"{k} {v}" for k, v in self.endpoints().items()))
+        return self
+
+    def _launch(self) -> None:
+        """Start tritonserver and load the model; returns once the model is ready."""
+        from .libpython import server_environment
+        from .triton_process import (localized_folders, own_process_group, quiet, server_pid,
+                                     shm_prefix)
+
+        self._launches += 1
         env = server_environment()
-        saved = os.environ.get("LD_LIBRARY_PATH")
+        saved = {k: os.environ.get(k) for k in ("LD_LIBRARY_PATH",)}
         os.environ["LD_LIBRARY_PATH"] = env.get("LD_LIBRARY_PATH", "")
         try:
             self._triton = self._create()
             self._bind()
-            self._triton.run()
+            if not self.options.server_log:
+                self._triton._initialize_server()
+                quiet(self._triton)
+            with own_process_group():
+                self._triton._run_server()
+            self._pgid = server_pid(self._triton)
+            self._shm = shm_prefix(self._triton)
+            if self._pgid:
+                self._watchdog.own("group", self._pgid)
+            if self._shm:
+                self._watchdog.own("shm", self._shm)
+            self._triton.connect()
+            for folder in localized_folders(self._pgid) if self._pgid else ():
+                self._watchdog.own("path", folder)
+                self._localized.append(folder)
+            if not self._triton.is_alive():
+                raise RuntimeError("tritonserver " + self._death_reason())
         except (UserError, KeyboardInterrupt):  # KeyboardInterrupt: Ctrl-C/SIGTERM while starting
-            self.stop()
             raise
         except Exception as exc:
             detail = self.server_log_tail()
-            self.stop()
             raise UserError(f"the Triton server did not start ({type(exc).__name__}: {exc})"
                             + (f"; its log ends: {detail}" if detail else "")) from None
         finally:
-            if saved is None:
-                os.environ.pop("LD_LIBRARY_PATH", None)
-            else:
-                os.environ["LD_LIBRARY_PATH"] = saved
-        log.debug("serving %r on %s", opts.model_name, ", ".join(
-            f"{k} {v}" for k, v in self.endpoints().items()))
-        return self
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
     def _create(self) -> Any:
         from pytriton.triton import Triton, TritonConfig, TritonSecurityConfig
 
         opts = self.options
-        if not opts.server_log:  # tritonserver's own log goes to a file, read for errors
-            self._log_dir = tempfile.mkdtemp(prefix="bisenet-serve-")
         config = TritonConfig(
             http_address=opts.host, http_port=opts.http_port, grpc_address=opts.host,
             grpc_port=opts.grpc_port, metrics_address=opts.host, metrics_port=opts.metrics_port,
             exit_timeout_secs=opts.exit_timeout_s, allow_gpu_metrics=False,
             log_file=self._log_path())
-        return Triton(config=config,
+        workspace = pathlib.Path(self._scratch, f"workspace-{self._launches}")
+        # one access token for every launch: a restart must not lock its clients out
+        if opts.access_token is None:
+            import secrets
+
+            opts.access_token = secrets.token_urlsafe(32)
+        return Triton(config=config, workspace=workspace,
                       security_config=TritonSecurityConfig(access_token=opts.access_token))
 
     def _log_path(self) -> Optional[pathlib.Path]:
-        return pathlib.Path(self._log_dir, "tritonserver.log") if self._log_dir else None
+        if self.options.server_log or not self._scratch:
+            return None  # tritonserver's own log goes to our terminal
+        return pathlib.Path(self._scratch, f"tritonserver-{self._launches}.log")
 
     def _bind(self) -> None:
         from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
@@ -232,14 +300,78 @@ class ModelServer(object):
                 f"bisenet-serve put the model's metadata into its configuration: install the "
                 f"tested nvidia-pytriton==0.7.0 ({SERVE_HINT})") from None
 
-    def stop(self) -> None:
-        """Stop tritonserver (bounded by the exit timeout) and free the ports; idempotent."""
+    def _reap(self) -> None:
+        """Stop this launch's tritonserver and remove what it leaves: its process group (stubs
+        included), its shared memory, its workspace (PyTriton's stop)."""
+        from .watchdog import kill_group, remove_shm
+
         triton, self._triton = self._triton, None
         if triton is not None:
             triton.stop()
-        if self._log_dir:
-            shutil.rmtree(self._log_dir, ignore_errors=True)
-            self._log_dir = None
+        if self._pgid:
+            if kill_group(self._pgid) and self._watchdog is not None:
+                self._watchdog.disown("group", self._pgid)
+            self._pgid = None
+        if self._shm:
+            remove_shm(self._shm)
+            if self._watchdog is not None:
+                self._watchdog.disown("shm", self._shm)
+            self._shm = None
+        for folder in self._localized:
+            shutil.rmtree(folder, ignore_errors=True)
+            if self._watchdog is not None:
+                self._watchdog.disown("path", folder)
+        self._localized = []
+
+    def _death_reason(self) -> str:
+        from .triton_process import describe_exit, exit_status, server_output
+
+        if self._triton is None:
+            return "stopped"
+        return describe_exit(exit_status(self._triton), server_output(self._triton))
+
+    def poll(self) -> Optional[str]:
+        """Called periodically while serving: None while the server is alive; after it died,
+        restarts it (at most `max_restarts` times a minute) and returns why it died.
+
+        Raises ServerDiedError when it died once too often or cannot be started again.
+        """
+        if self._stopping or self.is_alive():
+            return None
+        reason = self._death_reason()
+        self._reap()
+        now = time.monotonic()
+        self._deaths = [t for t in self._deaths if now - t < RESTART_WINDOW_S] + [now]
+        if len(self._deaths) > self.options.max_restarts:
+            raise ServerDiedError(
+                f"the Triton server {reason}"
+                + (f", {len(self._deaths)} times in {RESTART_WINDOW_S} s" if self._deaths[1:]
+                   else "") + ": bisenet-serve stops (see --server-log for its own log)")
+        log.warning("the Triton server %s: restarting it (in-flight requests failed)", reason)
+        try:
+            self._launch()
+        except UserError as exc:
+            raise ServerDiedError(f"the Triton server {reason}, and restarting it failed: "
+                                  f"{exc}") from None
+        log.warning("the Triton server was restarted and serves %r again",
+                    self.options.model_name)
+        return reason
+
+    def stop(self) -> None:
+        """Stop tritonserver (bounded by the exit timeout), free the ports and remove every
+        file it wrote; idempotent."""
+        self._stopping = True
+        try:
+            self._reap()
+        finally:
+            if self._scratch:
+                shutil.rmtree(self._scratch, ignore_errors=True)
+                if self._watchdog is not None:
+                    self._watchdog.disown("path", self._scratch)
+                self._scratch = None
+            watchdog, self._watchdog = self._watchdog, None
+            if watchdog is not None:
+                watchdog.close()
 
     def is_alive(self) -> bool:
         return self._triton is not None and self._triton.is_alive()
