@@ -5,9 +5,12 @@ Triton's Python backend: Triton does the networking (KServe v2 HTTP and gRPC, he
 the dynamic batching, and hands each gathered batch of requests to one of our instance functions,
 which runs it through a `Runner` (onnxruntime, PyTorch, TensorRT) exactly as the local tools do.
 
-- one runner per instance (`instances`), each with its own session/context;
-- a gathered batch larger than the runner takes (a static batch-1 export) runs in chunks, the
-  last one padded like `Segmenter.segment_batch`; results are split back per request;
+- one runner per instance (`instances`), each with its own session/context (`instance`);
+- supervised: a tritonserver that dies (an abort on a hostile request, a crash) is reaped (its
+  process group, shared memory, workspace) and started again with the same runners, at most
+  `max_restarts` times a minute (`poll`); beyond, ServerDiedError (exit 1, one line);
+- nothing outlives us: tritonserver runs in a process group of its own, and a `watchdog`
+  process kills it and removes its files when we end, even by kill -9;
 - the model's configuration carries the export's metadata record as parameters (the same keys
   as `bisenet-export triton` writes), so a client prepares images from the server alone;
 - ports are checked before starting (a port in use is one line, not a server log), the Python
@@ -29,12 +32,11 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence
 
-import numpy as np
-
 from ..errors import InputError, MissingDependencyError, UserError
 from ..portable.install_hints import pip_extra
 from ..portable.runner_base import Runner
-from ..runtime.api import batch_range, pad_batch
+from ..runtime.api import batch_range
+from .instance import InstanceFunction, run_in_chunks  # noqa: F401 - used by tests, callers
 from .model_config import DEFAULT_QUEUE_DELAY_US
 from .model_io import DEFAULT_MODEL_NAME, check_model_name, metadata_parameters
 
@@ -89,39 +91,6 @@ def import_pytriton():
     except Exception as exc:  # e.g. built against numpy 1 while numpy 2 is installed
         raise MissingDependencyError(f"PyTriton cannot be imported here ({type(exc).__name__}: "
                                      f"{exc}); it needs numpy<2: {SERVE_HINT}") from None
-
-
-def run_in_chunks(runner: Runner, batch: np.ndarray) -> Dict[str, np.ndarray]:
-    """One gathered N x ... batch through `runner`, in pieces of the sizes it takes."""
-    lo, hi = batch_range(runner)
-    if lo <= batch.shape[0] <= hi:
-        return runner.infer(np.ascontiguousarray(batch))
-    parts: Dict[str, List[np.ndarray]] = {}
-    for start in range(0, batch.shape[0], hi):
-        piece = np.ascontiguousarray(batch[start:start + hi])
-        outputs = runner.infer(pad_batch(runner, piece))
-        for name, value in outputs.items():
-            parts.setdefault(name, []).append(value[:piece.shape[0]])
-    return {name: np.concatenate(values) for name, values in parts.items()}
-
-
-class InstanceFunction(object):
-    """The callable bound to one model instance: PyTriton requests in, one result per request."""
-
-    def __init__(self, runner: Runner):
-        self.runner = runner
-        self.input_name = runner.input_spec().name
-
-    def __call__(self, requests: Sequence[Any]) -> List[Dict[str, np.ndarray]]:
-        arrays = [request[self.input_name] for request in requests]
-        batch = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
-        outputs = run_in_chunks(self.runner, batch)
-        results, start = [], 0
-        for array in arrays:
-            end = start + array.shape[0]
-            results.append({name: value[start:end] for name, value in outputs.items()})
-            start = end
-        return results
 
 
 def check_port_free(host: str, port: int, option: str) -> None:

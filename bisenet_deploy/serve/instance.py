@@ -1,0 +1,44 @@
+"""The callable PyTriton binds to each model instance: a gathered batch of requests through one
+`Runner`, in pieces of the sizes it takes, one result per request (see `server`)."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Sequence
+
+import numpy as np
+
+from ..portable.runner_base import Runner
+from ..runtime.api import batch_range, pad_batch
+
+
+def run_in_chunks(runner: Runner, batch: np.ndarray) -> Dict[str, np.ndarray]:
+    """One gathered N x ... batch through `runner`, in pieces of the sizes it takes."""
+    lo, hi = batch_range(runner)
+    if lo <= batch.shape[0] <= hi:
+        return runner.infer(np.ascontiguousarray(batch))
+    parts: Dict[str, List[np.ndarray]] = {}
+    for start in range(0, batch.shape[0], hi):
+        piece = np.ascontiguousarray(batch[start:start + hi])
+        outputs = runner.infer(pad_batch(runner, piece))
+        for name, value in outputs.items():
+            parts.setdefault(name, []).append(value[:piece.shape[0]])
+    return {name: np.concatenate(values) for name, values in parts.items()}
+
+
+class InstanceFunction(object):
+    """The callable bound to one model instance: PyTriton requests in, one result per request."""
+
+    def __init__(self, runner: Runner):
+        self.runner = runner
+        self.input_name = runner.input_spec().name
+
+    def __call__(self, requests: Sequence[Any]) -> List[Dict[str, np.ndarray]]:
+        arrays = [request[self.input_name] for request in requests]
+        batch = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+        outputs = run_in_chunks(self.runner, batch)
+        results, start = [], 0
+        for array in arrays:
+            end = start + array.shape[0]
+            results.append({name: value[start:end] for name, value in outputs.items()})
+            start = end
+        return results
