@@ -1,7 +1,8 @@
 """bisenet-serve's fault paths against a real Triton (PyTriton) on loopback, with the tiny model.
 
-- a request that makes the bundled tritonserver abort (std::bad_alloc) is survived: the server
-  is restarted within seconds, the reason logged, and it answers correctly afterwards;
+- a request that makes the bundled tritonserver abort (std::bad_alloc) is refused with 400 by
+  bisenet-serve's HTTP front; sent to tritonserver's own port behind it, the server is restarted
+  within seconds, the reason logged, and it answers correctly afterwards;
 - a server that dies more often than --max-restarts allows ends bisenet-serve with exit 1 and
   one line;
 - `kill -9` of bisenet-serve leaves no process, shared memory or folder behind, and a client
@@ -160,13 +161,31 @@ def model_ready(served):
         return False
 
 
-def send_killer(served):
+def internal_http_port(served):
+    """tritonserver's own HTTP port, behind bisenet-serve's validating front."""
+    for pid in descendants(served.proc.pid):
+        try:
+            argv = _cmdline(pid)
+        except OSError:
+            continue
+        if argv and argv[0].endswith("/tritonserver") and "--http-port" in argv:
+            return int(argv[argv.index("--http-port") + 1])
+    raise AssertionError("no tritonserver below bisenet-serve")
+
+
+def send_killer(served, port=None, body=KILLER):
+    import http.client
+
+    conn = http.client.HTTPConnection(HOST, port or served.http_port, timeout=30)
     try:
-        status, _ = served.post("/v2/models/bisenet/infer", KILLER,
-                                {"Content-Type": "application/json"})
-    except OSError:  # the connection dropped: tritonserver aborted under it
-        return None
-    return status
+        conn.request("POST", "/v2/models/bisenet/infer", body=body,
+                     headers={"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    except (OSError, http.client.HTTPException):  # dropped: tritonserver aborted under it
+        return None, b""
+    finally:
+        conn.close()
 
 
 # -- fixtures --------------------------------------------------------------------------------------
@@ -195,24 +214,54 @@ def local(tiny_dynamic_export):
 
 
 # -- tests ---------------------------------------------------------------------------------------
-def test_a_request_that_aborts_tritonserver_is_survived(served, local):
+@pytest.mark.parametrize("shape, data", [
+    ([2147483648, 3, 128, 256], [0, 0, 0, 0]),  # beyond the batch and the dims
+    ([1, 3, 65536, 65536], [0, 0, 0, 0]),       # beyond the dims
+    ([8, 3, 64, 128], [0, 0, 0, 0]),            # valid shape, 4 values carried
+    ([8, 3, 64, 128], None),                    # binary data declared, none carried
+])
+def test_requests_declaring_an_impossible_size_are_refused_with_400(served, local, shape, data):
+    from bisenet_deploy.serve.client import ServedRunner
+
+    tensor = {"name": "image", "shape": shape, "datatype": "FP32"}
+    if data is None:
+        tensor["parameters"] = {"binary_data_size": 8 * 3 * 64 * 128 * 4}
+    else:
+        tensor["data"] = data
+    status, body = send_killer(served, body=json.dumps({"inputs": [tensor]}).encode())
+    assert status == 400, (status, body[:200])
+    assert json.loads(body)["error"]
+    x, expected = local
+    assert model_ready(served)
+    with ServedRunner(served.http) as client:
+        assert _same(client.infer(x), expected)
+    assert "restarting" not in _read(served.err_path)  # the server never saw it
+
+
+def test_config_endpoint_hides_the_workspace_path_and_readiness_covers_the_model(served):
+    status, body = served.get("/v2/models/bisenet/config")
+    assert status == 200 and b"workspace-path" not in body
+    assert json.loads(body)["parameters"]["bisenet_deploy"]
+    assert served.get("/v2/health/ready")[0] == 200
+
+
+def test_a_dead_tritonserver_is_restarted_within_seconds(served, local):
+    """The same request sent to tritonserver's own (loopback) port aborts it: supervision."""
     from bisenet_deploy.serve.client import ServedRunner
 
     x, expected = local
-    assert model_ready(served)
-    status = send_killer(served)
-    assert status is None or 400 <= status < 500, status
-    # back within seconds (bounded here generously for a loaded 2-core machine), and correct
+    status, _ = send_killer(served, internal_http_port(served))
+    if status is not None:
+        pytest.skip("this tritonserver refuses the request (%s) instead of aborting" % status)
     assert wait_until(lambda: model_ready(served), 90), served.log() + _read(served.err_path)
     assert served.proc.poll() is None
     with ServedRunner(served.grpc) as client:
         assert _same(client.infer(x), expected)
-    if status is None:  # it did abort: the restart and its reason are logged, in one line each
-        err = _read(served.err_path)
-        assert re.search(r"the Triton server was killed by SIGABRT \(.*bad_alloc.*\): "
-                         r"restarting it", err), err
-        assert "restarted and serves 'bisenet' again" in err
-        assert "Traceback" not in err and "0x0000" not in served.log() + err  # no backtrace
+    err = _read(served.err_path)
+    assert re.search(r"the Triton server was killed by SIGABRT \(.*bad_alloc.*\): "
+                     r"restarting it", err), err
+    assert "restarted and serves 'bisenet' again" in err
+    assert "Traceback" not in err and "0x0000" not in served.log() + err  # no backtrace
 
 
 def test_clients_wait_for_the_model_to_be_ready(served, local):
@@ -279,7 +328,7 @@ def test_a_server_dying_too_often_is_one_line_and_exit_1(tiny_dynamic_export, tm
     try:
         tree = descendants(served.proc.pid)
         shm, folders = owned_files(tree)
-        status = send_killer(served)
+        status, _ = send_killer(served, internal_http_port(served))
         if status is not None:
             pytest.skip("this tritonserver refuses the request (%s) instead of aborting" % status)
         code = served.proc.wait(60)

@@ -9,6 +9,8 @@ which runs it through a `Runner` (onnxruntime, PyTorch, TensorRT) exactly as the
 - supervised: a tritonserver that dies (an abort on a hostile request, a crash) is reaped (its
   process group, shared memory, workspace) and started again with the same runners, at most
   `max_restarts` times a minute (`poll`); beyond, ServerDiedError (exit 1, one line);
+- the public HTTP port is a validating front (`http_front`): tritonserver's own HTTP port, on
+  loopback behind it, aborts on a request declaring a huge shape;
 - nothing outlives us: tritonserver runs in a process group of its own, and a `watchdog`
   process kills it and removes its files when we end, even by kill -9;
 - the model's configuration carries the export's metadata record as parameters (the same keys
@@ -20,13 +22,10 @@ which runs it through a `Runner` (onnxruntime, PyTorch, TensorRT) exactly as the
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import logging
 import os
 import pathlib
 import shutil
-import socket
 import tempfile
 import time
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from ..runtime.api import batch_range
 from .instance import InstanceFunction, run_in_chunks  # noqa: F401 - used by tests, callers
 from .model_config import DEFAULT_QUEUE_DELAY_US
 from .model_io import DEFAULT_MODEL_NAME, check_model_name, metadata_parameters
+from .ports import check_port_free, free_loopback_port
 
 log = logging.getLogger(__name__)
 
@@ -93,23 +93,6 @@ def import_pytriton():
                                      f"{exc}); it needs numpy<2: {SERVE_HINT}") from None
 
 
-def check_port_free(host: str, port: int, option: str) -> None:
-    """Refuse a port something already listens on, naming the option that chose it."""
-    if not 0 < int(port) < 65536:
-        raise InputError(f"{option} {port} is not a port number (1..65535)")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with contextlib.closing(socket.socket(family, socket.SOCK_STREAM)) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, int(port)))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise InputError(f"port {port} on {host} is in use (another server?): choose "
-                                f"another with {option}") from None
-            raise InputError(f"cannot listen on {host}:{port} ({exc.strerror or exc}): check "
-                            f"--host and {option}") from None
-
-
 class ModelServer(object):
     """A started-on-demand tritonserver serving `runners` (active, one per instance) as one model.
 
@@ -142,6 +125,8 @@ class ModelServer(object):
         self._pgid: Optional[int] = None
         self._shm: Optional[str] = None
         self._localized: List[str] = []
+        self._front: Any = None
+        self._upstream_port = 0
         self._launches = 0
         self._deaths: List[float] = []
         self._stopping = False
@@ -162,6 +147,7 @@ class ModelServer(object):
         self._watchdog = Watchdog().start()  # cleans up even after kill -9 of this process
         self._watchdog.own("path", self._scratch)
         try:
+            self._start_front()
             self._launch()
         except BaseException:
             self.stop()
@@ -169,6 +155,19 @@ class ModelServer(object):
         log.debug("serving %r on %s", opts.model_name, ", ".join(
             f"{k} {v}" for k, v in self.endpoints().items()))
         return self
+
+    def _start_front(self) -> None:
+        """The public HTTP port: a validating front (`http_front`); tritonserver's own HTTP
+        port listens on a free loopback port behind it."""
+        from .http_front import HttpFront, ModelLimits
+        from .model_io import triton_datatype
+
+        inp = self.runners[0].input_spec()
+        limits = ModelLimits(self.options.model_name, inp.name, triton_datatype(inp.dtype),
+                             tuple(int(d) for d in inp.shape[1:]), self.max_batch)
+        self._upstream_port = free_loopback_port()
+        self._front = HttpFront(self.options.host, self.options.http_port, self._upstream_port,
+                                limits).start()
 
     def _launch(self) -> None:
         """Start tritonserver and load the model; returns once the model is ready."""
@@ -218,7 +217,7 @@ class ModelServer(object):
 
         opts = self.options
         config = TritonConfig(
-            http_address=opts.host, http_port=opts.http_port, grpc_address=opts.host,
+            http_address="127.0.0.1", http_port=self._upstream_port, grpc_address=opts.host,
             grpc_port=opts.grpc_port, metrics_address=opts.host, metrics_port=opts.metrics_port,
             exit_timeout_secs=opts.exit_timeout_s, allow_gpu_metrics=False,
             log_file=self._log_path())
@@ -333,6 +332,9 @@ class ModelServer(object):
         try:
             self._reap()
         finally:
+            front, self._front = self._front, None
+            if front is not None:
+                front.stop()
             if self._scratch:
                 shutil.rmtree(self._scratch, ignore_errors=True)
                 if self._watchdog is not None:
