@@ -7,6 +7,7 @@ also points the real tritonserver that PyTriton ships at an exported repository.
 import json
 import os
 import subprocess
+import sys
 
 import pytest
 
@@ -205,3 +206,33 @@ def test_the_real_tritonserver_reads_the_repository(tmp_path, tiny_dynamic_expor
     assert "unable to find backend library for backend 'onnxruntime'" in log, log[-2000:]
     assert out.returncode != 0  # exit-on-error: the model could not load here
 
+
+
+def test_a_damaged_model_in_a_repository_is_refused_by_bisenet_serve(tmp_path, tiny_dynamic_export):
+    """The ONNX's own sha256 is in the config and the manifest; bisenet-serve checks it at start
+    (before loading anything), so a bit-flipped copy is not served silently: one line, exit 5."""
+    from bisenet_deploy.serve.repository import check_repository_model
+
+    repo = tmp_path / "repo"
+    build_repository(RepositoryOptions(str(repo), onnx=tiny_dynamic_export, onnx_kind="cpu"))
+    model = repo / "bisenet" / "1" / "model.onnx"
+    want = sha256_file(tiny_dynamic_export)
+    config = parse_config(repo / "bisenet" / "config.pbtxt")
+    assert config.parameters["onnx_sha256"].string_value == want
+    assert [(g.count, g.kind) for g in config.instance_group] == [(1, 2)]  # KIND_CPU
+    manifest = json.loads((repo / "manifest.json").read_text())
+    assert manifest["models"][0]["sha256"] == want
+    assert manifest["models"][0]["file"] == "bisenet/1/model.onnx"
+    check_repository_model(str(model))  # intact: accepted
+    check_repository_model(tiny_dynamic_export)  # not in a repository: nothing to check
+
+    data = bytearray(model.read_bytes())
+    middle = len(data) // 2  # inside the weights
+    data[middle:middle + 4096] = bytes(b ^ 0xFF for b in data[middle:middle + 4096])
+    model.chmod(0o644)
+    model.write_bytes(bytes(data))
+    run = subprocess.run([sys.executable, "-m", "bisenet_deploy.cli.serve_main", "--onnx",
+                          str(model)], capture_output=True, text=True, timeout=120)
+    err = run.stderr.strip()
+    assert run.returncode == 5 and "\n" not in err, err
+    assert "is damaged" in err and want[:12] in err and "bisenet-export triton" in err

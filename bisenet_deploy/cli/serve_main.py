@@ -21,12 +21,14 @@ log = logging.getLogger(__name__)
 
 EPILOG = """\
 endpoints (KServe v2): GET /v2/models/NAME/ready (200 once the model is loaded: the readiness
-check to use; /v2/health/ready says 200 before the model is loaded) and /v2/health/live; GET
-/v2/models/NAME (tensors) and /v2/models/NAME/config (with the model's metadata: classes,
-palette, preprocessing, under parameters); POST /v2/models/NAME/infer, the same over gRPC; Prometheus metrics on the metrics
-port. The model-repository, statistics, trace and logging endpoints need the header
-triton-access-token (gRPC: triton-grpc-protocol-triton-access-token) set to --access-token
-(random unless given).
+check to use) and /v2/health/live; GET /v2/models/NAME (tensors) and /v2/models/NAME/config
+(with the model's metadata: classes, palette, preprocessing, under parameters); POST
+/v2/models/NAME/infer, the same over gRPC; Prometheus metrics on the metrics port. The
+model-repository, statistics, trace and logging endpoints need the header triton-access-token
+(gRPC: triton-grpc-protocol-triton-access-token) set to --access-token (random unless given).
+The HTTP port is a validating front: an infer request declaring a size the model cannot take or
+that it does not carry gets 400 before it reaches tritonserver (whose own HTTP port listens on
+a loopback port behind it); /v2/health/ready there answers 200 only once the model is ready.
 
 batching: Triton gathers concurrent requests into batches of up to --max-batch images (default:
 the most the model takes: its dynamic-batch maximum, 1 for a static batch-1 export; a larger
@@ -39,7 +41,8 @@ fail). Killing bisenet-serve, even with kill -9, takes tritonserver, its stubs a
 (/dev/shm, scratch folders) with it: a watchdog process cleans up.
 
 exit status (the README's exit-code table): 0 stopped on request; 2 bad options, a missing
-model file or a port in use; 5 a model file that cannot be used (corrupt, foreign, no metadata);
+model file or a port in use; 5 a model file that cannot be used (corrupt, foreign, no metadata,
+or a repository's model whose sha256 is not its manifest's);
 1 the server failed, or died more than --max-restarts times a minute; 4 serving packages
 missing (pip install -e '.[serve]'); 130/143 interrupted by Ctrl-C/SIGTERM while starting.
 
@@ -120,10 +123,15 @@ def _backend(args) -> str:
 def _check_args(args) -> None:
     from ..errors import InputError
 
+    from ..serve.repository import check_repository_model
+
     for kind in ("engine", "onnx", "checkpoint"):
         path = getattr(args, kind)
         if path and not os.path.isfile(path):
             raise InputError(f"--{kind} {path}: no such file")
+    for path in (args.onnx, args.engine):
+        if path:  # a model inside a repository from bisenet-export triton: its manifest's bytes
+            check_repository_model(path)
     ports = [args.http_port, args.grpc_port, args.metrics_port]
     if len(set(ports)) != 3:
         raise InputError(f"--http-port, --grpc-port and --metrics-port must differ, got {ports}")

@@ -33,7 +33,8 @@ from .. import __version__
 from ..errors import EngineError, ExportError, IncompatibleEngineError, InputError, UserError
 from ..portable.fileio import check_writable, sha256_file, write_json_atomic, write_text_atomic
 from ..portable.ownership import FOLDER_FORMATS, check_replaceable
-from .model_config import DEFAULT_QUEUE_DELAY_US, KINDS, ModelConfigSpec, TensorConfig, render_config
+from .model_config import (DEFAULT_QUEUE_DELAY_US, KINDS, PLATFORMS, ModelConfigSpec,
+                           TensorConfig, render_config)
 from .model_io import DEFAULT_MODEL_NAME, check_model_name, metadata_parameters
 
 log = logging.getLogger(__name__)
@@ -103,11 +104,13 @@ def onnx_model(path: str, name: str, options: RepositoryOptions) -> ServedModel:
     batch = record["export"].get("batch") or {}
     batch_range = ((int(batch["min"]), int(batch["opt"]), int(batch["max"]))
                    if batch.get("dynamic") else None)
+    params = metadata_parameters(record)
+    params["onnx_sha256"] = sha256_file(path)  # the model's own hash: a damaged copy shows
     spec = ModelConfigSpec(name=name, platform="onnxruntime_onnx", inputs=inputs, outputs=outputs,
                            batch_range=batch_range, max_batch=options.max_batch,
                            kind=options.onnx_kind, instances=options.instances,
                            max_queue_delay_us=options.max_queue_delay_us,
-                           parameters=metadata_parameters(record))
+                           parameters=params)
     return ServedModel(spec, path, record)
 
 
@@ -227,7 +230,9 @@ def build_repository(options: RepositoryOptions) -> RepositoryResult:
             "created_utc": datetime.datetime.now(datetime.timezone.utc).strftime(
                 "%Y-%m-%dT%H:%M:%SZ"),
             "models": [{"name": m.spec.name, "platform": m.spec.platform,
-                        "source": os.path.basename(m.source)} for m in models],
+                        "source": os.path.basename(m.source),
+                        "file": f"{m.spec.name}/1/{PLATFORMS[m.spec.platform]}",
+                        "sha256": sha256_file(m.source)} for m in models],
             "files": hash_tree(staging),
         }
         write_json_atomic(os.path.join(staging, MANIFEST_NAME), manifest)
@@ -257,3 +262,44 @@ def model_summary(model: ServedModel) -> Tuple[str, str]:
     max_batch, _ = batching(model.spec.batch_range, model.spec.max_batch, model.spec.name)
     return model.spec.name, (f"{model.spec.platform}, max_batch_size {max_batch}, "
                              f"{model.spec.instances} x {model.spec.kind.upper()}")
+
+
+def check_repository_model(path: str) -> None:
+    """Refuse (exit 5) a model file inside a repository from `bisenet-export triton` whose bytes
+    are not the ones its manifest records: a damaged copy must not be served silently.
+
+    `path` is REPO/<name>/1/model.onnx (or .plan); any other file is not ours to check.
+    """
+    import json
+
+    from ..errors import UnusableFileError
+
+    full = os.path.abspath(path)
+    version_dir = os.path.dirname(full)
+    model_dir = os.path.dirname(version_dir)
+    repo = os.path.dirname(model_dir)
+    manifest_path = os.path.join(repo, MANIFEST_NAME)
+    if not os.path.isfile(manifest_path):
+        return
+    try:
+        with open(manifest_path, "r", encoding="utf-8") as f:
+            manifest = json.load(f)
+    except (OSError, ValueError):
+        raise UnusableFileError(f"{manifest_path} cannot be read as JSON: the repository is "
+                                f"damaged; write it again with `bisenet-export triton`") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != REPOSITORY_FORMAT:
+        return
+    relative = os.path.relpath(full, repo).replace(os.sep, "/")
+    files = manifest.get("files")
+    want = files.get(relative) if isinstance(files, dict) else None
+    if isinstance(want, dict):
+        want = want.get("sha256")
+    if not isinstance(want, str):
+        raise UnusableFileError(f"{path}: the repository's manifest does not list it: write the "
+                                f"repository again with `bisenet-export triton`")
+    got = sha256_file(full)
+    if got != want:
+        raise UnusableFileError(
+            f"{path} is damaged: its sha256 {got[:12]}... is not the {want[:12]}... the "
+            f"repository's manifest records; write the repository again with `bisenet-export "
+            f"triton` from the exported model")
