@@ -196,7 +196,7 @@ def scratch(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def served(tiny_dynamic_export, scratch):
-    server = start_serve(tiny_dynamic_export, scratch)
+    server = start_serve(tiny_dynamic_export, scratch, "--queue-timeout", "2")
     yield server
     _end(server.proc)
 
@@ -279,6 +279,42 @@ def test_clients_wait_for_the_model_to_be_ready(served, local):
 def test_the_printed_readiness_check_covers_the_model(served):
     out = served.log()
     assert "/v2/models/bisenet/ready" in out and "/v2/health/ready" not in out
+
+
+def test_a_request_queued_behind_a_frozen_model_is_refused_after_the_queue_timeout(served,
+                                                                                    local):
+    from bisenet_deploy.serve.client import ServedRunner
+
+    x, expected = local
+    frozen = [served.proc.pid]  # bisenet-serve itself: the runner (and the HTTP front) freeze
+    outcomes = {}
+
+    def request(key):
+        started = time.monotonic()
+        try:
+            with ServedRunner(served.grpc, timeout_s=60) as client:
+                outcomes[key] = (_same(client.infer(x), expected), time.monotonic() - started)
+        except Exception as exc:
+            outcomes[key] = (str(exc), time.monotonic() - started)
+
+    for pid in stubs:
+        os.kill(pid, signal.SIGSTOP)  # the model's process stops answering
+    try:
+        first = threading.Thread(target=request, args=("first",))
+        first.start()
+        time.sleep(1.0)  # the first one is executing (stuck); the next one waits in the queue
+        second = threading.Thread(target=request, args=("second",))
+        second.start()
+        second.join(30)
+        assert not second.is_alive(), "the queued request still waits after 30 s"
+    finally:
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)
+    first.join(60)
+    message, seconds = outcomes["second"]
+    assert isinstance(message, str) and "timeout" in message.lower(), message
+    assert seconds < 20, seconds  # refused by the server (2 s queue timeout), not the client's 60
+    assert outcomes["first"][0] is True  # the model answers again once it runs
 
 
 def test_kill_9_leaves_nothing_behind(served):

@@ -96,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seconds in-flight requests get when stopping (default 5)")
     serve.add_argument("--access-token", metavar="TOKEN",
                        help="token for the restricted endpoints (default: random)")
+    serve.add_argument("--queue-timeout", type=float, default=30.0, metavar="S",
+                       help="a request waiting longer in Triton's queue (a stuck or overloaded "
+                            "model) is refused (default 30; 0: no limit)")
+    serve.add_argument("--max-queue", type=int, default=0, metavar="N",
+                       help="requests the queue holds; more are refused at once (default 0: no "
+                            "limit)")
     serve.add_argument("--max-restarts", type=int, default=3, metavar="N",
                        help="restarts of a dead tritonserver allowed per minute (default 3; 0: "
                             "exit 1 at the first death, for a supervisor such as systemd or "
@@ -139,6 +145,8 @@ def _check_args(args) -> None:
                                ("--max-batch", args.max_batch, 1),
                                ("--exit-timeout", args.exit_timeout, 1),
                                ("--max-restarts", args.max_restarts, 0),
+                               ("--queue-timeout", args.queue_timeout, 0),
+                               ("--max-queue", args.max_queue, 0),
                                ("--max-queue-delay-us", args.max_queue_delay_us, 0)):
         if value is not None and value < low:
             raise InputError(f"{option} must be >= {low}, got {value}")
@@ -215,7 +223,8 @@ def _run(args) -> int:
                 metrics_port=args.metrics_port, model_name=args.model_name,
                 max_batch=args.max_batch, max_queue_delay_us=args.max_queue_delay_us,
                 exit_timeout_s=args.exit_timeout, access_token=args.access_token,
-                server_log=args.server_log, max_restarts=args.max_restarts))
+                server_log=args.server_log, max_restarts=args.max_restarts,
+                queue_timeout_s=args.queue_timeout, max_queue=args.max_queue))
             stack.callback(server.stop)
             server.start()
             started.set()

@@ -81,6 +81,10 @@ class ServeOptions:
     server_log: bool = False
     #: restarts of a dead tritonserver allowed within RESTART_WINDOW_S (0: none)
     max_restarts: int = 3
+    #: seconds a request may wait in Triton's queue before it is refused (0: no limit)
+    queue_timeout_s: float = 30.0
+    #: requests Triton's queue holds at most (0: no limit)
+    max_queue: int = 0
 
 
 def import_pytriton():
@@ -117,6 +121,8 @@ class ModelServer(object):
             raise InputError(f"--max-batch must be >= 1, got {options.max_batch}")
         if options.exit_timeout_s < 1:
             raise InputError("the exit timeout must be >= 1 s")
+        if options.queue_timeout_s < 0 or options.max_queue < 0:
+            raise InputError("--queue-timeout and --max-queue must be >= 0")
         if options.max_restarts < 0:
             raise InputError(f"--max-restarts must be >= 0, got {options.max_restarts}")
         self._triton: Any = None
@@ -248,11 +254,21 @@ class ModelServer(object):
         preferred = sorted({v for v in (min(opt, self.max_batch), self.max_batch) if v > 1})
         config = ModelConfig(batching=True, max_batch_size=self.max_batch, batcher=DynamicBatcher(
             max_queue_delay_microseconds=int(self.options.max_queue_delay_us),
-            preferred_batch_size=preferred or None))
+            preferred_batch_size=preferred or None, default_queue_policy=self._queue_policy()))
         self._triton.bind(model_name=self.options.model_name,
                           infer_func=[InstanceFunction(r) for r in self.runners],
                           inputs=inputs, outputs=outputs, config=config, strict=False)
         self._add_parameters(metadata_parameters(self.record))
+
+    def _queue_policy(self) -> Any:
+        """A request that waited `queue_timeout_s` in Triton's queue (a stuck or overloaded
+        runner) is refused, so its client fails then instead of at its own timeout; the queue
+        holds at most `max_queue` requests (0: unbounded), the rest are refused at once."""
+        from pytriton.model_config.common import QueuePolicy, TimeoutAction
+
+        return QueuePolicy(timeout_action=TimeoutAction.REJECT,
+                           default_timeout_microseconds=int(self.options.queue_timeout_s * 1e6),
+                           allow_timeout_override=True, max_queue_size=int(self.options.max_queue))
 
     def _add_parameters(self, parameters: Dict[str, str]) -> None:
         """Put the metadata into the generated config.pbtxt's parameters (PyTriton 0.7 builds the
