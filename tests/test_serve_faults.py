@@ -297,7 +297,7 @@ def test_a_request_queued_behind_a_frozen_model_is_refused_after_the_queue_timeo
         except Exception as exc:
             outcomes[key] = (str(exc), time.monotonic() - started)
 
-    for pid in stubs:
+    for pid in frozen:
         os.kill(pid, signal.SIGSTOP)  # the model's process stops answering
     try:
         first = threading.Thread(target=request, args=("first",))
