@@ -342,6 +342,21 @@ def test_bench_and_predict_talk_to_the_served_model(served, local, tmp_path, cap
     assert np.array_equal(served_png, local_png)
 
 
+def test_the_smoke_test_script_finds_the_served_model_answers_like_onnxruntime(served):
+    """scripts/compare_served.py: what scripts/triton_container_check.sh runs against NVIDIA's
+    Triton container (which cannot run here), checked against bisenet-serve."""
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          "scripts", "compare_served.py")
+    run = subprocess.run([sys.executable, script, "--server", served.grpc, "--onnx", served.onnx,
+                          "--images", "3"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "PASS" in run.stdout and "4 of 4 requests answered like onnxruntime" in run.stdout
+    run = subprocess.run([sys.executable, script, "--server", served.grpc, "--onnx", served.onnx,
+                          "--model-name", "absent", "--ready-wait", "0.5"], capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 1 and "no ready model 'absent'" in run.stderr
+
+
 def test_a_port_in_use_is_one_line_and_exit_2(served, capsys):
     from bisenet_deploy.cli import serve_main
 

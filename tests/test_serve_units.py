@@ -156,6 +156,15 @@ def test_gathered_requests_run_in_pieces_the_model_takes(lo, hi, calls):
         assert np.array_equal(result["labels"], np.full_like(result["labels"], 2.0 * i))
 
 
+def test_every_runner_is_warmed_up_at_each_batch_size_the_batcher_forms():
+    from bisenet_deploy.serve.server import warm_up
+
+    runners = [TimesTwo(1, 8).activate(), TimesTwo(1, 1).activate()]
+    warm_up(runners, [1, 4, 8])
+    assert runners[0].calls == [1, 4, 8]
+    assert runners[1].calls == [1] * 13  # a batch-1 model takes them one by one
+
+
 # -- the load loop ------------------------------------------------------------------------------
 class Flaky(object):
     """A client whose every third request fails."""

@@ -4,8 +4,9 @@
 address says (`grpc://`, `http://`), or, for a bare HOST:PORT, whichever the port answers (gRPC
 tried first). Activating it checks that the server answers, waits (bounded) until the model is
 ready, and reads the model's tensors (`/v2/models/<name>`) and its bisenet_deploy record from the
-configuration's parameters (`/v2/models/<name>/config`), both open on every Triton. `infer` sends the host batch and returns
-host arrays, like every runner: its latency is the served round trip.
+configuration's parameters (`/v2/models/<name>/config`), both open on every Triton. `infer`
+sends the host batch and returns host arrays, like every runner: its latency is the served round
+trip.
 
 One client per runner: use one runner per thread.
 """

@@ -42,3 +42,14 @@ class InstanceFunction(object):
             results.append({name: value[start:end] for name, value in outputs.items()})
             start = end
         return results
+
+
+def warm_up(runners: Sequence[Runner], batches: Sequence[int]) -> None:
+    """One zero batch of each size the batcher forms (1 and the preferred sizes) through every
+    runner before the model is served, so the first bursts do not pay for first-run allocations.
+    Done here because Triton's own model_warmup hangs PyTriton 0.7's model load."""
+    inp = runners[0].input_spec()
+    for n in batches:
+        batch = np.zeros((n,) + tuple(inp.shape[1:]), dtype=inp.dtype)
+        for runner in runners:
+            run_in_chunks(runner, batch)

@@ -35,7 +35,7 @@ from ..errors import InputError, MissingDependencyError, UserError
 from ..portable.install_hints import pip_extra
 from ..portable.runner_base import Runner
 from ..runtime.api import batch_range
-from .instance import InstanceFunction, run_in_chunks  # noqa: F401 - used by tests, callers
+from .instance import InstanceFunction, run_in_chunks, warm_up  # noqa: F401 - tests use them
 from .model_config import DEFAULT_QUEUE_DELAY_US
 from .model_io import DEFAULT_MODEL_NAME, check_model_name, metadata_parameters
 from .ports import check_port_free, free_loopback_port
@@ -153,6 +153,7 @@ class ModelServer(object):
         self._watchdog = Watchdog().start()  # cleans up even after kill -9 of this process
         self._watchdog.own("path", self._scratch)
         try:
+            warm_up(self.runners, sorted({1, *self._preferred()}))
             self._start_front()
             self._launch()
         except BaseException:
@@ -249,9 +250,7 @@ class ModelServer(object):
         inputs = [Tensor(name=inp.name, dtype=inp.dtype.type, shape=tuple(inp.shape[1:]))]
         outputs = [Tensor(name=o.name, dtype=o.dtype.type, shape=tuple(o.shape[1:]))
                    for o in runner.output_specs()]
-        batch = self.record["export"].get("batch") or {}
-        opt = int(batch["opt"]) if batch.get("dynamic") else self.max_batch
-        preferred = sorted({v for v in (min(opt, self.max_batch), self.max_batch) if v > 1})
+        preferred = self._preferred()
         config = ModelConfig(batching=True, max_batch_size=self.max_batch, batcher=DynamicBatcher(
             max_queue_delay_microseconds=int(self.options.max_queue_delay_us),
             preferred_batch_size=preferred or None, default_queue_policy=self._queue_policy()))
@@ -259,6 +258,11 @@ class ModelServer(object):
                           infer_func=[InstanceFunction(r) for r in self.runners],
                           inputs=inputs, outputs=outputs, config=config, strict=False)
         self._add_parameters(metadata_parameters(self.record))
+
+    def _preferred(self) -> List[int]:
+        batch = self.record["export"].get("batch") or {}
+        opt = int(batch["opt"]) if batch.get("dynamic") else self.max_batch
+        return sorted({v for v in (min(opt, self.max_batch), self.max_batch) if v > 1})
 
     def _queue_policy(self) -> Any:
         """A request that waited `queue_timeout_s` in Triton's queue (a stuck or overloaded
@@ -277,12 +281,9 @@ class ModelServer(object):
             model = list(self._triton._model_manager.models)[0]
             model._get_triton_model_config().backend_parameters.update(parameters)
         except (AttributeError, IndexError, TypeError):
-            import pytriton
+            from .triton_process import tested_pytriton
 
-            raise MissingDependencyError(
-                f"this PyTriton ({getattr(pytriton, '__version__', '?')}) does not let "
-                f"bisenet-serve put the model's metadata into its configuration: install the "
-                f"tested nvidia-pytriton==0.7.0 ({SERVE_HINT})") from None
+            raise tested_pytriton("put the model's metadata into its configuration") from None
 
     def _reap(self) -> None:
         """Stop this launch's tritonserver and remove what it leaves: its process group (stubs

@@ -29,7 +29,7 @@ _REASON = re.compile(r"terminate called|what\(\):|Segmentation fault|out of memo
                      re.IGNORECASE)
 
 
-def _tested_pytriton(what: str) -> MissingDependencyError:
+def tested_pytriton(what: str) -> MissingDependencyError:
     import pytriton
 
     return MissingDependencyError(
@@ -50,7 +50,7 @@ def own_process_group() -> Iterator[None]:
         defaults = sh.Command._call_args
         saved = defaults["new_group"]
     except (ImportError, AttributeError, KeyError):
-        raise _tested_pytriton("start tritonserver in a process group of its own") from None
+        raise tested_pytriton("start tritonserver in a process group of its own") from None
     defaults["new_group"] = True
     try:
         yield
