@@ -66,6 +66,9 @@ def test_engine_and_onnx_repository_follows_tritons_schema(tmp_path, tiny_dynami
         assert [(t.name, t.data_type, list(t.dims)) for t in config.output] == [
             ("labels", 8, [64, 128]), ("logits", 11, [19, 64, 128])]  # 8 = TYPE_INT32
         assert list(config.dynamic_batching.preferred_batch_size) == [4, 8]
+        assert [(w.batch_size, list(w.inputs["image"].dims), w.inputs["image"].zero_data)
+                for w in config.model_warmup] == [(1, [3, 64, 128], True), (4, [3, 64, 128], True),
+                                                  (8, [3, 64, 128], True)]
         assert config.dynamic_batching.max_queue_delay_microseconds == 500
         assert [(g.count, g.kind) for g in config.instance_group] == [(2, 1)]  # KIND_GPU
         params = {k: v.string_value for k, v in config.parameters.items()}
@@ -98,6 +101,8 @@ def test_static_batch_gets_max_batch_size_0_and_full_dims(tmp_path, tiny_export)
     assert list(config.input[0].dims) == [1, 3, 64, 128]
     assert list(config.output[0].dims) == [1, 64, 128]
     assert config.instance_group[0].kind == 2  # KIND_CPU
+    assert [(w.batch_size, list(w.inputs["image"].dims)) for w in config.model_warmup] == [
+        (1, [1, 3, 64, 128])]  # Triton does not batch it: batch_size 1 and the full dims
     with pytest.raises(InputError, match="static batch"):
         build_repository(RepositoryOptions(str(tmp_path / "other"), onnx=onnx, max_batch=4))
     assert not (tmp_path / "other").exists()

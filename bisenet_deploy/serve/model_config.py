@@ -97,6 +97,26 @@ def _tensors(key: str, tensors: Sequence[TensorConfig], batched: bool) -> List[s
     return lines + ["]"]
 
 
+def _warmup(inputs: Sequence[TensorConfig], batches: Sequence[int]) -> List[str]:
+    """model_warmup: one zero request of each batch size the batcher forms ([0]: a model Triton
+    does not batch, warmed with batch_size 1 and its full dims), run before Triton says the model
+    is ready, so the first real bursts do not pay for first-run allocations. Skipped when a dim
+    is dynamic."""
+    if any(d < 0 for t in inputs for d in (t.shape[1:] if batches != [0] else t.shape)):
+        return []
+    lines = ["model_warmup ["]
+    for i, n in enumerate(batches):
+        lines += ["  {", f"    name: {quote(f'zero batch {n or 1}')}", f"    batch_size: {n or 1}",
+                  "    inputs {"]
+        for t in inputs:
+            lines += [f"      key: {quote(t.name)}", "      value {",
+                      f"        data_type: TYPE_{triton_datatype(t.dtype)}",
+                      f"        dims: {_dims(t.shape, batches != [0])}", "        zero_data: true",
+                      "      }"]
+        lines += ["    }", "  }" + ("," if i < len(batches) - 1 else "")]
+    return lines + ["]"]
+
+
 def render_config(spec: ModelConfigSpec) -> str:
     """The config.pbtxt text of one model."""
     if spec.platform not in PLATFORMS:
@@ -127,6 +147,7 @@ def render_config(spec: ModelConfigSpec) -> str:
               f"    kind: {KINDS[spec.kind]}",
               "  }",
               "]"]
+    lines += _warmup(spec.inputs, sorted({1, *preferred}) if batched else [0])  # 0: unbatched
     for key, value in spec.parameters.items():
         lines += ["parameters {",
                   f"  key: {quote(key)}",
