@@ -96,9 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seconds in-flight requests get when stopping (default 5)")
     serve.add_argument("--access-token", metavar="TOKEN",
                        help="token for the restricted endpoints (default: random)")
-    serve.add_argument("--queue-timeout", type=float, default=30.0, metavar="S",
+    serve.add_argument("--queue-timeout", type=float, default=0.0, metavar="S",
                        help="a request waiting longer in Triton's queue (a stuck or overloaded "
-                            "model) is refused (default 30; 0: no limit)")
+                            "model) is refused (default 0: no limit; a queue policy added tail "
+                            "latency here, see docs/serving.md)")
     serve.add_argument("--max-queue", type=int, default=0, metavar="N",
                        help="requests the queue holds; more are refused at once (default 0: no "
                             "limit)")

@@ -81,8 +81,9 @@ class ServeOptions:
     server_log: bool = False
     #: restarts of a dead tritonserver allowed within RESTART_WINDOW_S (0: none)
     max_restarts: int = 3
-    #: seconds a request may wait in Triton's queue before it is refused (0: no limit)
-    queue_timeout_s: float = 30.0
+    #: seconds a request may wait in Triton's queue before it is refused (0: no limit, and no
+    #: queue policy: with one, PyTriton's Triton showed ~0.5 s tail latencies; docs/serving.md)
+    queue_timeout_s: float = 0.0
     #: requests Triton's queue holds at most (0: no limit)
     max_queue: int = 0
 
@@ -270,6 +271,8 @@ class ModelServer(object):
         holds at most `max_queue` requests (0: unbounded), the rest are refused at once."""
         from pytriton.model_config.common import QueuePolicy, TimeoutAction
 
+        if not self.options.queue_timeout_s and not self.options.max_queue:
+            return None
         return QueuePolicy(timeout_action=TimeoutAction.REJECT,
                            default_timeout_microseconds=int(self.options.queue_timeout_s * 1e6),
                            allow_timeout_override=True, max_queue_size=int(self.options.max_queue))
