@@ -1,6 +1,7 @@
 """The pieces of serving that need no server: libpython choice, addresses, batching, load loop."""
 
 import socket
+import time
 
 import numpy as np
 import pytest
@@ -243,3 +244,122 @@ def test_a_bad_model_is_one_line_before_any_server_starts(tmp_path, capsys):
     assert code == 5 and "\n" not in err and "not a readable ONNX model" in err and str(bad) in err
     code = serve_main.main(["--onnx", str(bad), "--http-port", "5", "--grpc-port", "5"])
     assert code == 2 and "must differ" in capsys.readouterr().err
+
+
+# -- liveness and the HTTP front's checks (no server) ---------------------------------------------
+def test_liveness_reports_a_runner_stuck_in_one_batch():
+    import threading
+
+    from bisenet_deploy.serve.instance import InstanceFunction, stuck_instance
+
+    release = threading.Event()
+
+    class Hangs(TimesTwo):
+        def _infer(self, batch):
+            release.wait(30)
+            return super()._infer(batch)
+
+    instance = InstanceFunction(Hangs(1, 8).activate())
+    assert stuck_instance([instance], 60) is None  # idle
+    worker = threading.Thread(target=instance, args=([{"image": np.zeros((1, 2), np.float32)}],))
+    worker.start()
+    try:
+        deadline = time.monotonic() + 10
+        while instance.busy_since is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert stuck_instance([instance], 60) is None  # busy, not for long
+        problem = stuck_instance([instance], 60, now=instance.busy_since + 61)
+        assert problem and "instance 0" in problem and "stuck" in problem
+    finally:
+        release.set()
+        worker.join(10)
+    assert instance.busy_since is None and stuck_instance([instance], 60) is None
+
+
+def _limits():
+    from bisenet_deploy.serve.http_front import ModelLimits
+
+    return ModelLimits("bisenet", "image", "FP32", (3, 64, 128), 8)
+
+
+@pytest.mark.parametrize("tensor, carried, problem", [
+    ({"shape": [2147483648, 3, 128, 256], "data": [0] * 4}, 0, "unexpected shape"),
+    ({"shape": [1, 3, 65536, 65536], "data": [0] * 4}, 0, "unexpected shape"),
+    ({"shape": [9, 3, 64, 128], "data": [0] * 4}, 0, "unexpected shape"),
+    ({"shape": [0, 3, 64, 128], "data": []}, 0, "unexpected shape"),
+    ({"shape": [2, 3, 64, 128], "data": [0] * 4}, 0, "declares 49152 values, its 'data' holds 4"),
+    ({"shape": [1, 3, 64, 128], "data": [[0] * 100] * 300}, 0, "holds more"),
+    ({"shape": [1, 3, 64, 128], "parameters": {"binary_data_size": 16}}, 16, "binary_data_size"),
+    ({"shape": [1, 3, 64, 128], "parameters": {"binary_data_size": 98304}}, 10, "carries 10"),
+    ({"shape": [1, 3, 64, 128]}, 0, "carries no data"),
+    ({"shape": "1x3", "data": []}, 0, "must be a list"),
+    ({"shape": [1, 3, 64, True], "data": []}, 0, "must be a list"),
+    ({"shape": [1, 3, 64, 128], "datatype": "FP64", "data": [0] * 24576}, 0, "datatype"),
+    ({"name": "img", "shape": [1, 3, 64, 128], "data": [0] * 24576}, 0, "unexpected input"),
+])
+def test_the_http_front_refuses_impossible_sizes_before_tritonserver(tensor, carried, problem):
+    from bisenet_deploy.serve.http_front import check_infer_request
+
+    request = {"inputs": [dict({"name": "image", "datatype": "FP32"}, **tensor)]}
+    found = check_infer_request(request, carried, _limits())
+    assert found and problem in found, found
+
+
+def test_the_http_front_passes_valid_requests_and_hides_internal_parameters():
+    import json
+
+    from bisenet_deploy.serve.http_front import check_infer_request, strip_internal_parameters
+
+    good = {"name": "image", "datatype": "FP32", "shape": [2, 3, 64, 128]}
+    assert check_infer_request({"inputs": [dict(good, data=[0.0] * 49152)]}, 0, _limits()) is None
+    binary = dict(good, parameters={"binary_data_size": 49152 * 4})
+    assert check_infer_request({"inputs": [binary]}, 49152 * 4, _limits()) is None
+    assert check_infer_request({"inputs": "x"}, 0, _limits())
+    assert _limits().max_body_bytes() >= 8 * 3 * 64 * 128 * 32
+    config = {"name": "bisenet", "parameters": {"workspace-path": {"string_value": "/secret"},
+                                                "bisenet_deploy": {"string_value": "{}"}}}
+    out = json.loads(strip_internal_parameters(json.dumps(config).encode()))
+    assert out["parameters"] == {"bisenet_deploy": {"string_value": "{}"}}
+    assert strip_internal_parameters(b"not json") == b"not json"
+
+
+def test_the_http_front_answers_liveness_and_refusals_itself():
+    """A front with no tritonserver behind it: liveness from the runners, refusals before
+    forwarding, and 503 (not a hang) for what it would forward."""
+    import http.client
+    import json
+
+    from bisenet_deploy.serve.http_front import HttpFront
+    from bisenet_deploy.serve.ports import free_loopback_port
+
+    stuck = []
+    port = free_loopback_port()
+    front = HttpFront("127.0.0.1", port, free_loopback_port(), _limits(), timeout_s=5,
+                      live_check=lambda: stuck[0] if stuck else None).start()
+    try:
+        def call(method, path, body=None):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            try:
+                conn.request(method, path, body=body)
+                resp = conn.getresponse()
+                return resp.status, resp.read()
+            finally:
+                conn.close()
+
+        assert call("GET", "/v2/health/live")[0] == 503  # upstream down: not live either
+        stuck.append("instance 0 has been running one batch for 61 s: it is stuck")
+        status, body = call("GET", "/v2/health/live")
+        assert status == 503 and "stuck" in json.loads(body)["error"]
+        killer = json.dumps({"inputs": [{"name": "image", "shape": [2147483648, 3, 128, 256],
+                                         "datatype": "FP32", "data": [0, 0, 0, 0]}]})
+        status, body = call("POST", "/v2/models/bisenet/infer", killer)
+        assert status == 400 and "unexpected shape" in json.loads(body)["error"]
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.putrequest("POST", "/v2/models/bisenet/infer")
+        conn.putheader("Content-Length", str(10 ** 12))  # declared, never sent
+        conn.endheaders()
+        assert conn.getresponse().status == 413
+        conn.close()
+        assert call("GET", "/v2/models/bisenet/ready")[0] == 503
+    finally:
+        front.stop()

@@ -11,6 +11,7 @@ HTTP port listens on a loopback port of its own (`upstream_port`):
   ones it carries; 413 when the body is larger than the largest valid request; 411/415 for
   bodies it cannot see through (no Content-Length, compressed); only then is it forwarded;
 - `/v2/health/ready` says 200 only when the model is ready too (tritonserver's says 200 before);
+- `/v2/health/live` says 503 when a runner has been stuck in one batch too long (`live_check`);
 - the model configuration is forwarded without PyTriton's internal `workspace-path` parameter;
 - everything else (health, metadata, statistics with the access token...) passes unchanged.
 
@@ -27,7 +28,7 @@ import logging
 import re
 import threading
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +211,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     # -- methods --------------------------------------------------------------------------------
     def do_GET(self) -> None:  # noqa: N802 - the base's naming
+        if self.path.split("?")[0] == "/v2/health/live" and self.server.live_check is not None:
+            problem = self.server.live_check()
+            if problem:
+                self._error(503, problem)
+                return
         self._forward()
 
     do_HEAD = do_GET
@@ -263,9 +269,10 @@ class _FrontServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, address: Tuple[str, int], upstream_port: int, limits: ModelLimits,
-                 timeout_s: float):
+                 timeout_s: float, live_check: Optional[Callable[[], Optional[str]]] = None):
         import socket
 
+        self.live_check = live_check
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.upstream_port = upstream_port
         self.limits = limits
@@ -277,8 +284,10 @@ class HttpFront(object):
     """`HttpFront(host, port, upstream_port, limits).start()` ... `.stop()`."""
 
     def __init__(self, host: str, port: int, upstream_port: int, limits: ModelLimits,
-                 timeout_s: float = 120.0):
-        self._server = _FrontServer((host, int(port)), int(upstream_port), limits, timeout_s)
+                 timeout_s: float = 120.0,
+                 live_check: Optional[Callable[[], Optional[str]]] = None):
+        self._server = _FrontServer((host, int(port)), int(upstream_port), limits, timeout_s,
+                                    live_check)
         self._thread: Optional[threading.Thread] = None
 
     def start(self) -> "HttpFront":

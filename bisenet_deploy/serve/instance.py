@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Sequence
+import time
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -31,11 +32,17 @@ class InstanceFunction(object):
     def __init__(self, runner: Runner):
         self.runner = runner
         self.input_name = runner.input_spec().name
+        #: time.monotonic() when the batch now running started, None when idle (liveness)
+        self.busy_since: Optional[float] = None
 
     def __call__(self, requests: Sequence[Any]) -> List[Dict[str, np.ndarray]]:
         arrays = [request[self.input_name] for request in requests]
         batch = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
-        outputs = run_in_chunks(self.runner, batch)
+        self.busy_since = time.monotonic()
+        try:
+            outputs = run_in_chunks(self.runner, batch)
+        finally:
+            self.busy_since = None
         results, start = [], 0
         for array in arrays:
             end = start + array.shape[0]
@@ -53,3 +60,16 @@ def warm_up(runners: Sequence[Runner], batches: Sequence[int]) -> None:
         batch = np.zeros((n,) + tuple(inp.shape[1:]), dtype=inp.dtype)
         for runner in runners:
             run_in_chunks(runner, batch)
+
+
+def stuck_instance(instances: Sequence[InstanceFunction], stuck_after_s: float,
+                   now: Optional[float] = None) -> Optional[str]:
+    """Why the model is not live (a runner busy with one batch for more than `stuck_after_s`:
+    hung in its runtime), or None. Served as /v2/health/live by the HTTP front."""
+    now = time.monotonic() if now is None else now
+    for i, instance in enumerate(instances):
+        since = instance.busy_since
+        if since is not None and now - since > stuck_after_s:
+            return (f"instance {i} ({instance.runner.describe()}) has been running one batch for "
+                    f"{now - since:.0f} s (more than {stuck_after_s:g} s): it is stuck")
+    return None

@@ -35,7 +35,8 @@ from ..errors import InputError, MissingDependencyError, UserError
 from ..portable.install_hints import pip_extra
 from ..portable.runner_base import Runner
 from ..runtime.api import batch_range
-from .instance import InstanceFunction, run_in_chunks, warm_up  # noqa: F401 - tests use them
+from .instance import (InstanceFunction, run_in_chunks, stuck_instance,  # noqa: F401
+                       warm_up)
 from .model_config import DEFAULT_QUEUE_DELAY_US
 from .model_io import DEFAULT_MODEL_NAME, check_model_name, metadata_parameters
 from .ports import check_port_free, free_loopback_port
@@ -86,6 +87,8 @@ class ServeOptions:
     queue_timeout_s: float = 0.0
     #: requests Triton's queue holds at most (0: no limit)
     max_queue: int = 0
+    #: /v2/health/live (HTTP) says 503 once a runner ran one batch this long (hung)
+    stuck_after_s: float = 60.0
 
 
 def import_pytriton():
@@ -133,6 +136,7 @@ class ModelServer(object):
         self._shm: Optional[str] = None
         self._localized: List[str] = []
         self._front: Any = None
+        self._instances = [InstanceFunction(r) for r in self.runners]
         self._upstream_port = 0
         self._launches = 0
         self._deaths: List[float] = []
@@ -174,8 +178,9 @@ class ModelServer(object):
         limits = ModelLimits(self.options.model_name, inp.name, triton_datatype(inp.dtype),
                              tuple(int(d) for d in inp.shape[1:]), self.max_batch)
         self._upstream_port = free_loopback_port()
-        self._front = HttpFront(self.options.host, self.options.http_port, self._upstream_port,
-                                limits).start()
+        self._front = HttpFront(
+            self.options.host, self.options.http_port, self._upstream_port, limits,
+            live_check=lambda: stuck_instance(self._instances, self.options.stuck_after_s)).start()
 
     def _launch(self) -> None:
         """Start tritonserver and load the model; returns once the model is ready."""
@@ -256,7 +261,7 @@ class ModelServer(object):
             max_queue_delay_microseconds=int(self.options.max_queue_delay_us),
             preferred_batch_size=preferred or None, default_queue_policy=self._queue_policy()))
         self._triton.bind(model_name=self.options.model_name,
-                          infer_func=[InstanceFunction(r) for r in self.runners],
+                          infer_func=self._instances,
                           inputs=inputs, outputs=outputs, config=config, strict=False)
         self._add_parameters(metadata_parameters(self.record))
 
@@ -312,11 +317,9 @@ class ModelServer(object):
         self._localized = []
 
     def _death_reason(self) -> str:
-        from .triton_process import describe_exit, exit_status, server_output
+        from .triton_process import death_reason
 
-        if self._triton is None:
-            return "stopped"
-        return describe_exit(exit_status(self._triton), server_output(self._triton))
+        return death_reason(self._triton)
 
     def poll(self) -> Optional[str]:
         """Called periodically while serving: None while the server is alive; after it died,

@@ -106,6 +106,13 @@ def shm_prefix(triton: Any) -> Optional[str]:
     return str(value) if value else None
 
 
+def death_reason(triton: Any) -> str:
+    """Why this PyTriton server's tritonserver is gone, for a one-line message."""
+    if triton is None:
+        return "stopped"
+    return describe_exit(exit_status(triton), server_output(triton))
+
+
 def describe_exit(code: Optional[int], output: str) -> str:
     """'killed by SIGABRT (terminate called after throwing an instance of 'std::bad_alloc')'."""
     if code is None:
