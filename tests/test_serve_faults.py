@@ -392,6 +392,8 @@ def test_a_signal_to_the_process_group_while_loading_is_one_line(tiny_dynamic_ex
         assert wait_until(lambda: any("stub" in " ".join(_cmdline(p)[:1])
                                       for p in descendants(served.proc.pid)
                                       if alive(p)), 60)
+        tree = descendants(served.proc.pid)
+        shm, folders = owned_files(tree)
         os.killpg(served.proc.pid, sig)
         for _ in range(5):
             time.sleep(0.1)
@@ -404,3 +406,6 @@ def test_a_signal_to_the_process_group_while_loading_is_one_line(tiny_dynamic_ex
     assert got == code, err
     assert "Traceback" not in err and len(err.splitlines()) == 1, err
     assert not [n for n in os.listdir(str(tmp_path)) if n.startswith("bisenet-serve-")]
+    # nothing left of a server stopped while loading: processes, shared memory, model copies
+    assert folders and wait_until(lambda: not any(alive(p) for p in tree), 20)
+    assert not shm_files(shm) and not [p for p in folders if os.path.exists(p)]

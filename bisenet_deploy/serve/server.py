@@ -40,6 +40,8 @@ from .instance import (InstanceFunction, run_in_chunks, stuck_instance,  # noqa:
 from .model_config import DEFAULT_QUEUE_DELAY_US
 from .model_io import DEFAULT_MODEL_NAME, check_model_name, metadata_parameters
 from .ports import check_port_free, free_loopback_port
+from .triton_process import (death_reason, localized_folders, own_process_group, quiet,
+                             server_pid, shm_prefix)
 
 log = logging.getLogger(__name__)
 
@@ -185,8 +187,6 @@ class ModelServer(object):
     def _launch(self) -> None:
         """Start tritonserver and load the model; returns once the model is ready."""
         from .libpython import server_environment
-        from .triton_process import (localized_folders, own_process_group, quiet, server_pid,
-                                     shm_prefix)
 
         self._launches += 1
         env = server_environment()
@@ -211,7 +211,7 @@ class ModelServer(object):
                 self._watchdog.own("path", folder)
                 self._localized.append(folder)
             if not self._triton.is_alive():
-                raise RuntimeError("tritonserver " + self._death_reason())
+                raise RuntimeError("tritonserver " + death_reason(self._triton))
         except (UserError, KeyboardInterrupt):  # KeyboardInterrupt: Ctrl-C/SIGTERM while starting
             raise
         except Exception as exc:
@@ -298,6 +298,8 @@ class ModelServer(object):
         included), its shared memory, its workspace (PyTriton's stop)."""
         from .watchdog import kill_group, remove_shm
 
+        if self._pgid:  # a server stopped while loading never told us its model copies
+            self._localized = sorted(set(self._localized) | set(localized_folders(self._pgid)))
         triton, self._triton = self._triton, None
         if triton is not None:
             triton.stop()
@@ -316,11 +318,6 @@ class ModelServer(object):
                 self._watchdog.disown("path", folder)
         self._localized = []
 
-    def _death_reason(self) -> str:
-        from .triton_process import death_reason
-
-        return death_reason(self._triton)
-
     def poll(self) -> Optional[str]:
         """Called periodically while serving: None while the server is alive; after it died,
         restarts it (at most `max_restarts` times a minute) and returns why it died.
@@ -329,7 +326,7 @@ class ModelServer(object):
         """
         if self._stopping or self.is_alive():
             return None
-        reason = self._death_reason()
+        reason = death_reason(self._triton)
         self._reap()
         now = time.monotonic()
         self._deaths = [t for t in self._deaths if now - t < RESTART_WINDOW_S] + [now]

@@ -17,12 +17,12 @@ them fails in one place with one line (`MissingDependencyError`) instead of deep
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import signal
-from typing import Any, Iterator, List, Optional
+from typing import Any, Iterator, Optional
 
 from ..errors import MissingDependencyError
+from .watchdog import group_members, localized_folders  # noqa: F401 - re-exported
 
 #: lines of tritonserver's output that say why it aborted (a C++ exception, a fatal signal)
 _REASON = re.compile(r"terminate called|what\(\):|Segmentation fault|out of memory|Killed",
@@ -126,46 +126,3 @@ def describe_exit(code: Optional[int], output: str) -> str:
         what = f"exited with code {code}"
     reasons = [ln.strip() for ln in output.splitlines() if _REASON.search(ln)]
     return what + (f" ({reasons[0][:160]})" if reasons else "")
-
-
-#: the copy of a model Triton's core makes to load it (hard-wired under /tmp, TMPDIR ignored)
-_LOCALIZED = re.compile(r"^(/tmp/folder[A-Za-z0-9]{6})/")
-
-
-def group_members(pgid: int, proc: str = "/proc") -> List[int]:
-    """pids of the processes of group `pgid` (Linux /proc; [] elsewhere)."""
-    members = []
-    try:
-        names = os.listdir(proc)
-    except OSError:
-        return []
-    for name in names:
-        if not name.isdigit():
-            continue
-        try:
-            with open(os.path.join(proc, name, "stat"), "r") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2:].split()  # after "pid (comm) "
-        if len(fields) > 2 and fields[2] == str(pgid):
-            members.append(int(name))
-    return members
-
-
-def localized_folders(pgid: int, proc: str = "/proc") -> List[str]:
-    """The /tmp/folderXXXXXX copies of models the server's Python-backend stubs run from (named
-    on their command lines); Triton leaves them behind when it stops."""
-    found = set()
-    for pid in group_members(pgid, proc):
-        try:
-            with open(os.path.join(proc, str(pid), "cmdline"), "rb") as f:
-                argv = f.read().decode("utf-8", "replace").split("\0")
-        except OSError:
-            continue
-        for arg in argv:
-            match = _LOCALIZED.match(arg)
-            if match and os.path.isdir(match.group(1)):
-                if os.stat(match.group(1)).st_uid == os.getuid():
-                    found.add(match.group(1))
-    return sorted(found)

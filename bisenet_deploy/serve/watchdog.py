@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from typing import Any, Dict, Optional, Set
+from typing import Any, Dict, List, Optional, Set
 
 SHM_DIR = "/dev/shm"
 KINDS = ("group", "shm", "path")
@@ -71,10 +72,55 @@ def remove_shm(prefix: str, shm_dir: str = SHM_DIR) -> None:
                 pass
 
 
+#: the copy of a model Triton's core makes to load it (hard-wired under /tmp, TMPDIR ignored)
+_LOCALIZED = re.compile(r"^(/tmp/folder[A-Za-z0-9]{6})/")
+
+
+def group_members(pgid: int, proc: str = "/proc") -> List[int]:
+    """pids of the processes of group `pgid` (Linux /proc; [] elsewhere)."""
+    members = []
+    try:
+        names = os.listdir(proc)
+    except OSError:
+        return []
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(os.path.join(proc, name, "stat"), "r") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()  # after "pid (comm) "
+        if len(fields) > 2 and fields[2] == str(pgid):
+            members.append(int(name))
+    return members
+
+
+def localized_folders(pgid: int, proc: str = "/proc") -> List[str]:
+    """The /tmp/folderXXXXXX copies of models the server's Python-backend stubs run from (named
+    on their command lines); Triton leaves them behind when it stops."""
+    found = set()
+    for pid in group_members(pgid, proc):
+        try:
+            with open(os.path.join(proc, str(pid), "cmdline"), "rb") as f:
+                argv = f.read().decode("utf-8", "replace").split("\0")
+        except OSError:
+            continue
+        for arg in argv:
+            match = _LOCALIZED.match(arg)
+            if match and os.path.isdir(match.group(1)):
+                if os.stat(match.group(1)).st_uid == os.getuid():
+                    found.add(match.group(1))
+    return sorted(found)
+
+
 def sweep(owned: Dict[str, Set[Any]]) -> None:
-    """Kill the groups, then remove shared memory and folders (a live process could recreate
-    them)."""
+    """Kill the groups (first noting the model copies their stubs run from: a server killed
+    while loading never told us), then remove shared memory and folders (a live process could
+    recreate them)."""
     for pgid in owned["group"]:
+        owned["path"].update(localized_folders(int(pgid)))
         kill_group(int(pgid))
     for prefix in owned["shm"]:
         remove_shm(str(prefix))
