@@ -141,6 +141,13 @@ def owned_files(pids):
     return shm, folders
 
 
+def mapped_shm(pids):
+    """/dev/shm files the processes map (the Python-backend helpers' psm_* segments)."""
+    from bisenet_deploy.serve.watchdog import shared_memory_of
+
+    return set(shared_memory_of(sorted(pids)))
+
+
 def shm_files(prefixes):
     return [n for n in os.listdir("/dev/shm") for p in prefixes if n.startswith(p)]
 
@@ -325,7 +332,8 @@ def test_kill_9_leaves_nothing_behind(served):
     assert wait_until(lambda: model_ready(served), 90)
     tree = descendants(served.proc.pid)
     shm, folders = owned_files(tree)
-    assert len(tree) >= 3 and shm and folders  # watchdog, tritonserver, stub (+ helpers)
+    segments = mapped_shm(tree)
+    assert len(tree) >= 3 and shm and folders and segments  # watchdog, tritonserver, stub...
     assert shm_files(shm)
     scratch_dirs = [os.path.join(os.path.dirname(served.log_path), n)
                     for n in os.listdir(os.path.dirname(served.log_path))
@@ -354,6 +362,7 @@ def test_kill_9_leaves_nothing_behind(served):
     assert wait_until(lambda: not any(alive(p) for p in tree), 20), [
         (p, _cmdline(p)[:1]) for p in tree if alive(p)]
     assert wait_until(lambda: not shm_files(shm), 10), shm_files(shm)
+    assert wait_until(lambda: not [p for p in segments if os.path.exists(p)], 10), segments
     assert wait_until(lambda: not any(os.path.exists(p) for p in folders | set(scratch_dirs)),
                       10), [p for p in folders | set(scratch_dirs) if os.path.exists(p)]
 

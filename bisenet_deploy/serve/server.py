@@ -40,8 +40,9 @@ from .instance import (InstanceFunction, run_in_chunks, stuck_instance,  # noqa:
 from .model_config import DEFAULT_QUEUE_DELAY_US
 from .model_io import DEFAULT_MODEL_NAME, check_model_name, metadata_parameters
 from .ports import check_port_free, free_loopback_port
-from .triton_process import (death_reason, localized_folders, own_process_group, quiet,
-                             server_pid, shm_prefix)
+from .triton_process import (death_reason, group_members, localized_folders, own_process_group,
+                             quiet, server_pid, shm_prefix)
+from .watchdog import kill_group, remove_shm, shared_memory_of
 
 log = logging.getLogger(__name__)
 
@@ -296,10 +297,10 @@ class ModelServer(object):
     def _reap(self) -> None:
         """Stop this launch's tritonserver and remove what it leaves: its process group (stubs
         included), its shared memory, its workspace (PyTriton's stop)."""
-        from .watchdog import kill_group, remove_shm
-
+        segments = []
         if self._pgid:  # a server stopped while loading never told us its model copies
             self._localized = sorted(set(self._localized) | set(localized_folders(self._pgid)))
+            segments = shared_memory_of(group_members(self._pgid))
         triton, self._triton = self._triton, None
         if triton is not None:
             triton.stop()
@@ -307,6 +308,9 @@ class ModelServer(object):
             if kill_group(self._pgid) and self._watchdog is not None:
                 self._watchdog.disown("group", self._pgid)
             self._pgid = None
+        for path in segments:  # left by helpers the group kill stopped before they cleaned up
+            if os.path.exists(path):
+                os.unlink(path)
         if self._shm:
             remove_shm(self._shm)
             if self._watchdog is not None:

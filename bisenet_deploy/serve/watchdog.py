@@ -115,13 +115,38 @@ def localized_folders(pgid: int, proc: str = "/proc") -> List[str]:
     return sorted(found)
 
 
+def shared_memory_of(pids: List[int], proc: str = "/proc", shm_dir: str = SHM_DIR) -> List[str]:
+    """Files in /dev/shm the processes map or hold open: the Python-backend helpers'
+    multiprocessing segments (psm_*), which a SIGKILL leaves behind (their resource tracker
+    dies with them)."""
+    found = set()
+    for pid in pids:
+        try:
+            with open(os.path.join(proc, str(pid), "maps"), "r") as f:
+                for line in f:
+                    parts = line.split(None, 5)
+                    path = parts[5].strip() if len(parts) == 6 else ""
+                    if path.startswith(shm_dir + "/"):
+                        found.add(path.replace(" (deleted)", ""))
+        except OSError:
+            continue
+    return sorted(p for p in found if os.path.dirname(p) == shm_dir)
+
+
 def sweep(owned: Dict[str, Set[Any]]) -> None:
     """Kill the groups (first noting the model copies their stubs run from: a server killed
     while loading never told us), then remove shared memory and folders (a live process could
     recreate them)."""
+    segments = []
     for pgid in owned["group"]:
         owned["path"].update(localized_folders(int(pgid)))
+        segments += shared_memory_of(group_members(int(pgid)))
         kill_group(int(pgid))
+    for path in segments:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
     for prefix in owned["shm"]:
         remove_shm(str(prefix))
     for path in owned["path"]:
