@@ -130,9 +130,15 @@ class ExportInfo:
     #: which PyTorch exporter wrote the graph: "dynamo" (torch.export-based) or "torchscript";
     #: None in records made before the choice existed or without an ONNX export
     exporter: Optional[str] = None
+    #: precision "int8" only: the Q/DQ graph's calibration, agreement with the FP32 graph and
+    #: layers kept float (export/int8_export.py documents the keys); absent otherwise
+    int8: Optional[Dict[str, Any]] = None
 
     def to_dict(self) -> Dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        if data["int8"] is None:
+            del data["int8"]
+        return data
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> "ExportInfo":

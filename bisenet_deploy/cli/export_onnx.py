@@ -14,7 +14,9 @@ TARGET_HELP = ("trt8.2 (Jetson TX2 / JetPack 4.6: opset 13, float input), trt8.6
 PRECISION_HELP = ("precision of the engine this graph is for. fp16 on trt11 (TensorRT 11 and "
                   "TensorRT-RTX have no precision flags) writes an FP16 graph, named -fp16; the "
                   "other targets keep the FP32 graph (no -fp16 in its name) and record fp16 for "
-                  "bisenet-build-engine, which sets TensorRT's FP16 flag (default fp32)")
+                  "bisenet-build-engine, which sets TensorRT's FP16 flag; int8 (trt8.6/trt10/"
+                  "trt11) writes a Q/DQ graph calibrated on --calib-images and gated by "
+                  "--min-agreement, named -int8 (default fp32)")
 
 
 def register(sub) -> None:
@@ -27,7 +29,7 @@ def register(sub) -> None:
     add_model_args(p)
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights without --checkpoint (default 0)")
     add_output(p, "ONNX file to write (default: export/<arch>-<dataset>-<inW>x<inH>-to-"
-                  "<mW>x<mH>-<outputs>-<target>[-fp16][-uint8][-prenorm|-bgr][-bN|-dynMIN-MAX]"
+                  "<mW>x<mH>-<outputs>-<target>[-fp16|-int8][-uint8][-prenorm|-bgr][-bN|-dynMIN-MAX]"
                   ".onnx, see export/README.md)", alias=("--output-path",),
                refuse_graph_outputs=True)
     g = p.add_argument_group("graph")
@@ -49,7 +51,7 @@ def register(sub) -> None:
                       "both")
     g.add_argument("--target", choices=("trt8.2", "trt8.6", "trt10", "trt11"), default=None,
                    help=TARGET_HELP)
-    add_precision(g, ("fp32", "fp16"), PRECISION_HELP, default="fp32")
+    add_precision(g, ("fp32", "fp16", "int8"), PRECISION_HELP, default="fp32")
     g.add_argument("--opset", type=int, default=None,
                    help="override the target's opset (within the range the target accepts)")
     g.add_argument("--exporter", choices=("auto", "dynamo", "torchscript"), default="auto",
@@ -60,6 +62,7 @@ def register(sub) -> None:
     add_batch(b, "static batch size (default 1)")
     add_batch_range(b, "dynamic batch with this optimization profile (recorded for the engine "
                        "builder)", alias=("--dynamic-batch",))
+    add_int8_args(p)
     s = p.add_argument_group("steps")
     s.add_argument("--no-simplify", action="store_true", help="skip onnx-simplifier")
     s.add_argument("--skip-parity", action="store_true",
@@ -69,6 +72,54 @@ def register(sub) -> None:
     add_no_progress(p)
     add_logging_args(p)
     p.set_defaults(func=_run)
+
+
+def add_int8_args(p) -> None:
+    from ..export.int8_gate import DEFAULT_MIN_AGREEMENT
+    from ..export.quantize import CALIBRATION_METHODS, DEFAULT_CALIB_COUNT, DEFAULT_METHOD
+
+    q = p.add_argument_group("int8 (--precision int8: a Q/DQ graph, see docs/int8.md)")
+    q.add_argument("--calib-images", metavar="DIR",
+                   help="calibration images (.png/.jpg/.npy, like the deployment's frames); they "
+                        "go through the graph's own resize and normalization")
+    q.add_argument("--calib-count", type=int, default=DEFAULT_CALIB_COUNT, metavar="N",
+                   help=f"calibrate on the first N images of --calib-images; the next ones (up "
+                        f"to 16) are the held-out set of the accuracy gate, else synthetic "
+                        f"street scenes (default {DEFAULT_CALIB_COUNT})")
+    q.add_argument("--calib-method", choices=tuple(CALIBRATION_METHODS), default=DEFAULT_METHOD,
+                   help=f"activation range calibration (default {DEFAULT_METHOD}, chosen by "
+                        f"measured agreement: docs/int8.md)")
+    q.add_argument("--min-agreement", type=float, default=DEFAULT_MIN_AGREEMENT, metavar="PCT",
+                   help=f"accuracy gate: the percent of held-out pixels whose INT8 label equals "
+                        f"the FP32 graph's; below it the export exits 3 and writes nothing "
+                        f"(default {DEFAULT_MIN_AGREEMENT:g})")
+    q.add_argument("--keep-float", nargs="+", default=[], metavar="LAYER",
+                   help="layers kept in float: PyTorch module paths or their prefixes, e.g. "
+                        "head segment.S5_4 bga.left1 (--sensitivity-scan suggests them)")
+    q.add_argument("--eval-data", metavar="DIR",
+                   help="Cityscapes-layout folder: also report mIoU and per-class IoU of the "
+                        "FP32 and INT8 graphs side by side")
+    q.add_argument("--sensitivity-scan", action="store_true",
+                   help="quantize one block at a time, rank the blocks by the labels each one "
+                        "changes; the table is printed and saved as <output>.int8-scan.json")
+
+
+def _int8_options(args):
+    if args.precision != "int8":
+        for flag, value in (("--calib-images", args.calib_images), ("--eval-data", args.eval_data),
+                            ("--keep-float", args.keep_float),
+                            ("--sensitivity-scan", args.sensitivity_scan)):
+            if value:
+                from ..errors import InputError
+
+                raise InputError(f"{flag} applies to --precision int8 only")
+        return None
+    from ..export.int8_export import Int8Options
+
+    return Int8Options(calib_images=args.calib_images, calib_count=args.calib_count,
+                       method=args.calib_method, min_agreement=args.min_agreement,
+                       keep_float=tuple(args.keep_float), eval_data=args.eval_data,
+                       sensitivity_scan=args.sensitivity_scan)
 
 
 def default_target() -> str:
@@ -100,7 +151,7 @@ def _run(args) -> int:
         output=args.outputs, target=args.target or default_target(), precision=args.precision,
         dynamic_batch=args.batch_range, batch=args.batch, simplify=not args.no_simplify,
         parity=not args.skip_parity, opset=args.opset, exporter=args.exporter,
-        progress=not args.no_progress)
+        progress=not args.no_progress, int8=_int8_options(args))
     result = export_onnx(options)
     if args.json:
         from .common import write_json_report
@@ -150,5 +201,25 @@ def print_summary(result) -> None:
         print(f"  parity  {result.parity.summary()}")
     else:
         print("  parity  SKIPPED (--skip-parity)")
+    if result.int8 is not None:
+        _print_int8(result.int8)
     print(f"  time    {result.total_seconds:.1f} s (" +
           ", ".join(f"{name} {t:.1f}s" for name, t in result.timings) + ")")
+
+
+def _print_int8(int8) -> None:
+    info = int8.info
+    print(f"  int8    {info['qdq_pairs']} Q/DQ pairs, {info['calibration']['method']} calibration "
+          f"on {info['calibration']['images']} image(s)"
+          + (f", kept float: {' '.join(info['keep_float'])}" if info["keep_float"] else ""))
+    print(f"  gate    {int8.agreement.summary()} (>= {info['min_agreement']:g} required)")
+    if "eval" in info:
+        ev = info["eval"]
+        print(f"  mIoU    fp32 {ev['fp32']['miou']}  int8 {ev['int8']['miou']} on {ev['images']} "
+              f"image(s) of {ev['data']}")
+    if int8.scan_rows is not None:
+        from ..export.int8_scan import format_scan
+
+        print(format_scan(int8.scan_rows))
+        for path in int8.scan_paths:
+            print(f"  scan saved to {path}")

@@ -67,6 +67,7 @@ class ExportOptions:
     parity_seed: int = 0
     exporter: str = "auto"  # exporters.EXPORTERS
     progress: bool = True  # a bar over the steps, on a terminal only (bisenet_deploy.progress)
+    int8: Optional[Any] = None  # int8_export.Int8Options, for precision "int8"
 
 
 @dataclass
@@ -79,6 +80,7 @@ class ExportResult:
     num_nodes: int = 0
     file_bytes: int = 0
     parser: Optional[Any] = None  # portable.parser_check.ParserVerdict; None without TensorRT
+    int8: Optional[Any] = None  # int8_export.Int8Result for --precision int8
 
     @property
     def total_seconds(self) -> float:
@@ -131,6 +133,12 @@ def validate_options(options: ExportOptions) -> Tuple[TargetRules, int]:
     from .exporters import validate_exporter
 
     validate_exporter(options.exporter)
+    if options.precision == "int8":
+        from .int8_export import Int8Options
+
+        (options.int8 or Int8Options()).validate()
+    elif options.int8 is not None and options.int8.calib_images:
+        raise InputError("--calib-images applies to --precision int8 only")
     if options.output_path is not None and os.path.isdir(options.output_path):
         raise InputError(f"-o {options.output_path!r} is a folder; give a file name ending .onnx")
     if options.output_path is not None:
@@ -150,7 +158,7 @@ def _check_output_path(path: str) -> None:
 
 #: the default file name pattern (export_stem); export/README.md quotes it verbatim
 NAME_PATTERN = ("<arch>-<dataset>-<inW>x<inH>-to-<mW>x<mH>-<output>-<target>"
-                "[-fp16][-uint8][-prenorm|-bgr][-bN|-dynMIN-MAX].onnx")
+                "[-fp16|-int8][-uint8][-prenorm|-bgr][-bN|-dynMIN-MAX].onnx")
 
 
 def export_stem(record: Dict[str, Any]) -> str:
@@ -158,7 +166,7 @@ def export_stem(record: Dict[str, Any]) -> str:
 
     `-fp16` an FP16 graph (trt11 --precision fp16), never on a target that keeps the FP32
     graph and leaves FP16 to the builder flag (no file named for what it does not hold);
-    `-uint8` a uint8 input, `-prenorm` an already-normalized input (--normalize none), else `-bgr` a BGR graph
+    `-int8` a Q/DQ graph (--precision int8); `-uint8` a uint8 input, `-prenorm` an already-normalized input (--normalize none), else `-bgr` a BGR graph
     input; `-bN` a static batch N > 1, `-dynMIN-MAX` a dynamic batch. Characters outside
     [A-Za-z0-9-._] become "_".
     """
@@ -169,6 +177,8 @@ def export_stem(record: Dict[str, Any]) -> str:
             f"{export['target']}")
     if get_target(export["target"]).graph_precision(export["precision"]) == "fp16":
         name += "-fp16"
+    elif export["precision"] == "int8":  # a Q/DQ graph on every target
+        name += "-int8"
     if export["input_dtype"] == "uint8":
         name += "-uint8"
     if export["normalize"] == "none":
@@ -370,6 +380,13 @@ def _export_steps(options, loaded, rules, opset, steps) -> ExportResult:
         log.warning("parity check skipped (--skip-parity): this graph is not proven against "
                     "PyTorch")
 
+    int8 = None
+    if options.precision == "int8":  # the proven FP32 graph -> the gated Q/DQ graph
+        from .int8_export import quantize_step
+
+        onnx_model, int8, parser = quantize_step(steps, onnx_model, record, options.int8, path,
+                                                 rules)
+
     from ..portable.fileio import write_bytes_atomic
     from .onnx_metadata import set_parity, set_record
 
@@ -385,4 +402,5 @@ def _export_steps(options, loaded, rules, opset, steps) -> ExportResult:
                           f"-o/--output-path") from None
     return ExportResult(path=os.path.abspath(path), record=record, parity=parity,
                         timings=steps.done, simplified=simplified,
-                        num_nodes=len(onnx_model.graph.node), file_bytes=len(data), parser=parser)
+                        num_nodes=len(onnx_model.graph.node), file_bytes=len(data), parser=parser,
+                        int8=int8)

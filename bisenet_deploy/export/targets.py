@@ -15,6 +15,8 @@ Facts: docs/tensorrt-versions.md (sections 1-3). Why these choices:
   ceiling; 10.15+ parse up to 24). `--opset 18` gives the dynamo exporter's own graph unconverted.
 * Input dtype: UINT8 exists from TensorRT 8.5 (as a network input/output only); 8.2 has no UINT8
   type at all, so trt8.2 refuses `--input-dtype uint8`.
+* INT8 (trt8.6/10/11): a Q/DQ graph (explicit quantization, TensorRT 8.0+; the only INT8 of
+  TensorRT 11), quantize.py. trt8.2 refuses it: the TX2 has no fast INT8.
 * Precision: TensorRT 11 dropped every precision builder flag (networks are strongly typed), so
   on trt11 `--precision fp16` writes an FP16 graph (weights and ops in FP16, FP32 casts at the
   inputs/outputs). Older targets keep an FP32 graph and the engine builder sets its FP16 flag.
@@ -49,6 +51,10 @@ from ..errors import InputError
 from ..portable.record_schema import PRECISIONS, TARGET_NAMES  # noqa: F401  (defined once there)
 
 DEFAULT_TARGET = "trt10"
+#: the explicit-quantization ops of an INT8 (Q/DQ) graph, accepted from TensorRT 8.0 on
+QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
+#: per-channel DequantizeLinear (its `axis`) needs opset 13
+MIN_INT8_OPSET = 13
 
 # The standard ONNX ops a BiSeNet V2 deploy graph is made of (before and after onnx-simplifier),
 # all listed as supported in onnx-tensorrt's operators.md from 8.2 on (our list, see the module
@@ -83,6 +89,8 @@ class TargetRules:
     resize_modes: FrozenSet[str]  # Resize `mode` values the parser accepts
     fp16_graph: bool              # --precision fp16 means an FP16 graph (no builder flags)
     allowed_ops: FrozenSet[str] = COMMON_OPS
+    #: why --precision int8 (a Q/DQ graph) is refused for this target; None: allowed
+    int8_refused: Optional[str] = None
 
     def graph_precision(self, precision: str) -> str:
         """The precision of the ONNX graph itself for a requested engine precision."""
@@ -104,24 +112,29 @@ TARGETS: Dict[str, TargetRules] = {
         name="trt8.2", tensorrt="8.2", devices="Jetson TX2 / JetPack 4.6, older desktops",
         default_opset=13, min_opset=11, max_opset=13,
         uint8_input=False, int64_io=False, reduce_mean_axes_attribute=True,
-        resize_modes=frozenset({"nearest", "linear"}), fp16_graph=False),
+        resize_modes=frozenset({"nearest", "linear"}), fp16_graph=False,
+        int8_refused="the Jetson TX2 (SM 6.2) has no fast INT8 (no DP4A), so an INT8 engine "
+                     "would be slower than FP16 and less accurate; use --precision fp16"),
     # opset ceiling 17, UINT8 input and Resize modes: inferred, not documented (see above)
     "trt8.6": TargetRules(
         name="trt8.6", tensorrt="8.5-8.6", devices="GTX 1080 Ti and other Pascal (SM 6.x) GPUs",
         default_opset=17, min_opset=11, max_opset=17,
         uint8_input=True, int64_io=False, reduce_mean_axes_attribute=False,
-        resize_modes=frozenset({"nearest", "linear"}), fp16_graph=False),
+        resize_modes=frozenset({"nearest", "linear"}), fp16_graph=False,
+        allowed_ops=COMMON_OPS | QDQ_OPS),
     "trt10": TargetRules(
         name="trt10", tensorrt="10.x", devices="Turing/Ampere/Ada/Hopper desktops and servers",
         default_opset=17, min_opset=11, max_opset=20,
         uint8_input=True, int64_io=True, reduce_mean_axes_attribute=False,
-        resize_modes=frozenset({"nearest", "linear", "cubic"}), fp16_graph=False),
+        resize_modes=frozenset({"nearest", "linear", "cubic"}), fp16_graph=False,
+        allowed_ops=COMMON_OPS | QDQ_OPS),
     # opset range: our choice, nothing documented about 11.x's parser (see above)
     "trt11": TargetRules(
         name="trt11", tensorrt="11.x", devices="Turing and newer; strongly typed networks",
         default_opset=17, min_opset=11, max_opset=20,
         uint8_input=True, int64_io=True, reduce_mean_axes_attribute=False,
-        resize_modes=frozenset({"nearest", "linear", "cubic"}), fp16_graph=True),
+        resize_modes=frozenset({"nearest", "linear", "cubic"}), fp16_graph=True,
+        allowed_ops=COMMON_OPS | QDQ_OPS),
 }
 
 
@@ -137,7 +150,10 @@ def validate_target_options(target: str, *, input_dtype: str, precision: str,
     """Check the export options against the target's rules before any work; returns (rules, opset)."""
     rules = get_target(target)
     if precision not in PRECISIONS:
-        raise InputError(f"unknown precision {precision!r}: choose fp32 or fp16")
+        raise InputError(f"unknown precision {precision!r}: choose fp32, fp16 or int8")
+    if precision == "int8" and rules.int8_refused:
+        raise InputError(f"--precision int8 is refused for target {rules.name}: "
+                         f"{rules.int8_refused}")
     if input_dtype not in ("float32", "uint8"):
         raise InputError(f"unknown input dtype {input_dtype!r}: choose float32 or uint8")
     if input_dtype == "uint8" and not rules.uint8_input:
@@ -145,4 +161,8 @@ def validate_target_options(target: str, *, input_dtype: str, precision: str,
             f"--input-dtype uint8 is not possible for target {rules.name}: TensorRT "
             f"{rules.tensorrt} has no UINT8 data type at all (it arrived in 8.5), so its ONNX "
             f"parser rejects the graph; use --input-dtype float32 for {rules.name}")
-    return rules, rules.opset_for(opset)
+    chosen = rules.opset_for(opset)
+    if precision == "int8" and chosen < MIN_INT8_OPSET:
+        raise InputError(f"--precision int8 needs --opset {MIN_INT8_OPSET} or newer (per-channel "
+                         f"DequantizeLinear), got {chosen}; leave --opset out")
+    return rules, chosen

@@ -1,0 +1,264 @@
+"""The INT8 Q/DQ graph: the checked FP32 graph with QuantizeLinear/DequantizeLinear pairs where
+TensorRT runs INT8 kernels (explicit quantization, TensorRT 8.0+, the only INT8 of TensorRT 11).
+
+Why this way (docs/int8.md has the measurements):
+
+* Calibration runs the exported FP32 graph itself on onnxruntime, fed the raw images exactly as a
+  deployment feeds them (`preprocess.prepare_input`: host resize to the input size only). The
+  graph's own resize and normalization produce what each layer sees, so there is no second copy of
+  the preprocessing to get wrong (the classic INT8 bug: a calibrator with the wrong mean/std).
+* TensorRT's rules: signed INT8, symmetric (zero point 0; an asymmetric graph fails its parser),
+  per-channel weight scales, float bias. Q/DQ on the inputs of Conv and of the residual Adds (and
+  the pooling/multiply/concat between them, which TensorRT runs in INT8 when both sides are
+  quantized); nothing after the last Conv: the head's upsampling Resize, ArgMax, Cast and the
+  logits output stay float.
+* The quantizer is onnxruntime.quantization (ships inside onnxruntime, already a dependency).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..errors import ExportError, InputError
+
+log = logging.getLogger(__name__)
+
+#: calibration methods (our names -> onnxruntime's CalibrationMethod members)
+CALIBRATION_METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
+#: chosen by measured label agreement on held-out street scenes (docs/int8.md)
+DEFAULT_METHOD = "percentile"
+#: ops whose inputs get Q/DQ pairs; TensorRT fuses BN/ReLU into the Conv and runs
+#: pooling, Add, Mul and Concat in INT8 when their inputs are quantized
+QUANTIZED_OPS = ("Conv", "Add", "Mul", "Concat", "MaxPool", "AveragePool", "GlobalAveragePool")
+DEFAULT_CALIB_COUNT = 32
+#: the smallest opset with per-channel (axis) DequantizeLinear
+MIN_QDQ_OPSET = 13
+
+
+@dataclass
+class QuantizeSettings:
+    """How to quantize: calibration method, images, layers kept in float."""
+
+    method: str = DEFAULT_METHOD
+    keep_float: Tuple[str, ...] = ()
+    op_types: Tuple[str, ...] = QUANTIZED_OPS
+    percentile: float = 99.999
+    no_output_qdq: Tuple[str, ...] = ("Conv",)
+    extra_exclude: Tuple[str, ...] = field(default_factory=tuple)
+
+    def validate(self) -> None:
+        if self.method not in CALIBRATION_METHODS:
+            raise InputError(f"unknown calibration method {self.method!r}: choose one of "
+                             f"{', '.join(CALIBRATION_METHODS)}")
+
+
+def import_quantization():
+    """onnxruntime.quantization, or one line saying what to install."""
+    from ..errors import MissingDependencyError
+
+    try:
+        from onnxruntime import quantization
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"INT8 export needs onnxruntime's quantization tools ({exc}): pip install "
+            f"onnxruntime") from None
+    return quantization
+
+
+def graph_input_batch(record: Dict[str, Any]) -> int:
+    """The batch size every calibration/evaluation run feeds the graph."""
+    batch = record["export"]["batch"]
+    return int(batch["min"]) if batch.get("dynamic") else int(batch["size"])
+
+
+def batches(images: Sequence[np.ndarray], record: Dict[str, Any]) -> Iterable[np.ndarray]:
+    """The graph inputs for `images`, in full batches of the graph's batch size (a last partial
+    batch is padded with repeats of its first image, so every image is seen once)."""
+    from ..portable.preprocess import prepare_input
+
+    size = graph_input_batch(record)
+    for start in range(0, len(images), size):
+        chunk = list(images[start:start + size])
+        chunk += [chunk[0]] * (size - len(chunk))
+        yield prepare_input(chunk, record)
+
+
+class _Reader:
+    """onnxruntime's CalibrationDataReader protocol over prepared batches (made lazily, so the
+    calibration images are not all held as float tensors at once)."""
+
+    def __init__(self, images: Sequence[np.ndarray], record: Dict[str, Any]):
+        self._name = record["export"]["input_name"]
+        self._iter = iter(batches(images, record))
+
+    def get_next(self) -> Optional[Dict[str, np.ndarray]]:
+        batch = next(self._iter, None)
+        return None if batch is None else {self._name: batch}
+
+    def rewind(self) -> None:  # the calibrators call it between passes on some versions
+        pass
+
+
+def tail_nodes(model: Any) -> List[str]:
+    """Names of the nodes from which no Conv can be reached: the head's last Resize, ArgMax,
+    Cast and the logits output path. They stay float (excluded from quantization)."""
+    graph = model.graph
+    consumers: Dict[str, List[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    feeds_conv: Dict[str, bool] = {}
+    for node in reversed(list(graph.node)):  # nodes are topologically sorted
+        feeds_conv[node.name] = any(
+            c.op_type == "Conv" or feeds_conv.get(c.name, False)
+            for out in node.output for c in consumers.get(out, []))
+    return [n.name for n in graph.node if not feeds_conv[n.name] and n.op_type != "Conv"]
+
+
+def name_nodes(model: Any) -> None:
+    """Give every unnamed node a unique name (the quantizer excludes nodes by name)."""
+    seen = set()
+    for i, node in enumerate(model.graph.node):
+        if not node.name or node.name in seen:
+            node.name = f"{node.op_type}_{i}"
+        seen.add(node.name)
+
+
+def conv_layers(model: Any) -> Dict[str, str]:
+    """{Conv node name: its PyTorch module path} ('detail.S1.0.conv'): from the weight's name
+    (the dynamo exporter keeps `net.<module>.weight`), else from the node's scope name (the
+    TorchScript exporter's '/detail/S1/S1.0/conv/Conv')."""
+    layers = {}
+    for node in model.graph.node:
+        if node.op_type != "Conv":
+            continue
+        weight = node.input[1] if len(node.input) > 1 else ""
+        for suffix in ("_DequantizeLinear_Output", "_quantized"):  # a Q/DQ graph's weights
+            weight = weight[:-len(suffix)] if weight.endswith(suffix) else weight
+        if weight.endswith(".weight"):
+            path = weight[:-len(".weight")]
+            path = path[len("net."):] if path.startswith("net.") else path
+        else:
+            parts = [p for p in node.name.split("/") if p][:-1]
+            # '/segment/S3/S3.0/conv1' repeats the container in its child's name
+            parts = [p for i, p in enumerate(parts)
+                     if not (i + 1 < len(parts) and parts[i + 1].startswith(p + "."))]
+            path = ".".join(p.split(".")[-1] if i and "." in p else p
+                            for i, p in enumerate(parts)) or node.name
+        layers[node.name] = path
+    return layers
+
+
+def block_of(layer: str) -> str:
+    """The block a layer belongs to: 'segment.S3.0.conv1.conv' -> 'segment.S3.0' (one GE
+    layer), 'detail.S2.1.conv' -> 'detail.S2', 'bga.left1.0' -> 'bga.left1'."""
+    parts = layer.split(".")
+    if len(parts) >= 3 and parts[0] == "segment" and parts[2].isdigit():
+        return ".".join(parts[:3])
+    return ".".join(parts[:2])
+
+
+def resolve_keep_float(model: Any, layers: Sequence[str]) -> List[str]:
+    """Conv node names for `--keep-float LAYER...`: a LAYER is a module path or its prefix
+    (`segment.S5_4`, `head`, `bga.left1.0`) or a node name; one matching nothing is refused
+    with the blocks there are."""
+    convs = conv_layers(model)
+    chosen: List[str] = []
+    for layer in layers:
+        hits = [n for n, path in convs.items()
+                if n == layer or path == layer or path.startswith(layer.rstrip(".") + ".")]
+        if not hits:
+            blocks = sorted({block_of(p) for p in convs.values()})
+            raise InputError(f"--keep-float {layer!r} matches no layer of the graph; its blocks "
+                             f"are: {', '.join(blocks)}")
+        chosen.extend(h for h in hits if h not in chosen)
+    return chosen
+
+
+def quantize_graph(fp32_model: Any, record: Dict[str, Any], images: Sequence[np.ndarray],
+                   settings: QuantizeSettings) -> Any:
+    """The Q/DQ copy of `fp32_model` (onnx.ModelProto, left unchanged), calibrated on `images`
+    (H x W x 3 uint8 RGB, fed as a deployment feeds them)."""
+    import onnx
+
+    settings.validate()
+    if not images:
+        raise InputError("INT8 calibration needs at least one image")
+    opset = max((o.version for o in fp32_model.opset_import if o.domain in ("", "ai.onnx")),
+                default=0)
+    if opset < MIN_QDQ_OPSET:
+        raise InputError(f"--precision int8 needs opset >= {MIN_QDQ_OPSET} (per-channel "
+                         f"DequantizeLinear), this graph is opset {opset}: leave --opset out")
+    q = import_quantization()
+    model = onnx.ModelProto()
+    model.CopyFrom(fp32_model)
+    del model.metadata_props[:]
+    name_nodes(model)
+    exclude = tail_nodes(model) + resolve_keep_float(model, settings.keep_float) \
+        + list(settings.extra_exclude)
+    # no Q/DQ on Conv outputs: TensorRT fuses Conv+BN+ReLU, the next quantized op's input
+    # gets the pair (after the ReLU), and the head's logits stay float
+    extra = {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
+             "CalibPercentile": settings.percentile,
+             "OpTypesToExcludeOutputQuantization": list(settings.no_output_qdq)}
+    with tempfile.TemporaryDirectory(prefix="bisenet-int8-") as tmp:
+        src, dst = os.path.join(tmp, "fp32.onnx"), os.path.join(tmp, "int8.onnx")
+        onnx.save(model, src)
+        try:
+            q.quantize_static(
+                src, dst, _Reader(images, record), quant_format=q.QuantFormat.QDQ,
+                op_types_to_quantize=list(settings.op_types), per_channel=True,
+                activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8,
+                nodes_to_exclude=exclude,
+                calibrate_method=getattr(q.CalibrationMethod, CALIBRATION_METHODS[settings.method]),
+                extra_options=extra)
+        except (InputError, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            raise ExportError(f"INT8 quantization failed in onnxruntime.quantization: "
+                              f"{type(exc).__name__}: {exc}") from None
+        quantized = onnx.load(dst)
+    problems = qdq_problems(quantized)
+    if problems:
+        raise ExportError("the INT8 graph breaks TensorRT's Q/DQ rules (a bug, please report "
+                          "it): " + "; ".join(problems[:5]))
+    log.info("INT8: %d Q/DQ pair(s), %d node(s) kept float", count_qdq(quantized), len(exclude))
+    return quantized
+
+
+def count_qdq(model: Any) -> int:
+    return sum(1 for n in model.graph.node if n.op_type == "QuantizeLinear")
+
+
+def qdq_problems(model: Any) -> List[str]:
+    """What in a Q/DQ graph TensorRT would refuse or we promise not to do: non-zero or non-INT8
+    zero points, Q/DQ right before ArgMax/Cast or on a graph output."""
+    from onnx import TensorProto, numpy_helper
+
+    inits = {i.name: i for i in model.graph.initializer}
+    producers = {o: n for n in model.graph.node for o in n.output}
+    problems = []
+    for node in model.graph.node:
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear") and len(node.input) > 2:
+            zp = inits.get(node.input[2])
+            if zp is None:
+                problems.append(f"{node.name}: zero point is not a constant")
+            elif zp.data_type != TensorProto.INT8:
+                problems.append(f"{node.name}: zero point is not INT8 (asymmetric/unsigned)")
+            elif np.any(numpy_helper.to_array(zp) != 0):
+                problems.append(f"{node.name}: zero point is not 0 (TensorRT needs symmetric)")
+        if node.op_type in ("ArgMax", "Cast", "Resize") and node.input:
+            src = producers.get(node.input[0])
+            if src is not None and src.op_type == "DequantizeLinear" and node.op_type != "Resize":
+                problems.append(f"{node.name}: {node.op_type} reads a quantized tensor")
+    for out in model.graph.output:
+        src = producers.get(out.name)
+        if src is not None and src.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            problems.append(f"graph output {out.name} is quantized")
+    return problems
