@@ -180,19 +180,55 @@ def test_int8_refused_on_tx2():
 
 
 @pytest.mark.parametrize("cc, version, fp16_fallback", [
-    ("6.1", "8.6.1", False), ("7.5", "8.2.1", True), ("8.0", "10.0", True),
-    ("8.9", "10.13", True), ("9.0", "10.13", True)])
+    ("6.1", "8.6.1", False), ("7.5", "8.2.1", True), ("8.9", "8.6.1", True)])
 def test_int8_where_fast(cc, version, fp16_fallback):
     d = P.decide_precision("int8", cc, version)
-    assert d.needs_calibrator and d.flags[0] == "INT8"
+    assert d.needs_calibrator and d.flags[0] == "INT8" and d.precision == "int8"
     assert ("FP16" in d.flags) == fp16_fallback
-    assert any("deprecates" in w for w in d.warnings) == (version.startswith("10.13"))
+
+
+@pytest.mark.parametrize("version", ["10.0", "10.13"])
+def test_implicit_int8_refused_from_trt10_naming_the_qdq_export(version):
+    # implicit calibration is deprecated from 10.1 (gone in 11): INT8 comes from a Q/DQ ONNX
+    with pytest.raises(EngineError, match="bisenet-export onnx --precision int8"):
+        P.decide_precision("int8", "8.0", version, onnx_precision="fp32")
+
+
+@pytest.mark.parametrize("cc, version, flags", [
+    ("6.1", "8.6.1", ["INT8"]), ("7.5", "8.6.1", ["INT8", "FP16"]),
+    ("8.9", "10.13", ["INT8", "FP16"])])
+def test_qdq_onnx_is_explicit_quantization_with_the_int8_flag(cc, version, flags):
+    d = P.decide_precision("int8", cc, version, onnx_precision="int8")
+    assert d.precision == "int8-qdq" and d.flags == flags
+    assert not d.needs_calibrator and not d.strongly_typed
+
+
+@pytest.mark.parametrize("version", ["11.0", "rtx:1.7.1"])
+def test_qdq_onnx_strongly_typed_on_trt11_and_rtx(version):
+    from bisenet_deploy.portable.capabilities import assumed_capabilities
+
+    caps = (assumed_capabilities(version[4:], "tensorrt-rtx") if version.startswith("rtx")
+            else assumed_capabilities(version))
+    d = P.decide_precision("int8", None if version.startswith("rtx") else "8.6", caps,
+                           onnx_precision="int8")
+    assert d.precision == "int8-qdq" and d.flags == [] and d.strongly_typed
+    assert not d.needs_calibrator
+    assert any("weight-only" in w for w in d.warnings) == version.startswith("rtx")
+
+
+def test_qdq_onnx_refuses_other_precisions_and_slow_int8():
+    with pytest.raises(InputError, match="INT8 Q/DQ graph.*--precision fp16"):
+        P.decide_precision("fp16", "8.6", "10.3", onnx_precision="int8")
+    with pytest.raises(EngineError, match="SM 6.2.*no fast INT8"):
+        P.decide_precision("int8", "6.2", "8.6.1", onnx_precision="int8")
+    assert P.default_precision({"export": {"precision": "int8"}}) == "int8"
+    assert P.onnx_graph_precision({"export": {"precision": "int8", "target": "trt10"}}) == "int8"
 
 
 def test_builder_answer_overrides_the_table():
     # a builder that says it has no fast INT8 wins over the SM 7.5 table entry
-    with pytest.raises(EngineError):
-        P.decide_precision("int8", "7.5", "10.3", platform_fast_int8=False)
+    with pytest.raises(EngineError, match="no fast INT8"):
+        P.decide_precision("int8", "7.5", "8.6.1", platform_fast_int8=False)
 
 
 @pytest.mark.parametrize("cc", ["6.1", "6.2"])
@@ -211,7 +247,7 @@ def test_trt11_fp16_needs_the_fp16_onnx(cc):
     with pytest.raises(InputError, match="this ONNX is FP16"):
         P.decide_precision("fp32", cc, "11.0", onnx_precision="fp16")
     assert P.decide_precision("fp32", cc, "11.0", onnx_precision="fp32").flags == []
-    with pytest.raises(EngineError, match="removed INT8"):
+    with pytest.raises(EngineError, match="removed INT8.*--precision int8"):
         P.decide_precision("int8", cc, "11.0", onnx_precision="fp32")
     with pytest.raises(InputError, match="no bisenet_deploy metadata"):
         P.decide_precision("fp16", cc, "11.0", onnx_precision=None)

@@ -10,6 +10,9 @@ capability, the TensorRT version and the ONNX's own precision, and the answer sa
 - TensorRT 11 and TensorRT-RTX have no precision flags: networks are strongly typed and build what
   the ONNX carries, so `--fp16` needs the FP16 ONNX (`bisenet-export onnx --target trt11
   --precision fp16`), and INT8 calibration does not exist there.
+- INT8 from a Q/DQ ONNX (`bisenet-export onnx --precision int8`, explicit quantization) builds on
+  8.6/10 (INT8 flag, no calibrator) and 11/TensorRT-RTX (strongly typed); the engine's precision
+  is `int8-qdq`. Implicit calibration of an FP32 graph stays for 8.2-8.6 only (deprecated 10.1).
 
 Which of these rules apply is read from the capabilities object (capabilities.py), never from a
 version number.
@@ -22,6 +25,9 @@ from .errors import EngineError, InputError
 from .flavours import RTX
 
 PRECISIONS = ("fp32", "fp16", "int8")
+#: the precision an engine built from a Q/DQ ONNX (explicit quantization) records in its sidecar
+INT8_QDQ = "int8-qdq"
+QDQ_EXPORT = "bisenet-export onnx --precision int8 --calib-images DIR"
 
 TRT11_FP32_EXPORT = "bisenet-export onnx --target trt11 --precision fp32"
 
@@ -63,6 +69,8 @@ def onnx_graph_precision(record):
     export = record["export"]
     if export.get("precision") == "fp16" and export.get("target") == "trt11":
         return "fp16"
+    if export.get("precision") == "int8":
+        return "int8"  # a Q/DQ graph (explicit quantization) on every target
     return "fp32"
 
 
@@ -128,7 +136,7 @@ def decide_precision(precision, compute_capability, capabilities, onnx_precision
     """
     if precision not in PRECISIONS:
         raise InputError("precision must be one of %s, got %r" % (", ".join(PRECISIONS), precision))
-    if onnx_precision not in (None, "fp32", "fp16"):
+    if onnx_precision not in (None, "fp32", "fp16", "int8"):
         raise InputError("the ONNX metadata gives an unknown precision %r" % (onnx_precision,))
     caps = as_capabilities(capabilities)
     trt = caps.label
@@ -153,6 +161,9 @@ def decide_precision(precision, compute_capability, capabilities, onnx_precision
         raise EngineError("%s does not support GPUs below SM %d.%d and this one is %s: use "
                           "TensorRT 8.6 (the last version for Pascal/Maxwell)"
                           % (trt, lowest[0], lowest[1], sm))
+
+    if onnx_precision == "int8":
+        return _decide_qdq(precision, fast_int8, fast_fp16, sm, caps, warnings, notes)
 
     if caps.strong_typing == "always":
         return _decide_strongly_typed(precision, onnx_precision, fast_fp16, sm, caps, warnings,
@@ -197,10 +208,38 @@ def decide_precision(precision, compute_capability, capabilities, onnx_precision
         notes.append("INT8 with FP16 fallback: layers TensorRT cannot quantize run in FP16")
     else:
         notes.append("INT8 with FP32 fallback: this GPU (%s) has no fast FP16" % sm)
-    if caps.int8_calibration_deprecated:
-        warnings.append("%s deprecates implicit INT8 calibration (removed in 11); it still works "
-                        "here" % trt)
+    if caps.export_target not in ("trt8.2", "trt8.6"):
+        raise EngineError("%s: implicit INT8 calibration is deprecated from TensorRT 10.1 and gone "
+                          "in 11; build INT8 from a Q/DQ ONNX instead: `%s`, then build that file"
+                          % (trt, QDQ_EXPORT))
     return PrecisionDecision("int8", flags, False, True, warnings, notes)
+
+
+def _decide_qdq(precision, fast_int8, fast_fp16, sm, caps, warnings, notes):
+    """A Q/DQ ONNX (explicit quantization): TensorRT takes the scales from the graph, no
+    calibrator; 8.x/10.x need the INT8 flag, 11 and TensorRT-RTX build it strongly typed."""
+    trt = caps.label
+    if precision != "int8":
+        raise InputError("this ONNX is an INT8 Q/DQ graph (exported with --precision int8): "
+                         "build it with --int8 or no precision option; for %s export the ONNX "
+                         "again with --precision %s" % (precision.upper(), precision))
+    if not fast_int8:
+        raise EngineError("INT8 refused: this GPU (%s) has no fast INT8 (no DP4A/tensor cores); "
+                          "export with --precision fp16 or fp32 instead" % sm)
+    if caps.strong_typing == "always":
+        notes.append("%s: strongly typed network, INT8 where the ONNX's Q/DQ nodes put it, the "
+                     "rest FP32" % trt)
+        if caps.flavour == RTX:
+            warnings.append("%s lists INT8 only as weight-only GEMM: it builds the Q/DQ graph, "
+                            "but its convolutions may run dequantized (docs/int8.md); FP16 is "
+                            "its fast path for a CNN" % trt)
+        return PrecisionDecision(INT8_QDQ, [], True, False, warnings, notes)
+    flags = ["INT8"]
+    if fast_fp16:
+        flags.append("FP16")
+    notes.append("Q/DQ ONNX: explicit quantization (scales from the graph, no calibrator), "
+                 "INT8 flag%s" % (" + FP16 for the float layers" if fast_fp16 else ""))
+    return PrecisionDecision(INT8_QDQ, flags, False, False, warnings, notes)
 
 
 def _slow_fp16_warning(sm):
@@ -214,10 +253,10 @@ def _decide_strongly_typed(precision, onnx_precision, fast_fp16, sm, caps, warni
     if precision == "int8":
         if caps.flavour == RTX:
             raise EngineError("%s has no INT8 calibration: it builds INT8 only from Q/DQ nodes in "
-                              "the ONNX, which bisenet-export does not write; build --fp16 from "
-                              "the FP16 ONNX (`%s`) or --fp32" % (trt, TRT11_FP16_EXPORT))
-        raise EngineError("%s removed INT8 calibration (and all precision flags): build --fp16 "
-                          "from the FP16 ONNX (`%s`) or --fp32" % (trt, TRT11_FP16_EXPORT))
+                              "the ONNX: `%s`, then build that file" % (trt, QDQ_EXPORT))
+        raise EngineError("%s removed INT8 calibration (and all precision flags): INT8 comes "
+                          "from Q/DQ nodes in the ONNX: `%s`, then build that file"
+                          % (trt, QDQ_EXPORT))
     if onnx_precision is None:
         raise InputError("%s builds exactly the precision the ONNX carries, and this ONNX has no "
                          "bisenet_deploy metadata saying which: export it with `%s` for FP16 or "

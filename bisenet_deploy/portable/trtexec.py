@@ -56,15 +56,16 @@ def build_command(trt_version, onnx_path, engine_path, precision="fp32", profile
     """The argument list of trtexec building `engine_path` from `onnx_path`.
 
     profile: None for a static ONNX, else (input_name, min_shape, opt_shape, max_shape).
-    precision: 'fp32' | 'fp16' | 'int8' (on 11 only what the ONNX carries: no flag is emitted).
+    precision: 'fp32' | 'fp16' | 'int8' (on 11 only what the ONNX carries: no flag is emitted) |
+    'int8-qdq' (a Q/DQ ONNX: --int8 without --calib before 11).
     calib_cache: INT8 only: trtexec cannot run our calibrator, it reads the calibration cache that
     `bisenet-build-engine --int8` wrote. strongly_typed: the FP16-ONNX path on 10.x.
     """
     version = parse_version(trt_version)
     generation_for_version(version)  # refuses what is older than 8.2
     mm = version[:2]
-    if precision not in ("fp32", "fp16", "int8"):
-        raise InputError("precision must be fp32, fp16 or int8, got %r" % (precision,))
+    if precision not in ("fp32", "fp16", "int8", "int8-qdq"):
+        raise InputError("precision must be fp32, fp16, int8 or int8-qdq, got %r" % (precision,))
     if workspace_mib is not None and int(workspace_mib) <= 0:
         raise InputError("the workspace must be a positive number of MiB, got %s" % workspace_mib)
     args = [binary or find_trtexec(), "--onnx=%s" % onnx_path, "--saveEngine=%s" % engine_path]
@@ -76,7 +77,14 @@ def build_command(trt_version, onnx_path, engine_path, precision="fp32", profile
     elif workspace_mib:
         args.append("--memPoolSize=workspace:%d" % int(workspace_mib))
     # precision
-    if mm[0] >= 11:
+    if precision == "int8-qdq":
+        # a Q/DQ ONNX: explicit quantization, the scales are in the graph (no --calib); 11 builds
+        # it strongly typed without flags
+        if mm[0] < 11:
+            args.append("--int8")
+            if int8_fp16_fallback:
+                args.append("--fp16")
+    elif mm[0] >= 11:
         if precision == "int8":
             raise InputError("TensorRT %s has no INT8 calibration (trtexec has no --int8 there)"
                              % version_string(version))
