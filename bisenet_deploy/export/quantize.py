@@ -17,6 +17,8 @@ Why this way (docs/int8.md has the measurements):
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import tempfile
@@ -211,13 +213,14 @@ def quantize_graph(fp32_model: Any, record: Dict[str, Any], images: Sequence[np.
         src, dst = os.path.join(tmp, "fp32.onnx"), os.path.join(tmp, "int8.onnx")
         onnx.save(model, src)
         try:
-            q.quantize_static(
-                src, dst, _Reader(images, record), quant_format=q.QuantFormat.QDQ,
-                op_types_to_quantize=list(settings.op_types), per_channel=True,
-                activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8,
-                nodes_to_exclude=exclude,
-                calibrate_method=getattr(q.CalibrationMethod, CALIBRATION_METHODS[settings.method]),
-                extra_options=extra)
+            with _quiet_quantizer():
+                q.quantize_static(
+                    src, dst, _Reader(images, record), quant_format=q.QuantFormat.QDQ,
+                    op_types_to_quantize=list(settings.op_types), per_channel=True,
+                    activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8,
+                    nodes_to_exclude=exclude, calibrate_method=getattr(
+                        q.CalibrationMethod, CALIBRATION_METHODS[settings.method]),
+                    extra_options=extra)
         except (InputError, KeyboardInterrupt):
             raise
         except Exception as exc:
@@ -230,6 +233,31 @@ def quantize_graph(fp32_model: Any, record: Dict[str, Any], images: Sequence[np.
                           "it): " + "; ".join(problems[:5]))
     log.info("INT8: %d Q/DQ pair(s), %d node(s) kept float", count_qdq(quantized), len(exclude))
     return quantized
+
+
+class _NoPreprocessAdvice(logging.Filter):
+    """onnxruntime.quantization advises `quant_pre_process` on the root logger; our graph is
+    already simplified and shape-inferred, so the advice is noise for our users."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_quantizer():
+    """The quantizer prints its calibration progress to stdout: keep it off our stdout (a
+    command's output, maybe JSON) and in the debug log instead."""
+    buffer = io.StringIO()
+    root = logging.getLogger()
+    advice = _NoPreprocessAdvice()
+    root.addFilter(advice)
+    try:
+        with contextlib.redirect_stdout(buffer):
+            yield
+    finally:
+        root.removeFilter(advice)
+        if buffer.getvalue().strip():
+            log.debug("onnxruntime.quantization: %s", buffer.getvalue().strip())
 
 
 def count_qdq(model: Any) -> int:

@@ -1,0 +1,179 @@
+"""`bisenet-export onnx --precision int8`: the Q/DQ graph TensorRT expects, calibrated through the
+graph's own preprocessing, gated by label agreement on held-out images, with --keep-float and the
+sensitivity scan. Tiny model (tests/conftest.py scale), tiny calibration sets."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from bisenet_deploy.errors import InputError, ParityError
+
+SIZES = ["--input-size", "128x64", "--model-size", "64x32"]
+
+
+@pytest.fixture(scope="module")
+def calib_dir(tmp_path_factory):
+    from bisenet_deploy.synthetic import synthetic_image
+
+    folder = tmp_path_factory.mktemp("calib")
+    for i in range(5):
+        np.save(str(folder / ("img%d.npy" % i)), synthetic_image(256, 128, seed=700 + i))
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def fp32(tiny_export):
+    import onnx
+
+    from bisenet_deploy.export.onnx_metadata import get_record
+
+    _, _, path = tiny_export()
+    model = onnx.load(path)
+    record = get_record(model)
+    record["export"]["precision"] = "int8"
+    return model, record
+
+
+def _export(args):
+    from bisenet_deploy.cli.export_main import main
+
+    return main(["onnx"] + SIZES + args)
+
+
+def test_qdq_graph_follows_tensorrts_rules(fp32, calib_dir):
+    from onnx import TensorProto, numpy_helper
+
+    from bisenet_deploy.export.int8_export import Int8Options, make_int8
+
+    model, record = fp32
+    result = make_int8(model, record, Int8Options(calib_images=calib_dir, calib_count=3))
+    q = result.model
+    inits = {i.name: i for i in q.graph.initializer}
+    producers = {o: n for n in q.graph.node for o in n.output}
+    qdq = [n for n in q.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    assert qdq and result.info["qdq_pairs"] > 0
+    for node in qdq:  # signed INT8, symmetric: every zero point is an INT8 zero
+        zp = inits[node.input[2]]
+        assert zp.data_type == TensorProto.INT8 and not numpy_helper.to_array(zp).any()
+    convs = [n for n in q.graph.node if n.op_type == "Conv"]
+    for conv in convs:  # per-channel weight scales, float bias
+        dq = producers[conv.input[1]]
+        assert dq.op_type == "DequantizeLinear"
+        out_channels = numpy_helper.to_array(inits[dq.input[0]]).shape[0]
+        assert numpy_helper.to_array(inits[dq.input[1]]).shape == (out_channels,)
+        if len(conv.input) > 2:
+            assert conv.input[2] in inits and inits[conv.input[2]].data_type == TensorProto.FLOAT
+    adds = [n for n in q.graph.node if n.op_type == "Add"]
+    assert any(all(producers[i].op_type == "DequantizeLinear" for i in a.input) for a in adds)
+    # nothing quantized after the last Conv: its output, the last Resize, ArgMax and Cast
+    nodes = list(q.graph.node)
+    tail = nodes[nodes.index(convs[-1]):]
+    assert [n.op_type for n in tail if n.op_type in ("ArgMax", "Cast")] == ["ArgMax", "Cast"]
+    assert "QuantizeLinear" not in [n.op_type for n in tail]
+    assert any(n.op_type == "Resize" and n.input[0] == convs[-1].output[0] for n in tail)
+
+
+def test_held_out_images_are_never_the_calibration_ones(fp32, calib_dir):
+    from bisenet_deploy.export.int8_export import Int8Options, split_images
+
+    _, record = fp32
+    calib, held, source = split_images(Int8Options(calib_images=calib_dir, calib_count=3), record)
+    assert (len(calib), len(held), source) == (3, 2, "calibration folder, unused images")
+    assert not any(np.array_equal(c, h) for c in calib for h in held)
+    calib, held, source = split_images(Int8Options(calib_images=calib_dir, calib_count=5), record)
+    assert len(calib) == 5 and source == "synthetic street scenes" and len(held) >= 4
+    width, height = record["export"]["input_size"]
+    assert held[0].shape == (height, width, 3)
+
+
+def test_gate_fails_below_min_agreement_and_names_the_fixes(fp32, calib_dir):
+    from bisenet_deploy.export.int8_export import Int8Options, make_int8
+    from bisenet_deploy.export.int8_gate import check_agreement
+
+    model, record = fp32
+    result = make_int8(model, record, Int8Options(calib_images=calib_dir, calib_count=3))
+    got = result.agreement.mean
+    assert 0 < got < 100 and result.info["agreement"]["percent"] == round(got, 4)
+    check_agreement(result.agreement, got - 0.01)
+    with pytest.raises(ParityError, match="INT8 gate failed.*--keep-float") as info:
+        check_agreement(result.agreement, got + 0.01)
+    assert info.value.exit_code == 3
+
+
+def test_keep_float_leaves_those_layers_float_and_refuses_unknown_ones(fp32, calib_dir):
+    from bisenet_deploy.export.quantize import QuantizeSettings, conv_layers, quantize_graph
+    from bisenet_deploy.synthetic import synthetic_image
+
+    model, record = fp32
+    images = [synthetic_image(128, 64, seed=1)]
+    q = quantize_graph(model, record, images, QuantizeSettings(keep_float=("head",)))
+    producers = {o: n for n in q.graph.node for o in n.output}
+    layers = conv_layers(q)
+    head = [n for n in q.graph.node if n.op_type == "Conv" and layers[n.name].startswith("head.")]
+    assert head
+    for conv in head:  # float input and float weights
+        assert all(producers.get(i) is None or producers[i].op_type != "DequantizeLinear"
+                   for i in conv.input)
+    others = [n for n in q.graph.node if n.op_type == "Conv" and n not in head]
+    assert all(producers[c.input[1]].op_type == "DequantizeLinear" for c in others)
+    with pytest.raises(InputError, match="--keep-float 'nosuch' matches no layer.*segment.S3"):
+        quantize_graph(model, record, images, QuantizeSettings(keep_float=("nosuch",)))
+
+
+def test_export_cli_writes_the_gated_qdq_onnx_with_its_record_and_scan(tmp_path, calib_dir,
+                                                                       capsys):
+    import onnx
+
+    from bisenet_deploy.export.onnx_metadata import get_record
+
+    out = str(tmp_path / "m.onnx")
+    rc = _export(["--precision", "int8", "--calib-images", calib_dir, "--calib-count", "3",
+                  "--min-agreement", "50", "--sensitivity-scan", "--skip-parity", "-o", out])
+    assert rc == 0
+    text = capsys.readouterr().out
+    model = onnx.load(out)
+    int8 = get_record(model)["export"]["int8"]
+    assert get_record(model)["export"]["precision"] == "int8"
+    assert int8["calibration"] == {"method": "percentile", "images": 3}
+    assert int8["agreement"]["images"] == 2 and int8["min_agreement"] == 50.0
+    assert int8["agreement"]["held_out"] == "calibration folder, unused images"
+    assert any(n.op_type == "QuantizeLinear" for n in model.graph.node)
+    assert "gate    " in text and "block quantized alone" in text
+    with open(str(tmp_path / "m.int8-scan.json")) as f:
+        scan = json.load(f)
+    changed = [r["disagreement_percent"] for r in scan["rows"]]
+    assert changed == sorted(changed, reverse=True) and len(changed) > 10
+    assert scan["suggested_keep_float"] == [r["block"] for r in scan["rows"]][
+        :len(scan["suggested_keep_float"])]
+
+
+def test_export_cli_gate_failure_exits_3_and_writes_nothing(tmp_path, calib_dir, capsys):
+    out = str(tmp_path / "m.onnx")
+    rc = _export(["--precision", "int8", "--calib-images", calib_dir, "--calib-count", "3",
+                  "--min-agreement", "100", "--skip-parity", "-o", out])
+    assert rc == 3
+    assert "INT8 gate failed" in capsys.readouterr().err
+    assert os.listdir(str(tmp_path)) == []
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--precision", "int8", "--target", "trt8.2", "--calib-images", "."], "TX2.*no fast INT8"),
+    (["--precision", "int8"], "needs calibration images: --calib-images DIR"),
+    (["--precision", "int8", "--calib-images", "/nonexistent"], "does not exist"),
+    (["--precision", "int8", "--calib-images", ".", "--opset", "12"], "--opset 13 or newer"),
+    (["--precision", "int8", "--calib-images", ".", "--min-agreement", "101"], "0..100"),
+    (["--calib-images", "."], "applies to --precision int8 only"),
+    (["--keep-float", "head"], "applies to --precision int8 only"),
+])
+def test_int8_usage_errors_are_one_line_exit_2_before_any_work(tmp_path, args, message, capsys,
+                                                                calib_dir):
+    args = [calib_dir if a == "." else a for a in args]
+    rc = _export(args + ["-o", str(tmp_path / "m.onnx")])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1
+    import re
+
+    assert re.search(message, err), err
+    assert os.listdir(str(tmp_path)) == []
