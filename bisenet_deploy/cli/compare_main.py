@@ -61,6 +61,14 @@ def build_parser():
     p.add_argument("--threads", type=positive_int, metavar="N",
                    help="CPU threads for torch/onnxruntime")
     add_no_progress(p)
+    lay = p.add_argument_group("layer by layer (--layers)")
+    lay.add_argument("--layers", action="store_true",
+                     help="compare ONNX graphs of one model layer by layer (FP32 vs FP16 vs "
+                          "INT8 on onnxruntime CPU, Conv outputs paired by module name): "
+                          "--reference onnxruntime:A.onnx --against onnxruntime:B.onnx ...")
+    lay.add_argument("--min-cosine", type=float, default=0.99, metavar="C",
+                     help="a layer whose cosine similarity to the reference is below C is past "
+                          "tolerance; the first such layer is reported (default 0.99)")
     add_logging_args(p)
     p.set_defaults(func=_run)
     return p
@@ -145,6 +153,10 @@ def _run(args):
     args.plot = plot_path(args.plot, "bisenet-compare.png" if args.json in (None, JSON_STDOUT)
                           else os.path.splitext(args.json)[0] + ".png")
     check_report_path(args.plot, "--plot", kind="png")
+    if args.layers:
+        from .compare_layers import run_layers
+
+        return run_layers(args, _load_images)
     overrides = tol.parse_overrides(args.tol)
     if args.tol_file:
         overrides = tol.load_tolerance_file(args.tol_file) + overrides

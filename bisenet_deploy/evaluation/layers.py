@@ -1,0 +1,145 @@
+"""Layer-by-layer comparison of two ONNX graphs of the same model (`bisenet-compare --layers`).
+
+When an FP16 or INT8 graph gives worse masks, the final labels do not say where it went wrong.
+This marks every Conv output of both graphs as an extra output (what Polygraphy's
+`--onnx-outputs mark all` does), runs both on onnxruntime CPU on the same inputs, and pairs the
+layers by their PyTorch module path (`detail.S1.0.conv`, from the Conv's weight name or scope:
+the same names in the FP32, FP16 and Q/DQ graphs). Per layer: max and mean relative error and
+cosine similarity to the reference, and the first layer (in graph order) whose cosine similarity
+falls below the tolerance.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from ..errors import InputError
+
+log = logging.getLogger(__name__)
+
+#: cosine similarity below which a layer counts as "past tolerance"
+DEFAULT_MIN_COSINE = 0.99
+
+
+def _marked_session(model: Any, names: Sequence[str]):
+    import onnx
+
+    from ..export.int8_gate import session
+
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    present = {o.name for o in copy.graph.output}
+    for name in names:
+        if name not in present:
+            copy.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
+    return session(copy)
+
+
+def conv_outputs(model: Any) -> Dict[str, str]:
+    """{module path: Conv output tensor name}, in graph order."""
+    from ..export.quantize import conv_layers
+
+    layers = conv_layers(model)
+    return {layers[n.name]: n.output[0] for n in model.graph.node if n.name in layers}
+
+
+def compare_layers(reference: Any, candidate: Any, record: Dict[str, Any],
+                   images: Sequence[np.ndarray], min_cosine: float = DEFAULT_MIN_COSINE
+                   ) -> Dict[str, Any]:
+    """The per-layer report of `candidate` against `reference` (both onnx.ModelProto of the
+    same model; `record`: the reference's metadata record, for preparing `images`)."""
+    from ..export.quantize import batches, name_nodes
+
+    for model in (reference, candidate):
+        name_nodes(model)
+    ref_layers, cand_layers = conv_outputs(reference), conv_outputs(candidate)
+    paired = [p for p in ref_layers if p in cand_layers]
+    if not paired:
+        raise InputError("the two graphs share no layer name: they are not the same model (or "
+                         "one was not exported by bisenet-export)")
+    ref_sess = _marked_session(reference, [ref_layers[p] for p in paired])
+    cand_sess = _marked_session(candidate, [cand_layers[p] for p in paired])
+    input_name = record["export"]["input_name"]
+    sums: Dict[str, Dict[str, float]] = {p: {"max_rel": 0.0, "mean_rel": 0.0, "cos": 0.0}
+                                         for p in paired}
+    count = 0
+    for batch in batches(images, record):
+        feed = {input_name: batch}
+        ref = ref_sess.run([ref_layers[p] for p in paired], feed)
+        cand = cand_sess.run([cand_layers[p] for p in paired], {
+            cand_sess.get_inputs()[0].name: batch.astype(_input_dtype(cand_sess))})
+        for path, a, b in zip(paired, ref, cand):
+            a = a.astype(np.float64).ravel()
+            b = b.astype(np.float64).ravel()
+            diff = np.abs(a - b)
+            scale = max(float(np.max(np.abs(a))), 1e-12)
+            s = sums[path]
+            s["max_rel"] = max(s["max_rel"], float(diff.max()) / scale)
+            s["mean_rel"] += float(diff.mean()) / max(float(np.mean(np.abs(a))), 1e-12)
+            denom = float(np.linalg.norm(a) * np.linalg.norm(b))
+            s["cos"] += float(a @ b) / denom if denom > 0 else (1.0 if not diff.any() else 0.0)
+        count += 1
+    rows = [{"layer": p, "max_rel": _r(sums[p]["max_rel"]),
+             "mean_rel": _r(sums[p]["mean_rel"] / count), "cosine": _r(sums[p]["cos"] / count)}
+            for p in paired]
+    first = next((r["layer"] for r in rows if r["cosine"] < min_cosine), None)
+    return {"layers": rows, "paired": len(paired), "min_cosine": min_cosine,
+            "first_past_tolerance": first, "images": len(images),
+            "unpaired_reference": [p for p in ref_layers if p not in cand_layers],
+            "unpaired_candidate": [p for p in cand_layers if p not in ref_layers]}
+
+
+def _input_dtype(sess) -> Any:
+    return np.uint8 if "uint8" in sess.get_inputs()[0].type else (
+        np.float16 if "float16" in sess.get_inputs()[0].type else np.float32)
+
+
+def _r(value: float) -> float:
+    return float(f"{value:.6g}")
+
+
+def format_layers(report: Dict[str, Any], label: str) -> str:
+    from ..text_table import format_table
+
+    first = report["first_past_tolerance"]
+    rows = [[r["layer"], f"{r['max_rel']:.3g}", f"{r['mean_rel']:.3g}", f"{r['cosine']:.5f}",
+             "<- first past tolerance" if r["layer"] == first else ""]
+            for r in report["layers"]]
+    head = (f"{label}: {report['paired']} layers paired by name on {report['images']} image(s); "
+            + (f"first layer with cosine < {report['min_cosine']:g}: {first}" if first else
+               f"every layer's cosine >= {report['min_cosine']:g}"))
+    return head + "\n" + format_table(rows, ["layer", "max rel", "mean rel", "cosine", ""])
+
+
+def plot_layers(reports: List[Dict[str, Any]], labels: List[str], path: str) -> str:
+    """Cosine similarity and mean relative error per layer, one line per candidate (PNG)."""
+    from ..bench.plot import _import_pyplot
+    from ..portable.fileio import atomic_output
+    from ..portable.ownership import PNG_TEXT
+
+    plt = _import_pyplot()
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(12, 7), sharex=True)
+    for report, label in zip(reports, labels):
+        xs = range(len(report["layers"]))
+        top.plot(xs, [r["cosine"] for r in report["layers"]], marker=".", label=label)
+        bottom.semilogy(xs, [max(r["mean_rel"], 1e-9) for r in report["layers"]], marker=".",
+                        label=label)
+    top.axhline(reports[0]["min_cosine"], color="grey", linestyle="--", linewidth=1)
+    top.set_ylabel("cosine similarity")
+    bottom.set_ylabel("mean relative error")
+    bottom.set_xlabel("Conv layer (graph order)")
+    names = [r["layer"] for r in reports[0]["layers"]]
+    step = max(1, len(names) // 25)
+    bottom.set_xticks(range(0, len(names), step))
+    bottom.set_xticklabels(names[::step], rotation=70, fontsize=7)
+    top.legend()
+    fig.tight_layout()
+    try:
+        with atomic_output(path, suffix=".png") as tmp:
+            fig.savefig(tmp, format="png", dpi=100, metadata=PNG_TEXT)
+    finally:
+        plt.close(fig)
+    return path
