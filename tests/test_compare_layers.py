@@ -61,3 +61,24 @@ def test_layers_needs_onnx_graphs_one_line(graphs, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "--layers compares ONNX graphs on onnxruntime CPU" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_layer_names_from_torchscript_scopes_match_the_dynamo_weight_names():
+    """The TorchScript exporter's Conv weights lose their names after BN folding; the scope
+    name gives the same module path the dynamo exporter's weight name gives."""
+    import onnx
+    from onnx import helper
+
+    from bisenet_deploy.export.quantize import block_of, conv_layers
+
+    nodes = [helper.make_node("Conv", ["x", "onnx::Conv_12"], ["y"],
+                              name="/segment/S3/S3.0/conv1/conv/Conv"),
+             helper.make_node("Conv", ["y", "net.detail.S2.1.conv.weight_DequantizeLinear_Output"],
+                              ["z"], name="node_Conv_7"),
+             helper.make_node("Conv", ["z", "onnx::Conv_14"], ["w"], name="/head/conv_out/conv_out.1/Conv")]
+    model = helper.make_model(helper.make_graph(nodes, "g", [], []))
+    layers = conv_layers(model)
+    assert list(layers.values()) == ["segment.S3.0.conv1.conv", "detail.S2.1.conv",
+                                     "head.conv_out.1"]
+    assert [block_of(p) for p in layers.values()] == ["segment.S3.0", "detail.S2", "head.conv_out"]
+    assert isinstance(model, onnx.ModelProto)

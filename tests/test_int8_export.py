@@ -177,3 +177,35 @@ def test_int8_usage_errors_are_one_line_exit_2_before_any_work(tmp_path, args, m
 
     assert re.search(message, err), err
     assert os.listdir(str(tmp_path)) == []
+
+
+def test_eval_data_gives_miou_of_both_graphs_side_by_side(fp32, calib_dir, tmp_path):
+    """Ground truth = the FP32 graph's own labels: its mIoU must be exactly 100, so the images,
+    preprocessing and label-id mapping are wired as evaluation does them."""
+    from PIL import Image
+
+    from bisenet_deploy.datasets import CITYSCAPES_ID_TO_TRAINID
+    from bisenet_deploy.export.int8_export import Int8Options, make_int8
+    from bisenet_deploy.export.int8_gate import run_labels, session
+    from bisenet_deploy.synthetic import synthetic_image
+
+    model, record = fp32
+    to_id = {t: i for i, t in CITYSCAPES_ID_TO_TRAINID.items()}
+    images = [synthetic_image(128, 64, seed=50 + i) for i in range(2)]
+    truth = run_labels(session(model), images, record)
+    d_img, d_gt = tmp_path / "leftImg8bit" / "val" / "c", tmp_path / "gtFine" / "val" / "c"
+    d_img.mkdir(parents=True)
+    d_gt.mkdir(parents=True)
+    for i, (image, labels) in enumerate(zip(images, truth)):
+        Image.fromarray(image).save(str(d_img / ("c_%d_leftImg8bit.png" % i)))
+        ids = np.vectorize(to_id.get)(labels).astype(np.uint8)
+        Image.fromarray(ids).save(str(d_gt / ("c_%d_gtFine_labelIds.png" % i)))
+    result = make_int8(model, record, Int8Options(calib_images=calib_dir, calib_count=3,
+                                                  eval_data=str(tmp_path)))
+    ev = result.info["eval"]
+    assert ev["images"] == 2 and ev["fp32"]["miou"] == 100.0
+    assert 0 < ev["int8"]["miou"] <= 100.0
+    names = record["model"]["class_names"]
+    assert list(ev["int8"]["per_class_iou"]) == names
+    present = {names[c] for lab in truth for c in np.unique(lab)}
+    assert {k for k, v in ev["fp32"]["per_class_iou"].items() if v is not None} == present

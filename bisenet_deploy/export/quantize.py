@@ -151,8 +151,7 @@ def conv_layers(model: Any) -> Dict[str, str]:
             # '/segment/S3/S3.0/conv1' repeats the container in its child's name
             parts = [p for i, p in enumerate(parts)
                      if not (i + 1 < len(parts) and parts[i + 1].startswith(p + "."))]
-            path = ".".join(p.split(".")[-1] if i and "." in p else p
-                            for i, p in enumerate(parts)) or node.name
+            path = ".".join(parts) or node.name
         layers[node.name] = path
     return layers
 
