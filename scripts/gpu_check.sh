@@ -7,7 +7,9 @@
 #      TensorRT flavour present, builds its FP32 and FP16 engines, and times, 5000 iterations each:
 #      the FP32 engine next to torch CUDA FP32, the FP16 engine next to torch CUDA FP16, and the
 #      FP32 engine and torch CUDA again with CUDA graphs;
-#   4. writes each run's JSON report and PNG plot under benchmarks/ (gpu-check-*).
+#   4. for each target but trt8.2: exports the INT8 Q/DQ graph (--precision int8), builds its
+#      engine and times the INT8, FP16 and FP32 engines side by side;
+#   5. writes each run's JSON report and PNG plot under benchmarks/ (gpu-check-*).
 # About 5-8 minutes on a current GPU. Exit status: 0 when everything passed, else the first
 # failure's (tests or benchmarks); every step runs regardless, so one failure does not hide others.
 #
@@ -17,6 +19,9 @@
 #                else seeded random weights: speed is representative, labels are not)
 #   EXTRAS       pip extras (default test,serve,rtx,trt); TORCH_SPEC as for setup_env.sh (a CUDA
 #                build of torch: the default torch==2.13.0 from the package index is one on Linux)
+#   CALIB_IMAGES INT8 calibration images (default: 40 synthetic street scenes written to
+#                export/gpu-check-calib/; without CHECKPOINT the INT8 gate is off: random
+#                weights cannot keep 99% of the labels, docs/int8.md)
 #   SKIP_SETUP=1 use the current environment as it is
 #   SKIP_TESTS=1 only the benchmarks
 set -uo pipefail
@@ -52,6 +57,20 @@ ckpt_args=()
 [ -n "$CHECKPOINT" ] && ckpt_args+=(--checkpoint "$CHECKPOINT")
 ITERS=${ITERS:-5000}
 mkdir -p benchmarks
+CALIB_IMAGES=${CALIB_IMAGES:-}
+if [ -z "$CALIB_IMAGES" ]; then
+    CALIB_IMAGES=export/gpu-check-calib
+    python - "$CALIB_IMAGES" <<'EOF' || fail "writing the calibration scenes"
+import os, sys
+import numpy as np
+from bisenet_deploy.synthetic import synthetic_image
+os.makedirs(sys.argv[1], exist_ok=True)
+for i in range(40):
+    np.save(os.path.join(sys.argv[1], "scene%02d.npy" % i), synthetic_image(2048, 1024, seed=20000 + i))
+EOF
+fi
+gate=()
+[ -n "$CHECKPOINT" ] || gate=(--min-agreement 0)
 
 # the flavours present, each with its export target ("<flavour> <target>" per line)
 flavours=$(python - <<'EOF'
@@ -96,6 +115,15 @@ while read -r flavour target; do
         --backend tensorrt torch-cuda --precision fp16
     bench "$short-fp32-cuda-graph" "${models[@]}" --engine "$e32" --backend tensorrt torch-cuda \
         --cuda-graph
+    [ "$target" = trt8.2 ] && continue  # the TX2 has no fast INT8
+    echo "== $flavour: INT8 Q/DQ export and engine"
+    e8=engines/gpu-check-$short-int8.engine
+    bisenet-export onnx "${common[@]}" ${ckpt_args[@]+"${ckpt_args[@]}"} --precision int8 \
+        --calib-images "$CALIB_IMAGES" ${gate[@]+"${gate[@]}"} -o "$base-int8.onnx" ||
+        { fail "INT8 export for $flavour" $?; continue; }
+    bisenet-build-engine "$base-int8.onnx" --backend "$flavour" -o "$e8" ||
+        { fail "INT8 build" $?; continue; }
+    bench "$short-int8" --backend "tensorrt:$e8" "tensorrt:$e16" "tensorrt:$e32"
 done <<< "$flavours"
 
 echo "gpu_check: reports in benchmarks/gpu-check-*.json (exit $status)"

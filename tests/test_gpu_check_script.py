@@ -32,7 +32,7 @@ def _run(tmp_path, gpu=True):
     python = bin_dir / "python"
     python.write_text('#!/bin/sh\nexec "%s" "$@"\n' % sys.executable)
     python.chmod(0o755)
-    env = dict(os.environ, SKIP_SETUP="1", SKIP_TESTS="1", ITERS="50",
+    env = dict(os.environ, SKIP_SETUP="1", SKIP_TESTS="1", ITERS="50", CALIB_IMAGES="calib",
                PATH="%s:/usr/bin:/bin" % bin_dir)
     proc = subprocess.run(["bash", str(repo / "scripts" / "gpu_check.sh")], cwd=str(repo),
                           env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -64,6 +64,13 @@ def test_each_flavour_gets_fp32_fp16_and_cuda_graph_runs_with_reports(tmp_path):
         + "--precision fp16 " + bench % ("rtx-fp16", "rtx-fp16"),
         "bisenet-bench --onnx %s.onnx --engine %s --backend tensorrt torch-cuda --cuda-graph "
         % (base, e32) + bench % ("rtx-fp32-cuda-graph", "rtx-fp32-cuda-graph"),
+        # INT8 (random weights here: the gate is off) next to the FP16 and FP32 engines
+        "bisenet-export onnx %s --precision int8 --calib-images calib --min-agreement 0 "
+        "-o %s-int8.onnx" % (common, base),
+        "bisenet-build-engine %s-int8.onnx --backend tensorrt-rtx -o "
+        "engines/gpu-check-rtx-int8.engine" % base,
+        "bisenet-bench --backend tensorrt:engines/gpu-check-rtx-int8.engine tensorrt:%s "
+        "tensorrt:%s " % (e16, e32) + bench % ("rtx-int8", "rtx-int8"),
     ]
     # this machine's torch has no CUDA: said, and the exit status says it too
     assert "this torch has no CUDA" in proc.stdout and proc.returncode == 1
