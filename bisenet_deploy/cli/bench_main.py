@@ -219,7 +219,7 @@ def make_opener(args, specs):
             engine=path if family == "tensorrt" else None,
             checkpoint=path if family == "torch" else None, require_metadata=True, **options)
         built = (getattr(runner, "sidecar", None) or {}).get("precision")
-        if precision == "int8" and built and built != "int8":
+        if precision == "int8" and built and built not in ("int8", "int8-qdq"):
             raise InputError("%s: the engine was built for %s, not int8" % (spec.text, built))
         return runner
     return opener
