@@ -7,6 +7,7 @@ then the median time of the FP32 and the chosen INT8 graph, run alternately in o
 
     python scripts/bench_int8_cpu.py FP32.onnx [--calib 16] [--held-out 8] [--runs 10]
         [--threads 2] [--methods minmax entropy percentile] [--json out.json]
+        [--conv-output-qdq]
 
 FP32.onnx: a `bisenet-export onnx` graph (its record gives sizes and preprocessing).
 """
@@ -33,6 +34,9 @@ def main():
     p.add_argument("--methods", nargs="+", default=["minmax", "entropy", "percentile"])
     p.add_argument("--time-method", default="percentile")
     p.add_argument("--json", default=None)
+    p.add_argument("--conv-output-qdq", action="store_true",
+                   help="also quantize every Conv output (onnxruntime CPU's preferred placement, "
+                        "not TensorRT's; for the comparison in docs/int8.md)")
     args = p.parse_args()
 
     import onnx
@@ -63,7 +67,10 @@ def main():
     graphs = {}
     for method in args.methods:
         start = time.perf_counter()
-        qdq = quantize_graph(fp32, record, calib, QuantizeSettings(method=method))
+        settings = QuantizeSettings(method=method)
+        if args.conv_output_qdq:
+            settings.no_output_qdq = ()
+        qdq = quantize_graph(fp32, record, calib, settings)
         seconds = time.perf_counter() - start
         graphs[method] = qdq
         got = agreement(reference, run_labels(session(qdq), held, record), "synthetic")

@@ -209,3 +209,15 @@ def test_eval_data_gives_miou_of_both_graphs_side_by_side(fp32, calib_dir, tmp_p
     assert list(ev["int8"]["per_class_iou"]) == names
     present = {names[c] for lab in truth for c in np.unique(lab)}
     assert {k for k, v in ev["fp32"]["per_class_iou"].items() if v is not None} == present
+
+
+def test_default_file_name_says_int8():
+    from bisenet_deploy.export.pipeline import NAME_PATTERN, export_stem
+
+    record = {"model": {"arch": "bisenetv2", "dataset": "cityscapes"},
+              "export": {"input_size": [2048, 1024], "model_size": [1024, 512],
+                         "output": "labels", "target": "trt10", "precision": "int8",
+                         "input_dtype": "float32", "normalize": "in-graph",
+                         "channel_order": "rgb", "batch": {"dynamic": False, "size": 1}}}
+    assert export_stem(record) == "bisenetv2-cityscapes-2048x1024-to-1024x512-labels-trt10-int8"
+    assert "[-fp16|-int8]" in NAME_PATTERN
