@@ -1,5 +1,6 @@
-"""`bisenet-compare --layers`: FP32 vs INT8 (and FP32 vs itself) ONNX, Conv outputs paired by
-module name, on a tiny model; the table, the first layer past tolerance, JSON and plot."""
+"""`bisenet-compare --layers`: FP32 vs INT8 (and FP32 vs itself) ONNX and PyTorch vs ONNX, Conv
+outputs paired by module name, on a tiny model; the table, the first layer past tolerance, JSON
+and plot."""
 
 import json
 
@@ -55,9 +56,22 @@ def test_int8_vs_fp32_layer_table_json_and_plot(graphs, tmp_path, capsys):
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
-def test_layers_needs_onnx_graphs_one_line(graphs, capsys):
+def test_pytorch_vs_onnx_layer_by_layer(tiny_export, capsys):
+    """The checkpoint in PyTorch against its FP32 export: every Conv output (BN folded by the
+    exporter, so PyTorch's side is the BatchNorm after the Conv) agrees to float rounding."""
+    _, ckpt, fp32 = tiny_export()
+    rc = _compare(["--reference", "torch:" + ckpt, "--against", "onnxruntime:" + fp32,
+                   "--min-cosine", "0.99999"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "every layer's cosine >= 0.99999" in text
+    rows = [line.split() for line in text.splitlines() if line.startswith(("detail.", "head."))]
+    assert len(rows) > 5 and all(float(r[1]) < 1e-3 for r in rows)
+
+
+def test_layers_refuses_other_backends_in_one_line(graphs, capsys):
     fp32, _ = graphs
-    rc = _compare(["--reference", "torch", "--against", "onnxruntime:" + fp32])
+    rc = _compare(["--reference", "tensorrt:x.engine", "--against", "onnxruntime:" + fp32])
     err = capsys.readouterr().err
     assert rc == 2 and "--layers compares ONNX graphs on onnxruntime CPU" in err
     assert len(err.strip().splitlines()) == 1

@@ -1,6 +1,6 @@
-"""`bisenet-compare --layers`: layer-by-layer comparison of ONNX graphs of the same model.
+"""`bisenet-compare --layers`: layer-by-layer comparison of graphs of the same model.
 
-    bisenet-compare --layers --reference onnxruntime:FP32.onnx
+    bisenet-compare --layers --reference onnxruntime:FP32.onnx | torch[:CKPT]
                     --against onnxruntime:INT8.onnx [onnxruntime:FP16.onnx ...]
                     [--synthetic N | --images PATH...] [--min-cosine C] [--json P] [--plot P]
 """
@@ -12,50 +12,73 @@ import shlex
 from .common import write_json_report
 from .options import JSON_STDOUT
 
+_NOT_HERE = ("--layers compares ONNX graphs on onnxruntime CPU, against each other or against "
+             "PyTorch on CPU: give {option} {what}, not {text!r} (TensorRT engines: not "
+             "implemented yet)")
 
-def _onnx_path(spec_text: str, option: str, default=None) -> str:
+
+def _spec(text: str, option: str, allowed):
     from ..errors import InputError
     from ..evaluation.backends import parse_spec
 
-    spec = parse_spec(spec_text)
-    if spec.backend != "onnxruntime":
-        raise InputError(f"--layers compares ONNX graphs on onnxruntime CPU: give {option} "
-                         f"onnxruntime:PATH.onnx, not {spec_text!r} (PyTorch and TensorRT "
-                         f"layer comparisons are not implemented yet)")
-    path = spec.path or default
-    if not path:
-        raise InputError(f"{option} {spec_text}: name the ONNX (onnxruntime:PATH.onnx or --onnx)")
-    return path
+    spec = parse_spec(text)
+    if spec.backend not in allowed:
+        what = " or ".join({"onnxruntime": "onnxruntime:PATH.onnx", "torch": "torch[:CKPT]"}[a]
+                           for a in allowed)
+        raise InputError(_NOT_HERE.format(option=option, what=what, text=text))
+    return spec
+
+
+def _load(path: str):
+    from ..export.onnx_metadata import get_record, load_onnx
+
+    model = load_onnx(path)
+    return model, get_record(model, source=path)
 
 
 def run_layers(args, load_images) -> int:
     from ..errors import InputError
-    from ..evaluation.layers import compare_layers, format_layers, plot_layers
-    from ..export.onnx_metadata import get_record, load_onnx
-
-    def load_onnx_with_record(path):
-        model = load_onnx(path)
-        return model, get_record(model, source=path)
+    from ..evaluation.backends import ModelSource, resolve_path
+    from ..evaluation.layers import TorchProbe, compare_layers, format_layers, plot_layers
     from ..synthetic import synthetic_image
 
     if not 0.0 < args.min_cosine <= 1.0:
         raise InputError(f"--min-cosine must be in (0, 1], got {args.min_cosine}")
-    ref_path = _onnx_path(args.reference, "--reference", args.onnx)
-    cand_paths = [_onnx_path(s, "--against", args.onnx) for s in args.against]
-    reference, record = load_onnx_with_record(ref_path)
-    if args.images:
-        images = load_images(args.images, args.limit, [])
-    else:
-        w, h = record["export"]["input_size"]
-        images = [synthetic_image(int(w), int(h), seed=i) for i in range(args.synthetic or 2)]
+    ref_spec = _spec(args.reference, "--reference", ("onnxruntime", "torch"))
+    cand_specs = [_spec(s, "--against", ("onnxruntime",)) for s in args.against]
+    cand_paths = []
+    for spec in cand_specs:
+        path = spec.path or args.onnx
+        if not path:
+            raise InputError(f"--against {spec.text}: name the ONNX (onnxruntime:PATH.onnx)")
+        cand_paths.append(path)
+    reference = record = None
+    if ref_spec.backend == "onnxruntime":
+        ref_path = ref_spec.path or args.onnx
+        if not ref_path:
+            raise InputError("--reference onnxruntime: name the ONNX (onnxruntime:PATH.onnx)")
+        reference, record = _load(ref_path)
+    source = ModelSource.from_args(args)
     reports = []
+    images = None
     for text, path in zip(args.against, cand_paths):
-        candidate, cand_record = load_onnx_with_record(path)
-        if cand_record["export"]["input_size"] != record["export"]["input_size"]:
-            raise InputError(f"{path} takes {cand_record['export']['input_size']} and {ref_path} "
+        candidate, cand_record = _load(path)
+        if record is not None and cand_record["export"]["input_size"] != \
+                record["export"]["input_size"]:
+            raise InputError(f"{path} takes {cand_record['export']['input_size']}, the reference "
                              f"{record['export']['input_size']}: not two graphs of one export")
-        report = compare_layers(reference, candidate, record, images, args.min_cosine)
-        report.update(reference=ref_path, candidate=path)
+        use_record = record or cand_record
+        if images is None:
+            w, h = use_record["export"]["input_size"]
+            images = load_images(args.images, args.limit, []) if args.images else \
+                [synthetic_image(int(w), int(h), seed=i) for i in range(args.synthetic or 2)]
+        ref = reference
+        if ref is None:  # PyTorch: the checkpoint, run as this graph was exported
+            model, _ = source.loaded(resolve_path(ref_spec, checkpoint=args.checkpoint),
+                                     cand_record["model"])
+            ref = TorchProbe(model, cand_record, candidate)
+        report = compare_layers(ref, candidate, use_record, images, args.min_cosine)
+        report.update(reference=args.reference, candidate=path)
         reports.append(report)
         print(format_layers(report, f"{text} vs {args.reference}"))
     if args.plot:

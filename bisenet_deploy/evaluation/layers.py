@@ -1,4 +1,5 @@
-"""Layer-by-layer comparison of two ONNX graphs of the same model (`bisenet-compare --layers`).
+"""Layer-by-layer comparison of two graphs of the same model (`bisenet-compare --layers`): ONNX
+vs ONNX (FP32/FP16/INT8) and PyTorch vs ONNX.
 
 When an FP16 or INT8 graph gives worse masks, the final labels do not say where it went wrong.
 This marks every Conv output of both graphs as an extra output (what Polygraphy's
@@ -6,7 +7,8 @@ This marks every Conv output of both graphs as an extra output (what Polygraphy'
 layers by their PyTorch module path (`detail.S1.0.conv`, from the Conv's weight name or scope:
 the same names in the FP32, FP16 and Q/DQ graphs). Per layer: max and mean relative error and
 cosine similarity to the reference, and the first layer (in graph order) whose cosine similarity
-falls below the tolerance.
+falls below the tolerance. PyTorch's side hooks the module whose output the ONNX Conv computes
+(the BatchNorm after the Conv, folded into it by the exporter).
 """
 
 from __future__ import annotations
@@ -46,38 +48,117 @@ def conv_outputs(model: Any) -> Dict[str, str]:
     return {layers[n.name]: n.output[0] for n in model.graph.node if n.name in layers}
 
 
+class OnnxProbe:
+    """Conv outputs of an ONNX graph on onnxruntime CPU, by module path."""
+
+    def __init__(self, model: Any):
+        from ..export.quantize import name_nodes
+
+        name_nodes(model)
+        self.model = model
+        self.outputs = conv_outputs(model)
+        self._session = None
+
+    def paths(self) -> List[str]:
+        return list(self.outputs)
+
+    def run(self, batch: np.ndarray, paths: Sequence[str]) -> List[np.ndarray]:
+        if self._session is None:
+            self._session = _marked_session(self.model, [self.outputs[p] for p in paths])
+        inp = self._session.get_inputs()[0]
+        return self._session.run([self.outputs[p] for p in paths],
+                                 {inp.name: batch.astype(_input_dtype(self._session))})
+
+
+class TorchProbe:
+    """The same layers in PyTorch: the graph's own DeployModule (normalization folded into the
+    first Conv as the export does), hooked where the ONNX Conv's output is: after the
+    BatchNorm that follows a Conv (the exporter folds it into the Conv), else the Conv itself."""
+
+    def __init__(self, torch_model: Any, record: Dict[str, Any], reference_onnx: Any):
+        import torch
+
+        from ..export.deploy_module import DeployModule
+
+        fp32 = dict(record, export=dict(record["export"], precision="fp32"))
+        self.module = DeployModule(torch_model, fp32)
+        onnx_paths = conv_outputs(reference_onnx)
+        unfolded = _convs_feeding_batchnorm(reference_onnx)
+        modules = dict(self.module.net.named_modules())
+        self.hooked: Dict[str, Any] = {}
+        for path in onnx_paths:
+            conv = modules.get(path)
+            if not isinstance(conv, torch.nn.Conv2d):
+                continue
+            target = conv
+            if path not in unfolded:
+                parent_path, _, name = path.rpartition(".")
+                children = list(modules[parent_path].named_children()) if parent_path in modules \
+                    else []
+                names = [n for n, _ in children]
+                if name in names and names.index(name) + 1 < len(children):
+                    after = children[names.index(name) + 1][1]
+                    if isinstance(after, torch.nn.BatchNorm2d):
+                        target = after
+            self.hooked[path] = target
+
+    def paths(self) -> List[str]:
+        return list(self.hooked)
+
+    def run(self, batch: np.ndarray, paths: Sequence[str]) -> List[np.ndarray]:
+        import torch
+
+        seen: Dict[str, np.ndarray] = {}
+        handles = [self.hooked[p].register_forward_hook(
+            lambda _m, _i, out, p=p: seen.__setitem__(p, out.detach().float().numpy()))
+            for p in paths]
+        try:
+            with torch.no_grad():
+                self.module(torch.from_numpy(batch))
+        finally:
+            for handle in handles:
+                handle.remove()
+        return [seen[p] for p in paths]
+
+
+def _convs_feeding_batchnorm(model: Any) -> set:
+    """Module paths of Convs whose ONNX output goes into a BatchNormalization (not folded)."""
+    from ..export.quantize import conv_layers
+
+    layers = conv_layers(model)
+    bn_inputs = {n.input[0] for n in model.graph.node if n.op_type == "BatchNormalization"}
+    return {layers[n.name] for n in model.graph.node
+            if n.name in layers and n.output[0] in bn_inputs}
+
+
 def compare_layers(reference: Any, candidate: Any, record: Dict[str, Any],
                    images: Sequence[np.ndarray], min_cosine: float = DEFAULT_MIN_COSINE
                    ) -> Dict[str, Any]:
-    """The per-layer report of `candidate` against `reference` (both onnx.ModelProto of the
-    same model; `record`: the reference's metadata record, for preparing `images`)."""
-    from ..export.quantize import batches, name_nodes
+    """The per-layer report of `candidate` against `reference`: each an onnx.ModelProto of the
+    same model or a probe (OnnxProbe/TorchProbe); `record` prepares `images` for both."""
+    from ..export.quantize import batches
 
-    for model in (reference, candidate):
-        name_nodes(model)
-    ref_layers, cand_layers = conv_outputs(reference), conv_outputs(candidate)
-    paired = [p for p in ref_layers if p in cand_layers]
+    ref = reference if hasattr(reference, "paths") else OnnxProbe(reference)
+    cand = candidate if hasattr(candidate, "paths") else OnnxProbe(candidate)
+    cand_paths = set(cand.paths())
+    paired = [p for p in ref.paths() if p in cand_paths]
     if not paired:
-        raise InputError("the two graphs share no layer name: they are not the same model (or "
+        raise InputError("the two models share no layer name: they are not the same model (or "
                          "one was not exported by bisenet-export)")
-    ref_sess = _marked_session(reference, [ref_layers[p] for p in paired])
-    cand_sess = _marked_session(candidate, [cand_layers[p] for p in paired])
-    input_name = record["export"]["input_name"]
     sums: Dict[str, Dict[str, float]] = {p: {"max_rel": 0.0, "mean_rel": 0.0, "cos": 0.0}
                                          for p in paired}
     count = 0
     for batch in batches(images, record):
-        feed = {input_name: batch}
-        ref = ref_sess.run([ref_layers[p] for p in paired], feed)
-        cand = cand_sess.run([cand_layers[p] for p in paired], {
-            cand_sess.get_inputs()[0].name: batch.astype(_input_dtype(cand_sess))})
-        for path, a, b in zip(paired, ref, cand):
+        for path, a, b in zip(paired, ref.run(batch, paired), cand.run(batch, paired)):
             a = a.astype(np.float64).ravel()
             b = b.astype(np.float64).ravel()
+            if a.shape != b.shape:
+                raise InputError(f"layer {path}: shapes differ ({a.size} vs {b.size} values): "
+                                 f"not two graphs of one export")
             diff = np.abs(a - b)
-            scale = max(float(np.max(np.abs(a))), 1e-12)
             s = sums[path]
-            s["max_rel"] = max(s["max_rel"], float(diff.max()) / scale)
+            s["max_rel"] = max(s["max_rel"], float(diff.max()) / max(float(np.abs(a).max()),
+                                                                      1e-12))
             s["mean_rel"] += float(diff.mean()) / max(float(np.mean(np.abs(a))), 1e-12)
             denom = float(np.linalg.norm(a) * np.linalg.norm(b))
             s["cos"] += float(a @ b) / denom if denom > 0 else (1.0 if not diff.any() else 0.0)
@@ -88,8 +169,8 @@ def compare_layers(reference: Any, candidate: Any, record: Dict[str, Any],
     first = next((r["layer"] for r in rows if r["cosine"] < min_cosine), None)
     return {"layers": rows, "paired": len(paired), "min_cosine": min_cosine,
             "first_past_tolerance": first, "images": len(images),
-            "unpaired_reference": [p for p in ref_layers if p not in cand_layers],
-            "unpaired_candidate": [p for p in cand_layers if p not in ref_layers]}
+            "unpaired_reference": [p for p in ref.paths() if p not in cand_paths],
+            "unpaired_candidate": [p for p in cand.paths() if p not in set(ref.paths())]}
 
 
 def _input_dtype(sess) -> Any:
