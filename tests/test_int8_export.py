@@ -221,3 +221,14 @@ def test_default_file_name_says_int8():
                          "channel_order": "rgb", "batch": {"dynamic": False, "size": 1}}}
     assert export_stem(record) == "bisenetv2-cityscapes-2048x1024-to-1024x512-labels-trt10-int8"
     assert "[-fp16|-int8]" in NAME_PATTERN
+
+
+def test_unreadable_calibration_image_refused_before_the_export(tmp_path, capsys):
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    (calib / "a.npy").write_bytes(b"not a numpy file")
+    rc = _export(["--precision", "int8", "--calib-images", str(calib), "-o",
+                  str(tmp_path / "m.onnx")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "a.npy" in err and len(err.strip().splitlines()) == 1
+    assert sorted(os.listdir(str(tmp_path))) == ["calib"]

@@ -50,9 +50,13 @@ class Int8Options:
         if not self.calib_images:
             raise InputError("--precision int8 needs calibration images: --calib-images DIR "
                              "(a few dozen frames like the deployment's, .png/.jpg/.npy)")
-        list_calibration_images(self.calib_images)  # InputError: missing folder, no images
+        paths = list_calibration_images(self.calib_images)  # InputError: no folder, no images
         if int(self.calib_count) < 1:
             raise InputError(f"--calib-count must be >= 1, got {self.calib_count}")
+        from ..portable.calibrator import load_image
+
+        for path in paths[:int(self.calib_count) + HELD_OUT_MAX]:
+            load_image(path)  # an unreadable image fails now, not after the export
         if not 0.0 <= float(self.min_agreement) <= 100.0:
             raise InputError(f"--min-agreement is a percentage of pixels, 0..100, got "
                              f"{self.min_agreement}")
