@@ -232,3 +232,25 @@ def test_unreadable_calibration_image_refused_before_the_export(tmp_path, capsys
     err = capsys.readouterr().err
     assert rc == 2 and "a.npy" in err and len(err.strip().splitlines()) == 1
     assert sorted(os.listdir(str(tmp_path))) == ["calib"]
+
+
+def test_bench_carries_the_int8_agreement_next_to_fp32(fp32, calib_dir, tmp_path):
+    import onnx
+
+    from bisenet_deploy.cli.bench_main import main as bench
+    from bisenet_deploy.export.int8_export import Int8Options, make_int8
+    from bisenet_deploy.export.onnx_metadata import set_record
+
+    model, record = fp32
+    result = make_int8(model, record, Int8Options(calib_images=calib_dir, calib_count=3))
+    set_record(result.model, dict(record, export=dict(record["export"], int8=result.info)))
+    q8, f32 = str(tmp_path / "q.onnx"), str(tmp_path / "f.onnx")
+    onnx.save(result.model, q8)
+    onnx.save(model, f32)
+    out = str(tmp_path / "b.json")
+    assert bench(["--backend", "onnxruntime:" + q8, "onnxruntime:" + f32, "--iters", "2",
+                  "--warmup", "1", "--no-progress", "--json", out]) == 0
+    with open(out) as f:
+        entries = json.load(f)["backends"]
+    assert entries[0]["int8"]["agreement"] == result.info["agreement"]
+    assert "int8" not in entries[1]

@@ -36,6 +36,7 @@ Schema ``"bisenet-bench/1"`` (all times in milliseconds unless the key says othe
          "input": str | null, "outputs": [str],
          "graph": {"input_size", "model_size", "input_dtype", "output_names"},  # what it ran;
                                            # backends of different graphs get a warning
+         "int8": {"agreement", "calibration"},  # (optional) a Q/DQ graph's export.int8
          # only when status == "ok" (harness.time_runner):
          "iterations": int, "warmup": int, "batch": int, "buffers": int,
          "requested_iterations": int, "interrupted": bool,          # (optional)

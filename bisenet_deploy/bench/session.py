@@ -106,6 +106,9 @@ def bench_backend(name, opener, inputs, iters, warmup, clock=time.perf_counter, 
             entry["outputs"] = [s.describe() for s in runner.output_specs()]
             record = runner.metadata
             entry["graph"] = graph_summary(record)
+            int8 = ((record or {}).get("export") or {}).get("int8")
+            if isinstance(int8, dict):  # a Q/DQ graph: what its export measured
+                entry["int8"] = {k: int8.get(k) for k in ("agreement", "calibration")}
             buffers, _source = inputs.get(record, spec)
             log.info("%s: %s, %d warm-up + %d timed calls", name, entry["runner"], warmup, iters)
             entry.update(time_runner(runner, buffers, iters, warmup, record=record, clock=clock,
