@@ -234,7 +234,7 @@ def test_unreadable_calibration_image_refused_before_the_export(tmp_path, capsys
     assert sorted(os.listdir(str(tmp_path))) == ["calib"]
 
 
-def test_bench_carries_the_int8_agreement_next_to_fp32(fp32, calib_dir, tmp_path):
+def test_bench_and_compare_carry_the_int8_agreement(fp32, calib_dir, tmp_path):
     import onnx
 
     from bisenet_deploy.cli.bench_main import main as bench
@@ -254,3 +254,12 @@ def test_bench_carries_the_int8_agreement_next_to_fp32(fp32, calib_dir, tmp_path
         entries = json.load(f)["backends"]
     assert entries[0]["int8"]["agreement"] == result.info["agreement"]
     assert "int8" not in entries[1]
+    from bisenet_deploy.cli.compare_main import main as compare
+
+    out = str(tmp_path / "c.json")
+    compare(["--reference", "onnxruntime:" + f32, "--against", "onnxruntime:" + q8,
+             "--synthetic", "1", "--json", out])
+    with open(out) as f:
+        entry = json.load(f)["backends"][0]
+    assert entry["precision"] == "int8" and entry["export_int8"]["agreement"] == \
+        result.info["agreement"]

@@ -169,6 +169,9 @@ def compare(reference, candidates: Sequence[Candidate], images: Iterable[np.ndar
             entry["note"] = ("logits not compared: the reference or this backend returns labels "
                              "only, so only the labels are judged; for an element-level check "
                              "export with `bisenet-export onnx --output both`")
+        int8 = ((cand.runner.metadata or {}).get("export") or {}).get("int8")
+        if isinstance(int8, dict):  # a Q/DQ graph: the agreement its export measured
+            entry["export_int8"] = {k: int8.get(k) for k in ("agreement", "calibration")}
         if keep_worst:
             entry["_worst"] = worst
         backends.append(entry)
