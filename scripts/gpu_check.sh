@@ -121,7 +121,7 @@ while read -r flavour target; do
     bisenet-export onnx "${common[@]}" ${ckpt_args[@]+"${ckpt_args[@]}"} --precision int8 \
         --calib-images "$CALIB_IMAGES" ${gate[@]+"${gate[@]}"} -o "$base-int8.onnx" ||
         { fail "INT8 export for $flavour" $?; continue; }
-    bisenet-build-engine "$base-int8.onnx" --backend "$flavour" -o "$e8" ||
+    bisenet-build-engine "$base-int8.onnx" --trt-flavour "$flavour" -o "$e8" ||
         { fail "INT8 build" $?; continue; }
     bench "$short-int8" --backend "tensorrt:$e8" "tensorrt:$e16" "tensorrt:$e32"
 done <<< "$flavours"

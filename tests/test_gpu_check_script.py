@@ -67,7 +67,7 @@ def test_each_flavour_gets_fp32_fp16_and_cuda_graph_runs_with_reports(tmp_path):
         # INT8 (random weights here: the gate is off) next to the FP16 and FP32 engines
         "bisenet-export onnx %s --precision int8 --calib-images calib --min-agreement 0 "
         "-o %s-int8.onnx" % (common, base),
-        "bisenet-build-engine %s-int8.onnx --backend tensorrt-rtx -o "
+        "bisenet-build-engine %s-int8.onnx --trt-flavour tensorrt-rtx -o "
         "engines/gpu-check-rtx-int8.engine" % base,
         "bisenet-bench --backend tensorrt:engines/gpu-check-rtx-int8.engine tensorrt:%s "
         "tensorrt:%s " % (e16, e32) + bench % ("rtx-int8", "rtx-int8"),

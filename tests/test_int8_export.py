@@ -10,7 +10,7 @@ import pytest
 
 from bisenet_deploy.errors import InputError, ParityError
 
-SIZES = ["--input-size", "128x64", "--model-size", "64x32"]
+SIZES = ["--input-size", "128x64", "--network-size", "64x32"]
 
 
 @pytest.fixture(scope="module")
