@@ -263,3 +263,35 @@ def test_bench_and_compare_carry_the_int8_agreement(fp32, calib_dir, tmp_path):
         entry = json.load(f)["backends"][0]
     assert entry["precision"] == "int8" and entry["export_int8"]["agreement"] == \
         result.info["agreement"]
+
+
+INT8_INFO = {"scheme": "qdq-int8-symmetric", "quantizer": "onnxruntime.quantization 1.32.0",
+             "calibration": {"method": "percentile", "images": 32},
+             "agreement": {"percent": 99.7, "worst_image_percent": 99.1, "images": 8,
+                           "held_out": "synthetic street scenes"},
+             "min_agreement": 99.0, "keep_float": ["head"], "qdq_pairs": 120}
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"int8": None}, "export.int8"),
+    ({"precision": "fp32"}, "export.int8"),
+    ({"int8": dict(INT8_INFO, agreement=dict(INT8_INFO["agreement"], percent=101))},
+     "export.int8.agreement.percent"),
+    ({"int8": dict(INT8_INFO, calibration={"method": "magic", "images": 3})},
+     "export.int8.calibration.method"),
+    ({"int8": dict(INT8_INFO, keep_float="head")}, "export.int8.keep_float"),
+    ({"int8": dict(INT8_INFO, min_agreement=float("nan"))}, "export.int8.min_agreement"),
+])
+def test_record_validator_checks_the_int8_section(change, field):
+    from support.records import engine_record
+
+    from bisenet_deploy.portable.record_schema import record_problem
+
+    record = engine_record(precision="int8", target="trt10", opset=17)
+    record["export"]["int8"] = dict(INT8_INFO)
+    assert record_problem(record) is None
+    record["export"].update(change)
+    if record["export"].get("int8") is None:
+        del record["export"]["int8"]
+    problem = record_problem(record)
+    assert problem is not None and problem[0] == field, problem

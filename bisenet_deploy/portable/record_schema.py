@@ -31,7 +31,9 @@ INPUT_DTYPES = ("float32", "uint8")
 #: the export targets (TensorRT versions) a record may name; export/targets.py holds their rules
 TARGET_NAMES = ("trt8.2", "trt8.6", "trt10", "trt11")
 #: export.precision, the precision asked for at export: a new precision is added here
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("fp32", "fp16", "int8")
+#: export.int8.calibration.method (export/quantize.py CALIBRATION_METHODS)
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 WEIGHTS = ("checkpoint", "random-init")
 EXPORTERS = ("dynamo", "torchscript")
 
@@ -239,6 +241,47 @@ def _check_export(export):
     _check_batch(export)
     if export.get("exporter") is not None:
         _text(export, "exporter", "export", EXPORTERS)
+    _check_int8(export)
+
+
+def _percent(section, name, where):
+    field = "%s.%s" % (where, name)
+    value = section.get(name)
+    if (not isinstance(value, numbers.Real) or isinstance(value, bool) or value != value
+            or not 0 <= value <= 100):
+        raise _Problem(field, "must be a percentage 0..100, got %s" % _shown(value))
+    return value
+
+
+def _check_int8(export):
+    """export.int8: present exactly for precision int8 (a Q/DQ graph, export/int8_export.py)."""
+    int8 = export.get("int8")
+    if export["precision"] != "int8":
+        if int8 is not None:
+            raise _Problem("export.int8", "is only for precision 'int8', this record says %r"
+                           % export["precision"])
+        return
+    if not isinstance(int8, dict):
+        raise _Problem("export.int8", "must be an object (calibration, agreement, min_agreement, "
+                       "keep_float, qdq_pairs) for precision 'int8', got %s" % _shown(int8))
+    calibration = int8.get("calibration")
+    if not isinstance(calibration, dict):
+        raise _Problem("export.int8.calibration", "must be an object, got %s"
+                       % _shown(calibration))
+    _text(calibration, "method", "export.int8.calibration", CALIBRATION_METHODS)
+    _int(calibration, "images", 1, 10 ** 6, "export.int8.calibration")
+    agreement = int8.get("agreement")
+    if not isinstance(agreement, dict):
+        raise _Problem("export.int8.agreement", "must be an object, got %s" % _shown(agreement))
+    _percent(agreement, "percent", "export.int8.agreement")
+    _percent(agreement, "worst_image_percent", "export.int8.agreement")
+    _int(agreement, "images", 1, 10 ** 6, "export.int8.agreement")
+    _percent(int8, "min_agreement", "export.int8")
+    keep = int8.get("keep_float")
+    if not isinstance(keep, list) or not all(isinstance(k, str) and k for k in keep):
+        raise _Problem("export.int8.keep_float", "must be a list of layer names, got %s"
+                       % _shown(keep))
+    _int(int8, "qdq_pairs", 0, 10 ** 6, "export.int8")
 
 
 def record_problem(record, require_export=True):
