@@ -19,7 +19,12 @@ def graphs(tiny_export, tmp_path_factory):
     model = onnx.load(fp32_path)
     record = get_record(model)
     q = quantize_graph(model, record, [synthetic_image(128, 64, seed=3)], QuantizeSettings())
-    set_record(q, dict(record, export=dict(record["export"], precision="int8")))
+    int8 = {"scheme": "qdq-int8-symmetric", "quantizer": "onnxruntime.quantization",
+            "calibration": {"method": "percentile", "images": 1},
+            "agreement": {"percent": 97.0, "worst_image_percent": 96.0, "images": 1,
+                          "held_out": "synthetic street scenes"},
+            "min_agreement": 0.0, "keep_float": [], "qdq_pairs": 80}
+    set_record(q, dict(record, export=dict(record["export"], precision="int8", int8=int8)))
     int8_path = str(tmp_path_factory.mktemp("layers") / "int8.onnx")
     onnx.save(q, int8_path)
     return fp32_path, int8_path
