@@ -112,6 +112,13 @@ class MissingDependencyError(UserError):
     exit_code = EXIT_UNAVAILABLE
 
 
+class OutputWriteError(UserError):
+    """The disk refused to write an output (full, over quota, read-only, an I/O error): the step
+    failed, nothing half-written is left, and the user can free space or choose another path."""
+
+    reason = ""  # the system's words ("No space left on device")
+
+
 class SkippedInputsError(UserError):
     """Raised after a command finished the inputs it could read; names the ones it skipped."""
 
