@@ -1,6 +1,6 @@
 """A full disk under one folder, for tests: every write below it fails with ENOSPC after
 writing part of its data, as a real full file system does (Python file objects, shutil copies
-and safetensors' own writer alike). Files elsewhere (the inputs) are read and written normally."""
+alike). Files elsewhere (the inputs) are read and written normally."""
 
 import builtins
 import errno
@@ -62,20 +62,9 @@ def disk_full(monkeypatch):
                 raise OSError(_ENOSPC.errno, _ENOSPC.strerror)
             return real_copyfile(src, dst, *args, **kwargs)
 
-        def full_save_file(tensors, filename, metadata=None):
-            with real_open(filename, "wb") as f:
-                f.write(b"partial")
-            raise OSError(_ENOSPC.errno, _ENOSPC.strerror)
-
         monkeypatch.setattr(builtins, "open", full_open)
         monkeypatch.setattr(io, "open", full_open)
         monkeypatch.setattr(shutil, "copyfile", full_copyfile)
-        try:
-            import safetensors.torch
-        except ImportError:
-            pass
-        else:
-            monkeypatch.setattr(safetensors.torch, "save_file", full_save_file)
 
     return fill
 
