@@ -28,6 +28,7 @@ import time
 import numpy as np
 
 from ..errors import InputError, UserError
+from ..portable.interrupts import signal_name
 from ..portable.phase_timing import PHASES
 from ..portable.preprocess import prepare_input
 from ..portable.timing_stats import stability_warning, summarize
@@ -234,10 +235,10 @@ def time_runner(runner, inputs, iters, warmup=10, record=None, clock=time.perf_c
                     phases[name].append(float(split[name]))
             if bar is not None:
                 bar.update(1)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM (interrupts.Terminated)
         if not latencies:
             raise
-        interrupted = True
+        interrupted = signal_name(exc)
     finally:
         loop_s = clock() - loop_start
         if pause_gc and gc_was_enabled:
@@ -255,7 +256,7 @@ def time_runner(runner, inputs, iters, warmup=10, record=None, clock=time.perf_c
     result = {
         "iterations": done,
         "requested_iterations": iters,
-        "interrupted": interrupted,
+        "interrupted": bool(interrupted),
         "warmup": warmup,
         "batch": batch,
         "buffers": n,
@@ -275,8 +276,9 @@ def time_runner(runner, inputs, iters, warmup=10, record=None, clock=time.perf_c
         "warnings": [],
     }
     if interrupted:
-        result["warnings"].append("interrupted (Ctrl-C) after %d of %d timed calls: the figures "
-                                  "cover those calls only" % (done, iters))
+        result["interrupted_by"] = interrupted
+        result["warnings"].append("interrupted (%s) after %d of %d timed calls: the figures "
+                                  "cover those calls only" % (interrupted, done, iters))
     if device and len(device) != done:
         result["warnings"].append("device time was reported for only %d of %d calls; ignored"
                                   % (len(device), done))
