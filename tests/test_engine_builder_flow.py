@@ -124,7 +124,7 @@ def test_tensorrt_11_refuses_fp16_from_fp32_onnx_before_any_work(onnx_dynamic):
 def test_int8_on_tx2_refused_before_any_work(onnx_dynamic, tmp_path):
     path, rec = onnx_dynamic
     calls = []
-    with pytest.raises(EngineError, match="INT8 refused"):
+    with pytest.raises(InputError, match="INT8 refused"):  # exit 2, as every precision refusal
         build_engine(path, rec, BuildOptions(precision="int8", calib_images=str(tmp_path)),
                      trt=fake_tensorrt((8, 2), calls), gpu=TX2)
     assert calls == []

@@ -162,7 +162,7 @@ def _check_exact_commands(msg, path, record):
 def test_int8_and_foreign_targets_refused_with_the_reason(exports, tmp_path):
     path, record = exports["fp32-labels"]
     out = str(tmp_path / "out" / "e.engine")
-    with pytest.raises(EngineError, match="no INT8 calibration: it builds INT8 only from Q/DQ"):
+    with pytest.raises(InputError, match="no INT8 calibration: it builds INT8 only from Q/DQ"):
         build_engine(path, record, BuildOptions(output=out, flavour="tensorrt-rtx",
                                                 precision="int8", calib_images=str(tmp_path)))
     for cc, who in (("6.1", "Pascal"), ("9.0", "data-centre")):

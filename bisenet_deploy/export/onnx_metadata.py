@@ -79,10 +79,17 @@ def load_onnx(path: Union[str, os.PathLike], load_weights: bool = True) -> Any:
     require_file(path, "ONNX file")
     try:
         model = onnx.load(path, load_external_data=load_weights)
+    except OSError as exc:  # the file system refused: nothing says the file itself is bad
+        what = path if exc.filename in (None, path) else f"{exc.filename} (data of {path})"
+        raise UnusableFileError(f"cannot read the ONNX file {what}: {exc.strerror or exc}; check "
+                                f"that it is there and readable") from None
     except Exception as exc:  # onnx raises DecodeError and friends for corrupt files
-        raise UnusableFileError(f"{path} is not a readable ONNX model ({type(exc).__name__}: "
-                                f"{exc}); export it again with `bisenet-export onnx`") from None
+        raise UnusableFileError(f"{path} is not an ONNX model, or a damaged one "
+                                f"({type(exc).__name__}: {exc}); give the .onnx file that "
+                                f"`bisenet-export onnx` wrote (a copy cut short: copy it again)"
+                                ) from None
     if not model.graph.node:  # protobuf parses an empty (or zeroed) file as an empty model
-        raise UnusableFileError(f"{path} is not a readable ONNX model (it holds no graph: empty "
-                                f"or truncated?); export it again with `bisenet-export onnx`")
+        raise UnusableFileError(f"{path} is not an ONNX model, or a damaged one (it holds no "
+                                f"graph: empty or cut short?); give the .onnx file that "
+                                f"`bisenet-export onnx` wrote (a copy cut short: copy it again)")
     return model
