@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import InputError, MissingDependencyError, UnusableFileError
 from ..portable.fileio import atomic_output
 from ..portable.install_hints import pip_extra
-from ..portable.ownership import check_replaceable, video_mark
+from ..portable.ownership import check_replaceable, is_ours, video_mark
 from ..portable.preprocess import prepare_input
 from ..progress import progress_bar
 from ..runtime.api import pad_batch
@@ -42,7 +42,10 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".m
 
 def collect_inputs(paths: Sequence[str], videos: bool = True) -> List[str]:
     """Expand folders (images, and videos unless `videos` is False, sorted, not recursive);
-    refuse missing and unknown files."""
+    refuse missing and unknown files. In a folder, the pictures and videos bisenet-deploy wrote
+    (marked, see portable.ownership) are outputs, never inputs: `bisenet-predict DIR -o DIR` run
+    twice reads the same images both times. A broken link in a folder is kept: reading it
+    fails, and it is skipped and listed like any unreadable image."""
     exts = IMAGE_EXTENSIONS + (VIDEO_EXTENSIONS if videos else ())
     kinds = f"images ({', '.join(IMAGE_EXTENSIONS)})" + (
         f" or videos ({', '.join(VIDEO_EXTENSIONS)})" if videos else "")
@@ -51,11 +54,17 @@ def collect_inputs(paths: Sequence[str], videos: bool = True) -> List[str]:
         if os.path.isdir(p):
             inside = sorted(os.path.join(p, f) for f in os.listdir(p)
                             if os.path.splitext(f)[1].lower() in exts and not f.startswith("."))
+            ours = [f for f in inside if is_ours(f, "video" if is_video(f) else "png")]
+            if ours:
+                log.info("%s: %d picture(s)/video(s) bisenet-deploy wrote are outputs, not "
+                         "inputs: not read", p, len(ours))
+            inside = [f for f in inside if f not in ours]
             if not inside:
-                raise InputError(f"folder {p} holds no {kinds}")
+                raise InputError(f"folder {p} holds no {kinds}" + (
+                    " (only pictures bisenet-deploy wrote)" if ours else ""))
             found.extend(inside)
-        elif os.path.isfile(p):
-            ext = os.path.splitext(p)[1].lower()
+        elif os.path.isfile(p) or (os.path.islink(p) and not os.path.exists(p)):  # a broken
+            ext = os.path.splitext(p)[1].lower()  # link: reading it says so (exit 5, or skipped)
             if ext not in exts:
                 raise InputError(f"{p}: unsupported file type {ext or '(none)'}; give {kinds}")
             found.append(p)
