@@ -21,6 +21,7 @@ import time
 from ..errors import EXIT_INTERNAL, MissingDependencyError, UserError
 from ..portable.install_hints import doctor_hint
 from ..portable.interrupts import CTRL_C, EXIT_CODES, SIGTERM, signal_name
+from ..portable.memory import MemoryBudgetError
 from .harness import (DEFAULT_BUFFERS, BenchmarkError, check_fixed_batch, make_inputs,
                       time_runner)
 
@@ -113,6 +114,8 @@ def bench_backend(name, opener, inputs, iters, warmup, clock=time.perf_counter, 
             entry.update(time_runner(runner, buffers, iters, warmup, record=record, clock=clock,
                                      progress=progress, label=name,
                                      on_cpu=backend_of(name) in CPU_BACKENDS))
+    except MemoryBudgetError:  # an option of the whole run, not this backend's problem
+        raise
     except (MissingDependencyError, BackendUnavailable) as exc:
         entry.update(status="skipped", error=str(exc))
         missing = isinstance(exc, MissingDependencyError)  # not a usage problem: doctor helps

@@ -158,6 +158,9 @@ def _check_args(args, specs=()):
         raise InputError("--buffers must be >= 1, got %d" % args.buffers)
     if args.threads is not None and args.threads < 1:
         raise InputError("--threads must be >= 1, got %d" % args.threads)
+    from ..bench.harness import check_iterations_fit
+
+    check_iterations_fit(args.iters, max(1, len(specs)))
 
 
 def model_file(spec, args):
