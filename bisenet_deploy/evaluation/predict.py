@@ -33,7 +33,7 @@ from .cityscapes_official import check_cityscapes_model, train_ids_to_label_ids
 from .colorize import colorize, overlay, palette_from_record, write_png
 from .datasets_io import IMAGE_EXTENSIONS
 from .evaluate import labels_at
-from .legend import with_legend
+from .legend import with_legend, with_warning_band
 
 log = logging.getLogger(__name__)
 
@@ -169,13 +169,15 @@ def predict_paths(runner, paths: Sequence[str], outdir: str, *, alpha: float = 0
     check_outputs(plan)
     palette = palette_from_record(runner.metadata)
     class_names = ((runner.metadata or {}).get("model") or {}).get("class_names")
+    random_weights = ((runner.metadata or {}).get("model") or {}).get("weights") == "random-init"
+    mark = with_warning_band if random_weights else (lambda picture: picture)
     results: List[Dict[str, Any]] = []
     with progress_bar(plan, desc="predicting", unit="file", enabled=progress) as bar:
         for path, outputs in bar:
             try:
                 if is_video(path):
                     results.extend(_predict_video(runner, path, outputs, palette, alpha,
-                                                  max_frames, on_result, progress))
+                                                  max_frames, on_result, progress, mark))
                     continue
                 image = read_image(path)
             except UnusableFileError as exc:
@@ -189,8 +191,9 @@ def predict_paths(runner, paths: Sequence[str], outdir: str, *, alpha: float = 0
                 write_png(outputs["labelIds"], train_ids_to_label_ids(r["labels"]))
             else:
                 write_png(outputs["labels"], r["colour"])
-                write_png(outputs["overlay"], with_legend(r["overlay"], r["labels"], palette,
-                                                          class_names) if legend else r["overlay"])
+                write_png(outputs["overlay"], mark(with_legend(r["overlay"], r["labels"], palette,
+                                                               class_names) if legend
+                                                   else r["overlay"]))
             entry = {"input": path, "frame": None, "outputs": list(outputs.values()),
                      "size": [int(image.shape[1]), int(image.shape[0])],
                      "infer_ms": r["infer_ms"], "total_ms": r["total_ms"],
@@ -199,10 +202,14 @@ def predict_paths(runner, paths: Sequence[str], outdir: str, *, alpha: float = 0
             results.append(entry)
             if on_result:
                 on_result(entry)
+    if random_weights and results:  # as bench, compare and eval say it; the overlays show it
+        log.warning("RANDOM WEIGHTS: the model was exported without a trained checkpoint, its "
+                    "labels mean nothing; every overlay is marked with a red band saying so")
     return results
 
 
-def _predict_video(runner, path, targets, palette, alpha, max_frames, on_result, progress=True):
+def _predict_video(runner, path, targets, palette, alpha, max_frames, on_result, progress=True,
+                   mark=lambda picture: picture):
     cv2, cap = _open_video(path)
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
     frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) or None  # an estimate; None: unknown
@@ -229,7 +236,7 @@ def _predict_video(runner, path, targets, palette, alpha, max_frames, on_result,
                         writers[key] = cv2.VideoWriter(tmp, fourcc, float(fps), (w, h))
                         if not writers[key].isOpened():
                             raise InputError(f"OpenCV cannot write MP4 video to {tmp}")
-                writers["overlay"].write(np.ascontiguousarray(r["overlay"][:, :, ::-1]))
+                writers["overlay"].write(np.ascontiguousarray(mark(r["overlay"])[:, :, ::-1]))
                 writers["labels"].write(np.ascontiguousarray(r["colour"][:, :, ::-1]))
                 entry = {"input": path, "frame": index, "outputs": list(targets.values()),
                          "size": [int(image.shape[1]), int(image.shape[0])],
