@@ -147,6 +147,9 @@ def test_int8_without_pycuda_refused_before_any_work(onnx_dynamic, tmp_path, mon
     import sys
 
     from bisenet_deploy.errors import MissingDependencyError
+    from bisenet_deploy.portable import install_hints
+
+    monkeypatch.setattr(install_hints, "gpu_absent", lambda: False)  # a GPU machine, no pycuda
     monkeypatch.setitem(sys.modules, "pycuda", None)
     monkeypatch.setitem(sys.modules, "pycuda.driver", None)
     path, rec = onnx_dynamic

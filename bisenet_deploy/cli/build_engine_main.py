@@ -301,9 +301,9 @@ def _inspect(args):
     from ..portable.sidecar import (check_engine_compatible, read_sidecar, refuse_onnx_as_engine,
                                     summarize)
 
-    require_file(args.inspect, "engine")
-    refuse_onnx_as_engine(args.inspect)
+    refuse_onnx_as_engine(args.inspect)  # an ONNX given for an engine: that first (exit 5)
     import_tensorrt()  # one clear line first when there is no TensorRT at all
+    require_file(args.inspect, "engine")
     try:
         sidecar = read_sidecar(args.inspect)
     except EngineError as exc:
