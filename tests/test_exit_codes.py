@@ -177,7 +177,7 @@ def test_5_unusable_file(files, tmp_path, capsys, kind):
     out = tmp_path / "out"
     command, argv, says = {
         "corrupt-onnx": ("predict", ["--onnx", files["corrupt.onnx"], files["street.png"], "-o",
-                                     out], r"not an ONNX model, or a damaged one"),
+                                     out], r"not a readable ONNX model.*another kind of file"),
         "onnx-as-engine-inspect": ("build-engine", ["--inspect", files["onnx"]],
                                    r"is an ONNX model, not a TensorRT engine"),
         "onnx-as-engine-triton": ("export", ["triton", "--engine", files["onnx"], "-o", out],
@@ -231,3 +231,20 @@ def test_the_walk_covers_every_code_of_the_readme_table():
         if match:
             walked.update(int(c) for c in match.group(1).split("_") if c)
     assert walked == table, "exit codes without a test: %s" % sorted(table - walked)
+
+
+def test_5_an_onnx_the_system_cannot_read_is_not_told_to_export_again(files, monkeypatch):
+    """A permission or I/O problem says what the system said, not "export it again"."""
+    import onnx
+
+    from bisenet_deploy.errors import UnusableFileError
+    from bisenet_deploy.export.onnx_metadata import load_onnx
+
+    def refused(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(onnx, "load", refused)
+    with pytest.raises(UnusableFileError) as info:
+        load_onnx(files["onnx"])
+    assert str(info.value) == ("cannot read the ONNX file %s: Permission denied; check that it "
+                               "is there and readable" % files["onnx"])

@@ -84,12 +84,11 @@ def load_onnx(path: Union[str, os.PathLike], load_weights: bool = True) -> Any:
         raise UnusableFileError(f"cannot read the ONNX file {what}: {exc.strerror or exc}; check "
                                 f"that it is there and readable") from None
     except Exception as exc:  # onnx raises DecodeError and friends for corrupt files
-        raise UnusableFileError(f"{path} is not an ONNX model, or a damaged one "
-                                f"({type(exc).__name__}: {exc}); give the .onnx file that "
-                                f"`bisenet-export onnx` wrote (a copy cut short: copy it again)"
-                                ) from None
+        raise UnusableFileError(f"{path} is not a readable ONNX model ({type(exc).__name__}: "
+                                f"{exc}): another kind of file, or a copy cut short; give the "
+                                f".onnx file that `bisenet-export onnx` wrote") from None
     if not model.graph.node:  # protobuf parses an empty (or zeroed) file as an empty model
-        raise UnusableFileError(f"{path} is not an ONNX model, or a damaged one (it holds no "
-                                f"graph: empty or cut short?); give the .onnx file that "
-                                f"`bisenet-export onnx` wrote (a copy cut short: copy it again)")
+        raise UnusableFileError(f"{path} is not a readable ONNX model (it holds no graph): an "
+                                f"empty file or a copy cut short; give the .onnx file that "
+                                f"`bisenet-export onnx` wrote")
     return model
