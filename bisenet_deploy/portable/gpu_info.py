@@ -175,7 +175,8 @@ def query_gpu(index=0):
                     pycuda_hint() if IN_BUNDLE else "in a Jetson bundle run ./setup_jetson.sh "
                     "(it builds pycuda 2022.1 into .venv) and use .venv/bin/python"))
         if gpu_absent():
-            raise MissingDependencyError("no NVIDIA GPU found: " + no_gpu_hint("this"))
+            raise MissingDependencyError("no NVIDIA GPU found (neither pycuda nor nvidia-smi "
+                                         "answered): " + no_gpu_hint("this"))
         raise MissingDependencyError(
             "cannot identify the GPU: neither pycuda nor nvidia-smi answered; install the NVIDIA "
             "driver and %s" % (pycuda_hint() if IN_BUNDLE else "`%s` (pulls pycuda)"
