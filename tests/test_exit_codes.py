@@ -139,7 +139,7 @@ def test_2_int8_and_fp16_refused_by_tensorrt_rtx_alike(files, tmp_path, capsys):
     calib.mkdir()
     for flags, says in ((["--int8", "--calib-images", calib], "no INT8 calibration"),
                         (["--fp16"], "has no FP16 flag")):
-        _check(capsys, "build-engine", [files["onnx"], "--backend", "tensorrt-rtx", "-o",
+        _check(capsys, "build-engine", [files["onnx"], "--trt-flavour", "tensorrt-rtx", "-o",
                                         tmp_path / "e.engine"] + flags, 2, says)
     assert not (tmp_path / "e.engine").exists()
 
