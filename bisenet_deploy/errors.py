@@ -15,6 +15,7 @@ from .portable.errors import (  # noqa: F401
     InputError,
     MissingDependencyError,
     NoMetadataError,
+    OutputWriteError,
     ParityError,
     SkippedInputsError,
     UnusableFileError,

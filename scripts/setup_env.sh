@@ -37,3 +37,24 @@ if [ "$TYPE_STUBS" != "skip" ]; then
         python -m pip install --quiet --no-deps "$TYPE_STUBS"
     fi
 fi
+# With the test tools (the `test` extra, asked by default): the two reference implementations our
+# numbers are checked against, so those checks run for every developer, not only in CI:
+# mmsegmentation (tests/test_mmseg_reference.py: our import of its BiSeNetV2 checkpoints) and
+# cityscapesscripts (tests/test_cityscapes_official.py: our Cityscapes IoU, iIoU and category
+# scores). mmengine/mmcv-lite go in without their dependencies (mmcv-lite has no compiled ops, none
+# of which BiSeNetV2 calls), cityscapesscripts without the `typing` backport it still declares.
+# Best effort: where they cannot be installed (no network...), their tests skip and say why.
+# REFERENCE_CHECKS=skip leaves them out.
+case ",${EXTRAS:-test,serve,rtx}," in
+    *,test,*)
+        if [ "${REFERENCE_CHECKS:-}" != "skip" ]; then
+            { python -m pip install --quiet "mmsegmentation==1.2.2" ftfy regex prettytable scipy \
+                  addict pyyaml rich termcolor yapf packaging coloredlogs humanfriendly \
+                  pyquaternion appdirs requests \
+              && python -m pip install --quiet --no-deps "mmengine==0.10.7" "mmcv-lite==2.1.0" \
+                  "cityscapesscripts==2.3.0"; } \
+                || echo "setup_env: mmsegmentation/cityscapesscripts could not be installed;" \
+                        "their reference tests will skip"
+        fi
+        ;;
+esac

@@ -92,3 +92,17 @@ def tiny_dynamic_export(tmp_path_factory):
                               output="both", dynamic_batch=(1, 4, 8), parity=False,
                               simplify=False), loaded=(loaded.model, loaded.metadata))
     return path
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """A simulated Ctrl-C or SIGTERM (tests/support/bench_fakes) that escapes the code under test
+    fails that test; pytest would otherwise take it for the user's Ctrl-C and stop the whole run.
+    A real Ctrl-C still stops pytest."""
+    try:
+        return (yield)
+    except KeyboardInterrupt as exc:
+        if not getattr(exc, "simulated", False):
+            raise
+        raise AssertionError("a simulated %s escaped the code under test (it must be caught "
+                             "there)" % type(exc).__name__) from exc

@@ -16,7 +16,7 @@ from bisenet_deploy.cli import bench_main
 from bisenet_deploy.portable.phase_timing import (COMPUTE_DONE, D2H_DONE, H2D_DONE, START,
                                                   PhaseEvents, pycuda_phase_events,
                                                   torch_phase_events)
-from support.bench_fakes import FakeClock, FakeRunner
+from support.bench_fakes import FakeClock, FakeRunner, SimulatedCtrlC, SimulatedSigterm
 from support.records import bench_record as make_record
 
 PHASES = [{"h2d": 0.5, "compute": 4.0, "d2h": 0.25}, {"h2d": 0.7, "compute": 4.2, "d2h": 0.35}]
@@ -273,7 +273,7 @@ def test_ctrl_c_before_anything_was_timed_writes_nothing(tmp_path, onnx_file, fa
                             "--json", str(path), "--no-progress"])
     _, err = capsys.readouterr()
     assert code == 130 and not path.exists()
-    assert "interrupted before any timed call: no report written" in err
+    assert "interrupted (Ctrl-C) before any timed call: no report written" in err
     assert not fake_factory["onnxruntime"].is_active  # closed on the way out
 
 
@@ -329,3 +329,49 @@ def test_plot_names_each_backend_once_ticks_whole_iterations_and_flags_random_we
     ticks = [t for t in trace.get_xticks() if trace.get_xlim()[0] <= t <= trace.get_xlim()[1]]
     assert ticks and all(float(t).is_integer() for t in ticks), ticks
     assert plot_report(report, str(tmp_path / "p.png")) and (tmp_path / "p.png").stat().st_size
+
+
+def test_sigterm_during_the_timed_calls_exits_143_and_says_sigterm(tmp_path, onnx_file,
+                                                                   fake_factory, capsys):
+    """SIGTERM (a CI timeout, `kill`) is not Ctrl-C: exit 143, as the README's table says."""
+    record = make_record()
+    fake_factory["onnxruntime"] = FakeRunner(record, [2.0], name="onnxruntime",
+                                             interrupt_at=1 + 1 + 3, interrupt=SimulatedSigterm)
+    fake_factory["torch"] = FakeRunner(record, [2.0], name="torch")
+    path = tmp_path / "r.json"
+    code = bench_main.main(["--onnx", onnx_file, "--backend", "onnxruntime", "torch",
+                            "--iters", "5000", "--warmup", "1", "--json", str(path),
+                            "--no-progress"])
+    out, err = capsys.readouterr()
+    assert code == 143, err
+    report = rep.load_report(path)
+    ort, torch = report["backends"]
+    assert ort["interrupted_by"] == "SIGTERM" and ort["iterations"] == 3
+    assert torch["status"] == "skipped" and "terminated (SIGTERM)" in torch["error"]
+    assert "onnxruntime: interrupted (SIGTERM) after 3 of 5000 timed calls" in out
+    assert "Ctrl-C" not in out + err
+
+
+def test_sigterm_before_any_timed_call_exits_143(onnx_file, fake_factory, capsys):
+    fake_factory["onnxruntime"] = FakeRunner(make_record(), [2.0], name="onnxruntime",
+                                             interrupt_at=0, interrupt=SimulatedSigterm)
+    code = bench_main.main(["--onnx", onnx_file, "--backend", "onnxruntime", "--iters", "10",
+                            "--no-json", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 143 and "terminated (SIGTERM) before any timed call" in err, err
+
+
+def test_a_simulated_ctrl_c_escaping_the_code_fails_the_test_instead_of_stopping_pytest():
+    """The guard the Ctrl-C tests rely on (conftest.pytest_runtest_call): a harness that let the
+    interrupt through must fail its test, and the suite goes on."""
+    import conftest
+
+    for exc in (SimulatedCtrlC(), SimulatedSigterm()):
+        call = conftest.pytest_runtest_call(None)
+        next(call)
+        with pytest.raises(AssertionError, match="escaped the code under test"):
+            call.throw(exc)
+    call = conftest.pytest_runtest_call(None)
+    next(call)
+    with pytest.raises(KeyboardInterrupt):  # the user's own Ctrl-C still stops pytest
+        call.throw(KeyboardInterrupt())

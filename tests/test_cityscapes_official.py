@@ -26,6 +26,8 @@ from bisenet_deploy.synthetic import synthetic_image
 
 CITY = "aachen"
 NAMES = [f"{CITY}_00000{i}_000019" for i in range(3)]
+#: the label ids of the 19 evaluated classes, in train-id order
+EVAL_LABEL_IDS = [7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33]
 
 
 def test_train_ids_map_back_to_the_official_label_ids():
@@ -85,6 +87,65 @@ def test_iiou_weighs_instances_by_the_average_size():
     assert scores["category_miou"] == pytest.approx((110 / 130 + 70 / 90) / 2)
 
 
+#: the Cityscapes categories by class name, written out here from the dataset's definition
+#: (cityscapesscripts' labels.py), independently of cityscapes_official.CATEGORIES
+CATEGORY_OF_CLASS = {
+    "road": "flat", "sidewalk": "flat", "building": "construction", "wall": "construction",
+    "fence": "construction", "pole": "object", "traffic light": "object",
+    "traffic sign": "object", "vegetation": "nature", "terrain": "nature", "sky": "sky",
+    "person": "human", "rider": "human", "car": "vehicle", "truck": "vehicle", "bus": "vehicle",
+    "train": "vehicle", "motorcycle": "vehicle", "bicycle": "vehicle"}
+
+
+def _full_confusion_matrix(seed=0):
+    """A 19 x 19 train-id confusion matrix in which every class is confused with every other,
+    within and across categories, each count different."""
+    rng = np.random.default_rng(seed)
+    matrix = rng.integers(1, 1000, size=(19, 19)).astype(np.int64)
+    matrix[np.diag_indices(19)] += rng.integers(5000, 20000, size=19)
+    return matrix
+
+
+def test_category_iou_on_a_full_confusion_matrix():
+    """Every class's category matters: moving any one class into another category changes the
+    scores (every cross-category confusion is present, every count distinct)."""
+    matrix = _full_confusion_matrix()
+    names = get_dataset("cityscapes").class_names
+    categories = sorted(set(CATEGORY_OF_CLASS.values()))
+    index = [categories.index(CATEGORY_OF_CLASS[n]) for n in names]
+    merged = np.zeros((len(categories), len(categories)), np.int64)  # truth x prediction
+    for i in range(19):
+        for j in range(19):
+            merged[index[i], index[j]] += matrix[i, j]
+    scores = official.official_scores(matrix, None)
+    assert set(scores["category"]) == set(categories)
+    expected = {}
+    for k, name in enumerate(categories):
+        tp = merged[k, k]
+        expected[name] = tp / (merged[k, :].sum() + merged[:, k].sum() - tp)
+        assert scores["category"][name]["iou"] == pytest.approx(expected[name], rel=1e-12), name
+    assert scores["category_miou"] == pytest.approx(np.mean(list(expected.values())), rel=1e-12)
+
+
+def test_category_iou_equals_cityscapesscripts_on_a_full_confusion_matrix(official_eval):
+    matrix = _full_confusion_matrix(seed=1)
+    conf = official_eval.generateMatrix(official_eval.args)  # label ids x label ids
+    ids = official.TRAINID_TO_ID[:19].astype(np.int64)
+    conf[np.ix_(ids, ids)] = matrix
+    scores = official.official_scores(matrix, None)
+    for name, entry in scores["category"].items():
+        reference = official_eval.getIouScoreForCategory(name, conf, official_eval.args)
+        assert entry["iou"] == pytest.approx(reference, rel=1e-12), name
+    from bisenet_deploy.evaluation.metrics import ConfusionMatrix
+
+    cm = ConfusionMatrix(19)
+    cm.matrix[...] = matrix
+    for train_id, name in enumerate(get_dataset("cityscapes").class_names):
+        reference = official_eval.getIouScoreForLabel(int(ids[train_id]), conf,
+                                                      official_eval.args)
+        assert cm.iou()[train_id] == pytest.approx(reference, rel=1e-12), name
+
+
 def test_crowd_and_unevaluated_instances_do_not_count():
     pred = np.full((4, 4), 13)
     inst = np.full((4, 4), 26)          # a car crowd region: label id only, no instance
@@ -125,8 +186,10 @@ def write_truth(root, predicted_ids, seed=0):
     folder.mkdir(parents=True, exist_ok=True)
     for name, ids in zip(NAMES, predicted_ids):
         ids = ids.astype(np.int64).copy()
-        flip = rng.random(ids.shape) < 0.1
-        ids[flip] = rng.choice([7, 8, 11, 21, 23, 24, 26], size=int(flip.sum()))
+        flip = rng.random(ids.shape) < 0.1  # every evaluated class, in every category
+        ids[flip] = rng.choice(EVAL_LABEL_IDS, size=int(flip.sum()))
+        for k, label_id in enumerate(EVAL_LABEL_IDS):  # a block of each of the 19 classes
+            ids[40:56, 10 + 12 * k:22 + 12 * k] = label_id
         ids[10:40, 20:90] = 26                   # cars
         ids[60:100, 150:170] = 24                # a person
         ids[100:128, :30] = 0                    # unlabeled: ignored
@@ -280,6 +343,8 @@ def test_iou_and_iiou_equal_cityscapesscripts(predicted, official_eval, tmp_path
         assert same(iiou, reference["classInstScores"][entry["name"]]), entry["name"]
         scored += iiou is not None and iiou > 0
     assert scored >= 2  # the comparison covers real instance scores, not only empty classes
+    assert all(e["iou"] is not None for e in ours["per_class"]) and len(ours["per_class"]) == 19
+    assert all(v is not None for v in per_class_iiou.values()) and len(per_class_iiou) == 8
     assert same(ours["miou"], reference["averageScoreClasses"])
     assert same(ours["cityscapes"]["iiou"], reference["averageScoreInstClasses"])
     for name, scores in ours["cityscapes"]["category"].items():
@@ -298,3 +363,20 @@ def _max_difference(ours, reference):
     pairs += [(ours["cityscapes"]["per_class_iiou"].get(str(e["id"])),
                reference["classInstScores"][e["name"]]) for e in ours["per_class"]]
     return max((abs(a - b) for a, b in pairs if a is not None), default=0.0)
+
+
+def test_the_default_setup_installs_the_reference_implementations():
+    """scripts/setup_env.sh (every developer's setup, and CI's) installs cityscapesscripts and
+    mmsegmentation with the test tools, so the comparisons above and tests/test_mmseg_reference.py
+    run everywhere instead of skipping; CI does not install them a second way."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "scripts", "setup_env.sh"), encoding="utf-8") as f:
+        setup = f.read()
+    with_tests = setup.split("*,test,*)", 1)[1].split(";;", 1)[0]
+    for pin in ("cityscapesscripts==2.3.0", "mmsegmentation==1.2.2", "mmengine==",
+                "mmcv-lite=="):
+        assert pin in with_tests, pin
+    with open(os.path.join(root, ".ci", "run"), encoding="utf-8") as f:
+        ci = f.read()
+    assert "scripts/setup_env.sh" in ci
+    assert "cityscapesscripts==" not in ci and "mmsegmentation==" not in ci

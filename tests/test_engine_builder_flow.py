@@ -124,7 +124,7 @@ def test_tensorrt_11_refuses_fp16_from_fp32_onnx_before_any_work(onnx_dynamic):
 def test_int8_on_tx2_refused_before_any_work(onnx_dynamic, tmp_path):
     path, rec = onnx_dynamic
     calls = []
-    with pytest.raises(EngineError, match="INT8 refused"):
+    with pytest.raises(InputError, match="INT8 refused"):  # exit 2, as every precision refusal
         build_engine(path, rec, BuildOptions(precision="int8", calib_images=str(tmp_path)),
                      trt=fake_tensorrt((8, 2), calls), gpu=TX2)
     assert calls == []
@@ -147,6 +147,9 @@ def test_int8_without_pycuda_refused_before_any_work(onnx_dynamic, tmp_path, mon
     import sys
 
     from bisenet_deploy.errors import MissingDependencyError
+    from bisenet_deploy.portable import install_hints
+
+    monkeypatch.setattr(install_hints, "gpu_absent", lambda: False)  # a GPU machine, no pycuda
     monkeypatch.setitem(sys.modules, "pycuda", None)
     monkeypatch.setitem(sys.modules, "pycuda.driver", None)
     path, rec = onnx_dynamic

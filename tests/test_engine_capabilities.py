@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from support.fake_trt import fake_trt
 
-from bisenet_deploy.errors import EngineError, InputError
+from bisenet_deploy.errors import InputError
 from bisenet_deploy.portable import precision as P
 from bisenet_deploy.portable.capabilities import (RTX_PORTABLE_TARGETS, assumed_capabilities,
                                                   detect_capabilities)
@@ -93,7 +93,7 @@ def test_precision_policy_reads_the_capabilities_not_the_version_number():
     with pytest.raises(InputError, match="TensorRT-RTX 1.7.1 has no FP16 flag.*--target trt11 "
                                          "--precision fp16"):
         P.decide_precision("fp16", "8.6", rtx, onnx_precision="fp32")
-    with pytest.raises(EngineError, match="no INT8 calibration.*Q/DQ"):
+    with pytest.raises(InputError, match="no INT8 calibration.*Q/DQ"):  # exit 2, as FP16 above
         P.decide_precision("int8", "8.9", rtx, onnx_precision="fp32")
     # a Turing GPU is fine for TensorRT-RTX (full TensorRT 10's SM >= 7.0 rule is not its rule)
     assert P.decide_precision("fp32", "7.5", rtx, onnx_precision="fp32").precision == "fp32"

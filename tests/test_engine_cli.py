@@ -100,7 +100,7 @@ def test_trtexec_trt11_refuses_fp16_from_fp32_onnx(onnx_file):
 def test_trtexec_refuses_int8_on_tx2(onnx_file):
     out = _cli(BLOCKED, onnx_file, "--trtexec", "--trt-version", "8.2.1", "--int8",
                "--compute-capability", "6.2", "--gpu-name", "NVIDIA Tegra X2")
-    assert out.returncode == 1 and "no fast INT8" in out.stderr
+    assert out.returncode == 2 and "no fast INT8" in out.stderr
 
 
 def test_usage_errors(onnx_file, capsys):

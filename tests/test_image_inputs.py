@@ -148,3 +148,94 @@ def test_a_failed_atomic_write_removes_the_folders_it_created(tmp_path):
             open(tmp, "w").write("half")
             raise RuntimeError("failed halfway")
     assert os.listdir(tmp_path) == []
+
+
+def _png_declaring(path, width, height):
+    """A valid PNG header declaring `width` x `height` grey pixels, with a few bytes of data: a
+    decompression bomb of a few hundred bytes."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff))
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n"
+                     + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"\0" * 1024)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("width, height", [(100000, 100000), (10000, 9000)],
+                         ids=["far-over", "just-over"])
+def test_an_image_declaring_too_many_pixels_is_unreadable_before_decoding(tmp_path, width,
+                                                                         height):
+    """100000 x 100000 (Pillow's own DecompressionBombError) and just over the limit (Pillow
+    would only warn, then decode 90 MP) are both one line, exit 5."""
+    from bisenet_deploy.portable.image_io import MAX_PIXELS
+    from bisenet_deploy.runtime.images import read_image
+
+    assert width * height > MAX_PIXELS
+    bomb = tmp_path / "bomb.png"
+    _png_declaring(bomb, width, height)
+    with pytest.raises(UnusableFileError, match="decompression bomb") as info:
+        read_image(str(bomb))
+    assert info.value.exit_code == 5 and "89478485 pixels" in str(info.value)
+
+
+def test_predict_refuses_a_bomb_alone_and_skips_it_in_a_folder(tmp_path, tiny_export, capsys):
+    from bisenet_deploy.cli.predict_main import main
+
+    _, _, onnx_path = tiny_export("labels")
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.fromarray(synthetic_image(128, 64, seed=1)).save(images / "a.png")
+    _png_declaring(images / "bomb.png", 100000, 100000)
+    capsys.readouterr()
+    assert main(["--onnx", onnx_path, str(images / "bomb.png"), "-o", str(tmp_path / "o1"),
+                 "-q"]) == 5
+    assert "decompression bomb" in capsys.readouterr().err
+    assert main(["--onnx", onnx_path, str(images), "-o", str(tmp_path / "o2"), "-q"]) \
+        == SKIPPED_INPUTS
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "1 of 2 input(s)" in last and "bomb.png" in last
+    assert sorted(os.listdir(tmp_path / "o2")) == ["a_labels.png", "a_overlay.png"]
+
+
+def test_broken_links_in_an_input_folder_are_skipped_and_listed(tmp_path, tiny_export, capsys):
+    from bisenet_deploy.cli.predict_main import main
+
+    _, _, onnx_path = tiny_export("labels")
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.fromarray(synthetic_image(128, 64, seed=1)).save(images / "a.png")
+    os.symlink(str(tmp_path / "gone.png"), str(images / "dangling.png"))
+    os.symlink(str(images / "loop.png"), str(images / "loop.png"))
+    capsys.readouterr()
+    assert main(["--onnx", onnx_path, str(images), "-o", str(tmp_path / "out"), "-q"]) \
+        == SKIPPED_INPUTS
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "2 of 3 input(s)" in last and "dangling.png" in last and "loop.png" in last
+    assert sorted(os.listdir(tmp_path / "out")) == ["a_labels.png", "a_overlay.png"]
+
+
+def test_predict_into_its_own_input_folder_twice_reads_the_same_inputs(tmp_path, tiny_export,
+                                                                       capsys):
+    """Outputs are never inputs: the second run does not segment the first run's pictures."""
+    import json
+
+    from bisenet_deploy.cli.predict_main import main
+
+    _, _, onnx_path = tiny_export("labels")
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    Image.fromarray(synthetic_image(128, 64, seed=1)).save(folder / "a.png")
+    Image.fromarray(synthetic_image(128, 64, seed=2)).save(folder / "mine_labels.png")  # a user's
+    for run in ("1", "2"):
+        assert main(["--onnx", onnx_path, str(folder), "-o", str(folder), "-q",
+                     "--json", str(tmp_path / (run + ".json"))]) == 0, capsys.readouterr().err
+        inputs = [r["input"] for r in json.loads((tmp_path / (run + ".json")).read_text())
+                  ["results"]]
+        assert sorted(os.path.basename(p) for p in inputs) == ["a.png", "mine_labels.png"]
+    assert sorted(os.listdir(folder)) == ["a.png", "a_labels.png", "a_overlay.png",
+                                          "mine_labels.png", "mine_labels_labels.png",
+                                          "mine_labels_overlay.png"]

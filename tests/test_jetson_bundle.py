@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import torch
 
-from bisenet_deploy.errors import ExportError, UserError
+from bisenet_deploy.errors import UnusableFileError, UserError
 from bisenet_deploy.jetson import bundle as jb
 from bisenet_deploy.portable.bundle_manifest import verify_bundle
 
@@ -417,7 +417,7 @@ def test_onnx_for_another_target_is_refused(built, tmp_path):
     set_record(model, record)
     other = str(tmp_path / "trt10.onnx")
     onnx.save(model, other)
-    with pytest.raises(ExportError, match="--target trt8.2"):
+    with pytest.raises(UnusableFileError, match="--target trt8.2"):  # exit 5: unusable here
         jb.build_bundle(jb.BundleOptions(output_dir=str(tmp_path / "b"), onnx=other))
     assert sorted(os.listdir(str(tmp_path))) == ["trt10.onnx"]
 

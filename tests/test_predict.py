@@ -83,7 +83,10 @@ def test_cli_onnx_writes_palette_pngs_and_prints_latency(exported, tmp_path, cap
     lab, _ = _colours(out / "street_labels.png")
     ov, _ = _colours(out / "street_overlay.png")
     h, w = lab.shape[:2]
-    assert np.abs(ov[:h, :w] - (0.5 * src + 0.5 * lab)).max() <= 1.0
+    from bisenet_deploy.evaluation.legend import warning_band_height
+
+    top = warning_band_height()  # below the RANDOM WEIGHTS band of this random-init model
+    assert np.abs(ov[top:h, :w] - (0.5 * src + 0.5 * lab)[top:]).max() <= 1.0
     # --no-legend: the overlay alone, at the image's size
     bare = tmp_path / "bare"
     assert main(["--onnx", onnx_path, str(images / "street.png"), "-o", str(bare), "-q",
@@ -236,3 +239,33 @@ def test_static_batch_models_are_fed_a_padded_batch(tmp_path):
         outs = cmp._run(runner, images)  # 2 + (1 padded to 2)
         assert runner.fed[-2:] == [2, 2] and len(outs) == 3
         assert [int(o["labels"][0, 0, 0]) for o in outs] == [int(v) for v in per_image]
+
+
+def test_random_weights_are_warned_and_marked_on_every_overlay(exported, tmp_path, capsys):
+    """bench, compare and eval say RANDOM WEIGHTS; predict says it too, and its overlays carry
+    a red band saying so (the labels PNG stays the exact label map for tools)."""
+    import copy
+
+    from bisenet_deploy.cli.predict_main import main
+    from bisenet_deploy.evaluation.legend import warning_band_height
+    from bisenet_deploy.runtime.factory import open_runner
+
+    d, ckpt, onnx_path, images = exported
+    capsys.readouterr()
+    assert main(["--onnx", onnx_path, str(images / "street.png"), "-o", str(tmp_path / "r"),
+                 "-q"]) == 0
+    assert "RANDOM WEIGHTS" in capsys.readouterr().err
+    marked, _ = _colours(tmp_path / "r" / "street_overlay.png")
+    band = marked[:4, :120].reshape(-1, 3)
+    assert (band == (200, 0, 0)).all(axis=1).mean() > 0.5  # red band, white text on it
+    labels, _ = _colours(tmp_path / "r" / "street_labels.png")
+    assert labels.shape[:2] == (64, 128)
+
+    with open_runner("onnxruntime", onnx=onnx_path) as runner:  # the same model, trained
+        runner.metadata = copy.deepcopy(runner.metadata)
+        runner.metadata["model"]["weights"] = "checkpoint"
+        predict_paths(runner, [str(images / "street.png")], str(tmp_path / "t"))
+    plain, _ = _colours(tmp_path / "t" / "street_overlay.png")
+    assert (plain[:4, :120].reshape(-1, 3) == (200, 0, 0)).all(axis=1).mean() < 0.1
+    top = warning_band_height()
+    assert np.array_equal(plain[top:, :128], marked[top:, :128])  # only the band differs

@@ -99,7 +99,12 @@ def test_install_hints_spell_extras_as_the_readme_does():
     from bisenet_deploy.portable import install_hints
     assert not install_hints.IN_BUNDLE
     assert "pip install -e '.[trt]'" in install_hints.tensorrt_hint()
-    assert "pip install -e '.[trt]'" in install_hints.pycuda_hint()
+    real = install_hints.gpu_absent
+    try:
+        install_hints.gpu_absent = lambda: False  # a GPU machine without pycuda
+        assert "pip install -e '.[trt]'" in install_hints.pycuda_hint()
+    finally:
+        install_hints.gpu_absent = real
 
 
 def test_inside_a_jetson_bundle_the_hints_are_the_bundle_readmes(tmp_path):
@@ -115,6 +120,8 @@ def test_inside_a_jetson_bundle_the_hints_are_the_bundle_readmes(tmp_path):
     code = _BLOCK + (
         "from %(pkg)s.flavours import import_tensorrt\n"
         "from %(pkg)s.cuda_context import import_pycuda_driver\n"
+        "from %(pkg)s import install_hints\n"
+        "install_hints.gpu_absent = lambda: False  # a bundle runs on a Jetson: it has its GPU\n"
         "for call in (import_tensorrt, import_pycuda_driver):\n"
         "    try:\n"
         "        call()\n"

@@ -270,9 +270,12 @@ def test_factory_errors_are_clear(models, tmp_path):
 def test_factory_reports_missing_gpu_backends(models):
     import onnxruntime
 
+    from bisenet_deploy.portable.install_hints import gpu_absent
+
     if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
-        assert "onnxruntime-gpu" in backend_problem("onnxruntime-cuda")
-        with pytest.raises(MissingDependencyError, match="onnxruntime-gpu"):
+        wanted = "has none" if gpu_absent() else "onnxruntime-gpu"  # the real blocker
+        assert wanted in backend_problem("onnxruntime-cuda")
+        with pytest.raises(MissingDependencyError, match=wanted):
             open_runner("onnxruntime-cuda", onnx=models["labels"][0])
     if not torch.cuda.is_available():
         with pytest.raises(MissingDependencyError, match="no CUDA"):
@@ -452,3 +455,35 @@ def test_shared_image_helpers(tmp_path):
         labels_from_outputs({"other": logits})
     picture = colorize(np.array([[0, 1], [-1, 7]]), [(10, 20, 30), (40, 50, 60)])
     assert picture.tolist() == [[[10, 20, 30], [40, 50, 60]], [[0, 0, 0], [0, 0, 0]]]
+
+
+def test_without_a_gpu_the_hints_name_the_gpu_not_packages(monkeypatch):
+    """On a machine with no NVIDIA GPU, installing pycuda, `.[trt]` or onnxruntime-gpu would not
+    help: the line says there is no GPU. With a GPU, it says what to install."""
+    import sys
+
+    from bisenet_deploy.portable import cuda_context, gpu_info, install_hints
+    from bisenet_deploy.runtime import factory
+
+    monkeypatch.setitem(sys.modules, "pycuda", None)
+    monkeypatch.setitem(sys.modules, "pycuda.driver", None)
+    monkeypatch.setattr(install_hints, "gpu_absent", lambda: True)
+    monkeypatch.setattr(factory, "gpu_absent", lambda: True)
+    monkeypatch.setattr(gpu_info, "gpu_absent", lambda: True)
+    monkeypatch.setattr(gpu_info, "_query_nvidia_smi", lambda index: None)
+    monkeypatch.setattr(gpu_info, "is_jetson", lambda: False)
+    monkeypatch.setattr(factory, "_has_module", lambda name: name != "pycuda")
+    monkeypatch.setattr("bisenet_deploy.runtime.ort_runner.available_providers", lambda: ["cpu"])
+    problems = [factory.backend_problem("tensorrt"), factory.backend_problem("onnxruntime-cuda")]
+    with pytest.raises(MissingDependencyError) as pycuda_missing:
+        cuda_context.import_pycuda_driver()
+    with pytest.raises(MissingDependencyError) as no_gpu:
+        gpu_info.query_gpu()
+    for line in problems + [str(pycuda_missing.value), str(no_gpu.value)]:
+        assert "no NVIDIA driver is loaded" in line, line
+        assert "[trt]" not in line and "[gpu]" not in line and "pip install" not in line, line
+
+    monkeypatch.setattr(install_hints, "gpu_absent", lambda: False)
+    monkeypatch.setattr(factory, "gpu_absent", lambda: False)
+    assert "pip install -e '.[trt]'" in factory.backend_problem("tensorrt")
+    assert "onnxruntime-gpu" in factory.backend_problem("onnxruntime-cuda")

@@ -377,6 +377,9 @@ def test_missing_tensorrt_or_pycuda_is_one_clear_line(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # import tensorrt -> ImportError
     with pytest.raises(MissingDependencyError, match=r"pip install -e '\.\[trt\]'"):
         tr.TensorRTRunner(str(engine)).activate()
+    from bisenet_deploy.portable import install_hints
+
+    monkeypatch.setattr(install_hints, "gpu_absent", lambda: False)  # a GPU machine, no pycuda
     monkeypatch.setitem(sys.modules, "tensorrt", fake_trt())
     monkeypatch.setitem(sys.modules, "pycuda", None)
     with pytest.raises(MissingDependencyError,

@@ -28,6 +28,8 @@ import time
 import numpy as np
 
 from ..errors import InputError, UserError
+from ..portable.interrupts import signal_name
+from ..portable.memory import check_fits
 from ..portable.phase_timing import PHASES
 from ..portable.preprocess import prepare_input
 from ..portable.timing_stats import stability_warning, summarize
@@ -86,6 +88,11 @@ def make_inputs(record, batch=1, num_buffers=DEFAULT_BUFFERS, image=None, input_
         raise InputError("--batch must be >= 1, got %d" % batch)
     check_fixed_batch(input_spec, batch)
     width, height = (int(v) for v in record["export"]["input_size"])
+    itemsize = np.dtype(record["export"].get("input_dtype") or "float32").itemsize
+    check_fits(num_buffers * batch * 3 * width * height * itemsize,
+               "--buffers %d x --batch %d input images of %dx%d" % (num_buffers, batch, width,
+                                                                      height),
+               "lower --buffers (the default 4 already defeats the caches) or --batch")
     buffers = []
     if image is None:
         from ..synthetic import synthetic_image
@@ -103,6 +110,18 @@ def make_inputs(record, batch=1, num_buffers=DEFAULT_BUFFERS, image=None, input_
     source["buffers"] = num_buffers
     source["batch"] = batch
     return buffers, source
+
+
+#: memory one timed call keeps until the report is written: its latency, device and three phase
+#: samples as Python floats in lists, their rounded copies for the report and its JSON text
+BYTES_PER_TIMED_CALL = 400
+
+
+def check_iterations_fit(iters, backends):
+    """Refuse, before any work, more timed calls than the memory can keep the samples of."""
+    check_fits(int(iters) * max(1, int(backends)) * BYTES_PER_TIMED_CALL,
+               "--iters %d timed calls on %d backend(s) (every call's samples are kept for the "
+               "report)" % (iters, backends), "lower --iters (5000 is the paper's protocol)")
 
 
 def check_outputs(outputs, record=None, batch=None):
@@ -234,10 +253,10 @@ def time_runner(runner, inputs, iters, warmup=10, record=None, clock=time.perf_c
                     phases[name].append(float(split[name]))
             if bar is not None:
                 bar.update(1)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM (interrupts.Terminated)
         if not latencies:
             raise
-        interrupted = True
+        interrupted = signal_name(exc)
     finally:
         loop_s = clock() - loop_start
         if pause_gc and gc_was_enabled:
@@ -255,7 +274,7 @@ def time_runner(runner, inputs, iters, warmup=10, record=None, clock=time.perf_c
     result = {
         "iterations": done,
         "requested_iterations": iters,
-        "interrupted": interrupted,
+        "interrupted": bool(interrupted),
         "warmup": warmup,
         "batch": batch,
         "buffers": n,
@@ -275,8 +294,9 @@ def time_runner(runner, inputs, iters, warmup=10, record=None, clock=time.perf_c
         "warnings": [],
     }
     if interrupted:
-        result["warnings"].append("interrupted (Ctrl-C) after %d of %d timed calls: the figures "
-                                  "cover those calls only" % (done, iters))
+        result["interrupted_by"] = interrupted
+        result["warnings"].append("interrupted (%s) after %d of %d timed calls: the figures "
+                                  "cover those calls only" % (interrupted, done, iters))
     if device and len(device) != done:
         result["warnings"].append("device time was reported for only %d of %d calls; ignored"
                                   % (len(device), done))

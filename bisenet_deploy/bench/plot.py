@@ -45,7 +45,9 @@ def _title(report):
     if (report.get("model") or {}).get("weights") == "random-init":
         parts.append("random-init weights: speed is representative, labels are not")
     if report.get("interrupted"):
-        parts.append("INTERRUPTED (Ctrl-C): partial run")
+        signals = sorted(set(b.get("interrupted_by") or "Ctrl-C" for b in report["backends"]
+                             if b.get("interrupted")))
+        parts.append("INTERRUPTED (%s): partial run" % (", ".join(signals) or "Ctrl-C"))
     return ", ".join(p for p in parts if p)
 
 

@@ -40,6 +40,7 @@ Schema ``"bisenet-bench/1"`` (all times in milliseconds unless the key says othe
          # only when status == "ok" (harness.time_runner):
          "iterations": int, "warmup": int, "batch": int, "buffers": int,
          "requested_iterations": int, "interrupted": bool,          # (optional)
+         "interrupted_by": "Ctrl-C" | "SIGTERM",                    # (optional)
          "latency_ms": SUMMARY, "device_ms": SUMMARY | null,
          "phases_ms": {"h2d": SUMMARY, "compute": SUMMARY, "d2h": SUMMARY} | null,  # (optional)
          "phase_clock": "cuda-events" | "host-clock" | null,                  # (optional)
@@ -272,6 +273,9 @@ def validate_report(report):
             _check_summary(summary, "%s.phases_ms.%s" % (where, phase))
         if "interrupted" in b:
             _need(b, "interrupted", bool, where)
+        if b.get("interrupted_by") not in (None, "Ctrl-C", "SIGTERM"):
+            raise InputError("benchmark report: %s.interrupted_by is %r, not Ctrl-C or SIGTERM"
+                             % (where, b["interrupted_by"]))
         samples = _need(b, "latency_samples_ms", list, where)
         if len(samples) != b["iterations"] or b["latency_ms"]["count"] != b["iterations"]:
             raise InputError("benchmark report: %s has %d samples for %d iterations"
@@ -350,6 +354,6 @@ def format_table(report):
         if b["status"] != "ok":
             lines.append("%s: %s: %s" % (b["backend"], b["status"], b.get("error") or ""))
         elif b.get("interrupted"):
-            lines.append("%s: interrupted (Ctrl-C) after %d of %d timed calls" % (
-                b["backend"], b["iterations"], b.get("requested_iterations", b["iterations"])))
+            lines.append("%s: interrupted (%s) after %d of %d timed calls" % (
+                b["backend"], b.get("interrupted_by", "Ctrl-C"), b["iterations"], b.get("requested_iterations", b["iterations"])))
     return "\n".join(lines)

@@ -20,14 +20,17 @@ import time
 
 from ..errors import EXIT_INTERNAL, MissingDependencyError, UserError
 from ..portable.install_hints import doctor_hint
+from ..portable.interrupts import CTRL_C, EXIT_CODES, SIGTERM, signal_name
+from ..portable.memory import MemoryBudgetError
 from .harness import (DEFAULT_BUFFERS, BenchmarkError, check_fixed_batch, make_inputs,
                       time_runner)
 
 log = logging.getLogger(__name__)
 
 
-#: the exit status of a run cut short by Ctrl-C (128 + SIGINT, as shells report it)
-INTERRUPTED_EXIT = 130
+#: the exit status of a run cut short by Ctrl-C (128 + SIGINT, as shells report it); by SIGTERM
+#: it is 143 (128 + SIGTERM)
+INTERRUPTED_EXIT = EXIT_CODES[CTRL_C]
 
 
 class BackendUnavailable(UserError):
@@ -114,6 +117,8 @@ def bench_backend(name, opener, inputs, iters, warmup, clock=time.perf_counter, 
             entry.update(time_runner(runner, buffers, iters, warmup, record=record, clock=clock,
                                      progress=progress, label=name,
                                      on_cpu=backend_of(name) in CPU_BACKENDS))
+    except MemoryBudgetError:  # an option of the whole run, not this backend's problem
+        raise
     except (MissingDependencyError, BackendUnavailable) as exc:
         entry.update(status="skipped", error=str(exc))
         missing = isinstance(exc, MissingDependencyError)  # not a usage problem: doctor helps
@@ -141,18 +146,22 @@ def run_benchmarks(backends, opener, *, iters, warmup=None, batch=1, buffers=DEF
     entries = []
     first_record = None
     source = None
-    stopped = False
+    stopped = None  # the signal that stopped the run
     for name in backends:
         if stopped:
-            entries.append(_not_run(name, "not run: the run was %s before it" % INTERRUPTED))
+            entries.append(_not_run(name, "not run: the run was %s before it"
+                                    % interrupted_by(stopped), stopped))
             continue
         try:
             entry, record = bench_backend(name, opener, cache, iters, warmup, clock=clock,
                                           progress=progress, debug=debug)
-        except KeyboardInterrupt:  # before its first timed call: nothing of it to keep
-            entry, record = _not_run(name, "%s before its first timed call" % INTERRUPTED), None
+        except KeyboardInterrupt as exc:  # before its first timed call: nothing of it to keep
+            stop = signal_name(exc)
+            entry, record = _not_run(name, "%s before its first timed call"
+                                     % interrupted_by(stop), stop), None
         entries.append(entry)
-        stopped = bool(entry.get("interrupted"))
+        if entry.get("interrupted"):
+            stopped = entry.get("interrupted_by") or CTRL_C
         if entry["status"] == "ok" and first_record is None:
             first_record = record
             source = cache.get(record)[1]
@@ -169,15 +178,26 @@ def run_benchmarks(backends, opener, *, iters, warmup=None, batch=1, buffers=DEF
     return entries, first_record, source
 
 
-def _not_run(name, why):
+def interrupted_by(signal):
+    """'interrupted (Ctrl-C)' or 'terminated (SIGTERM)': how a run's messages name its stop."""
+    return "terminated (SIGTERM)" if signal == SIGTERM else INTERRUPTED
+
+
+def _not_run(name, why, signal):
     log.warning("%s: %s", name, why)
     return {"backend": name, "status": "skipped", "error": why, "runner": None, "input": None,
-            "outputs": [], "interrupted": True}
+            "outputs": [], "interrupted": True, "interrupted_by": signal}
 
 
 def was_interrupted(entries):
     """True when Ctrl-C cut the run short (some backend stopped early or did not run)."""
     return any(e.get("interrupted") for e in entries)
+
+
+def stop_signal(entries):
+    """SIGTERM or CTRL_C: what cut the run short (None when nothing did)."""
+    signals = [e.get("interrupted_by") or CTRL_C for e in entries if e.get("interrupted")]
+    return (SIGTERM if SIGTERM in signals else CTRL_C) if signals else None
 
 
 def exit_code_for(entries):
@@ -186,11 +206,11 @@ def exit_code_for(entries):
     0: every backend ran, or some ran and the others were skipped as unavailable here (no
     TensorRT, no GPU, no model of that kind given); a backend failed, even when others ran: the
     exit code of the first failure, as every command uses it (3 garbage outputs, 5 an unusable
-    model file, 2 a wrong input...); 4: no backend ran at all; 130: Ctrl-C cut the run short (the
-    calls done are still reported).
+    model file, 2 a wrong input...); 4: no backend ran at all; 130: Ctrl-C cut the run short, 143:
+    SIGTERM did (the calls done are still reported).
     """
     if was_interrupted(entries):
-        return INTERRUPTED_EXIT
+        return EXIT_CODES[stop_signal(entries)]
     failed = [e for e in entries if e["status"] == "failed"]
     if failed:
         return int(failed[0].get("exit_code") or BenchmarkError.exit_code)

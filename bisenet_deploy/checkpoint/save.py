@@ -17,7 +17,7 @@ def save_checkpoint(path, model, metadata: ModelMetadata) -> str:
     The weights are checked against `metadata.arch`/`num_classes` first, so a file that could not
     be loaded back is never written. Aux-head weights are kept if the model has them.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     if not isinstance(metadata, ModelMetadata):
         raise TypeError("metadata must be a bisenet_deploy.metadata.ModelMetadata")
@@ -26,8 +26,10 @@ def save_checkpoint(path, model, metadata: ModelMetadata) -> str:
     build_for_state(metadata.arch, metadata.num_classes, state, what="the model to save")
     header = {METADATA_KEY: dumps_record(build_record(metadata)), "format": "pt"}
     path = str(path)
-    with atomic_output(path, suffix=".safetensors") as tmp:
-        save_file(state, tmp, metadata=header)
+    data = save(state, metadata=header)  # written by Python: a full disk is an OSError that
+    with atomic_output(path, suffix=".safetensors") as tmp:  # atomic_output reports in one line
+        with open(tmp, "wb") as f:  # (safetensors' own writer raises its SafetensorError)
+            f.write(data)
     log.info("saved %s (%s, %d classes, %d tensors)", path, metadata.arch,
              metadata.num_classes, len(state))
     return path

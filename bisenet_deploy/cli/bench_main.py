@@ -46,7 +46,7 @@ interrupted. On a CPU, 5000 calls of a 2048x1024 model take hours: use --iters 2
 exit status: 0 when every backend ran or the rest were skipped as unavailable; when a backend
 failed, the code of its failure as in every command (3 invalid outputs, 5 an unusable model file,
 1 an engine error...; see the README's exit-code table); 4 when no backend ran; 2 for bad options;
-130 when interrupted with Ctrl-C (the report of the calls done is written).
+130 when interrupted with Ctrl-C, 143 by SIGTERM (the report of the calls done is written).
 
 example:
   bisenet-bench --onnx export/bisenetv2.onnx --checkpoint models/model_final_v2_city.pth \\
@@ -158,6 +158,9 @@ def _check_args(args, specs=()):
         raise InputError("--buffers must be >= 1, got %d" % args.buffers)
     if args.threads is not None and args.threads < 1:
         raise InputError("--threads must be >= 1, got %d" % args.threads)
+    from ..bench.harness import check_iterations_fit
+
+    check_iterations_fit(args.iters, max(1, len(specs)))
 
 
 def model_file(spec, args):
@@ -253,8 +256,8 @@ def _run(args):
     from ..bench import report as rep
     from ..bench.environment import collect_environment, describe, load_average
     from ..bench.paper import format_readings
-    from ..bench.session import (INTERRUPTED_EXIT, backend_of, default_warmup, exit_code_for,
-                                 run_benchmarks, was_interrupted)
+    from ..bench.session import (backend_of, default_warmup, exit_code_for, interrupted_by,
+                                 run_benchmarks, stop_signal, was_interrupted)
     from ..portable.timing_stats import format_summary
     from ..runtime.images import read_image
     from ..portable.fileio import check_writable
@@ -292,7 +295,8 @@ def _run(args):
     code = exit_code_for(entries)
     if record is None:  # nothing ran; each backend's reason was logged on one line
         if was_interrupted(entries):
-            print("interrupted before any timed call: no report written", file=sys.stderr)
+            print("%s before any timed call: no report written"
+                  % interrupted_by(stop_signal(entries)), file=sys.stderr)
         return code
 
     files = {}  # the model file each backend timed, also in its report entry
@@ -349,7 +353,8 @@ def _run(args):
     if model_meta.get("weights") == "random-init":
         print("note: random-init weights (speed is representative, labels are not)")
     if report["interrupted"]:
-        print("note: interrupted (Ctrl-C): the report covers the calls done before it")
+        print("note: %s: the report covers the calls done before it"
+              % interrupted_by(stop_signal(entries)))
     if to_stdout and not args.no_json:
         emit_json(report)
     if not args.no_json and not to_stdout:
@@ -368,7 +373,7 @@ def _run(args):
             rep.DEFAULT_FOLDER, "bench.png")
         if plot_report(report, plot_path):
             print("plot: %s" % plot_path)
-    return INTERRUPTED_EXIT if report["interrupted"] else code
+    return code  # 130 (Ctrl-C) or 143 (SIGTERM) when interrupted
 
 
 def main(argv=None):

@@ -298,8 +298,10 @@ def _inspect(args):
     from ..portable.fileio import require_file
     from ..portable.flavours import RTX, flavour_of, import_tensorrt
     from ..portable.gpu_info import query_gpu
-    from ..portable.sidecar import check_engine_compatible, read_sidecar, summarize
+    from ..portable.sidecar import (check_engine_compatible, read_sidecar, refuse_onnx_as_engine,
+                                    summarize)
 
+    refuse_onnx_as_engine(args.inspect)  # an ONNX given for an engine: that first (exit 5)
     import_tensorrt()  # one clear line first when there is no TensorRT at all
     require_file(args.inspect, "engine")
     try:
@@ -314,7 +316,7 @@ def _inspect(args):
     except MissingDependencyError:
         if engine_flavour(args.inspect, sidecar) == RTX:
             known = (sidecar or {}).get("layer_precisions")
-            raise EngineError(
+            raise MissingDependencyError(  # exit 4: not available here
                 "inspecting %s needs an NVIDIA GPU: TensorRT-RTX loads engines only on a GPU%s"
                 % (args.inspect, "; the layer precisions TensorRT chose at build time, from its "
                    "sidecar: %s" % _layer_text(known) if known else "")) from None

@@ -184,11 +184,16 @@ def _run(args):
         record = candidates[0].runner.metadata or {}
         skipped = []
         if args.images:
+            if args.limit:
+                cmp.check_images_fit(args.limit, record, len(candidates),
+                                     f"--limit {args.limit} images", "lower --limit")
             images = _load_images(args.images, args.limit, skipped)
             what = f"{len(images)} image(s) from {', '.join(args.images)}"
         else:
             w, h = (record.get("export") or {}).get("input_size") or (1024, 512)
             n = args.synthetic or 4
+            cmp.check_images_fit(n, record, len(candidates), f"--synthetic {n} images",
+                                 "lower --synthetic")
             images = [synthetic_image(int(w), int(h), seed=i) for i in range(n)]
             what = f"{n} synthetic image(s) {w}x{h}"
         log.info("comparing on %s", what)

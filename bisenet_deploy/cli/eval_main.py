@@ -91,12 +91,13 @@ def _image_size(samples):
     from PIL import Image
 
     from ..errors import UnusableFileError
+    from ..portable.image_io import open_pillow
 
     for sample in samples:
         try:
-            with Image.open(sample.image_path) as im:
+            with open_pillow(sample.image_path, Image) as im:
                 return im.size
-        except (OSError, SyntaxError, ValueError):
+        except (OSError, SyntaxError, ValueError, UnusableFileError):
             continue
     raise UnusableFileError(f"none of the {len(samples)} image(s) could be read")
 

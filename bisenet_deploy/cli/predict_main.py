@@ -163,12 +163,13 @@ def _predict(runner, inputs, args) -> int:
         write_line(f"{where}: infer {entry['infer_ms']:.1f} ms, total {entry['total_ms']:.1f} ms"
                    f"{extra}")  # above the progress bar, if one is drawn
 
-    skipped = []
+    skipped = [] if len(inputs) > 1 else None  # one input that cannot be read: its own line
     results = predict_paths(runner, inputs, args.output, alpha=args.alpha,
                             max_frames=args.max_frames, legend=not args.no_legend,
                             on_result=show, skipped=skipped, label_ids=args.label_ids,
                             progress=not args.no_progress)
     describe = runner.describe()
+    skipped = skipped or []
     listing = ", ".join(path for path, _ in skipped)
     if not results:
         raise UnusableFileError(f"none of the {len(skipped)} input(s) could be read (reasons "

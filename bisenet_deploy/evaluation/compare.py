@@ -53,6 +53,22 @@ def runner_precision(runner) -> str:
     return p.lower() if isinstance(p, str) and p.lower() in profiles.PRECISIONS else "fp32"
 
 
+def check_images_fit(count: int, record: Dict[str, Any], backends: int, what: str,
+                     fix: str) -> None:
+    """Refuse, before any inference, more images than memory can hold: `compare` keeps every
+    image and, for the reference and each candidate, its outputs (logits and labels at the
+    graph's input size)."""
+    from ..portable.memory import check_fits
+
+    export = record.get("export") or {}
+    width, height = (int(v) for v in export.get("input_size") or (1024, 512))
+    classes = int((record.get("model") or {}).get("num_classes") or 19)
+    per_output = width * height * 4 * (classes + 1)  # float32 logits + int32 labels
+    check_fits(int(count) * (width * height * 3 + (1 + int(backends)) * per_output),
+               "%s (each kept with its outputs at %dx%d, %d classes)" % (what, width, height,
+                                                                         classes), fix)
+
+
 def _run(runner, images: List[np.ndarray], label: str = "",
          progress: bool = True) -> List[Dict[str, np.ndarray]]:
     """Per-image outputs {name: array with a leading batch dim of 1}; a bar named `label` on a

@@ -132,14 +132,18 @@ def read_label_png(path: str) -> np.ndarray:
     """A single-channel label PNG -> H x W int64 (its raw values, no mapping)."""
     from PIL import Image, UnidentifiedImageError
 
+    from ..portable.image_io import open_pillow
+
     try:
-        with Image.open(path) as im:
+        with open_pillow(path, Image) as im:
             if im.mode in ("RGB", "RGBA", "LA"):
                 raise InputError(f"label {path} is a colour image ({im.mode}); labels must be "
                                  f"single-channel PNGs holding class ids (for Cityscapes the "
                                  f"*_gtFine_labelIds.png files, not *_color.png)")
             return np.asarray(im, dtype=np.int64).copy()
     except FileNotFoundError:
+        if os.path.islink(path):  # a broken link among the labels: that sample is skipped
+            raise UnusableFileError(f"label {path} is a symbolic link to nothing") from None
         raise InputError(f"label {path} does not exist") from None
     except InputError:
         raise

@@ -65,3 +65,29 @@ def with_legend(picture: np.ndarray, labels: np.ndarray, palette: Sequence[Seque
                        outline=(96, 96, 96))
         draw.text((x0 + SWATCH + MARGIN, y), text, fill=(0, 0, 0), font=font)
     return np.asarray(canvas)
+
+
+#: the band across the top of every overlay of a model with random weights
+RANDOM_WEIGHTS_BAND = "RANDOM WEIGHTS: these labels mean nothing (no trained checkpoint)"
+
+
+def warning_band_height(text: str = RANDOM_WEIGHTS_BAND) -> int:
+    """Rows the band of `with_warning_band` covers (fewer on a picture less tall)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    box = ImageDraw.Draw(Image.new("RGB", (1, 1))).textbbox((0, 0), text,
+                                                            font=ImageFont.load_default())
+    return box[3] + 2 * ROW_GAP
+
+
+def with_warning_band(picture: np.ndarray, text: str = RANDOM_WEIGHTS_BAND) -> np.ndarray:
+    """`picture` with a red band across its top rows holding `text` in white, at the same size
+    (a video's frames must keep theirs): nobody mistakes the picture for a real prediction."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    canvas = Image.fromarray(np.ascontiguousarray(picture))
+    draw = ImageDraw.Draw(canvas)
+    band_h = min(picture.shape[0], warning_band_height(text))
+    draw.rectangle([0, 0, picture.shape[1] - 1, band_h - 1], fill=(200, 0, 0))
+    draw.text((MARGIN, ROW_GAP), text, fill=(255, 255, 255), font=ImageFont.load_default())
+    return np.asarray(canvas)

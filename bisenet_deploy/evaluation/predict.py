@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import InputError, MissingDependencyError, UnusableFileError
 from ..portable.fileio import atomic_output
 from ..portable.install_hints import pip_extra
-from ..portable.ownership import check_replaceable, video_mark
+from ..portable.ownership import check_replaceable, is_ours, video_mark
 from ..portable.preprocess import prepare_input
 from ..progress import progress_bar
 from ..runtime.api import pad_batch
@@ -33,7 +33,7 @@ from .cityscapes_official import check_cityscapes_model, train_ids_to_label_ids
 from .colorize import colorize, overlay, palette_from_record, write_png
 from .datasets_io import IMAGE_EXTENSIONS
 from .evaluate import labels_at
-from .legend import with_legend
+from .legend import with_legend, with_warning_band
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,10 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".m
 
 def collect_inputs(paths: Sequence[str], videos: bool = True) -> List[str]:
     """Expand folders (images, and videos unless `videos` is False, sorted, not recursive);
-    refuse missing and unknown files."""
+    refuse missing and unknown files. In a folder, the pictures and videos bisenet-deploy wrote
+    (marked, see portable.ownership) are outputs, never inputs: `bisenet-predict DIR -o DIR` run
+    twice reads the same images both times. A broken link in a folder is kept: reading it
+    fails, and it is skipped and listed like any unreadable image."""
     exts = IMAGE_EXTENSIONS + (VIDEO_EXTENSIONS if videos else ())
     kinds = f"images ({', '.join(IMAGE_EXTENSIONS)})" + (
         f" or videos ({', '.join(VIDEO_EXTENSIONS)})" if videos else "")
@@ -51,11 +54,17 @@ def collect_inputs(paths: Sequence[str], videos: bool = True) -> List[str]:
         if os.path.isdir(p):
             inside = sorted(os.path.join(p, f) for f in os.listdir(p)
                             if os.path.splitext(f)[1].lower() in exts and not f.startswith("."))
+            ours = [f for f in inside if is_ours(f, "video" if is_video(f) else "png")]
+            if ours:
+                log.info("%s: %d picture(s)/video(s) bisenet-deploy wrote are outputs, not "
+                         "inputs: not read", p, len(ours))
+            inside = [f for f in inside if f not in ours]
             if not inside:
-                raise InputError(f"folder {p} holds no {kinds}")
+                raise InputError(f"folder {p} holds no {kinds}" + (
+                    " (only pictures bisenet-deploy wrote)" if ours else ""))
             found.extend(inside)
-        elif os.path.isfile(p):
-            ext = os.path.splitext(p)[1].lower()
+        elif os.path.isfile(p) or (os.path.islink(p) and not os.path.exists(p)):  # a broken
+            ext = os.path.splitext(p)[1].lower()  # link: reading it says so (exit 5, or skipped)
             if ext not in exts:
                 raise InputError(f"{p}: unsupported file type {ext or '(none)'}; give {kinds}")
             found.append(p)
@@ -160,13 +169,15 @@ def predict_paths(runner, paths: Sequence[str], outdir: str, *, alpha: float = 0
     check_outputs(plan)
     palette = palette_from_record(runner.metadata)
     class_names = ((runner.metadata or {}).get("model") or {}).get("class_names")
+    random_weights = ((runner.metadata or {}).get("model") or {}).get("weights") == "random-init"
+    mark = with_warning_band if random_weights else (lambda picture: picture)
     results: List[Dict[str, Any]] = []
     with progress_bar(plan, desc="predicting", unit="file", enabled=progress) as bar:
         for path, outputs in bar:
             try:
                 if is_video(path):
                     results.extend(_predict_video(runner, path, outputs, palette, alpha,
-                                                  max_frames, on_result, progress))
+                                                  max_frames, on_result, progress, mark))
                     continue
                 image = read_image(path)
             except UnusableFileError as exc:
@@ -180,8 +191,9 @@ def predict_paths(runner, paths: Sequence[str], outdir: str, *, alpha: float = 0
                 write_png(outputs["labelIds"], train_ids_to_label_ids(r["labels"]))
             else:
                 write_png(outputs["labels"], r["colour"])
-                write_png(outputs["overlay"], with_legend(r["overlay"], r["labels"], palette,
-                                                          class_names) if legend else r["overlay"])
+                write_png(outputs["overlay"], mark(with_legend(r["overlay"], r["labels"], palette,
+                                                               class_names) if legend
+                                                   else r["overlay"]))
             entry = {"input": path, "frame": None, "outputs": list(outputs.values()),
                      "size": [int(image.shape[1]), int(image.shape[0])],
                      "infer_ms": r["infer_ms"], "total_ms": r["total_ms"],
@@ -190,10 +202,14 @@ def predict_paths(runner, paths: Sequence[str], outdir: str, *, alpha: float = 0
             results.append(entry)
             if on_result:
                 on_result(entry)
+    if random_weights and results:  # as bench, compare and eval say it; the overlays show it
+        log.warning("RANDOM WEIGHTS: the model was exported without a trained checkpoint, its "
+                    "labels mean nothing; every overlay is marked with a red band saying so")
     return results
 
 
-def _predict_video(runner, path, targets, palette, alpha, max_frames, on_result, progress=True):
+def _predict_video(runner, path, targets, palette, alpha, max_frames, on_result, progress=True,
+                   mark=lambda picture: picture):
     cv2, cap = _open_video(path)
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
     frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) or None  # an estimate; None: unknown
@@ -220,7 +236,7 @@ def _predict_video(runner, path, targets, palette, alpha, max_frames, on_result,
                         writers[key] = cv2.VideoWriter(tmp, fourcc, float(fps), (w, h))
                         if not writers[key].isOpened():
                             raise InputError(f"OpenCV cannot write MP4 video to {tmp}")
-                writers["overlay"].write(np.ascontiguousarray(r["overlay"][:, :, ::-1]))
+                writers["overlay"].write(np.ascontiguousarray(mark(r["overlay"])[:, :, ::-1]))
                 writers["labels"].write(np.ascontiguousarray(r["colour"][:, :, ::-1]))
                 entry = {"input": path, "frame": index, "outputs": list(targets.values()),
                          "size": [int(image.shape[1]), int(image.shape[0])],

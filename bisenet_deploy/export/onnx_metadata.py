@@ -79,10 +79,16 @@ def load_onnx(path: Union[str, os.PathLike], load_weights: bool = True) -> Any:
     require_file(path, "ONNX file")
     try:
         model = onnx.load(path, load_external_data=load_weights)
+    except OSError as exc:  # the file system refused: nothing says the file itself is bad
+        what = path if exc.filename in (None, path) else f"{exc.filename} (data of {path})"
+        raise UnusableFileError(f"cannot read the ONNX file {what}: {exc.strerror or exc}; check "
+                                f"that it is there and readable") from None
     except Exception as exc:  # onnx raises DecodeError and friends for corrupt files
         raise UnusableFileError(f"{path} is not a readable ONNX model ({type(exc).__name__}: "
-                                f"{exc}); export it again with `bisenet-export onnx`") from None
+                                f"{exc}): another kind of file, or a copy cut short; give the "
+                                f".onnx file that `bisenet-export onnx` wrote") from None
     if not model.graph.node:  # protobuf parses an empty (or zeroed) file as an empty model
-        raise UnusableFileError(f"{path} is not a readable ONNX model (it holds no graph: empty "
-                                f"or truncated?); export it again with `bisenet-export onnx`")
+        raise UnusableFileError(f"{path} is not a readable ONNX model (it holds no graph): an "
+                                f"empty file or a copy cut short; give the .onnx file that "
+                                f"`bisenet-export onnx` wrote")
     return model

@@ -43,8 +43,9 @@ from typing import Any, Dict, Optional, Tuple
 from .. import __version__
 from ..errors import ExportError, InputError
 from ..portable.bundle_manifest import BUNDLE_FORMAT, MANIFEST_NAME, hash_tree
-from ..portable.fileio import (atomic_output, check_writable, make_folders,
-                               move_folder_into_place, remove_empty_folders, write_json_atomic)
+from ..portable.fileio import (atomic_output, check_writable, make_folders, require_file,
+                               move_folder_into_place, raise_if_write_failure,
+                               remove_empty_folders, write_json_atomic)
 from ..portable.ownership import check_replaceable
 from ..portable.shell_words import quote_path
 from .bundle_model import TARGET, bundled_model, write_sample
@@ -151,8 +152,8 @@ def validate(options: BundleOptions) -> None:
     for path in targets:  # a file where a parent folder must go, or a read-only folder
         if not os.path.isdir(path):  # an existing bundle folder is replaced (--force)
             check_writable(path, "the bundle" if path == final else "the tarball")
-    if options.onnx is not None and not os.path.isfile(options.onnx):
-        raise InputError(f"ONNX file {options.onnx} not found")
+    if options.onnx is not None:  # a folder is named as one, not "not found"
+        require_file(options.onnx, "ONNX file")
 
 
 def build_bundle(options: BundleOptions) -> BundleResult:
@@ -177,10 +178,11 @@ def build_bundle(options: BundleOptions) -> BundleResult:
                 write_tar(staging, tmp, os.path.basename(final))
                 os.chmod(tmp, 0o644)
         move_folder_into_place(staging, final)
-    except BaseException:  # Ctrl-C and SIGTERM included (run_cli turns SIGTERM into one)
+    except BaseException as exc:  # Ctrl-C and SIGTERM included (run_cli turns SIGTERM into one)
         if staging:
             shutil.rmtree(staging, ignore_errors=True)
         remove_empty_folders(created)
+        raise_if_write_failure(exc, final)  # a full disk: one line, exit 1
         raise
     log.debug("bundle written: %s (%d files)", final, len(manifest["files"]))
     return BundleResult(path=final, tar_path=tar_path, manifest=manifest,

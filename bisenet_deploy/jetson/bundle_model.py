@@ -11,7 +11,7 @@ import os
 import shutil
 from typing import TYPE_CHECKING, Any, Dict, Tuple
 
-from ..errors import ExportError
+from ..errors import ExportError, UnusableFileError
 from ..portable.fileio import atomic_output, sha256_file
 
 if TYPE_CHECKING:
@@ -56,11 +56,12 @@ def take_onnx(src: str, model_dir: str) -> Tuple[str, Dict[str, Any], Dict[str, 
     record = read_record(src)
     export = record.get("export") or {}
     if export.get("target") != TARGET:
-        raise ExportError(f"{src} was exported for target {export.get('target')!r}; a Jetson "
+        raise UnusableFileError(f"{src} was exported for target {export.get('target')!r}; a Jetson "
                           f"TX2 (TensorRT 8.2) needs `bisenet-export onnx --target {TARGET}`, or "
                           f"let `bisenet-export jetson --checkpoint ...` export it")
     if "labels" not in export.get("output_names", []):
-        raise ExportError(f"{src} has no 'labels' output; export it with --output labels or both")
+        raise UnusableFileError(f"{src} has no 'labels' output; export it with --output labels or "
+                                f"both")
     problems = check_onnx(src, TARGET)
     if problems:
         raise ExportError(f"{src} breaks {len(problems)} rule(s) of target {TARGET}: "

@@ -26,7 +26,6 @@ from .install_hints import pycuda_hint
 
 log = logging.getLogger(__name__)
 
-PYCUDA_INSTALL_HINT = "pycuda is not installed: " + pycuda_hint()
 
 _PRIMARY_LOCK = threading.Lock()
 # device index -> retained pycuda primary Context, shared by every CudaContext of the process
@@ -38,7 +37,7 @@ def import_pycuda_driver():
     try:
         import pycuda.driver as cuda  # noqa: WPS433 (lazy on purpose)
     except ImportError:
-        raise MissingDependencyError(PYCUDA_INSTALL_HINT) from None
+        raise MissingDependencyError("pycuda is not installed: " + pycuda_hint()) from None
     try:
         cuda.init()
     except Exception as exc:  # pycuda raises its own error types (no GPU, no driver)

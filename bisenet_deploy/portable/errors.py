@@ -21,17 +21,21 @@ EXIT_INTERRUPTED = 130
 #: exit code -> what it means, in every command (README "Exit codes" quotes this table)
 EXIT_CODES = (
     (EXIT_OK, "success"),
-    (EXIT_FAILED, "a step failed: export, engine build or a backend's run (the line says which)"),
+    (EXIT_FAILED, "a step failed: export, engine build or a backend's run (the line says which), "
+                  "or the disk refused a write (full, over quota, read-only)"),
     (EXIT_USAGE, "usage: a wrong option or value, a path that does not exist or is of the wrong "
-                 "kind, an output that would replace something bisenet-deploy did not write"),
+                 "kind, an output that would replace something bisenet-deploy did not write, a "
+                 "precision this TensorRT or GPU cannot build, an option asking for more memory "
+                 "than the machine has"),
     (EXIT_CHECK_FAILED, "a check failed: outputs outside tolerance (compare, export parity), "
                         "target rules broken or the real TensorRT parser rejecting the graph "
                         "(check), invalid outputs (bench)"),
-    (EXIT_UNAVAILABLE, "not available here: a missing optional dependency, no GPU, no backend "
-                       "could run"),
+    (EXIT_UNAVAILABLE, "not available here: a missing optional dependency, no GPU, a GPU this "
+                       "TensorRT does not support, no backend could run"),
     (EXIT_UNUSABLE_FILE, "an unusable file: corrupt, truncated, empty, another kind of file, an "
                          "ONNX without bisenet-deploy metadata, another network's checkpoint, an "
-                         "engine for another GPU or TensorRT, an unreadable image"),
+                         "engine for another GPU or TensorRT, an ONNX given for an engine, an "
+                         "unreadable image"),
     (EXIT_SKIPPED_INPUTS, "done, but some inputs could not be read and were skipped (listed at "
                           "the end); the others' results are written"),
     (EXIT_INTERNAL, "internal error: a bug in bisenet-deploy (--debug shows the traceback)"),
@@ -110,6 +114,13 @@ class MissingDependencyError(UserError):
     """An optional dependency (tensorrt, pycuda, onnxruntime-gpu, opencv...) is not installed."""
 
     exit_code = EXIT_UNAVAILABLE
+
+
+class OutputWriteError(UserError):
+    """The disk refused to write an output (full, over quota, read-only, an I/O error): the step
+    failed, nothing half-written is left, and the user can free space or choose another path."""
+
+    reason = ""  # the system's words ("No space left on device")
 
 
 class SkippedInputsError(UserError):

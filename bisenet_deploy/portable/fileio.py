@@ -1,13 +1,37 @@
 """Atomic file writing and hashing: a failed or interrupted write never leaves a half-written file."""
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import shutil
 import tempfile
 
-from .errors import InputError
+from .errors import InputError, OutputWriteError
+
+#: OSError numbers that mean the disk refused a write (not a bug): full, over quota, a file too
+#: large for the file system, read-only, an I/O error
+WRITE_FAILURES = frozenset(getattr(errno, name) for name in (
+    "ENOSPC", "EDQUOT", "EFBIG", "EROFS", "EIO") if hasattr(errno, name))
+
+
+def raise_if_write_failure(exc, path):
+    """Raise `exc` again as one line and exit 1 (OutputWriteError, naming `path`) when it is a
+    write the disk refused; otherwise return, and the caller re-raises it unchanged. Every writer
+    calls this after its clean-up (atomic_output, and the staged folders of the Jetson bundle and
+    the Triton repository, whose message names the folder, not a file in its staging copy), so a
+    full disk reads the same in every command."""
+    if isinstance(exc, OutputWriteError):
+        reason = exc.reason
+    elif isinstance(exc, OSError) and exc.errno in WRITE_FAILURES:
+        reason = exc.strerror or str(exc)
+    else:
+        return
+    error = OutputWriteError("cannot write %s: %s; nothing was written: free some space or "
+                             "choose another path" % (path, reason))
+    error.reason = reason
+    raise error from None
 
 
 def make_folders(folder):
@@ -71,6 +95,9 @@ def atomic_output(path, suffix=""):
                                    suffix=".tmp" + suffix, dir=folder)
     except OSError as exc:  # a file in the way, no permission, a read-only or pseudo file system
         remove_empty_folders(created)
+        if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):  # no inode left
+            raise OutputWriteError("cannot write %s: %s; free some space or choose another path"
+                                   % (path, exc.strerror)) from None
         raise InputError("cannot write %s: %s; choose another path"
                          % (path, exc.strerror or exc)) from None
     os.close(fd)
@@ -82,10 +109,11 @@ def atomic_output(path, suffix=""):
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.remove(tmp)
         remove_empty_folders(created)
+        raise_if_write_failure(exc, path)
         raise
 
 

@@ -14,7 +14,7 @@ import re
 import subprocess
 
 from .errors import MissingDependencyError
-from .install_hints import IN_BUNDLE, pip_extra, pycuda_hint
+from .install_hints import IN_BUNDLE, gpu_absent, no_gpu_hint, pip_extra, pycuda_hint
 from .trt_api import JETSON_RELEASE_FILE, is_jetson
 
 log = logging.getLogger(__name__)
@@ -174,6 +174,9 @@ def query_gpu(index=0):
                 "cannot identify this Jetson's GPU: pycuda is not importable; %s" % (
                     pycuda_hint() if IN_BUNDLE else "in a Jetson bundle run ./setup_jetson.sh "
                     "(it builds pycuda 2022.1 into .venv) and use .venv/bin/python"))
+        if gpu_absent():
+            raise MissingDependencyError("no NVIDIA GPU found (neither pycuda nor nvidia-smi "
+                                         "answered): " + no_gpu_hint("this"))
         raise MissingDependencyError(
             "cannot identify the GPU: neither pycuda nor nvidia-smi answered; install the NVIDIA "
             "driver and %s" % (pycuda_hint() if IN_BUNDLE else "`%s` (pulls pycuda)"

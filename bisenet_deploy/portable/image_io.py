@@ -9,14 +9,56 @@ dropped, palette images are expanded. Floating-point images are refused: their r
 
 Pillow is used when present, else OpenCV (a Jetson has OpenCV from JetPack, not Pillow).
 
+An image may declare at most MAX_PIXELS pixels (about 89 megapixels, Pillow's own limit): a PNG of
+a few KiB can declare 100000 x 100000 pixels and ask for 30 GB once decoded (a "decompression
+bomb"). Such a file is an unreadable image (exit 5; skipped and listed in a folder of inputs).
+
 Python 3.6 / numpy 1.19 compatible.
 """
 
 import os
+import warnings
 
 import numpy as np
 
 from .errors import InputError, MissingDependencyError, UnusableFileError
+
+#: the most pixels (width x height) an input image may declare; larger ones are refused before
+#: decoding. Pillow's own decompression-bomb threshold: 12000 x 7456, 16384 x 5461...
+MAX_PIXELS = 89478485
+
+
+def too_many_pixels(path, size=None):
+    """The UnusableFileError for an image over MAX_PIXELS (`size` (w, h) when it is known)."""
+    declared = "%dx%d pixels, more than" % tuple(size) if size else "more than"
+    return UnusableFileError("cannot read image %s: it declares %s the %d pixels (about 89 "
+                             "megapixels) bisenet-deploy decodes (a damaged file, or a "
+                             "decompression bomb); scale it down first" % (path, declared,
+                                                                          MAX_PIXELS))
+
+
+def check_pixel_count(size, path):
+    """Refuse an image whose header declares more than MAX_PIXELS pixels; `size` is (w, h)."""
+    if int(size[0]) * int(size[1]) > MAX_PIXELS:
+        raise too_many_pixels(path, size)
+
+
+def open_pillow(path, Image):
+    """Image.open, refusing a declared size over MAX_PIXELS before anything is decoded (and
+    without Pillow's own DecompressionBombWarning on stderr)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            im = Image.open(path)
+        except Image.DecompressionBombError:
+            raise too_many_pixels(path) from None
+    try:
+        check_pixel_count(im.size, path)
+    except UnusableFileError:
+        im.close()
+        raise
+    return im
+
 
 #: Pillow modes holding 16-bit (or wider integer) grey values
 _WIDE_GREY_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
@@ -46,7 +88,7 @@ def to_rgb8(pixels, path="the image"):
 
 
 def _read_pillow(path, Image):
-    with Image.open(path) as im:
+    with open_pillow(path, Image) as im:
         if im.mode in _WIDE_GREY_MODES or im.mode == "F":
             return to_rgb8(np.asarray(im), path)
         return to_rgb8(np.asarray(im if im.mode == "RGB" else im.convert("RGB")), path)
@@ -71,6 +113,9 @@ def read_image_rgb(path):
     path = str(path)
     if os.path.isdir(path):
         raise InputError("image %s is a folder, not an image file" % path)
+    if os.path.islink(path) and not os.path.exists(path):  # skipped and listed in a folder
+        raise UnusableFileError("image %s is a symbolic link to nothing (its target is gone, or "
+                                "the link points back to itself)" % path)
     if not os.path.isfile(path):
         raise InputError("image %s does not exist" % path)
     try:
@@ -87,6 +132,7 @@ def read_image_rgb(path):
             raise UnusableFileError("cannot read image %s (%s): give a PNG or JPEG file"
                                     % (path, str(exc).splitlines()[0] if str(exc) else
                                        type(exc).__name__)) from None
+    os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_PIXELS))  # before cv2 loads
     try:
         import cv2
     except ImportError:

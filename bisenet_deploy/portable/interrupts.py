@@ -18,6 +18,15 @@ class Terminated(KeyboardInterrupt):
 
 _received = []  # signal numbers since install()
 
+#: how a report names what stopped it, and the exit code a shell gives it (128 + the signal)
+CTRL_C, SIGTERM = "Ctrl-C", "SIGTERM"
+EXIT_CODES = {CTRL_C: 128 + signal.SIGINT, SIGTERM: 128 + signal.SIGTERM}
+
+
+def signal_name(exc):
+    """CTRL_C or SIGTERM: which signal the KeyboardInterrupt `exc` stands for."""
+    return SIGTERM if isinstance(exc, Terminated) else CTRL_C
+
 
 def _interrupt(signum):
     return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()

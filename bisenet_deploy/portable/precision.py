@@ -21,7 +21,7 @@ Python 3.6 compatible; pure (no TensorRT).
 """
 
 from .capabilities import TRT11_FP16_EXPORT, as_capabilities
-from .errors import EngineError, InputError
+from .errors import InputError, MissingDependencyError
 from .flavours import RTX
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -131,8 +131,8 @@ def decide_precision(precision, compute_capability, capabilities, onnx_precision
     compute_capability None: the GPU is unknown (or absent: TensorRT-RTX builds without one) and
     only TensorRT's rules are checked. platform_fast_*: the builder's own answer where it has
     one (8.2-10.x); it overrides the compute-capability table.
-    Raises InputError for a precision/ONNX mismatch, EngineError for what this TensorRT or GPU
-    cannot do.
+    Raises InputError (exit 2) for a precision this ONNX, TensorRT or GPU cannot give (the user
+    picks another), MissingDependencyError (exit 4) for a GPU this TensorRT does not support.
     """
     if precision not in PRECISIONS:
         raise InputError("precision must be one of %s, got %r" % (", ".join(PRECISIONS), precision))
@@ -158,9 +158,9 @@ def decide_precision(precision, compute_capability, capabilities, onnx_precision
 
     lowest = caps.min_compute_capability
     if lowest is not None and cc is not None and cc < lowest:
-        raise EngineError("%s does not support GPUs below SM %d.%d and this one is %s: use "
-                          "TensorRT 8.6 (the last version for Pascal/Maxwell)"
-                          % (trt, lowest[0], lowest[1], sm))
+        raise MissingDependencyError("%s does not support GPUs below SM %d.%d and this one is %s: use "
+                                     "TensorRT 8.6 (the last version for Pascal/Maxwell)"
+                                     % (trt, lowest[0], lowest[1], sm))
 
     if onnx_precision == "int8":
         return _decide_qdq(precision, fast_int8, fast_fp16, sm, caps, warnings, notes)
@@ -199,9 +199,9 @@ def decide_precision(precision, compute_capability, capabilities, onnx_precision
 
     # INT8
     if not fast_int8:
-        raise EngineError("INT8 refused: this GPU (%s) has no fast INT8 (no DP4A/tensor cores), an "
-                          "INT8 engine would be slower than FP16 and less accurate; build --fp16%s"
-                          % (sm, "" if fast_fp16 else " or --fp32"))
+        raise InputError("INT8 refused: this GPU (%s) has no fast INT8 (no DP4A/tensor cores), an "
+                         "INT8 engine would be slower than FP16 and less accurate; build --fp16%s"
+                         % (sm, "" if fast_fp16 else " or --fp32"))
     flags = ["INT8"]
     if fast_fp16:
         flags.append("FP16")
@@ -209,9 +209,9 @@ def decide_precision(precision, compute_capability, capabilities, onnx_precision
     else:
         notes.append("INT8 with FP32 fallback: this GPU (%s) has no fast FP16" % sm)
     if caps.export_target not in ("trt8.2", "trt8.6"):
-        raise EngineError("%s: implicit INT8 calibration is deprecated from TensorRT 10.1 and gone "
-                          "in 11; build INT8 from a Q/DQ ONNX instead: `%s`, then build that file"
-                          % (trt, QDQ_EXPORT))
+        raise InputError("%s: implicit INT8 calibration is deprecated from TensorRT 10.1 and gone "
+                         "in 11; build INT8 from a Q/DQ ONNX instead: `%s`, then build that file"
+                         % (trt, QDQ_EXPORT))
     return PrecisionDecision("int8", flags, False, True, warnings, notes)
 
 
@@ -224,8 +224,8 @@ def _decide_qdq(precision, fast_int8, fast_fp16, sm, caps, warnings, notes):
                          "build it with --int8 or no precision option; for %s export the ONNX "
                          "again with --precision %s" % (precision.upper(), precision))
     if not fast_int8:
-        raise EngineError("INT8 refused: this GPU (%s) has no fast INT8 (no DP4A/tensor cores); "
-                          "export with --precision fp16 or fp32 instead" % sm)
+        raise InputError("INT8 refused: this GPU (%s) has no fast INT8 (no DP4A/tensor cores); "
+                         "export with --precision fp16 or fp32 instead" % sm)
     if caps.strong_typing == "always":
         notes.append("%s: strongly typed network, INT8 where the ONNX's Q/DQ nodes put it, the "
                      "rest FP32" % trt)
@@ -252,11 +252,11 @@ def _decide_strongly_typed(precision, onnx_precision, fast_fp16, sm, caps, warni
     trt = caps.label
     if precision == "int8":
         if caps.flavour == RTX:
-            raise EngineError("%s has no INT8 calibration: it builds INT8 only from Q/DQ nodes in "
-                              "the ONNX: `%s`, then build that file" % (trt, QDQ_EXPORT))
-        raise EngineError("%s removed INT8 calibration (and all precision flags): INT8 comes "
-                          "from Q/DQ nodes in the ONNX: `%s`, then build that file"
-                          % (trt, QDQ_EXPORT))
+            raise InputError("%s has no INT8 calibration: it builds INT8 only from Q/DQ nodes in "
+                             "the ONNX: `%s`, then build that file" % (trt, QDQ_EXPORT))
+        raise InputError("%s removed INT8 calibration (and all precision flags): INT8 comes "
+                         "from Q/DQ nodes in the ONNX: `%s`, then build that file"
+                         % (trt, QDQ_EXPORT))
     if onnx_precision is None:
         raise InputError("%s builds exactly the precision the ONNX carries, and this ONNX has no "
                          "bisenet_deploy metadata saying which: export it with `%s` for FP16 or "

@@ -16,6 +16,7 @@ Python 3.6 compatible; pure (no TensorRT).
 """
 
 import json
+import shlex
 import os
 
 from .capabilities import format_targets
@@ -100,12 +101,22 @@ def write_sidecar(engine_path, sidecar):
     return path
 
 
+def refuse_onnx_as_engine(path):
+    """An ONNX given where an engine is asked: say so (exit 5), instead of asking for the
+    "engine's" sidecar to be rebuilt or saying it "was built with TensorRT"."""
+    if str(path).lower().endswith(".onnx"):
+        raise EngineFileError("%s is an ONNX model, not a TensorRT engine: build an engine from it "
+                              "with `bisenet-build-engine %s` and give that engine, or give the "
+                              "ONNX where an ONNX is asked (--onnx)" % (path, shlex.quote(str(path))))
+
+
 def read_sidecar(engine_path):
     """Read and validate the sidecar of `engine_path` (or a sidecar .json path itself).
 
     A missing or corrupt sidecar is an EngineFileError (exit 5) saying how to get a good one.
     """
     engine_path = str(engine_path)
+    refuse_onnx_as_engine(engine_path)
     path = engine_path if engine_path.endswith(".json") else sidecar_path(engine_path)
     rebuild = REBUILD_HINT + ", which writes the sidecar beside the engine"
     if not os.path.exists(path):

@@ -12,7 +12,7 @@ import logging
 from typing import Any, Dict, List, Optional
 
 from ..errors import InputError, MissingDependencyError
-from ..portable.install_hints import pip_extra
+from ..portable.install_hints import gpu_absent, no_gpu_hint, pip_extra
 from ..portable.runner_base import Runner
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,8 @@ def backend_problem(backend: str) -> Optional[str]:
         # either flavour: the engine's sidecar says which one runs it (TensorRT-RTX engines too)
         has_trt = any(_has_module(m) for m in ("tensorrt", "tensorrt_rtx", "tensorrt_rtx_bindings"))
         missing = ([] if has_trt else ["tensorrt"]) + ([] if _has_module("pycuda") else ["pycuda"])
+        if missing and gpu_absent():  # installing them would not help
+            return no_gpu_hint("the tensorrt backend")
         if missing:
             return (f"{' and '.join(missing)} not installed: the tensorrt backend needs an NVIDIA "
                     f"GPU with TensorRT (or TensorRT-RTX) and pycuda (`{pip_extra('trt')}`; on "
@@ -58,6 +60,8 @@ def backend_problem(backend: str) -> Optional[str]:
         if not _has_module("onnxruntime"):
             return "onnxruntime is not installed: `pip install onnxruntime`"
         short = _ORT_PROVIDER[backend]
+        if short not in available_providers() and gpu_absent():
+            return no_gpu_hint(f"the {backend} backend")
         if short not in available_providers():
             return (f"this onnxruntime has no {PROVIDERS[short]}: install onnxruntime-gpu in "
                     f"place of onnxruntime (`pip uninstall onnxruntime`, then "

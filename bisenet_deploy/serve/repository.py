@@ -204,6 +204,7 @@ def build_repository(options: RepositoryOptions) -> RepositoryResult:
     """Check everything, assemble the repository in a temporary sibling folder, rename it in."""
     from ..portable.bundle_manifest import hash_tree
     from ..portable.fileio import move_folder_into_place as move_into_place
+    from ..portable.fileio import raise_if_write_failure
     from .repository_readme import render_readme
 
     models = plan_models(options)
@@ -239,8 +240,9 @@ def build_repository(options: RepositoryOptions) -> RepositoryResult:
         _normalize_modes(staging)
         check_output(options.output_dir, options.force)  # still ours after the copies
         move_into_place(staging, final)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        raise_if_write_failure(exc, final)  # a full disk: one line, exit 1
         raise
     log.debug("model repository written: %s (%s)", final,
              ", ".join(f"{m.spec.name}: {m.spec.platform}" for m in models))

@@ -4,9 +4,23 @@ Their records come from support/records.py (`bench_record`)."""
 
 import numpy as np
 
+from bisenet_deploy.portable.interrupts import Terminated
 from bisenet_deploy.portable.runner_base import Runner, TensorSpec
 
 NUM_CLASSES = 5
+
+
+class SimulatedCtrlC(KeyboardInterrupt):
+    """The Ctrl-C a fake runner 'receives'. The code under test must catch it like a real one;
+    one that escapes fails its test (conftest) instead of stopping the whole pytest run."""
+
+    simulated = True
+
+
+class SimulatedSigterm(Terminated):
+    """SIGTERM as run_cli's handler raises it (interrupts.Terminated), simulated."""
+
+    simulated = True
 
 
 class FakeClock(object):
@@ -27,14 +41,16 @@ class FakeRunner(Runner):
 
     `mode`: "ok" (valid labels), "nan" (NaN logits), "range" (labels >= num_classes).
     `phases_ms`: per-call {"h2d", "compute", "d2h"} dicts, as a GPU runner reports them.
-    `interrupt_at`: the call (0-based, warm-up included) at which Ctrl-C is pressed.
+    `interrupt_at`: the call (0-based, warm-up included) at which Ctrl-C is pressed (SIGTERM
+    arrives with `interrupt=SimulatedSigterm`).
     Records every input array it was given (`seen`) and lifecycle calls.
     """
 
     backend = "fake"
 
     def __init__(self, record, latencies_ms=(1.0,), clock=None, mode="ok", device_ms=None,
-                 name="fake", phases_ms=None, interrupt_at=None, phase_clock="cuda-events"):
+                 name="fake", phases_ms=None, interrupt_at=None, phase_clock="cuda-events",
+                 interrupt=SimulatedCtrlC):
         Runner.__init__(self)
         self.metadata = record
         self.backend = name
@@ -45,6 +61,7 @@ class FakeRunner(Runner):
         self.phases = phases_ms
         self.phase_clock = phase_clock if phases_ms else None
         self.interrupt_at = interrupt_at
+        self.interrupt = interrupt
         self.calls = 0
         self.seen = []
         self.events = []
@@ -76,7 +93,7 @@ class FakeRunner(Runner):
 
     def _infer(self, batch):
         if self.calls == self.interrupt_at:
-            raise KeyboardInterrupt
+            raise self.interrupt()
         if self.clock is not None:
             self.clock.advance_ms(self.latencies[self.calls % len(self.latencies)])
         self.calls += 1
