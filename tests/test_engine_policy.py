@@ -190,7 +190,7 @@ def test_int8_where_fast(cc, version, fp16_fallback):
 @pytest.mark.parametrize("version", ["10.0", "10.13"])
 def test_implicit_int8_refused_from_trt10_naming_the_qdq_export(version):
     # implicit calibration is deprecated from 10.1 (gone in 11): INT8 comes from a Q/DQ ONNX
-    with pytest.raises(EngineError, match="bisenet-export onnx --precision int8"):
+    with pytest.raises(InputError, match="bisenet-export onnx --precision int8"):
         P.decide_precision("int8", "8.0", version, onnx_precision="fp32")
 
 
@@ -219,7 +219,7 @@ def test_qdq_onnx_strongly_typed_on_trt11_and_rtx(version):
 def test_qdq_onnx_refuses_other_precisions_and_slow_int8():
     with pytest.raises(InputError, match="INT8 Q/DQ graph.*--precision fp16"):
         P.decide_precision("fp16", "8.6", "10.3", onnx_precision="int8")
-    with pytest.raises(EngineError, match="SM 6.2.*no fast INT8"):
+    with pytest.raises(InputError, match="SM 6.2.*no fast INT8"):
         P.decide_precision("int8", "6.2", "8.6.1", onnx_precision="int8")
     assert P.default_precision({"export": {"precision": "int8"}}) == "int8"
     assert P.onnx_graph_precision({"export": {"precision": "int8", "target": "trt10"}}) == "int8"

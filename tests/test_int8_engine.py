@@ -15,7 +15,7 @@ from support.fake_trt import fake_trt
 from support.onnx_graphs import preprocessing_graph, save
 from support.records import engine_record as make_record
 
-from bisenet_deploy.errors import EngineError
+from bisenet_deploy.errors import EngineError, InputError
 from bisenet_deploy.portable.builder import BuildOptions, build_engine
 from bisenet_deploy.portable.gpu_info import GpuInfo
 
@@ -117,7 +117,7 @@ def test_implicit_int8_on_trt10_names_the_qdq_export_before_any_work(tmp_path):
     rec = make_record(target="trt10", precision="fp32", opset=17)
     path = save(preprocessing_graph(rec, dynamic_batch=False), tmp_path / "m.onnx")
     calls = []
-    with pytest.raises(EngineError, match="--precision int8 --calib-images"):
+    with pytest.raises(InputError, match="--precision int8 --calib-images"):
         build_engine(path, rec, BuildOptions(precision="int8", calib_images=str(tmp_path)),
                      trt=fake_trt((10, 13), calls, input_shape=(1, 3, 32, 64)), gpu=A10)
     assert not any(c[0] == "build" for c in calls)
