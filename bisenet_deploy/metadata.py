@@ -158,6 +158,11 @@ def build_record(model: ModelMetadata, export: Optional[ExportInfo] = None) -> D
     return record
 
 
+#: what a damaged or missing record in an ONNX file asks for (export/onnx_metadata.py and the
+#: onnxruntime runner, ort_runner.py, both read ONNX records)
+ONNX_REMEDY = "export it again with `bisenet-export onnx`"
+
+
 def dumps_record(record: Dict[str, Any]) -> str:
     return json.dumps(record, sort_keys=True)
 

@@ -632,6 +632,9 @@ def test_device_build_with_trtexec_writes_our_sidecar(device_cli, monkeypatch, t
     for flag in ("--explicitBatch", "--workspace=1024", "--fp16", "--buildOnly"):
         assert flag in line, line
     engine = jetson_run.default_engine_path(jetson_run.load_manifest(), "fp16")
+    # spelled from the builder's own plan (build_plan.plan_for): its timing cache too
+    paths = __import__("bisenet_trt.engine_paths", fromlist=["_"])
+    assert "--timingCacheFile=%s" % paths.default_timing_cache_path(engine) in line, line
     with open(engine, "rb") as f:
         assert f.read() == b"PLAN"
     sidecar_mod = __import__("bisenet_trt.sidecar", fromlist=["_"])
@@ -656,6 +659,9 @@ def test_device_build_with_failing_trtexec_leaves_no_engine(device_cli, monkeypa
                                                             capsys):
     jetson_run, folder, opened, builds = device_cli
     monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt(bundle_record(folder)))
+    gpu_info = __import__("bisenet_trt.gpu_info", fromlist=["_"])
+    monkeypatch.setattr(gpu_info, "query_gpu",
+                        lambda index=0: gpu_info.GpuInfo("NVIDIA Tegra X2", (6, 2), jetson=True))
     exe, _ = fake_trtexec(tmp_path, rc=1)
     assert jetson_run.main(["build", "--trtexec", "--trtexec-path", exe, "--fp32"]) == 1
     assert "trtexec failed (exit 1)" in capsys.readouterr().err

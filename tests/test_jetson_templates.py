@@ -330,6 +330,24 @@ def test_parity_thresholds_and_random_weights(helpers):
     assert report_parity(0.50, "fp16", random)  # not judged, only warned
 
 
+def test_the_bundle_judges_by_the_toolkits_device_profile(helpers, monkeypatch):
+    """One table: the bundle reads its thresholds from its copy of the portable floor, the very
+    numbers comparison/profiles.py calls the "device" profile."""
+    import jetson_parity
+
+    from bisenet_deploy.comparison import profiles
+
+    table = jetson_parity.DEVICE_MIN_IDENTICAL
+    for precision in ("fp32", "fp16"):
+        assert table[precision] == profiles.resolve(precision, profile="device")["labels"][
+            "min_identical"]
+    assert table == {"fp32": 0.999, "fp16": 0.98}
+    assert table is sys.modules["bisenet_trt.parity_limits"].DEVICE_MIN_IDENTICAL
+    trained = {"model": {"weights": "checkpoint"}}
+    monkeypatch.setitem(table, "fp32", 0.9999)
+    assert not jetson_parity.report_parity(0.9995, "fp32", trained)
+
+
 def test_colorize_and_overlay(helpers):
     _, demo = helpers
     palette = [[128, 64, 128], [244, 35, 232], [70, 70, 70]]

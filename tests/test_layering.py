@@ -65,7 +65,10 @@ def test_library_code_never_imports_the_cli(path):
     ("bisenet_deploy.comparison.profiles, bisenet_deploy.comparison.measures",
      ("bisenet_deploy.runtime", "bisenet_deploy.evaluation", "bisenet_deploy.export",
       "bisenet_deploy.cli", "torch", "onnx", "onnxruntime")),
-    ("bisenet_deploy.export.parity", ("bisenet_deploy.cli", "bisenet_deploy.evaluation")),
+    # export parity runs its graph on the onnxruntime runner below export/ and runtime/
+    ("bisenet_deploy.export.parity",
+     ("bisenet_deploy.cli", "bisenet_deploy.evaluation", "bisenet_deploy.runtime")),
+    ("bisenet_deploy.ort_runner", ("bisenet_deploy.runtime", "bisenet_deploy.export", "torch")),
 ])
 def test_modules_do_not_pull_in_what_they_do_not_need(module, forbidden):
     code = (f"import sys, {module}; "
@@ -73,3 +76,37 @@ def test_modules_do_not_pull_in_what_they_do_not_need(module, forbidden):
             "assert not bad, bad")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+def _module_name(path):
+    rel = os.path.relpath(path, os.path.dirname(PACKAGE))[:-3].replace(os.sep, ".")
+    return rel[:-len(".__init__")] if rel.endswith(".__init__") else rel
+
+
+def test_no_two_modules_import_each_other():
+    """An import circle (even one hidden behind TYPE_CHECKING or inside a function) means two
+    modules share something that belongs in a third; a package importing its own submodules is
+    the one exception."""
+    imports = {}
+    for root, _, files in os.walk(PACKAGE):
+        for name in files:
+            if name.endswith(".py") and "templates" not in root:
+                path = os.path.join(root, name)
+                imports[_module_name(path)] = set(imported_modules(path))
+    circles = sorted((a, b) for a in imports for b in imports[a]
+                     if a < b and b in imports and a in imports[b]
+                     and not b.startswith(a + ".") and not a.startswith(b + "."))
+    assert not circles, circles
+
+
+@pytest.mark.parametrize("folder, above", [
+    # export parity and the Jetson bundle's sample run the graph on ort_runner.py, below runtime/
+    ("export", ("bisenet_deploy.runtime",)),
+    ("jetson", ("bisenet_deploy.runtime",)),
+])
+def test_packages_do_not_reach_up(folder, above):
+    for root, _, files in os.walk(os.path.join(PACKAGE, folder)):
+        for name in (n for n in files if n.endswith(".py") and "templates" not in root):
+            path = os.path.join(root, name)
+            upward = [m for m in imported_modules(path) if m.startswith(above)]
+            assert not upward, f"{path} imports {upward}"

@@ -15,7 +15,7 @@ from bisenet_deploy.portable.preprocess import prepare_input
 from bisenet_deploy.runtime.api import Segmenter, resize_labels_nearest
 from bisenet_deploy.runtime.factory import (available_backends, backend_problem,
                                             open_runner)
-from bisenet_deploy.runtime.ort_runner import OnnxRuntimeRunner
+from bisenet_deploy.ort_runner import OnnxRuntimeRunner
 from bisenet_deploy.runtime.torch_runner import TorchRunner
 
 from support.records import runtime_record as make_record
@@ -180,7 +180,7 @@ def test_onnxruntime_io_binding_path_gives_the_same_outputs_and_times_three_step
 
 @pytest.mark.cuda
 def test_onnxruntime_cuda_times_copies_and_compute(models):
-    from bisenet_deploy.runtime.ort_runner import available_providers
+    from bisenet_deploy.ort_runner import available_providers
 
     if "cuda" not in available_providers():
         pytest.skip("this onnxruntime has no CUDA provider (install onnxruntime-gpu)")

@@ -421,7 +421,7 @@ def test_real_engine_matches_onnxruntime(tmp_path, graph):
         pytest.skip(_cuda_python_problem())
     import tensorrt as trt
 
-    from bisenet_deploy.runtime.ort_runner import OnnxRuntimeRunner
+    from bisenet_deploy.ort_runner import OnnxRuntimeRunner
     from support.records import runtime_record
     from support.tiny_models import TinySegNet, export_onnx
 

@@ -49,6 +49,7 @@ from ..portable.fileio import (atomic_output, check_writable, make_folders, requ
 from ..portable.ownership import check_replaceable
 from ..portable.shell_words import quote_path
 from .bundle_model import TARGET, bundled_model, write_sample
+from .bundle_options import BundleOptions
 from .bundle_tar import write_tar
 
 log = logging.getLogger(__name__)
@@ -78,34 +79,6 @@ DEVICE = {
     "pycuda": "2022.1",
 }
 _PLACEHOLDER = re.compile(r"@[A-Z][A-Z0-9_]*@")
-
-
-@dataclass
-class BundleOptions:
-    """Everything `bisenet-export jetson` takes. Sizes are (width, height)."""
-
-    output_dir: str
-    checkpoint: Optional[str] = None
-    arch: Optional[str] = None
-    dataset: Optional[str] = None
-    num_classes: Optional[int] = None
-    seed: int = 0
-    #: an ONNX already exported for --target trt8.2 (with its metadata) instead of exporting
-    onnx: Optional[str] = None
-    input_size: Tuple[int, int] = (2048, 1024)
-    model_size: Tuple[int, int] = (1024, 512)
-    channel_order: Optional[str] = None
-    output: str = "labels"
-    #: the precision build_engine.sh builds by default on the device
-    precision: str = "fp16"
-    simplify: bool = True
-    #: the PyTorch exporter (export.exporters.EXPORTERS)
-    exporter: str = "auto"
-    tar: bool = False
-    force: bool = False
-    sample_seed: int = 0
-    #: a bar over the export's steps, on a terminal only (not an export option: not recorded)
-    progress: bool = True
 
 
 @dataclass

@@ -55,7 +55,7 @@ def backend_problem(backend: str) -> Optional[str]:
                     f"a Jetson: JetPack)")
         return None
     if backend.startswith("onnxruntime"):
-        from .ort_runner import PROVIDERS, available_providers
+        from ..ort_runner import PROVIDERS, available_providers
 
         if not _has_module("onnxruntime"):
             return "onnxruntime is not installed: `pip install onnxruntime`"
@@ -132,7 +132,7 @@ def open_runner(backend: str, *, onnx: Optional[str] = None, engine: Optional[st
         if not onnx:
             raise InputError(f"the {backend} backend needs an ONNX file (--onnx PATH); create "
                              f"one with `bisenet-export onnx`")
-        from .ort_runner import OnnxRuntimeRunner
+        from ..ort_runner import OnnxRuntimeRunner
 
         problem = backend_problem(backend)
         if problem:

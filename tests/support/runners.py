@@ -59,7 +59,7 @@ def runner_case(request):
     """One RunnerCase per runner kind (the tiny model with labels and logits)."""
     kind = request.param
     if kind == "onnxruntime":
-        from bisenet_deploy.runtime.ort_runner import OnnxRuntimeRunner
+        from bisenet_deploy.ort_runner import OnnxRuntimeRunner
 
         path = request.getfixturevalue("tiny_models")["both"][0]
         return RunnerCase(kind, lambda: OnnxRuntimeRunner(path, providers="cpu", threads=1))

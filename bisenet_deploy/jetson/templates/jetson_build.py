@@ -23,8 +23,15 @@ def build_with_builder(onnx_path, record, engine_path, precision, args):
 
 
 def build_with_trtexec(onnx_path, record, engine_path, precision, args):
-    """NVIDIA's trtexec builds the engine; our sidecar is then written from the engine itself."""
+    """NVIDIA's trtexec builds the engine; our sidecar is then written from the engine itself.
+
+    The command is spelled from the same build plan our builder follows (build_plan.plan_for, as
+    `bisenet-build-engine --trtexec` on the desktop): the same precision decision, profile,
+    workspace and timing cache, so the two ways cannot drift apart.
+    """
     from bisenet_trt import trtexec
+    from bisenet_trt.build_plan import BuildOptions, plan_for
+    from bisenet_trt.capabilities import detect_capabilities
     from bisenet_trt.engine_load import sidecar_from_engine
     from bisenet_trt.flavours import import_tensorrt
     from bisenet_trt.gpu_info import query_gpu
@@ -34,23 +41,28 @@ def build_with_trtexec(onnx_path, record, engine_path, precision, args):
     if not os.path.isfile(exe):
         raise UserError("%s not found: install it with `sudo apt-get install libnvinfer-bin` "
                         "(part of JetPack) or build without --trtexec" % exe)
+    options = BuildOptions(precision=precision, output=engine_path, workspace_mib=args.workspace,
+                           timing_cache=args.timing_cache, flavour="tensorrt")
+    options.validate()
+    gpu = query_gpu(0)
+    # here=False: jetson_run checked the output already, and trtexec writes it, not our builder
+    plan = plan_for(detect_capabilities(trt), onnx_path, record, options, gpu, trt=trt,
+                    here=False)
+    shown = trtexec.plan_command(plan, binary=exe)
+    save = "--saveEngine=%s" % plan.engine_path
     started = time.time()
     with fileio.atomic_output(engine_path) as tmp:
-        line = trtexec.build_command(trt.__version__, onnx_path, tmp, precision=precision,
-                                     workspace_mib=args.workspace,
-                                     timing_cache=args.timing_cache, binary=exe)
-        print("running: " + trtexec.format_command(line))
+        line = ["--saveEngine=%s" % tmp if a == save else a for a in shown]
+        print("running: " + trtexec.format_command(shown))
         rc = subprocess.call([str(a) for a in line])
         if rc != 0 or not os.path.isfile(tmp) or os.path.getsize(tmp) == 0:
             raise EngineError("trtexec failed (exit %d): read its output above; the usual causes "
                               "are too little memory (close other programs, or --workspace 512) "
                               "or an ONNX exported for another target than trt8.2" % rc)
-        shown = [engine_path if a == tmp else a for a in line]
-        shown = [a.replace(tmp, engine_path) for a in shown]
         sidecar = sidecar_from_engine(
-            trt, tmp, engine_path, query_gpu(0), precision, onnx_path, record,
+            trt, tmp, engine_path, gpu, plan.decision.precision, onnx_path, record,
             {"precision": precision, "workspace_mib": args.workspace,
-             "timing_cache": args.timing_cache, "trtexec": trtexec.format_command(shown)},
+             "timing_cache": plan.cache_path, "trtexec": trtexec.format_command(shown)},
             time.time() - started)
         write_sidecar(engine_path, sidecar)
     return sidecar

@@ -1,6 +1,9 @@
 """onnxruntime behind the `Runner` contract: CPU always, CUDA / TensorRT execution providers when
 onnxruntime-gpu offers them.
 
+It sits below both export/ (export parity runs the graph here) and runtime/ (the runner factory,
+the Segmenter API), so neither reaches into the other for it.
+
 Host -> host honestly. On the CPU, `session.run` takes the host numpy batch and returns host
 arrays. With the CUDA or TensorRT provider the call goes through onnxruntime's I/O binding in
 three synchronous steps: the input is copied to the GPU (`OrtValue.ortvalue_from_numpy` on the
@@ -21,12 +24,11 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
-from ..errors import InputError, MissingDependencyError, UserError
-from ..export.onnx_metadata import ONNX_REMEDY
-from ..metadata import METADATA_KEY, loads_record
-from ..portable.install_hints import pip_extra
-from ..portable.phase_timing import HOST_CLOCK, host_phases
-from ..portable.runner_base import Runner, TensorSpec
+from .errors import InputError, MissingDependencyError, UserError
+from .metadata import METADATA_KEY, ONNX_REMEDY, loads_record
+from .portable.install_hints import pip_extra
+from .portable.phase_timing import HOST_CLOCK, host_phases
+from .portable.runner_base import Runner, TensorSpec
 
 log = logging.getLogger(__name__)
 
