@@ -26,9 +26,9 @@ import numpy as np
 
 from .errors import InputError, MissingDependencyError, UserError
 from .metadata import METADATA_KEY, ONNX_REMEDY, loads_record
-from .portable.install_hints import pip_extra
-from .portable.phase_timing import HOST_CLOCK, host_phases
-from .portable.runner_base import Runner, TensorSpec
+from .portable.shared.install_hints import pip_extra
+from .portable.shared.phase_timing import HOST_CLOCK, host_phases
+from .portable.running.runner_base import Runner, TensorSpec
 
 log = logging.getLogger(__name__)
 

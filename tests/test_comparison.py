@@ -60,7 +60,7 @@ def test_profiles_are_named_and_export_is_the_strictest():
 
 
 def test_the_device_profile_is_the_portable_floors_table():
-    from bisenet_deploy.portable.parity_limits import DEVICE_MIN_IDENTICAL
+    from bisenet_deploy.portable.shared.parity_limits import DEVICE_MIN_IDENTICAL
 
     assert DEVICE_MIN_IDENTICAL == {"fp32": 0.999, "fp16": 0.98}
     for precision, share in DEVICE_MIN_IDENTICAL.items():

@@ -62,12 +62,12 @@ def _export(models, tmp_path, arch, target, output, normalize, batch, exporter="
 def _check_parsed(result):
     """The export's own parser verdict, then a second parse of the written file whose network I/O
     must be the record's."""
-    from bisenet_deploy.portable.build_steps import parse_network
-    from bisenet_deploy.portable.capabilities import detect_capabilities
-    from bisenet_deploy.portable.flavours import import_tensorrt
-    from bisenet_deploy.portable.trt_api import numpy_to_trt_dtype_name
-    from bisenet_deploy.portable.trt_logger import tensorrt_logger
-    from bisenet_deploy.portable.runner_base import specs_from_record
+    from bisenet_deploy.portable.building.build_steps import parse_network
+    from bisenet_deploy.portable.trt.capabilities import detect_capabilities
+    from bisenet_deploy.portable.trt.flavours import import_tensorrt
+    from bisenet_deploy.portable.trt.trt_api import numpy_to_trt_dtype_name
+    from bisenet_deploy.portable.trt.trt_logger import tensorrt_logger
+    from bisenet_deploy.portable.running.runner_base import specs_from_record
 
     verdict = result.parser
     assert verdict is not None and verdict.ok, verdict and verdict.summary()

@@ -342,7 +342,7 @@ def test_the_bundle_judges_by_the_toolkits_device_profile(helpers, monkeypatch):
         assert table[precision] == profiles.resolve(precision, profile="device")["labels"][
             "min_identical"]
     assert table == {"fp32": 0.999, "fp16": 0.98}
-    assert table is sys.modules["bisenet_trt.parity_limits"].DEVICE_MIN_IDENTICAL
+    assert table is sys.modules["bisenet_trt.shared.parity_limits"].DEVICE_MIN_IDENTICAL
     trained = {"model": {"weights": "checkpoint"}}
     monkeypatch.setitem(table, "fp32", 0.9999)
     assert not jetson_parity.report_parity(0.9995, "fp32", trained)
@@ -402,7 +402,7 @@ def test_ppm_round_trip_and_image_reading(helpers, tmp_path):
 
 
 def test_demo_without_opencv_says_what_to_install(mini_bundle):
-    code = ("import demo\nfrom bisenet_trt.errors import MissingDependencyError\n"
+    code = ("import demo\nfrom bisenet_trt.shared.errors import MissingDependencyError\n"
             "try:\n    demo.import_cv2()\nexcept MissingDependencyError as e:\n    print(e)\n")
     out = run_py(mini_bundle, code)
     assert "python3-opencv" in out.stdout
@@ -454,7 +454,9 @@ def test_portable_apis_the_bundle_calls_exist():
     show there, so their signatures are pinned here."""
     import inspect
 
-    from bisenet_deploy.portable import builder, engine_paths, sidecar, trt_runner, trtexec
+    from bisenet_deploy.portable.building import builder, trtexec
+    from bisenet_deploy.portable.trt import engine_paths, sidecar
+    from bisenet_deploy.portable.running import trt_runner
 
     params = inspect.signature(builder.BuildOptions).parameters
     for name in ("precision", "output", "workspace_mib", "timing_cache"):
@@ -471,7 +473,8 @@ def test_portable_apis_the_bundle_calls_exist():
     for name in ("builder", "toolkit_version", "built_utc"):
         assert name in make, name
     assert callable(trt_runner.engine_io) and callable(sidecar.write_sidecar)
-    from bisenet_deploy.portable import bundle_manifest, engine_load
+    from bisenet_deploy.portable.files import bundle_manifest
+    from bisenet_deploy.portable.running import engine_load
 
     assert list(inspect.signature(engine_load.sidecar_from_engine).parameters)[:9] == [
         "trt", "engine_file", "engine_path", "gpu", "precision", "onnx_path", "record", "options",

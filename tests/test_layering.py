@@ -60,7 +60,7 @@ def test_library_code_never_imports_the_cli(path):
 @pytest.mark.parametrize("module, forbidden", [
     # the PyTorch runner takes its specs from the runner base, not from the TensorRT runner
     ("bisenet_deploy.runtime.torch_runner",
-     ("bisenet_deploy.portable.trt_runner", "bisenet_deploy.portable.engine_io")),
+     ("bisenet_deploy.portable.running.trt_runner", "bisenet_deploy.portable.running.engine_io")),
     # one comparison core below export and evaluation: no backend, no runtime, no CLI
     ("bisenet_deploy.comparison.profiles, bisenet_deploy.comparison.measures",
      ("bisenet_deploy.runtime", "bisenet_deploy.evaluation", "bisenet_deploy.export",

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from bisenet_deploy.errors import InputError, MissingDependencyError, UnusableFileError, UserError
-from bisenet_deploy.portable.preprocess import prepare_input
+from bisenet_deploy.portable.running.preprocess import prepare_input
 from bisenet_deploy.runtime.api import Segmenter, resize_labels_nearest
 from bisenet_deploy.runtime.factory import (available_backends, backend_problem,
                                             open_runner)
@@ -270,7 +270,7 @@ def test_factory_errors_are_clear(models, tmp_path):
 def test_factory_reports_missing_gpu_backends(models):
     import onnxruntime
 
-    from bisenet_deploy.portable.install_hints import gpu_absent
+    from bisenet_deploy.portable.shared.install_hints import gpu_absent
 
     if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
         wanted = "has none" if gpu_absent() else "onnxruntime-gpu"  # the real blocker
@@ -462,7 +462,8 @@ def test_without_a_gpu_the_hints_name_the_gpu_not_packages(monkeypatch):
     help: the line says there is no GPU. With a GPU, it says what to install."""
     import sys
 
-    from bisenet_deploy.portable import cuda_context, gpu_info, install_hints
+    from bisenet_deploy.portable.trt import cuda_context, gpu_info
+    from bisenet_deploy.portable.shared import install_hints
     from bisenet_deploy.runtime import factory
 
     monkeypatch.setitem(sys.modules, "pycuda", None)

@@ -18,7 +18,7 @@ A profile is how strictly a use judges a model against its reference:
   while keeping the decisions.
 * ``device``: a Jetson bundle's engine, built on the device, against the desktop's ONNX Runtime
   labels for the bundled sample (`jetson_run.py build`). Labels only; its numbers live in the
-  portable floor (`portable/parity_limits.py`) because the bundle reads them there, on Python 3.6.
+  portable floor (`portable/shared/parity_limits.py`) because the bundle reads them there, on Python 3.6.
 
 The checks (what each measures is defined once, in `measures.py`):
 
@@ -42,7 +42,7 @@ import math
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from ..errors import InputError
-from ..portable.parity_limits import DEVICE_MIN_IDENTICAL
+from ..portable.shared.parity_limits import DEVICE_MIN_IDENTICAL
 
 PRECISIONS = ("fp32", "fp16", "int8")
 OUTPUTS = ("logits", "labels")

@@ -106,7 +106,7 @@ def miou_side_by_side(fp32_model: Any, int8_model: Any, record: Dict[str, Any],
     """mIoU and per-class IoU of both graphs on a Cityscapes-layout folder (evaluation/ code)."""
     from ..evaluation.datasets_io import find_samples, read_label
     from ..evaluation.metrics import ConfusionMatrix
-    from ..portable.calibrator import load_image
+    from ..portable.building.calibrator import load_image
 
     samples = find_samples(eval_data, layout="cityscapes")
     if limit:

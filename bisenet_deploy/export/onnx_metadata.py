@@ -13,7 +13,7 @@ import os
 from typing import Any, Dict, Optional, Union
 
 from ..errors import NoMetadataError, UnusableFileError
-from ..portable.fileio import require_file
+from ..portable.files.fileio import require_file
 from ..metadata import METADATA_KEY, ONNX_REMEDY, dumps_record, loads_record
 
 #: what to do about an ONNX whose record is damaged

@@ -25,7 +25,7 @@ the desktop runtime uses. The bundle is built in a temporary sibling folder and 
 so an interrupted run leaves no half bundle; an existing output is refused unless `force`, and is
 then replaced by renames (old moved aside, new renamed in, old deleted). bundle_model.py writes
 `model/`, bundle_tar.py the tarball; the manifest is made and checked by
-portable/bundle_manifest.py, the device's `jetson_run.py verify` included.
+portable/files/bundle_manifest.py, the device's `jetson_run.py verify` included.
 """
 
 from __future__ import annotations
@@ -42,12 +42,12 @@ from typing import Any, Dict, Optional, Tuple
 
 from .. import __version__
 from ..errors import ExportError, InputError
-from ..portable.bundle_manifest import BUNDLE_FORMAT, MANIFEST_NAME, hash_tree
-from ..portable.fileio import (atomic_output, check_writable, make_folders, require_file,
+from ..portable.files.bundle_manifest import BUNDLE_FORMAT, MANIFEST_NAME, hash_tree
+from ..portable.files.fileio import (atomic_output, check_writable, make_folders, require_file,
                                move_folder_into_place, raise_if_write_failure,
                                remove_empty_folders, write_json_atomic)
-from ..portable.ownership import check_replaceable
-from ..portable.shell_words import quote_path
+from ..portable.files.ownership import check_replaceable
+from ..portable.shared.shell_words import quote_path
 from .bundle_model import TARGET, bundled_model, write_sample
 from .bundle_options import BundleOptions
 from .bundle_tar import write_tar

@@ -12,7 +12,7 @@ import shutil
 from typing import Any, Dict, Tuple
 
 from ..errors import ExportError, UnusableFileError
-from ..portable.fileio import atomic_output, sha256_file
+from ..portable.files.fileio import atomic_output, sha256_file
 from .bundle_options import BundleOptions
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ def write_sample(path: str, onnx_path: str, record: Dict[str, Any], seed: int = 
     """
     import numpy as np
 
-    from ..portable.preprocess import prepare_input
+    from ..portable.running.preprocess import prepare_input
     from ..synthetic import synthetic_image
 
     width, height = record["export"]["input_size"]

@@ -12,8 +12,8 @@ import logging
 from typing import Any, Dict, List, Optional
 
 from ..errors import InputError, MissingDependencyError
-from ..portable.install_hints import gpu_absent, no_gpu_hint, pip_extra
-from ..portable.runner_base import Runner
+from ..portable.shared.install_hints import gpu_absent, no_gpu_hint, pip_extra
+from ..portable.running.runner_base import Runner
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ def open_runner(backend: str, *, onnx: Optional[str] = None, engine: Optional[st
         if not engine:
             raise InputError("the tensorrt backend needs an engine (--engine PATH); build one "
                              "with `bisenet-build-engine`")
-        from ..portable.trt_runner import TensorRTRunner
+        from ..portable.running.trt_runner import TensorRTRunner
 
         runner = TensorRTRunner(engine, device=int(device or 0), **options)
         if require_metadata and runner.metadata is None:

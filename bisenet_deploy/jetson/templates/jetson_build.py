@@ -1,6 +1,6 @@
 """`jetson_run.py build`'s two ways to build the engine on the device: the toolkit's own builder
-(bisenet_trt.builder, the code `bisenet-build-engine` runs on the desktop) or NVIDIA's trtexec,
-after which the same sidecar is written, read off the engine (bisenet_trt.engine_load).
+(bisenet_trt.building.builder, the code `bisenet-build-engine` runs on the desktop) or NVIDIA's trtexec,
+after which the same sidecar is written, read off the engine (bisenet_trt.running.engine_load).
 
 Runs on the device's Python 3.6; TensorRT is imported only here, when a build runs.
 """
@@ -9,13 +9,13 @@ import os
 import subprocess
 import time
 
-from bisenet_trt import fileio
-from bisenet_trt.errors import EngineError, UserError
+from bisenet_trt.files import fileio
+from bisenet_trt.shared.errors import EngineError, UserError
 
 
 def build_with_builder(onnx_path, record, engine_path, precision, args):
-    """The toolkit's own builder (bisenet_trt.builder), as bisenet-build-engine uses it."""
-    from bisenet_trt import builder
+    """The toolkit's own builder (bisenet_trt.building.builder), as bisenet-build-engine uses it."""
+    from bisenet_trt.building import builder
     options = builder.BuildOptions(precision=precision, output=engine_path,
                                    workspace_mib=args.workspace, timing_cache=args.timing_cache,
                                    flavour="tensorrt")
@@ -29,13 +29,13 @@ def build_with_trtexec(onnx_path, record, engine_path, precision, args):
     `bisenet-build-engine --trtexec` on the desktop): the same precision decision, profile,
     workspace and timing cache, so the two ways cannot drift apart.
     """
-    from bisenet_trt import trtexec
-    from bisenet_trt.build_plan import BuildOptions, plan_for
-    from bisenet_trt.capabilities import detect_capabilities
-    from bisenet_trt.engine_load import sidecar_from_engine
-    from bisenet_trt.flavours import import_tensorrt
-    from bisenet_trt.gpu_info import query_gpu
-    from bisenet_trt.sidecar import write_sidecar
+    from bisenet_trt.building import trtexec
+    from bisenet_trt.building.build_plan import BuildOptions, plan_for
+    from bisenet_trt.trt.capabilities import detect_capabilities
+    from bisenet_trt.running.engine_load import sidecar_from_engine
+    from bisenet_trt.trt.flavours import import_tensorrt
+    from bisenet_trt.trt.gpu_info import query_gpu
+    from bisenet_trt.trt.sidecar import write_sidecar
     trt = import_tensorrt("tensorrt")
     exe = args.trtexec_path
     if not os.path.isfile(exe):

@@ -9,8 +9,8 @@ Runs on the device's Python 3.6 with numpy 1.19 (imported through jetson_env.num
 import json
 import logging
 
-from bisenet_trt.errors import InputError
-from bisenet_trt.parity_limits import DEVICE_MIN_IDENTICAL
+from bisenet_trt.shared.errors import InputError
+from bisenet_trt.shared.parity_limits import DEVICE_MIN_IDENTICAL
 from jetson_env import numpy
 
 log = logging.getLogger("bisenet_jetson")
@@ -28,7 +28,7 @@ def label_parity(labels, reference):
 
 def precision_of(engine_path, default):
     """The precision the engine's sidecar records (`default` when it cannot be read)."""
-    from bisenet_trt.engine_paths import sidecar_path
+    from bisenet_trt.trt.engine_paths import sidecar_path
     try:
         with open(sidecar_path(engine_path), "r") as f:
             return json.load(f).get("precision") or default
