@@ -1,5 +1,6 @@
 """Dependencies point down: library code never imports the command line, the PyTorch runner does not
-pull in the TensorRT runner, and the comparison core imports no backend."""
+pull in the TensorRT runner, the comparison core imports no backend, and inside portable/ each
+subpackage imports only its own floor and those below it (PORTABLE_FLOORS)."""
 
 import ast
 import os
@@ -10,6 +11,13 @@ import pytest
 
 PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                        "bisenet_deploy")
+PORTABLE = os.path.join(PACKAGE, "portable")
+#: portable/'s subpackages, lowest floor first: each may import itself and the floors before it,
+#: never one after it (nor a module directly in portable/, which sits above every floor).
+#: shared: errors, interrupts, timers, install hints; files: atomic writes, ownership, images,
+#: manifests; trt: TensorRT and the GPU as found, the sidecar; running: runners and engine
+#: loading; building: the build plan, steps, builder, calibrator, trtexec lines.
+PORTABLE_FLOORS = ("shared", "files", "trt", "running", "building")
 
 
 def imported_modules(path):
@@ -110,3 +118,49 @@ def test_packages_do_not_reach_up(folder, above):
             path = os.path.join(root, name)
             upward = [m for m in imported_modules(path) if m.startswith(above)]
             assert not upward, f"{path} imports {upward}"
+
+
+def portable_files():
+    return sorted(os.path.join(d, n) for d, _, names in os.walk(PORTABLE)
+                  if "__pycache__" not in d for n in names if n.endswith(".py"))
+
+
+def test_every_portable_subpackage_has_a_floor_and_portable_stays_small():
+    subpackages = sorted(n for n in os.listdir(PORTABLE)
+                         if os.path.isfile(os.path.join(PORTABLE, n, "__init__.py")))
+    assert subpackages == sorted(PORTABLE_FLOORS), "give a new subpackage its floor here"
+    top = [n for n in os.listdir(PORTABLE) if n.endswith(".py")]
+    assert len(top) <= 10, f"{len(top)} modules directly in portable/: give them a subpackage"
+
+
+def floor_violations(path):
+    parts = os.path.relpath(path, PORTABLE).split(os.sep)
+    if len(parts) < 2:
+        return []  # directly in portable/: above every floor
+    mine = PORTABLE_FLOORS.index(parts[0])
+    bad = []
+    for module in imported_modules(path):
+        names = module.split(".")
+        if names[:2] != ["bisenet_deploy", "portable"] or len(names) < 3:
+            continue
+        if names[2] not in PORTABLE_FLOORS or PORTABLE_FLOORS.index(names[2]) > mine:
+            bad.append(module)
+    return bad
+
+
+@pytest.mark.parametrize("path", portable_files(), ids=lambda p: os.path.relpath(p, PORTABLE))
+def test_portable_subpackages_import_only_their_floor_and_below(path):
+    upward = floor_violations(path)
+    assert not upward, (f"{path} imports {upward}: portable/ floors are {PORTABLE_FLOORS}, "
+                        f"lowest first; move what it needs down")
+
+
+def test_the_floor_check_sees_an_upward_import(tmp_path, monkeypatch):
+    folder = tmp_path / "bisenet_deploy" / "portable" / "files"
+    folder.mkdir(parents=True)
+    path = folder / "x.py"
+    path.write_text("from ..shared.errors import E\n\ndef f():\n    from ..trt import sidecar\n")
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", str(tmp_path / "bisenet_deploy"))
+    monkeypatch.setattr(sys.modules[__name__], "PORTABLE", str(tmp_path / "bisenet_deploy" / "portable"))
+    assert floor_violations(str(path)) == ["bisenet_deploy.portable.trt",
+                                           "bisenet_deploy.portable.trt.sidecar"]
