@@ -65,3 +65,18 @@ def test_heavy_tests_are_marked_slow_and_the_inner_loop_never_is(pytestconfig):
     kept = Item(conftest.INNER_LOOP[0])
     conftest.pytest_collection_modifyitems(pytestconfig, [heavy, light, kept])
     assert "slow" in heavy.marks and "slow" not in light.marks and "slow" not in kept.marks
+
+
+def test_export_workers_turn_the_toolkits_warnings_into_errors_as_the_suite_does():
+    import warnings
+
+    from support.export_pool import apply_suite_warning_filters
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.resetwarnings()
+        apply_suite_warning_filters()
+        with pytest.raises(UserWarning):
+            warnings.warn_explicit("from the toolkit", UserWarning, "x.py", 1,
+                                   module="bisenet_deploy.export.pipeline")
+        warnings.warn_explicit("from elsewhere", UserWarning, "y.py", 1, module="somewhere")
+    assert [str(w.message) for w in seen] == ["from elsewhere"]

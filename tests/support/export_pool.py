@@ -16,14 +16,30 @@ import warnings
 _MODELS = {}
 
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
 def _init_worker():
     import torch
 
     torch.set_num_threads(1)
-    # setup.cfg's filterwarnings, which pytest applies to its own process only: a warning from
-    # bisenet_deploy's code fails the export here too
-    warnings.filterwarnings("error", category=Warning, module="bisenet_deploy")
-    warnings.filterwarnings("ignore", category=DeprecationWarning, module="torch.onnx.*")
+    apply_suite_warning_filters()
+
+
+def apply_suite_warning_filters():
+    """setup.cfg's filterwarnings, which pytest applies to its own process only, read and applied
+    the way pytest does (in order, later lines win): a warning from bisenet_deploy's code fails
+    an export in a worker too."""
+    import configparser
+
+    from _pytest.config import parse_warning_filter
+
+    config = configparser.ConfigParser(interpolation=None)
+    config.read(os.path.join(ROOT, "setup.cfg"))
+    lines = config.get("tool:pytest", "filterwarnings", fallback="").splitlines()
+    for line in (item.strip() for item in lines):
+        if line:
+            warnings.filterwarnings(*parse_warning_filter(line, escape=False))
 
 
 def _model(arch):
