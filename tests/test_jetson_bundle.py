@@ -142,6 +142,8 @@ def test_readme_is_filled_in(built):
     # the fixture's graph has both outputs: the README names both
     assert ("output `labels` INT32 N x H x W and output `logits` FLOAT32 N x classes x H x W at "
             "256x128") in text
+    # the device's parity shares, from the table jetson_run.py judges by
+    assert "FP32 must reach 99.9% identical labels and FP16 98%" in text
 
 
 def test_bundle_onnx_passes_the_trt82_check(built):

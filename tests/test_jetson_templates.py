@@ -429,7 +429,8 @@ def test_readme_template_placeholders_are_known():
     values = {k: "x" for k in ("BUNDLE_NAME", "BUNDLE_TAR_WORD", "BUNDLE_DIR_WORD", "MODEL_STEM", "ONNX_FILE", "ARCH", "DATASET",
                                "NUM_CLASSES", "WEIGHTS", "INPUT_SIZE", "MODEL_SIZE", "CHANNEL_ORDER",
                                "OUTPUTS", "PRECISION",
-                               "OTHER_PRECISION", "TOOLKIT_VERSION")}
+                               "OTHER_PRECISION", "TOOLKIT_VERSION", "PARITY_FP32",
+                               "PARITY_FP16")}
     rendered = bundle.render(text, values)
     assert "@" not in "".join(w for w in rendered.split() if w.startswith("@") and w.endswith("@"))
     for step in ("./setup_jetson.sh", "./build_engine.sh", "./bench.sh", "demo.py", "scp"):

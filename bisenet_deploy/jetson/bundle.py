@@ -47,6 +47,7 @@ from ..portable.files.fileio import (atomic_output, check_writable, make_folders
                                move_folder_into_place, raise_if_write_failure,
                                remove_empty_folders, write_json_atomic)
 from ..portable.files.ownership import check_replaceable
+from ..portable.shared.parity_limits import DEVICE_MIN_IDENTICAL
 from ..portable.shared.shell_words import quote_path
 from .bundle_model import TARGET, bundled_model, write_sample
 from .bundle_options import BundleOptions
@@ -202,6 +203,9 @@ def _assemble(options: BundleOptions, root: str) -> Tuple[Dict[str, Any], str, O
         "PRECISION": options.precision,
         "OTHER_PRECISION": "fp32" if options.precision == "fp16" else "fp16",
         "TOOLKIT_VERSION": __version__,
+        # the shares jetson_run.py checks, from the one table it reads too
+        "PARITY_FP32": "%.4g%%" % (100.0 * DEVICE_MIN_IDENTICAL["fp32"]),
+        "PARITY_FP16": "%.4g%%" % (100.0 * DEVICE_MIN_IDENTICAL["fp16"]),
     }
     for name in TEMPLATE_FILES:
         src = os.path.join(TEMPLATES_DIR, name)
