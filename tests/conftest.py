@@ -41,7 +41,7 @@ def pytest_configure(config):
 #: are written: the heaviest tests of the suite (node ids from the rootdir; `*` is the only
 #: wildcard). Each entry must still name a collected test (tests/test_suite_selection.py).
 HEAVY = (
-    # ~200 exports through the real parser (TorchScript every combination, torch.export pairwise)
+    # ~110 exports through the real parser (TorchScript every combination, torch.export pairwise)
     "tests/test_export_tensorrt_parser.py::test_every_export_parses[*",
     "tests/test_export_tensorrt_parser.py::test_default_exporter_graphs_parse[*",
     # torch.export-based exports: the torchscript twins of the same checks stay in the inner loop
