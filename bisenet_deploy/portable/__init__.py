@@ -9,7 +9,7 @@ imports inside this subpackage: `bisenet-export jetson` copies the folder as-is 
 Grouped by concern into floors, lowest first; each imports only itself and the floors below
 (tests/test_layering.py): shared/ (errors, interrupts, timers, install hints, parity limits,
 shell quoting),
-files/ (atomic writes, ownership, images, manifests, ONNX fields), trt/ (TensorRT and the GPU as
+files/ (atomic writes, ownership, images, manifests, ONNX fields, the record's validator), trt/ (TensorRT and the GPU as
 found, engine paths, the sidecar), running/ (runners, engine loading), building/ (the build
 plan, steps, builder, calibrator, trtexec lines). docs/DESIGN.md has the map.
 
