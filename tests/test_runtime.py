@@ -474,7 +474,7 @@ def test_without_a_gpu_the_hints_name_the_gpu_not_packages(monkeypatch):
     monkeypatch.setattr(gpu_info, "_query_nvidia_smi", lambda index: None)
     monkeypatch.setattr(gpu_info, "is_jetson", lambda: False)
     monkeypatch.setattr(factory, "_has_module", lambda name: name != "pycuda")
-    monkeypatch.setattr("bisenet_deploy.runtime.ort_runner.available_providers", lambda: ["cpu"])
+    monkeypatch.setattr("bisenet_deploy.ort_runner.available_providers", lambda: ["cpu"])
     problems = [factory.backend_problem("tensorrt"), factory.backend_problem("onnxruntime-cuda")]
     with pytest.raises(MissingDependencyError) as pycuda_missing:
         cuda_context.import_pycuda_driver()

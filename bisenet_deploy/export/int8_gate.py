@@ -60,7 +60,7 @@ def synthetic_held_out(record: Dict[str, Any], count: int = SYNTHETIC_HELD_OUT
 
 def session(model: Any):
     """An onnxruntime CPU session of an in-memory onnx.ModelProto."""
-    from ..runtime.ort_runner import import_onnxruntime
+    from ..ort_runner import import_onnxruntime
 
     ort = import_onnxruntime()
     options = ort.SessionOptions()
