@@ -120,7 +120,7 @@ def test_inside_a_jetson_bundle_the_hints_are_the_bundle_readmes(tmp_path):
     code = _BLOCK + (
         "from %(pkg)s.trt.flavours import import_tensorrt\n"
         "from %(pkg)s.trt.cuda_context import import_pycuda_driver\n"
-        "from %(pkg)s import install_hints\n"
+        "from %(pkg)s.shared import install_hints\n"
         "install_hints.gpu_absent = lambda: False  # a bundle runs on a Jetson: it has its GPU\n"
         "for call in (import_tensorrt, import_pycuda_driver):\n"
         "    try:\n"
