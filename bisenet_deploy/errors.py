@@ -1,7 +1,7 @@
 """Public home of the error classes and exit codes (defined in the Jetson-portable subpackage so
 both share them)."""
 
-from .portable.errors import (  # noqa: F401
+from .portable.shared.errors import (  # noqa: F401
     EXIT_CODES,
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,

@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional
 
 from . import __version__
 from .errors import InputError
-from .portable.record_schema import (  # noqa: F401  (the allowed values live there, once)
+from .portable.files.record_schema import (  # noqa: F401  (the allowed values live there, once)
     CHANNEL_ORDERS,
     INPUT_DTYPES,
     MAX_CLASSES,
@@ -85,7 +85,7 @@ class ModelMetadata(DatasetFields, _ModelIdentity):
     checkpoint_sha256: Optional[str] = None
 
     def __post_init__(self) -> None:
-        # the same checks as the record's validator (portable/record_schema.py), so a record
+        # the same checks as the record's validator (portable/files/record_schema.py), so a record
         # the toolkit writes is one it reads back
         if not 1 <= self.num_classes <= MAX_CLASSES:
             raise InputError(f"num_classes must be 1..{MAX_CLASSES}, got {self.num_classes}")
@@ -158,6 +158,11 @@ def build_record(model: ModelMetadata, export: Optional[ExportInfo] = None) -> D
     return record
 
 
+#: what a damaged or missing record in an ONNX file asks for (export/onnx_metadata.py and the
+#: onnxruntime runner, ort_runner.py, both read ONNX records)
+ONNX_REMEDY = "export it again with `bisenet-export onnx`"
+
+
 def dumps_record(record: Dict[str, Any]) -> str:
     return json.dumps(record, sort_keys=True)
 
@@ -165,7 +170,7 @@ def dumps_record(record: Dict[str, Any]) -> str:
 def loads_record(text: str, source: str = "the model file", require_export: bool = False,
                  remedy: Optional[str] = None) -> Dict[str, Any]:
     """Parse and validate a record read from `source` (named in the error): every field checked
-    by `portable.record_schema` (one validator for every artifact); a damaged record is a
+    by `portable.files.record_schema` (one validator for every artifact); a damaged record is a
     RecordError (exit 5) naming the file and the field, a newer schema's says to upgrade."""
     if remedy is None:
         return parse_record(text, source, require_export)

@@ -34,8 +34,8 @@ def parse_args(argv):
 
 
 def compare(args):
-    from bisenet_deploy.portable.errors import EXIT_CHECK_FAILED
-    from bisenet_deploy.portable.preprocess import prepare_input
+    from bisenet_deploy.portable.shared.errors import EXIT_CHECK_FAILED
+    from bisenet_deploy.portable.running.preprocess import prepare_input
     from bisenet_deploy.runtime.api import batch_range
     from bisenet_deploy.runtime.factory import open_runner
     from bisenet_deploy.serve.client import ServedRunner
@@ -72,7 +72,7 @@ def compare(args):
 
 
 def main(argv=None):
-    from bisenet_deploy.portable.errors import UserError
+    from bisenet_deploy.portable.shared.errors import UserError
 
     args = parse_args(argv)
     try:

@@ -74,8 +74,8 @@ gate=()
 
 # the flavours present, each with its export target ("<flavour> <target>" per line)
 flavours=$(python - <<'EOF'
-from bisenet_deploy.portable.capabilities import detect_capabilities
-from bisenet_deploy.portable.flavours import available_flavours, import_flavour
+from bisenet_deploy.portable.trt.capabilities import detect_capabilities
+from bisenet_deploy.portable.trt.flavours import available_flavours, import_flavour
 for flavour in available_flavours():
     print(flavour, detect_capabilities(import_flavour(flavour)).export_target)
 EOF

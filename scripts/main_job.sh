@@ -56,7 +56,7 @@ has_torch_cuda() { python -c "import torch, sys; sys.exit(0 if torch.cuda.is_ava
 
 # the TensorRT here: "<flavour> <version> <export target>" (full TensorRT first, else TensorRT-RTX),
 # read from its features; empty without one
-TRT_INFO=$(python -c "from bisenet_deploy.portable.capabilities import installed_summary as s
+TRT_INFO=$(python -c "from bisenet_deploy.portable.trt.capabilities import installed_summary as s
 print(s())" 2>/dev/null || true)
 read -r TRT_FLAVOUR TRT_VERSION TRT_TARGET <<<"$TRT_INFO" || true
 BUILD_ENGINE=0   # TensorRT-RTX builds without a GPU, full TensorRT only on one

@@ -2,6 +2,7 @@
 
 import importlib.util
 import os
+import re
 
 import pytest
 import torch
@@ -36,7 +37,53 @@ def pytest_configure(config):
                                 "pip install -e '.[rtx]' (scripts/setup_env.sh does)")
 
 
+#: the inner loop (`pytest -m "not slow"`) skips these as well as the tests marked `slow` where they
+#: are written: the heaviest tests of the suite (node ids from the rootdir; `*` is the only
+#: wildcard). Each entry must still name a collected test (tests/test_suite_selection.py).
+HEAVY = (
+    # ~110 exports through the real parser (TorchScript every combination, torch.export pairwise)
+    "tests/test_export_tensorrt_parser.py::test_every_export_parses[*",
+    "tests/test_export_tensorrt_parser.py::test_default_exporter_graphs_parse[*",
+    # torch.export-based exports: the torchscript twins of the same checks stay in the inner loop
+    "tests/test_export.py::*dynamo*",
+    "tests/test_export.py::test_checkpoint_for_another_class_count_exports",
+    "tests/test_export.py::test_coincheung_style_pth_with_aux_heads_exports_without_them",
+    "tests/test_export.py::test_trt11_fp16_with_uint8_input_labels_only_and_dynamic_batch",
+    "tests/test_export_exporters.py::*[dynamo]",
+    "tests/test_export_exporters.py::test_default_export_uses_torch_export_and_records_it",
+    "tests/test_export_exporters.py::test_cli_dynamo_trt82_is_an_opset13_graph_that_passes_the_rules",
+    "tests/test_export_deploy.py::test_equal_sizes_export_has_no_resize_on_the_input",
+    "tests/test_runtime.py::test_pipeline_export_onnxruntime_and_torch_agree",
+    "tests/test_engine_calibration.py::test_exported_graphs_see_the_same_from_calibration_batches",
+    "tests/test_summary_cli.py::test_console_stdout_is_pure_json",
+    "tests/test_model_forward.py::*[bisenetv2-large]",
+    "tests/test_model_forward.py::test_eval_does_not_run_aux_heads",
+    # the Jetson bundle: a real export, parity and the sample labels per module
+    "tests/test_jetson_bundle.py::*",
+    # the reference checks against mmsegmentation itself (where it is installed: a heavy import)
+    "tests/test_mmseg_reference.py::*",
+)
+#: what the inner loop always keeps, one real run of each: an export (torch.export, parity, the
+#: real TensorRT parser), a TensorRT-RTX engine build, a Triton server start
+INNER_LOOP = (
+    "tests/test_export_cli.py::test_export_onnx_cli_writes_a_proven_graph_and_prints_a_summary",
+    "tests/test_engine_rtx_build.py::test_build_engine_end_to_end[fp32-labels-fp32]",
+    "tests/test_serve_load.py::test_served_model_listens_only_where_told",
+)
+
+
+def node_pattern(pattern):
+    """A HEAVY entry as a regex: node ids hold brackets, so `*` is the only wildcard."""
+    return re.compile("^" + ".*".join(re.escape(part) for part in pattern.split("*")) + "$")
+
+
+_HEAVY = [node_pattern(p) for p in HEAVY]
+
+
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if any(p.match(item.nodeid) for p in _HEAVY) and item.nodeid not in INNER_LOOP:
+            item.add_marker(pytest.mark.slow)
     skip_trt = pytest.mark.skip(
         reason="needs TensorRT (or TensorRT-RTX) and an NVIDIA GPU to run an engine; this machine "
                "has no GPU (run scripts/gpu_check.sh on a GPU machine)")

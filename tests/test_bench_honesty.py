@@ -13,7 +13,7 @@ from bisenet_deploy.bench import paper as paper_mod
 from bisenet_deploy.bench import report as rep
 from bisenet_deploy.bench.harness import time_runner
 from bisenet_deploy.cli import bench_main
-from bisenet_deploy.portable.phase_timing import (COMPUTE_DONE, D2H_DONE, H2D_DONE, START,
+from bisenet_deploy.portable.shared.phase_timing import (COMPUTE_DONE, D2H_DONE, H2D_DONE, START,
                                                   PhaseEvents, pycuda_phase_events,
                                                   torch_phase_events)
 from support.bench_fakes import FakeClock, FakeRunner, SimulatedCtrlC, SimulatedSigterm

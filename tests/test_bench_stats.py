@@ -8,8 +8,8 @@ import pytest
 from bisenet_deploy.bench.harness import (BenchmarkError, check_outputs, make_inputs,
                                           time_runner)
 from bisenet_deploy.errors import InputError
-from bisenet_deploy.portable import timing_stats
-from bisenet_deploy.portable.timing_stats import percentile, stability_warning, summarize
+from bisenet_deploy.portable.shared import timing_stats
+from bisenet_deploy.portable.shared.timing_stats import percentile, stability_warning, summarize
 from support.bench_fakes import FakeClock, FakeRunner
 from support.records import bench_record as make_record
 

@@ -61,7 +61,7 @@ def error_line(out):
     ("json.py", "new"),                      # stands in for the standard library
     ("argparse.py", "new"),
     ("bisenet_trt/__init__.py", "append"),
-    ("bisenet_trt/bundle_manifest.py", "append"),  # the verifier itself
+    ("bisenet_trt/files/bundle_manifest.py", "append"),  # the verifier itself
 ])
 def test_verify_runs_no_code_of_the_bundle_before_checking_it(made, tmp_path, rel, how):
     folder = copy_of(made, tmp_path)
@@ -244,7 +244,7 @@ def test_triton_shell_lines_never_run_a_file_name(tiny_export, tmp_path, name, c
 
 @pytest.mark.parametrize("path", ["-rf", "a b", "x;touch pwned", "$(id)", "it's", "/abs/-x"])
 def test_quote_path_gives_one_shell_word_never_an_option(path, tmp_path):
-    from bisenet_deploy.portable.shell_words import quote_path
+    from bisenet_deploy.portable.shared.shell_words import quote_path
 
     shown = run_shell("printf '%s\\n' " + quote_path(path), tmp_path)
     assert shown.stdout.splitlines() == [("./" + path) if path.startswith("-") else path]

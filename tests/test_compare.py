@@ -17,7 +17,7 @@ from bisenet_deploy.evaluation.compare import (
     plot_disagreement,
 )
 from bisenet_deploy.metadata import ExportInfo, build_record
-from bisenet_deploy.portable.runner_base import Runner, TensorSpec
+from bisenet_deploy.portable.running.runner_base import Runner, TensorSpec
 from bisenet_deploy.synthetic import synthetic_image
 
 W, H = 64, 32

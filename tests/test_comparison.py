@@ -59,6 +59,19 @@ def test_profiles_are_named_and_export_is_the_strictest():
     assert "fp32.logits: max_abs=off" in profiles.describe_defaults("export")
 
 
+def test_the_device_profile_is_the_portable_floors_table():
+    from bisenet_deploy.portable.shared.parity_limits import DEVICE_MIN_IDENTICAL
+
+    assert DEVICE_MIN_IDENTICAL == {"fp32": 0.999, "fp16": 0.98}
+    for precision, share in DEVICE_MIN_IDENTICAL.items():
+        table = profiles.resolve(precision, profile="device")
+        assert table["labels"]["min_identical"] == share
+        checks = profiles.judge("labels", {"identical": share - 1e-4, "invalid": 5}, table["labels"])
+        assert [c["check"] for c in checks] == ["labels.min_identical"] and not checks[0]["passed"]
+    with pytest.raises(InputError, match="no tolerances for precision 'int8' in the device"):
+        profiles.resolve("int8", profile="device")
+
+
 def graph_outputs(seed=0, classes=5):
     rng = np.random.default_rng(seed)
     logits = rng.normal(size=(2, classes, 8, 16)).astype(np.float32)

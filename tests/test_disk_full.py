@@ -1,5 +1,5 @@
 """A full disk is one line and exit 1 in every command that writes, and nothing half-written is
-left: the same mechanism (portable.fileio) serves them all."""
+left: the same mechanism (portable.files.fileio) serves them all."""
 
 import errno
 import os
@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from bisenet_deploy.errors import OutputWriteError
-from bisenet_deploy.portable.fileio import atomic_output, write_json_atomic
+from bisenet_deploy.portable.files.fileio import atomic_output, write_json_atomic
 from bisenet_deploy.synthetic import synthetic_image
 from support.disk_full import disk_full, files_under  # noqa: F401 - a fixture
 

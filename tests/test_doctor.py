@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from bisenet_deploy.portable.capabilities import assumed_capabilities
+from bisenet_deploy.portable.trt.capabilities import assumed_capabilities
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

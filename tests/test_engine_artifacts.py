@@ -11,10 +11,12 @@ from support.records import engine_record as make_record
 
 from bisenet_deploy.errors import (EngineError, IncompatibleEngineError, InputError,
                                    UnusableFileError)
-from bisenet_deploy.portable import (build_checks, builder, engine_inspect, engine_paths, gpu_info,
-                                     onnx_reader, sidecar)
-from bisenet_deploy.portable import trtexec as tx
-from bisenet_deploy.portable.capabilities import assumed_capabilities
+from bisenet_deploy.portable.building import build_checks, builder
+from bisenet_deploy.portable.running import engine_inspect
+from bisenet_deploy.portable.trt import engine_paths, gpu_info, sidecar
+from bisenet_deploy.portable.files import onnx_reader
+from bisenet_deploy.portable.building import trtexec as tx
+from bisenet_deploy.portable.trt.capabilities import assumed_capabilities
 
 # -- paths ---------------------------------------------------------------------------------------
 
@@ -492,7 +494,7 @@ def test_step_timer_records_and_logs_finished_steps_only(caplog):
     """The one step timer of the engine build and the ONNX export."""
     import logging
 
-    from bisenet_deploy.portable.step_timer import StepTimer
+    from bisenet_deploy.portable.shared.step_timer import StepTimer
 
     timer = StepTimer(logging.getLogger("steps-test"), announce=True)
     with caplog.at_level(logging.INFO, logger="steps-test"):

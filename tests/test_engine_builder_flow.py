@@ -16,8 +16,8 @@ from support.onnx_graphs import preprocessing_graph, save
 from support.records import engine_record as make_record
 
 from bisenet_deploy.errors import EngineError, InputError
-from bisenet_deploy.portable.builder import BuildOptions, build_engine
-from bisenet_deploy.portable.gpu_info import GpuInfo
+from bisenet_deploy.portable.building.builder import BuildOptions, build_engine
+from bisenet_deploy.portable.trt.gpu_info import GpuInfo
 
 
 def fake_tensorrt(version, calls, input_shape=(-1, 3, 32, 64), parse_ok=True):
@@ -147,7 +147,7 @@ def test_int8_without_pycuda_refused_before_any_work(onnx_dynamic, tmp_path, mon
     import sys
 
     from bisenet_deploy.errors import MissingDependencyError
-    from bisenet_deploy.portable import install_hints
+    from bisenet_deploy.portable.shared import install_hints
 
     monkeypatch.setattr(install_hints, "gpu_absent", lambda: False)  # a GPU machine, no pycuda
     monkeypatch.setitem(sys.modules, "pycuda", None)
@@ -218,7 +218,7 @@ def test_calibration_error_inside_tensorrt_is_raised_after_the_build(onnx_dynami
                                                                      monkeypatch):
     # TensorRT calls the calibrator through noexcept C++: an exception escaping get_batch would
     # abort the process, so the calibrator keeps it and the builder raises it after the build
-    from bisenet_deploy.portable import builder
+    from bisenet_deploy.portable.building import builder
 
     driver = _fake_pycuda(monkeypatch)
     monkeypatch.setattr(builder, "_cuda_scope", lambda needed, device: builder._NoScope())
@@ -274,9 +274,9 @@ def test_trtexec_command_follows_the_builders_plan(onnx_dynamic, tmp_path, monke
                                                    gpu, precision):
     """`bisenet-build-engine --trtexec` spells the plan the builder itself follows (plan_for):
     the same engine path, precision, profile and timing cache."""
-    from bisenet_deploy.portable import trtexec
-    from bisenet_deploy.portable.build_plan import plan_build, plan_for
-    from bisenet_deploy.portable.capabilities import assumed_capabilities
+    from bisenet_deploy.portable.building import trtexec
+    from bisenet_deploy.portable.building.build_plan import plan_build, plan_for
+    from bisenet_deploy.portable.trt.capabilities import assumed_capabilities
 
     path, rec = onnx_dynamic
     monkeypatch.chdir(tmp_path)

@@ -16,7 +16,7 @@ from support.onnx_graphs import MEAN, STD, preprocessing_graph
 from support.records import engine_record as make_record
 
 from bisenet_deploy.errors import InputError, MissingDependencyError
-from bisenet_deploy.portable import calibrator
+from bisenet_deploy.portable.building import calibrator
 
 
 def _images(folder, count=5, size=(80, 48), seed=0, png=0):
@@ -40,7 +40,7 @@ def _run(model, batch):
 
 
 def _by_hand(image_rgb, width, height):
-    from bisenet_deploy.portable.preprocess import resize_bilinear
+    from bisenet_deploy.portable.running.preprocess import resize_bilinear
     x = resize_bilinear(image_rgb, width, height)
     x = (x - np.float32(255) * np.asarray(MEAN, np.float32)) / (np.float32(255) * np.asarray(STD, np.float32))
     return np.transpose(x, (2, 0, 1))
@@ -122,7 +122,7 @@ def test_exported_graphs_see_the_same_from_calibration_batches(tmp_path):
     torch.set_num_threads(1)
     from bisenet_deploy.checkpoint import load_model
     from bisenet_deploy.export.pipeline import ExportOptions, export_onnx
-    from bisenet_deploy.portable.onnx_reader import read_onnx_summary, record_from_summary
+    from bisenet_deploy.portable.files.onnx_reader import read_onnx_summary, record_from_summary
 
     loaded = load_model(None, arch="bisenetv2-coincheung", dataset="cityscapes", seed=0)
     _images(tmp_path / "calib", count=2, size=(160, 96))

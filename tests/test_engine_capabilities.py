@@ -12,8 +12,8 @@ import pytest
 from support.fake_trt import fake_trt
 
 from bisenet_deploy.errors import InputError
-from bisenet_deploy.portable import precision as P
-from bisenet_deploy.portable.capabilities import (RTX_PORTABLE_TARGETS, assumed_capabilities,
+from bisenet_deploy.portable.trt import precision as P
+from bisenet_deploy.portable.trt.capabilities import (RTX_PORTABLE_TARGETS, assumed_capabilities,
                                                   detect_capabilities)
 
 VERSIONS = [(8, 2), (8, 4), (8, 5), (8, 6), (10, 0), (10, 13), (11, 0)]
@@ -77,7 +77,7 @@ def test_the_real_tensorrt_rtx_module():
     caps = detect_capabilities(trt)
     _check_rtx(caps)
     # the real builder objects say the same as the classes (no GPU needed to create them)
-    from bisenet_deploy.portable.trt_logger import tensorrt_logger
+    from bisenet_deploy.portable.trt.trt_logger import tensorrt_logger
 
     builder = trt.Builder(tensorrt_logger(trt))
     real = detect_capabilities(trt, builder, builder.create_builder_config())

@@ -140,8 +140,8 @@ def test_inspect_refuses_an_engine_for_another_tensorrt_naming_both(tmp_path, mo
     import json
     import types
 
-    from bisenet_deploy.portable import gpu_info
-    from bisenet_deploy.portable.gpu_info import GpuInfo
+    from bisenet_deploy.portable.trt import gpu_info
+    from bisenet_deploy.portable.trt.gpu_info import GpuInfo
 
     monkeypatch.setitem(sys.modules, "tensorrt", types.SimpleNamespace(__version__="10.3.0",
                                                                        Builder=object))

@@ -10,7 +10,8 @@ import types
 import pytest
 
 from bisenet_deploy.errors import EngineFileError, IncompatibleEngineError
-from bisenet_deploy.portable import engine_load, trt_logger
+from bisenet_deploy.portable.running import engine_load
+from bisenet_deploy.portable.trt import trt_logger
 
 
 class _Severity(object):

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from bisenet_deploy.errors import EngineError, InputError, MissingDependencyError
-from bisenet_deploy.portable import flavours
-from bisenet_deploy.portable import precision as P
-from bisenet_deploy.portable import trt_api
-from bisenet_deploy.portable.build_checks import network_creation_flags, workspace_setting
-from bisenet_deploy.portable.capabilities import assumed_capabilities
+from bisenet_deploy.portable.trt import flavours
+from bisenet_deploy.portable.trt import precision as P
+from bisenet_deploy.portable.trt import trt_api
+from bisenet_deploy.portable.building.build_checks import network_creation_flags, workspace_setting
+from bisenet_deploy.portable.trt.capabilities import assumed_capabilities
 from support.fake_trt import fake_trt
 
 
@@ -205,7 +205,7 @@ def test_qdq_onnx_is_explicit_quantization_with_the_int8_flag(cc, version, flags
 
 @pytest.mark.parametrize("version", ["11.0", "rtx:1.7.1"])
 def test_qdq_onnx_strongly_typed_on_trt11_and_rtx(version):
-    from bisenet_deploy.portable.capabilities import assumed_capabilities
+    from bisenet_deploy.portable.trt.capabilities import assumed_capabilities
 
     caps = (assumed_capabilities(version[4:], "tensorrt-rtx") if version.startswith("rtx")
             else assumed_capabilities(version))

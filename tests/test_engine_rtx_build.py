@@ -18,7 +18,7 @@ trt = pytest.importorskip("tensorrt_rtx_bindings", reason="TensorRT-RTX is not i
                           "pip install -e '.[rtx]' (CI installs it)")
 
 from bisenet_deploy.errors import EngineError, InputError, MissingDependencyError  # noqa: E402
-from bisenet_deploy.portable.builder import BuildOptions, build_engine  # noqa: E402
+from bisenet_deploy.portable.building.builder import BuildOptions, build_engine  # noqa: E402
 
 SIZES = dict(input_size=(96, 48), model_size=(64, 32))
 PORTABLE = ["8.0", "8.6", "8.9", "12.0", "12.1"]
@@ -53,7 +53,7 @@ def exports(tmp_path_factory):
 
 
 def _io_of_record(record):
-    from bisenet_deploy.portable.runner_base import specs_from_record
+    from bisenet_deploy.portable.running.runner_base import specs_from_record
 
     inp, outs = specs_from_record(record)
     return ([(inp.name, "input", list(inp.shape), np.dtype(inp.dtype).name)]
@@ -184,10 +184,10 @@ def test_full_tensorrt_asked_for_but_absent(exports, tmp_path, monkeypatch):
 
 
 def test_the_steps_run_one_at_a_time(exports, tmp_path):
-    from bisenet_deploy.portable.build_plan import plan_build
-    from bisenet_deploy.portable.build_steps import (build_serialized, configure_build,
+    from bisenet_deploy.portable.building.build_plan import plan_build
+    from bisenet_deploy.portable.building.build_steps import (build_serialized, configure_build,
                                                      parse_network, save_engine)
-    from bisenet_deploy.portable.trt_logger import tensorrt_logger
+    from bisenet_deploy.portable.trt.trt_logger import tensorrt_logger
 
     path, record = exports["both-dyn"]
     plan = plan_build(path, None, BuildOptions(output=str(tmp_path / "e.engine"),
@@ -208,8 +208,8 @@ def test_the_steps_run_one_at_a_time(exports, tmp_path):
 
 
 def test_one_logger_per_process_so_verbose_works_on_a_second_build(exports, tmp_path, caplog):
-    from bisenet_deploy.portable import trt_logger
-    from bisenet_deploy.portable.trt_logger import tensorrt_logger
+    from bisenet_deploy.portable.trt import trt_logger
+    from bisenet_deploy.portable.trt.trt_logger import tensorrt_logger
 
     path, record = exports["fp32-labels"]
     first = tensorrt_logger(trt)
@@ -256,7 +256,7 @@ def test_runner_refuses_without_gpu_and_full_tensorrt_refuses_rtx_engines(export
     import sys
     import types
 
-    from bisenet_deploy.portable.trt_runner import TensorRTRunner
+    from bisenet_deploy.portable.running.trt_runner import TensorRTRunner
 
     path, record = exports["fp32-labels"]
     result = build_engine(path, record, BuildOptions(output=str(tmp_path / "e.engine")))

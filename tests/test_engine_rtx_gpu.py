@@ -44,7 +44,7 @@ def exports(tmp_path_factory):
 
 
 def _input(record, batch):
-    from bisenet_deploy.portable.preprocess import prepare_input
+    from bisenet_deploy.portable.running.preprocess import prepare_input
     from bisenet_deploy.synthetic import synthetic_image
 
     return prepare_input([synthetic_image(256, 128, seed=i) for i in range(batch)], record)
@@ -61,9 +61,9 @@ def _onnxruntime(path, batch):
     ("fp32", 1e-3, 0.999), ("fp16", 5e-2, 0.97)])
 def test_rtx_engine_runs_and_matches_onnxruntime(rtx_gpu, exports, tmp_path, caplog, precision,
                                                  logit_rtol, label_agreement):
-    from bisenet_deploy.portable.builder import BuildOptions, build_engine
-    from bisenet_deploy.portable.engine_paths import runtime_cache_path
-    from bisenet_deploy.portable.trt_runner import TensorRTRunner
+    from bisenet_deploy.portable.building.builder import BuildOptions, build_engine
+    from bisenet_deploy.portable.trt.engine_paths import runtime_cache_path
+    from bisenet_deploy.portable.running.trt_runner import TensorRTRunner
 
     trt, gpu, targets = rtx_gpu
     path, record = exports[precision]
@@ -91,8 +91,8 @@ def test_rtx_engine_runs_and_matches_onnxruntime(rtx_gpu, exports, tmp_path, cap
 
 
 def test_rtx_fp16_engine_layers_are_fp16(rtx_gpu, exports, tmp_path):
-    from bisenet_deploy.portable.builder import BuildOptions, build_engine
-    from bisenet_deploy.portable.engine_inspect import inspect_engine, precision_summary
+    from bisenet_deploy.portable.building.builder import BuildOptions, build_engine
+    from bisenet_deploy.portable.running.engine_inspect import inspect_engine, precision_summary
 
     trt, gpu, targets = rtx_gpu
     path, record = exports["fp16"]

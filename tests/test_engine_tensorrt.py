@@ -22,8 +22,8 @@ def exported(tmp_path_factory):
     from bisenet_deploy.checkpoint import load_model
     from bisenet_deploy.export.pipeline import ExportOptions, export_onnx
     from bisenet_deploy.errors import MissingDependencyError
-    from bisenet_deploy.portable.capabilities import detect_capabilities
-    from bisenet_deploy.portable.flavours import import_flavour
+    from bisenet_deploy.portable.trt.capabilities import detect_capabilities
+    from bisenet_deploy.portable.trt.flavours import import_flavour
 
     try:
         trt = import_flavour("tensorrt")
@@ -39,7 +39,7 @@ def exported(tmp_path_factory):
 
 
 def _input(record, batch=1):
-    from bisenet_deploy.portable.preprocess import prepare_input
+    from bisenet_deploy.portable.running.preprocess import prepare_input
     from bisenet_deploy.synthetic import synthetic_image
 
     images = [synthetic_image(256, 128, seed=i) for i in range(batch)]
@@ -55,7 +55,7 @@ def _onnxruntime(path, batch):
 
 
 def _build(path, record, tmp_path, precision, **kw):
-    from bisenet_deploy.portable.builder import BuildOptions, build_engine
+    from bisenet_deploy.portable.building.builder import BuildOptions, build_engine
 
     options = BuildOptions(precision=precision, output=str(tmp_path / ("m-%s.engine" % precision)),
                            flavour="tensorrt", **kw)
@@ -63,8 +63,8 @@ def _build(path, record, tmp_path, precision, **kw):
 
 
 def _skip_fp16_on_trt11():
-    from bisenet_deploy.portable.capabilities import detect_capabilities
-    from bisenet_deploy.portable.flavours import import_flavour
+    from bisenet_deploy.portable.trt.capabilities import detect_capabilities
+    from bisenet_deploy.portable.trt.flavours import import_flavour
 
     if detect_capabilities(import_flavour("tensorrt")).strong_typing == "always":
         pytest.skip("TensorRT 11 builds FP16 only from an FP16 ONNX (`--target trt11 --precision "
@@ -72,7 +72,7 @@ def _skip_fp16_on_trt11():
 
 
 def _run_engine(engine_path, batch):
-    from bisenet_deploy.portable.trt_runner import TensorRTRunner
+    from bisenet_deploy.portable.running.trt_runner import TensorRTRunner
 
     with TensorRTRunner(engine_path) as runner:
         return runner.infer(batch)
@@ -103,7 +103,7 @@ def test_build_run_and_compare(exported, tmp_path, precision, logit_rtol, label_
 
 
 def test_inspect_reports_layer_precisions(exported, tmp_path):
-    from bisenet_deploy.portable.engine_inspect import inspect_engine, precision_summary
+    from bisenet_deploy.portable.running.engine_inspect import inspect_engine, precision_summary
 
     _skip_fp16_on_trt11()
     path, record = exported
@@ -140,9 +140,9 @@ def test_engine_refused_for_another_tensorrt(exported, tmp_path):
 
 
 def test_int8_with_calibration(exported, tmp_path):
-    from bisenet_deploy.portable.gpu_info import query_gpu
-    from bisenet_deploy.portable.precision import has_fast_int8
-    from bisenet_deploy.portable.flavours import import_flavour
+    from bisenet_deploy.portable.trt.gpu_info import query_gpu
+    from bisenet_deploy.portable.trt.precision import has_fast_int8
+    from bisenet_deploy.portable.trt.flavours import import_flavour
     from bisenet_deploy.synthetic import synthetic_image
 
     trt = import_flavour("tensorrt")

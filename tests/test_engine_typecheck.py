@@ -26,9 +26,10 @@ pytestmark = pytest.mark.slow
 
 PORTABLE = os.path.join(os.path.dirname(__file__), os.pardir, "bisenet_deploy", "portable")
 #: the modules whose type comments name stub types (`tensorrt.X`): `import tensorrt` is injected
-TYPED_WITH_STUBS = ("build_steps.py", "trt_runner.py")
+TYPED_WITH_STUBS = ("building/build_steps.py", "running/trt_runner.py")
 #: the modules mypy checks (their imports are followed silently)
-CHECKED = ("build_steps.py", "builder.py", "trt_runner.py", "cuda_context.py", "calibrator.py")
+CHECKED = ("building/build_steps.py", "building/builder.py", "running/trt_runner.py",
+           "trt/cuda_context.py", "building/calibrator.py")
 
 
 def test_builder_and_runner_type_check_against_tensorrt_stubs(tmp_path):

@@ -22,7 +22,7 @@ from bisenet_deploy.evaluation.metrics import (
     resize_logits_argmax,
 )
 from bisenet_deploy.metadata import ExportInfo, build_record
-from bisenet_deploy.portable.runner_base import Runner, TensorSpec
+from bisenet_deploy.portable.running.runner_base import Runner, TensorSpec
 from bisenet_deploy.synthetic import synthetic_image
 
 CITY = get_dataset("cityscapes")

@@ -153,7 +153,7 @@ def test_3_check_failed(files, tmp_path, capsys):
 @pytest.mark.parametrize("kind", ["no-backend-could-run", "gpu-unsupported-by-this-tensorrt",
                                   "inspect-without-gpu"])
 def test_4_not_available_here(files, tmp_path, capsys, kind):
-    from bisenet_deploy.portable.install_hints import gpu_absent
+    from bisenet_deploy.portable.shared.install_hints import gpu_absent
 
     if kind == "no-backend-could-run":
         if not gpu_absent():

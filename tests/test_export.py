@@ -26,7 +26,7 @@ from bisenet_deploy.export.pipeline import (
     default_output_path,
     export_onnx,
 )
-from bisenet_deploy.portable.fileio import sha256_file
+from bisenet_deploy.portable.files.fileio import sha256_file
 
 ARCH = "bisenetv2-coincheung"
 SMALL = dict(input_size=(128, 64), model_size=(64, 32))

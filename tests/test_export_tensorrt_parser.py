@@ -30,44 +30,32 @@ SIZES = dict(input_size=(96, 48), model_size=(64, 32))  # the graph keeps its in
 
 
 @pytest.fixture(scope="module")
-def models():
-    import torch
+def exports():
+    """Exports run in two worker processes (support/export_pool.py): each is single-threaded at
+    these sizes, so a 2-core machine makes two at a time; the checks run here."""
+    from support.export_pool import ExportPool
 
-    from bisenet_deploy.checkpoint import load_model
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # ~100 small exports: threads only contend at these sizes
-    cache = {}
-
-    def get(arch):
-        if arch not in cache:
-            loaded = load_model(None, arch=arch, dataset="cityscapes", seed=0)
-            cache[arch] = (loaded.model, loaded.metadata)
-        return cache[arch]
-
-    yield get
-    torch.set_num_threads(threads)
+    pool = ExportPool()
+    yield pool
+    pool.close()
 
 
-def _export(models, tmp_path, arch, target, output, normalize, batch, exporter="torchscript"):
-    from bisenet_deploy.export.pipeline import ExportOptions, export_onnx
-
+def _submit(exports, tmp_path, arch, target, output, normalize, batch, exporter="torchscript"):
     name = "%s-%s-%s-%s-%s.onnx" % (arch, target, output, normalize, "dyn" if batch else "b1")
-    options = ExportOptions(output_path=str(tmp_path / name), target=target, output=output,
-                            normalize=normalize, dynamic_batch=batch, parity=False,
-                            exporter=exporter, **SIZES)
-    return export_onnx(options, loaded=models(arch))
+    return exports.submit(arch, output_path=str(tmp_path / name), target=target, output=output,
+                          normalize=normalize, dynamic_batch=batch, parity=False,
+                          exporter=exporter, **SIZES)
 
 
 def _check_parsed(result):
     """The export's own parser verdict, then a second parse of the written file whose network I/O
     must be the record's."""
-    from bisenet_deploy.portable.build_steps import parse_network
-    from bisenet_deploy.portable.capabilities import detect_capabilities
-    from bisenet_deploy.portable.flavours import import_tensorrt
-    from bisenet_deploy.portable.trt_api import numpy_to_trt_dtype_name
-    from bisenet_deploy.portable.trt_logger import tensorrt_logger
-    from bisenet_deploy.portable.runner_base import specs_from_record
+    from bisenet_deploy.portable.building.build_steps import parse_network
+    from bisenet_deploy.portable.trt.capabilities import detect_capabilities
+    from bisenet_deploy.portable.trt.flavours import import_tensorrt
+    from bisenet_deploy.portable.trt.trt_api import numpy_to_trt_dtype_name
+    from bisenet_deploy.portable.trt.trt_logger import tensorrt_logger
+    from bisenet_deploy.portable.running.runner_base import specs_from_record
 
     verdict = result.parser
     assert verdict is not None and verdict.ok, verdict and verdict.summary()
@@ -87,9 +75,11 @@ def _check_parsed(result):
 
 @pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("arch", ["bisenetv2", "bisenetv2-coincheung"])
-def test_every_export_parses(models, tmp_path, arch, target):
-    for output, normalize, batch in itertools.product(OUTPUTS, NORMALIZE, BATCHES):
-        _check_parsed(_export(models, tmp_path, arch, target, output, normalize, batch))
+def test_every_export_parses(exports, tmp_path, arch, target):
+    futures = [_submit(exports, tmp_path, arch, target, output, normalize, batch)
+               for output, normalize, batch in itertools.product(OUTPUTS, NORMALIZE, BATCHES)]
+    for future in futures:
+        _check_parsed(future.result())
 
 
 DYN = (1, 2, 4)
@@ -120,10 +110,25 @@ def test_the_pairwise_rows_cover_every_pair():
     assert want <= seen
 
 
-@pytest.mark.parametrize("target, output, normalize, batch, arch", PAIRWISE)
-def test_default_exporter_graphs_parse(models, tmp_path, target, output, normalize, batch, arch):
-    _check_parsed(_export(models, tmp_path, arch, target, output, normalize, batch,
-                          exporter="auto"))
+@pytest.fixture(scope="module")
+def pairwise_exports(exports, tmp_path_factory, request):
+    """The default-exporter exports of the selected rows, all handed to the workers on first use
+    (so both processes stay busy while the tests take their results in order)."""
+    folder = tmp_path_factory.mktemp("pairwise")
+    selected = [item.callspec.params for item in request.session.items
+                if item.originalname == "test_default_exporter_graphs_parse"]
+    rows = [row for row in PAIRWISE
+            if any(tuple(p[k] for k in ROW) == row for p in selected)]
+    return {row: _submit(exports, folder, row[4], row[0], row[1], row[2], row[3],
+                         exporter="auto") for row in rows}
+
+
+ROW = ("target", "output", "normalize", "batch", "arch")
+
+
+@pytest.mark.parametrize(", ".join(ROW), PAIRWISE)
+def test_default_exporter_graphs_parse(pairwise_exports, target, output, normalize, batch, arch):
+    _check_parsed(pairwise_exports[(target, output, normalize, batch, arch)].result())
 
 
 def test_check_cli_names_the_real_parser_and_fails_on_its_rejection(tmp_path, capsys):

@@ -26,7 +26,7 @@ def _save_16bit(path, rgb8, grey=False):
 
 @pytest.mark.parametrize("grey", [True, False], ids=["grey16", "rgb48"])
 def test_16bit_pngs_read_as_their_8bit_content(tmp_path, grey):
-    from bisenet_deploy.portable import calibrator
+    from bisenet_deploy.portable.building import calibrator
     from bisenet_deploy.runtime.images import read_image
 
     rgb8 = synthetic_image(64, 32, seed=3)
@@ -140,7 +140,7 @@ def test_a_video_without_frames_leaves_no_empty_folder(tmp_path, tiny_export, ca
 
 
 def test_a_failed_atomic_write_removes_the_folders_it_created(tmp_path):
-    from bisenet_deploy.portable.fileio import atomic_output
+    from bisenet_deploy.portable.files.fileio import atomic_output
 
     target = tmp_path / "a" / "b" / "report.json"
     with pytest.raises(RuntimeError):
@@ -171,7 +171,7 @@ def test_an_image_declaring_too_many_pixels_is_unreadable_before_decoding(tmp_pa
                                                                          height):
     """100000 x 100000 (Pillow's own DecompressionBombError) and just over the limit (Pillow
     would only warn, then decode 90 MP) are both one line, exit 5."""
-    from bisenet_deploy.portable.image_io import MAX_PIXELS
+    from bisenet_deploy.portable.files.image_io import MAX_PIXELS
     from bisenet_deploy.runtime.images import read_image
 
     assert width * height > MAX_PIXELS

@@ -16,8 +16,8 @@ from support.onnx_graphs import preprocessing_graph, save
 from support.records import engine_record as make_record
 
 from bisenet_deploy.errors import EngineError, InputError
-from bisenet_deploy.portable.builder import BuildOptions, build_engine
-from bisenet_deploy.portable.gpu_info import GpuInfo
+from bisenet_deploy.portable.building.builder import BuildOptions, build_engine
+from bisenet_deploy.portable.trt.gpu_info import GpuInfo
 
 A10 = GpuInfo("NVIDIA A10", (8, 6), driver="550")
 
@@ -81,7 +81,7 @@ def _failing_build(path, rec, trt, gpu, tmp_path, **kw):
     ((10, 13), "trt10", A10, ["INT8", "FP16"])])
 def test_full_tensorrt_explicit_quantization_sets_int8_without_calibrator(
         tmp_path, version, target, gpu, flags):
-    from bisenet_deploy.portable.build_plan import plan_build
+    from bisenet_deploy.portable.building.build_plan import plan_build
 
     path, rec = _qdq_onnx(tmp_path, target)
     calls = []
@@ -105,7 +105,7 @@ def test_tensorrt_11_builds_the_qdq_graph_strongly_typed_without_flags(tmp_path)
 @pytest.mark.parametrize("version, expect", [("8.6.1", ["--int8"]), ("10.13.0", ["--int8", "--fp16"]),
                                              ("11.0.0", [])])
 def test_trtexec_line_for_a_qdq_onnx_has_no_calibration(tmp_path, version, expect):
-    from bisenet_deploy.portable import trtexec
+    from bisenet_deploy.portable.building import trtexec
 
     line = trtexec.build_command(version, "q.onnx", "q.engine", "int8-qdq",
                                  int8_fp16_fallback="--fp16" in expect)

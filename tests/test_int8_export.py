@@ -285,7 +285,7 @@ INT8_INFO = {"scheme": "qdq-int8-symmetric", "quantizer": "onnxruntime.quantizat
 def test_record_validator_checks_the_int8_section(change, field):
     from support.records import engine_record
 
-    from bisenet_deploy.portable.record_schema import record_problem
+    from bisenet_deploy.portable.files.record_schema import record_problem
 
     record = engine_record(precision="int8", target="trt10", opset=17)
     record["export"]["int8"] = dict(INT8_INFO)

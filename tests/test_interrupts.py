@@ -66,7 +66,7 @@ def test_an_interrupt_a_library_swallows_still_stops_the_job_at_the_next_step(si
     code_ = ("import os, signal, sys, time\n"
              "import argparse\n"
              "from bisenet_deploy.cli.common import run_cli\n"
-             "from bisenet_deploy.portable.step_timer import StepTimer\n"
+             "from bisenet_deploy.portable.shared.step_timer import StepTimer\n"
              "def job(args):\n"
              "    try:\n"
              f"        os.kill(os.getpid(), {int(sig)})\n"

@@ -330,6 +330,24 @@ def test_parity_thresholds_and_random_weights(helpers):
     assert report_parity(0.50, "fp16", random)  # not judged, only warned
 
 
+def test_the_bundle_judges_by_the_toolkits_device_profile(helpers, monkeypatch):
+    """One table: the bundle reads its thresholds from its copy of the portable floor, the very
+    numbers comparison/profiles.py calls the "device" profile."""
+    import jetson_parity
+
+    from bisenet_deploy.comparison import profiles
+
+    table = jetson_parity.DEVICE_MIN_IDENTICAL
+    for precision in ("fp32", "fp16"):
+        assert table[precision] == profiles.resolve(precision, profile="device")["labels"][
+            "min_identical"]
+    assert table == {"fp32": 0.999, "fp16": 0.98}
+    assert table is sys.modules["bisenet_trt.shared.parity_limits"].DEVICE_MIN_IDENTICAL
+    trained = {"model": {"weights": "checkpoint"}}
+    monkeypatch.setitem(table, "fp32", 0.9999)
+    assert not jetson_parity.report_parity(0.9995, "fp32", trained)
+
+
 def test_colorize_and_overlay(helpers):
     _, demo = helpers
     palette = [[128, 64, 128], [244, 35, 232], [70, 70, 70]]
@@ -384,7 +402,7 @@ def test_ppm_round_trip_and_image_reading(helpers, tmp_path):
 
 
 def test_demo_without_opencv_says_what_to_install(mini_bundle):
-    code = ("import demo\nfrom bisenet_trt.errors import MissingDependencyError\n"
+    code = ("import demo\nfrom bisenet_trt.shared.errors import MissingDependencyError\n"
             "try:\n    demo.import_cv2()\nexcept MissingDependencyError as e:\n    print(e)\n")
     out = run_py(mini_bundle, code)
     assert "python3-opencv" in out.stdout
@@ -411,7 +429,8 @@ def test_readme_template_placeholders_are_known():
     values = {k: "x" for k in ("BUNDLE_NAME", "BUNDLE_TAR_WORD", "BUNDLE_DIR_WORD", "MODEL_STEM", "ONNX_FILE", "ARCH", "DATASET",
                                "NUM_CLASSES", "WEIGHTS", "INPUT_SIZE", "MODEL_SIZE", "CHANNEL_ORDER",
                                "OUTPUTS", "PRECISION",
-                               "OTHER_PRECISION", "TOOLKIT_VERSION")}
+                               "OTHER_PRECISION", "TOOLKIT_VERSION", "PARITY_FP32",
+                               "PARITY_FP16")}
     rendered = bundle.render(text, values)
     assert "@" not in "".join(w for w in rendered.split() if w.startswith("@") and w.endswith("@"))
     for step in ("./setup_jetson.sh", "./build_engine.sh", "./bench.sh", "demo.py", "scp"):
@@ -436,7 +455,9 @@ def test_portable_apis_the_bundle_calls_exist():
     show there, so their signatures are pinned here."""
     import inspect
 
-    from bisenet_deploy.portable import builder, engine_paths, sidecar, trt_runner, trtexec
+    from bisenet_deploy.portable.building import builder, trtexec
+    from bisenet_deploy.portable.trt import engine_paths, sidecar
+    from bisenet_deploy.portable.running import trt_runner
 
     params = inspect.signature(builder.BuildOptions).parameters
     for name in ("precision", "output", "workspace_mib", "timing_cache"):
@@ -453,7 +474,8 @@ def test_portable_apis_the_bundle_calls_exist():
     for name in ("builder", "toolkit_version", "built_utc"):
         assert name in make, name
     assert callable(trt_runner.engine_io) and callable(sidecar.write_sidecar)
-    from bisenet_deploy.portable import bundle_manifest, engine_load
+    from bisenet_deploy.portable.files import bundle_manifest
+    from bisenet_deploy.portable.running import engine_load
 
     assert list(inspect.signature(engine_load.sidecar_from_engine).parameters)[:9] == [
         "trt", "engine_file", "engine_path", "gpu", "precision", "onnx_path", "record", "options",

@@ -4,7 +4,7 @@ cannot hold what they ask for, instead of a MemoryError (exit 70) after minutes 
 import pytest
 
 from bisenet_deploy.cli import bench_main
-from bisenet_deploy.portable import memory
+from bisenet_deploy.portable.shared import memory
 from support.bench_fakes import FakeRunner
 from support.records import bench_record as make_record
 

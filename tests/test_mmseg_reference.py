@@ -134,7 +134,7 @@ def test_image_to_logits_with_mmsegs_preprocessing(mmseg, checkpoint, tmp_path):
     from PIL import Image
 
     from bisenet_deploy.metadata import build_record
-    from bisenet_deploy.portable.preprocess import prepare_input
+    from bisenet_deploy.portable.running.preprocess import prepare_input
     from bisenet_deploy.runtime.factory import open_runner
     from bisenet_deploy.runtime.images import read_image
     from bisenet_deploy.runtime.torch_runner import default_export_info

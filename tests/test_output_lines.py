@@ -195,7 +195,7 @@ def test_predict_draws_its_bar_on_a_terminal_unless_told_not_to(folder_dataset, 
 
 def test_int8_calibration_advances_a_bar_per_batch(tmp_path, monkeypatch):
     from bisenet_deploy.cli.build_engine_main import _calibration_bar
-    from bisenet_deploy.portable.calibrator import CalibrationBatches
+    from bisenet_deploy.portable.building.calibrator import CalibrationBatches
     from support.records import make_record
 
     for i in range(4):

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from bisenet_deploy.errors import InputError
-from bisenet_deploy.portable import ownership
-from bisenet_deploy.portable.ownership import check_replaceable, is_ours
+from bisenet_deploy.portable.files import ownership
+from bisenet_deploy.portable.files.ownership import check_replaceable, is_ours
 
 
 def _one_error_line(err):
@@ -38,7 +38,7 @@ def test_jetson_force_refuses_a_source_folder_and_touches_nothing(tmp_path, monk
 
 def our_folder(root, fmt="bisenet-deploy-jetson-bundle"):
     """A folder as our writers leave it: files, then a manifest listing each with its sha256."""
-    from bisenet_deploy.portable.bundle_manifest import hash_tree
+    from bisenet_deploy.portable.files.bundle_manifest import hash_tree
 
     (root / "bisenet_trt").mkdir(parents=True)
     (root / "bisenet_trt" / "errors.py").write_text("x = 1\n")

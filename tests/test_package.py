@@ -59,7 +59,7 @@ def test_help_works_without_tensorrt(command, argv):
 
 def test_an_output_that_cannot_be_created_is_a_user_error(tmp_path):
     from bisenet_deploy.errors import InputError
-    from bisenet_deploy.portable.fileio import write_text_atomic
+    from bisenet_deploy.portable.files.fileio import write_text_atomic
 
     blocker = tmp_path / "a-file"
     blocker.write_text("x")

@@ -9,7 +9,7 @@ from PIL import Image
 
 from bisenet_deploy.datasets import get_dataset
 from bisenet_deploy.evaluation.metrics import ConfusionMatrix
-from bisenet_deploy.portable.ownership import is_ours
+from bisenet_deploy.portable.files.ownership import is_ours
 from bisenet_deploy.synthetic import synthetic_image
 
 LONG_ONNX = ("onnxruntime:export/bisenetv2-coincheung-cityscapes-2048x1024-to-1024x512-labels-"

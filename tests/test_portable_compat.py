@@ -42,8 +42,25 @@ def python_files(folder):
     return sorted(os.path.join(folder, n) for n in os.listdir(folder) if n.endswith(".py"))
 
 
+def python_tree(folder):
+    """Every .py file of the package `folder`, its subpackages included."""
+    return sorted(os.path.join(d, n) for d, _, names in os.walk(folder)
+                  if "__pycache__" not in d for n in names if n.endswith(".py"))
+
+
+def package_names(folder):
+    """Dotted names, relative to the package `folder`, of its modules and subpackages."""
+    names = set()
+    for path in python_tree(folder):
+        parts = os.path.relpath(path, folder)[:-3].split(os.sep)
+        parts = parts[:-1] if parts[-1] == "__init__" else parts
+        if parts:
+            names.add(".".join(parts))
+    return names
+
+
 def portable_files():
-    return python_files(PORTABLE)
+    return python_tree(PORTABLE)
 
 
 def bundle_template_files():
@@ -72,12 +89,17 @@ def parse_36(path):
     return ast.parse(source, filename=path, feature_version=(3, 6))
 
 
-def import_problems(path, siblings, allow_cv2=False, package_relative=True):
+def import_problems(path, siblings, allow_cv2=False, package_relative=True, package_root=None):
     """Imports in `path` outside the allowed set, as readable lines ([] = fine).
 
     siblings: module names importable next to the file (relative imports for the portable
-    package, bundle-internal absolute names for the bundle's entry scripts).
+    package: dotted from `package_root`, the package's folder, e.g. "trt.flavours"; bundle-internal
+    absolute names for the bundle's entry scripts).
     """
+    inside = []  # the file's subpackage path below package_root
+    if package_root is not None:
+        inside = [p for p in os.path.relpath(os.path.dirname(path), package_root).split(os.sep)
+                  if p != "."]
     tree = parse_36(path)
     stdlib = set(sys.stdlib_module_names) - STDLIB_AFTER_36
     allowed = stdlib | THIRD_PARTY | ({"cv2"} if allow_cv2 else set())
@@ -106,8 +128,13 @@ def import_problems(path, siblings, allow_cv2=False, package_relative=True):
                 if not package_relative:
                     problems.append("%s:%d relative import outside a package" % (name, node.lineno))
                     continue
-                target = (node.module or "").split(".")[0]
-                names = [target] if target else [a.name for a in node.names]
+                if node.level - 1 > len(inside):
+                    problems.append("%s:%d relative import leaves the package" % (name, node.lineno))
+                    continue
+                base = inside[:len(inside) - node.level + 1]
+                module = base + (node.module.split(".") if node.module else [])
+                names = ([".".join(module)] if node.module else
+                         [".".join(base + [a.name]) for a in node.names])
                 for mod in names:
                     if mod not in siblings:
                         problems.append("%s:%d imports .%s, which is not a module of the "
@@ -151,10 +178,10 @@ def check_bundle_python(folder):
     folder: a bundle root holding `bisenet_trt/`, `jetson_run.py`, `demo.py`.
     """
     package = os.path.join(folder, "bisenet_trt")
-    package_modules = {os.path.splitext(n)[0] for n in os.listdir(package) if n.endswith(".py")}
+    package_modules = package_names(package)
     problems = []
-    for path in python_files(package):
-        problems += import_problems(path, package_modules)
+    for path in python_tree(package):
+        problems += import_problems(path, package_modules, package_root=package)
     for path in python_files(folder):
         problems += import_problems(path, BUNDLE_MODULES, package_relative=False,
                                     allow_cv2=os.path.basename(path) == "demo.py")
@@ -180,10 +207,23 @@ def test_vermin_finds_nothing_newer_than_36():
     assert rc == 0, output
 
 
-@pytest.mark.parametrize("path", portable_files(), ids=os.path.basename)
+@pytest.mark.parametrize("path", portable_files(), ids=lambda p: os.path.relpath(p, PORTABLE))
 def test_portable_imports_only_what_a_jetson_has(path):
-    modules = {os.path.splitext(os.path.basename(p))[0] for p in portable_files()}
-    assert import_problems(path, modules) == []
+    assert import_problems(path, package_names(PORTABLE), package_root=PORTABLE) == []
+
+
+def test_relative_imports_are_resolved_from_the_subpackage(tmp_path):
+    package = tmp_path / "pkg"
+    (package / "trt").mkdir(parents=True)
+    for rel in ("__init__.py", "trt/__init__.py", "trt/a.py", "errors.py"):
+        (package / rel).write_text("")
+    path = package / "trt" / "b.py"
+    path.write_text("from .a import x\nfrom ..errors import E\nfrom . import a\n"
+                    "from .errors import E\nfrom ...outside import y\n")
+    problems = import_problems(str(path), package_names(str(package)),
+                               package_root=str(package))
+    assert len(problems) == 2, problems
+    assert "imports .trt.errors" in problems[0] and "leaves the package" in problems[1]
 
 
 @pytest.mark.parametrize("path", bundle_template_files(), ids=os.path.basename)

@@ -200,7 +200,7 @@ def test_static_batch_models_are_fed_a_padded_batch(tmp_path):
     from bisenet_deploy.evaluation import compare as cmp
     from bisenet_deploy.evaluation.predict import predict_image
     from bisenet_deploy.metadata import build_record
-    from bisenet_deploy.portable.runner_base import Runner, TensorSpec
+    from bisenet_deploy.portable.running.runner_base import Runner, TensorSpec
     from bisenet_deploy.runtime.torch_runner import default_export_info
 
     record = build_record(CITY.to_model_metadata("bisenetv2"))

@@ -75,7 +75,7 @@ def _has_gpu_and_pycuda():
 
 
 def _has_tensorrt_that_builds_here():
-    from bisenet_deploy.portable.capabilities import installed_summary
+    from bisenet_deploy.portable.trt.capabilities import installed_summary
 
     summary = installed_summary().split()
     if not summary:
@@ -152,7 +152,7 @@ def test_quick_start_runs_as_written(tmp_path):
 def test_export_target_defaults_to_the_installed_tensorrt(installed, target, monkeypatch):
     """The Quick start's export gives the graph the `bisenet-build-engine` after it can build."""
     from bisenet_deploy.cli import export_onnx
-    from bisenet_deploy.portable import capabilities
+    from bisenet_deploy.portable.trt import capabilities
 
     monkeypatch.setattr(capabilities, "installed_summary", lambda: installed)
     assert export_onnx.default_target() == target

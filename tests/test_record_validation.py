@@ -1,5 +1,5 @@
 """A forged or damaged metadata record is refused at load, in every command, in one line naming the
-file and the field, with exit 5 (portable/record_schema.py, the one validator of the record).
+file and the field, with exit 5 (portable/files/record_schema.py, the one validator of the record).
 
 Before the validator, such records crashed commands (a 100000x100000 input size: MemoryError,
 exit 70) or gave silently wrong pictures (an unknown channel order flipped the channels, a short
@@ -16,7 +16,7 @@ from PIL import Image
 
 from bisenet_deploy.errors import UnusableFileError
 from bisenet_deploy.metadata import METADATA_KEY, ModelMetadata
-from bisenet_deploy.portable.record_schema import (MAX_SIDE, RecordError, record_problem,
+from bisenet_deploy.portable.files.record_schema import (MAX_SIDE, RecordError, record_problem,
                                                    validate_record)
 from support.records import make_record
 
@@ -210,7 +210,7 @@ def test_build_engine_prints_no_build_command_for_a_record_without_model(workspa
 @pytest.mark.parametrize("kind", ["huge-input-size", "no-model-section", "class-names-string",
                                   "not-json"])
 def test_an_engine_sidecar_with_a_damaged_record_is_refused(tmp_path, kind):
-    from bisenet_deploy.portable.sidecar import make_sidecar, read_sidecar
+    from bisenet_deploy.portable.trt.sidecar import make_sidecar, read_sidecar
 
     good = json.dumps(make_record())
     record = forged_text(good, kind)
@@ -233,8 +233,8 @@ def test_an_engine_sidecar_with_a_damaged_record_is_refused(tmp_path, kind):
 
 def test_triton_refuses_an_engine_whose_sidecar_record_is_damaged(tmp_path, capsys):
     from bisenet_deploy.cli import export_main
-    from bisenet_deploy.portable.fileio import sha256_file
-    from bisenet_deploy.portable.sidecar import make_sidecar
+    from bisenet_deploy.portable.files.fileio import sha256_file
+    from bisenet_deploy.portable.trt.sidecar import make_sidecar
 
     engine = tmp_path / "m.engine"
     engine.write_bytes(b"plan")
@@ -270,7 +270,7 @@ def test_the_jetson_bundle_validates_its_record_file(tmp_path, kind):
     (bundle / "model" / "m.json").write_text(json.dumps({"record": record}))
     manifest = {"model": {"onnx": "model/m.onnx", "record": "model/m.json"}}
     out = run_py(bundle, "import jetson_run\n"
-                         "from bisenet_trt.errors import UserError\n"
+                         "from bisenet_trt.shared.errors import UserError\n"
                          "try:\n    jetson_run.model_paths(%r, %r)\n"
                          "except UserError as exc:\n    print(exc.exit_code, exc)\n"
                          % (manifest, str(bundle)))

@@ -96,7 +96,7 @@ def test_install_hints_spell_extras_as_the_readme_does():
             with open(os.path.join(ROOT, rel), encoding="utf-8") as f:
                 hits.extend("%s: %s" % (rel, m.group(0)) for m in other.finditer(f.read()))
     assert not hits, hits
-    from bisenet_deploy.portable import install_hints
+    from bisenet_deploy.portable.shared import install_hints
     assert not install_hints.IN_BUNDLE
     assert "pip install -e '.[trt]'" in install_hints.tensorrt_hint()
     real = install_hints.gpu_absent
@@ -118,9 +118,9 @@ def test_inside_a_jetson_bundle_the_hints_are_the_bundle_readmes(tmp_path):
     from test_runtime_trt import _BLOCK
 
     code = _BLOCK + (
-        "from %(pkg)s.flavours import import_tensorrt\n"
-        "from %(pkg)s.cuda_context import import_pycuda_driver\n"
-        "from %(pkg)s import install_hints\n"
+        "from %(pkg)s.trt.flavours import import_tensorrt\n"
+        "from %(pkg)s.trt.cuda_context import import_pycuda_driver\n"
+        "from %(pkg)s.shared import install_hints\n"
         "install_hints.gpu_absent = lambda: False  # a bundle runs on a Jetson: it has its GPU\n"
         "for call in (import_tensorrt, import_pycuda_driver):\n"
         "    try:\n"

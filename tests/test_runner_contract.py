@@ -1,4 +1,4 @@
-"""The runner contract (portable/runner_base.py), checked the same way on every runner.
+"""The runner contract (portable/running/runner_base.py), checked the same way on every runner.
 
 onnxruntime, torch and the TensorRT runner (on the fake driver, both API generations; on a real
 TensorRT-RTX engine where a GPU can run one) are made cheaply, refuse to infer before

@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from bisenet_deploy.errors import InputError, MissingDependencyError, UnusableFileError, UserError
-from bisenet_deploy.portable.preprocess import prepare_input
+from bisenet_deploy.portable.running.preprocess import prepare_input
 from bisenet_deploy.runtime.api import Segmenter, resize_labels_nearest
 from bisenet_deploy.runtime.factory import (available_backends, backend_problem,
                                             open_runner)
-from bisenet_deploy.runtime.ort_runner import OnnxRuntimeRunner
+from bisenet_deploy.ort_runner import OnnxRuntimeRunner
 from bisenet_deploy.runtime.torch_runner import TorchRunner
 
 from support.records import runtime_record as make_record
@@ -180,7 +180,7 @@ def test_onnxruntime_io_binding_path_gives_the_same_outputs_and_times_three_step
 
 @pytest.mark.cuda
 def test_onnxruntime_cuda_times_copies_and_compute(models):
-    from bisenet_deploy.runtime.ort_runner import available_providers
+    from bisenet_deploy.ort_runner import available_providers
 
     if "cuda" not in available_providers():
         pytest.skip("this onnxruntime has no CUDA provider (install onnxruntime-gpu)")
@@ -270,7 +270,7 @@ def test_factory_errors_are_clear(models, tmp_path):
 def test_factory_reports_missing_gpu_backends(models):
     import onnxruntime
 
-    from bisenet_deploy.portable.install_hints import gpu_absent
+    from bisenet_deploy.portable.shared.install_hints import gpu_absent
 
     if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
         wanted = "has none" if gpu_absent() else "onnxruntime-gpu"  # the real blocker
@@ -462,7 +462,8 @@ def test_without_a_gpu_the_hints_name_the_gpu_not_packages(monkeypatch):
     help: the line says there is no GPU. With a GPU, it says what to install."""
     import sys
 
-    from bisenet_deploy.portable import cuda_context, gpu_info, install_hints
+    from bisenet_deploy.portable.trt import cuda_context, gpu_info
+    from bisenet_deploy.portable.shared import install_hints
     from bisenet_deploy.runtime import factory
 
     monkeypatch.setitem(sys.modules, "pycuda", None)
@@ -473,7 +474,7 @@ def test_without_a_gpu_the_hints_name_the_gpu_not_packages(monkeypatch):
     monkeypatch.setattr(gpu_info, "_query_nvidia_smi", lambda index: None)
     monkeypatch.setattr(gpu_info, "is_jetson", lambda: False)
     monkeypatch.setattr(factory, "_has_module", lambda name: name != "pycuda")
-    monkeypatch.setattr("bisenet_deploy.runtime.ort_runner.available_providers", lambda: ["cpu"])
+    monkeypatch.setattr("bisenet_deploy.ort_runner.available_providers", lambda: ["cpu"])
     problems = [factory.backend_problem("tensorrt"), factory.backend_problem("onnxruntime-cuda")]
     with pytest.raises(MissingDependencyError) as pycuda_missing:
         cuda_context.import_pycuda_driver()

@@ -9,7 +9,7 @@ from onnx import TensorProto, helper, numpy_helper
 from bisenet_deploy.errors import InputError, UserError
 from bisenet_deploy.export.onnx_metadata import set_record
 from bisenet_deploy.metadata import ExportInfo, ModelMetadata, build_record
-from bisenet_deploy.runtime.ort_runner import OnnxRuntimeRunner
+from bisenet_deploy.ort_runner import OnnxRuntimeRunner
 
 W, H, C = 16, 8, 4
 
@@ -129,7 +129,7 @@ def test_export_parity_runs_the_graph_through_the_runtime_runner(monkeypatch):
     """A labels-only graph given to parity as a ModelProto: the runner gets the serialized model
     with the ArgMax's logits exposed, and parity names them "logits"."""
     from bisenet_deploy.export import parity
-    from bisenet_deploy.runtime import ort_runner
+    from bisenet_deploy import ort_runner
 
     model, _ = tiny_model()
     del model.graph.output[1]  # labels only

@@ -18,8 +18,8 @@ import pytest
 
 from bisenet_deploy.errors import (EngineError, IncompatibleEngineError, InputError,
                                    MissingDependencyError, UserError)
-from bisenet_deploy.portable import cuda_context
-from bisenet_deploy.portable import trt_runner as tr
+from bisenet_deploy.portable.trt import cuda_context
+from bisenet_deploy.portable.running import trt_runner as tr
 from support import fake_cuda
 from support.fake_cuda import BYTES_PER_MS, ENGINE_MS
 from support.fake_trt import (NUM_CLASSES, PROFILE, FakeBindingsEngine, FakeTensorsEngine, H, W,
@@ -365,7 +365,7 @@ _BLOCK = (
 
 def test_import_needs_neither_tensorrt_nor_pycuda():
     code = _BLOCK + (
-        "import bisenet_deploy.portable.trt_runner, bisenet_deploy.portable.cuda_context\n"
+        "import bisenet_deploy.portable.running.trt_runner, bisenet_deploy.portable.trt.cuda_context\n"
         "assert not [m for m in sys.modules if m.split('.')[0] in "
         "('tensorrt', 'pycuda', 'torch', 'onnxruntime')]\n")
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -377,7 +377,7 @@ def test_missing_tensorrt_or_pycuda_is_one_clear_line(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # import tensorrt -> ImportError
     with pytest.raises(MissingDependencyError, match=r"pip install -e '\.\[trt\]'"):
         tr.TensorRTRunner(str(engine)).activate()
-    from bisenet_deploy.portable import install_hints
+    from bisenet_deploy.portable.shared import install_hints
 
     monkeypatch.setattr(install_hints, "gpu_absent", lambda: False)  # a GPU machine, no pycuda
     monkeypatch.setitem(sys.modules, "tensorrt", fake_trt())
@@ -391,7 +391,7 @@ def test_portable_files_stay_python36_compatible():
     import os
     import shutil
 
-    import bisenet_deploy.portable.cuda_context as cc
+    import bisenet_deploy.portable.trt.cuda_context as cc
 
     exe = shutil.which("vermin", path=os.path.dirname(sys.executable)) or shutil.which("vermin")
     if exe is None:
@@ -405,7 +405,7 @@ def test_portable_files_stay_python36_compatible():
 # -- the real thing ----------------------------------------------------------------------------------
 def _cuda_python_problem():
     try:
-        from bisenet_deploy.portable.cuda_graphs import import_cudart
+        from bisenet_deploy.portable.running.cuda_graphs import import_cudart
 
         import_cudart()
     except MissingDependencyError as exc:
@@ -421,13 +421,13 @@ def test_real_engine_matches_onnxruntime(tmp_path, graph):
         pytest.skip(_cuda_python_problem())
     import tensorrt as trt
 
-    from bisenet_deploy.runtime.ort_runner import OnnxRuntimeRunner
+    from bisenet_deploy.ort_runner import OnnxRuntimeRunner
     from support.records import runtime_record
     from support.tiny_models import TinySegNet, export_onnx
 
     record = runtime_record(output="both", batch=(1, 2, 4))
     onnx_path = export_onnx(tmp_path / "tiny.onnx", TinySegNet().eval(), record)
-    from bisenet_deploy.portable.trt_logger import tensorrt_logger
+    from bisenet_deploy.portable.trt.trt_logger import tensorrt_logger
 
     logger = tensorrt_logger(trt)  # TensorRT keeps the first logger of a process: share it
     builder = trt.Builder(logger)

@@ -210,7 +210,7 @@ def served(tiny_dynamic_export, scratch):
 
 @pytest.fixture(scope="module")
 def local(tiny_dynamic_export):
-    from bisenet_deploy.portable.preprocess import prepare_input
+    from bisenet_deploy.portable.running.preprocess import prepare_input
     from bisenet_deploy.runtime.factory import open_runner
     from bisenet_deploy.synthetic import synthetic_image
 

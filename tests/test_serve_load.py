@@ -120,7 +120,7 @@ def local(tiny_dynamic_export):
     """The same ONNX on the local onnxruntime runner, and prepared inputs with its answers."""
     from bisenet_deploy.runtime.factory import open_runner
     from bisenet_deploy.synthetic import synthetic_image
-    from bisenet_deploy.portable.preprocess import prepare_input
+    from bisenet_deploy.portable.running.preprocess import prepare_input
 
     runner = open_runner("onnxruntime", onnx=tiny_dynamic_export, threads=1).activate()
     inputs = [prepare_input(synthetic_image(128, 64, seed), runner.metadata) for seed in range(8)]

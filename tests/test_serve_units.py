@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from bisenet_deploy.errors import InputError, MissingDependencyError, UserError
-from bisenet_deploy.portable.runner_base import Runner, TensorSpec
+from bisenet_deploy.portable.running.runner_base import Runner, TensorSpec
 
 
 # -- the Python backend's libpython ------------------------------------------------------------

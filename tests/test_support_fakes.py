@@ -15,7 +15,8 @@ import types
 import pytest
 
 from bisenet_deploy.errors import EngineError
-from bisenet_deploy.portable import cuda_graphs, trt_api
+from bisenet_deploy.portable.running import cuda_graphs
+from bisenet_deploy.portable.trt import trt_api
 from support import fake_cuda
 from support.fake_trt import FakeTensorsContext, FakeTensorsEngine, fake_trt
 from support.trt_stubs import patched_pyi, stub_dirs

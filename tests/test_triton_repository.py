@@ -13,7 +13,7 @@ import pytest
 
 from bisenet_deploy.errors import InputError, UserError
 from bisenet_deploy.export.onnx_metadata import read_record
-from bisenet_deploy.portable.fileio import sha256_file
+from bisenet_deploy.portable.files.fileio import sha256_file
 from bisenet_deploy.serve.repository import RepositoryOptions, build_repository
 
 
@@ -30,7 +30,7 @@ def parse_config(path):
 def fake_engine(tmp_path, tiny_dynamic_export):
     """An 'engine' file with a real sidecar (as bisenet-build-engine writes it) built from the
     tiny dynamic ONNX; the repository only copies the plan, so its bytes do not matter."""
-    from bisenet_deploy.portable.sidecar import (make_sidecar, profile_entry, tensor_entry,
+    from bisenet_deploy.portable.trt.sidecar import (make_sidecar, profile_entry, tensor_entry,
                                                  write_sidecar)
 
     engine = tmp_path / "dyn-fp16.engine"

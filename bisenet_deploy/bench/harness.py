@@ -28,11 +28,11 @@ import time
 import numpy as np
 
 from ..errors import InputError, UserError
-from ..portable.interrupts import signal_name
-from ..portable.memory import check_fits
-from ..portable.phase_timing import PHASES
-from ..portable.preprocess import prepare_input
-from ..portable.timing_stats import stability_warning, summarize
+from ..portable.shared.interrupts import signal_name
+from ..portable.shared.memory import check_fits
+from ..portable.shared.phase_timing import PHASES
+from ..portable.running.preprocess import prepare_input
+from ..portable.shared.timing_stats import stability_warning, summarize
 
 log = logging.getLogger(__name__)
 

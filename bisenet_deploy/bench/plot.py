@@ -10,8 +10,8 @@ import logging
 import numpy as np
 
 from ..errors import MissingDependencyError
-from ..portable.fileio import atomic_output
-from ..portable.ownership import PNG_TEXT
+from ..portable.files.fileio import atomic_output
+from ..portable.files.ownership import PNG_TEXT
 
 log = logging.getLogger(__name__)
 

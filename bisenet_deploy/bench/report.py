@@ -55,7 +55,7 @@ Schema ``"bisenet-bench/1"`` (all times in milliseconds unless the key says othe
                                "vs_first": float}]} | null
     }
 
-SUMMARY is a `portable.timing_stats.summarize` dict: count, batch, min_ms, mean_ms, median_ms,
+SUMMARY is a `portable.shared.timing_stats.summarize` dict: count, batch, min_ms, mean_ms, median_ms,
 p90_ms, p95_ms, p99_ms, max_ms, std_ms, cv, fps, images_per_s, unstable.
 `vs_fastest` / `vs_first` are latency ratios: 1.0 for the fastest (first) backend, 2.0 = twice as
 slow. `validate_report` checks a document against this schema.
@@ -66,8 +66,8 @@ import json
 import os
 
 from ..errors import InputError
-from ..portable.fileio import write_json_atomic
-from ..portable.timing_stats import SUMMARY_KEYS
+from ..portable.files.fileio import write_json_atomic
+from ..portable.shared.timing_stats import SUMMARY_KEYS
 from .environment import device_slug
 
 SCHEMA = "bisenet-bench/1"

@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 
-from ..portable.timing_stats import summarize
+from ..portable.shared.timing_stats import summarize
 
 log = logging.getLogger(__name__)
 

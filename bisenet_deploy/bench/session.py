@@ -19,9 +19,9 @@ import logging
 import time
 
 from ..errors import EXIT_INTERNAL, MissingDependencyError, UserError
-from ..portable.install_hints import doctor_hint
-from ..portable.interrupts import CTRL_C, EXIT_CODES, SIGTERM, signal_name
-from ..portable.memory import MemoryBudgetError
+from ..portable.shared.install_hints import doctor_hint
+from ..portable.shared.interrupts import CTRL_C, EXIT_CODES, SIGTERM, signal_name
+from ..portable.shared.memory import MemoryBudgetError
 from .harness import (DEFAULT_BUFFERS, BenchmarkError, check_fixed_batch, make_inputs,
                       time_runner)
 

@@ -9,7 +9,7 @@ from typing import Optional
 from ..datasets import as_dataset_info, get_dataset, resolve_dataset
 from ..errors import CheckpointError
 from ..metadata import METADATA_KEY, ModelMetadata
-from ..portable.fileio import sha256_file
+from ..portable.files.fileio import sha256_file
 from . import mmseg
 from .files import (check_finite, check_path, positive_int, read_safetensors, read_torch, sniff,
                     strip_prefixes)

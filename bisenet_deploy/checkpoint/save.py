@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from ..metadata import METADATA_KEY, ModelMetadata, build_record, dumps_record
-from ..portable.fileio import atomic_output
+from ..portable.files.fileio import atomic_output
 from .matching import build_for_state
 
 log = logging.getLogger(__name__)

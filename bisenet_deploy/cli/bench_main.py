@@ -236,7 +236,7 @@ def _engine_sidecar(entries, engine):
     if not engine:
         return None
     try:
-        from ..portable.trt_runner import load_sidecar
+        from ..portable.running.trt_runner import load_sidecar
         return load_sidecar(engine)[1]
     except Exception:  # a missing/odd sidecar must not lose the timings
         return None
@@ -258,9 +258,9 @@ def _run(args):
     from ..bench.paper import format_readings
     from ..bench.session import (backend_of, default_warmup, exit_code_for, interrupted_by,
                                  run_benchmarks, stop_signal, was_interrupted)
-    from ..portable.timing_stats import format_summary
+    from ..portable.shared.timing_stats import format_summary
     from ..runtime.images import read_image
-    from ..portable.fileio import check_writable
+    from ..portable.files.fileio import check_writable
 
     if args.server or args.concurrency:  # the served model, and optionally one direct runner
         _check_args(args)

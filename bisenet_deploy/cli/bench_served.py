@@ -52,7 +52,7 @@ def run_served(args, make_opener):
     from ..bench.harness import check_outputs, make_inputs
     from ..bench.served import overhead_rows, table
     from ..bench.session import default_warmup
-    from ..portable.fileio import check_writable, write_json_atomic
+    from ..portable.files.fileio import check_writable, write_json_atomic
     from ..runtime.images import read_image
     from ..serve.client import ServedRunner
     from ..text_table import format_table

@@ -2,7 +2,7 @@
 
 Three modes:
 - build (default): `bisenet-build-engine MODEL.onnx [--fp32|--fp16|--int8 --calib-images DIR] ...`
-  runs portable/builder.py, the same code the Jetson bundle runs, with full TensorRT or
+  runs portable/building/builder.py, the same code the Jetson bundle runs, with full TensorRT or
   (`--trt-flavour tensorrt-rtx`, the default where only it is installed) TensorRT-RTX, which
   builds without a GPU for the compute capabilities given by `--compute-capability`;
 - `--trtexec [--run] [--trt-version X]`: prints (and with --run executes) the equivalent trtexec
@@ -116,8 +116,8 @@ def read_onnx(path):
     """(record, summary) of an ONNX file, its record validated field by field (a damaged one is
     refused in one line naming the field, before any build command is made). An ONNX without the
     record is refused (NoMetadataError)."""
-    from ..portable.fileio import require_file
-    from ..portable.onnx_reader import read_onnx_summary, record_from_summary
+    from ..portable.files.fileio import require_file
+    from ..portable.files.onnx_reader import read_onnx_summary, record_from_summary
 
     require_file(path, "ONNX file")
     with open(path, "rb") as f:
@@ -139,7 +139,7 @@ def compute_capabilities(text):
 def _options(args, trtexec=False):
     """The BuildOptions of the command line, validated. With --trtexec, --compute-capability is
     the target GPU's (not TensorRT-RTX targets) and the flavour is full TensorRT."""
-    from ..portable.builder import BuildOptions
+    from ..portable.building.builder import BuildOptions
 
     options = BuildOptions(
         precision=args.precision, output=args.output, workspace_mib=args.workspace,
@@ -178,10 +178,10 @@ def _run(args):
 
 
 def _build(args, options):
-    from ..portable.builder import build_engine
-    from ..portable.flavours import flavour_label, import_tensorrt
-    from ..portable.sidecar import sidecar_targets
-    from ..portable.capabilities import format_targets
+    from ..portable.building.builder import build_engine
+    from ..portable.trt.flavours import flavour_label, import_tensorrt
+    from ..portable.trt.sidecar import sidecar_targets
+    from ..portable.trt.capabilities import format_targets
 
     import_tensorrt(args.trt_flavour)  # one clear line before reading anything when it is missing
     record, _ = read_onnx(args.onnx)
@@ -215,13 +215,13 @@ def _layer_text(counts):
 def _trtexec(args, options):
     """Print (and with --run execute) the trtexec command of the build plan our builder would
     follow, for the installed or the given TensorRT."""
-    from ..portable import trtexec
-    from ..portable.build_plan import plan_for
-    from ..portable.capabilities import assumed_capabilities
-    from ..portable.flavours import import_flavour
-    from ..portable.gpu_info import GpuInfo, query_gpu
-    from ..portable.precision import parse_compute_capability
-    from ..portable.trt_api import generation_for_version, parse_version, version_string
+    from ..portable.building import trtexec
+    from ..portable.building.build_plan import plan_for
+    from ..portable.trt.capabilities import assumed_capabilities
+    from ..portable.trt.flavours import import_flavour
+    from ..portable.trt.gpu_info import GpuInfo, query_gpu
+    from ..portable.trt.precision import parse_compute_capability
+    from ..portable.trt.trt_api import generation_for_version, parse_version, version_string
 
     if args.run:
         import_flavour("tensorrt")  # --run needs TensorRT (trtexec's libraries, for the sidecar)
@@ -262,13 +262,13 @@ def _run_trtexec(args, build, plan):
     """Run trtexec into a temporary file, then write the sidecar read off the engine itself."""
     import time
 
-    from ..portable import trtexec
-    from ..portable.engine_load import sidecar_from_engine
-    from ..portable.fileio import atomic_output
-    from ..portable.flavours import import_flavour
-    from ..portable.gpu_info import query_gpu
-    from ..portable.sidecar import write_sidecar
-    from ..portable.trt_api import version_string
+    from ..portable.building import trtexec
+    from ..portable.running.engine_load import sidecar_from_engine
+    from ..portable.files.fileio import atomic_output
+    from ..portable.trt.flavours import import_flavour
+    from ..portable.trt.gpu_info import query_gpu
+    from ..portable.trt.sidecar import write_sidecar
+    from ..portable.trt.trt_api import version_string
 
     trt = import_flavour("tensorrt")  # the sidecar needs TensorRT to read the engine's I/O
     if version_string(trt.__version__) != version_string(plan.caps.version):
@@ -293,12 +293,13 @@ def _run_trtexec(args, build, plan):
 
 
 def _inspect(args):
-    from ..portable.engine_inspect import format_layer_table, inspect_engine, precision_summary
-    from ..portable.engine_load import engine_flavour, import_for_engine
-    from ..portable.fileio import require_file
-    from ..portable.flavours import RTX, flavour_of, import_tensorrt
-    from ..portable.gpu_info import query_gpu
-    from ..portable.sidecar import (check_engine_compatible, read_sidecar, refuse_onnx_as_engine,
+    from ..portable.running.engine_inspect import (format_layer_table, inspect_engine,
+                                                   precision_summary)
+    from ..portable.running.engine_load import engine_flavour, import_for_engine
+    from ..portable.files.fileio import require_file
+    from ..portable.trt.flavours import RTX, flavour_of, import_tensorrt
+    from ..portable.trt.gpu_info import query_gpu
+    from ..portable.trt.sidecar import (check_engine_compatible, read_sidecar, refuse_onnx_as_engine,
                                     summarize)
 
     refuse_onnx_as_engine(args.inspect)  # an ONNX given for an engine: that first (exit 5)

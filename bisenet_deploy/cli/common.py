@@ -22,8 +22,8 @@ from .. import __version__
 from ..model import ARCHITECTURES, DEFAULT_ARCH
 from ..errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_UNAVAILABLE, EXIT_USAGE, InputError,
                       UserError)
-from ..portable import interrupts
-from ..portable.interrupts import Terminated  # noqa: F401 - the commands raise it
+from ..portable.shared import interrupts
+from ..portable.shared.interrupts import Terminated  # noqa: F401 - the commands raise it
 from .options import JSON_STDOUT, check_required
 
 #: the real stdout while `--json` without a PATH sends everything else to stderr
@@ -115,7 +115,7 @@ def _run_json_to_stdout(func, args) -> int:
 
 def _with_doctor_hint(exc: UserError) -> str:
     """A "not available here" error (exit 4) ends by pointing to bisenet-doctor."""
-    from ..portable.install_hints import doctor_hint
+    from ..portable.shared.install_hints import doctor_hint
 
     text = str(exc)
     if exc.exit_code != EXIT_UNAVAILABLE or "bisenet-doctor" in text:
@@ -294,9 +294,9 @@ def add_model_args(parser: argparse.ArgumentParser, required: bool = False) -> N
 
 def check_report_path(path: Optional[str], option: str, kind: str = "json") -> None:
     """Before the work: a report (or plot) path must be writable and, when something is there
-    already, an earlier report of ours (portable.ownership): never a user's file."""
-    from ..portable.fileio import check_writable
-    from ..portable.ownership import check_replaceable
+    already, an earlier report of ours (portable.files.ownership): never a user's file."""
+    from ..portable.files.fileio import check_writable
+    from ..portable.files.ownership import check_replaceable
 
     if path and path != JSON_STDOUT:
         check_writable(path, option)
@@ -306,7 +306,7 @@ def check_report_path(path: Optional[str], option: str, kind: str = "json") -> N
 def write_json_report(path: str, report: dict) -> None:
     """Write a command's JSON report atomically, marked with the toolkit version (the mark that
     lets a later run replace it); `-` (`--json` without a PATH): on stdout."""
-    from ..portable.fileio import write_json_atomic
+    from ..portable.files.fileio import write_json_atomic
 
     if path == JSON_STDOUT:
         emit_json({"toolkit_version": __version__, **report})

@@ -91,7 +91,7 @@ def _image_size(samples):
     from PIL import Image
 
     from ..errors import UnusableFileError
-    from ..portable.image_io import open_pillow
+    from ..portable.files.image_io import open_pillow
 
     for sample in samples:
         try:

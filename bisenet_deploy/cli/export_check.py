@@ -35,8 +35,8 @@ def register(sub) -> None:
 def _run(args) -> int:
     from ..errors import NoMetadataError
     from ..export.check import check_onnx, parser_check
-    from ..portable.errors import EXIT_CHECK_FAILED
-    from ..portable.parser_check import NO_PARSER
+    from ..portable.shared.errors import EXIT_CHECK_FAILED
+    from ..portable.building.parser_check import NO_PARSER
     from ..export.onnx_metadata import get_record, load_onnx
 
     model = load_onnx(args.onnx)

@@ -39,8 +39,8 @@ def _check_output(out: str, args) -> None:
     """Refuse an output that is the input, exists (without --force, or is not ours) or cannot be
     written."""
     from ..errors import InputError
-    from ..portable.fileio import check_writable
-    from ..portable.ownership import check_replaceable
+    from ..portable.files.fileio import check_writable
+    from ..portable.files.ownership import check_replaceable
 
     if os.path.abspath(out) == os.path.abspath(args.checkpoint):
         raise InputError(f"-o {out} is the input checkpoint itself: choose another path")
@@ -51,7 +51,7 @@ def _check_output(out: str, args) -> None:
 def _run(args) -> int:
     from ..checkpoint import load_model, save_checkpoint
     from ..errors import InputError
-    from ..portable.fileio import check_writable
+    from ..portable.files.fileio import check_writable
 
     if args.output and not args.output.endswith(".safetensors"):
         raise InputError(f"-o {args.output}: the output must end in .safetensors")

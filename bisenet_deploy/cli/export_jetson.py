@@ -57,7 +57,7 @@ def register(sub) -> None:
 def _run(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from ..jetson.bundle import BundleOptions, build_bundle
-    from ..portable.shell_words import quote_path
+    from ..portable.shared.shell_words import quote_path
 
     if args.onnx is not None:
         # these shape the export; an ONNX given with --onnx is bundled as it was exported

@@ -125,7 +125,7 @@ def _int8_options(args):
 def default_target() -> str:
     """The export target of the TensorRT installed here (what scripts/main_job.sh picks too), so
     `bisenet-export onnx` then `bisenet-build-engine` work as they are; trt10 without one."""
-    from ..portable.capabilities import installed_summary
+    from ..portable.trt.capabilities import installed_summary
 
     summary = installed_summary().split()
     return summary[2] if len(summary) == 3 else "trt10"
@@ -194,7 +194,7 @@ def print_summary(result) -> None:
     if result.parser is not None:
         print(f"  parser  {result.parser.summary()}")
     else:
-        from ..portable.parser_check import NO_PARSER
+        from ..portable.building.parser_check import NO_PARSER
 
         print(f"  parser  none: {NO_PARSER}")
     if result.parity is not None:

@@ -66,7 +66,7 @@ def register(sub) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..portable.shell_words import quote_path
+    from ..portable.shared.shell_words import quote_path
     from ..serve.repository import RepositoryOptions, build_repository, model_summary
 
     result = build_repository(RepositoryOptions(

@@ -103,7 +103,7 @@ def _run(args):
     from ..evaluation.backends import ModelSource, parse_spec
     from ..evaluation.predict import check_outputs, collect_inputs, plan_outputs
     from ..model.summary import check_model_size
-    from ..portable.fileio import check_writable
+    from ..portable.files.fileio import check_writable
 
     args.inputs = list(args.inputs) + list(args.images or [])
     if not args.inputs:

@@ -16,6 +16,9 @@ A profile is how strictly a use judges a model against its reference:
   engine meets because the engine builder turns TF32 off. FP16 and INT8 are judged mostly on
   labels: their logits limits are loose (FP16) or off (INT8), as reduced precision moves logits
   while keeping the decisions.
+* ``device``: a Jetson bundle's engine, built on the device, against the desktop's ONNX Runtime
+  labels for the bundled sample (`jetson_run.py build`). Labels only; its numbers live in the
+  portable floor (`portable/shared/parity_limits.py`) because the bundle reads them there, on Python 3.6.
 
 The checks (what each measures is defined once, in `measures.py`):
 
@@ -39,6 +42,7 @@ import math
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from ..errors import InputError
+from ..portable.shared.parity_limits import DEVICE_MIN_IDENTICAL
 
 PRECISIONS = ("fp32", "fp16", "int8")
 OUTPUTS = ("logits", "labels")
@@ -92,8 +96,19 @@ EXPORT_TOLERANCES: Dict[str, Table] = {
     },
 }
 
+#: a Jetson engine against the desktop's labels: the bundle's own check, labels only
+DEVICE_TOLERANCES: Dict[str, Table] = {
+    precision: {
+        "logits": {"max_abs": None, "mean_abs": None, "max_rel": None, "mean_rel": None,
+                   "max_nonfinite": None},
+        "labels": {"min_identical": share, "min_class_iou": None, "min_class_pixels": None,
+                   "max_invalid": None},
+    } for precision, share in DEVICE_MIN_IDENTICAL.items()
+}
+
 PROFILES: Dict[str, Dict[str, Table]] = {"compare": DEFAULT_TOLERANCES,
-                                         "export": EXPORT_TOLERANCES}
+                                         "export": EXPORT_TOLERANCES,
+                                         "device": DEVICE_TOLERANCES}
 
 
 def _parse_value(text: str, key: str) -> Optional[float]:

@@ -15,9 +15,9 @@ from .. import __version__
 
 def _missing(packages, tensorrt, gpus) -> List[Dict[str, str]]:
     """[{what, needed_for, install}] for everything absent, with the exact line to install it."""
-    from ..portable.flavours import EXTRAS
-    from ..portable.install_hints import JETPACK_TENSORRT, pip_extra
-    from ..portable.trt_api import is_jetson
+    from ..portable.trt.flavours import EXTRAS
+    from ..portable.shared.install_hints import JETPACK_TENSORRT, pip_extra
+    from ..portable.trt.trt_api import is_jetson
 
     lines = {"torch": "pip install torch", "onnx": "pip install -e .",
              "onnxsim": "pip install -e .", "onnxruntime": "pip install -e .",

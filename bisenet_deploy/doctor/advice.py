@@ -3,18 +3,18 @@ each GPU (or none), which export target and precision to use, and why.
 
 Nothing here is a second rulebook: the target is the capabilities object's `export_target`, the
 GPUs a TensorRT-RTX build covers are its `compute_targets`/`portable_targets`, and the precision is
-checked by the same `decide_precision` every engine build calls (portable/precision.py).
+checked by the same `decide_precision` every engine build calls (portable/trt/precision.py).
 """
 
 from __future__ import annotations
 
 from typing import Dict, List, Optional
 
-from ..portable.capabilities import format_targets
-from ..portable.errors import UserError
-from ..portable.flavours import FULL, RTX, install_hint
-from ..portable.install_hints import pip_extra
-from ..portable.precision import decide_precision, has_fast_fp16, parse_compute_capability
+from ..portable.trt.capabilities import format_targets
+from ..portable.shared.errors import UserError
+from ..portable.trt.flavours import FULL, RTX, install_hint
+from ..portable.shared.install_hints import pip_extra
+from ..portable.trt.precision import decide_precision, has_fast_fp16, parse_compute_capability
 
 #: the compute capabilities of the Jetsons the bundle is for (TX2: 6.2)
 JETSON_BUNDLE_CC = ((6, 2),)

@@ -102,9 +102,9 @@ def probe_python() -> Dict[str, object]:
 
 def probe_tensorrt() -> List[Dict[str, object]]:
     """One entry per flavour (full TensorRT, TensorRT-RTX): installed or not and why, its version
-    and its capabilities (the model every rule reads, portable/capabilities.py)."""
-    from ..portable import flavours
-    from ..portable.capabilities import detect_capabilities, format_targets
+    and its capabilities (the model every rule reads, portable/trt/capabilities.py)."""
+    from ..portable.trt import flavours
+    from ..portable.trt.capabilities import detect_capabilities, format_targets
 
     found = []
     for flavour in flavours.FLAVOURS:
@@ -150,8 +150,8 @@ def probe_gpus() -> List[Dict[str, object]]:
         gpus = []
     if gpus:
         return gpus
-    from ..portable.errors import MissingDependencyError
-    from ..portable.gpu_info import query_gpu
+    from ..portable.shared.errors import MissingDependencyError
+    from ..portable.trt.gpu_info import query_gpu
 
     try:
         return [query_gpu(0).as_dict()]

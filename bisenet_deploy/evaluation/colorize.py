@@ -8,7 +8,7 @@ from typing import Any, Dict, Optional
 import numpy as np
 
 from ..errors import InputError
-from ..portable.fileio import write_bytes_atomic
+from ..portable.files.fileio import write_bytes_atomic
 from ..runtime.images import colorize  # noqa: F401  (shared with the Segmenter API)
 
 
@@ -39,11 +39,11 @@ def overlay(image: np.ndarray, colour: np.ndarray, alpha: float = 0.5) -> np.nda
 
 def png_bytes(rgb: np.ndarray) -> bytes:
     """PNG bytes carrying the toolkit's mark (a text chunk), so a later run may replace the file
-    and nothing else (portable.ownership)."""
+    and nothing else (portable.files.ownership)."""
     from PIL import Image
     from PIL.PngImagePlugin import PngInfo
 
-    from ..portable.ownership import PNG_TEXT
+    from ..portable.files.ownership import PNG_TEXT
 
     info = PngInfo()
     for key, value in PNG_TEXT.items():

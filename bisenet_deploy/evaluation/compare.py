@@ -19,7 +19,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 import numpy as np
 
 from ..errors import InputError
-from ..portable.preprocess import prepare_input
+from ..portable.running.preprocess import prepare_input
 from ..runtime.api import batch_range, pad_batch
 from ..runtime.images import labels_from_outputs
 from ..comparison import profiles
@@ -58,7 +58,7 @@ def check_images_fit(count: int, record: Dict[str, Any], backends: int, what: st
     """Refuse, before any inference, more images than memory can hold: `compare` keeps every
     image and, for the reference and each candidate, its outputs (logits and labels at the
     graph's input size)."""
-    from ..portable.memory import check_fits
+    from ..portable.shared.memory import check_fits
 
     export = record.get("export") or {}
     width, height = (int(v) for v in export.get("input_size") or (1024, 512))
@@ -203,7 +203,7 @@ def compare(reference, candidates: Sequence[Candidate], images: Iterable[np.ndar
 
 def _at_size(image: np.ndarray, shape) -> np.ndarray:
     """The image at the label maps' size (the graph input size), for plotting side by side."""
-    from ..portable.preprocess import resize_bilinear
+    from ..portable.running.preprocess import resize_bilinear
 
     h, w = int(shape[0]), int(shape[1])
     if image.shape[:2] == (h, w):
@@ -244,8 +244,8 @@ def plot_disagreement(report: Dict[str, Any], path: str, palette) -> None:
     """PNG: per backend its worst image, the reference labels, its labels, where they differ."""
     import matplotlib.pyplot as plt
 
-    from ..portable.fileio import atomic_output
-    from ..portable.ownership import PNG_TEXT
+    from ..portable.files.fileio import atomic_output
+    from ..portable.files.ownership import PNG_TEXT
 
     fig = disagreement_figure(report, palette)
     try:

@@ -132,7 +132,7 @@ def read_label_png(path: str) -> np.ndarray:
     """A single-channel label PNG -> H x W int64 (its raw values, no mapping)."""
     from PIL import Image, UnidentifiedImageError
 
-    from ..portable.image_io import open_pillow
+    from ..portable.files.image_io import open_pillow
 
     try:
         with open_pillow(path, Image) as im:

@@ -3,7 +3,7 @@ backend's confusion matrix as an image.
 
 A table of 19 IoUs per backend hides what a picture shows at once: which classes an FP16 engine
 lost, which classes are confused with which. matplotlib is imported only here, only when a plot
-is asked for; the PNG carries our mark (portable/ownership.py), so the next run may replace it.
+is asked for; the PNG carries our mark (portable/files/ownership.py), so the next run may replace it.
 """
 
 from __future__ import annotations
@@ -91,8 +91,8 @@ def write_eval_plot(report: Dict[str, Any], path: str) -> None:
     """Write the figure of `report` to `path` atomically, as a PNG marked as ours."""
     import matplotlib.pyplot as plt
 
-    from ..portable.fileio import atomic_output
-    from ..portable.ownership import PNG_TEXT
+    from ..portable.files.fileio import atomic_output
+    from ..portable.files.ownership import PNG_TEXT
 
     fig = eval_figure(report)
     try:

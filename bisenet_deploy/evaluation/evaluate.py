@@ -1,7 +1,7 @@
 """Task-level accuracy: mIoU of any backend on a labelled dataset, several backends side by side.
 
 Every backend sees the same image, prepared for its graph input exactly as its metadata says
-(`portable.preprocess.prepare_input`: host bilinear resize to the graph input size when the image
+(`portable.running.preprocess.prepare_input`: host bilinear resize to the graph input size when the image
 differs). What the network itself runs at is the graph's `model_size`:
 
 * paper protocol: graph input 2048x1024 with the in-graph resize to a 1024x512 network (the
@@ -28,7 +28,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..errors import InputError, UnusableFileError
-from ..portable.preprocess import prepare_input
+from ..portable.running.preprocess import prepare_input
 from ..runtime.api import pad_batch
 from ..runtime.images import read_image
 from . import cityscapes_official as official

@@ -198,8 +198,8 @@ def format_layers(report: Dict[str, Any], label: str) -> str:
 def plot_layers(reports: List[Dict[str, Any]], labels: List[str], path: str) -> str:
     """Cosine similarity and mean relative error per layer, one line per candidate (PNG)."""
     from ..bench.plot import _import_pyplot
-    from ..portable.fileio import atomic_output
-    from ..portable.ownership import PNG_TEXT
+    from ..portable.files.fileio import atomic_output
+    from ..portable.files.ownership import PNG_TEXT
 
     plt = _import_pyplot()
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(12, 7), sharex=True)

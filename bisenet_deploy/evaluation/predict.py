@@ -22,10 +22,10 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..errors import InputError, MissingDependencyError, UnusableFileError
-from ..portable.fileio import atomic_output
-from ..portable.install_hints import pip_extra
-from ..portable.ownership import check_replaceable, is_ours, video_mark
-from ..portable.preprocess import prepare_input
+from ..portable.files.fileio import atomic_output
+from ..portable.shared.install_hints import pip_extra
+from ..portable.files.ownership import check_replaceable, is_ours, video_mark
+from ..portable.running.preprocess import prepare_input
 from ..progress import progress_bar
 from ..runtime.api import pad_batch
 from ..runtime.images import read_image
@@ -43,7 +43,7 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".m
 def collect_inputs(paths: Sequence[str], videos: bool = True) -> List[str]:
     """Expand folders (images, and videos unless `videos` is False, sorted, not recursive);
     refuse missing and unknown files. In a folder, the pictures and videos bisenet-deploy wrote
-    (marked, see portable.ownership) are outputs, never inputs: `bisenet-predict DIR -o DIR` run
+    (marked, see portable.files.ownership) are outputs, never inputs: `bisenet-predict DIR -o DIR` run
     twice reads the same images both times. A broken link in a folder is kept: reading it
     fails, and it is skipped and listed like any unreadable image."""
     exts = IMAGE_EXTENSIONS + (VIDEO_EXTENSIONS if videos else ())
@@ -103,7 +103,7 @@ def plan_outputs(inputs: Sequence[str], outdir: str, kinds: Sequence[str] = ("la
 
 def check_outputs(plan: Sequence[Tuple[str, Dict[str, str]]]) -> None:
     """Refuse, before any inference, to write over a file this tool did not write (a user's own
-    picture or video of the same name): see portable.ownership."""
+    picture or video of the same name): see portable.files.ownership."""
     for path, outputs in plan:
         for target in outputs.values():
             check_replaceable(target, "video" if is_video(path) else "png", option="-o")

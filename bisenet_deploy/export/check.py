@@ -9,7 +9,7 @@ Resize scales ("Resize scales must be an initializer!"), UINT8 on 8.2, INT64 or 
 ops outside the verified set (a custom ArgMax plugin), aux heads left in the graph.
 
 `parser_check` then asks the real thing where it is installed: TensorRT's own ONNX parser (full
-TensorRT, else TensorRT-RTX, which runs without a GPU; portable/parser_check.py).
+TensorRT, else TensorRT-RTX, which runs without a GPU; portable/building/parser_check.py).
 """
 
 from __future__ import annotations
@@ -202,9 +202,9 @@ def check_onnx(model_or_path: Union[str, os.PathLike, Any], target: Union[str, T
 
 
 def parser_check(model_or_path: Union[str, os.PathLike, Any]) -> Optional[Any]:
-    """The real TensorRT ONNX parser's verdict (portable.parser_check.ParserVerdict) on an ONNX
+    """The real TensorRT ONNX parser's verdict (portable.building.parser_check.ParserVerdict) on an ONNX
     model (path or onnx.ModelProto); None when no TensorRT is installed here."""
-    from ..portable.parser_check import run_parser_check
+    from ..portable.building.parser_check import run_parser_check
 
     if isinstance(model_or_path, (str, os.PathLike)):
         path = os.fspath(model_or_path)
@@ -216,7 +216,7 @@ def parser_check(model_or_path: Union[str, os.PathLike, Any]) -> Optional[Any]:
 
 def tensorrt_parser_check(model: Any) -> Optional[Any]:
     """The real TensorRT parser's verdict (None without TensorRT); a rejection stops the export."""
-    from ..portable.parser_check import NO_PARSER
+    from ..portable.building.parser_check import NO_PARSER
 
     verdict = parser_check(model)
     if verdict is None:

@@ -45,7 +45,7 @@ class Int8Options:
 
     def validate(self) -> None:
         """Refuse bad INT8 options before the model is even built."""
-        from ..portable.calibrator import list_calibration_images
+        from ..portable.building.calibrator import list_calibration_images
 
         if not self.calib_images:
             raise InputError("--precision int8 needs calibration images: --calib-images DIR "
@@ -53,7 +53,7 @@ class Int8Options:
         paths = list_calibration_images(self.calib_images)  # InputError: no folder, no images
         if int(self.calib_count) < 1:
             raise InputError(f"--calib-count must be >= 1, got {self.calib_count}")
-        from ..portable.calibrator import load_image
+        from ..portable.building.calibrator import load_image
 
         for path in paths[:int(self.calib_count) + HELD_OUT_MAX]:
             load_image(path)  # an unreadable image fails now, not after the export
@@ -78,7 +78,7 @@ class Int8Result:
 
 def split_images(options: Int8Options, record: Dict[str, Any]):
     """(calibration images, held-out images, where the held-out ones come from)."""
-    from ..portable.calibrator import list_calibration_images, load_image
+    from ..portable.building.calibrator import list_calibration_images, load_image
 
     paths = list_calibration_images(options.calib_images)
     count = int(options.calib_count)
@@ -135,8 +135,8 @@ def save_scan(path: str, rows: List[Dict[str, Any]], text: str) -> List[str]:
     """The scan (rows, suggestion and the printed table) as a JSON report, atomically; only a
     report of ours is replaced."""
     from .. import __version__
-    from ..portable.fileio import write_bytes_atomic
-    from ..portable.ownership import check_replaceable
+    from ..portable.files.fileio import write_bytes_atomic
+    from ..portable.files.ownership import check_replaceable
     from .int8_scan import suggest
 
     check_replaceable(path, "json", option="the sensitivity scan report")

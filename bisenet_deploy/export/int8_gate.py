@@ -60,7 +60,7 @@ def synthetic_held_out(record: Dict[str, Any], count: int = SYNTHETIC_HELD_OUT
 
 def session(model: Any):
     """An onnxruntime CPU session of an in-memory onnx.ModelProto."""
-    from ..runtime.ort_runner import import_onnxruntime
+    from ..ort_runner import import_onnxruntime
 
     ort = import_onnxruntime()
     options = ort.SessionOptions()
@@ -106,7 +106,7 @@ def miou_side_by_side(fp32_model: Any, int8_model: Any, record: Dict[str, Any],
     """mIoU and per-class IoU of both graphs on a Cityscapes-layout folder (evaluation/ code)."""
     from ..evaluation.datasets_io import find_samples, read_label
     from ..evaluation.metrics import ConfusionMatrix
-    from ..portable.calibrator import load_image
+    from ..portable.building.calibrator import load_image
 
     samples = find_samples(eval_data, layout="cityscapes")
     if limit:

@@ -13,11 +13,10 @@ import os
 from typing import Any, Dict, Optional, Union
 
 from ..errors import NoMetadataError, UnusableFileError
-from ..portable.fileio import require_file
-from ..metadata import METADATA_KEY, dumps_record, loads_record
+from ..portable.files.fileio import require_file
+from ..metadata import METADATA_KEY, ONNX_REMEDY, dumps_record, loads_record
 
 #: what to do about an ONNX whose record is damaged
-ONNX_REMEDY = "export it again with `bisenet-export onnx`"
 # the parity numbers measured at export time (not part of the record's schema)
 PARITY_KEY = "bisenet_deploy_parity"
 

@@ -4,8 +4,8 @@ The reference is `DeployModule(model, record, fold_normalization=False)` in FP32
 network with every preprocessing step written out the plain PyTorch way, so the check also proves
 the folding of normalization into the first convolutions. The input is the seeded realistic
 synthetic street scene (`bisenet_deploy.synthetic`), prepared for the graph input exactly as the
-runtime does it (`portable.preprocess.prepare_input`). The graph runs through the runtime's
-`OnnxRuntimeRunner` on the CPU, given the serialized model. A labels-only graph is compared on its
+runtime does it (`portable.running.preprocess.prepare_input`). The graph runs through the toolkit's
+`OnnxRuntimeRunner` (ort_runner.py, below export/ and runtime/) on the CPU, given the serialized model. A labels-only graph is compared on its
 logits too: the logits tensor that feeds its ArgMax is exposed as an extra output of an in-memory
 copy of the graph.
 
@@ -94,7 +94,7 @@ def parity_batch_size(batch: Dict[str, Any]) -> int:
 
 def make_parity_input(record: Dict[str, Any], batch: int, seed: int = 0) -> np.ndarray:
     """The graph input for `batch` seeded synthetic street scenes (seeds seed, seed+1, ...)."""
-    from ..portable.preprocess import prepare_input
+    from ..portable.running.preprocess import prepare_input
     from ..synthetic import synthetic_image
 
     width, height = (int(v) for v in record["export"]["input_size"])
@@ -113,11 +113,11 @@ def _logits_source(model: Any) -> Optional[str]:
 
 
 def run_onnxruntime(onnx_model: Any, image: np.ndarray) -> Dict[str, np.ndarray]:
-    """Run an onnx.ModelProto on onnxruntime CPU (the runtime's runner, given the serialized
+    """Run an onnx.ModelProto on onnxruntime CPU (the toolkit's runner, given the serialized
     model); returns labels and logits when obtainable."""
     import onnx
 
-    from ..runtime.ort_runner import OnnxRuntimeRunner
+    from ..ort_runner import OnnxRuntimeRunner
 
     model = onnx.ModelProto()
     model.CopyFrom(onnx_model)

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import ExportError, InputError
-from ..portable.record_schema import MAX_BATCH, MAX_SIDE as RECORD_MAX_SIDE
-from ..portable.step_timer import StepTimer
+from ..portable.files.record_schema import MAX_BATCH, MAX_SIDE as RECORD_MAX_SIDE
+from ..portable.shared.step_timer import StepTimer
 from ..metadata import (
     CHANNEL_ORDERS,
     INPUT_DTYPES,
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 INPUT_NAME = "image"
 MIN_INPUT_SIDE = 32
-MAX_SIDE = RECORD_MAX_SIDE  # what a record may declare (portable/record_schema.py)
+MAX_SIDE = RECORD_MAX_SIDE  # what a record may declare (portable/files/record_schema.py)
 DEFAULT_EXPORT_DIR = "export"
 
 
@@ -79,7 +79,7 @@ class ExportResult:
     simplified: bool = False
     num_nodes: int = 0
     file_bytes: int = 0
-    parser: Optional[Any] = None  # portable.parser_check.ParserVerdict; None without TensorRT
+    parser: Optional[Any] = None  # portable.building.parser_check.ParserVerdict; None without TensorRT
     int8: Optional[Any] = None  # int8_export.Int8Result for --precision int8
 
     @property
@@ -149,8 +149,8 @@ def validate_options(options: ExportOptions) -> Tuple[TargetRules, int]:
 def _check_output_path(path: str) -> None:
     """Refuse an output that cannot be written (under a file, in a read-only folder) or that is
     not an ONNX this tool wrote, before the export and parity run, not after them."""
-    from ..portable.fileio import check_writable
-    from ..portable.ownership import check_replaceable
+    from ..portable.files.fileio import check_writable
+    from ..portable.files.ownership import check_replaceable
 
     check_replaceable(path, "onnx", option="-o/--output-path")
     check_writable(path, "-o/--output-path")
@@ -387,7 +387,7 @@ def _export_steps(options, loaded, rules, opset, steps) -> ExportResult:
         onnx_model, int8, parser = quantize_step(steps, onnx_model, record, options.int8, path,
                                                  rules)
 
-    from ..portable.fileio import write_bytes_atomic
+    from ..portable.files.fileio import write_bytes_atomic
     from .onnx_metadata import set_parity, set_record
 
     set_record(onnx_model, record)

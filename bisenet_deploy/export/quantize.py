@@ -82,7 +82,7 @@ def graph_input_batch(record: Dict[str, Any]) -> int:
 def batches(images: Sequence[np.ndarray], record: Dict[str, Any]) -> Iterable[np.ndarray]:
     """The graph inputs for `images`, in full batches of the graph's batch size (a last partial
     batch is padded with repeats of its first image, so every image is seen once)."""
-    from ..portable.preprocess import prepare_input
+    from ..portable.running.preprocess import prepare_input
 
     size = graph_input_batch(record)
     for start in range(0, len(images), size):

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from typing import Dict, FrozenSet, Optional, Tuple
 
 from ..errors import InputError
-from ..portable.record_schema import PRECISIONS, TARGET_NAMES  # noqa: F401  (defined once there)
+from ..portable.files.record_schema import PRECISIONS, TARGET_NAMES  # noqa: F401  (defined once there)
 
 DEFAULT_TARGET = "trt10"
 #: the explicit-quantization ops of an INT8 (Q/DQ) graph, accepted from TensorRT 8.0 on

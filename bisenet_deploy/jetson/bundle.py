@@ -25,7 +25,7 @@ the desktop runtime uses. The bundle is built in a temporary sibling folder and 
 so an interrupted run leaves no half bundle; an existing output is refused unless `force`, and is
 then replaced by renames (old moved aside, new renamed in, old deleted). bundle_model.py writes
 `model/`, bundle_tar.py the tarball; the manifest is made and checked by
-portable/bundle_manifest.py, the device's `jetson_run.py verify` included.
+portable/files/bundle_manifest.py, the device's `jetson_run.py verify` included.
 """
 
 from __future__ import annotations
@@ -42,13 +42,15 @@ from typing import Any, Dict, Optional, Tuple
 
 from .. import __version__
 from ..errors import ExportError, InputError
-from ..portable.bundle_manifest import BUNDLE_FORMAT, MANIFEST_NAME, hash_tree
-from ..portable.fileio import (atomic_output, check_writable, make_folders, require_file,
+from ..portable.files.bundle_manifest import BUNDLE_FORMAT, MANIFEST_NAME, hash_tree
+from ..portable.files.fileio import (atomic_output, check_writable, make_folders, require_file,
                                move_folder_into_place, raise_if_write_failure,
                                remove_empty_folders, write_json_atomic)
-from ..portable.ownership import check_replaceable
-from ..portable.shell_words import quote_path
+from ..portable.files.ownership import check_replaceable
+from ..portable.shared.parity_limits import DEVICE_MIN_IDENTICAL
+from ..portable.shared.shell_words import quote_path
 from .bundle_model import TARGET, bundled_model, write_sample
+from .bundle_options import BundleOptions
 from .bundle_tar import write_tar
 
 log = logging.getLogger(__name__)
@@ -78,34 +80,6 @@ DEVICE = {
     "pycuda": "2022.1",
 }
 _PLACEHOLDER = re.compile(r"@[A-Z][A-Z0-9_]*@")
-
-
-@dataclass
-class BundleOptions:
-    """Everything `bisenet-export jetson` takes. Sizes are (width, height)."""
-
-    output_dir: str
-    checkpoint: Optional[str] = None
-    arch: Optional[str] = None
-    dataset: Optional[str] = None
-    num_classes: Optional[int] = None
-    seed: int = 0
-    #: an ONNX already exported for --target trt8.2 (with its metadata) instead of exporting
-    onnx: Optional[str] = None
-    input_size: Tuple[int, int] = (2048, 1024)
-    model_size: Tuple[int, int] = (1024, 512)
-    channel_order: Optional[str] = None
-    output: str = "labels"
-    #: the precision build_engine.sh builds by default on the device
-    precision: str = "fp16"
-    simplify: bool = True
-    #: the PyTorch exporter (export.exporters.EXPORTERS)
-    exporter: str = "auto"
-    tar: bool = False
-    force: bool = False
-    sample_seed: int = 0
-    #: a bar over the export's steps, on a terminal only (not an export option: not recorded)
-    progress: bool = True
 
 
 @dataclass
@@ -229,6 +203,9 @@ def _assemble(options: BundleOptions, root: str) -> Tuple[Dict[str, Any], str, O
         "PRECISION": options.precision,
         "OTHER_PRECISION": "fp32" if options.precision == "fp16" else "fp16",
         "TOOLKIT_VERSION": __version__,
+        # the shares jetson_run.py checks, from the one table it reads too
+        "PARITY_FP32": "%.4g%%" % (100.0 * DEVICE_MIN_IDENTICAL["fp32"]),
+        "PARITY_FP16": "%.4g%%" % (100.0 * DEVICE_MIN_IDENTICAL["fp16"]),
     }
     for name in TEMPLATE_FILES:
         src = os.path.join(TEMPLATES_DIR, name)

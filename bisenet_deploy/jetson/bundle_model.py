@@ -9,13 +9,11 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from typing import TYPE_CHECKING, Any, Dict, Tuple
+from typing import Any, Dict, Tuple
 
 from ..errors import ExportError, UnusableFileError
-from ..portable.fileio import atomic_output, sha256_file
-
-if TYPE_CHECKING:
-    from .bundle import BundleOptions
+from ..portable.files.fileio import atomic_output, sha256_file
+from .bundle_options import BundleOptions
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +87,7 @@ def write_sample(path: str, onnx_path: str, record: Dict[str, Any], seed: int = 
     """
     import numpy as np
 
-    from ..portable.preprocess import prepare_input
+    from ..portable.running.preprocess import prepare_input
     from ..synthetic import synthetic_image
 
     width, height = record["export"]["input_size"]
@@ -102,8 +100,8 @@ def write_sample(path: str, onnx_path: str, record: Dict[str, Any], seed: int = 
 
 
 def reference_labels(onnx_path: str, batch: Any) -> Any:
-    """The labels output of the ONNX graph, run by the runtime's onnxruntime runner on the CPU."""
-    from ..runtime.ort_runner import OnnxRuntimeRunner
+    """The labels output of the ONNX graph, run by the toolkit's onnxruntime runner on the CPU."""
+    from ..ort_runner import OnnxRuntimeRunner
 
     with OnnxRuntimeRunner(onnx_path, providers="cpu") as runner:
         return runner.infer(batch)["labels"]

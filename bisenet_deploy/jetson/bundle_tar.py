@@ -1,6 +1,6 @@
 """The Jetson bundle as one .tar.gz: a single top-level folder of regular files and folders, owner-
 free entries, modes no wider than rwxr-xr-x. It is unpacked with the system's `tar -xzf` (the
-bundle README's step); the toolkit has no extractor of its own. portable/ownership.py checks such a
+bundle README's step); the toolkit has no extractor of its own. portable/files/ownership.py checks such a
 tarball against its manifest before `--force` replaces it.
 """
 

@@ -5,14 +5,14 @@ runner is created or activated. `from bisenet_deploy.runtime import Segmenter, o
 """
 
 _LAZY = {
-    "Segmenter": ("api", "Segmenter"),
-    "open_runner": ("factory", "open_runner"),
-    "available_backends": ("factory", "available_backends"),
-    "BACKENDS": ("factory", "BACKENDS"),
-    "OnnxRuntimeRunner": ("ort_runner", "OnnxRuntimeRunner"),
-    "TorchRunner": ("torch_runner", "TorchRunner"),
-    "read_image": ("images", "read_image"),
-    "colorize": ("images", "colorize"),
+    "Segmenter": (".api", "Segmenter"),
+    "open_runner": (".factory", "open_runner"),
+    "available_backends": (".factory", "available_backends"),
+    "BACKENDS": (".factory", "BACKENDS"),
+    "OnnxRuntimeRunner": ("..ort_runner", "OnnxRuntimeRunner"),
+    "TorchRunner": (".torch_runner", "TorchRunner"),
+    "read_image": (".images", "read_image"),
+    "colorize": (".images", "colorize"),
 }
 
 __all__ = sorted(_LAZY)
@@ -24,4 +24,4 @@ def __getattr__(name):
     import importlib
 
     module, attr = _LAZY[name]
-    return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+    return getattr(importlib.import_module(module, __name__), attr)

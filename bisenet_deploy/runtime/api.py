@@ -7,7 +7,7 @@
         picture = seg.colorize(labels)   # H x W x 3 uint8, the model's palette
 
 Images of any size are accepted: they are resized on the host to the graph's input size
-(`portable.preprocess.prepare_input`, exactly as the export metadata says), and the label map is
+(`portable.running.preprocess.prepare_input`, exactly as the export metadata says), and the label map is
 resized back to the image's size (nearest neighbour), so labels line up with the pixels given.
 Graphs that output only logits get their argmax on the host.
 """
@@ -21,8 +21,8 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from ..errors import InputError, UserError
-from ..portable.preprocess import check_image, prepare_input
-from ..portable.runner_base import Runner
+from ..portable.running.preprocess import check_image, prepare_input
+from ..portable.running.runner_base import Runner
 from .images import colorize, labels_from_outputs, resize_labels_nearest
 
 log = logging.getLogger(__name__)

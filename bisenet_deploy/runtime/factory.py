@@ -12,8 +12,8 @@ import logging
 from typing import Any, Dict, List, Optional
 
 from ..errors import InputError, MissingDependencyError
-from ..portable.install_hints import gpu_absent, no_gpu_hint, pip_extra
-from ..portable.runner_base import Runner
+from ..portable.shared.install_hints import gpu_absent, no_gpu_hint, pip_extra
+from ..portable.running.runner_base import Runner
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def backend_problem(backend: str) -> Optional[str]:
                     f"a Jetson: JetPack)")
         return None
     if backend.startswith("onnxruntime"):
-        from .ort_runner import PROVIDERS, available_providers
+        from ..ort_runner import PROVIDERS, available_providers
 
         if not _has_module("onnxruntime"):
             return "onnxruntime is not installed: `pip install onnxruntime`"
@@ -115,7 +115,7 @@ def open_runner(backend: str, *, onnx: Optional[str] = None, engine: Optional[st
         if not engine:
             raise InputError("the tensorrt backend needs an engine (--engine PATH); build one "
                              "with `bisenet-build-engine`")
-        from ..portable.trt_runner import TensorRTRunner
+        from ..portable.running.trt_runner import TensorRTRunner
 
         runner = TensorRTRunner(engine, device=int(device or 0), **options)
         if require_metadata and runner.metadata is None:
@@ -132,7 +132,7 @@ def open_runner(backend: str, *, onnx: Optional[str] = None, engine: Optional[st
         if not onnx:
             raise InputError(f"the {backend} backend needs an ONNX file (--onnx PATH); create "
                              f"one with `bisenet-export onnx`")
-        from .ort_runner import OnnxRuntimeRunner
+        from ..ort_runner import OnnxRuntimeRunner
 
         problem = backend_problem(backend)
         if problem:

@@ -18,9 +18,9 @@ INVALID_COLOUR = (0, 0, 0)
 
 def read_image(path: str) -> np.ndarray:
     """An image file -> H x W x 3 uint8 RGB, 16-bit images scaled to 8 bits (the one reader of
-    `portable.image_io`); a missing path is an InputError, an unreadable file an
+    `portable.files.image_io`); a missing path is an InputError, an unreadable file an
     UnusableFileError."""
-    from ..portable.image_io import read_image_rgb
+    from ..portable.files.image_io import read_image_rgb
 
     return read_image_rgb(path)
 

@@ -22,9 +22,9 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 from ..errors import InputError, MissingDependencyError, UserError
-from ..portable.phase_timing import (COMPUTE_DONE, CUDA_EVENTS, D2H_DONE, H2D_DONE, START,
+from ..portable.shared.phase_timing import (COMPUTE_DONE, CUDA_EVENTS, D2H_DONE, H2D_DONE, START,
                                      torch_phase_events)
-from ..portable.runner_base import Runner, TensorSpec, specs_from_record
+from ..portable.running.runner_base import Runner, TensorSpec, specs_from_record
 
 log = logging.getLogger(__name__)
 

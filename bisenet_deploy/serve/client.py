@@ -20,8 +20,8 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from ..errors import InputError, MissingDependencyError, UserError
-from ..portable.install_hints import pip_extra
-from ..portable.runner_base import Runner, TensorSpec
+from ..portable.shared.install_hints import pip_extra
+from ..portable.running.runner_base import Runner, TensorSpec
 from .model_io import DEFAULT_MODEL_NAME, numpy_dtype, record_from_parameters, triton_datatype
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ..portable.runner_base import Runner
+from ..portable.running.runner_base import Runner
 from ..runtime.api import batch_range, pad_batch
 
 

@@ -16,7 +16,7 @@ only reads the folders of a repository, so the README and manifest beside them a
 
 Written like the Jetson bundle: assembled in a temporary sibling folder and renamed into place.
 An existing output is refused unless `force`, and even then only a repository this tool wrote
-(portable.ownership: its manifest lists every entry in it, unchanged) is replaced.
+(portable.files.ownership: its manifest lists every entry in it, unchanged) is replaced.
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from .. import __version__
 from ..errors import EngineError, ExportError, IncompatibleEngineError, InputError, UserError
-from ..portable.fileio import check_writable, sha256_file, write_json_atomic, write_text_atomic
-from ..portable.ownership import FOLDER_FORMATS, check_replaceable
+from ..portable.files.fileio import (check_writable, sha256_file, write_json_atomic,
+                                     write_text_atomic)
+from ..portable.files.ownership import FOLDER_FORMATS, check_replaceable
 from .model_config import (DEFAULT_QUEUE_DELAY_US, KINDS, PLATFORMS, ModelConfigSpec,
                            TensorConfig, render_config)
 from .model_io import DEFAULT_MODEL_NAME, check_model_name, metadata_parameters
@@ -40,7 +41,7 @@ from .model_io import DEFAULT_MODEL_NAME, check_model_name, metadata_parameters
 log = logging.getLogger(__name__)
 
 REPOSITORY_FORMAT = "bisenet-deploy-triton-repository"
-assert REPOSITORY_FORMAT in FOLDER_FORMATS  # what --force may replace (portable.ownership)
+assert REPOSITORY_FORMAT in FOLDER_FORMATS  # what --force may replace (portable.files.ownership)
 REPOSITORY_SCHEMA = 1
 #: the same name (and top-level place) as the Jetson bundle's manifest, so one helper hashes both
 MANIFEST_NAME = "manifest.json"
@@ -116,9 +117,9 @@ def onnx_model(path: str, name: str, options: RepositoryOptions) -> ServedModel:
 
 def engine_model(path: str, name: str, options: RepositoryOptions) -> ServedModel:
     """The tensorrt_plan model of an engine (tensors and profile from its sidecar)."""
-    from ..portable.flavours import RTX
-    from ..portable.sidecar import check_engine_file, read_sidecar, sidecar_flavour
-    from ..portable.trt_runner import record_from_sidecar
+    from ..portable.trt.flavours import RTX
+    from ..portable.trt.sidecar import check_engine_file, read_sidecar, sidecar_flavour
+    from ..portable.running.trt_runner import record_from_sidecar
 
     if not os.path.isfile(path):
         raise InputError(f"engine {path} does not exist: build one with `bisenet-build-engine`")
@@ -188,7 +189,7 @@ def plan_models(options: RepositoryOptions) -> List[ServedModel]:
 # -- writing -----------------------------------------------------------------------------------
 def check_output(path: str, force: bool) -> None:
     """Refuse an output folder that exists (without force) or that this tool did not write
-    (portable.ownership: our manifest, listing every file there)."""
+    (portable.files.ownership: our manifest, listing every file there)."""
     final = os.path.abspath(path)
     if os.path.isfile(final):
         raise UserError(f"{path} is a file, not a model repository folder: choose another -o")
@@ -202,9 +203,9 @@ def check_output(path: str, force: bool) -> None:
 
 def build_repository(options: RepositoryOptions) -> RepositoryResult:
     """Check everything, assemble the repository in a temporary sibling folder, rename it in."""
-    from ..portable.bundle_manifest import hash_tree
-    from ..portable.fileio import move_folder_into_place as move_into_place
-    from ..portable.fileio import raise_if_write_failure
+    from ..portable.files.bundle_manifest import hash_tree
+    from ..portable.files.fileio import move_folder_into_place as move_into_place
+    from ..portable.files.fileio import raise_if_write_failure
     from .repository_readme import render_readme
 
     models = plan_models(options)

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence
 
 from ..errors import InputError, MissingDependencyError, UserError
-from ..portable.install_hints import pip_extra
-from ..portable.runner_base import Runner
+from ..portable.shared.install_hints import pip_extra
+from ..portable.running.runner_base import Runner
 from ..runtime.api import batch_range
 from .instance import (InstanceFunction, run_in_chunks, stuck_instance,  # noqa: F401
                        warm_up)

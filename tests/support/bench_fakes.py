@@ -4,8 +4,8 @@ Their records come from support/records.py (`bench_record`)."""
 
 import numpy as np
 
-from bisenet_deploy.portable.interrupts import Terminated
-from bisenet_deploy.portable.runner_base import Runner, TensorSpec
+from bisenet_deploy.portable.shared.interrupts import Terminated
+from bisenet_deploy.portable.running.runner_base import Runner, TensorSpec
 
 NUM_CLASSES = 5
 

@@ -290,7 +290,7 @@ class FakeDriver(object):
 
 def install(monkeypatch, with_cudart=True):
     """A new FakeDriver behind `pycuda.driver` (and `cuda.bindings.runtime`); returns it."""
-    from bisenet_deploy.portable import cuda_context
+    from bisenet_deploy.portable.trt import cuda_context
 
     global DRIVER
     DRIVER = FakeDriver()

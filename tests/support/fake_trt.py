@@ -16,7 +16,7 @@ import types
 
 import numpy as np
 
-from bisenet_deploy.portable import trt_api
+from bisenet_deploy.portable.trt import trt_api
 
 from . import fake_cuda
 

@@ -7,9 +7,9 @@ def rtx_gpu_or_skip():
     """(tensorrt_rtx module, GpuInfo, targets for BuildOptions.compute_capabilities), or a skip
     with the reason (no TensorRT-RTX, no GPU, or a GPU TensorRT-RTX cannot target)."""
     from bisenet_deploy.errors import MissingDependencyError
-    from bisenet_deploy.portable.capabilities import detect_capabilities
-    from bisenet_deploy.portable.flavours import import_flavour
-    from bisenet_deploy.portable.gpu_info import query_gpu
+    from bisenet_deploy.portable.trt.capabilities import detect_capabilities
+    from bisenet_deploy.portable.trt.flavours import import_flavour
+    from bisenet_deploy.portable.trt.gpu_info import query_gpu
 
     try:
         trt = import_flavour("tensorrt-rtx")

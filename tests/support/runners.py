@@ -38,7 +38,7 @@ class RunnerCase(object):
 @pytest.fixture(scope="session")
 def rtx_tiny_engine(tmp_path_factory):
     """A TensorRT-RTX engine of the tiny model for this GPU (built once a session), or a skip."""
-    from bisenet_deploy.portable.builder import BuildOptions, build_engine
+    from bisenet_deploy.portable.building.builder import BuildOptions, build_engine
 
     from .records import runtime_record
     from .rtx import rtx_gpu_or_skip
@@ -59,7 +59,7 @@ def runner_case(request):
     """One RunnerCase per runner kind (the tiny model with labels and logits)."""
     kind = request.param
     if kind == "onnxruntime":
-        from bisenet_deploy.runtime.ort_runner import OnnxRuntimeRunner
+        from bisenet_deploy.ort_runner import OnnxRuntimeRunner
 
         path = request.getfixturevalue("tiny_models")["both"][0]
         return RunnerCase(kind, lambda: OnnxRuntimeRunner(path, providers="cpu", threads=1))
@@ -70,7 +70,7 @@ def runner_case(request):
 
         record = request.getfixturevalue("tiny_models")["both"][1]
         return RunnerCase(kind, lambda: TorchRunner(model=tiny_net(), record=record))
-    from bisenet_deploy.portable.trt_runner import TensorRTRunner
+    from bisenet_deploy.portable.running.trt_runner import TensorRTRunner
 
     if kind == "tensorrt-rtx":
         path = request.getfixturevalue("rtx_tiny_engine")

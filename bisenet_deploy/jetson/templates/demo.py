@@ -4,7 +4,7 @@
 Frames come from OpenCV (JetPack 4.6 ships OpenCV 4.1 with GStreamer for the system python3);
 a CSI camera is read through an `nvarguscamerasrc` GStreamer pipeline, a USB camera through V4L2,
 or any pipeline string you pass with --pipeline. Each frame is prepared on the host exactly as
-the exported model expects (bisenet_trt.preprocess.prepare_input), segmented by the TensorRT
+the exported model expects (bisenet_trt.running.preprocess.prepare_input), segmented by the TensorRT
 engine, and drawn with the class palette over the picture, with the frame rate.
 
     python3 demo.py --video street.mp4 --output overlay.mp4 --no-display
@@ -32,9 +32,9 @@ if BUNDLE_DIR not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from bisenet_trt.errors import (InputError, MissingDependencyError, ParityError,  # noqa: E402
+from bisenet_trt.shared.errors import (InputError, MissingDependencyError, ParityError,  # noqa: E402
                                 UserError)
-from bisenet_trt.preprocess import prepare_input  # noqa: E402
+from bisenet_trt.running.preprocess import prepare_input  # noqa: E402
 
 log = logging.getLogger("bisenet_jetson.demo")
 

@@ -1,7 +1,7 @@
 """`jetson_run.py bench` of a bisenet-deploy Jetson bundle: time the engine, report like bisenet-bench.
 
 The runner is opened by jetson_run.py; here its calls are timed (host clock end to end, CUDA
-events per phase), summarized with the toolkit's statistics (bisenet_trt.timing_stats), printed
+events per phase), summarized with the toolkit's statistics (bisenet_trt.shared.timing_stats), printed
 and written as a JSON report with the environment (L4T release, nvpmodel mode) beside the numbers.
 
 Runs on the device's Python 3.6 with numpy 1.19; imports only the standard library, numpy and the
@@ -16,8 +16,8 @@ import platform
 import sys
 import time
 
-from bisenet_trt import fileio
-from bisenet_trt.errors import EngineError, InputError
+from bisenet_trt.files import fileio
+from bisenet_trt.shared.errors import EngineError, InputError
 from jetson_env import numpy, power_state, read_tegra_release
 
 log = logging.getLogger("bisenet_jetson")
@@ -46,7 +46,7 @@ def input_batches(image, record, batch, buffers):
     """Distinct input buffers, rotated, so caches do not flatter the result (the sample and its
     mirror images: BiSeNet's work does not depend on the pixel values)."""
     np = numpy()
-    from bisenet_trt.preprocess import prepare_input
+    from bisenet_trt.running.preprocess import prepare_input
     variants = [image, image[:, ::-1], image[::-1, :], image[::-1, ::-1]]
     variants = [variants[i % 4] for i in range(max(1, buffers))]
     return [prepare_input([np.ascontiguousarray(v)] * batch, record) for v in variants]
@@ -87,7 +87,7 @@ def time_runner(runner, batches, iters, warmup, quiet=False):
 
 def report(timings, record, engine_path, args, iters, warmup, bundle_dir):
     """Print the summary and write the JSON report (default: benchmarks/ in the bundle)."""
-    from bisenet_trt import timing_stats
+    from bisenet_trt.shared import timing_stats
     np = numpy()
     batch = args.batch
     e2e = timing_stats.summarize(timings["latencies"], batch=batch)
@@ -137,7 +137,7 @@ def report(timings, record, engine_path, args, iters, warmup, bundle_dir):
         },
         "record": record,
     }
-    from bisenet_trt.engine_paths import sidecar_path
+    from bisenet_trt.trt.engine_paths import sidecar_path
     if os.path.isfile(sidecar_path(engine_path)):
         with open(sidecar_path(engine_path), "r") as f:
             data["sidecar"] = json.load(f)

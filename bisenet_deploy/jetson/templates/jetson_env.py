@@ -11,7 +11,7 @@ import re
 import subprocess
 import sys
 
-from bisenet_trt.errors import MissingDependencyError
+from bisenet_trt.shared.errors import MissingDependencyError
 
 TEGRA_RELEASE_FILE = "/etc/nv_tegra_release"
 NUMPY_HINT = ("run ./setup_jetson.sh (it installs numpy 1.19.4 into .venv) and use .venv/bin/python")
@@ -79,7 +79,7 @@ def environment_checks():
     except MissingDependencyError:
         rows.append(("numpy", "not importable", False, NUMPY_HINT))
     try:
-        from bisenet_trt.flavours import import_tensorrt
+        from bisenet_trt.trt.flavours import import_tensorrt
         trt_version = import_tensorrt("tensorrt").__version__
         ok = trt_version.split(".")[:2] == ["8", "2"]
         rows.append(("TensorRT", trt_version, True,

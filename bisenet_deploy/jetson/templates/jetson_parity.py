@@ -1,6 +1,7 @@
 """The engine built on the device against the desktop: the share of identical labels on the
 bundled sample (ONNX Runtime's labels, made by `bisenet-export jetson`) and the threshold each
-precision must reach. Used by `jetson_run.py build` and `jetson_run.py predict`.
+precision must reach (bisenet_trt's parity_limits: the same table the toolkit calls its "device"
+profile). Used by `jetson_run.py build` and `jetson_run.py predict`.
 
 Runs on the device's Python 3.6 with numpy 1.19 (imported through jetson_env.numpy).
 """
@@ -8,13 +9,11 @@ Runs on the device's Python 3.6 with numpy 1.19 (imported through jetson_env.num
 import json
 import logging
 
-from bisenet_trt.errors import InputError
+from bisenet_trt.shared.errors import InputError
+from bisenet_trt.shared.parity_limits import DEVICE_MIN_IDENTICAL
 from jetson_env import numpy
 
 log = logging.getLogger("bisenet_jetson")
-
-#: identical-label share the engine must reach against the desktop ONNX Runtime labels
-PARITY_MIN_IDENTICAL = {"fp32": 0.999, "fp16": 0.98}
 
 
 def label_parity(labels, reference):
@@ -29,7 +28,7 @@ def label_parity(labels, reference):
 
 def precision_of(engine_path, default):
     """The precision the engine's sidecar records (`default` when it cannot be read)."""
-    from bisenet_trt.engine_paths import sidecar_path
+    from bisenet_trt.trt.engine_paths import sidecar_path
     try:
         with open(sidecar_path(engine_path), "r") as f:
             return json.load(f).get("precision") or default
@@ -39,7 +38,8 @@ def precision_of(engine_path, default):
 
 def report_parity(share, precision, record):
     """Log the parity figure; True when it passes (or cannot be judged on random weights)."""
-    need = PARITY_MIN_IDENTICAL.get(precision, PARITY_MIN_IDENTICAL["fp16"])
+    # the toolkit's one table (comparison/profiles.py's "device" profile), in the bundle's copy
+    need = DEVICE_MIN_IDENTICAL.get(precision, DEVICE_MIN_IDENTICAL["fp16"])
     passed = share >= need
     random_weights = record.get("model", {}).get("weights") == "random-init"
     log.info("parity with the desktop (ONNX Runtime) on the bundled sample: %.3f%% identical "

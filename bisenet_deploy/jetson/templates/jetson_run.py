@@ -24,7 +24,7 @@ import sys
 
 BUNDLE_DIR = os.path.dirname(os.path.abspath(__file__))
 #: the bundle's manifest code, standard library only, run by `verify` once its sha256 matches
-MANIFEST_TOOLS = "bisenet_trt/bundle_manifest.py"
+MANIFEST_TOOLS = "bisenet_trt/files/bundle_manifest.py"
 # no __pycache__ in the bundle: it stays what its manifest lists (verify, --force refuse more)
 sys.dont_write_bytecode = True
 if __name__ == "__main__":
@@ -58,9 +58,9 @@ def use_bundle_modules():
 
 
 def errors():
-    """bisenet_trt.errors (UserError and the others), imported on first use."""
+    """bisenet_trt.shared.errors (UserError and the others), imported on first use."""
     use_bundle_modules()
-    from bisenet_trt import errors as module
+    from bisenet_trt.shared import errors as module
     return module
 
 
@@ -74,7 +74,7 @@ _MANIFEST_TOOLS = []
 
 
 def manifest_tools():
-    """bisenet_trt/bundle_manifest.py of this bundle, run from the bytes whose sha256 matched
+    """bisenet_trt/files/bundle_manifest.py of this bundle, run from the bytes whose sha256 matched
     manifest.json's entry for it: nothing of the bundle runs before it is checked."""
     if _MANIFEST_TOOLS:
         return _MANIFEST_TOOLS[0]
@@ -112,9 +112,9 @@ def manifest_tools():
 
 
 def prepare_input(images, record, image_channel_order="rgb"):
-    """The toolkit's host preprocessing (bisenet_trt.preprocess), imported on first use."""
+    """The toolkit's host preprocessing (bisenet_trt.running.preprocess), imported on first use."""
     numpy()
-    from bisenet_trt.preprocess import prepare_input as prepare
+    from bisenet_trt.running.preprocess import prepare_input as prepare
     return prepare(images, record, image_channel_order=image_channel_order)
 
 
@@ -126,7 +126,7 @@ def load_manifest(bundle_dir=BUNDLE_DIR):
 
 def model_paths(manifest, bundle_dir=BUNDLE_DIR):
     """(onnx path, metadata record) of the bundled model, the record validated (record_schema)."""
-    from bisenet_trt.record_schema import read_record_file
+    from bisenet_trt.files.record_schema import read_record_file
 
     model = manifest["model"]
     return (os.path.join(bundle_dir, model["onnx"]),
@@ -172,7 +172,7 @@ def build_with_trtexec(onnx_path, record, engine_path, precision, args):
 
 def open_runner(engine_path, zero_copy=False, use_cuda_graph=False):
     """The bundle's TensorRT runner (pycuda), with the sidecar checks of the desktop runtime."""
-    from bisenet_trt import trt_runner
+    from bisenet_trt.running import trt_runner
     return trt_runner.TensorRTRunner(engine_path, zero_copy=zero_copy,
                                      use_cuda_graph=use_cuda_graph)
 
@@ -248,7 +248,7 @@ def cmd_build(args):
     onnx_path, record = model_paths(manifest)
     precision = args.precision or default_precision(manifest)
     engine_path = os.path.abspath(args.output or default_engine_path(manifest, precision))
-    from bisenet_trt.ownership import check_replaceable
+    from bisenet_trt.files.ownership import check_replaceable
     # without --force nothing is replaced; with it only an engine with the toolkit's sidecar
     check_replaceable(engine_path, "engine", force=args.force)
     os.makedirs(os.path.dirname(engine_path), exist_ok=True)
@@ -258,7 +258,7 @@ def cmd_build(args):
     else:
         build_with_builder(onnx_path, record, engine_path, precision, args)
     print("engine: %s (%s, built in %.0f s)" % (engine_path, precision, time.time() - started))
-    from bisenet_trt.engine_paths import sidecar_path
+    from bisenet_trt.trt.engine_paths import sidecar_path
     print("sidecar: %s" % sidecar_path(engine_path))
     if args.no_parity:
         return 0
@@ -386,7 +386,7 @@ def main(argv=None):
         sys.stderr.write("interrupted\n")
         return 130
     except Exception as exc:
-        # the errors written for the user (bisenet_trt.errors, ManifestError, BundleError) carry
+        # the errors written for the user (bisenet_trt.shared.errors, ManifestError, BundleError) carry
         # their exit code; anything else is a bug and keeps its traceback
         code = getattr(exc, "exit_code", None)
         if not isinstance(code, int):
