@@ -375,14 +375,16 @@ def test_export_onnx_takes_the_mmseg_checkpoint_alone(tmp_path, monkeypatch, cap
     """`bisenet-export onnx --checkpoint <mmseg .pth>` with every default (2048x1024 -> 1024x512,
     parity against PyTorch), writing into the default export/ folder."""
     from bisenet_deploy.cli.export_main import main
+    from bisenet_deploy.cli.export_onnx import default_target
     from bisenet_deploy.export.onnx_metadata import read_record
 
     path = save_mmseg(tmp_path / "bisenetv2_fcn_city.pth", mmseg_state_dict())
     monkeypatch.chdir(tmp_path)
     assert main(["onnx", "--checkpoint", path, "-q"]) == 0
     written = sorted((tmp_path / "export").glob("*.onnx"))
+    # the default target is the installed TensorRT's (trt11 with TensorRT-RTX, trt10 without one)
     assert [p.name for p in written] == [
-        "bisenetv2-mmseg-cityscapes-mmseg-2048x1024-to-1024x512-labels-trt10.onnx"]
+        f"bisenetv2-mmseg-cityscapes-mmseg-2048x1024-to-1024x512-labels-{default_target()}.onnx"]
     model = read_record(str(written[0]))["model"]
     assert (model["arch"], model["source"], model["mean"]) == (MMSEG_ARCH, "mmsegmentation",
                                                                list(IMAGENET_MEAN))
