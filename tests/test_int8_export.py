@@ -75,6 +75,36 @@ def test_qdq_graph_follows_tensorrts_rules(fp32, calib_dir):
     assert any(n.op_type == "Resize" and n.input[0] == convs[-1].output[0] for n in tail)
 
 
+def test_only_conv_and_add_inputs_are_quantized(fp32):
+    """The issue's TensorRT placement: Q/DQ on Conv and Add inputs only. Quantizing the BGA's
+    Sigmoid-gated Mul, the Concat and the pooling inputs too cost label agreement (docs/int8.md);
+    MaxPool/ReduceMean may read a DequantizeLinear only where a Conv/Add shares their input."""
+    from bisenet_deploy.export.quantize import QuantizeSettings, quantize_graph
+    from bisenet_deploy.synthetic import synthetic_image
+
+    model, record = fp32
+    q = quantize_graph(model, record, [synthetic_image(128, 64, seed=1)],
+                       QuantizeSettings(method="minmax"))
+    inits = {i.name for i in q.graph.initializer}
+    producers = {o: n for n in q.graph.node for o in n.output}
+    readers = {}
+    for node in q.graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node.op_type)
+    quantized = [n.output[0] for n in q.graph.node
+                 if n.op_type == "DequantizeLinear" and n.input[0] not in inits]
+    assert quantized
+    for name in quantized:
+        assert {"Conv", "Add"} & set(readers[name]), readers[name]
+        # no pair on an Add output before its ReLU either: one pair per tensor, after the ReLU
+        assert not {"Mul", "Concat", "AveragePool", "Sigmoid", "Relu"} & set(readers[name]), \
+            readers[name]
+    for node in q.graph.node:
+        if node.op_type == "Add":  # both sides of every Add, residual and BGA sum alike
+            assert all(producers[i].op_type == "DequantizeLinear" for i in node.input
+                       if i in producers), node.name
+
+
 def test_held_out_images_are_never_the_calibration_ones(fp32, calib_dir):
     from bisenet_deploy.export.int8_export import Int8Options, split_images
 
