@@ -218,6 +218,29 @@ def test_broken_links_in_an_input_folder_are_skipped_and_listed(tmp_path, tiny_e
     assert sorted(os.listdir(tmp_path / "out")) == ["a_labels.png", "a_overlay.png"]
 
 
+def test_fifos_are_refused_unopened_and_skipped_in_a_folder(tmp_path, tiny_export, capsys):
+    """A FIFO named like an image or a video is never opened (that would wait for a writer
+    forever): alone it is exit 5 naming it, in a folder it is skipped and listed (exit 6)."""
+    from bisenet_deploy.cli.predict_main import main
+
+    _, _, onnx_path = tiny_export("labels")
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.fromarray(synthetic_image(128, 64, seed=1)).save(images / "a.png")
+    os.mkfifo(str(images / "pipe.png"))
+    os.mkfifo(str(images / "clip.mp4"))
+    capsys.readouterr()
+    assert main(["--onnx", onnx_path, str(images / "pipe.png"), "-o", str(tmp_path / "one"),
+                 "-q"]) == 5
+    assert "not a regular file" in capsys.readouterr().err
+    assert not (tmp_path / "one").exists()
+    assert main(["--onnx", onnx_path, str(images), "-o", str(tmp_path / "out"), "-q"]) \
+        == SKIPPED_INPUTS
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "2 of 3 input(s)" in last and "pipe.png" in last and "clip.mp4" in last
+    assert sorted(os.listdir(tmp_path / "out")) == ["a_labels.png", "a_overlay.png"]
+
+
 def test_predict_into_its_own_input_folder_twice_reads_the_same_inputs(tmp_path, tiny_export,
                                                                        capsys):
     """Outputs are never inputs: the second run does not segment the first run's pictures."""

@@ -132,8 +132,9 @@ def read_label_png(path: str) -> np.ndarray:
     """A single-channel label PNG -> H x W int64 (its raw values, no mapping)."""
     from PIL import Image, UnidentifiedImageError
 
-    from ..portable.files.image_io import open_pillow
+    from ..portable.files.image_io import check_not_special, open_pillow
 
+    check_not_special(path, "label")
     try:
         with open_pillow(path, Image) as im:
             if im.mode in ("RGB", "RGBA", "LA"):

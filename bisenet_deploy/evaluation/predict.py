@@ -23,7 +23,9 @@ import numpy as np
 
 from ..errors import InputError, MissingDependencyError, UnusableFileError
 from ..portable.files.fileio import atomic_output
+from ..portable.files.image_io import check_not_special
 from ..portable.shared.install_hints import pip_extra
+from ..portable.shared.shell_words import quote_path
 from ..portable.files.ownership import check_replaceable, is_ours, video_mark
 from ..portable.running.preprocess import prepare_input
 from ..progress import progress_bar
@@ -63,8 +65,8 @@ def collect_inputs(paths: Sequence[str], videos: bool = True) -> List[str]:
                 raise InputError(f"folder {p} holds no {kinds}" + (
                     " (only pictures bisenet-deploy wrote)" if ours else ""))
             found.extend(inside)
-        elif os.path.isfile(p) or (os.path.islink(p) and not os.path.exists(p)):  # a broken
-            ext = os.path.splitext(p)[1].lower()  # link: reading it says so (exit 5, or skipped)
+        elif os.path.lexists(p):  # a file, or a broken link, FIFO or device: reading it says
+            ext = os.path.splitext(p)[1].lower()  # so (exit 5 alone, or skipped and listed)
             if ext not in exts:
                 raise InputError(f"{p}: unsupported file type {ext or '(none)'}; give {kinds}")
             found.append(p)
@@ -136,8 +138,9 @@ def _open_video(path: str):
             f"{path} is a video; reading and writing video needs OpenCV: "
             f"pip install opencv-python-headless (or {pip_extra('video')} in the bisenet-deploy "
             f"checkout), or "
-            f"extract the frames as images (e.g. ffmpeg -i {os.path.basename(path)} "
+            f"extract the frames as images (e.g. ffmpeg -i {quote_path(path)} "
             f"frames/%05d.png) and pass the folder") from None
+    check_not_special(path, "video")
     cap = cv2.VideoCapture(path)
     if not cap.isOpened():
         raise UnusableFileError(f"OpenCV cannot open the video {path} (corrupt, or a codec "

@@ -104,6 +104,14 @@ def _read_opencv(path, cv2):
     return to_rgb8(pixels, path)
 
 
+def check_not_special(path, what="image"):
+    """A FIFO, socket or device in place of a file is unusable, refused before anything opens it
+    (opening a FIFO waits for a writer forever): exit 5 alone, skipped and listed in a folder."""
+    if os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):
+        raise UnusableFileError("%s %s is not a regular file (a FIFO, socket or device): give a "
+                                "file" % (what, path))
+
+
 def read_image_rgb(path):
     """An image file -> H x W x 3 uint8 RGB (see the module docstring).
 
@@ -116,6 +124,7 @@ def read_image_rgb(path):
     if os.path.islink(path) and not os.path.exists(path):  # skipped and listed in a folder
         raise UnusableFileError("image %s is a symbolic link to nothing (its target is gone, or "
                                 "the link points back to itself)" % path)
+    check_not_special(path)
     if not os.path.isfile(path):
         raise InputError("image %s does not exist" % path)
     try:
