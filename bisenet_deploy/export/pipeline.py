@@ -32,6 +32,7 @@ from ..metadata import (
 )
 from .check import tensorrt_parser_check
 from .targets import DEFAULT_TARGET, TargetRules, get_target, validate_target_options
+from .resize_sizes import freeze_resize_sizes
 
 log = logging.getLogger(__name__)
 
@@ -229,61 +230,6 @@ def simplify(model: Any) -> Tuple[Any, bool]:
         log.warning("onnx-simplifier failed (%s: %s): keeping the unsimplified graph",
                     type(exc).__name__, exc)
         return model, False
-
-
-def freeze_resize_sizes(model: Any) -> int:
-    """Replace computed Resize `sizes` whose output shape is static by a constant initializer.
-
-    The TorchScript exporter computes `sizes` from Shape ops even when every shape is static;
-    onnx-simplifier folds them, but with --no-simplify (or a failed simplification) they would stay
-    computed. Returns the number of Resize nodes changed.
-    """
-    import numpy as np
-    import onnx
-    from onnx import numpy_helper
-
-    graph = model.graph
-    consts = {i.name for i in graph.initializer} | \
-        {o for n in graph.node if n.op_type == "Constant" for o in n.output}
-    todo = [n for n in graph.node if n.op_type == "Resize" and len(n.input) > 3 and n.input[3]
-            and n.input[3] not in consts]
-    if not todo:
-        return 0
-    inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
-    shapes = {}
-    for v in list(inferred.graph.value_info) + list(inferred.graph.output):
-        dims = v.type.tensor_type.shape.dim
-        if dims and all(d.HasField("dim_value") for d in dims):
-            shapes[v.name] = [d.dim_value for d in dims]
-    changed = 0
-    for node in todo:
-        shape = shapes.get(node.output[0])
-        if shape is None:
-            continue
-        name = node.output[0] + "_static_sizes"
-        graph.initializer.append(numpy_helper.from_array(np.asarray(shape, np.int64), name))
-        node.input[3] = name
-        changed += 1
-    if changed:
-        _prune_dead_nodes(model)
-    return changed
-
-
-def _prune_dead_nodes(model: Any) -> None:
-    graph = model.graph
-    needed = {o.name for o in graph.output}
-    keep = []
-    for node in reversed(list(graph.node)):
-        if any(o in needed for o in node.output):
-            keep.append(node)
-            needed.update(i for i in node.input if i)
-    keep.reverse()
-    del graph.node[:]
-    graph.node.extend(keep)
-    used = needed
-    inits = [i for i in graph.initializer if i.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(inits)
 
 
 def check_graph(model: Any) -> Any:
