@@ -188,3 +188,18 @@ def test_every_test_module_holds_tests():
     assert empty == []
     support = os.path.join(folder, "support")
     assert not [n for n in os.listdir(support) if n.startswith("test_")]
+
+
+def test_no_module_of_the_package_is_over_400_lines():
+    """Small modules with one owner each: a module past 400 lines is split by concern."""
+    package = os.path.join(ROOT, "bisenet_deploy")
+    long = []
+    for folder, _, files in os.walk(package):
+        for name in files:
+            if name.endswith(".py"):
+                path = os.path.join(folder, name)
+                with open(path, encoding="utf-8") as f:
+                    count = sum(1 for _ in f)
+                if count > 400:
+                    long.append(f"{os.path.relpath(path, ROOT)} ({count})")
+    assert long == []
