@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Sequence
 import numpy as np
 
 from .quantize import block_of, conv_layers
+from .graph_surgery import prune_dead_nodes
 
 log = logging.getLogger(__name__)
 
@@ -54,24 +55,8 @@ def keep_only(qdq_model: Any, fp32_model: Any, quantized_convs: Sequence[str]) -
                     graph.initializer.append(float_inits[weight])
                     have.add(weight)
                 node.input[k] = weight
-    _prune(model)
+    prune_dead_nodes(model)
     return model
-
-
-def _prune(model: Any) -> None:
-    graph = model.graph
-    needed = {o.name for o in graph.output}
-    kept = []
-    for node in reversed(list(graph.node)):
-        if any(o in needed for o in node.output):
-            kept.append(node)
-            needed.update(i for i in node.input if i)
-    kept.reverse()
-    del graph.node[:]
-    graph.node.extend(kept)
-    inits = [i for i in graph.initializer if i.name in needed]
-    del graph.initializer[:]
-    graph.initializer.extend(inits)
 
 
 def scan(fp32_model: Any, qdq_model: Any, record: Dict[str, Any], images: Sequence[np.ndarray],

@@ -32,7 +32,7 @@ from ..metadata import (
 )
 from .check import tensorrt_parser_check
 from .targets import DEFAULT_TARGET, TargetRules, get_target, validate_target_options
-from .resize_sizes import freeze_resize_sizes
+from .graph_surgery import freeze_resize_sizes
 
 log = logging.getLogger(__name__)
 

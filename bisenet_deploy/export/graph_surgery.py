@@ -1,5 +1,7 @@
-"""Graph surgery after export: Resize sizes the TorchScript exporter computes from Shape ops become
-constants when the shapes are static, so the graph stays simple even without onnx-simplifier."""
+"""Graph surgery on exported ONNX graphs: Resize sizes the TorchScript exporter computes from Shape
+ops become constants when the shapes are static (the graph stays simple even without
+onnx-simplifier), and nodes and initializers no output needs are dropped (after such rewrites,
+and when the INT8 sensitivity scan strips Q/DQ pairs)."""
 
 from __future__ import annotations
 
@@ -40,11 +42,12 @@ def freeze_resize_sizes(model: Any) -> int:
         node.input[3] = name
         changed += 1
     if changed:
-        _prune_dead_nodes(model)
+        prune_dead_nodes(model)
     return changed
 
 
-def _prune_dead_nodes(model: Any) -> None:
+def prune_dead_nodes(model: Any) -> None:
+    """Keep only the nodes and initializers the graph's outputs depend on."""
     graph = model.graph
     needed = {o.name for o in graph.output}
     keep = []
