@@ -85,3 +85,40 @@ def test_compare_synthetic_images_beyond_memory_are_refused(one_gib, tiny_export
                  "100000", "--threads", "1", "-q"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err[-1].startswith("error: --synthetic 100000 images"), err
+
+
+def _served_probe(monkeypatch, record):
+    """`bisenet-bench --server` probes the served model's record first: a fake served model."""
+    from bisenet_deploy.serve import client
+
+    monkeypatch.setattr(client, "ServedRunner",
+                        lambda url, name: FakeRunner(record, [1.0], name="served"))
+
+
+def test_bench_server_concurrency_beyond_memory_is_refused_before_any_request(
+        one_gib, monkeypatch, capsys):
+    _served_probe(monkeypatch, make_record(input_size=(2048, 1024)))
+    assert bench_main.main(["--server", "127.0.0.1:8000", "--concurrency", "1", "100000",
+                            "--iters", "5", "--no-json"]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].startswith("error: --concurrency 100000 clients x --batch 1 "), err
+    assert "use fewer clients" in err and "Traceback" not in err
+
+
+def test_serve_max_batch_beyond_memory_is_refused_before_the_server_starts(
+        one_gib, monkeypatch, capsys, tmp_path):
+    from bisenet_deploy.cli import serve_main
+    from bisenet_deploy.serve import server
+
+    started = []
+    monkeypatch.setattr(server, "import_pytriton", lambda: None)
+    monkeypatch.setattr(server, "ModelServer", lambda *a, **k: started.append(a))
+    monkeypatch.setattr(serve_main, "open_runners", lambda args, backend: [
+        FakeRunner(make_record(input_size=(2048, 1024)), [1.0], name="onnxruntime")])
+    onnx = tmp_path / "m.onnx"
+    onnx.write_bytes(b"not read by the fake runner")
+    assert serve_main.main(["--onnx", str(onnx), "--max-batch", "100000", "--host",
+                            "127.0.0.1"]) == 2
+    err = capsys.readouterr().err
+    assert "error: --max-batch 100000 on 1 instance(s)" in err and "lower --max-batch" in err
+    assert started == []

@@ -55,6 +55,7 @@ def run_served(args, make_opener):
     from ..portable.files.fileio import check_writable, write_json_atomic
     from ..runtime.images import read_image
     from ..serve.client import ServedRunner
+    from ..serve.model_io import check_batches_fit
     from ..text_table import format_table
 
     levels = _check(args)
@@ -64,6 +65,9 @@ def run_served(args, make_opener):
     probe = ServedRunner(args.server, args.model_name).activate()
     try:
         record = probe.metadata
+        check_batches_fit(max(levels), args.batch, record or {},
+                          f"--concurrency {max(levels)} clients x --batch {args.batch}",
+                          "use fewer clients (--concurrency) or a smaller --batch")
         image = read_image(args.images[0]) if args.images else None
         inputs, source = make_inputs(record, args.batch, args.buffers, image=image,
                                      input_spec=None)

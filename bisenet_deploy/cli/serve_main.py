@@ -191,6 +191,7 @@ def _quiet_gevent_interrupts() -> None:
 def _run(args) -> int:
     import contextlib
 
+    from ..serve.model_io import check_batches_fit
     from ..serve.server import ModelServer, ServeOptions, import_pytriton
 
     _check_args(args)
@@ -219,6 +220,10 @@ def _run(args) -> int:
     try:
         with contextlib.ExitStack() as stack:
             runners = [stack.enter_context(r) for r in open_runners(args, backend)]
+            if args.max_batch:
+                check_batches_fit(len(runners), args.max_batch, runners[0].metadata or {},
+                                  f"--max-batch {args.max_batch} on {len(runners)} instance(s)",
+                                  "lower --max-batch (or --instances)")
             server = ModelServer(runners, ServeOptions(
                 host=args.host, http_port=args.http_port, grpc_port=args.grpc_port,
                 metrics_port=args.metrics_port, model_name=args.model_name,

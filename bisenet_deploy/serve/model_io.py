@@ -90,3 +90,19 @@ def record_from_parameters(parameters: Dict[str, Any], where: str) -> Dict[str, 
     return loads_record(text, where, require_export=True,
                         remedy="serve it again from an ONNX or engine made by bisenet-deploy")
 
+
+
+def check_batches_fit(count: int, batch: int, record: Dict[str, Any], what: str, fix: str) -> None:
+    """Refuse (exit 2, one line, before any request) `count` batches of `batch` images in flight
+    at once (their input, labels and logits at the model's input size) when this machine cannot
+    hold them: `bisenet-serve --max-batch` (one batch per instance) and `bisenet-bench --server
+    --concurrency` (one request per client)."""
+    from ..portable.shared.memory import check_fits
+
+    export = record.get("export") or {}
+    width, height = (int(v) for v in export.get("input_size") or (0, 0))
+    classes = int((record.get("model") or {}).get("num_classes") or 1)
+    itemsize = np.dtype(export.get("input_dtype") or "float32").itemsize
+    per_image = width * height * (3 * itemsize + 4 + 4 * classes)  # input, labels, logits at most
+    check_fits(int(count) * int(batch) * per_image,
+               f"{what} ({count} x {batch} image(s) of {width}x{height} in flight)", fix)
