@@ -93,10 +93,6 @@ def _module_name(path):
 
 #: known circles, each with what would break it (new ones fail the test below)
 KNOWN_CIRCLES = {
-    # options.py's add_* helpers import common's argparse types (size_arg, positive_int,
-    # batch_profile_arg) lazily, common imports options' JSON_STDOUT/check_required: the types
-    # belong in options.py (or a module below both)
-    ("bisenet_deploy.cli.common", "bisenet_deploy.cli.options"),
     # pipeline.py calls the INT8 export, which takes pipeline's ExportOptions and steps back: the
     # steps both use belong in a module below both
     ("bisenet_deploy.export.int8_export", "bisenet_deploy.export.pipeline"),

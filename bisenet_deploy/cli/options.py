@@ -172,7 +172,7 @@ def add_graph_outputs(group, choices: Sequence[str], default: str, help: str):
 
 
 def add_network_size(group, help: str, *, alias: Iterable[str] = (), **kwargs):
-    from .common import size_arg
+    from .arg_types import size_arg
 
     return option(group, "network-size", alias=alias, type=size_arg, metavar="WxH", help=help,
                   **kwargs)
@@ -180,21 +180,21 @@ def add_network_size(group, help: str, *, alias: Iterable[str] = (), **kwargs):
 
 def add_input_size(group, help: str, **kwargs):
     """`--input-size WxH`: the size of the image the graph takes (the camera's)."""
-    from .common import size_arg
+    from .arg_types import size_arg
 
     return option(group, "input-size", type=size_arg, metavar="WxH", help=help, **kwargs)
 
 
 def add_batch(group, help: str, default: int = 1):
     """`--batch N`: images per call, and an export's static batch (the same N dimension)."""
-    from .common import positive_int
+    from .arg_types import positive_int
 
     return option(group, "batch", type=positive_int, default=default, metavar="N", help=help)
 
 
 def add_batch_range(group, help: str, *, alias: Iterable[str] = ()):
     """`--batch-range MIN:OPT:MAX`: a dynamic batch and its optimization profile."""
-    from .common import batch_profile_arg
+    from .arg_types import batch_profile_arg
 
     return option(group, "batch-range", alias=alias, type=batch_profile_arg, default=None,
                   metavar="MIN:OPT:MAX", help=help)
