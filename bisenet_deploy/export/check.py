@@ -228,3 +228,23 @@ def tensorrt_parser_check(model: Any) -> Optional[Any]:
                           f"have caught this, so please report it")
     log.debug("%s", verdict.summary())  # the command prints its verdict once
     return verdict
+
+
+def check_graph(model: Any) -> Any:
+    """onnx.checker with full (strict) shape inference; returns the shape-inferred model."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(model, full_check=True)
+        return onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+    except Exception as exc:
+        raise ExportError(f"the exported graph fails onnx.checker: {type(exc).__name__}: {exc}") \
+            from None
+
+
+def target_check(model: Any, rules: TargetRules) -> None:
+    """The target's rules as one export failure naming every broken rule."""
+    problems = check_onnx(model, rules)
+    if problems:
+        raise ExportError(f"the graph breaks {len(problems)} rule(s) of target {rules.name}: "
+                          + "; ".join(problems))

@@ -153,7 +153,7 @@ def quantize_step(steps: Any, fp32_model: Any, record: Dict[str, Any],
     Returns (Q/DQ model, Int8Result, parser verdict)."""
     from .check import tensorrt_parser_check
     from .int8_gate import check_agreement
-    from .pipeline import check_graph, target_check
+    from .check import check_graph, target_check
 
     options = options or Int8Options()
     scan_path = scan_report_path(onnx_path) if options.sensitivity_scan else None

@@ -30,7 +30,7 @@ from ..metadata import (
     ModelMetadata,
     build_record,
 )
-from .check import tensorrt_parser_check
+from .check import check_graph, target_check, tensorrt_parser_check
 from .targets import DEFAULT_TARGET, TargetRules, get_target, validate_target_options
 from .graph_surgery import freeze_resize_sizes
 
@@ -230,27 +230,6 @@ def simplify(model: Any) -> Tuple[Any, bool]:
         log.warning("onnx-simplifier failed (%s: %s): keeping the unsimplified graph",
                     type(exc).__name__, exc)
         return model, False
-
-
-def check_graph(model: Any) -> Any:
-    """onnx.checker with full (strict) shape inference; returns the shape-inferred model."""
-    import onnx
-
-    try:
-        onnx.checker.check_model(model, full_check=True)
-        return onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
-    except Exception as exc:
-        raise ExportError(f"the exported graph fails onnx.checker: {type(exc).__name__}: {exc}") \
-            from None
-
-
-def target_check(model: Any, rules: TargetRules) -> None:
-    from .check import check_onnx
-
-    problems = check_onnx(model, rules)
-    if problems:
-        raise ExportError(f"the graph breaks {len(problems)} rule(s) of target {rules.name}: "
-                          + "; ".join(problems))
 
 
 def export_record(options: ExportOptions, meta: ModelMetadata, target: str, opset: int
