@@ -145,6 +145,14 @@ def _json_object(path):
         return json.loads(f.read().decode("utf-8"))
 
 
+def _json_or_none(path):
+    """The JSON in `path`, or None when it cannot be read or parsed (then it proves nothing)."""
+    try:
+        return _json_object(path)
+    except (IOError, OSError, ValueError, UnicodeDecodeError):
+        return None
+
+
 def _json(path):
     data = _json_object(path)
     if isinstance(data, dict) and ("toolkit_version" in data or data.get("kind") == SIDECAR_KIND):
@@ -158,10 +166,7 @@ def _engine(path):
         return "it has no bisenet-deploy sidecar (%s)" % os.path.basename(sidecar)
     if os.path.islink(sidecar) or not os.path.isfile(sidecar):
         return "its sidecar %s is not a regular file" % sidecar
-    try:
-        data = _json_object(sidecar)
-    except (IOError, OSError, ValueError, UnicodeDecodeError):
-        data = None
+    data = _json_or_none(sidecar)
     if not isinstance(data, dict) or data.get("kind") != SIDECAR_KIND:
         return "%s beside it is not a bisenet-deploy engine sidecar" % os.path.basename(sidecar)
     if os.path.lexists(path) and (os.path.islink(path) or not os.path.isfile(path)):
@@ -239,10 +244,7 @@ def _folder(path):
     manifest = os.path.join(path, MANIFEST_NAME)
     if os.path.islink(manifest) or not os.path.isfile(manifest):
         return "it has no %s" % MANIFEST_NAME
-    try:
-        data = _json_object(manifest)
-    except (IOError, OSError, ValueError, UnicodeDecodeError):
-        data = None
+    data = _json_or_none(manifest)
     if _manifest_format(data) not in FOLDER_FORMATS:
         return "its %s is not one bisenet-deploy writes" % MANIFEST_NAME
     try:
