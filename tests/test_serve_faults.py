@@ -17,8 +17,10 @@ import json
 import os
 import re
 import signal
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -28,6 +30,7 @@ import pytest
 pytest.importorskip("pytriton", reason="bisenet-serve needs pip install -e '.[serve]'")
 pytest.importorskip("tritonclient.grpc", reason="the clients need tritonclient[grpc,http]")
 
+from bisenet_deploy.serve.server import MAX_TMPDIR_CHARS  # noqa: E402
 from test_serve_load import HOST, Served, _same, free_ports  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self"),
@@ -197,8 +200,24 @@ def send_killer(served, port=None, body=KILLER):
 
 # -- fixtures --------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def scratch(tmp_path_factory):
-    return tmp_path_factory.mktemp("sf")  # short: the server's scratch folder goes there
+def scratch(short_dir):
+    return short_dir()
+
+
+@pytest.fixture(scope="module")
+def short_dir():
+    """Factory: a new short folder the server's scratch folder goes into (bisenet-serve puts it
+    in /tmp when TMPDIR's path is long, as pytest's are under pytest-xdist), removed afterwards."""
+    made = []
+
+    def make():
+        made.append(tempfile.mkdtemp(prefix="sf-", dir="/tmp" if os.path.isdir("/tmp") else None))
+        assert len(made[-1]) <= MAX_TMPDIR_CHARS, made[-1]
+        return made[-1]
+
+    yield make
+    for path in made:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -367,8 +386,8 @@ def test_kill_9_leaves_nothing_behind(served):
                       10), [p for p in folders | set(scratch_dirs) if os.path.exists(p)]
 
 
-def test_a_server_dying_too_often_is_one_line_and_exit_1(tiny_dynamic_export, tmp_path_factory):
-    tmp_path = tmp_path_factory.mktemp("sf")
+def test_a_server_dying_too_often_is_one_line_and_exit_1(tiny_dynamic_export, short_dir):
+    tmp_path = short_dir()
     served = start_serve(tiny_dynamic_export, tmp_path, "--max-restarts", "0")
     try:
         tree = descendants(served.proc.pid)
@@ -391,9 +410,9 @@ def test_a_server_dying_too_often_is_one_line_and_exit_1(tiny_dynamic_export, tm
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_to_the_process_group_while_loading_is_one_line(tiny_dynamic_export,
-                                                                 tmp_path_factory, sig, code):
+                                                                 short_dir, sig, code):
     """A terminal's Ctrl-C reaches the whole foreground process group, children included."""
-    tmp_path = tmp_path_factory.mktemp("sf")
+    tmp_path = short_dir()
     served = start_serve(tiny_dynamic_export, tmp_path, wait=False)
     try:
         # once the model is loading (its stub runs), signal the group, then again while
