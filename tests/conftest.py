@@ -63,6 +63,18 @@ HEAVY = (
     # the reference checks against mmsegmentation itself (where it is installed: a heavy import)
     "tests/test_mmseg_reference.py::*",
 )
+
+
+def _measured_slow():
+    """tests/slow_tests.txt: the tests the inner loop leaves out because they were measured slow
+    (scripts/measure_slow_tests.py writes it; `#` starts a comment), one node id per line."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "slow_tests.txt")
+    with open(path, encoding="utf-8") as f:
+        lines = [line.strip() for line in f]
+    return tuple(line for line in lines if line and not line.startswith("#"))
+
+
+HEAVY += _measured_slow()
 #: what the inner loop always keeps, one real run of each: an export (torch.export, parity, the
 #: real TensorRT parser), a TensorRT-RTX engine build, a Triton server start
 INNER_LOOP = (

@@ -37,16 +37,11 @@ class Terminal(io.StringIO):
         return True
 
 
-@pytest.fixture(scope="module")
-def exported_here(tmp_path_factory):
-    return tmp_path_factory.mktemp("lines") / "m.onnx"
-
-
-def test_export_onnx_prints_the_parser_verdict_and_parity_once(exported_here, capsys):
+def test_export_onnx_prints_the_parser_verdict_and_parity_once(tmp_path, capsys):
     from bisenet_deploy.cli.export_main import main
 
     assert main(["onnx", "--target", "trt10", "--input-size", "128x64", "--model-size", "64x32",
-                 "-o", str(exported_here)]) == 0
+                 "-o", str(tmp_path / "m.onnx")]) == 0
     captured = capsys.readouterr()
     assert_each_line_once(captured)
     both = captured.out + captured.err
@@ -72,16 +67,18 @@ def test_export_onnx_json_is_one_object_on_stdout_and_the_log_on_stderr(tmp_path
     assert "write" in captured.err  # the step log stays on stderr
 
 
-def test_export_check_json_passes_and_fails_with_the_same_exit_codes(exported_here, tmp_path,
+def test_export_check_json_passes_and_fails_with_the_same_exit_codes(tiny_export, tmp_path,
                                                                      capsys):
     import onnx
     from onnx import TensorProto, helper
 
     from bisenet_deploy.cli.export_main import main
+    from bisenet_deploy.export.targets import DEFAULT_TARGET
 
-    assert main(["check", str(exported_here), "--json"]) == 0
+    assert main(["check", tiny_export("labels")[2], "--json"]) == 0
     ok = json.loads(capsys.readouterr().out)
-    assert ok["passed"] and ok["violations"] == [] and ok["target"] == "trt10" and ok["metadata"]
+    assert ok["passed"] and ok["violations"] == [] and ok["target"] == DEFAULT_TARGET
+    assert ok["metadata"]
     # opset 18 breaks trt8.2's rules (opset 13 at most); a foreign graph has no metadata
     inp = helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 8, 8])
     out = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3, 8, 8])
