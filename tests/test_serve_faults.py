@@ -9,6 +9,9 @@
   without a deadline fails within seconds;
 - Ctrl-C/SIGTERM to the whole process group (what a terminal's Ctrl-C does) while the model
   loads is one line and exit 130/143.
+- with bisenet-serve frozen (SIGSTOP), the executing request fails after --execute-timeout and
+  the queued one after --queue-timeout, not at the client's own timeout;
+- the model configuration shows no internal path, over HTTP nor gRPC.
 
 One server for the module (it is killed by the last test); every wait is bounded.
 """
@@ -37,6 +40,8 @@ pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self"),
                                 reason="checks processes through Linux /proc")
 
 START_TIMEOUT_S = 120
+#: the served fixture's --execute-timeout: far above a tiny model's batch, far below 60 s
+EXECUTE_TIMEOUT_S = 5
 #: a JSON request declaring 2**31 x 3 x 128 x 256 floats and carrying 4
 KILLER = json.dumps({"inputs": [{"name": "image", "shape": [2147483648, 3, 128, 256],
                                  "datatype": "FP32", "data": [0, 0, 0, 0]}]}).encode()
@@ -222,7 +227,8 @@ def short_dir():
 
 @pytest.fixture(scope="module")
 def served(tiny_dynamic_export, scratch):
-    server = start_serve(tiny_dynamic_export, scratch, "--queue-timeout", "2")
+    server = start_serve(tiny_dynamic_export, scratch, "--queue-timeout", "2",
+                         "--execute-timeout", str(EXECUTE_TIMEOUT_S))
     yield server
     _end(server.proc)
 
@@ -264,10 +270,22 @@ def test_requests_declaring_an_impossible_size_are_refused_with_400(served, loca
     assert "restarting" not in _read(served.err_path)  # the server never saw it
 
 
-def test_config_endpoint_hides_the_workspace_path_and_readiness_covers_the_model(served):
+def test_the_configuration_shows_no_internal_path_over_http_or_grpc(served, scratch):
+    """PyTriton's `workspace-path` (a folder in our scratch) is not in the configuration that
+    Triton serves to anyone, on bisenet-serve's HTTP port nor over gRPC; the record is."""
+    import tritonclient.grpc as grpcclient
+
     status, body = served.get("/v2/models/bisenet/config")
-    assert status == 200 and b"workspace-path" not in body
-    assert json.loads(body)["parameters"]["bisenet_deploy"]
+    assert status == 200
+    client = grpcclient.InferenceServerClient("%s:%d" % (HOST, served.grpc_port))
+    try:
+        grpc_config = client.get_model_config("bisenet", as_json=True)["config"]
+    finally:
+        client.close()
+    for config in (json.loads(body), grpc_config):
+        text = json.dumps(config)
+        assert "workspace-path" not in text and os.path.basename(scratch) not in text, text
+        assert json.loads(config["parameters"]["bisenet_deploy"]["string_value"])["export"]
     assert served.get("/v2/health/ready")[0] == 200
 
 
@@ -307,13 +325,17 @@ def test_the_printed_readiness_check_covers_the_model(served):
     assert "/v2/models/bisenet/ready" in out and "/v2/health/ready" not in out
 
 
-def test_a_request_queued_behind_a_frozen_model_is_refused_after_the_queue_timeout(served,
-                                                                                    local):
+def test_requests_behind_a_frozen_model_are_refused_by_the_queue_and_execute_timeouts(served,
+                                                                                       local):
+    """bisenet-serve stopped (SIGSTOP): the executing request gets an error after
+    --execute-timeout, the queued one after --queue-timeout, neither waits for its client's 60 s;
+    the model answers again once it runs."""
     from bisenet_deploy.serve.client import ServedRunner
 
     x, expected = local
     frozen = [served.proc.pid]  # bisenet-serve itself: the runner (and the HTTP front) freeze
     outcomes = {}
+    restarts = _read(served.err_path).count("restarting")
 
     def request(key):
         started = time.monotonic()
@@ -332,15 +354,22 @@ def test_a_request_queued_behind_a_frozen_model_is_refused_after_the_queue_timeo
         second = threading.Thread(target=request, args=("second",))
         second.start()
         second.join(30)
+        first.join(30)
         assert not second.is_alive(), "the queued request still waits after 30 s"
+        assert not first.is_alive(), "the executing request still waits after 30 s"
     finally:
         for pid in frozen:
             os.kill(pid, signal.SIGCONT)
-    first.join(60)
     message, seconds = outcomes["second"]
     assert isinstance(message, str) and "timeout" in message.lower(), message
     assert seconds < 20, seconds  # refused by the server (2 s queue timeout), not the client's 60
-    assert outcomes["first"][0] is True  # the model answers again once it runs
+    message, seconds = outcomes["first"]
+    assert isinstance(message, str), message
+    assert "did not answer within %d s" % EXECUTE_TIMEOUT_S in message, message
+    assert EXECUTE_TIMEOUT_S - 1 < seconds < 25, seconds  # the server's deadline, not the client's
+    request("after")  # the late answer to the abandoned batch harms nothing
+    assert outcomes["after"][0] is True, outcomes["after"]
+    assert model_ready(served) and _read(served.err_path).count("restarting") == restarts
 
 
 def test_kill_9_leaves_nothing_behind(served):

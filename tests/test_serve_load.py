@@ -188,7 +188,7 @@ def test_served_model_describes_itself(served):
     # no queue policy unless asked (--queue-timeout, --max-queue): it added tail latency
     policy = config["dynamic_batching"].get("default_queue_policy") or {}
     assert int(policy.get("default_timeout_microseconds", 0)) == 0
-    assert "workspace-path" not in config["parameters"]  # an internal path (HTTP front)
+    assert "workspace-path" not in config["parameters"]  # an internal path (pytriton_model)
     params = {k: v["string_value"] for k, v in config["parameters"].items()}
     assert json.loads(params["bisenet_deploy"]) == read_record(served.onnx)
     assert json.loads(params["class_names"])[0] == "road" and params["input_size"] == "128x64"

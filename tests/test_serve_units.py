@@ -244,6 +244,11 @@ def test_a_bad_model_is_one_line_before_any_server_starts(tmp_path, capsys):
     assert code == 5 and "\n" not in err and "not a readable ONNX model" in err and str(bad) in err
     code = serve_main.main(["--onnx", str(bad), "--http-port", "5", "--grpc-port", "5"])
     assert code == 2 and "must differ" in capsys.readouterr().err
+    for option, value in (("--execute-timeout", "-1"), ("--execute-timeout", "nan"),
+                          ("--queue-timeout", "inf")):
+        code = serve_main.main(["--onnx", str(bad), option, value])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and option + " must be" in err and "\n" not in err, (value, err)
 
 
 # -- liveness and the HTTP front's checks (no server) ---------------------------------------------
@@ -305,10 +310,8 @@ def test_the_http_front_refuses_impossible_sizes_before_tritonserver(tensor, car
     assert found and problem in found, found
 
 
-def test_the_http_front_passes_valid_requests_and_hides_internal_parameters():
-    import json
-
-    from bisenet_deploy.serve.http_front import check_infer_request, strip_internal_parameters
+def test_the_http_front_passes_valid_requests():
+    from bisenet_deploy.serve.http_front import check_infer_request
 
     good = {"name": "image", "datatype": "FP32", "shape": [2, 3, 64, 128]}
     assert check_infer_request({"inputs": [dict(good, data=[0.0] * 49152)]}, 0, _limits()) is None
@@ -316,11 +319,37 @@ def test_the_http_front_passes_valid_requests_and_hides_internal_parameters():
     assert check_infer_request({"inputs": [binary]}, 49152 * 4, _limits()) is None
     assert check_infer_request({"inputs": "x"}, 0, _limits())
     assert _limits().max_body_bytes() >= 8 * 3 * 64 * 128 * 32
-    config = {"name": "bisenet", "parameters": {"workspace-path": {"string_value": "/secret"},
-                                                "bisenet_deploy": {"string_value": "{}"}}}
-    out = json.loads(strip_internal_parameters(json.dumps(config).encode()))
-    assert out["parameters"] == {"bisenet_deploy": {"string_value": "{}"}}
-    assert strip_internal_parameters(b"not json") == b"not json"
+
+
+def _pytriton_stub():
+    pytriton = pytest.importorskip("pytriton", reason="needs nvidia-pytriton (the serve extra)")
+    import pathlib
+
+    return (pathlib.Path(pytriton.__file__).parent / "proxy" / "model.py").read_text()
+
+
+def test_the_stub_reads_its_workspace_from_a_file_and_bounds_its_wait_when_asked():
+    from bisenet_deploy.serve.pytriton_model import WORKSPACE_FILE, public_config, stub_source
+
+    original = _pytriton_stub()
+    plain = stub_source(original)
+    compile(plain, "model.py", "exec")
+    assert '["workspace-path"]' not in plain and WORKSPACE_FILE in plain
+    assert "timeout=" not in plain  # no --execute-timeout: the stub waits as PyTriton's does
+    bounded = stub_source(original, 2.5)
+    compile(bounded, "model.py", "exec")
+    assert "result(timeout=2.5)" in bounded and "did not answer within 2.5 s" in bounded
+    config = {"parameters": {"workspace-path": {"string_value": "/tmp/x"},
+                             "bisenet_deploy": {"string_value": "{}"}}}
+    assert public_config(config)["parameters"] == {"bisenet_deploy": {"string_value": "{}"}}
+
+
+def test_an_unexpected_stub_is_refused_not_loaded_half_changed():
+    from bisenet_deploy.serve.pytriton_model import stub_source
+
+    changed = _pytriton_stub().replace('["workspace-path"]', '["workspace"]')
+    with pytest.raises(MissingDependencyError, match="nvidia-pytriton==0.7.0"):
+        stub_source(changed)
 
 
 def test_the_http_front_answers_liveness_and_refusals_itself():

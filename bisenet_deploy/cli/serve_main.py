@@ -100,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a request waiting longer in Triton's queue (a stuck or overloaded "
                             "model) is refused (default 0: no limit; a queue policy added tail "
                             "latency here, see docs/serving.md)")
+    serve.add_argument("--execute-timeout", type=float, default=0.0, metavar="S",
+                       help="a batch the model has not answered in S seconds (a frozen or hung "
+                            "runner) is answered with an error (default 0: no limit)")
     serve.add_argument("--max-queue", type=int, default=0, metavar="N",
                        help="requests the queue holds; more are refused at once (default 0: no "
                             "limit)")
@@ -147,10 +150,12 @@ def _check_args(args) -> None:
                                ("--exit-timeout", args.exit_timeout, 1),
                                ("--max-restarts", args.max_restarts, 0),
                                ("--queue-timeout", args.queue_timeout, 0),
+                               ("--execute-timeout", args.execute_timeout, 0),
                                ("--max-queue", args.max_queue, 0),
                                ("--max-queue-delay-us", args.max_queue_delay_us, 0)):
-        if value is not None and value < low:
-            raise InputError(f"{option} must be >= {low}, got {value}")
+        if value is not None and not low <= value < float("inf"):  # nan and inf too
+            raise InputError(f"{option} must be a finite number >= {low}, got {value}"
+                             if value >= low else f"{option} must be >= {low}, got {value}")
 
 
 def open_runners(args, backend: str) -> list:
@@ -230,7 +235,8 @@ def _run(args) -> int:
                 max_batch=args.max_batch, max_queue_delay_us=args.max_queue_delay_us,
                 exit_timeout_s=args.exit_timeout, access_token=args.access_token,
                 server_log=args.server_log, max_restarts=args.max_restarts,
-                queue_timeout_s=args.queue_timeout, max_queue=args.max_queue))
+                queue_timeout_s=args.queue_timeout, max_queue=args.max_queue,
+                execute_timeout_s=args.execute_timeout))
             stack.callback(server.stop)
             server.start()
             started.set()

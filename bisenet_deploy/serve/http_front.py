@@ -12,7 +12,6 @@ HTTP port listens on a loopback port of its own (`upstream_port`):
   bodies it cannot see through (no Content-Length, compressed); only then is it forwarded;
 - `/v2/health/ready` says 200 only when the model is ready too (tritonserver's says 200 before);
 - `/v2/health/live` says 503 when a runner has been stuck in one batch too long (`live_check`);
-- the model configuration is forwarded without PyTriton's internal `workspace-path` parameter;
 - everything else (health, metadata, statistics with the access token...) passes unchanged.
 
 Threads, one per client connection, each with its own connection to tritonserver; the standard
@@ -34,7 +33,6 @@ log = logging.getLogger(__name__)
 
 _INFER = re.compile(r"^/v2/models/([^/?]+)(?:/versions/[^/?]+)?/(infer|generate|generate_stream)"
                     r"(?:\?.*)?$")
-_CONFIG = re.compile(r"^/v2/models/([^/?]+)(?:/versions/[^/?]+)?/config(?:\?.*)?$")
 #: bytes per element of each KServe v2 datatype (BYTES: variable, bounded by the body instead)
 ITEMSIZE = {"BOOL": 1, "UINT8": 1, "INT8": 1, "UINT16": 2, "INT16": 2, "FP16": 2, "BF16": 2,
             "UINT32": 4, "INT32": 4, "FP32": 4, "UINT64": 8, "INT64": 8, "FP64": 8}
@@ -42,7 +40,6 @@ ITEMSIZE = {"BOOL": 1, "UINT8": 1, "INT8": 1, "UINT16": 2, "INT16": 2, "FP16": 2
 JSON_BYTES_PER_VALUE = 32
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te",
                "upgrade", "host", "content-length"}
-INTERNAL_PARAMETERS = ("workspace-path",)
 
 
 @dataclass
@@ -125,19 +122,6 @@ def check_infer_request(header: Any, binary_bytes: int, limits: ModelLimits) -> 
     return None
 
 
-def strip_internal_parameters(body: bytes) -> bytes:
-    try:
-        config = json.loads(body)
-    except ValueError:
-        return body
-    params = config.get("parameters") if isinstance(config, dict) else None
-    if not isinstance(params, dict) or not any(k in params for k in INTERNAL_PARAMETERS):
-        return body
-    for key in INTERNAL_PARAMETERS:
-        params.pop(key, None)
-    return json.dumps(config).encode()
-
-
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: "_FrontServer"
@@ -193,9 +177,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._error(503, "the Triton server is not available (starting or restarting): "
                              "retry in a few seconds")
             return
-        match = _CONFIG.match(self.path)
-        if match and status == 200:
-            resp_body = strip_internal_parameters(resp_body)
         if self.path.split("?")[0] == "/v2/health/ready" and status == 200:
             status = self._model_ready_status()
             resp_body = b""

@@ -14,7 +14,8 @@ which runs it through a `Runner` (onnxruntime, PyTorch, TensorRT) exactly as the
 - nothing outlives us: tritonserver runs in a process group of its own, and a `watchdog`
   process kills it and removes its files when we end, even by kill -9;
 - the model's configuration carries the export's metadata record as parameters (the same keys
-  as `bisenet-export triton` writes), so a client prepares images from the server alone;
+  as `bisenet-export triton` writes), so a client prepares images from the server alone, and no
+  internal path; with `execute_timeout_s`, a frozen runner's batch fails then (`pytriton_model`);
 - ports are checked before starting (a port in use is one line, not a server log), the Python
   backend gets this interpreter's libpython (`libpython`), and Triton's exit timeout is short so
   stopping takes seconds, not Triton's default 30 s.
@@ -40,6 +41,7 @@ from .instance import (InstanceFunction, run_in_chunks, stuck_instance,  # noqa:
 from .model_config import DEFAULT_QUEUE_DELAY_US
 from .model_io import DEFAULT_MODEL_NAME, check_model_name, metadata_parameters
 from .ports import check_port_free, free_loopback_port
+from .pytriton_model import prepare_model
 from .triton_process import (death_reason, group_members, localized_folders, own_process_group,
                              quiet, server_pid, shm_prefix)
 from .watchdog import kill_group, remove_shm, shared_memory_of
@@ -90,6 +92,8 @@ class ServeOptions:
     queue_timeout_s: float = 0.0
     #: requests Triton's queue holds at most (0: no limit)
     max_queue: int = 0
+    #: seconds the stub waits for a batch's answer before it answers with an error (0: no limit)
+    execute_timeout_s: float = 0.0
     #: /v2/health/live (HTTP) says 503 once a runner ran one batch this long (hung)
     stuck_after_s: float = 60.0
 
@@ -128,8 +132,8 @@ class ModelServer(object):
             raise InputError(f"--max-batch must be >= 1, got {options.max_batch}")
         if options.exit_timeout_s < 1:
             raise InputError("the exit timeout must be >= 1 s")
-        if options.queue_timeout_s < 0 or options.max_queue < 0:
-            raise InputError("--queue-timeout and --max-queue must be >= 0")
+        if min(options.queue_timeout_s, options.max_queue, options.execute_timeout_s) < 0:
+            raise InputError("--queue-timeout, --max-queue and --execute-timeout must be >= 0")
         if options.max_restarts < 0:
             raise InputError(f"--max-restarts must be >= 0, got {options.max_restarts}")
         self._triton: Any = None
@@ -264,7 +268,8 @@ class ModelServer(object):
         self._triton.bind(model_name=self.options.model_name,
                           infer_func=self._instances,
                           inputs=inputs, outputs=outputs, config=config, strict=False)
-        self._add_parameters(metadata_parameters(self.record))
+        prepare_model(self._triton, metadata_parameters(self.record),
+                      self.options.execute_timeout_s)
 
     def _preferred(self) -> List[int]:
         batch = self.record["export"].get("batch") or {}
@@ -282,17 +287,6 @@ class ModelServer(object):
         return QueuePolicy(timeout_action=TimeoutAction.REJECT,
                            default_timeout_microseconds=int(self.options.queue_timeout_s * 1e6),
                            allow_timeout_override=True, max_queue_size=int(self.options.max_queue))
-
-    def _add_parameters(self, parameters: Dict[str, str]) -> None:
-        """Put the metadata into the generated config.pbtxt's parameters (PyTriton 0.7 builds the
-        config from this model object and offers no public hook for extra parameters)."""
-        try:
-            model = list(self._triton._model_manager.models)[0]
-            model._get_triton_model_config().backend_parameters.update(parameters)
-        except (AttributeError, IndexError, TypeError):
-            from .triton_process import tested_pytriton
-
-            raise tested_pytriton("put the model's metadata into its configuration") from None
 
     def _reap(self) -> None:
         """Stop this launch's tritonserver and remove what it leaves: its process group (stubs
