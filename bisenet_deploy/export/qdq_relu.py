@@ -12,8 +12,9 @@ a zero point of 0, relu(DQ(Q(x, s))) == DQ(Q(relu(x), s)) exactly (a negative x 
 non-positive integer, which the ReLU zeroes, as it zeroes x itself; tests/test_int8_placement.py
 checks it numerically). The trailing DQ -> Relu -> Q is then max(q, 0) on the integers; it cannot
 be dropped (the negatives would survive), but it is an elementwise op, not a float convolution.
-TensorRT fuses the Q into the convolution's output and the DQ -> ReLU -> Q into an INT8
-pointwise step (docs/int8.md "What the export does").
+TensorRT fuses a Q after a convolution with an INT8 input into it; whether it folds the
+DQ -> Relu -> Q into the convolution too or runs it as an INT8 pointwise kernel is not measured
+yet (docs/int8.md "What the export does").
 """
 
 from __future__ import annotations
@@ -79,6 +80,16 @@ def quantize_before_relu(model: Any, op_types: Sequence[str] = ("Conv",)) -> int
     return len(inserted)
 
 
+def _ranks(model: Any) -> Dict[str, int]:
+    """{tensor name: rank} where shape inference knows it."""
+    import onnx
+
+    inferred = onnx.shape_inference.infer_shapes(model)
+    values = list(inferred.graph.value_info) + list(inferred.graph.input) \
+        + list(inferred.graph.output)
+    return {v.name: len(v.type.tensor_type.shape.dim) for v in values
+            if v.type.tensor_type.HasField("shape")}
+
 
 def one_pair_per_reader(model: Any) -> int:
     """Give each reader of a shared activation Q/DQ pair its own QuantizeLinear and
@@ -91,8 +102,9 @@ def one_pair_per_reader(model: Any) -> int:
 
     graph = model.graph
     readers = _consumers(graph)
-    inits = {i.name for i in graph.initializer}
+    inits = {i.name: i for i in graph.initializer}
     outputs = {o.name for o in graph.output}
+    ranks = _ranks(model)
     added = 0
     ordered = []
     for node in list(graph.node):
@@ -101,17 +113,23 @@ def one_pair_per_reader(model: Any) -> int:
             continue
         dqs = readers.get(node.output[0], [])
         if len(dqs) != 1 or dqs[0].op_type != "DequantizeLinear" \
-                or dqs[0].output[0] in outputs or node.output[0] in outputs:
-            continue
+                or dqs[0].output[0] in outputs or node.output[0] in outputs \
+                or len(node.input) < 2 or node.input[1] not in inits \
+                or any(d != 1 for d in inits[node.input[1]].dims) \
+                or any(a.name == "axis" for a in node.attribute):
+            continue  # only per-tensor activation pairs with a constant scale
         dq = dqs[0]
-        for k, reader in enumerate(readers.get(dq.output[0], [])[1:], start=1):
+        # a per-tensor (scalar) scale ignores `axis`: a distinct valid one per copy keeps
+        # onnxruntime's common-subexpression elimination from merging the copies back into one
+        # Q (1, the default, stays the original's); readers beyond the distinct values share
+        rank = ranks.get(node.input[0], 0)
+        axes = [a for a in list(range(rank)) + list(range(-rank, 0)) if a != 1]
+        for k, reader in enumerate(readers.get(dq.output[0], [])[1:len(axes) + 1], start=1):
             q_name, dq_name = f"{node.output[0]}_reader{k}", f"{dq.output[0]}_reader{k}"
             q_copy = helper.make_node("QuantizeLinear", [node.input[0]] + list(node.input[1:]),
                                       [q_name], name=f"{node.name}_reader{k}")
             q_copy.attribute.extend(a for a in node.attribute if a.name != "axis")
-            # a per-tensor (scalar) scale ignores `axis`; a distinct one keeps onnxruntime's
-            # common-subexpression elimination from merging the copies back into one Q
-            q_copy.attribute.append(helper.make_attribute("axis", k + 1))
+            q_copy.attribute.append(helper.make_attribute("axis", axes[k - 1]))
             dq_copy = helper.make_node("DequantizeLinear", [q_name] + list(dq.input[1:]),
                                        [dq_name], name=f"{dq.name}_reader{k}")
             dq_copy.attribute.extend(dq.attribute)
