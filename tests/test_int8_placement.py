@@ -135,3 +135,42 @@ def test_onnxruntime_runs_the_quantized_convolutions_in_integers(graphs, tmp_pat
                 for k, m in (("plain", plain), ("exported", exported)))
     assert new["QLinearConv"] >= convs - 8, new
     assert new["QLinearConv"] > old["QLinearConv"] + 15, (old, new)
+
+
+def _shared_pair_graph(shape):
+    """x -> Q -> DQ -> {Neg, Abs}: one activation pair read by two ops."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"], name="q"),
+             helper.make_node("DequantizeLinear", ["q", "s", "z"], ["dq"], name="dq"),
+             helper.make_node("Neg", ["dq"], ["a"], name="neg"),
+             helper.make_node("Abs", ["dq"], ["b"], name="abs")]
+    inits = [numpy_helper.from_array(np.array(0.05, np.float32), "s"),
+             numpy_helper.from_array(np.array(0, np.int8), "z")]
+    graph = helper.make_graph(
+        nodes, "shared", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, shape) for n in ("a", "b")], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_each_reader_gets_its_own_pair_with_the_same_values():
+    import onnx
+    import onnxruntime as ort
+
+    from bisenet_deploy.export.qdq_relu import one_pair_per_reader
+
+    model = _shared_pair_graph([1, 2, 3, 4])
+    x = np.random.default_rng(1).standard_normal((1, 2, 3, 4)).astype(np.float32) * 4
+    before = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})
+    assert one_pair_per_reader(model) == 1
+    onnx.checker.check_model(model, full_check=True)
+    qs = [n for n in model.graph.node if n.op_type == "QuantizeLinear"]
+    assert len(qs) == 2 and qs[0].input[:] == qs[1].input[:]
+    # the copy differs by an `axis` (ignored with a scalar scale) valid for a rank-4 tensor, so
+    # onnxruntime's common-subexpression elimination does not merge it back
+    axes = sorted(tuple(a.i for a in q.attribute if a.name == "axis") for q in qs)
+    assert axes[0] == () and len(axes[1]) == 1 and -4 <= axes[1][0] <= 3 and axes[1][0] != 1
+    after = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})
+    assert all(np.array_equal(b, a) for b, a in zip(before, after))
+    # a tensor of unknown rank gets no copies: no `axis` value is known to be valid for it
+    assert one_pair_per_reader(_shared_pair_graph(None)) == 0
