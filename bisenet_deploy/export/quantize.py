@@ -12,6 +12,9 @@ Why this way (docs/int8.md has the measurements):
   context embedding, the BGA sum) only: TensorRT moves Q/DQ across pooling itself, and quantizing
   the pooling/Concat/BGA-Mul inputs too cost label agreement (docs/int8.md); nothing after the
   last Conv: the head's upsampling Resize, ArgMax, Cast and the logits output stay float.
+* Then two lossless rewrites (qdq_relu.py) let onnxruntime's CPU kernels run the convolutions
+  in integers too: a Q right after each Conv that feeds a ReLU (same scale as the Q after the
+  ReLU) and one Q/DQ pair per reader of a shared tensor. Labels are unchanged, bit for bit.
 * The quantizer is onnxruntime.quantization (ships inside onnxruntime, already a dependency).
 """
 
@@ -54,6 +57,8 @@ class QuantizeSettings:
     percentile: float = 99.999
     no_output_qdq: Tuple[str, ...] = QUANTIZED_OPS
     extra_exclude: Tuple[str, ...] = field(default_factory=tuple)
+    #: the lossless onnxruntime-CPU rewrites of qdq_relu.py (off only to measure without them)
+    cpu_fusable: bool = True
 
     def validate(self) -> None:
         if self.method not in CALIBRATION_METHODS:
@@ -204,9 +209,9 @@ def quantize_graph(fp32_model: Any, record: Dict[str, Any], images: Sequence[np.
     name_nodes(model)
     exclude = tail_nodes(model) + resolve_keep_float(model, settings.keep_float) \
         + list(settings.extra_exclude)
-    # no Q/DQ on Conv or Add outputs: TensorRT fuses Conv+BN(+Add)+ReLU, the next quantized
-    # op's input gets the pair (after the ReLU, not a second one before it), and the head's
-    # logits stay float
+    # the quantizer puts no Q/DQ on Conv or Add outputs: the next quantized op's input gets the
+    # pair (after the ReLU), and the head's logits stay float; the Q before each ReLU comes from
+    # make_cpu_fusable below, with the post-ReLU scale (lossless)
     extra = {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
              "CalibPercentile": settings.percentile,
              "OpTypesToExcludeOutputQuantization": list(settings.no_output_qdq)}
@@ -228,6 +233,10 @@ def quantize_graph(fp32_model: Any, record: Dict[str, Any], images: Sequence[np.
             raise ExportError(f"INT8 quantization failed in onnxruntime.quantization: "
                               f"{type(exc).__name__}: {exc}") from None
         quantized = onnx.load(dst)
+    if settings.cpu_fusable:
+        from .qdq_relu import make_cpu_fusable
+
+        log.debug("INT8 onnxruntime-CPU rewrites: %s", make_cpu_fusable(quantized))
     problems = qdq_problems(quantized)
     if problems:
         raise ExportError("the INT8 graph breaks TensorRT's Q/DQ rules (a bug, please report "
