@@ -62,6 +62,9 @@ HEAVY = (
     "tests/test_jetson_bundle.py::*",
     # the reference checks against mmsegmentation itself (where it is installed: a heavy import)
     "tests/test_mmseg_reference.py::*",
+    # the serving fault tests: each starts, freezes or kills a real Triton server (the inner loop's
+    # server start is INNER_LOOP's)
+    "tests/test_serve_faults.py::*",
 )
 
 
