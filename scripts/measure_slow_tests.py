@@ -31,8 +31,13 @@ def measure(extra):
     if out.returncode != 0:
         sys.exit("the inner loop failed (exit %d); fix it first:\n%s"
                  % (out.returncode, out.stdout[-3000:]))
+    return parse_durations(out.stdout)
+
+
+def parse_durations(text):
+    """{node id: setup + call + teardown seconds} from pytest's --durations lines."""
     seconds = defaultdict(float)
-    for line in out.stdout.splitlines():
+    for line in text.splitlines():
         found = DURATION.match(line)
         if found:
             seconds[found.group(3)] += float(found.group(1))

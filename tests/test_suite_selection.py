@@ -80,3 +80,21 @@ def test_export_workers_turn_the_toolkits_warnings_into_errors_as_the_suite_does
                                    module="bisenet_deploy.export.pipeline")
         warnings.warn_explicit("from elsewhere", UserWarning, "y.py", 1, module="somewhere")
     assert [str(w.message) for w in seen] == ["from elsewhere"]
+
+
+def test_the_slow_list_script_adds_up_each_tests_phases_whole_node_ids_included():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "measure_slow_tests", os.path.join(ROOT, "scripts", "measure_slow_tests.py"))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    seconds = script.parse_durations(
+        "============ slowest durations ============\n"
+        "2.50s setup    tests/test_a.py::test_x[b ;touch pwned]\n"
+        "1.25s call     tests/test_a.py::test_x[b ;touch pwned]\n"
+        "0.01s teardown tests/test_a.py::test_x[b ;touch pwned]\n"
+        "0.30s call     tests/test_b.py::test_y\n"
+        "(12 durations < 0.005s hidden.)\n")
+    assert dict(seconds) == pytest.approx({"tests/test_a.py::test_x[b ;touch pwned]": 3.76,
+                                           "tests/test_b.py::test_y": 0.30})
