@@ -26,12 +26,13 @@ from bisenet_deploy.jetson import bundle as jb
 from bisenet_deploy.portable.files.bundle_manifest import verify_bundle
 
 #: the bundle's own top-level modules (imported from one bundle copy per test)
-BUNDLE_TOP_MODULES = ("jetson_run", "jetson_env", "jetson_build", "jetson_bench", "jetson_parity",
-                      "demo")
+BUNDLE_TOP_MODULES = ("jetson_run", "jetson_model", "jetson_env", "jetson_build", "jetson_bench",
+                      "jetson_parity", "demo")
 INPUT = (256, 128)
 MODEL = (128, 64)
 EXPECTED_TOP = {"README.md", "manifest.json", "setup_jetson.sh", "build_engine.sh", "bench.sh",
-                "jetson_run.py", "jetson_env.py", "jetson_build.py", "jetson_bench.py",
+                "jetson_run.py", "jetson_model.py", "jetson_env.py", "jetson_build.py",
+                "jetson_bench.py",
                 "jetson_parity.py", "demo.py",
                 "bisenet_trt", "model"}
 
@@ -484,6 +485,7 @@ def device_cli(built, monkeypatch, tmp_path):
     folder = str(tmp_path / "device")
     shutil.copytree(built.path, folder)
     jetson_run = import_bundle_module(folder, "jetson_run", monkeypatch)
+    jetson_model = __import__("jetson_model")  # the bundled model, engines and runner
     runner_base = __import__("bisenet_trt.running.runner_base", fromlist=["_"])
     record = bundle_record(folder)
     onnx_path = os.path.join(folder, built.manifest["model"]["onnx"])
@@ -524,8 +526,8 @@ def device_cli(built, monkeypatch, tmp_path):
         def last_phase_times_ms(self):
             return {"h2d": 0.5, "compute": 2.0, "d2h": 0.25}
 
-    monkeypatch.setattr(jetson_run, "open_runner", OrtStandIn)
-    assert jetson_run.BUNDLE_DIR == folder
+    monkeypatch.setattr(jetson_model, "open_runner", OrtStandIn)
+    assert jetson_run.BUNDLE_DIR == jetson_model.BUNDLE_DIR == folder
     builds = []
 
     def fake_builder(onnx, rec, engine_path, precision, args):
@@ -637,7 +639,8 @@ def test_device_build_with_trtexec_writes_our_sidecar(device_cli, monkeypatch, t
     assert "--onnx=%s" % os.path.join(folder, built_onnx_rel(folder)) in line
     for flag in ("--explicitBatch", "--workspace=1024", "--fp16", "--buildOnly"):
         assert flag in line, line
-    engine = jetson_run.default_engine_path(jetson_run.load_manifest(), "fp16")
+    jetson_model = sys.modules["jetson_model"]
+    engine = jetson_model.default_engine_path(jetson_model.load_manifest(), "fp16")
     # spelled from the builder's own plan (build_plan.plan_for): its timing cache too
     paths = __import__("bisenet_trt.trt.engine_paths", fromlist=["_"])
     assert "--timingCacheFile=%s" % paths.default_timing_cache_path(engine) in line, line
@@ -815,13 +818,14 @@ for folder, _, names in sorted(os.walk(package)):
         importlib.import_module(dotted if name == "__init__" else dotted + "." + name)
 import numpy as np
 import demo
+import jetson_model
 import jetson_run
 from bisenet_trt.running.preprocess import prepare_input
 from bisenet_trt.running.runner_base import Runner, TensorSpec
 
-manifest = jetson_run.load_manifest()
-_, record = jetson_run.model_paths(manifest)
-image, labels = jetson_run.load_sample(manifest)
+manifest = jetson_model.load_manifest()
+_, record = jetson_model.model_paths(manifest)
+image, labels = jetson_model.load_sample(manifest)
 np.save(os.path.join(out, "prep_sample.npy"), prepare_input(image, record))
 frame = np.ascontiguousarray(image[::2, ::3, ::-1])
 np.save(os.path.join(out, "prep_frame.npy"), prepare_input(frame, record, "bgr"))
@@ -854,8 +858,8 @@ class StandIn(Runner):
         return 1.0
 
 
-jetson_run.open_runner = StandIn
-engine = jetson_run.default_engine_path(manifest, "fp16")
+jetson_model.open_runner = StandIn
+engine = jetson_model.default_engine_path(manifest, "fp16")
 os.makedirs(os.path.dirname(engine))
 with open(engine, "wb") as f:
     f.write(b"plan")

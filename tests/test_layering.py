@@ -111,6 +111,17 @@ def test_no_two_modules_import_each_other():
     assert not set(circles) - KNOWN_CIRCLES, circles
 
 
+def test_the_bundle_scripts_import_no_circle():
+    """The Jetson bundle's top-level scripts (templates/): jetson_run.py and demo.py share the
+    bundled model through jetson_model.py instead of importing each other."""
+    folder = os.path.join(PACKAGE, "jetson", "templates")
+    names = {n[:-3] for n in os.listdir(folder) if n.endswith(".py")}
+    imports = {n: set(imported_modules(os.path.join(folder, n + ".py"))) & names for n in names}
+    assert "jetson_model" in imports["demo"] and "jetson_model" in imports["jetson_run"]
+    circles = sorted((a, b) for a in imports for b in imports[a] if a < b and a in imports[b])
+    assert not circles, circles
+
+
 @pytest.mark.parametrize("folder, above", [
     # export parity and the Jetson bundle's sample run the graph on ort_runner.py, below runtime/
     # (export/int8_gate.py still takes runtime.images' label resizing: not checked here yet)

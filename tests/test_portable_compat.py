@@ -31,8 +31,8 @@ LAZY_ONLY = {"tensorrt", "pycuda", "cv2", "PIL", "cuda"}
 #: (`cuda`: cuda-python, for CUDA graphs only)
 OPTIONAL_GUARDED = {"cv2", "PIL", "cuda"}
 #: the bundle's own top-level modules (the portable copy is `bisenet_trt`)
-BUNDLE_MODULES = {"bisenet_trt", "jetson_run", "jetson_env", "jetson_build", "jetson_bench",
-                  "jetson_parity", "demo"}
+BUNDLE_MODULES = {"bisenet_trt", "jetson_run", "jetson_model", "jetson_env", "jetson_build",
+                  "jetson_bench", "jetson_parity", "demo"}
 #: standard-library modules that did not exist in Python 3.6 (vermin knows these too)
 STDLIB_AFTER_36 = {"dataclasses", "contextvars", "graphlib", "zoneinfo", "tomllib",
                    "importlib_metadata", "_xxsubinterpreters"}

@@ -269,9 +269,9 @@ def test_the_jetson_bundle_validates_its_record_file(tmp_path, kind):
     (bundle / "model").mkdir()
     (bundle / "model" / "m.json").write_text(json.dumps({"record": record}))
     manifest = {"model": {"onnx": "model/m.onnx", "record": "model/m.json"}}
-    out = run_py(bundle, "import jetson_run\n"
+    out = run_py(bundle, "import jetson_model\n"
                          "from bisenet_trt.shared.errors import UserError\n"
-                         "try:\n    jetson_run.model_paths(%r, %r)\n"
+                         "try:\n    jetson_model.model_paths(%r, %r)\n"
                          "except UserError as exc:\n    print(exc.exit_code, exc)\n"
                          % (manifest, str(bundle)))
     assert out.stdout.startswith("5 ") and str(bundle / "model" / "m.json") in out.stdout, out

@@ -61,8 +61,8 @@ RUNTIME_PACKAGE = "bisenet_trt"
 TEMPLATES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
 #: files copied from templates/ into the bundle root; shell scripts and entry points executable
 TEMPLATE_FILES = ("README.md", "setup_jetson.sh", "build_engine.sh", "bench.sh", "jetson_run.py",
-                  "jetson_env.py", "jetson_build.py", "jetson_bench.py", "jetson_parity.py",
-                  "demo.py")
+                  "jetson_model.py", "jetson_env.py", "jetson_build.py", "jetson_bench.py",
+                  "jetson_parity.py", "demo.py")
 EXECUTABLES = ("setup_jetson.sh", "build_engine.sh", "bench.sh", "jetson_run.py", "demo.py")
 SHELL_SCRIPTS = ("setup_jetson.sh", "build_engine.sh", "bench.sh")
 PRECISIONS = ("fp16", "fp32")

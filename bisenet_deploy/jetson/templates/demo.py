@@ -231,20 +231,20 @@ def open_capture(args, input_size):
 def predict(args):
     """`jetson_run.py predict`: one image (default: the bundled sample) through the engine, the
     label map and overlay written, the labels compared with the desktop's for the sample."""
-    import jetson_run
+    import jetson_model as bundled
     from jetson_parity import label_parity, precision_of, report_parity
-    manifest = jetson_run.load_manifest()
-    _, record = jetson_run.model_paths(manifest)
-    engine_path = jetson_run.find_engine(manifest, args.engine)
+    manifest = bundled.load_manifest()
+    _, record = bundled.model_paths(manifest)
+    engine_path = bundled.find_engine(manifest, args.engine)
     reference = None
     if args.image:
         image = read_image_rgb(args.image)
         name = os.path.splitext(os.path.basename(args.image))[0]
     else:
-        image, reference = jetson_run.load_sample(manifest)
+        image, reference = bundled.load_sample(manifest)
         name = "sample"
-    with jetson_run.open_runner(engine_path, zero_copy=args.zero_copy) as runner:
-        rec = jetson_run.runner_record(runner, record)
+    with bundled.open_runner(engine_path, zero_copy=args.zero_copy) as runner:
+        rec = bundled.runner_record(runner, record)
         batch = prepare_input(image, rec)
         runner.infer(batch)  # first call pays for lazy initialisation
         t0 = time.perf_counter()
@@ -262,7 +262,7 @@ def predict(args):
         print("wrote %s" % path)
     if reference is not None:
         share = label_parity(labels, reference)
-        precision = precision_of(engine_path, jetson_run.default_precision(manifest))
+        precision = precision_of(engine_path, bundled.default_precision(manifest))
         print("parity with the desktop ONNX Runtime labels: %.3f%% identical" % (100.0 * share))
         if not report_parity(share, precision, rec):
             raise ParityError("the engine's labels differ from the desktop's (%.3f%% identical)"
@@ -271,19 +271,19 @@ def predict(args):
 
 
 def run(args):
-    import jetson_run
+    import jetson_model as bundled
     cv2 = import_cv2()
-    manifest = jetson_run.load_manifest()
-    _, record = jetson_run.model_paths(manifest)
-    engine_path = jetson_run.find_engine(manifest, args.engine)
+    manifest = bundled.load_manifest()
+    _, record = bundled.model_paths(manifest)
+    engine_path = bundled.find_engine(manifest, args.engine)
     input_size = tuple(int(v) for v in record["export"]["input_size"])
     cap = open_capture(args, input_size)
     writer = None
     frames, started = 0, time.time()
     fps = 0.0
     try:
-        with jetson_run.open_runner(engine_path, zero_copy=args.zero_copy) as runner:
-            rec = jetson_run.runner_record(runner, record)
+        with bundled.open_runner(engine_path, zero_copy=args.zero_copy) as runner:
+            rec = bundled.runner_record(runner, record)
             palette_bgr = [list(reversed(c)) for c in rec["model"]["palette"]]
             while args.max_frames <= 0 or frames < args.max_frames:
                 ok, frame = cap.read()

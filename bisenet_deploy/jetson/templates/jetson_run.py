@@ -32,7 +32,6 @@ if __name__ == "__main__":
     # standard library's; use_bundle_modules puts it back last when a command needs the bundle
     sys.path[:] = [p for p in sys.path
                    if os.path.realpath(p or os.curdir) != os.path.realpath(BUNDLE_DIR)]
-    sys.modules.setdefault("jetson_run", sys.modules["__main__"])  # demo.py imports it
 
 import argparse  # noqa: E402 (the standard library only, until the bundle is verified)
 import hashlib  # noqa: E402
@@ -111,53 +110,11 @@ def manifest_tools():
     return module
 
 
-def prepare_input(images, record, image_channel_order="rgb"):
-    """The toolkit's host preprocessing (bisenet_trt.running.preprocess), imported on first use."""
-    numpy()
-    from bisenet_trt.running.preprocess import prepare_input as prepare
-    return prepare(images, record, image_channel_order=image_channel_order)
-
-
-# -- the bundle ------------------------------------------------------------------------------------
-
-def load_manifest(bundle_dir=BUNDLE_DIR):
-    return manifest_tools().load_manifest(bundle_dir)
-
-
-def model_paths(manifest, bundle_dir=BUNDLE_DIR):
-    """(onnx path, metadata record) of the bundled model, the record validated (record_schema)."""
-    from bisenet_trt.files.record_schema import read_record_file
-
-    model = manifest["model"]
-    return (os.path.join(bundle_dir, model["onnx"]),
-            read_record_file(os.path.join(bundle_dir, model["record"])))
-
-
-# -- engines -----------------------------------------------------------------------------------
-
-def default_precision(manifest):
-    return manifest.get("build_defaults", {}).get("precision", "fp16")
-
-
-def default_engine_path(manifest, precision, bundle_dir=BUNDLE_DIR):
-    stem = os.path.splitext(os.path.basename(manifest["model"]["onnx"]))[0]
-    return os.path.join(bundle_dir, "engines", "%s-%s.engine" % (stem, precision))
-
-
-def find_engine(manifest, requested=None):
-    """The engine to run: the one given, else the default precision's, else any built one."""
-    if requested:
-        if not os.path.isfile(requested):
-            raise errors().UserError("engine %s not found: build it with ./build_engine.sh"
-                                     % requested)
-        return requested
-    candidates = [default_engine_path(manifest, default_precision(manifest))]
-    candidates += [default_engine_path(manifest, p) for p in ("fp16", "fp32")]
-    for path in candidates:
-        if os.path.isfile(path):
-            return path
-    raise errors().UserError("no engine built yet in %s: run ./build_engine.sh first"
-                             % os.path.join(BUNDLE_DIR, "engines"))
+def model():
+    """jetson_model (the bundled model, its engines and runner), once the bundle is in use."""
+    use_bundle_modules()
+    import jetson_model
+    return jetson_model
 
 
 def build_with_builder(onnx_path, record, engine_path, precision, args):
@@ -168,39 +125,6 @@ def build_with_builder(onnx_path, record, engine_path, precision, args):
 def build_with_trtexec(onnx_path, record, engine_path, precision, args):
     from jetson_build import build_with_trtexec as build
     return build(onnx_path, record, engine_path, precision, args)
-
-
-def open_runner(engine_path, zero_copy=False, use_cuda_graph=False):
-    """The bundle's TensorRT runner (pycuda), with the sidecar checks of the desktop runtime."""
-    from bisenet_trt.running import trt_runner
-    return trt_runner.TensorRTRunner(engine_path, zero_copy=zero_copy,
-                                     use_cuda_graph=use_cuda_graph)
-
-
-def runner_record(runner, fallback):
-    return runner.metadata if getattr(runner, "metadata", None) else fallback
-
-
-def load_sample(manifest, bundle_dir=BUNDLE_DIR):
-    """(uint8 RGB image at the graph's input size, reference labels from ONNX Runtime or None)."""
-    sample = manifest["model"].get("sample")
-    if not sample:
-        raise errors().UserError("this bundle carries no sample image: pass an image file")
-    data = numpy().load(os.path.join(bundle_dir, sample))
-    labels = data["labels"] if "labels" in data.files else None
-    return data["image"], labels
-
-
-def check_parity(manifest, engine_path, record, zero_copy=False):
-    """Run the bundled sample through the engine and compare with the desktop labels."""
-    image, reference = load_sample(manifest)
-    if reference is None:
-        return None
-    with open_runner(engine_path, zero_copy=zero_copy) as runner:
-        rec = runner_record(runner, record)
-        outputs = runner.infer(prepare_input(image, rec))
-    from jetson_parity import label_parity
-    return label_parity(outputs["labels"][0], reference)
 
 
 # -- commands ----------------------------------------------------------------------------------
@@ -244,10 +168,11 @@ def cmd_check(args):
 
 
 def cmd_build(args):
-    manifest = load_manifest()
-    onnx_path, record = model_paths(manifest)
-    precision = args.precision or default_precision(manifest)
-    engine_path = os.path.abspath(args.output or default_engine_path(manifest, precision))
+    bundled = model()
+    manifest = bundled.load_manifest()
+    onnx_path, record = bundled.model_paths(manifest)
+    precision = args.precision or bundled.default_precision(manifest)
+    engine_path = os.path.abspath(args.output or bundled.default_engine_path(manifest, precision))
     from bisenet_trt.files.ownership import check_replaceable
     # without --force nothing is replaced; with it only an engine with the toolkit's sidecar
     check_replaceable(engine_path, "engine", force=args.force)
@@ -262,7 +187,7 @@ def cmd_build(args):
     print("sidecar: %s" % sidecar_path(engine_path))
     if args.no_parity:
         return 0
-    share = check_parity(manifest, engine_path, record)
+    share = bundled.check_parity(manifest, engine_path, record)
     if share is None:
         return 0
     print("parity with the desktop ONNX Runtime labels: %.3f%% identical" % (100.0 * share))
@@ -276,15 +201,16 @@ def cmd_build(args):
 
 def cmd_bench(args):
     import jetson_bench
-    manifest = load_manifest()
-    _, record = model_paths(manifest)
-    engine_path = find_engine(manifest, args.engine)
-    image, _ = load_sample(manifest)
+    bundled = model()
+    manifest = bundled.load_manifest()
+    _, record = bundled.model_paths(manifest)
+    engine_path = bundled.find_engine(manifest, args.engine)
+    image, _ = bundled.load_sample(manifest)
     iters, warmup = jetson_bench.settings(args)
-    with open_runner(engine_path, zero_copy=args.zero_copy,
-                     use_cuda_graph=args.cuda_graph) as runner:
-        batches = jetson_bench.input_batches(image, runner_record(runner, record), args.batch,
-                                             args.buffers)
+    with bundled.open_runner(engine_path, zero_copy=args.zero_copy,
+                             use_cuda_graph=args.cuda_graph) as runner:
+        batches = jetson_bench.input_batches(image, bundled.runner_record(runner, record),
+                                             args.batch, args.buffers)
         timings = jetson_bench.time_runner(runner, batches, iters, warmup, quiet=args.quiet)
     jetson_bench.report(timings, record, engine_path, args, iters, warmup, BUNDLE_DIR)
     return 0
