@@ -276,6 +276,21 @@ def test_bundle_check_reports_missing_tensorrt_clearly(mini_bundle):
     assert "environment problem(s)" in out.stderr
 
 
+@pytest.mark.parametrize("command", [["predict"], ["demo", "--video", "x.mp4"]])
+def test_bundle_commands_without_numpy_say_what_to_install(mini_bundle, command):
+    block = ("import builtins\n_real = builtins.__import__\n"
+             "def _no_numpy(name, *a, **k):\n"
+             "    if name == 'numpy' or name.startswith('numpy.'):\n"
+             "        raise ImportError('No module named numpy')\n"
+             "    return _real(name, *a, **k)\n"
+             "builtins.__import__ = _no_numpy\n")
+    out = run_py(mini_bundle, block + "import jetson_run\nsys.exit(jetson_run.main(%r))\n"
+                 % command)
+    assert "Traceback" not in out.stderr, out.stderr
+    assert out.stderr.startswith("error: numpy is not importable"), out.stderr
+    assert out.stderr.count("\n") == 1 and out.returncode == 4, (out.returncode, out.stderr)
+
+
 def test_bundle_cli_without_manifest_says_so(mini_bundle):
     out = run_py(mini_bundle, "import jetson_run\nsys.exit(jetson_run.main(['verify']))\n")
     assert out.returncode == 1

@@ -289,21 +289,27 @@ def build_parser():
     return parser
 
 
+def cmd_demo(argv):
+    """`jetson_run.py demo ARGS` is `demo.py ARGS`."""
+    numpy()  # demo.py imports numpy: without it, one line saying what to install
+    import demo
+    return demo.main(argv)
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["demo"]:
         # everything after `demo` belongs to demo.py (argparse's REMAINDER cannot take options)
-        use_bundle_modules()
-        import demo
-        return demo.main(argv[1:])
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(message)s")
-    func = getattr(args, "func", None)
-    if func is None:
-        parser.print_help()
-        return 2
+        func, args = cmd_demo, argv[1:]
+    else:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                            format="%(message)s")
+        func = getattr(args, "func", None)
+        if func is None:
+            parser.print_help()
+            return 2
     if func is not cmd_verify:  # verify runs nothing of the bundle it has not checked
         use_bundle_modules()
     try:
