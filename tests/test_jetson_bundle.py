@@ -577,6 +577,16 @@ def test_device_predict_and_bench(device_cli, capsys, tmp_path, monkeypatch):
     text = capsys.readouterr().out
     assert "100.000% identical" in text
     assert sorted(os.listdir(out_dir)) == ["sample_labels.ppm", "sample_overlay.ppm"]
+    assert jetson_run.main(["predict", "-o", out_dir]) == 0  # its own pictures: replaced
+    theirs = os.path.join(out_dir, "sample_overlay.ppm")
+    with open(theirs, "wb") as f:
+        f.write(b"P6\n1 1\n255\nabc")  # the user's own picture of that name
+    capsys.readouterr()
+    assert jetson_run.main(["predict", "-o", out_dir]) == 2
+    assert "refusing to replace %s" % theirs in capsys.readouterr().err
+    with open(theirs, "rb") as f:
+        assert f.read() == b"P6\n1 1\n255\nabc"
+    assert sorted(os.listdir(out_dir)) == ["sample_labels.ppm", "sample_overlay.ppm"]
 
     report_path = str(tmp_path / "bench.json")
     assert jetson_run.main(["bench", "--iters", "12", "--warmup", "2", "--json", report_path,
@@ -779,6 +789,15 @@ def test_demo_segments_a_video_into_an_overlay(device_cli, monkeypatch, tmp_path
     assert "2 frames in" in capsys.readouterr().out
     # the overlay really carries the class colours: not the plain frame
     assert not np.array_equal(cv2.written[0], cv2.resize(frames[0], INPUT))
+    ownership = sys.modules["bisenet_trt.files.ownership"]
+    assert ownership.is_ours(str(tmp_path / "o.mp4"), "video")  # a later run may replace it
+    assert demo.main(["--video", str(video), "--no-display", "--output", str(tmp_path / "o.mp4"),
+                      "--max-frames", "1"]) == 0
+    # a video of the user's is never replaced, and nothing is left behind
+    assert demo.main(["--video", str(video), "--no-display", "--output", str(video)]) == 2
+    assert video.read_bytes() == b"not decoded by the fake"
+    assert "refusing to replace %s" % video in capsys.readouterr().err
+    assert not [n for n in os.listdir(str(tmp_path)) if n.startswith(".")]  # no partial video
 
 
 def test_demo_camera_pipelines_and_missing_gstreamer(device_cli, monkeypatch, capsys):

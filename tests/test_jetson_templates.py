@@ -432,8 +432,11 @@ def test_write_prediction_without_opencv(mini_bundle, tmp_path):
     out = run_py(mini_bundle, code)
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "s_labels.ppm").exists() and (tmp_path / "s_overlay.ppm").exists()
-    head = (tmp_path / "s_labels.ppm").read_bytes()[:11]
-    assert head == b"P6\n6 4\n255\n"
+    head = (tmp_path / "s_labels.ppm").read_bytes()[:28]
+    assert head == b"P6\n# bisenet-deploy\n6 4\n255\n"  # marked: a later run may replace it
+    out = run_py(mini_bundle, "import demo\nprint(demo.read_ppm(%r).shape)\n"
+                 % str(tmp_path / "s_labels.ppm"))
+    assert out.stdout.strip() == "(4, 6, 3)", out.stderr
 
 
 def test_readme_template_placeholders_are_known():

@@ -257,6 +257,20 @@ def test_file_kinds_recognise_our_marks_only(tmp_path, tiny_export):
     (tmp_path / "v.mp4").write_bytes(b"\0\0\0\x10ftypisom\0\0\0\0" + ownership.video_mark())
     (tmp_path / "theirs.mp4").write_bytes(b"\0\0\0\x10ftypisom\0\0\0\0")
     assert is_ours(tmp_path / "v.mp4", "video") and not is_ours(tmp_path / "theirs.mp4", "video")
+    # the Jetson bundle's pictures: OpenCV's PNG bytes marked after the fact, a PPM's comment
+    import io
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.arange(48, dtype=np.uint8).reshape(4, 4, 3)).save(buffer, format="PNG")
+    (tmp_path / "jetson.png").write_bytes(ownership.marked_png(buffer.getvalue()))
+    assert is_ours(tmp_path / "jetson.png", "png")
+    with Image.open(tmp_path / "jetson.png") as again:  # still a valid PNG (chunk CRC checked)
+        again.load()
+        assert again.text.get("Software") == "bisenet-deploy"
+        assert np.array_equal(np.asarray(again), np.arange(48).reshape(4, 4, 3))
+    (tmp_path / "ours.ppm").write_bytes(ownership.ppm_header(1, 1) + b"abc")
+    (tmp_path / "theirs.ppm").write_bytes(b"P6\n1 1\n255\nabc")
+    assert is_ours(tmp_path / "ours.ppm", "ppm") and not is_ours(tmp_path / "theirs.ppm", "ppm")
     # an engine is ours with our sidecar beside it, which is replaced with it
     engine = tmp_path / "m.engine"
     engine.write_bytes(b"plan")

@@ -22,6 +22,7 @@ import sys
 sys.dont_write_bytecode = True
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
 import time  # noqa: E402
@@ -35,6 +36,9 @@ import numpy as np  # noqa: E402
 from bisenet_trt.shared.errors import (InputError, MissingDependencyError, ParityError,  # noqa: E402
                                 UserError)
 from bisenet_trt.running.preprocess import prepare_input  # noqa: E402
+from bisenet_trt.files.fileio import atomic_output  # noqa: E402
+from bisenet_trt.files.ownership import (check_replaceable, marked_png, ppm_header,  # noqa: E402
+                                         video_mark)
 
 log = logging.getLogger("bisenet_jetson.demo")
 
@@ -107,7 +111,7 @@ def write_ppm(path, rgb):
     """Write an H x W x 3 uint8 RGB image as binary PPM (readable everywhere, no OpenCV needed)."""
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
     with open(path, "wb") as f:
-        f.write(("P6\n%d %d\n255\n" % (rgb.shape[1], rgb.shape[0])).encode("ascii"))
+        f.write(ppm_header(rgb.shape[1], rgb.shape[0]))  # marked: a later run may replace it
         f.write(rgb.tobytes())
 
 
@@ -166,26 +170,30 @@ def read_image_rgb(path):
 
 
 def write_prediction(out_dir, name, image_rgb, labels, palette):
-    """Colour map and overlay as PNG (with OpenCV) or PPM (without); returns the paths."""
+    """Colour map and overlay as PNG (with OpenCV) or PPM (without); returns the paths. Files
+    already there are replaced only when this tool wrote them (marked), else nothing is written."""
     colours = colorize(labels, palette)
     mixed = overlay(image_rgb, colours)
     try:
         cv2 = import_cv2()
     except MissingDependencyError:
         cv2 = None
-    paths = []
-    for suffix, rgb in (("labels", colours), ("overlay", mixed)):
+    kind = "png" if cv2 is not None else "ppm"
+    paths = [os.path.join(out_dir, "%s_%s.%s" % (name, suffix, kind))
+             for suffix in ("labels", "overlay")]
+    for path in paths:
+        check_replaceable(path, kind, option="-o")
+    for path, rgb in zip(paths, (colours, mixed)):
+        tmp = path + ".tmp"
         if cv2 is not None:
-            path = os.path.join(out_dir, "%s_%s.png" % (name, suffix))
-            tmp = path + ".tmp.png"
-            if not cv2.imwrite(tmp, np.ascontiguousarray(rgb[:, :, ::-1])):
+            ok, data = cv2.imencode(".png", np.ascontiguousarray(rgb[:, :, ::-1]))
+            if not ok:
                 raise UserError("OpenCV could not write %s" % path)
+            with open(tmp, "wb") as f:
+                f.write(marked_png(data.tobytes()))
         else:
-            path = os.path.join(out_dir, "%s_%s.ppm" % (name, suffix))
-            tmp = path + ".tmp"
             write_ppm(tmp, rgb)
         os.replace(tmp, path)
-        paths.append(path)
     return paths
 
 
@@ -277,55 +285,71 @@ def run(args):
     _, record = bundled.model_paths(manifest)
     engine_path = bundled.find_engine(manifest, args.engine)
     input_size = tuple(int(v) for v in record["export"]["input_size"])
+    outputs, partial = contextlib.ExitStack(), None
+    if args.output:  # written beside it, renamed once complete; replaces only our own video
+        check_replaceable(args.output, "video", option="--output")
+        partial = outputs.enter_context(atomic_output(args.output,
+                                                      os.path.splitext(args.output)[1]))
     cap = open_capture(args, input_size)
     writer = None
     frames, started = 0, time.time()
-    fps = 0.0
-    try:
-        with bundled.open_runner(engine_path, zero_copy=args.zero_copy) as runner:
-            rec = bundled.runner_record(runner, record)
-            palette_bgr = [list(reversed(c)) for c in rec["model"]["palette"]]
-            while args.max_frames <= 0 or frames < args.max_frames:
-                ok, frame = cap.read()
-                if not ok or frame is None:
-                    break
-                t0 = time.perf_counter()
-                if (frame.shape[1], frame.shape[0]) != input_size:
-                    # the TX2's CPU is slow for prepare_input's exact numpy resize of every
-                    # frame; OpenCV's bilinear resize samples the same half-pixel grid
-                    frame = cv2.resize(frame, input_size, interpolation=cv2.INTER_LINEAR)
-                batch = prepare_input(frame, rec, image_channel_order="bgr")
-                labels = runner.infer(batch)["labels"][0]
-                dt = time.perf_counter() - t0
-                fps = 1.0 / dt if fps == 0.0 else 0.9 * fps + 0.1 / dt
-                colours = colorize(labels, palette_bgr)
-                shown = cv2.addWeighted(frame, 1.0 - args.alpha, colours, args.alpha, 0.0)
-                cv2.putText(shown, "%.1f FPS (%.1f ms)" % (fps, dt * 1000.0), (10, 30),
-                            cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2)
-                if args.output:
-                    if writer is None:
-                        fourcc = cv2.VideoWriter_fourcc(*"mp4v")
-                        writer = cv2.VideoWriter(args.output, fourcc, float(args.framerate),
-                                                 (shown.shape[1], shown.shape[0]))
-                        if not writer.isOpened():
-                            raise UserError("cannot write %s (try a .avi name)" % args.output)
-                    writer.write(shown)
-                if not args.no_display:
-                    cv2.imshow("bisenet-deploy", shown)
-                    if cv2.waitKey(1) & 0xFF in (27, ord("q")):
+    fps, interrupted = 0.0, False
+    with outputs:
+        try:
+            with bundled.open_runner(engine_path, zero_copy=args.zero_copy) as runner:
+                rec = bundled.runner_record(runner, record)
+                palette_bgr = [list(reversed(c)) for c in rec["model"]["palette"]]
+                while args.max_frames <= 0 or frames < args.max_frames:
+                    ok, frame = cap.read()
+                    if not ok or frame is None:
                         break
-                frames += 1
-    finally:
-        cap.release()
-        if writer is not None:
-            writer.release()
-        if not args.no_display:
-            cv2.destroyAllWindows()
+                    t0 = time.perf_counter()
+                    if (frame.shape[1], frame.shape[0]) != input_size:
+                        # the TX2's CPU is slow for prepare_input's exact numpy resize of every
+                        # frame; OpenCV's bilinear resize samples the same half-pixel grid
+                        frame = cv2.resize(frame, input_size, interpolation=cv2.INTER_LINEAR)
+                    batch = prepare_input(frame, rec, image_channel_order="bgr")
+                    labels = runner.infer(batch)["labels"][0]
+                    dt = time.perf_counter() - t0
+                    fps = 1.0 / dt if fps == 0.0 else 0.9 * fps + 0.1 / dt
+                    colours = colorize(labels, palette_bgr)
+                    shown = cv2.addWeighted(frame, 1.0 - args.alpha, colours, args.alpha, 0.0)
+                    cv2.putText(shown, "%.1f FPS (%.1f ms)" % (fps, dt * 1000.0), (10, 30),
+                                cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2)
+                    if partial:
+                        if writer is None:
+                            writer = cv2.VideoWriter(partial, cv2.VideoWriter_fourcc(*"mp4v"),
+                                                     float(args.framerate),
+                                                     (shown.shape[1], shown.shape[0]))
+                            if not writer.isOpened():
+                                raise UserError("cannot write %s (try a .avi name)"
+                                                % args.output)
+                        writer.write(shown)
+                    if not args.no_display:
+                        cv2.imshow("bisenet-deploy", shown)
+                        if cv2.waitKey(1) & 0xFF in (27, ord("q")):
+                            break
+                    frames += 1
+        except KeyboardInterrupt:
+            interrupted = True  # Ctrl-C is how a live demo ends: the video so far is kept
+        finally:
+            cap.release()
+            if writer is not None:
+                writer.release()
+            if not args.no_display:
+                cv2.destroyAllWindows()
+        if partial and writer is None:
+            raise UserError("no frame was read: %s not written" % args.output)
+        if partial and os.path.splitext(partial)[1].lower() in (".mp4", ".m4v", ".mov"):
+            with open(partial, "ab") as f:
+                f.write(video_mark())  # a later run may replace it
     elapsed = max(time.time() - started, 1e-9)
     print("%d frames in %.1f s (%.1f FPS including capture and drawing)"
           % (frames, elapsed, frames / elapsed))
     if args.output:
         print("wrote %s" % args.output)
+    if interrupted:
+        raise KeyboardInterrupt
     return 0
 
 

@@ -18,7 +18,10 @@ Kinds and how "ours" is recognised (each output carries its mark, see `MARK`):
 - "safetensors": a .safetensors file whose header metadata holds the bisenet_deploy record;
 - "engine": a TensorRT engine whose JSON sidecar beside it is ours (the sidecar is checked too);
 - "json": a JSON object we wrote: a report or manifest with "toolkit_version", an engine sidecar;
-- "png": a PNG carrying the text chunk Software = "bisenet-deploy ..." (pictures, plots);
+- "png": a PNG carrying the text chunk Software = "bisenet-deploy ..." (pictures, plots; OpenCV's
+  PNGs on the Jetson get it from `marked_png`);
+- "ppm": a binary PPM whose header holds the comment line `ppm_header` writes (the Jetson
+  bundle's pictures without OpenCV);
 - "video": an MP4 ending in a `free` box holding MARK (predict's videos; players skip it);
 - "folder": a folder whose manifest.json has a `format` listed in FOLDER_FORMATS and lists every
   file with its sha256 (the Jetson bundle, a Triton model repository), and in which every entry,
@@ -63,6 +66,7 @@ _DESCRIBED = {
     "engine": "an engine with its bisenet-deploy sidecar",
     "json": "a bisenet-deploy JSON report",
     "png": "a PNG written by bisenet-deploy",
+    "ppm": "a PPM written by bisenet-deploy",
     "video": "a video written by bisenet-deploy",
     "folder": "a folder whose manifest.json bisenet-deploy wrote",
     "tarball": "a bundle tarball written by bisenet-deploy",
@@ -218,6 +222,30 @@ def _video(path):
     return "it carries no bisenet-deploy mark"
 
 
+def marked_png(data):
+    """PNG bytes (e.g. OpenCV's imencode) with our Software text chunk after the header chunk."""
+    if data[:8] != _PNG_SIGNATURE or data[12:16] != b"IHDR":
+        raise ValueError("not a PNG")
+    end = 8 + 12 + struct.unpack(">I", data[8:12])[0]  # signature, then IHDR with its CRC
+    body = b"tEXt" + b"Software\0" + MARK.encode("ascii")
+    chunk = struct.pack(">I", len(body) - 4) + body + struct.pack(">I", zlib.crc32(body))
+    return data[:end] + chunk + data[end:]
+
+
+def ppm_header(width, height):
+    """A binary PPM header carrying our mark as a comment line (readers skip comments)."""
+    return ("P6\n# %s\n%d %d\n255\n" % (MARK, width, height)).encode("ascii")
+
+
+def _ppm(path):
+    with open(path, "rb") as f:
+        head = f.read(64)
+    if head[:3] != b"P6\n":
+        return "it is not a binary PPM"
+    return None if head[3:].startswith(("# %s\n" % MARK).encode("ascii")) else \
+        "it carries no bisenet-deploy mark"
+
+
 def video_mark():
     """The bytes to append to a finished MP4 so it is recognised as ours: a top-level `free`
     box, which every player skips."""
@@ -316,4 +344,4 @@ def _tarball(path):
 
 
 _CHECKS = {"onnx": _onnx, "safetensors": _safetensors, "engine": _engine, "json": _json,
-           "png": _png, "video": _video, "folder": _folder, "tarball": _tarball}
+           "png": _png, "ppm": _ppm, "video": _video, "folder": _folder, "tarball": _tarball}
