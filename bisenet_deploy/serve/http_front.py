@@ -124,6 +124,11 @@ def check_infer_request(header: Any, binary_bytes: int, limits: ModelLimits) -> 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    #: TCP_NODELAY on each client connection: a reply is written as headers, then body; with
+    #: Nagle's algorithm the body waited for the client's delayed ACK of the headers (40 ms on
+    #: Linux for every small forwarded reply, e.g. model metadata: 44 ms through the front,
+    #: 0.1 ms from tritonserver directly)
+    disable_nagle_algorithm = True
     server: "_FrontServer"
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
