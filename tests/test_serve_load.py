@@ -192,6 +192,8 @@ def test_served_model_describes_itself(served):
     params = {k: v["string_value"] for k, v in config["parameters"].items()}
     assert json.loads(params["bisenet_deploy"]) == read_record(served.onnx)
     assert json.loads(params["class_names"])[0] == "road" and params["input_size"] == "128x64"
+    assert (params["serving_backend"], params["serving_instances"], params["serving_threads"]) \
+        == ("onnxruntime", "1", "1")  # how it runs, for bisenet-bench --server to compare
     # the restricted endpoints want the access token; health, metadata and config do not
     assert served.get("/v2/models/stats")[0] == 403
     assert served.get("/v2/models/stats", {"triton-access-token": TOKEN})[0] == 200
@@ -330,6 +332,9 @@ def test_bench_and_predict_talk_to_the_served_model(served, local, tmp_path, cap
     assert all(lv["ok"] == 6 and lv["failed"] == 0 and lv["images_per_s"] > 0
                for lv in levels.values())
     assert [row["concurrency"] for row in report["overhead"]] == [1, 2]
+    # one instance, 1 thread, batching up to 8, like the direct runner: nothing to warn about
+    assert report["serving"] == {"backend": "onnxruntime", "instances": 1, "threads": 1}
+    assert report["notes"] == [] and "note:" not in out
 
     image = tmp_path / "street.png"
     Image.fromarray(synthetic_image(200, 90, 3)).save(str(image))

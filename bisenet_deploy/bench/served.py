@@ -109,6 +109,37 @@ def overhead_rows(levels):
     return rows
 
 
+def comparison_notes(serving, max_batch, direct_backend, direct_threads, clients):
+    """Why served and direct rows would not compare like with like, as lines to print.
+
+    `serving`: how the server runs the model (`ServedRunner.serving`: backend, instances, CPU
+    threads per instance, 0 for the library's default), None when it does not say. On a small
+    CPU the thread count decides more than the serving path does (2 onnxruntime threads were
+    2x slower than 1 on our shared 2-core VM), and a direct runner called by N clients runs N
+    inferences at once where a server with one instance of a batch-1 model runs one.
+    """
+    if not serving or not direct_backend:
+        return []
+    notes = []
+    if serving["backend"] != direct_backend:
+        notes.append("the server runs %s, the direct runner %s" % (serving["backend"],
+                                                                   direct_backend))
+    threads = int(direct_threads or 0)
+    if direct_backend in ("onnxruntime", "torch") and serving["threads"] != threads:
+        def say(n):
+            return "%d CPU thread(s)" % n if n else "the library's default threads"
+
+        notes.append("the server's runner uses %s per instance, the direct runner %s: pass "
+                     "--threads %s to compare like with like"
+                     % (say(serving["threads"]), say(threads), serving["threads"] or "(none)"))
+    if max_batch <= 1 and max(clients) > serving["instances"]:
+        notes.append("the server runs at most %d request(s) at a time (%d instance(s) of a "
+                     "batch-1 model) where the direct runner runs every client's call at once: "
+                     "above %d client(s), serve with more --instances or a dynamic-batch export"
+                     % (serving["instances"], serving["instances"], serving["instances"]))
+    return notes
+
+
 def table(levels):
     """(header, rows) of the per-level table."""
     header = ["target", "clients", "requests", "failed", "images/s", "p50 ms", "p90 ms",

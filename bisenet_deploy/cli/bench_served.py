@@ -50,7 +50,7 @@ def run_served(args, make_opener):
     from ..bench import report as rep
     from ..bench.environment import collect_environment, describe
     from ..bench.harness import check_outputs, make_inputs
-    from ..bench.served import overhead_rows, table
+    from ..bench.served import comparison_notes, overhead_rows, table
     from ..bench.session import default_warmup
     from ..portable.files.fileio import check_writable, write_json_atomic
     from ..runtime.images import read_image
@@ -73,6 +73,7 @@ def run_served(args, make_opener):
                                      input_spec=None)
         check_outputs(probe.infer(inputs[0]), record, args.batch)
         served_desc = probe.describe()
+        serving, served_max_batch = probe.serving, probe.max_batch_size
     finally:
         probe.deactivate()
     direct = None
@@ -94,6 +95,9 @@ def run_served(args, make_opener):
     print(describe(env))
     print("served: %s; direct: %s" % (served_desc, direct.describe() if direct else "not timed "
                                       "(give --onnx/--engine/--checkpoint to compare)"))
+    notes = comparison_notes(serving, served_max_batch, direct_name, args.threads, levels)
+    for note in notes:
+        print("note: " + note)
     header, rows = table(results)
     print(format_table(rows, header))
     overhead = overhead_rows(results)
@@ -110,7 +114,8 @@ def run_served(args, make_opener):
         "schema": SCHEMA, "created_utc": rep.utc_now().strftime("%Y-%m-%dT%H:%M:%SZ"),
         "command": " ".join(shlex.quote(str(a)) for a in ["bisenet-bench"] + list(args.argv)),
         "server": args.server, "model_name": args.model_name, "served_runner": served_desc,
-        "direct_runner": direct.describe() if direct else None,
+        "direct_runner": direct.describe() if direct else None, "serving": serving,
+        "notes": notes,
         "config": {"iters": args.iters, "warmup": warmup, "batch": args.batch,
                    "buffers": args.buffers, "concurrency": levels, "threads": args.threads},
         "timed": dict(rep.describe_timed(record, source, args.batch), end_to_end=SERVED_TEXT),

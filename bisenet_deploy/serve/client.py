@@ -22,7 +22,8 @@ import numpy as np
 from ..errors import InputError, MissingDependencyError, UserError
 from ..portable.shared.install_hints import pip_extra
 from ..portable.running.runner_base import Runner, TensorSpec
-from .model_io import DEFAULT_MODEL_NAME, numpy_dtype, record_from_parameters, triton_datatype
+from .model_io import (DEFAULT_MODEL_NAME, numpy_dtype, record_from_parameters,
+                       serving_from_parameters, triton_datatype)
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ class ServedRunner(Runner):
         self._input: Optional[TensorSpec] = None
         self._outputs: List[TensorSpec] = []
         self._max_batch = 0
+        self.serving: Optional[Dict[str, Any]] = None
 
     @property
     def url(self) -> str:
@@ -164,6 +166,8 @@ class ServedRunner(Runner):
         self.metadata = record_from_parameters(config.get("parameters") or {},
                                                f"model {self.model_name!r} at {self.url}")
         self._max_batch = int(config.get("max_batch_size") or 0)
+        #: how bisenet-serve runs the model ({"backend", "instances", "threads"}), or None
+        self.serving = serving_from_parameters(config.get("parameters") or {})
         inputs = meta.get("inputs") or []
         if len(inputs) != 1:
             raise UserError(f"model {self.model_name!r} has {len(inputs)} inputs; bisenet-deploy "
@@ -194,6 +198,11 @@ class ServedRunner(Runner):
 
     def output_specs(self) -> List[TensorSpec]:
         return list(self._outputs)
+
+    @property
+    def max_batch_size(self) -> int:
+        """The largest batch the server gathers (Triton's max_batch_size; 0: it cannot batch)."""
+        return self._max_batch
 
     def _check_batch_size(self, n: int) -> None:
         if self._max_batch and n > self._max_batch:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import numpy as np
 
@@ -76,6 +76,33 @@ def metadata_parameters(record: Dict[str, Any]) -> Dict[str, str]:
             "outputs": ",".join(export["output_names"]),
         })
     return params
+
+
+#: config parameters of `bisenet-serve` saying how it runs the model, so that `bisenet-bench
+#: --server` can compare the served model with a direct runner set up the same way
+SERVING_KEYS = ("serving_backend", "serving_instances", "serving_threads")
+
+
+def serving_parameters(backend: str, instances: int, threads: Any) -> Dict[str, str]:
+    """The runner family, the instance count and the CPU threads per instance (0: the
+    library's default, all cores)."""
+    return {"serving_backend": str(backend), "serving_instances": str(int(instances)),
+            "serving_threads": str(int(threads or 0))}
+
+
+def serving_from_parameters(parameters: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """{"backend", "instances", "threads"} from a served model's configuration, or None when the
+    server did not say (a repository from `bisenet-export triton`, another server)."""
+    values = {}
+    for key in SERVING_KEYS:
+        entry = (parameters or {}).get(key)
+        values[key] = entry.get("string_value") if isinstance(entry, dict) else entry
+    try:
+        return {"backend": str(values["serving_backend"]),
+                "instances": max(1, int(values["serving_instances"])),
+                "threads": max(0, int(values["serving_threads"]))}
+    except (TypeError, ValueError):
+        return None
 
 
 def record_from_parameters(parameters: Dict[str, Any], where: str) -> Dict[str, Any]:

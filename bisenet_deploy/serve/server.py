@@ -39,7 +39,8 @@ from ..runtime.api import batch_range
 from .instance import (InstanceFunction, run_in_chunks, stuck_instance,  # noqa: F401
                        warm_up)
 from .model_config import DEFAULT_QUEUE_DELAY_US
-from .model_io import DEFAULT_MODEL_NAME, check_model_name, metadata_parameters
+from .model_io import (DEFAULT_MODEL_NAME, check_model_name, metadata_parameters,
+                       serving_parameters)
 from .ports import check_port_free, free_loopback_port
 from .pytriton_model import prepare_model
 from .triton_process import (death_reason, group_members, localized_folders, own_process_group,
@@ -268,8 +269,9 @@ class ModelServer(object):
         self._triton.bind(model_name=self.options.model_name,
                           infer_func=self._instances,
                           inputs=inputs, outputs=outputs, config=config, strict=False)
-        prepare_model(self._triton, metadata_parameters(self.record),
-                      self.options.execute_timeout_s)
+        parameters = dict(metadata_parameters(self.record), **serving_parameters(
+            runner.backend, len(self.runners), getattr(runner, "threads", None)))
+        prepare_model(self._triton, parameters, self.options.execute_timeout_s)
 
     def _preferred(self) -> List[int]:
         batch = self.record["export"].get("batch") or {}
