@@ -346,6 +346,27 @@ def test_bench_and_predict_talk_to_the_served_model(served, local, tmp_path, cap
     assert np.array_equal(served_png, local_png)
 
 
+def test_an_http_runner_made_in_one_thread_answers_in_another(served, local):
+    """bisenet-bench --server activates each client's runner in the main thread and infers in
+    a client thread: tritonclient.http's sockets belong to their thread's gevent hub, and a
+    request that had to wait for its socket from another thread waited forever."""
+    from bisenet_deploy.serve.client import ServedRunner
+
+    batch = np.random.default_rng(3).random((8, 3, 64, 128)).astype(np.float32)
+    runner = ServedRunner(served.http).activate()
+    answers = []
+    try:
+        worker = threading.Thread(target=lambda: answers.append(runner.infer(batch)),
+                                  daemon=True)
+        worker.start()
+        worker.join(60)
+        assert not worker.is_alive(), "the request from another thread never returned"
+        assert np.array_equal(answers[0]["labels"], local[0].infer(batch)["labels"])
+        assert np.array_equal(runner.infer(batch)["labels"], answers[0]["labels"])  # and back
+    finally:
+        runner.deactivate()
+
+
 def test_the_smoke_test_script_finds_the_served_model_answers_like_onnxruntime(served):
     """scripts/compare_served.py: what scripts/triton_container_check.sh runs against NVIDIA's
     Triton container (which cannot run here), checked against bisenet-serve."""

@@ -14,6 +14,7 @@ One client per runner: use one runner per thread.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -90,6 +91,7 @@ class ServedRunner(Runner):
         self._outputs: List[TensorSpec] = []
         self._max_batch = 0
         self.serving: Optional[Dict[str, Any]] = None
+        self._client_thread = 0  # threading.get_ident() of the thread that made the client
 
     @property
     def url(self) -> str:
@@ -109,6 +111,7 @@ class ServedRunner(Runner):
             client = module.InferenceServerClient(self.url, connection_timeout=self.timeout_s,
                                                   network_timeout=self.timeout_s)
             client.is_server_live()
+        self._client_thread = threading.get_ident()
         return module, client
 
     def _activate(self) -> None:
@@ -210,6 +213,13 @@ class ServedRunner(Runner):
                              f"images, got {n}")
 
     def _infer(self, batch: np.ndarray) -> Dict[str, np.ndarray]:
+        if self.protocol == "http" and threading.get_ident() != self._client_thread:
+            # tritonclient.http's sockets (geventhttpclient) belong to the gevent hub of the
+            # thread that made them: a request from another thread that had to wait for its
+            # socket waited forever (bisenet-bench --server http:// activates each client's
+            # runner in the main thread and infers in a client thread). Reconnect here.
+            self._close()
+            self._module, self._client = self._connect("http")
         module = self._module
         spec = self.input_spec()
         inp = module.InferInput(spec.name, list(batch.shape), triton_datatype(spec.dtype))
