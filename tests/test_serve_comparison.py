@@ -47,7 +47,8 @@ def test_different_threads_instances_or_backends_are_pointed_out():
     notes = comparison_notes(dict(serving, threads=0), 1, "onnxruntime", 2, [1])
     assert len(notes) == 1 and "default threads per instance" in notes[0]
     notes = comparison_notes(serving, 1, "onnxruntime", 1, [1, 4])
-    assert len(notes) == 1 and "at most 1 request(s) at a time" in notes[0] \
-        and "--instances" in notes[0]
+    assert len(notes) == 1 and "one request at a time" in notes[0] and "--instances" in notes[0]
+    # two instances: two requests at a time, as many as the direct runner's cores here
+    assert comparison_notes(dict(serving, instances=2), 1, "onnxruntime", 1, [1, 8]) == []
     notes = comparison_notes(serving, 1, "torch", 1, [1])
     assert notes == ["the server runs onnxruntime, the direct runner torch"]

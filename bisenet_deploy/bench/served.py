@@ -132,11 +132,11 @@ def comparison_notes(serving, max_batch, direct_backend, direct_threads, clients
         notes.append("the server's runner uses %s per instance, the direct runner %s: pass "
                      "--threads %s to compare like with like"
                      % (say(serving["threads"]), say(threads), serving["threads"] or "(none)"))
-    if max_batch <= 1 and max(clients) > serving["instances"]:
-        notes.append("the server runs at most %d request(s) at a time (%d instance(s) of a "
-                     "batch-1 model) where the direct runner runs every client's call at once: "
-                     "above %d client(s), serve with more --instances or a dynamic-batch export"
-                     % (serving["instances"], serving["instances"], serving["instances"]))
+    if max_batch <= 1 and serving["instances"] == 1 and max(clients) > 1:
+        notes.append("the server runs one request at a time (one instance of a batch-1 model) "
+                     "where the direct runner runs every client's call at once: for more than "
+                     "one client, serve with --instances (one per core with --threads 1) or a "
+                     "dynamic-batch export")
     return notes
 
 
