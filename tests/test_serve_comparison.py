@@ -45,7 +45,8 @@ def test_different_threads_instances_or_backends_are_pointed_out():
     notes = comparison_notes(serving, 1, "onnxruntime", None, [1])
     assert len(notes) == 1 and "pass --threads 1" in notes[0] and "default" in notes[0]
     notes = comparison_notes(dict(serving, threads=0), 1, "onnxruntime", 2, [1])
-    assert len(notes) == 1 and "default threads per instance" in notes[0]
+    assert len(notes) == 1 and "default threads per instance" in notes[0] \
+        and "leave out --threads" in notes[0]
     notes = comparison_notes(serving, 1, "onnxruntime", 1, [1, 4])
     assert len(notes) == 1 and "one request at a time" in notes[0] and "--instances" in notes[0]
     # two instances: two requests at a time, as many as the direct runner's cores here

@@ -129,9 +129,10 @@ def comparison_notes(serving, max_batch, direct_backend, direct_threads, clients
         def say(n):
             return "%d CPU thread(s)" % n if n else "the library's default threads"
 
-        notes.append("the server's runner uses %s per instance, the direct runner %s: pass "
-                     "--threads %s to compare like with like"
-                     % (say(serving["threads"]), say(threads), serving["threads"] or "(none)"))
+        fix = ("pass --threads %d" % serving["threads"] if serving["threads"]
+               else "leave out --threads")
+        notes.append("the server's runner uses %s per instance, the direct runner %s: %s to "
+                     "compare like with like" % (say(serving["threads"]), say(threads), fix))
     if max_batch <= 1 and serving["instances"] == 1 and max(clients) > 1:
         notes.append("the server runs one request at a time (one instance of a batch-1 model) "
                      "where the direct runner runs every client's call at once: for more than "
