@@ -8,7 +8,8 @@ configuration's parameters (`/v2/models/<name>/config`), both open on every Trit
 sends the host batch and returns host arrays, like every runner: its latency is the served round
 trip.
 
-One client per runner: use one runner per thread.
+One client per runner: use one runner per thread (an HTTP runner used from another thread than
+the one that connected it reconnects there: tritonclient.http's sockets belong to their thread).
 """
 
 from __future__ import annotations
