@@ -65,6 +65,8 @@ HEAVY = (
     # the serving fault tests: each starts, freezes or kills a real Triton server (the inner loop's
     # server start is INNER_LOOP's)
     "tests/test_serve_faults.py::*",
+    # scripts/train_synthetic.py for two iterations: builds, trains and scores the real network
+    "tests/test_train_synthetic.py::*",
 )
 
 
