@@ -36,7 +36,10 @@ EVAL_SEED = 920_000
 
 def _size(text):
     w, _, h = text.lower().partition("x")
-    return int(w), int(h)
+    try:
+        return int(w), int(h)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not WxH, e.g. 512x256") from None
 
 
 def parse_args(argv=None):
@@ -53,7 +56,23 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="also write the scores here")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    for name in ("iters", "scenes", "threads"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name} must be >= 1")
+    if args.batch < 2:
+        p.error("--batch must be >= 2 (the context block's BatchNorm trains on a batch)")
+    if args.eval_scenes < 0:
+        p.error("--eval-scenes must be >= 0")
+    for name in ("scene_size", "network_size", "crop"):
+        w, h = getattr(args, name)
+        if w < 32 or h < 32 or (name != "scene_size" and (w % 32 or h % 32)):
+            p.error(f"--{name.replace('_', '-')} {w}x{h}: at least 32x32"
+                    + ("" if name == "scene_size" else ", multiples of 32 (the network's stride)"))
+    if args.crop[0] > args.network_size[0] or args.crop[1] > args.network_size[1]:
+        p.error(f"--crop {args.crop[0]}x{args.crop[1]} is larger than --network-size "
+                f"{args.network_size[0]}x{args.network_size[1]}")
+    return args
 
 
 def to_network(images, labels, net_size, mean, std):
@@ -123,6 +142,14 @@ def main(argv=None) -> int:
     from bisenet_deploy.checkpoint.matching import build
     from bisenet_deploy.synthetic import synthetic_scene
 
+    from bisenet_deploy.errors import UserError
+    from bisenet_deploy.portable.files.ownership import check_replaceable
+
+    try:  # refuse before minutes of training, not after
+        check_replaceable(args.output, "safetensors")
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     torch.set_num_threads(args.threads)
     random_init = load_model(None, seed=args.seed)  # what `bisenet-export onnx` starts from
     meta = random_init.metadata

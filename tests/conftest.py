@@ -66,7 +66,7 @@ HEAVY = (
     # server start is INNER_LOOP's)
     "tests/test_serve_faults.py::*",
     # scripts/train_synthetic.py for two iterations: builds, trains and scores the real network
-    "tests/test_train_synthetic.py::*",
+    "tests/test_train_synthetic.py::test_two_iterations_write_a_loadable_trained_checkpoint",
 )
 
 

@@ -42,3 +42,21 @@ def test_two_iterations_write_a_loadable_trained_checkpoint(tmp_path):
         "road", "sidewalk", "building", "pole", "vegetation", "sky", "car", "terrain",
         "fence", "wall", "traffic light", "traffic sign", "person", "rider", "truck", "bus",
         "train", "motorcycle", "bicycle"}
+
+
+def test_refuses_to_replace_a_file_it_did_not_write_before_training(tmp_path, capsys):
+    out = tmp_path / "notes.safetensors"
+    out.write_text("my notes")
+    assert _script().main(["-o", str(out), "--iters", "1"]) == 2
+    assert out.read_text() == "my notes"
+    assert "refusing to replace" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", [["--batch", "1"], ["--crop", "100x64"], ["--crop", "2048x64"],
+                                 ["--iters", "0"], ["--network-size", "big"]])
+def test_bad_options_are_one_usage_line(tmp_path, bad, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        _script().main(["-o", str(tmp_path / "x.safetensors")] + bad)
+    assert exit_info.value.code == 2
+    assert "error: " in capsys.readouterr().err.strip().splitlines()[-1]
+    assert not (tmp_path / "x.safetensors").exists()
