@@ -33,28 +33,49 @@ def main(argv=None) -> int:
     p.add_argument("--count", type=int, default=8)
     p.add_argument("--size", type=_size, default=(2048, 1024), metavar="WxH")
     args = p.parse_args(argv)
+    if args.count < 1 or args.first_seed < 0 or min(args.size) < 1:
+        p.error("--count and --size must be positive, --first-seed >= 0")
 
-    from bisenet_deploy.evaluation.cityscapes_official import train_ids_to_label_ids
-    from bisenet_deploy.evaluation.colorize import write_png
-    from bisenet_deploy.synthetic import IGNORE, synthetic_scene
+    from bisenet_deploy.errors import UserError
 
-    for seed in range(args.first_seed, args.first_seed + args.count):
-        image, labels = synthetic_scene(*args.size, seed=seed)
-        if args.layout == "images":
-            os.makedirs(args.folder, exist_ok=True)
-            write_png(os.path.join(args.folder, f"scene_{seed}.png"), image)
-            continue
-        name = f"synthetic_{seed:06d}_000019"
-        img_dir = os.path.join(args.folder, "leftImg8bit", "val", "synthetic")
-        gt_dir = os.path.join(args.folder, "gtFine", "val", "synthetic")
-        os.makedirs(img_dir, exist_ok=True)
-        os.makedirs(gt_dir, exist_ok=True)
-        ids = train_ids_to_label_ids(np.where(labels == IGNORE, 0, labels))
-        ids[labels == IGNORE] = 0  # Cityscapes' "unlabeled", ignored by the evaluation
-        write_png(os.path.join(img_dir, f"{name}_leftImg8bit.png"), image)
-        write_png(os.path.join(gt_dir, f"{name}_gtFine_labelIds.png"), ids.astype(np.uint8))
+    try:
+        for seed in range(args.first_seed, args.first_seed + args.count):
+            write_scene(args.layout, args.folder, args.size, seed)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: cannot write into {args.folder}: {exc}", file=sys.stderr)
+        return 1
     print(f"wrote {args.count} scene(s) to {args.folder}")
     return 0
+
+
+def write_scene(layout, folder, size, seed):
+    from bisenet_deploy.evaluation.cityscapes_official import train_ids_to_label_ids
+    from bisenet_deploy.synthetic import IGNORE, synthetic_scene
+
+    image, labels = synthetic_scene(*size, seed=seed)
+    if layout == "images":
+        _write_png(os.path.join(folder, f"scene_{seed}.png"), image)
+        return
+    name = f"synthetic_{seed:06d}_000019"
+    ids = train_ids_to_label_ids(np.where(labels == IGNORE, 0, labels))
+    ids[labels == IGNORE] = 0  # Cityscapes' "unlabeled", ignored by the evaluation
+    _write_png(os.path.join(folder, "leftImg8bit", "val", "synthetic",
+                            f"{name}_leftImg8bit.png"), image)
+    _write_png(os.path.join(folder, "gtFine", "val", "synthetic",
+                            f"{name}_gtFine_labelIds.png"), ids.astype(np.uint8))
+
+
+def _write_png(path, array):
+    """Write atomically, replacing only a PNG this toolkit wrote (a rerun), nothing else."""
+    from bisenet_deploy.evaluation.colorize import write_png
+    from bisenet_deploy.portable.files.ownership import check_replaceable
+
+    check_replaceable(path, "png")
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    write_png(path, array)
 
 
 if __name__ == "__main__":

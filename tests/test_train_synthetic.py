@@ -60,3 +60,28 @@ def test_bad_options_are_one_usage_line(tmp_path, bad, capsys):
     assert exit_info.value.code == 2
     assert "error: " in capsys.readouterr().err.strip().splitlines()[-1]
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_written_cityscapes_folder_reads_back_as_the_scenes_and_their_labels(tmp_path):
+    """What `--eval-data` reads from scripts/write_synthetic_data.py is the scene and its train
+    ids (label ids on disk, mapped back by the evaluation's own reader)."""
+    import numpy as np
+
+    from bisenet_deploy.evaluation.datasets_io import find_samples, read_label
+    from bisenet_deploy.portable.building.calibrator import load_image
+    from bisenet_deploy.synthetic import synthetic_scene
+
+    spec = importlib.util.spec_from_file_location(
+        "write_synthetic_data", os.path.join(ROOT, "scripts", "write_synthetic_data.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    argv = ["cityscapes", str(tmp_path), "--first-seed", "910000", "--count", "2",
+            "--size", "96x48"]
+    assert module.main(argv) == 0
+    assert module.main(argv) == 0  # a rerun replaces its own files
+    samples = find_samples(str(tmp_path), layout="cityscapes")
+    assert len(samples) == 2
+    for sample, seed in zip(samples, (910000, 910001)):
+        image, labels = synthetic_scene(96, 48, seed=seed)
+        assert np.array_equal(load_image(sample.image_path), image)
+        assert np.array_equal(read_label(sample, "cityscapes"), labels)
