@@ -25,6 +25,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import sys
 import time
 
@@ -110,7 +111,7 @@ def crops(x, y, crop, batch, gen):
     return torch.stack(xs), torch.stack(ys)
 
 
-def evaluate(model, args, mean, std, names):
+def evaluate(model, args, num_classes, mean, std, names):
     """mIoU on held-out scenes, run as the exported graph runs them: resize to the network size,
     logits back to the scene size (bilinear), argmax; scored against the full-size labels."""
     import torch
@@ -119,7 +120,7 @@ def evaluate(model, args, mean, std, names):
     from bisenet_deploy.evaluation.metrics import ConfusionMatrix
     from bisenet_deploy.synthetic import synthetic_scene
 
-    cm = ConfusionMatrix(model.num_classes if hasattr(model, "num_classes") else 19)
+    cm = ConfusionMatrix(num_classes)
     model.eval()
     with torch.no_grad():
         for i in range(args.eval_scenes):
@@ -140,15 +141,17 @@ def main(argv=None) -> int:
 
     from bisenet_deploy.checkpoint import load_model, save_checkpoint
     from bisenet_deploy.checkpoint.matching import build
-    from bisenet_deploy.synthetic import synthetic_scene
-
     from bisenet_deploy.errors import UserError
     from bisenet_deploy.portable.files.ownership import check_replaceable
+    from bisenet_deploy.synthetic import synthetic_scene
 
     try:  # refuse before minutes of training, not after
         check_replaceable(args.output, "safetensors")
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.json and os.path.lexists(args.json):
+        print(f"error: --json {args.json} already exists: choose another path", file=sys.stderr)
         return 2
     torch.set_num_threads(args.threads)
     random_init = load_model(None, seed=args.seed)  # what `bisenet-export onnx` starts from
@@ -194,7 +197,8 @@ def main(argv=None) -> int:
     result = {"checkpoint": args.output, "iters": args.iters, "batch": args.batch,
               "crop": list(args.crop), "train_seconds": round(train_s, 1)}
     if args.eval_scenes:
-        summary = evaluate(model, args, meta.mean, meta.std, meta.class_names)
+        summary = evaluate(model, args, meta.num_classes, meta.mean, meta.std,
+                           meta.class_names)
         result["eval"] = {"scenes": args.eval_scenes, "first_seed": EVAL_SEED,
                           "miou": summary["miou"], "pixel_accuracy": summary["pixel_accuracy"],
                           "per_class_iou": {c["name"]: c["iou"] for c in summary["per_class"]
