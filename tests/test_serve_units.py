@@ -392,3 +392,18 @@ def test_the_http_front_answers_liveness_and_refusals_itself():
         assert call("GET", "/v2/models/bisenet/ready")[0] == 503
     finally:
         front.stop()
+
+
+def test_the_queue_delay_default_follows_where_the_model_runs():
+    """0 us on a CPU (measured best there, docs/serving.md), Triton's usual 500 us on a GPU; a
+    value given is kept."""
+    from bisenet_deploy.cli.serve_main import build_parser, queue_delay_us
+    from bisenet_deploy.serve.model_config import CPU_QUEUE_DELAY_US, DEFAULT_QUEUE_DELAY_US
+
+    args = build_parser().parse_args(["--onnx", "m.onnx"])
+    assert (CPU_QUEUE_DELAY_US, DEFAULT_QUEUE_DELAY_US) == (0, 500)
+    assert queue_delay_us(args, "onnxruntime") == queue_delay_us(args, "torch") == 0
+    for gpu in ("tensorrt", "onnxruntime-cuda", "onnxruntime-trt", "torch-cuda"):
+        assert queue_delay_us(args, gpu) == 500
+    args = build_parser().parse_args(["--onnx", "m.onnx", "--max-queue-delay-us", "2000"])
+    assert queue_delay_us(args, "onnxruntime") == 2000

@@ -54,7 +54,7 @@ example:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ..serve.model_config import DEFAULT_QUEUE_DELAY_US
+    from ..serve.model_config import CPU_QUEUE_DELAY_US, DEFAULT_QUEUE_DELAY_US
     from ..serve.model_io import DEFAULT_MODEL_NAME
 
     p = argparse.ArgumentParser(
@@ -89,9 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="largest batch Triton gathers (default: the model's maximum)")
     serve.add_argument("--instances", type=int, default=1, metavar="K",
                        help="model instances, each with its own runner (default 1)")
-    serve.add_argument("--max-queue-delay-us", type=int, default=DEFAULT_QUEUE_DELAY_US,
-                       metavar="US", help="how long Triton waits to fill a batch (default "
-                                          f"{DEFAULT_QUEUE_DELAY_US})")
+    serve.add_argument("--max-queue-delay-us", type=int, default=None, metavar="US",
+                       help="how long Triton waits to fill a batch (default "
+                            f"{CPU_QUEUE_DELAY_US} for a CPU backend, measured best there; "
+                            f"{DEFAULT_QUEUE_DELAY_US} on a GPU)")
     serve.add_argument("--exit-timeout", type=int, default=5, metavar="S",
                        help="seconds in-flight requests get when stopping (default 5)")
     serve.add_argument("--access-token", metavar="TOKEN",
@@ -156,6 +157,16 @@ def _check_args(args) -> None:
         if value is not None and not low <= value < float("inf"):  # nan and inf too
             raise InputError(f"{option} must be a finite number >= {low}, got {value}"
                              if value >= low else f"{option} must be >= {low}, got {value}")
+
+
+def queue_delay_us(args, backend: str) -> int:
+    """--max-queue-delay-us, or its default for where the model runs (measured on a CPU)."""
+    from ..serve.model_config import CPU_QUEUE_DELAY_US, DEFAULT_QUEUE_DELAY_US
+
+    if args.max_queue_delay_us is not None:
+        return args.max_queue_delay_us
+    return (CPU_QUEUE_DELAY_US if backend.lower() in ("onnxruntime", "torch")
+            else DEFAULT_QUEUE_DELAY_US)
 
 
 def open_runners(args, backend: str) -> list:
@@ -232,7 +243,7 @@ def _run(args) -> int:
             server = ModelServer(runners, ServeOptions(
                 host=args.host, http_port=args.http_port, grpc_port=args.grpc_port,
                 metrics_port=args.metrics_port, model_name=args.model_name,
-                max_batch=args.max_batch, max_queue_delay_us=args.max_queue_delay_us,
+                max_batch=args.max_batch, max_queue_delay_us=queue_delay_us(args, backend),
                 exit_timeout_s=args.exit_timeout, access_token=args.access_token,
                 server_log=args.server_log, max_restarts=args.max_restarts,
                 queue_timeout_s=args.queue_timeout, max_queue=args.max_queue,
