@@ -9,7 +9,9 @@
 #      FP32 engine and torch CUDA again with CUDA graphs;
 #   4. for each target but trt8.2: exports the INT8 Q/DQ graph (--precision int8), builds its
 #      engine and times the INT8, FP16 and FP32 engines side by side;
-#   5. writes each run's JSON report and PNG plot under benchmarks/ (gpu-check-*).
+#   5. writes each run's JSON report and PNG plot under benchmarks/ (gpu-check-*);
+#   6. serves a dynamic-batch FP16 engine with bisenet-serve, batching delay 500 us (its GPU
+#      default) and 0 us (its CPU default), and times 1 and 8 gRPC clients (SERVE_ITERS each).
 # About 5-8 minutes on a current GPU. Exit status: 0 when everything passed, else the first
 # failure's (tests or benchmarks); every step runs regardless, so one failure does not hide others.
 #
@@ -25,7 +27,7 @@
 #   SKIP_SETUP=1 use the current environment as it is
 #   SKIP_TESTS=1 only the benchmarks
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 4
 
 status=0
 fail() { echo "gpu_check: FAILED: $*"; [ "$status" = 0 ] && status=${2:-1}; }
@@ -125,6 +127,45 @@ while read -r flavour target; do
         { fail "INT8 build" $?; continue; }
     bench "$short-int8" --backend "tensorrt:$e8" "tensorrt:$e16" "tensorrt:$e32"
 done <<< "$flavours"
+
+# 6. serving on the GPU: bisenet-serve's batching delay there (500 us) against none (0 us, the
+# CPU default, docs/serving.md), with a dynamic-batch FP16 engine, 1 and 8 clients over gRPC
+serve_level() {  # serve_level ENGINE DELAY: one server, one bisenet-bench --server run, stopped
+    local engine=$1 delay=$2 log=benchmarks/gpu-check-serve-delay$2.log
+    bisenet-serve --engine "$engine" --max-queue-delay-us "$delay" --host 127.0.0.1 \
+        --http-port 18000 --grpc-port 18001 --metrics-port 18002 > "$log" 2>&1 &
+    local pid=$! waited=0
+    until grep -q "ready:" "$log" 2>/dev/null; do
+        if ! kill -0 "$pid" 2>/dev/null || [ "$waited" -ge 300 ]; then
+            fail "bisenet-serve (delay $delay us) did not start: see $log"
+            kill "$pid" 2>/dev/null
+            return
+        fi
+        sleep 1
+        waited=$((waited + 1))
+    done
+    bisenet-bench --server 127.0.0.1:18001 --concurrency 1 8 --iters "$SERVE_ITERS" \
+        --json "benchmarks/gpu-check-serve-delay$delay.json" || fail "served benchmark" $?
+    kill -TERM "$pid" 2>/dev/null  # (a background job ignores SIGINT)
+    wait "$pid" 2>/dev/null
+}
+read -r flavour target <<< "$flavours"
+SERVE_ITERS=${SERVE_ITERS:-200}
+if [ -n "${flavour:-}" ]; then
+    echo "== bisenet-serve on the GPU ($flavour): batching delay 500 us vs 0 us"
+    served=export/gpu-check-serve-$target-2048x1024-to-1024x512-labels-batch1-4-8.onnx
+    es=engines/gpu-check-serve-fp16.engine
+    if [ "$target" = trt11 ]; then serve_precision=(--precision fp16); else serve_precision=(); fi
+    if bisenet-export onnx --input-size 2048x1024 --network-size 1024x512 --outputs labels \
+            --target "$target" --batch-range 1:4:8 ${serve_precision[@]+"${serve_precision[@]}"} \
+            ${ckpt_args[@]+"${ckpt_args[@]}"} -o "$served" &&
+        bisenet-build-engine "$served" --trt-flavour "$flavour" --fp16 -o "$es"; then
+        serve_level "$es" 500
+        serve_level "$es" 0
+    else
+        fail "the dynamic-batch engine for serving"
+    fi
+fi
 
 echo "gpu_check: reports in benchmarks/gpu-check-*.json (exit $status)"
 exit "$status"

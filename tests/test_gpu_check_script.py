@@ -29,6 +29,10 @@ def _run(tmp_path, gpu=True):
         script = bin_dir / name
         script.write_text('#!/usr/bin/env bash\necho "%s $*" >> "%s"\n' % (name, log))
         script.chmod(0o755)
+    serve = bin_dir / "bisenet-serve"  # says ready, then serves until stopped
+    serve.write_text('#!/usr/bin/env bash\necho "bisenet-serve $*" >> "%s"\necho "ready: fake"\n'
+                     "trap 'exit 143' TERM\nsleep 60 &\nwait\n" % log)
+    serve.chmod(0o755)
     python = bin_dir / "python"
     python.write_text('#!/bin/sh\nexec "%s" "$@"\n' % sys.executable)
     python.chmod(0o755)
@@ -53,6 +57,8 @@ def test_each_flavour_gets_fp32_fp16_and_cuda_graph_runs_with_reports(tmp_path):
     common = "--input-size 2048x1024 --network-size 1024x512 --outputs labels --target trt11"
     e32, e16 = "engines/gpu-check-rtx-fp32.engine", "engines/gpu-check-rtx-fp16.engine"
     bench = "--iters 50 --json benchmarks/gpu-check-%s.json --plot benchmarks/gpu-check-%s.png"
+    served = "export/gpu-check-serve-trt11-2048x1024-to-1024x512-labels-batch1-4-8.onnx"
+    es = "engines/gpu-check-serve-fp16.engine"
     assert calls == [
         "bisenet-export onnx %s -o %s.onnx" % (common, base),
         "bisenet-export onnx %s --precision fp16 -o %s-fp16.onnx" % (common, base),
@@ -71,6 +77,14 @@ def test_each_flavour_gets_fp32_fp16_and_cuda_graph_runs_with_reports(tmp_path):
         "engines/gpu-check-rtx-int8.engine" % base,
         "bisenet-bench --backend tensorrt:engines/gpu-check-rtx-int8.engine tensorrt:%s "
         "tensorrt:%s " % (e16, e32) + bench % ("rtx-int8", "rtx-int8"),
-    ]
+        # serving a dynamic-batch FP16 engine: the GPU's batching delay (500 us) against none
+        "bisenet-export onnx --input-size 2048x1024 --network-size 1024x512 --outputs labels "
+        "--target trt11 --batch-range 1:4:8 --precision fp16 -o %s" % served,
+        "bisenet-build-engine %s --trt-flavour tensorrt-rtx --fp16 -o %s" % (served, es),
+    ] + [call for delay in (500, 0) for call in (
+        "bisenet-serve --engine %s --max-queue-delay-us %d --host 127.0.0.1 --http-port 18000 "
+        "--grpc-port 18001 --metrics-port 18002" % (es, delay),
+        "bisenet-bench --server 127.0.0.1:18001 --concurrency 1 8 --iters 200 "
+        "--json benchmarks/gpu-check-serve-delay%d.json" % delay)]
     # this machine's torch has no CUDA: said, and the exit status says it too
     assert "this torch has no CUDA" in proc.stdout and proc.returncode == 1
