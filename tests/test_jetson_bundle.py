@@ -587,6 +587,8 @@ def test_device_predict_and_bench(device_cli, capsys, tmp_path, monkeypatch):
     with open(theirs, "rb") as f:
         assert f.read() == b"P6\n1 1\n255\nabc"
     assert sorted(os.listdir(out_dir)) == ["sample_labels.ppm", "sample_overlay.ppm"]
+    assert jetson_run.main(["predict", "-o", theirs]) == 2  # -o names a file: one line
+    assert "is a file, not a folder" in capsys.readouterr().err
 
     report_path = str(tmp_path / "bench.json")
     assert jetson_run.main(["bench", "--iters", "12", "--warmup", "2", "--json", report_path,

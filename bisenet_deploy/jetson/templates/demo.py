@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 from bisenet_trt.shared.errors import (InputError, MissingDependencyError, ParityError,  # noqa: E402
                                 UserError)
 from bisenet_trt.running.preprocess import prepare_input  # noqa: E402
-from bisenet_trt.files.fileio import atomic_output  # noqa: E402
+from bisenet_trt.files.fileio import atomic_output, check_writable  # noqa: E402
 from bisenet_trt.files.ownership import (check_replaceable, marked_png, ppm_header,  # noqa: E402
                                          video_mark)
 
@@ -244,6 +244,8 @@ def predict(args):
     manifest = bundled.load_manifest()
     _, record = bundled.model_paths(manifest)
     engine_path = bundled.find_engine(manifest, args.engine)
+    out_dir = args.output or os.path.join(BUNDLE_DIR, "predictions")
+    check_writable(os.path.join(out_dir, "x.png"), "-o")  # a file there: one line, before work
     reference = None
     if args.image:
         image = read_image_rgb(args.image)
@@ -264,7 +266,6 @@ def predict(args):
     for cls in np.argsort(-counts)[:5]:
         if counts[cls]:
             print("  %-16s %5.1f%%" % (names[cls], 100.0 * counts[cls] / labels.size))
-    out_dir = args.output or os.path.join(BUNDLE_DIR, "predictions")
     os.makedirs(out_dir, exist_ok=True)
     for path in write_prediction(out_dir, name, image, labels, rec["model"]["palette"]):
         print("wrote %s" % path)
