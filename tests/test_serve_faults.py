@@ -176,25 +176,40 @@ def model_ready(served):
         return False
 
 
-def internal_http_port(served):
-    """tritonserver's own HTTP port, behind bisenet-serve's validating front."""
+def _tritonserver_option(served, option):
     for pid in descendants(served.proc.pid):
         try:
             argv = _cmdline(pid)
         except OSError:
             continue
-        if argv and argv[0].endswith("/tritonserver") and "--http-port" in argv:
-            return int(argv[argv.index("--http-port") + 1])
+        if argv and argv[0].endswith("/tritonserver") and option in argv:
+            return argv[argv.index(option) + 1]
     raise AssertionError("no tritonserver below bisenet-serve")
 
 
-def send_killer(served, port=None, body=KILLER):
+def internal_http_port(served):
+    """tritonserver's own HTTP port, behind bisenet-serve's validating front."""
+    return int(_tritonserver_option(served, "--http-port"))
+
+
+def internal_token(served):
+    """The access token tritonserver's own HTTP port asks for to infer (the front adds it)."""
+    apis, _, header = _tritonserver_option(served, "--http-restricted-api").partition(":")
+    assert "inference" in apis.split(","), apis
+    name, _, token = header.partition("=")
+    assert name == "triton-access-token" and token
+    return token
+
+
+def send_killer(served, port=None, body=KILLER, token=None):
     import http.client
 
     conn = http.client.HTTPConnection(HOST, port or served.http_port, timeout=30)
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["triton-access-token"] = token
     try:
-        conn.request("POST", "/v2/models/bisenet/infer", body=body,
-                     headers={"Content-Type": "application/json"})
+        conn.request("POST", "/v2/models/bisenet/infer", body=body, headers=headers)
         resp = conn.getresponse()
         return resp.status, resp.read()
     except (OSError, http.client.HTTPException):  # dropped: tritonserver aborted under it
@@ -289,12 +304,26 @@ def test_the_configuration_shows_no_internal_path_over_http_or_grpc(served, scra
     assert served.get("/v2/health/ready")[0] == 200
 
 
-def test_a_dead_tritonserver_is_restarted_within_seconds(served, local):
-    """The same request sent to tritonserver's own (loopback) port aborts it: supervision."""
+def test_tritonserver_s_own_port_takes_inference_only_from_the_front(served, local):
+    """A local user who finds tritonserver's loopback port cannot send it what the front refuses:
+    without the access token it is refused, and the server keeps answering."""
     from bisenet_deploy.serve.client import ServedRunner
 
     x, expected = local
-    status, _ = send_killer(served, internal_http_port(served))
+    status, body = send_killer(served, internal_http_port(served))
+    assert status is not None and 400 <= status < 500, (status, body)
+    assert served.proc.poll() is None and model_ready(served)
+    with ServedRunner(served.http) as client:  # through the front, which adds the token
+        assert _same(client.infer(x), expected)
+
+
+def test_a_dead_tritonserver_is_restarted_within_seconds(served, local):
+    """The same request sent to tritonserver's own (loopback) port with the access token aborts
+    it: supervision."""
+    from bisenet_deploy.serve.client import ServedRunner
+
+    x, expected = local
+    status, _ = send_killer(served, internal_http_port(served), token=internal_token(served))
     if status is not None:
         pytest.skip("this tritonserver refuses the request (%s) instead of aborting" % status)
     assert wait_until(lambda: model_ready(served), 90), served.log() + _read(served.err_path)
@@ -421,7 +450,7 @@ def test_a_server_dying_too_often_is_one_line_and_exit_1(tiny_dynamic_export, sh
     try:
         tree = descendants(served.proc.pid)
         shm, folders = owned_files(tree)
-        status, _ = send_killer(served, internal_http_port(served))
+        status, _ = send_killer(served, internal_http_port(served), token=internal_token(served))
         if status is not None:
             pytest.skip("this tritonserver refuses the request (%s) instead of aborting" % status)
         code = served.proc.wait(60)

@@ -407,3 +407,22 @@ def test_the_queue_delay_default_follows_where_the_model_runs():
         assert queue_delay_us(args, gpu) == 500
     args = build_parser().parse_args(["--onnx", "m.onnx", "--max-queue-delay-us", "2000"])
     assert queue_delay_us(args, "onnxruntime") == 2000
+
+
+def test_tritonservers_http_port_restricts_inference_to_the_token_and_grpc_keeps_its_list():
+    import types
+
+    from bisenet_deploy.errors import MissingDependencyError
+    from bisenet_deploy.serve.pytriton_model import restrict_http_inference
+
+    value = "shared-memory,model-repository:triton-access-token=T"
+    triton = types.SimpleNamespace(_triton_server_config={
+        "http-restricted-api": value, "grpc-restricted-protocol": value})
+    restrict_http_inference(triton)
+    restrict_http_inference(triton)  # once only
+    assert triton._triton_server_config == {
+        "http-restricted-api": "shared-memory,model-repository,inference:triton-access-token=T",
+        "grpc-restricted-protocol": value}
+    for unexpected in ({}, {"http-restricted-api": "no-key"}):  # another PyTriton: refused
+        with pytest.raises(MissingDependencyError, match="0.7.0"):
+            restrict_http_inference(types.SimpleNamespace(_triton_server_config=unexpected))

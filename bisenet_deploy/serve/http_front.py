@@ -12,6 +12,9 @@ HTTP port listens on a loopback port of its own (`upstream_port`):
   bodies it cannot see through (no Content-Length, compressed); only then is it forwarded;
 - `/v2/health/ready` says 200 only when the model is ready too (tritonserver's says 200 before);
 - `/v2/health/live` says 503 when a runner has been stuck in one batch too long (`live_check`);
+- an inference request it accepts goes on with the access token (`infer_token`): tritonserver's
+  own port takes inference only with it, so a local user who finds that port cannot send it
+  what the front refuses (`pytriton_model.restrict_http_inference`);
 - everything else (health, metadata, statistics with the access token...) passes unchanged.
 
 Threads, one per client connection, each with its own connection to tritonserver; the standard
@@ -38,6 +41,8 @@ ITEMSIZE = {"BOOL": 1, "UINT8": 1, "INT8": 1, "UINT16": 2, "INT16": 2, "FP16": 2
             "UINT32": 4, "INT32": 4, "FP32": 4, "UINT64": 8, "INT64": 8, "FP64": 8}
 #: a JSON number takes at most this many bytes on average in a valid request (generous)
 JSON_BYTES_PER_VALUE = 32
+#: the header tritonserver's restricted endpoints ask for (PyTriton's name)
+ACCESS_HEADER = "triton-access-token"
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te",
                "upgrade", "host", "content-length"}
 
@@ -173,8 +178,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     raise
         raise AssertionError("unreachable")
 
-    def _forward(self, body: Optional[bytes] = None) -> None:
-        headers = [(k, v) for k, v in self.headers.items() if k.lower() not in HOP_HEADERS]
+    def _forward(self, body: Optional[bytes] = None, token: Optional[str] = None) -> None:
+        headers = [(k, v) for k, v in self.headers.items() if k.lower() not in HOP_HEADERS
+                   and not (token and k.lower() == ACCESS_HEADER)]
+        if token:
+            headers.append((ACCESS_HEADER, token))
         try:
             status, resp_headers, resp_body = self._upstream(self.command, self.path, body,
                                                              headers)
@@ -229,7 +237,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if problem:
                 self._error(400, problem)
                 return
-        self._forward(body)
+        self._forward(body, self.server.infer_token() if match and self.server.infer_token
+                      else None)
 
     def _check_infer(self, match: Any, body: bytes) -> Optional[str]:
         if match.group(2) != "infer":
@@ -255,10 +264,12 @@ class _FrontServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, address: Tuple[str, int], upstream_port: int, limits: ModelLimits,
-                 timeout_s: float, live_check: Optional[Callable[[], Optional[str]]] = None):
+                 timeout_s: float, live_check: Optional[Callable[[], Optional[str]]] = None,
+                 infer_token: Optional[Callable[[], Optional[str]]] = None):
         import socket
 
         self.live_check = live_check
+        self.infer_token = infer_token
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.upstream_port = upstream_port
         self.limits = limits
@@ -271,9 +282,10 @@ class HttpFront(object):
 
     def __init__(self, host: str, port: int, upstream_port: int, limits: ModelLimits,
                  timeout_s: float = 120.0,
-                 live_check: Optional[Callable[[], Optional[str]]] = None):
+                 live_check: Optional[Callable[[], Optional[str]]] = None,
+                 infer_token: Optional[Callable[[], Optional[str]]] = None):
         self._server = _FrontServer((host, int(port)), int(upstream_port), limits, timeout_s,
-                                    live_check)
+                                    live_check, infer_token)
         self._thread: Optional[threading.Thread] = None
 
     def start(self) -> "HttpFront":

@@ -106,3 +106,18 @@ def prepare_model(triton: Any, parameters: Dict[str, str], execute_timeout_s: fl
     get_proxy_model_files()  # an unexpected stub is refused now, not in PyTriton's loader
     model.get_model_config = get_model_config
     model.get_proxy_model_files = get_proxy_model_files
+
+
+def restrict_http_inference(triton: Any) -> None:
+    """tritonserver's HTTP port (loopback, behind our validating front) takes inference only with
+    the access token, which the front adds to the requests it accepts. PyTriton gives both
+    protocols one restricted-API list; gRPC (the user's port) keeps it."""
+    try:
+        config = triton._triton_server_config
+        apis, sep, header = str(config["http-restricted-api"]).partition(":")
+    except (AttributeError, KeyError, TypeError):
+        raise tested_pytriton("restrict inference on tritonserver's HTTP port") from None
+    if not sep:
+        raise tested_pytriton("restrict inference on tritonserver's HTTP port")
+    if "inference" not in apis.split(","):
+        config["http-restricted-api"] = f"{apis},inference:{header}"

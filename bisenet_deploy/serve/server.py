@@ -42,7 +42,7 @@ from .model_config import DEFAULT_QUEUE_DELAY_US
 from .model_io import (DEFAULT_MODEL_NAME, check_model_name, metadata_parameters,
                        serving_parameters)
 from .ports import check_port_free, free_loopback_port
-from .pytriton_model import prepare_model
+from .pytriton_model import prepare_model, restrict_http_inference
 from .triton_process import (death_reason, group_members, localized_folders, own_process_group,
                              quiet, server_pid, shm_prefix)
 from .watchdog import kill_group, remove_shm, shared_memory_of
@@ -50,7 +50,6 @@ from .watchdog import kill_group, remove_shm, shared_memory_of
 log = logging.getLogger(__name__)
 
 #: the header PyTriton checks on the endpoints it restricts (model repository, statistics...)
-ACCESS_HEADER = "triton-access-token"
 SERVE_HINT = pip_extra("serve") + " (nvidia-pytriton, tritonclient)"
 #: deaths of tritonserver are counted over this window (seconds) against max_restarts
 RESTART_WINDOW_S = 60
@@ -188,7 +187,8 @@ class ModelServer(object):
         self._upstream_port = free_loopback_port()
         self._front = HttpFront(
             self.options.host, self.options.http_port, self._upstream_port, limits,
-            live_check=lambda: stuck_instance(self._instances, self.options.stuck_after_s)).start()
+            live_check=lambda: stuck_instance(self._instances, self.options.stuck_after_s),
+            infer_token=lambda: self.options.access_token).start()
 
     def _launch(self) -> None:
         """Start tritonserver and load the model; returns once the model is ready."""
@@ -246,8 +246,10 @@ class ModelServer(object):
             import secrets
 
             opts.access_token = secrets.token_urlsafe(32)
-        return Triton(config=config, workspace=workspace,
-                      security_config=TritonSecurityConfig(access_token=opts.access_token))
+        triton = Triton(config=config, workspace=workspace,
+                        security_config=TritonSecurityConfig(access_token=opts.access_token))
+        restrict_http_inference(triton)  # only the front, which adds the token, infers there
+        return triton
 
     def _log_path(self) -> Optional[pathlib.Path]:
         if self.options.server_log or not self._scratch:
