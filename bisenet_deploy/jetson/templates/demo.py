@@ -184,16 +184,15 @@ def write_prediction(out_dir, name, image_rgb, labels, palette):
     for path in paths:
         check_replaceable(path, kind, option="-o")
     for path, rgb in zip(paths, (colours, mixed)):
-        tmp = path + ".tmp"
-        if cv2 is not None:
-            ok, data = cv2.imencode(".png", np.ascontiguousarray(rgb[:, :, ::-1]))
-            if not ok:
-                raise UserError("OpenCV could not write %s" % path)
-            with open(tmp, "wb") as f:
-                f.write(marked_png(data.tobytes()))
-        else:
-            write_ppm(tmp, rgb)
-        os.replace(tmp, path)
+        with atomic_output(path) as tmp:  # a new temporary name: nothing else is touched
+            if cv2 is None:
+                write_ppm(tmp, rgb)
+            else:
+                ok, data = cv2.imencode(".png", np.ascontiguousarray(rgb[:, :, ::-1]))
+                if not ok:
+                    raise UserError("OpenCV could not write %s" % path)
+                with open(tmp, "wb") as f:
+                    f.write(marked_png(data.tobytes()))
     return paths
 
 

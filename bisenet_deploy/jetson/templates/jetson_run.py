@@ -58,15 +58,11 @@ def use_bundle_modules():
 
 def errors():
     """bisenet_trt.shared.errors (UserError and the others), imported on first use."""
-    use_bundle_modules()
-    from bisenet_trt.shared import errors as module
-    return module
+    return model().errors()
 
 
 def numpy():
-    use_bundle_modules()
-    from jetson_env import numpy as import_numpy
-    return import_numpy()
+    return model().numpy()
 
 
 _MANIFEST_TOOLS = []
