@@ -118,6 +118,8 @@ def comparison_notes(serving, max_batch, direct_backend, direct_threads, clients
     2x slower than 1 on our shared 2-core VM), and a direct runner called by N clients runs N
     inferences at once where a server with one instance of a batch-1 model runs one.
     """
+    from .session import CPU_BACKENDS
+
     if not serving or not direct_backend:
         return []
     notes = []
@@ -125,7 +127,7 @@ def comparison_notes(serving, max_batch, direct_backend, direct_threads, clients
         notes.append("the server runs %s, the direct runner %s" % (serving["backend"],
                                                                    direct_backend))
     threads = int(direct_threads or 0)
-    if direct_backend in ("onnxruntime", "torch") and serving["threads"] != threads:
+    if direct_backend in CPU_BACKENDS and serving["threads"] != threads:
         def say(n):
             return "%d CPU thread(s)" % n if n else "the library's default threads"
 

@@ -161,12 +161,12 @@ def _check_args(args) -> None:
 
 def queue_delay_us(args, backend: str) -> int:
     """--max-queue-delay-us, or its default for where the model runs (measured on a CPU)."""
+    from ..bench.session import CPU_BACKENDS
     from ..serve.model_config import CPU_QUEUE_DELAY_US, DEFAULT_QUEUE_DELAY_US
 
     if args.max_queue_delay_us is not None:
         return args.max_queue_delay_us
-    return (CPU_QUEUE_DELAY_US if backend.lower() in ("onnxruntime", "torch")
-            else DEFAULT_QUEUE_DELAY_US)
+    return CPU_QUEUE_DELAY_US if backend.lower() in CPU_BACKENDS else DEFAULT_QUEUE_DELAY_US
 
 
 def open_runners(args, backend: str) -> list:
