@@ -34,7 +34,7 @@ pytest.importorskip("pytriton", reason="bisenet-serve needs pip install -e '.[se
 pytest.importorskip("tritonclient.grpc", reason="the clients need tritonclient[grpc,http]")
 
 from bisenet_deploy.serve.server import MAX_TMPDIR_CHARS  # noqa: E402
-from test_serve_load import HOST, Served, _same, free_ports  # noqa: E402
+from test_serve_load import HOST, Served, _same, free_ports, stop  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self"),
                                 reason="checks processes through Linux /proc")
@@ -69,7 +69,7 @@ def start_serve(onnx, scratch, *extra, wait=True):
         deadline = time.monotonic() + START_TIMEOUT_S
         while "ready:" not in served.log():
             if proc.poll() is not None or time.monotonic() > deadline:
-                _end(proc)
+                stop(proc)
                 pytest.fail("bisenet-serve did not start (%s):\n%s%s" % (
                     proc.returncode, served.log(), _read(err_path)))
             time.sleep(0.2)
@@ -79,16 +79,6 @@ def start_serve(onnx, scratch, *extra, wait=True):
 def _read(path):
     with open(path, "r", encoding="utf-8", errors="replace") as f:
         return f.read()
-
-
-def _end(proc):
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 # -- what a server owns, seen from outside (/proc) -----------------------------------------------
@@ -245,7 +235,7 @@ def served(tiny_dynamic_export, scratch):
     server = start_serve(tiny_dynamic_export, scratch, "--queue-timeout", "2",
                          "--execute-timeout", str(EXECUTE_TIMEOUT_S))
     yield server
-    _end(server.proc)
+    stop(server.proc)
 
 
 @pytest.fixture(scope="module")
@@ -455,7 +445,7 @@ def test_a_server_dying_too_often_is_one_line_and_exit_1(tiny_dynamic_export, sh
             pytest.skip("this tritonserver refuses the request (%s) instead of aborting" % status)
         code = served.proc.wait(60)
     finally:
-        _end(served.proc)
+        stop(served.proc)
     err = _read(served.err_path).strip()
     assert code == 1, err
     assert "\n" not in err and "Traceback" not in err and "resource_tracker" not in err, err
@@ -487,7 +477,7 @@ def test_a_signal_to_the_process_group_while_loading_is_one_line(tiny_dynamic_ex
                 os.killpg(served.proc.pid, sig)
         got = served.proc.wait(60)
     finally:
-        _end(served.proc)
+        stop(served.proc)
     err = _read(served.err_path).strip()
     assert got == code, err
     assert "Traceback" not in err and len(err.splitlines()) == 1, err
