@@ -79,7 +79,8 @@ def test_only_conv_and_add_inputs_are_quantized(fp32):
     """The issue's TensorRT placement: Q/DQ on Conv and Add inputs only. Quantizing the BGA's
     Sigmoid-gated Mul, the Concat and the pooling inputs too cost label agreement (docs/int8.md);
     MaxPool/ReduceMean may read a quantized tensor only where a Conv/Add reads it too. The one
-    addition is lossless: a Conv feeding a ReLU gets a Q of the post-ReLU scale (qdq_relu.py)."""
+    addition is lossless: a Conv feeding a ReLU gets a Q of the post-ReLU scale, and that ReLU
+    becomes a LeakyRelu(alpha 0) (qdq_relu.py)."""
     from bisenet_deploy.export.quantize import QuantizeSettings, quantize_graph
     from bisenet_deploy.synthetic import synthetic_image
 
@@ -101,13 +102,13 @@ def test_only_conv_and_add_inputs_are_quantized(fp32):
     assert quantized
     before_relu = 0
     for source, ops in quantized.items():
-        if ops == {"Relu"}:  # the lossless Q right after a Conv, before its ReLU
+        if ops == {"LeakyRelu"}:  # the lossless Q right after a Conv, before its ReLU
             assert producers[source].op_type == "Conv", source
             before_relu += 1
             continue
         assert {"Conv", "Add"} & ops, ops
         # no pair on an Add output before its ReLU either: one pair per tensor, after the ReLU
-        assert not {"Mul", "Concat", "AveragePool", "Sigmoid", "Relu"} & ops, ops
+        assert not {"Mul", "Concat", "AveragePool", "Sigmoid", "Relu", "LeakyRelu"} & ops, ops
     assert before_relu >= 20
     for node in q.graph.node:
         if node.op_type == "Add":  # both sides of every Add, residual and BGA sum alike

@@ -59,13 +59,14 @@ def test_every_conv_feeding_relu_feeding_q_has_a_q_of_that_scale_right_after_it(
         checked = 0
         for conv in (n for n in model.graph.node if n.op_type == "Conv"):
             out = readers[conv.output[0]]
-            if expect:  # Conv -> Q -> DQ -> Relu -> Q
+            if expect:  # Conv -> Q -> DQ -> LeakyRelu(alpha 0) -> Q
                 if [n.op_type for n in out] != ["QuantizeLinear"]:
                     continue
                 dq = readers[out[0].output[0]]
                 relu = readers[dq[0].output[0]] if len(dq) == 1 else []
-                if [n.op_type for n in relu] != ["Relu"]:
+                if [n.op_type for n in relu] != ["LeakyRelu"]:
                     continue
+                assert [(a.name, a.f) for a in relu[0].attribute] == [("alpha", 0.0)], conv.name
                 after = readers[relu[0].output[0]]
                 # one Q per reader of the ReLU's output, each of the Conv's Q's scale
                 assert after and {n.op_type for n in after} == {"QuantizeLinear"}, conv.name
@@ -135,6 +136,43 @@ def test_onnxruntime_runs_the_quantized_convolutions_in_integers(graphs, tmp_pat
                 for k, m in (("plain", plain), ("exported", exported)))
     assert new["QLinearConv"] >= convs - 8, new
     assert new["QLinearConv"] > old["QLinearConv"] + 15, (old, new)
+
+
+def test_onnxruntime_runs_the_relus_between_quantized_convolutions_on_the_integers(graphs,
+                                                                                   tmp_path):
+    """Each rewritten ReLU (LeakyRelu, alpha 0) read by one Q becomes one integer
+    QLinearLeakyRelu (one read by several Qs, a shared GE input, stays float); written as Relu
+    it stays float (DequantizeLinear, Relu, QuantizeLinear over each activation). The
+    integer table is exact: with onnxruntime's optimizations on, the labels equal those of the
+    same graph with plain Relu nodes, pixel for pixel."""
+    import onnx
+    import onnxruntime as ort
+
+    from bisenet_deploy.export.int8_gate import run_labels, synthetic_held_out
+
+    _, record, _, exported = graphs
+    readers = collections.Counter(i for n in exported.graph.node for i in n.input)
+    leaky = [n for n in exported.graph.node
+             if n.op_type == "LeakyRelu" and readers[n.output[0]] == 1]
+    assert len(leaky) >= 15
+    as_relu = onnx.ModelProto()
+    as_relu.CopyFrom(exported)
+    for node in as_relu.graph.node:
+        if node.op_type == "LeakyRelu":
+            node.op_type = "Relu"
+            del node.attribute[:]
+    new, old = (_optimized_ops(m, tmp_path, f"{k}.onnx")
+                for k, m in (("leaky", exported), ("relu", as_relu)))
+    assert new["QLinearLeakyRelu"] == len(leaky), new
+    assert old["QLinearLeakyRelu"] == 0 and old["Relu"] >= len(leaky), old
+    assert new["DequantizeLinear"] + len(leaky) <= old["DequantizeLinear"], (old, new)
+
+    def labels(model):
+        return run_labels(ort.InferenceSession(model.SerializeToString(),
+                                               providers=["CPUExecutionProvider"]),
+                          synthetic_held_out(record, 2), record)
+
+    assert all(np.array_equal(a, b) for a, b in zip(labels(exported), labels(as_relu)))
 
 
 def _shared_pair_graph(shape):

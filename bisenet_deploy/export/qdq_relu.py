@@ -6,15 +6,20 @@ onnxruntime's CPU kernels only make an integer convolution of DequantizeLinear -
 QuantizeLinear; without a Q right after the Conv it runs every convolution in float on
 dequantized tensors, slower than the FP32 graph (docs/int8.md).
 
-The rewrite `Conv -> Relu -> Q(s, 0)` into `Conv -> Q(s, 0) -> DQ(s, 0) -> Relu -> Q(s, 0)`
+The rewrite `Conv -> Relu -> Q(s, 0)` into `Conv -> Q(s, 0) -> DQ(s, 0) -> ReLU -> Q(s, 0)`
 (the scale and zero point of the existing post-ReLU Q, no new calibration) changes no value: with
 a zero point of 0, relu(DQ(Q(x, s))) == DQ(Q(relu(x), s)) exactly (a negative x quantizes to a
 non-positive integer, which the ReLU zeroes, as it zeroes x itself; tests/test_int8_placement.py
-checks it numerically). The trailing DQ -> Relu -> Q is then max(q, 0) on the integers; it cannot
+checks it numerically). The trailing DQ -> ReLU -> Q is then max(q, 0) on the integers; it cannot
 be dropped (the negatives would survive), but it is an elementwise op, not a float convolution.
-TensorRT fuses a Q after a convolution with an INT8 input into it; whether it folds the
-DQ -> Relu -> Q into the convolution too or runs it as an INT8 pointwise kernel is not measured
-yet (docs/int8.md "What the export does").
+
+That ReLU is written `LeakyRelu(alpha=0)`, the same function: onnxruntime turns
+`DQ -> LeakyRelu -> Q` into one integer `QLinearLeakyRelu` (a 256-entry table, exact), while it
+has no integer ReLU and ran `DQ -> Relu -> Q` as three float passes over each activation (about a
+tenth of the INT8 graph's time on the default model, docs/int8.md). TensorRT reads either as a
+ReLU activation between a DQ and a Q. TensorRT fuses a Q after a convolution with an INT8 input
+into it; whether it folds the DQ -> ReLU -> Q into the convolution too or runs it as an INT8
+pointwise kernel is not measured yet (docs/int8.md "What the export does").
 """
 
 from __future__ import annotations
@@ -69,6 +74,9 @@ def quantize_before_relu(model: Any, op_types: Sequence[str] = ("Conv",)) -> int
         dq = helper.make_node("DequantizeLinear", [q_out, quant.input[1], quant.input[2]],
                               [dq_out], name=conv.name + "_DequantizeLinear_PreRelu")
         relu.input[0] = dq_out
+        relu.op_type = "LeakyRelu"  # alpha 0: a ReLU onnxruntime runs on the integers
+        del relu.attribute[:]
+        relu.attribute.append(helper.make_attribute("alpha", 0.0))
         inserted[index] = [q, dq]
     if inserted:
         ordered = []

@@ -38,8 +38,9 @@ TensorRT):
 * UINT8 input on trt8.6 (documented: the UINT8 type arrived in 8.5; that 8.5/8.6's ONNX
   parser takes a UINT8 network input is inferred), and trt11 keeping 10.x's UINT8/INT64 rules;
 * trt8.6's Resize modes and the coordinate modes of 8.6/10/11 (assumed to be at least 8.2's);
-* COMMON_OPS, the op set the check allows (taken from what BiSeNet V2 exports to; the documentation
-  lists only the ops with known pitfalls).
+* COMMON_OPS, the op set the check allows (taken from what BiSeNet V2 exports to, plus the
+  INT8 graph's LeakyRelu(alpha=0) ReLUs, export/qdq_relu.py; the documentation lists only the
+  ops with known pitfalls).
 """
 
 from __future__ import annotations
@@ -64,8 +65,8 @@ MIN_INT8_OPSET = 13
 COMMON_OPS = frozenset({
     "Add", "ArgMax", "AveragePool", "BatchNormalization", "Cast", "Clip", "Concat", "Constant",
     "ConstantOfShape", "Conv", "ConvTranspose", "DepthToSpace", "Div", "Expand", "Flatten", "Gather",
-    "GlobalAveragePool", "GlobalMaxPool", "Identity", "MaxPool", "Mul", "Pad", "ReduceMax",
-    "ReduceMean", "Relu", "Reshape", "Resize", "Shape", "Sigmoid", "Slice", "Softmax", "Squeeze",
+    "GlobalAveragePool", "GlobalMaxPool", "Identity", "LeakyRelu", "MaxPool", "Mul", "Pad",
+    "ReduceMax", "ReduceMean", "Relu", "Reshape", "Resize", "Shape", "Sigmoid", "Slice", "Softmax", "Squeeze",
     "Sub", "Tanh", "Transpose", "Unsqueeze",
 })
 
