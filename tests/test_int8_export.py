@@ -159,8 +159,78 @@ def test_keep_float_leaves_those_layers_float_and_refuses_unknown_ones(fp32, cal
                    for i in conv.input)
     others = [n for n in q.graph.node if n.op_type == "Conv" and n not in head]
     assert all(producers[c.input[1]].op_type == "DequantizeLinear" for c in others)
+    # a kept layer whose input another, quantized layer reads too (the detail branch's output
+    # feeds bga.left1 and bga.left2) reads the float tensor, not the pair's DequantizeLinear
+    q = quantize_graph(model, record, images, QuantizeSettings(keep_float=("bga.left1",)))
+    producers = {o: n for n in q.graph.node for o in n.output}
+    layers = conv_layers(q)
+    kept = [n for n in q.graph.node
+            if n.op_type == "Conv" and layers[n.name].startswith("bga.left1")]
+    assert len(kept) == 2
+    for conv in kept:
+        assert all(producers.get(i) is None or producers[i].op_type != "DequantizeLinear"
+                   for i in conv.input), conv.name
+    assert any(producers[c.input[0]].op_type == "DequantizeLinear" for c in q.graph.node
+               if c.op_type == "Conv" and layers[c.name].startswith("bga.left2"))
     with pytest.raises(InputError, match="--keep-float 'nosuch' matches no layer.*segment.S3"):
         quantize_graph(model, record, images, QuantizeSettings(keep_float=("nosuch",)))
+
+
+def test_keep_float_on_trt11_writes_those_layers_in_fp16(fp32, calib_dir):
+    """TensorRT 11 is strongly typed: a kept layer runs in FP16 only if the graph says so. On
+    trt11 each kept Conv gets FP16 weights between a Cast to FLOAT16 and a Cast back; nothing
+    else changes (the same Q/DQ pairs), the graph is valid and its labels stay the FP32-kept
+    graph's, and the record says which float the kept layers are."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto
+
+    from bisenet_deploy.export.int8_export import Int8Options, make_int8
+    from bisenet_deploy.export.int8_gate import agreement, run_labels, synthetic_held_out
+    from bisenet_deploy.export.quantize import QuantizeSettings, conv_layers, quantize_graph
+    from bisenet_deploy.synthetic import synthetic_image
+
+    model, record = fp32
+    images = [synthetic_image(128, 64, seed=1)]
+    full = quantize_graph(model, record, images, QuantizeSettings(keep_float=("head",)))
+    half = quantize_graph(model, record, images,
+                          QuantizeSettings(keep_float=("head",), keep_float_fp16=True))
+    inits = {i.name: i for i in half.graph.initializer}
+    producers = {o: n for n in half.graph.node for o in n.output}
+    readers = {}
+    for node in half.graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    layers = conv_layers(half)
+    head = [n for n in half.graph.node
+            if n.op_type == "Conv" and layers[n.name].startswith("head.")]
+    assert head
+    for conv in head:
+        assert all(inits[w].data_type == TensorProto.FLOAT16 for w in conv.input[1:] if w)
+        cast_in, cast_out = producers[conv.input[0]], readers[conv.output[0]]
+        assert cast_in.op_type == "Cast" and cast_in.attribute[0].i == TensorProto.FLOAT16
+        assert [(c.op_type, c.attribute[0].i) for c in cast_out] == [("Cast", TensorProto.FLOAT)]
+    others = [n for n in half.graph.node if n.op_type == "Conv" and n not in head]
+    assert all(inits.get(c.input[1]) is None for c in others)  # still DequantizeLinear weights
+    pairs = [sum(n.op_type == "QuantizeLinear" for n in m.graph.node) for m in (full, half)]
+    assert pairs[0] > 0 and pairs[0] == pairs[1]
+    onnx.checker.check_model(half, full_check=True)
+    held = synthetic_held_out(record, 2)
+
+    def labels(m):
+        return run_labels(ort.InferenceSession(m.SerializeToString(),
+                                               providers=["CPUExecutionProvider"]), held, record)
+
+    assert agreement(labels(full), labels(half), "synthetic").worst > 98.0
+
+    for target, dtype in (("trt11", "fp16"), ("trt10", "fp32")):
+        rec = json.loads(json.dumps(record))
+        rec["export"]["target"] = target
+        result = make_int8(model, rec, Int8Options(calib_images=calib_dir, calib_count=3,
+                                                   keep_float=("head",)))
+        assert result.info["keep_float_dtype"] == dtype
+        assert any(i.data_type == TensorProto.FLOAT16
+                   for i in result.model.graph.initializer) == (dtype == "fp16")
 
 
 def test_export_cli_writes_the_gated_qdq_onnx_with_its_record_and_scan(tmp_path, calib_dir,
@@ -188,6 +258,26 @@ def test_export_cli_writes_the_gated_qdq_onnx_with_its_record_and_scan(tmp_path,
     assert changed == sorted(changed, reverse=True) and len(changed) > 10
     assert scan["suggested_keep_float"] == [r["block"] for r in scan["rows"]][
         :len(scan["suggested_keep_float"])]
+
+
+def test_export_cli_keeps_layers_in_fp16_on_trt11_through_every_check(tmp_path, calib_dir,
+                                                                      capsys):
+    """The whole trt11 path: onnx.checker, the target's rules and the installed TensorRT parser
+    (TensorRT-RTX here) accept the graph with FP16 Convs between the Q/DQ ones."""
+    import onnx
+    from onnx import TensorProto
+
+    from bisenet_deploy.export.onnx_metadata import get_record
+
+    out = str(tmp_path / "m.onnx")
+    rc = _export(["--precision", "int8", "--target", "trt11", "--calib-images", calib_dir,
+                  "--calib-count", "3", "--min-agreement", "50", "--keep-float", "head",
+                  "--skip-parity", "-o", out])
+    assert rc == 0
+    assert "kept in FP16: head" in capsys.readouterr().out
+    model = onnx.load(out)
+    assert get_record(model)["export"]["int8"]["keep_float_dtype"] == "fp16"
+    assert sum(i.data_type == TensorProto.FLOAT16 for i in model.graph.initializer) >= 2
 
 
 def test_export_cli_gate_failure_exits_3_and_writes_nothing(tmp_path, calib_dir, capsys):
@@ -321,6 +411,7 @@ INT8_INFO = {"scheme": "qdq-int8-symmetric", "quantizer": "onnxruntime.quantizat
     ({"int8": dict(INT8_INFO, calibration={"method": "magic", "images": 3})},
      "export.int8.calibration.method"),
     ({"int8": dict(INT8_INFO, keep_float="head")}, "export.int8.keep_float"),
+    ({"int8": dict(INT8_INFO, keep_float_dtype="bf16")}, "export.int8.keep_float_dtype"),
     ({"int8": dict(INT8_INFO, min_agreement=float("nan"))}, "export.int8.min_agreement"),
 ])
 def test_record_validator_checks_the_int8_section(change, field):

@@ -211,7 +211,8 @@ def _print_int8(int8) -> None:
     info = int8.info
     print(f"  int8    {info['qdq_pairs']} Q/DQ pairs, {info['calibration']['method']} calibration "
           f"on {info['calibration']['images']} image(s)"
-          + (f", kept float: {' '.join(info['keep_float'])}" if info["keep_float"] else ""))
+          + (f", kept in {info.get('keep_float_dtype', 'fp32').upper()}: "
+             f"{' '.join(info['keep_float'])}" if info["keep_float"] else ""))
     print(f"  gate    {int8.agreement.summary()} (>= {info['min_agreement']:g} required)")
     if "eval" in info:
         ev = info["eval"]

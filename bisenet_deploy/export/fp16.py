@@ -99,3 +99,53 @@ def convert_to_fp16(model: Any) -> Any:
     graph.node.extend(nodes)
     del graph.value_info[:]  # stale float32 annotations; shape inference recomputes them
     return out
+
+
+def convs_to_fp16(model: Any, conv_names: Any) -> int:
+    """Run the named float Convs of an onnx.ModelProto in FP16, in place; returns how many.
+
+    For `--keep-float` on a strongly typed target (TensorRT 11): there the graph's types, not
+    builder flags, decide each layer's precision, so a layer kept out of INT8 runs in FP16 only
+    if the graph says so. Each Conv gets FP16 copies of its weight and bias, a Cast to FLOAT16
+    before it and a Cast back to FLOAT after it; the tensors around it stay FP32, so the Q/DQ
+    pairs and every other node are untouched (a Conv already reading a DequantizeLinear, i.e.
+    a quantized one, is refused)."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = model.graph
+    wanted = set(conv_names)
+    inits = {i.name: i for i in graph.initializer}
+    producers = {o: n for n in graph.node for o in n.output}
+    ordered, done = [], 0
+    for node in list(graph.node):
+        if node.op_type != "Conv" or node.name not in wanted:
+            ordered.append(node)
+            continue
+        for name in node.input[1:]:
+            if name and name not in inits:
+                source = producers.get(name)
+                raise ValueError(f"{node.name}: input {name!r} is not a constant "
+                                 f"({source.op_type if source is not None else 'graph input'})")
+        for k, name in enumerate(node.input):
+            if k == 0 or not name:
+                continue
+            half = name + "_fp16"
+            if half not in inits:
+                array = numpy_helper.to_array(inits[name]).astype(np.float16)
+                if not np.isfinite(array).all():
+                    raise ValueError(f"{node.name}: {name} has values beyond FP16's range")
+                inits[half] = numpy_helper.from_array(array, half)
+                graph.initializer.append(inits[half])
+            node.input[k] = half
+        source, out = node.input[0], node.output[0]
+        node.input[0], node.output[0] = f"{node.name}_input_fp16", f"{node.name}_output_fp16"
+        ordered.append(helper.make_node("Cast", [source], [node.input[0]],
+                                        to=TensorProto.FLOAT16, name=f"{node.name}_to_fp16"))
+        ordered.append(node)
+        ordered.append(helper.make_node("Cast", [node.output[0]], [out], to=TensorProto.FLOAT,
+                                        name=f"{node.name}_to_fp32"))
+        done += 1
+    del graph.node[:]
+    graph.node.extend(ordered)
+    return done

@@ -8,7 +8,8 @@ into the Q/DQ graph (quantize.py), measures it against the FP32 graph on held-ou
      "calibration": {"method": "percentile", "images": 32},
      "agreement": {"percent": 99.7, "worst_image_percent": 99.1, "images": 8,
                    "held_out": "synthetic street scenes"},
-     "min_agreement": 99.0, "keep_float": ["head"], "qdq_pairs": 120,
+     "min_agreement": 99.0, "keep_float": ["head"], "keep_float_dtype": "fp16",
+     "qdq_pairs": 120,
      ["eval": {"images": N, "data": DIR, "fp32": {"miou", "per_class_iou"}, "int8": {...}}]}
 """
 
@@ -103,8 +104,13 @@ def make_int8(fp32_model: Any, record: Dict[str, Any], options: Int8Options,
               scan_path: Optional[str] = None) -> Int8Result:
     """Quantize `fp32_model` and measure it; the gate itself is `int8_gate.check_agreement`
     (the caller applies it after saving what should survive a failure: the scan table)."""
+    from .targets import get_target
+
     calib, held_out, source = split_images(options, record)
-    settings = QuantizeSettings(method=options.method, keep_float=tuple(options.keep_float))
+    # a strongly typed target (TensorRT 11) runs a layer in FP16 only where the graph says so
+    fp16 = get_target(record["export"]["target"]).fp16_graph
+    settings = QuantizeSettings(method=options.method, keep_float=tuple(options.keep_float),
+                                keep_float_fp16=fp16)
     qdq = quantize_graph(fp32_model, record, calib, settings)
     reference = run_labels(session(fp32_model), held_out, record)
     result = agreement(reference, run_labels(session(qdq), held_out, record), source)
@@ -114,6 +120,8 @@ def make_int8(fp32_model: Any, record: Dict[str, Any], options: Int8Options,
         "calibration": {"method": options.method, "images": len(calib)},
         "agreement": result.to_dict(), "min_agreement": float(options.min_agreement),
         "keep_float": list(options.keep_float), "qdq_pairs": count_qdq(qdq)}
+    if options.keep_float:
+        info["keep_float_dtype"] = "fp16" if fp16 else "fp32"
     out = Int8Result(qdq, info, result)
     if options.sensitivity_scan:
         from .int8_scan import format_scan, scan

@@ -59,6 +59,8 @@ class QuantizeSettings:
     extra_exclude: Tuple[str, ...] = field(default_factory=tuple)
     #: the lossless onnxruntime-CPU rewrites of qdq_relu.py (off only to measure without them)
     cpu_fusable: bool = True
+    #: the keep_float Convs run in FP16 (a strongly typed target: TensorRT 11), else in FP32
+    keep_float_fp16: bool = False
 
     def validate(self) -> None:
         if self.method not in CALIBRATION_METHODS:
@@ -147,7 +149,8 @@ def conv_layers(model: Any) -> Dict[str, str]:
         if node.op_type != "Conv":
             continue
         weight = node.input[1] if len(node.input) > 1 else ""
-        for suffix in ("_DequantizeLinear_Output", "_quantized"):  # a Q/DQ graph's weights
+        # a Q/DQ graph's weights, and a --keep-float one's FP16 copies (fp16.convs_to_fp16)
+        for suffix in ("_DequantizeLinear_Output", "_quantized", "_fp16"):
             weight = weight[:-len(suffix)] if weight.endswith(suffix) else weight
         if weight.endswith(".weight"):
             path = weight[:-len(".weight")]
@@ -207,8 +210,8 @@ def quantize_graph(fp32_model: Any, record: Dict[str, Any], images: Sequence[np.
     model.CopyFrom(fp32_model)
     del model.metadata_props[:]
     name_nodes(model)
-    exclude = tail_nodes(model) + resolve_keep_float(model, settings.keep_float) \
-        + list(settings.extra_exclude)
+    kept = resolve_keep_float(model, settings.keep_float)
+    exclude = tail_nodes(model) + kept + list(settings.extra_exclude)
     # the quantizer puts no Q/DQ on Conv or Add outputs: the next quantized op's input gets the
     # pair (after the ReLU), and the head's logits stay float; the Q before each ReLU comes from
     # make_cpu_fusable below, with the post-ReLU scale (lossless)
@@ -233,16 +236,46 @@ def quantize_graph(fp32_model: Any, record: Dict[str, Any], images: Sequence[np.
             raise ExportError(f"INT8 quantization failed in onnxruntime.quantization: "
                               f"{type(exc).__name__}: {exc}") from None
         quantized = onnx.load(dst)
+    if read_float_inputs(quantized, kept):
+        from .graph_surgery import prune_dead_nodes
+
+        prune_dead_nodes(quantized)  # a pair only the kept Conv read
     if settings.cpu_fusable:
         from .qdq_relu import make_cpu_fusable
 
         log.debug("INT8 onnxruntime-CPU rewrites: %s", make_cpu_fusable(quantized))
+    if kept and settings.keep_float_fp16:
+        from .fp16 import convs_to_fp16
+
+        try:
+            log.info("INT8: %d kept Conv(s) in FP16", convs_to_fp16(quantized, kept))
+        except ValueError as exc:
+            raise ExportError(f"--keep-float in FP16 failed: {exc}") from None
     problems = qdq_problems(quantized)
     if problems:
         raise ExportError("the INT8 graph breaks TensorRT's Q/DQ rules (a bug, please report "
                           "it): " + "; ".join(problems[:5]))
     log.info("INT8: %d Q/DQ pair(s), %d node(s) kept float", count_qdq(quantized), len(exclude))
     return quantized
+
+
+def read_float_inputs(model: Any, conv_names: Sequence[str]) -> int:
+    """Make the kept-float Convs read the float tensor itself where the quantizer gave them the
+    DequantizeLinear of a pair that another, quantized reader of the same tensor needs (a
+    shared input): `--keep-float` means float input, not the INT8-rounded one. In place;
+    returns how many inputs were rewired."""
+    producers = {o: n for n in model.graph.node for o in n.output}
+    wanted, rewired = set(conv_names), 0
+    for node in model.graph.node:
+        if node.op_type != "Conv" or node.name not in wanted:
+            continue
+        dq = producers.get(node.input[0])
+        q = producers.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" \
+            else None
+        if q is not None and q.op_type == "QuantizeLinear":
+            node.input[0] = q.input[0]
+            rewired += 1
+    return rewired
 
 
 class _NoPreprocessAdvice(logging.Filter):

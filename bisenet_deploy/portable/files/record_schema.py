@@ -281,6 +281,7 @@ def _check_int8(export):
     if not isinstance(keep, list) or not all(isinstance(k, str) and k for k in keep):
         raise _Problem("export.int8.keep_float", "must be a list of layer names, got %s"
                        % _shown(keep))
+    _text(int8, "keep_float_dtype", "export.int8", ("fp16", "fp32"), required=False)
     _int(int8, "qdq_pairs", 0, 10 ** 6, "export.int8")
 
 
