@@ -61,6 +61,43 @@ def test_tensorrt_rtx_builds_the_qdq_graph_without_a_gpu(int8_export, tmp_path):
     assert os.path.splitext(out)[0] + ".json" == result.sidecar_path
 
 
+def test_tensorrt_rtx_folds_the_cpu_rewrites_into_the_layers_it_builds_anyway(tiny_export,
+                                                                                tmp_path):
+    """The onnxruntime-CPU rewrites (a Q before each ReLU, LeakyRelu(0), a pair per reader) must
+    not cost a GPU engine a layer: TensorRT-RTX builds the same engine layers, of the same
+    precisions, with and without them (its build log's layer list; no GPU needed)."""
+    pytest.importorskip("tensorrt_rtx_bindings", reason="TensorRT-RTX is not installed")
+    import onnx
+
+    from bisenet_deploy.export.onnx_metadata import get_record, set_record
+    from bisenet_deploy.export.quantize import QuantizeSettings, quantize_graph
+    from bisenet_deploy.synthetic import synthetic_image
+
+    _, _, path = tiny_export()
+    fp32 = onnx.load(path)
+    record = get_record(fp32)
+    record["export"].update(target="trt11", precision="int8")
+    record["export"]["int8"] = {
+        "scheme": "qdq-int8-symmetric", "quantizer": "onnxruntime.quantization",
+        "calibration": {"method": "percentile", "images": 2},
+        "agreement": {"percent": 90.0, "worst_image_percent": 90.0, "images": 1,
+                      "held_out": "synthetic street scenes"},
+        "min_agreement": 0.0, "keep_float": [], "qdq_pairs": 1}
+    images = [synthetic_image(128, 64, seed=80 + i) for i in range(2)]
+    built = {}
+    for fusable in (False, True):
+        q = quantize_graph(fp32, record, images, QuantizeSettings(cpu_fusable=fusable))
+        assert any(n.op_type == "LeakyRelu" for n in q.graph.node) == fusable
+        set_record(q, record)
+        onnx_path = str(tmp_path / ("q%d.onnx" % fusable))
+        onnx.save(q, onnx_path)
+        result = build_engine(onnx_path, None, BuildOptions(
+            output=str(tmp_path / ("q%d.engine" % fusable)), flavour="tensorrt-rtx"))
+        built[fusable] = result.sidecar["layer_precisions"]
+    assert built[False] and built[False].get("int8", 0) >= 20, built
+    assert built[True] == built[False], built
+
+
 def _config_state(calls):
     return [c for c in calls if c[0] not in ("parse", "Builder")]
 

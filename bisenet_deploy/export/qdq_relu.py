@@ -17,9 +17,10 @@ That ReLU is written `LeakyRelu(alpha=0)`, the same function: onnxruntime turns
 `DQ -> LeakyRelu -> Q` into one integer `QLinearLeakyRelu` (a 256-entry table, exact), while it
 has no integer ReLU and ran `DQ -> Relu -> Q` as three float passes over each activation (about a
 tenth of the INT8 graph's time on the default model, docs/int8.md). TensorRT reads either as a
-ReLU activation between a DQ and a Q. TensorRT fuses a Q after a convolution with an INT8 input
-into it; whether it folds the DQ -> ReLU -> Q into the convolution too or runs it as an INT8
-pointwise kernel is not measured yet (docs/int8.md "What the export does").
+ReLU activation between a DQ and a Q. TensorRT-RTX's build (its layer list needs no GPU) folds
+the whole Q -> DQ -> ReLU -> Q into the pointwise kernel it runs after each convolution anyway:
+the same layers and tensors with and without these rewrites (tests/test_int8_engine.py). Full
+TensorRT was not checked (docs/int8.md "Engines").
 """
 
 from __future__ import annotations

@@ -228,11 +228,12 @@ def _decide_qdq(precision, fast_int8, fast_fp16, sm, caps, warnings, notes):
                          "export with --precision fp16 or fp32 instead" % sm)
     if caps.strong_typing == "always":
         notes.append("%s: strongly typed network, INT8 where the ONNX's Q/DQ nodes put it, the "
-                     "rest FP32" % trt)
+                     "rest in the graph's own float types" % trt)
         if caps.flavour == RTX:
-            warnings.append("%s lists INT8 only as weight-only GEMM: it builds the Q/DQ graph, "
-                            "but its convolutions may run dequantized (docs/int8.md); FP16 is "
-                            "its fast path for a CNN" % trt)
+            warnings.append("%s lists INT8 only as weight-only GEMM: its build plans INT8 "
+                            "convolutions for the Q/DQ graph, but their kernels are made on the "
+                            "GPU when the engine first loads and their speed is not measured "
+                            "(docs/int8.md); FP16 is its documented fast path for a CNN" % trt)
         return PrecisionDecision(INT8_QDQ, [], True, False, warnings, notes)
     flags = ["INT8"]
     if fast_fp16:
