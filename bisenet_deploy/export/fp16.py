@@ -108,8 +108,9 @@ def convs_to_fp16(model: Any, conv_names: Any) -> int:
     builder flags, decide each layer's precision, so a layer kept out of INT8 runs in FP16 only
     if the graph says so. Each Conv gets FP16 copies of its weight and bias, a Cast to FLOAT16
     before it and a Cast back to FLOAT after it; the tensors around it stay FP32, so the Q/DQ
-    pairs and every other node are untouched (a Conv already reading a DequantizeLinear, i.e.
-    a quantized one, is refused)."""
+    pairs and every other node are untouched. A Conv whose weight or bias is not a constant (a
+    quantized one, reading a DequantizeLinear) is refused with ValueError, as is a weight beyond
+    FP16's range."""
     import numpy as np
     from onnx import TensorProto, helper, numpy_helper
 

@@ -66,8 +66,8 @@ COMMON_OPS = frozenset({
     "Add", "ArgMax", "AveragePool", "BatchNormalization", "Cast", "Clip", "Concat", "Constant",
     "ConstantOfShape", "Conv", "ConvTranspose", "DepthToSpace", "Div", "Expand", "Flatten", "Gather",
     "GlobalAveragePool", "GlobalMaxPool", "Identity", "LeakyRelu", "MaxPool", "Mul", "Pad",
-    "ReduceMax", "ReduceMean", "Relu", "Reshape", "Resize", "Shape", "Sigmoid", "Slice", "Softmax", "Squeeze",
-    "Sub", "Tanh", "Transpose", "Unsqueeze",
+    "ReduceMax", "ReduceMean", "Relu", "Reshape", "Resize", "Shape", "Sigmoid", "Slice",
+    "Softmax", "Squeeze", "Sub", "Tanh", "Transpose", "Unsqueeze",
 })
 
 # coordinate_transformation_mode values onnx-tensorrt 8.2+ accepts for Resize
