@@ -78,8 +78,118 @@ def test_layers_refuses_other_backends_in_one_line(graphs, capsys):
     fp32, _ = graphs
     rc = _compare(["--reference", "tensorrt:x.engine", "--against", "onnxruntime:" + fp32])
     err = capsys.readouterr().err
-    assert rc == 2 and "--layers compares ONNX graphs on onnxruntime CPU" in err
+    assert rc == 2 and "--layers compares ONNX graphs" in err and "--reference" in err
     assert len(err.strip().splitlines()) == 1
+    # an engine cannot show its layers: tensorrt needs the ONNX, to build its own marked engine
+    rc = _compare(["--reference", "onnxruntime:" + fp32, "--against", "tensorrt:m.engine"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "needs the ONNX for tensorrt (tensorrt:PATH.onnx), not an engine" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def _tensorrt_problem():
+    from bisenet_deploy.runtime.factory import backend_problem
+
+    return backend_problem("tensorrt")
+
+
+def test_layers_against_tensorrt_without_an_engine_runtime_is_one_line_exit_4(graphs, capsys,
+                                                                              tmp_path):
+    if _tensorrt_problem() is None:
+        pytest.skip("this machine can run TensorRT engines")
+    fp32, int8 = graphs
+    rc = _compare(["--reference", "onnxruntime:" + fp32, "--against", "tensorrt:" + int8,
+                   "--json", str(tmp_path / "r.json")])
+    err = capsys.readouterr().err
+    assert rc == 4 and err.startswith("error: --layers against tensorrt: ")
+    assert len(err.strip().splitlines()) == 1 and not list(tmp_path.iterdir())
+
+
+def test_the_tensorrt_probe_builds_an_engine_with_every_conv_output_marked(graphs, tmp_path):
+    """Built here for real with TensorRT-RTX (no GPU needed to build): the engine's outputs are
+    the graph's own plus each Conv output the comparison pairs by module path."""
+    pytest.importorskip("tensorrt_rtx_bindings", reason="TensorRT-RTX is not installed")
+    from bisenet_deploy.evaluation.engine_layers import EngineProbe
+    from bisenet_deploy.portable.running.engine_load import load_sidecar
+
+    _, int8 = graphs
+    probe = EngineProbe(int8, flavour="tensorrt-rtx")
+    engine = probe.build(str(tmp_path))
+    sidecar = load_sidecar(engine)[1]
+    outputs = {t["name"]: t["dtype"] for t in sidecar["io"] if t["mode"] == "output"}
+    assert len(probe.paths()) >= 50
+    assert set(probe.outputs.values()) <= set(outputs)
+    assert outputs["labels"] == "int32"
+    assert all(outputs[name] == "float32" for name in probe.outputs.values())
+    assert sidecar["precision"] == "int8-qdq"
+
+
+def test_the_tensorrt_probe_runs_its_marked_engine_and_removes_its_folder(graphs, monkeypatch):
+    """The probe's whole path with a stand-in runner (running an engine needs a GPU): it builds
+    the marked engine (for real, TensorRT-RTX), opens it through the runtime factory, reads each
+    Conv output by its tensor name, and removes the folder it made when closed. The stand-in
+    runs the marked ONNX beside the engine on onnxruntime, so the INT8 layers must equal the
+    INT8 graph's own."""
+    pytest.importorskip("tensorrt_rtx_bindings", reason="TensorRT-RTX is not installed")
+    import os
+
+    import onnxruntime as ort
+
+    from bisenet_deploy.evaluation.engine_layers import EngineProbe
+    from bisenet_deploy.evaluation.layers import compare_layers
+    from bisenet_deploy.export.onnx_metadata import read_record
+    from bisenet_deploy.runtime import factory
+    from bisenet_deploy.synthetic import synthetic_image
+
+    opened = []
+
+    class StandIn:
+        def __init__(self, engine):
+            marked = os.path.join(os.path.dirname(engine), "layers-marked.onnx")
+            self.session = ort.InferenceSession(marked, providers=["CPUExecutionProvider"])
+            self.active = False
+
+        def activate(self):
+            self.active = True
+
+        def deactivate(self):
+            self.active = False
+
+        def infer(self, batch):
+            assert self.active
+            names = [o.name for o in self.session.get_outputs()]
+            return dict(zip(names, self.session.run(names, {"image": batch})))
+
+    def open_runner(backend, engine=None, **_):
+        assert backend == "tensorrt" and engine.endswith(".engine") and os.path.isfile(engine)
+        opened.append(StandIn(engine))
+        return opened[-1]
+
+    monkeypatch.setattr(factory, "open_runner", open_runner)
+    _, int8 = graphs
+    probe = EngineProbe(int8, flavour="tensorrt-rtx")
+    report = compare_layers(probe.model, probe, read_record(int8),
+                            [synthetic_image(128, 64, seed=5)])
+    folder = os.path.dirname(probe.engine_path)
+    assert report["paired"] == len(probe.paths()) >= 50
+    assert all(row["cosine"] > 0.99999 for row in report["layers"]), report["layers"][:3]
+    probe.close()
+    assert not os.path.exists(folder) and not opened[0].active
+
+
+@pytest.mark.tensorrt
+def test_a_tensorrt_engine_layer_by_layer_against_onnxruntime(graphs, capsys):
+    """On a GPU: the FP32 graph built into an engine keeps every layer's cosine >= 0.999 against
+    onnxruntime (FP32 on both sides), and the INT8 engine >= 0.99 against the INT8 graph."""
+    problem = _tensorrt_problem()
+    if problem:
+        pytest.skip(problem)
+    fp32, int8 = graphs
+    assert _compare(["--reference", "onnxruntime:" + fp32, "--against", "tensorrt:" + fp32,
+                     "--min-cosine", "0.999"]) == 0
+    assert "every layer's cosine >= 0.999" in capsys.readouterr().out
+    assert _compare(["--reference", "onnxruntime:" + int8, "--against", "tensorrt:" + int8]) == 0
+    assert "every layer's cosine >= 0.99" in capsys.readouterr().out
 
 
 def test_layer_names_from_torchscript_scopes_match_the_dynamo_weight_names():

@@ -2,7 +2,12 @@
 
     bisenet-compare --layers --reference onnxruntime:FP32.onnx | torch[:CKPT]
                     --against onnxruntime:INT8.onnx [onnxruntime:FP16.onnx ...]
+                              [tensorrt:INT8.onnx ...]
                     [--synthetic N | --images PATH...] [--min-cosine C] [--json P] [--plot P]
+
+`tensorrt:MODEL.onnx` names an ONNX, not an engine: an engine shows only the outputs marked when
+it was built, so the comparison builds one of its own with every Conv output marked
+(evaluation/engine_layers.py); that needs an NVIDIA GPU to run.
 """
 
 from __future__ import annotations
@@ -12,9 +17,11 @@ import shlex
 from .common import write_json_report
 from .options import JSON_STDOUT
 
-_NOT_HERE = ("--layers compares ONNX graphs on onnxruntime CPU, against each other or against "
-             "PyTorch on CPU: give {option} {what}, not {text!r} (TensorRT engines: not "
-             "implemented yet)")
+_NOT_HERE = ("--layers compares ONNX graphs (on onnxruntime CPU, or built into a TensorRT engine "
+             "with every Conv output marked) against each other or against PyTorch on CPU: give "
+             "{option} {what}, not {text!r}")
+_WHAT = {"onnxruntime": "onnxruntime:PATH.onnx", "torch": "torch[:CKPT]",
+         "tensorrt": "tensorrt:PATH.onnx"}
 
 
 def _spec(text: str, option: str, allowed):
@@ -23,10 +30,24 @@ def _spec(text: str, option: str, allowed):
 
     spec = parse_spec(text)
     if spec.backend not in allowed:
-        what = " or ".join({"onnxruntime": "onnxruntime:PATH.onnx", "torch": "torch[:CKPT]"}[a]
-                           for a in allowed)
+        what = " or ".join(_WHAT[a] for a in allowed)
         raise InputError(_NOT_HERE.format(option=option, what=what, text=text))
+    if spec.backend == "tensorrt" and spec.path and not spec.path.lower().endswith(".onnx"):
+        raise InputError(f"{option} {text}: --layers needs the ONNX for tensorrt "
+                         f"(tensorrt:PATH.onnx), not an engine: an engine shows only the outputs "
+                         f"marked when it was built, so the comparison builds its own with every "
+                         f"Conv output marked")
     return spec
+
+
+def _tensorrt_usable() -> None:
+    """One line and exit 4 before any work where no engine can run here."""
+    from ..errors import MissingDependencyError
+    from ..runtime.factory import backend_problem
+
+    problem = backend_problem("tensorrt")
+    if problem:
+        raise MissingDependencyError(f"--layers against tensorrt: {problem}")
 
 
 def _load(path: str):
@@ -45,12 +66,14 @@ def run_layers(args, load_images) -> int:
     if not 0.0 < args.min_cosine <= 1.0:
         raise InputError(f"--min-cosine must be in (0, 1], got {args.min_cosine}")
     ref_spec = _spec(args.reference, "--reference", ("onnxruntime", "torch"))
-    cand_specs = [_spec(s, "--against", ("onnxruntime",)) for s in args.against]
+    cand_specs = [_spec(s, "--against", ("onnxruntime", "tensorrt")) for s in args.against]
+    if any(spec.backend == "tensorrt" for spec in cand_specs):
+        _tensorrt_usable()
     cand_paths = []
     for spec in cand_specs:
         path = spec.path or args.onnx
         if not path:
-            raise InputError(f"--against {spec.text}: name the ONNX (onnxruntime:PATH.onnx)")
+            raise InputError(f"--against {spec.text}: name the ONNX ({spec.backend}:PATH.onnx)")
         cand_paths.append(path)
     reference = record = None
     if ref_spec.backend == "onnxruntime":
@@ -61,7 +84,7 @@ def run_layers(args, load_images) -> int:
     source = ModelSource.from_args(args)
     reports = []
     images = None
-    for text, path in zip(args.against, cand_paths):
+    for text, spec, path in zip(args.against, cand_specs, cand_paths):
         candidate, cand_record = _load(path)
         if record is not None and cand_record["export"]["input_size"] != \
                 record["export"]["input_size"]:
@@ -77,7 +100,17 @@ def run_layers(args, load_images) -> int:
             model, _ = source.loaded(resolve_path(ref_spec, checkpoint=args.checkpoint),
                                      cand_record["model"])
             ref = TorchProbe(model, cand_record, candidate)
-        report = compare_layers(ref, candidate, use_record, images, args.min_cosine)
+        probe = None
+        if spec.backend == "tensorrt":
+            from ..evaluation.engine_layers import EngineProbe
+
+            probe = EngineProbe(path)
+        try:
+            report = compare_layers(ref, probe or candidate, use_record, images,
+                                    args.min_cosine)
+        finally:
+            if probe is not None:
+                probe.close()
         report.update(reference=args.reference, candidate=path)
         reports.append(report)
         print(format_layers(report, f"{text} vs {args.reference}"))

@@ -65,7 +65,9 @@ def build_parser():
     lay.add_argument("--layers", action="store_true",
                      help="compare ONNX graphs of one model layer by layer (FP32 vs FP16 vs "
                           "INT8 on onnxruntime CPU, Conv outputs paired by module name): "
-                          "--reference onnxruntime:A.onnx --against onnxruntime:B.onnx ...")
+                          "--reference onnxruntime:A.onnx --against onnxruntime:B.onnx ...; "
+                          "tensorrt:B.onnx builds B into an engine with every Conv output "
+                          "marked and runs it (needs an NVIDIA GPU)")
     lay.add_argument("--min-cosine", type=float, default=0.99, metavar="C",
                      help="a layer whose cosine similarity to the reference is below C is past "
                           "tolerance; the first such layer is reported (default 0.99)")
