@@ -212,3 +212,46 @@ def test_each_reader_gets_its_own_pair_with_the_same_values():
     assert all(np.array_equal(b, a) for b, a in zip(before, after))
     # a tensor of unknown rank gets no copies: no `axis` value is known to be valid for it
     assert one_pair_per_reader(_shared_pair_graph(None)) == 0
+
+
+def test_the_classifier_keeps_float_weights_and_an_int8_input(graphs, tmp_path):
+    """The Conv that writes the logits reads the FP32 graph's own weights (no DequantizeLinear)
+    but still a quantized input; every other Conv keeps INT8 weights. onnxruntime then runs it,
+    and the logits' upsampling after it, in its blocked float layout (the measured speed-up,
+    docs/int8.md); without it they run in the plain layout."""
+    import onnx
+    from onnx import numpy_helper
+
+    from bisenet_deploy.export.quantize import QuantizeSettings, conv_layers, quantize_graph
+    from bisenet_deploy.synthetic import synthetic_image
+
+    model, record, _, exported = graphs
+    floats = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    producers = {o: n for n in exported.graph.node for o in n.output}
+    inits = {i.name: numpy_helper.to_array(i) for i in exported.graph.initializer}
+    layers = conv_layers(exported)
+    convs = [n for n in exported.graph.node if n.op_type == "Conv"]
+    classifier = [c for c in convs if layers[c.name] == "head.conv_out.0"]
+    assert len(classifier) == 1
+    (conv,) = classifier
+    assert conv.input[1] in inits and np.array_equal(inits[conv.input[1]], floats[conv.input[1]])
+    assert producers[conv.input[0]].op_type == "DequantizeLinear"
+    assert all(producers[c.input[1]].op_type == "DequantizeLinear" for c in convs if c is not conv)
+
+    images = [synthetic_image(128, 64, seed=60 + i) for i in range(2)]
+    without = quantize_graph(model, record, images, QuantizeSettings(float_classifier=False))
+    layers = conv_layers(without)
+    producers = {o: n for n in without.graph.node for o in n.output}
+    (conv,) = [c for c in without.graph.node
+               if c.op_type == "Conv" and layers[c.name] == "head.conv_out.0"]
+    assert producers[conv.input[1]].op_type == "DequantizeLinear"
+
+    def blocked(m, name):
+        _optimized_ops(m, tmp_path, name)
+        return collections.Counter(n.op_type for n in onnx.load(str(tmp_path / name)).graph.node
+                                   if n.domain == "com.microsoft.nchwc")
+
+    new, old = blocked(exported, "float.onnx"), blocked(without, "int8.onnx")
+    if not new and not old:
+        pytest.skip("this CPU's onnxruntime uses no blocked (NCHWc) layout")
+    assert new["Upsample"] == 2 and old["Upsample"] == 0, (old, new)

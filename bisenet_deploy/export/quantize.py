@@ -11,7 +11,8 @@ Why this way (docs/int8.md has the measurements):
   per-channel weight scales, float bias. Q/DQ on the inputs of Conv and of the Adds (residual,
   context embedding, the BGA sum) only: TensorRT moves Q/DQ across pooling itself, and quantizing
   the pooling/Concat/BGA-Mul inputs too cost label agreement (docs/int8.md); nothing after the
-  last Conv: the head's upsampling Resize, ArgMax, Cast and the logits output stay float.
+  last Conv: the head's upsampling Resize, ArgMax, Cast and the logits output stay float. The
+  last Conv itself, the classifier, keeps float weights on its INT8 input (float_classifier).
 * Then two lossless rewrites (qdq_relu.py) let onnxruntime's CPU kernels run the convolutions
   in integers too: a Q right after each Conv that feeds a ReLU (same scale as the Q after the
   ReLU) and one Q/DQ pair per reader of a shared tensor. Labels are unchanged, bit for bit.
@@ -61,6 +62,8 @@ class QuantizeSettings:
     cpu_fusable: bool = True
     #: the keep_float Convs run in FP16 (a strongly typed target: TensorRT 11), else in FP32
     keep_float_fp16: bool = False
+    #: the classifier (the Conv that writes the logits) keeps float weights (float_classifier)
+    float_classifier: bool = True
 
     def validate(self) -> None:
         if self.method not in CALIBRATION_METHODS:
@@ -236,10 +239,13 @@ def quantize_graph(fp32_model: Any, record: Dict[str, Any], images: Sequence[np.
             raise ExportError(f"INT8 quantization failed in onnxruntime.quantization: "
                               f"{type(exc).__name__}: {exc}") from None
         quantized = onnx.load(dst)
-    if read_float_inputs(quantized, kept):
+    rewired = read_float_inputs(quantized, kept)
+    if settings.float_classifier:
+        rewired += float_classifier(quantized, model)
+    if rewired:
         from .graph_surgery import prune_dead_nodes
 
-        prune_dead_nodes(quantized)  # a pair only the kept Conv read
+        prune_dead_nodes(quantized)  # pairs only a kept Conv read, the classifier's weight DQ
     if settings.cpu_fusable:
         from .qdq_relu import make_cpu_fusable
 
@@ -276,6 +282,41 @@ def read_float_inputs(model: Any, conv_names: Sequence[str]) -> int:
             node.input[0] = q.input[0]
             rewired += 1
     return rewired
+
+
+def float_classifier(model: Any, fp32_model: Any) -> int:
+    """Give the classifier, the Conv whose output only the float tail reads (the logits), its
+    float weights back; its input stays INT8. In place; returns how many Convs changed (1).
+
+    Why: it is the layer whose quantization moves the most labels (the sensitivity scan ranks
+    it first on a trained model), it is a 1x1 convolution of a few MFLOP, and as a float Conv
+    onnxruntime runs it, and the upsampling of the logits after it, in its blocked float layout:
+    ~6% off the INT8 graph's time on CPU (docs/int8.md). TensorRT runs it as a float layer on
+    the dequantized input."""
+    tail = set(tail_nodes(model))
+    readers: Dict[str, List[Any]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    producers = {o: n for n in model.graph.node for o in n.output}
+    floats = {i.name: i for i in fp32_model.graph.initializer}
+    have = {i.name for i in model.graph.initializer}
+    changed = 0
+    for conv in model.graph.node:
+        after = readers.get(conv.output[0], [])
+        if conv.op_type != "Conv" or not after or any(n.name not in tail for n in after):
+            continue
+        dq = producers.get(conv.input[1]) if len(conv.input) > 1 else None
+        if dq is None or dq.op_type != "DequantizeLinear" or not dq.input[0].endswith(
+                "_quantized") or dq.input[0][:-len("_quantized")] not in floats:
+            continue
+        weight = dq.input[0][:-len("_quantized")]
+        if weight not in have:
+            model.graph.initializer.append(floats[weight])
+            have.add(weight)
+        conv.input[1] = weight
+        changed += 1
+    return changed
 
 
 class _NoPreprocessAdvice(logging.Filter):
