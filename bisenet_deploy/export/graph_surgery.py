@@ -1,11 +1,31 @@
 """Graph surgery on exported ONNX graphs: Resize sizes the TorchScript exporter computes from Shape
 ops become constants when the shapes are static (the graph stays simple even without
 onnx-simplifier), and nodes and initializers no output needs are dropped (after such rewrites,
-and when the INT8 sensitivity scan strips Q/DQ pairs)."""
+and when the INT8 sensitivity scan strips Q/DQ pairs), and what a Q/DQ graph's DequantizeLinear
+stands for is read back (to give a node its float input)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Dict, Optional, Tuple
+
+#: onnxruntime.quantization names a quantized weight initializer `<float name>_quantized`
+QUANTIZED_WEIGHT_SUFFIX = "_quantized"
+
+
+def dequantized_source(name: str, producers: Dict[str, Any]) -> Optional[Tuple[str, str]]:
+    """What the tensor `name` dequantizes, where a DequantizeLinear writes it:
+    ("activation", the tensor its QuantizeLinear read) or ("weight", the name of the float
+    initializer the quantizer made `<name>_quantized` from); None for anything else."""
+    dq = producers.get(name)
+    if dq is None or dq.op_type != "DequantizeLinear":
+        return None
+    src = dq.input[0]
+    q = producers.get(src)
+    if q is not None and q.op_type == "QuantizeLinear":
+        return "activation", q.input[0]
+    if src.endswith(QUANTIZED_WEIGHT_SUFFIX):
+        return "weight", src[:-len(QUANTIZED_WEIGHT_SUFFIX)]
+    return None
 
 
 def freeze_resize_sizes(model: Any) -> int:

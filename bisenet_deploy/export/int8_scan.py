@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Sequence
 import numpy as np
 
 from .quantize import block_of, conv_layers
-from .graph_surgery import prune_dead_nodes
+from .graph_surgery import dequantized_source, prune_dead_nodes
 
 log = logging.getLogger(__name__)
 
@@ -42,19 +42,17 @@ def keep_only(qdq_model: Any, fp32_model: Any, quantized_convs: Sequence[str]) -
         if node.op_type in ("QuantizeLinear", "DequantizeLinear") or node.name in keep:
             continue
         for k, name in enumerate(node.input):
-            dq = producers.get(name)
-            if dq is None or dq.op_type != "DequantizeLinear":
+            source = dequantized_source(name, producers)
+            if source is None:
                 continue
-            src = dq.input[0]
-            q = producers.get(src)
-            if q is not None and q.op_type == "QuantizeLinear":
-                node.input[k] = q.input[0]          # activation: the float tensor
-            elif src.endswith("_quantized") and src[:-len("_quantized")] in float_inits:
-                weight = src[:-len("_quantized")]  # weight: the FP32 graph's initializer
-                if weight not in have:
-                    graph.initializer.append(float_inits[weight])
-                    have.add(weight)
-                node.input[k] = weight
+            kind, src = source
+            if kind == "activation":
+                node.input[k] = src                 # the float tensor
+            elif src in float_inits:                # the FP32 graph's weight initializer
+                if src not in have:
+                    graph.initializer.append(float_inits[src])
+                    have.add(src)
+                node.input[k] = src
     prune_dead_nodes(model)
     return model
 

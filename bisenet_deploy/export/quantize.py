@@ -270,16 +270,16 @@ def read_float_inputs(model: Any, conv_names: Sequence[str]) -> int:
     DequantizeLinear of a pair that another, quantized reader of the same tensor needs (a
     shared input): `--keep-float` means float input, not the INT8-rounded one. In place;
     returns how many inputs were rewired."""
+    from .graph_surgery import dequantized_source
+
     producers = {o: n for n in model.graph.node for o in n.output}
     wanted, rewired = set(conv_names), 0
     for node in model.graph.node:
         if node.op_type != "Conv" or node.name not in wanted:
             continue
-        dq = producers.get(node.input[0])
-        q = producers.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" \
-            else None
-        if q is not None and q.op_type == "QuantizeLinear":
-            node.input[0] = q.input[0]
+        source = dequantized_source(node.input[0], producers)
+        if source is not None and source[0] == "activation":
+            node.input[0] = source[1]
             rewired += 1
     return rewired
 
@@ -293,6 +293,8 @@ def float_classifier(model: Any, fp32_model: Any) -> int:
     onnxruntime runs it, and the upsampling of the logits after it, in its blocked float layout:
     ~6% off the INT8 graph's time on CPU (docs/int8.md). TensorRT runs it as a float layer on
     the dequantized input."""
+    from .graph_surgery import dequantized_source
+
     tail = set(tail_nodes(model))
     readers: Dict[str, List[Any]] = {}
     for node in model.graph.node:
@@ -306,11 +308,10 @@ def float_classifier(model: Any, fp32_model: Any) -> int:
         after = readers.get(conv.output[0], [])
         if conv.op_type != "Conv" or not after or any(n.name not in tail for n in after):
             continue
-        dq = producers.get(conv.input[1]) if len(conv.input) > 1 else None
-        if dq is None or dq.op_type != "DequantizeLinear" or not dq.input[0].endswith(
-                "_quantized") or dq.input[0][:-len("_quantized")] not in floats:
+        source = dequantized_source(conv.input[1], producers) if len(conv.input) > 1 else None
+        if source is None or source[0] != "weight" or source[1] not in floats:
             continue
-        weight = dq.input[0][:-len("_quantized")]
+        weight = source[1]
         if weight not in have:
             model.graph.initializer.append(floats[weight])
             have.add(weight)
