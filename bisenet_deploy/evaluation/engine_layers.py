@@ -16,32 +16,11 @@ import logging
 import os
 import shutil
 import tempfile
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
 log = logging.getLogger(__name__)
-
-
-def marked_copy(model: Any, names: Sequence[str]) -> Any:
-    """A copy of `model` with the tensors `names` added as typed graph outputs (TensorRT's parser
-    needs each output's type, which shape inference gives)."""
-    import onnx
-
-    copy = onnx.ModelProto()
-    copy.CopyFrom(model)
-    inferred = onnx.shape_inference.infer_shapes(copy)
-    typed = {v.name: v for v in inferred.graph.value_info}
-    present = {o.name for o in copy.graph.output}
-    for name in names:
-        if name in present:
-            continue
-        if name not in typed:
-            raise ValueError(f"no type known for tensor {name!r}")
-        out = onnx.ValueInfoProto()
-        out.CopyFrom(typed[name])
-        copy.graph.output.append(out)
-    return copy
 
 
 class EngineProbe:
@@ -71,6 +50,7 @@ class EngineProbe:
 
         from ..portable.building.builder import build_engine
         from ..portable.building.build_plan import BuildOptions
+        from .layers import marked_copy
 
         path = os.path.join(folder, "layers-marked.onnx")
         onnx.save(marked_copy(self.model, list(self.outputs.values())), path)

@@ -26,18 +26,29 @@ log = logging.getLogger(__name__)
 DEFAULT_MIN_COSINE = 0.99
 
 
-def _marked_session(model: Any, names: Sequence[str]):
+def marked_copy(model: Any, names: Sequence[str]) -> Any:
+    """A copy of `model` with the tensors `names` added as graph outputs, typed where shape
+    inference knows the type (TensorRT's parser needs it; onnxruntime infers a missing one)."""
     import onnx
-
-    from ..export.int8_gate import session
 
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
+    typed = {v.name: v for v in onnx.shape_inference.infer_shapes(copy).graph.value_info}
     present = {o.name for o in copy.graph.output}
     for name in names:
-        if name not in present:
-            copy.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
-    return session(copy)
+        if name in present:
+            continue
+        out = onnx.helper.make_empty_tensor_value_info(name)
+        if name in typed:
+            out.CopyFrom(typed[name])
+        copy.graph.output.append(out)
+    return copy
+
+
+def _marked_session(model: Any, names: Sequence[str]):
+    from ..export.int8_gate import session
+
+    return session(marked_copy(model, names))
 
 
 def conv_outputs(model: Any) -> Dict[str, str]:
