@@ -6,10 +6,19 @@ stands for is read back (to give a node its float input)."""
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 #: onnxruntime.quantization names a quantized weight initializer `<float name>_quantized`
 QUANTIZED_WEIGHT_SUFFIX = "_quantized"
+
+
+def readers_of(graph: Any) -> Dict[str, List[Any]]:
+    """{tensor name: the nodes that read it, in graph order}."""
+    readers: Dict[str, List[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    return readers
 
 
 def dequantized_source(name: str, producers: Dict[str, Any]) -> Optional[Tuple[str, str]]:

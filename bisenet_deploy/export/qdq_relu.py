@@ -27,13 +27,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Sequence
 
-
-def _consumers(graph: Any) -> Dict[str, List[Any]]:
-    readers: Dict[str, List[Any]] = {}
-    for node in graph.node:
-        for name in node.input:
-            readers.setdefault(name, []).append(node)
-    return readers
+from .graph_surgery import readers_of
 
 
 def quantize_before_relu(model: Any, op_types: Sequence[str] = ("Conv",)) -> int:
@@ -46,7 +40,7 @@ def quantize_before_relu(model: Any, op_types: Sequence[str] = ("Conv",)) -> int
 
     graph = model.graph
     producers = {o: n for n in graph.node for o in n.output}
-    readers = _consumers(graph)
+    readers = readers_of(graph)
     inits = {i.name: i for i in graph.initializer}
     outputs = {o.name for o in graph.output}
     nodes = list(graph.node)
@@ -110,7 +104,7 @@ def one_pair_per_reader(model: Any) -> int:
     from onnx import helper
 
     graph = model.graph
-    readers = _consumers(graph)
+    readers = readers_of(graph)
     inits = {i.name: i for i in graph.initializer}
     outputs = {o.name for o in graph.output}
     ranks = _ranks(model)

@@ -121,11 +121,10 @@ class _Reader:
 def tail_nodes(model: Any) -> List[str]:
     """Names of the nodes from which no Conv can be reached: the head's last Resize, ArgMax,
     Cast and the logits output path. They stay float (excluded from quantization)."""
+    from .graph_surgery import readers_of
+
     graph = model.graph
-    consumers: Dict[str, List[Any]] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
+    consumers = readers_of(graph)
     feeds_conv: Dict[str, bool] = {}
     for node in reversed(list(graph.node)):  # nodes are topologically sorted
         feeds_conv[node.name] = any(
@@ -291,15 +290,12 @@ def float_classifier(model: Any, fp32_model: Any) -> int:
     Why: it is the layer whose quantization moves the most labels (the sensitivity scan ranks
     it first on a trained model), it is a 1x1 convolution of a few MFLOP, and as a float Conv
     onnxruntime runs it, and the upsampling of the logits after it, in its blocked float layout:
-    ~6% off the INT8 graph's time on CPU (docs/int8.md). TensorRT runs it as a float layer on
+    about 5% off the INT8 graph's time on CPU (docs/int8.md). TensorRT runs it as a float layer on
     the dequantized input."""
-    from .graph_surgery import dequantized_source
+    from .graph_surgery import dequantized_source, readers_of
 
     tail = set(tail_nodes(model))
-    readers: Dict[str, List[Any]] = {}
-    for node in model.graph.node:
-        for name in node.input:
-            readers.setdefault(name, []).append(node)
+    readers = readers_of(model.graph)
     producers = {o: n for n in model.graph.node for o in n.output}
     floats = {i.name: i for i in fp32_model.graph.initializer}
     have = {i.name for i in model.graph.initializer}
