@@ -4,6 +4,7 @@ sensitivity scan. Tiny model (tests/conftest.py scale), tiny calibration sets.""
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -297,17 +298,49 @@ def test_export_cli_gate_failure_exits_3_and_writes_nothing(tmp_path, calib_dir,
     (["--precision", "int8", "--calib-images", ".", "--min-agreement", "101"], "0..100"),
     (["--calib-images", "."], "applies to --precision int8 only"),
     (["--keep-float", "head"], "applies to --precision int8 only"),
+    (["--precision", "int8", "--calib-images", "IMAGE"], "IMAGE is a file; give the folder"),
+    (["--precision", "int8", "--calib-images", ".", "--eval-data", "."],
+     r"leftImg8bit/val does not exist: a Cityscapes root holds leftImg8bit/val/ and gtFine/val/$"),
+    (["--precision", "int8", "--calib-images", ".", "--eval-data", "IMAGE"],
+     "--eval-data IMAGE is a file: give the dataset's root folder"),
 ])
 def test_int8_usage_errors_are_one_line_exit_2_before_any_work(tmp_path, args, message, capsys,
-                                                                calib_dir):
-    args = [calib_dir if a == "." else a for a in args]
+                                                                calib_dir, monkeypatch):
+    """Each is refused before the model is even loaded, in one line naming this command's own
+    options (bisenet-eval's --layout/--split hints are not for --eval-data)."""
+    import bisenet_deploy.export.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "_load", _no_work)
+    image = os.path.join(calib_dir, sorted(os.listdir(calib_dir))[0])
+    args = [{".": calib_dir, "IMAGE": image}.get(a, a) for a in args]
+    message = message.replace("IMAGE", re.escape(image))
     rc = _export(args + ["-o", str(tmp_path / "m.onnx")])
     err = capsys.readouterr().err
     assert rc == 2 and len(err.strip().splitlines()) == 1
-    import re
-
-    assert re.search(message, err), err
+    assert re.search(message, err.strip()), err
     assert os.listdir(str(tmp_path)) == []
+
+
+def _no_work(*args, **kwargs):
+    raise AssertionError("the model was loaded: the refusal came after the work started")
+
+
+def test_a_foreign_file_where_the_scan_goes_is_refused_before_any_work(tmp_path, calib_dir,
+                                                                     capsys, monkeypatch):
+    """The scan's report (m.int8-scan.json beside m.onnx) is checked with the ONNX, before the
+    export, quantization and scan run, not after them; the user's file is untouched."""
+    import bisenet_deploy.export.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "_load", _no_work)
+    theirs = tmp_path / "m.int8-scan.json"
+    theirs.write_text("their notes\n")
+    rc = _export(["--precision", "int8", "--calib-images", calib_dir, "--sensitivity-scan",
+                  "-o", str(tmp_path / "m.onnx")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1, err
+    assert "refusing to replace" in err and "choose another -o/--output" in err
+    assert theirs.read_text() == "their notes\n"
+    assert sorted(os.listdir(str(tmp_path))) == ["m.int8-scan.json"]
 
 
 def test_eval_data_gives_miou_of_both_graphs_side_by_side(fp32, calib_dir, tmp_path):

@@ -56,15 +56,16 @@ def _walk(folder: str, accept) -> Dict[str, str]:
     return found
 
 
-def find_cityscapes(root: str, split: str = "val") -> List[Sample]:
+def find_cityscapes(root: str, split: str = "val", option: str = "--data") -> List[Sample]:
     img_dir = os.path.join(root, "leftImg8bit", split)
     gt_dir = os.path.join(root, "gtFine", split)
     if not os.path.isdir(root):
         raise InputError(f"dataset folder {root} does not exist")
     if not os.path.isdir(img_dir):
+        hint = (" (use --layout folders for an image folder + label folder, or --split for "
+                "another split)" if option == "--data" else "")
         raise InputError(f"{img_dir} does not exist: a Cityscapes root holds leftImg8bit/{split}/ "
-                         f"and gtFine/{split}/ (use --layout folders for an image folder + label "
-                         f"folder, or --split for another split)")
+                         f"and gtFine/{split}/{hint}")
     if not os.path.isdir(gt_dir):
         raise InputError(f"{gt_dir} does not exist: download gtFine_trainvaltest.zip next to "
                          f"leftImg8bit and unpack it into {root}")
@@ -116,13 +117,17 @@ def find_folders(root: str, split: Optional[str] = None, images: str = "images",
     return [Sample(k, image_files[k], label_files[k]) for k in sorted(image_files)]
 
 
-def find_samples(root: str, layout: str = "cityscapes", split: str = "val") -> List[Sample]:
+def find_samples(root: str, layout: str = "cityscapes", split: str = "val",
+                 option: str = "--data") -> List[Sample]:
+    """The (image, label) pairs of a dataset folder; `option` is the command's name for it,
+    which the errors quote (only `--data`, bisenet-eval's, comes with --layout and --split)."""
     if os.path.isfile(root):
-        raise InputError(f"--data {root} is a file: give the dataset's root folder (with "
-                         f"leftImg8bit/ and gtFine/ for --layout cityscapes, images/ and labels/ "
-                         f"for --layout folders)")
+        what = ("leftImg8bit/ and gtFine/ for --layout cityscapes, images/ and labels/ for "
+                "--layout folders" if option == "--data" else "leftImg8bit/ and gtFine/")
+        raise InputError(f"{option} {root} is a file: give the dataset's root folder (with "
+                         f"{what})")
     if layout == "cityscapes":
-        return find_cityscapes(root, split)
+        return find_cityscapes(root, split, option)
     if layout == "folders":
         return find_folders(root, split)
     raise InputError(f"unknown dataset layout {layout!r} (use {' or '.join(LAYOUTS)})")

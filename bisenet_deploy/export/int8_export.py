@@ -63,9 +63,10 @@ class Int8Options:
                              f"{self.min_agreement}")
         if self.method not in CALIBRATION_METHODS:
             raise InputError(f"--calib-method must be one of {', '.join(CALIBRATION_METHODS)}")
-        if self.eval_data is not None and not os.path.isdir(self.eval_data):
-            raise InputError(f"--eval-data {self.eval_data!r} is not a folder (give a "
-                             f"Cityscapes-layout root with leftImg8bit/ and gtFine/)")
+        if self.eval_data is not None:
+            from ..evaluation.datasets_io import find_samples
+
+            find_samples(self.eval_data, layout="cityscapes", option="--eval-data")
 
 
 @dataclass
@@ -134,6 +135,10 @@ def make_int8(fp32_model: Any, record: Dict[str, Any], options: Int8Options,
     return out
 
 
+#: how a refusal to replace the scan's report names the way out (its path follows -o)
+SCAN_OPTION = "-o/--output (the sensitivity scan is saved beside the ONNX as STEM.int8-scan.json)"
+
+
 def scan_report_path(onnx_path: str) -> str:
     """Where the sensitivity scan is saved: beside the ONNX, `<stem>.int8-scan.json`."""
     return os.path.splitext(onnx_path)[0] + ".int8-scan.json"
@@ -147,7 +152,7 @@ def save_scan(path: str, rows: List[Dict[str, Any]], text: str) -> List[str]:
     from ..portable.files.ownership import check_replaceable
     from .int8_scan import suggest
 
-    check_replaceable(path, "json", option="the sensitivity scan report")
+    check_replaceable(path, "json", option=SCAN_OPTION)
     data = {"format": "bisenet-int8-scan/1", "toolkit_version": __version__, "rows": rows,
             "suggested_keep_float": suggest(rows), "table": text}
     write_bytes_atomic(path, (json.dumps(data, indent=2) + "\n").encode())

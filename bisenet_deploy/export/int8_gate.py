@@ -108,7 +108,7 @@ def miou_side_by_side(fp32_model: Any, int8_model: Any, record: Dict[str, Any],
     from ..evaluation.metrics import ConfusionMatrix
     from ..portable.building.calibrator import load_image
 
-    samples = find_samples(eval_data, layout="cityscapes")
+    samples = find_samples(eval_data, layout="cityscapes", option="--eval-data")
     if limit:
         samples = samples[:limit]
     num_classes = int(record["model"]["num_classes"])

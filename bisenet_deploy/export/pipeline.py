@@ -143,18 +143,27 @@ def validate_options(options: ExportOptions) -> Tuple[TargetRules, int]:
     if options.output_path is not None and os.path.isdir(options.output_path):
         raise InputError(f"-o {options.output_path!r} is a folder; give a file name ending .onnx")
     if options.output_path is not None:
-        _check_output_path(options.output_path)  # before loading the model
+        _check_output_path(options.output_path, _scans(options))  # before loading the model
     return rules, opset
 
 
-def _check_output_path(path: str) -> None:
+def _scans(options: ExportOptions) -> bool:
+    return options.int8 is not None and bool(options.int8.sensitivity_scan)
+
+
+def _check_output_path(path: str, scan: bool = False) -> None:
     """Refuse an output that cannot be written (under a file, in a read-only folder) or that is
-    not an ONNX this tool wrote, before the export and parity run, not after them."""
+    not an ONNX this tool wrote, before the export and parity run, not after them; with `scan`,
+    the same for the sensitivity scan's report beside it."""
     from ..portable.files.fileio import check_writable
     from ..portable.files.ownership import check_replaceable
 
-    check_replaceable(path, "onnx", option="-o/--output-path")
-    check_writable(path, "-o/--output-path")
+    check_replaceable(path, "onnx", option="-o/--output")
+    check_writable(path, "-o/--output")
+    if scan:
+        from .int8_export import SCAN_OPTION, scan_report_path
+
+        check_replaceable(scan_report_path(path), "json", option=SCAN_OPTION)
 
 
 #: the default file name pattern (export_stem); export/README.md quotes it verbatim
@@ -267,7 +276,7 @@ def _export_steps(options, loaded, rules, opset, steps) -> ExportResult:
     model, meta = loaded if loaded is not None else steps.run("build model", _load, options)
     record = export_record(options, meta, rules.name, opset)
     path = options.output_path or default_output_path(record)
-    _check_output_path(path)
+    _check_output_path(path, _scans(options))
     if meta.weights == "random-init":
         log.warning("WARNING: exporting RANDOM weights (no --checkpoint): the graph is only good "
                     "for trying the pipeline, its labels mean nothing")
@@ -324,7 +333,7 @@ def _export_steps(options, loaded, rules, opset, steps) -> ExportResult:
         steps.run("write", write_bytes_atomic, path, data)
     except OSError as exc:
         raise ExportError(f"cannot write {path!r}: {exc.strerror or exc}; choose another "
-                          f"-o/--output-path") from None
+                          f"-o/--output") from None
     return ExportResult(path=os.path.abspath(path), record=record, parity=parity,
                         timings=steps.done, simplified=simplified,
                         num_nodes=len(onnx_model.graph.node), file_bytes=len(data), parser=parser,

@@ -62,6 +62,9 @@ def list_calibration_images(folder):
     .npy is always accepted; PNG/JPEG/BMP when OpenCV or Pillow is importable, otherwise such files
     are refused with what to install or convert.
     """
+    if os.path.isfile(str(folder)):
+        raise InputError("calibration images: %s is a file; give the folder that holds the "
+                         "images" % folder)
     if not os.path.isdir(str(folder)):
         raise InputError("calibration image folder %s does not exist" % folder)
     names = sorted(os.listdir(str(folder)))
