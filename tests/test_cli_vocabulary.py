@@ -116,9 +116,9 @@ def _notices(err):
 
 
 SAMPLE = {"output": "x.out", "network-size": "512x256", "batch-range": "1:2:4", "images": "a.png",
-          "trt-flavour": "tensorrt-rtx"}
+          "trt-flavour": "tensorrt-rtx", "calib-count": "7"}
 EXPECTED = {"output": "x.out", "network-size": (512, 256), "batch-range": (1, 2, 4),
-            "images": ["a.png"], "trt-flavour": "tensorrt-rtx"}
+            "images": ["a.png"], "trt-flavour": "tensorrt-rtx", "calib-count": 7}
 
 
 def test_every_old_spelling_still_works_for_one_release_with_one_line(capsys):
@@ -146,7 +146,8 @@ def test_every_old_spelling_still_works_for_one_release_with_one_line(capsys):
             ("bisenet-export onnx", "--dynamic-batch"), ("bisenet-export jetson", "--output-dir"),
             ("bisenet-export triton", "--output-dir"), ("bisenet-export summary", "--model-size"),
             ("bisenet-export checkpoint", "--output-path"), ("bisenet-build-engine", "--batch"),
-            ("bisenet-build-engine", "--backend"), ("bisenet-bench", "--image")} <= checked
+            ("bisenet-build-engine", "--backend"), ("bisenet-bench", "--image"),
+            ("bisenet-build-engine", "--calib-max-images")} <= checked
 
 
 def _parse(module_name, argv):

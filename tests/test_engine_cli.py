@@ -90,6 +90,24 @@ def test_trtexec_for_a_given_version_works_without_tensorrt(onnx_file, tmp_path)
     assert not (tmp_path / "engines").exists()  # printing writes nothing
 
 
+def test_onnx_option_is_the_operand_as_other_commands_spell_it(onnx_file, tmp_path, capsys):
+    """`--onnx PATH`, as bench/compare/eval/predict/serve take the ONNX, gives what the operand
+    gives; two different files are one line and exit 2, before any work."""
+    args = ["--trtexec", "--trt-version", "8.2.1", "--gpu-name", "NVIDIA Tegra X2",
+            "--compute-capability", "6.2"]
+    assert build_engine_main.main([onnx_file] + args) == 0
+    by_operand = capsys.readouterr().out
+    assert build_engine_main.main(["--onnx", onnx_file] + args) == 0
+    assert capsys.readouterr().out == by_operand and "--saveEngine" in by_operand
+    assert build_engine_main.main([onnx_file, "--onnx", onnx_file] + args) == 0
+    capsys.readouterr()
+    other = str(tmp_path / "other.onnx")
+    assert build_engine_main.main([onnx_file, "--onnx", other] + args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [f"error: two ONNX files given, {onnx_file} and --onnx {other}: "
+                                f"give one"]
+
+
 def test_trtexec_trt11_refuses_fp16_from_fp32_onnx(onnx_file):
     out = _cli(BLOCKED, onnx_file, "--trtexec", "--trt-version", "11.0", "--fp16")
     assert out.returncode == 2

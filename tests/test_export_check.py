@@ -114,6 +114,11 @@ def test_check_cli_flags_a_bad_graph_and_passes_a_good_one(tmp_path, capsys):
     onnx.save(_reduce_mean_graph(13), str(good))
     assert main(["check", str(good), "--target", "trt8.2"]) == 0
     assert "\nPASS" in capsys.readouterr().out
+    assert main(["check", "--onnx", str(bad), "--target", "trt8.2"]) == 3  # the other spelling
+    assert "ReduceMean" in capsys.readouterr().out
+    assert main(["check", "--target", "trt8.2"]) == 2
+    assert capsys.readouterr().err.strip() == ("error: give the ONNX to check: bisenet-export "
+                                               "check MODEL.onnx")
 
 
 def test_check_cli_uses_the_files_target_and_reports_missing_files(tmp_path, capsys):

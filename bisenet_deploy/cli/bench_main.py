@@ -14,8 +14,8 @@ import sys
 from ..errors import InputError, UserError
 from . import bench_served
 from .common import add_logging_args, check_report_path, emit_json, run_cli
-from .options import (JSON_STDOUT, PLOT_AUTO, add_backend, add_batch, add_images, add_json,
-                      add_no_progress, add_plot, add_precision)
+from .options import (JSON_STDOUT, PLOT_AUTO, add_backend, add_batch, add_engine, add_images,
+                      add_json, add_no_progress, add_onnx, add_plot, add_precision)
 
 BACKENDS = ("tensorrt", "onnxruntime", "onnxruntime-cuda", "onnxruntime-trt", "torch",
             "torch-cuda")
@@ -73,8 +73,8 @@ def build_parser():
                     "timing loop; prints a side-by-side table and writes a JSON report.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     models = p.add_argument_group("models")
-    models.add_argument("--engine", metavar="PATH", help="TensorRT engine (tensorrt backend)")
-    models.add_argument("--onnx", metavar="PATH", help="exported ONNX (onnxruntime backends)")
+    add_engine(models, "TensorRT engine (tensorrt backend)")
+    add_onnx(models, "exported ONNX (onnxruntime backends)")
     models.add_argument("--checkpoint", metavar="PATH",
                         help="PyTorch checkpoint (torch backends): our .safetensors, a "
                              "CoinCheung/BiSeNet .pth or an mmsegmentation BiSeNetV2 .pth")

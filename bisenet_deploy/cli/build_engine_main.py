@@ -20,8 +20,9 @@ import os
 from .. import __version__
 from ..errors import EngineError, InputError, MissingDependencyError, NoMetadataError
 from .common import add_logging_args, emit_json, non_negative_int, run_cli
-from .options import (JSON_STDOUT, add_batch_range, add_json, add_no_progress, add_output,
-                      add_precision, add_trt_flavour)
+from .options import (JSON_STDOUT, add_batch_range, add_calib_count, add_calib_images, add_json,
+                      add_no_progress, add_onnx_operand, add_output, add_precision, add_trt_flavour,
+                      take_onnx_operand)
 
 log = logging.getLogger("bisenet_deploy.build_engine")
 
@@ -55,21 +56,20 @@ def build_parser():
                     "bisenet-deploy ONNX (TensorRT 8.2 to 11, or TensorRT-RTX without a GPU), "
                     "print the equivalent trtexec command, or inspect an engine's layers.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("onnx", nargs="?", metavar="MODEL.onnx", help="the ONNX from `bisenet-export onnx`")
+    add_onnx_operand(p, "the ONNX from `bisenet-export onnx`")
     prec = p.add_argument_group("precision (default: what the ONNX was exported for)")
     add_precision(prec, ("fp32", "fp16", "int8"),
                   "fp32; fp16 (on TensorRT 11 and TensorRT-RTX the ONNX itself must be FP16: "
                   "`bisenet-export onnx --target trt11 --precision fp16`); int8 with entropy "
                   "calibration (needs --calib-images or a cache)")
-    prec.add_argument("--calib-images", metavar="DIR",
-                      help="calibration images: .npy (H x W x 3 uint8 RGB) always, PNG/JPEG with "
-                           "OpenCV or Pillow; prepared exactly as the ONNX metadata says")
+    add_calib_images(prec, "calibration images: .npy (H x W x 3 uint8 RGB) always, PNG/JPEG "
+                           "with OpenCV or Pillow; prepared exactly as the ONNX metadata says")
     prec.add_argument("--calib-cache", metavar="PATH",
                       help="calibration cache to read/write (default: beside the engine)")
     prec.add_argument("--calib-batch", type=int, default=None, metavar="N",
                       help="calibration batch size (default: the profile's OPT batch)")
-    prec.add_argument("--calib-max-images", type=int, default=None, metavar="N",
-                      help="use at most N calibration images")
+    add_calib_count(prec, "calibrate on at most the first N images of --calib-images "
+                          "(default: all)", default=None, alias=("--calib-max-images",))
     b = p.add_argument_group("build")
     add_trt_flavour(b, "the TensorRT to build with (default: full TensorRT when installed, else "
                        "TensorRT-RTX); their engines are not interchangeable",
@@ -145,7 +145,7 @@ def _options(args, trtexec=False):
         precision=args.precision, output=args.output, workspace_mib=args.workspace,
         timing_cache=args.timing_cache, batch=args.batch_range, opt_level=args.opt_level,
         calib_images=args.calib_images, calib_cache=args.calib_cache,
-        calib_batch_size=args.calib_batch, calib_max_images=args.calib_max_images,
+        calib_batch_size=args.calib_batch, calib_max_images=args.calib_count,
         verbose=args.verbose > 0, gpu_index=args.gpu, use_timing_cache=not args.no_timing_cache,
         toolkit_version=__version__, allow_tf32=args.tf32,
         flavour="tensorrt" if trtexec else args.trt_flavour,
@@ -156,6 +156,7 @@ def _options(args, trtexec=False):
 
 
 def _run(args):
+    take_onnx_operand(args)
     if args.inspect:
         if args.onnx or args.trtexec:
             raise InputError("--inspect ENGINE takes no ONNX and no --trtexec")

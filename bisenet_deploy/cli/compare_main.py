@@ -14,8 +14,8 @@ import shlex
 
 from .common import (add_logging_args, add_model_args, check_report_path, positive_int, run_cli,
                      write_json_report)
-from .options import (JSON_STDOUT, add_images, add_json, add_no_progress, add_plot,
-                      plot_path)
+from .options import (JSON_STDOUT, add_engine, add_images, add_json, add_no_progress, add_onnx,
+                      add_plot, plot_path)
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +42,8 @@ def build_parser():
     p.add_argument("--against", nargs="+", required=True, metavar="BACKEND[:PATH][@PREC]",
                    help="backends under test, e.g. onnxruntime:model.onnx tensorrt:m.plan@fp16")
     add_model_args(p)
-    p.add_argument("--onnx", metavar="PATH", help="ONNX file for backends given without a path")
-    p.add_argument("--engine", metavar="PATH", help="engine for tensorrt given without a path")
+    add_onnx(p, "ONNX file for backends given without a path")
+    add_engine(p, "engine for tensorrt given without a path")
     src = p.add_mutually_exclusive_group()
     add_images(src, "image files or folders to compare on (resized to the graph input)")
     src.add_argument("--synthetic", type=int, metavar="N",

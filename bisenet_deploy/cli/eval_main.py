@@ -15,8 +15,8 @@ import shlex
 
 from .common import (add_logging_args, add_model_args, check_report_path, positive_int, run_cli,
                      write_json_report)
-from .options import (JSON_STDOUT, add_backend, add_json, add_network_size, add_no_progress,
-                      add_plot, plot_path)
+from .options import (JSON_STDOUT, add_backend, add_engine, add_json, add_network_size,
+                      add_no_progress, add_onnx, add_plot, plot_path)
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +50,8 @@ def build_parser():
                    "--checkpoint/--onnx/--engine for that backend", nargs="+", required=True,
                 metavar="BACKEND[:PATH][@PREC]")
     add_model_args(p)
-    p.add_argument("--onnx", metavar="PATH", help="ONNX file for the onnxruntime backends")
-    p.add_argument("--engine", metavar="PATH", help="TensorRT engine for the tensorrt backend")
+    add_onnx(p, "ONNX file for the onnxruntime backends")
+    add_engine(p, "TensorRT engine for the tensorrt backend")
     p.add_argument("--data", required=True, metavar="ROOT", help="dataset root folder")
     p.add_argument("--layout", choices=("cityscapes", "folders"), default="cityscapes",
                    help="cityscapes: leftImg8bit/<split>/<city>/*_leftImg8bit.png + "

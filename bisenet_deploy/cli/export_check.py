@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from .common import add_logging_args
-from .options import add_json
+from .options import add_json, add_onnx_operand, take_onnx_operand
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ def register(sub) -> None:
                     "exits 3 on violations or a parser failure (a failed check, as in "
                     "bisenet-compare), 5 for an unreadable file or a damaged metadata record, "
                     "2 for a missing one.")
-    p.add_argument("onnx", metavar="MODEL.onnx", help="the ONNX file to check")
+    add_onnx_operand(p, "the ONNX file to check")
     p.add_argument("--target", choices=("trt8.2", "trt8.6", "trt10", "trt11"), default=None,
                    help="target to check against (default: the one in the file's metadata, "
                         "else trt10)")
@@ -33,12 +33,15 @@ def register(sub) -> None:
 
 
 def _run(args) -> int:
-    from ..errors import NoMetadataError
+    from ..errors import InputError, NoMetadataError
     from ..export.check import check_onnx, parser_check
     from ..portable.shared.errors import EXIT_CHECK_FAILED
     from ..portable.building.parser_check import NO_PARSER
     from ..export.onnx_metadata import get_record, load_onnx
 
+    take_onnx_operand(args)
+    if not args.onnx:
+        raise InputError("give the ONNX to check: bisenet-export check MODEL.onnx")
     model = load_onnx(args.onnx)
     target = args.target
     note = None

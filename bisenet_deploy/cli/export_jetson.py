@@ -14,7 +14,7 @@ import os
 
 from .common import add_logging_args, add_model_args
 from .options import (add_graph_outputs, add_input_size, add_network_size, add_no_progress,
-                      add_output, add_precision)
+                      add_onnx, add_output, add_precision)
 
 
 def register(sub) -> None:
@@ -26,8 +26,7 @@ def register(sub) -> None:
                     "machine's, benchmarks it like bisenet-bench and runs a camera demo.")
     add_model_args(p)
     p.add_argument("--seed", type=int, default=0, help="seed of random weights without a checkpoint (default 0)")
-    p.add_argument("--onnx", metavar="PATH", default=None,
-                   help="bundle this ONNX (exported with --target trt8.2) instead of exporting")
+    add_onnx(p, "bundle this ONNX (exported with --target trt8.2) instead of exporting")
     add_input_size(p, "camera image size the graph takes, resized in the graph (default "
                       "2048x1024)", default=None)
     add_network_size(p, "network input size, multiples of 32 (default 1024x512)",

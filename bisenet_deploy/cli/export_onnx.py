@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from .common import add_logging_args, add_model_args
-from .options import (GRAPH_OUTPUT_KINDS, JSON_STDOUT, add_batch, add_batch_range,
-                      add_graph_outputs, add_input_size, add_json, add_network_size,
-                      add_no_progress, add_output, add_precision)
+from .options import (GRAPH_OUTPUT_KINDS, JSON_STDOUT, add_batch, add_batch_range, add_calib_count,
+                      add_calib_images, add_graph_outputs, add_input_size, add_json,
+                      add_network_size, add_no_progress, add_output, add_precision)
 
 TARGET_HELP = ("trt8.2 (Jetson TX2 / JetPack 4.6: opset 13, float input), trt8.6 (GTX 1080 Ti "
                "and other Pascal GPUs: opset 17), trt10 (opset 17), trt11 (opset 17; TensorRT 11 "
@@ -79,11 +79,10 @@ def add_int8_args(p) -> None:
     from ..export.quantize import CALIBRATION_METHODS, DEFAULT_CALIB_COUNT, DEFAULT_METHOD
 
     q = p.add_argument_group("int8 (--precision int8: a Q/DQ graph, see docs/int8.md)")
-    q.add_argument("--calib-images", metavar="DIR",
-                   help="calibration images (.png/.jpg/.npy, like the deployment's frames); they "
-                        "go through the graph's own resize and normalization")
-    q.add_argument("--calib-count", type=int, default=DEFAULT_CALIB_COUNT, metavar="N",
-                   help=f"calibrate on the first N images of --calib-images; the next ones (up "
+    add_calib_images(q, "calibration images (.png/.jpg/.npy, like the deployment's frames); "
+                        "they go through the graph's own resize and normalization")
+    add_calib_count(q, default=DEFAULT_CALIB_COUNT,
+                    help=f"calibrate on the first N images of --calib-images; the next ones (up "
                         f"to 16) are the held-out set of the accuracy gate, else synthetic "
                         f"street scenes (default {DEFAULT_CALIB_COUNT})")
     q.add_argument("--calib-method", choices=tuple(CALIBRATION_METHODS), default=DEFAULT_METHOD,
@@ -101,7 +100,8 @@ def add_int8_args(p) -> None:
                         "FP32 and INT8 graphs side by side")
     q.add_argument("--sensitivity-scan", action="store_true",
                    help="quantize one block at a time, rank the blocks by the labels each one "
-                        "changes; the table is printed and saved as <output>.int8-scan.json")
+                        "changes; the table is printed and saved beside the ONNX as "
+                        "STEM.int8-scan.json (a.onnx: a.int8-scan.json)")
 
 
 def _int8_options(args):

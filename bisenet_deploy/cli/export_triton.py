@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from .common import add_logging_args
-from .options import add_output
+from .options import add_engine, add_onnx, add_output
 
 EPILOG = """\
 models: --engine gives a tensorrt_plan model named NAME (the engine's sidecar says its tensors,
@@ -39,10 +39,9 @@ def register(sub) -> None:
                     "batching, instance groups, the model's metadata as config parameters and a "
                     "README on serving and scaling it.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--onnx", metavar="PATH", help="an ONNX exported by `bisenet-export onnx`")
-    p.add_argument("--engine", metavar="PATH",
-                   help="a TensorRT engine built by `bisenet-build-engine` (its .json sidecar "
-                        "beside it)")
+    add_onnx(p, "an ONNX exported by `bisenet-export onnx`")
+    add_engine(p, "a TensorRT engine built by `bisenet-build-engine` (its .json sidecar "
+                  "beside it)")
     add_output(p, "the model repository folder to write", alias=("--output-dir",),
                metavar="REPO", required=True)
     p.add_argument("--model-name", default=DEFAULT_MODEL_NAME, metavar="NAME",

@@ -39,6 +39,10 @@ VOCABULARY: Dict[str, Sequence[str]] = {
     "json": ("--json",),                      # the result record as JSON (PATH, or stdout)
     "plot": ("--plot",),                      # a PNG (PATH, or the command's default place)
     "no-progress": ("--no-progress",),        # no progress bar
+    "onnx": ("--onnx",),                      # an ONNX from `bisenet-export onnx`
+    "engine": ("--engine",),                  # an engine from `bisenet-build-engine`
+    "calib-images": ("--calib-images",),      # the folder of INT8 calibration images
+    "calib-count": ("--calib-count",),        # how many of them calibrate
 }
 
 #: shorthand flags kept as documented synonyms of one value (users' scripts: build-engine --fp16)
@@ -47,7 +51,7 @@ SHORTHANDS: Dict[str, str] = {"--fp32": "precision", "--fp16": "precision", "--i
 #: old spellings -> the concept they now belong to (kept hidden for one release, with a notice)
 DEPRECATED: Dict[str, str] = {
     "--output-path": "output", "--output-dir": "output", "--model-size": "network-size",
-    "--dynamic-batch": "batch-range", "--image": "images",
+    "--dynamic-batch": "batch-range", "--image": "images", "--calib-max-images": "calib-count",
 }
 
 #: old spellings that are another concept's option now: kept (hidden, with the notice) for one
@@ -257,3 +261,43 @@ def plot_path(value: Optional[str], default: str) -> Optional[str]:
 def add_no_progress(group):
     return option(group, "no-progress", action="store_true", help="no progress bar")
 
+
+
+def add_onnx(group, help: str, **kwargs):
+    """`--onnx PATH`: an ONNX exported by `bisenet-export onnx`. Commands that take one ONNX
+    as their operand (build-engine, export check) also take it this way: `add_onnx_operand`."""
+    return option(group, "onnx", metavar="PATH", help=help, **kwargs)
+
+
+def add_onnx_operand(parser, help: str):
+    """`MODEL.onnx` as the operand and `--onnx PATH` as everywhere else; `take_onnx_operand`
+    merges the two after parsing."""
+    parser.add_argument("onnx_operand", nargs="?", metavar="MODEL.onnx", help=help)
+    return add_onnx(parser, "the same as the MODEL.onnx operand (the spelling the other "
+                            "commands use)")
+
+
+def take_onnx_operand(args: argparse.Namespace) -> None:
+    """args.onnx from the operand or --onnx; both naming different files is a usage error."""
+    from ..errors import InputError
+
+    operand = getattr(args, "onnx_operand", None)
+    if operand and args.onnx and operand != args.onnx:
+        raise InputError(f"two ONNX files given, {operand} and --onnx {args.onnx}: give one")
+    args.onnx = args.onnx or operand
+
+
+def add_engine(group, help: str, **kwargs):
+    """`--engine PATH`: an engine built by `bisenet-build-engine` (its sidecar beside it)."""
+    return option(group, "engine", metavar="PATH", help=help, **kwargs)
+
+
+def add_calib_images(group, help: str):
+    """`--calib-images DIR`: the folder of INT8 calibration images."""
+    return option(group, "calib-images", metavar="DIR", default=None, help=help)
+
+
+def add_calib_count(group, help: str, default: Optional[int], *, alias: Iterable[str] = ()):
+    """`--calib-count N`: calibrate on (at most) the first N images of --calib-images."""
+    return option(group, "calib-count", alias=alias, type=int, default=default, metavar="N",
+                  help=help)

@@ -11,8 +11,8 @@ import os
 
 from .common import (add_logging_args, add_model_args, check_report_path, positive_int, run_cli,
                      write_json_report)
-from .options import (add_backend, add_images, add_json, add_network_size, add_no_progress,
-                      add_output)
+from .options import (add_backend, add_engine, add_images, add_json, add_network_size,
+                      add_no_progress, add_onnx, add_output)
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +31,8 @@ def build_parser():
     add_images(p, "image files, folders or videos (or give them as operands, as above)")
     add_output(p, "output folder", metavar="OUTDIR", required=True)
     add_model_args(p)
-    p.add_argument("--onnx", metavar="PATH", help="an exported ONNX (backend onnxruntime)")
-    p.add_argument("--engine", metavar="PATH", help="a TensorRT engine (backend tensorrt)")
+    add_onnx(p, "an exported ONNX (backend onnxruntime)")
+    add_engine(p, "a TensorRT engine (backend tensorrt)")
     add_backend(p, "torch, torch-cuda, onnxruntime, onnxruntime-cuda, onnxruntime-trt, "
                    "tensorrt (default: from the model file given); torch with --onnx "
                    "runs PyTorch on that export's graph (with --checkpoint: its weights)")

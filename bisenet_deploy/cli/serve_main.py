@@ -15,7 +15,7 @@ import sys
 import threading
 
 from .common import Terminated, add_logging_args, run_cli
-from .options import add_backend
+from .options import add_backend, add_engine, add_onnx
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "batching, KServe v2 HTTP and gRPC, and metrics.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     models = p.add_argument_group("model")
-    models.add_argument("--onnx", metavar="PATH", help="an exported ONNX (backend onnxruntime)")
-    models.add_argument("--engine", metavar="PATH", help="a TensorRT engine (backend tensorrt)")
+    add_onnx(models, "an exported ONNX (backend onnxruntime)")
+    add_engine(models, "a TensorRT engine (backend tensorrt)")
     models.add_argument("--checkpoint", metavar="PATH",
                         help="a checkpoint (backend torch; with --onnx and --backend torch: that "
                              "export's graph with these weights)")

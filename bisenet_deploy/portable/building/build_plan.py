@@ -86,7 +86,7 @@ class BuildOptions(object):
         if (self.calib_images or self.calib_batch_size is not None) and self.precision != "int8":
             raise InputError("--calib-images/--calib-batch only apply to --int8")
         for flag, value in (("--calib-batch", self.calib_batch_size),
-                            ("--calib-max-images", self.calib_max_images)):
+                            ("--calib-count", self.calib_max_images)):
             if value is not None and int(value) < 1:
                 raise InputError("%s must be >= 1, got %d" % (flag, value))
 
