@@ -198,14 +198,15 @@ def estimate_line(label, estimate_s, iters, on_cpu):
 
 
 def time_runner(runner, inputs, iters, warmup=10, record=None, clock=time.perf_counter,
-                progress=None, label=None, pause_gc=True, on_cpu=False):
+                progress=None, label=None, pause_gc=True, on_cpu=False, log_warnings=True):
     """Time `iters` calls of an active `runner` rotating through `inputs`; returns a result dict.
 
     `clock` returns seconds (injectable for tests). The dict holds ``latency_ms`` and, when the
     runner reports them, ``device_ms`` and ``phases_ms`` (timing_stats summaries), the raw
     per-call samples, the output check and the wall time of the timed loop. Ctrl-C during the
     timed calls ends the loop early (``interrupted``); before the first timed call it propagates.
-    `on_cpu`: a CPU backend, whose long-run line suggests a shorter --iters.
+    `on_cpu`: a CPU backend, whose long-run line suggests a shorter --iters. `log_warnings`:
+    log the result's warnings (off for a round whose pooled result logs them, bench.rounds).
     """
     iters, warmup = int(iters), int(warmup)
     if iters < 1:
@@ -269,6 +270,21 @@ def time_runner(runner, inputs, iters, warmup=10, record=None, clock=time.perf_c
         done = min([done] + [len(v) for v in [device] + list(phases.values()) if v])
         for samples in [latencies, device] + list(phases.values()):
             del samples[done:]
+    result = timing_result(latencies, device, phases, iters=iters, warmup=warmup, batch=batch,
+                           buffers=n, gc_paused=pause_gc,
+                           phase_clock=getattr(runner, "phase_clock", None), loop_s=loop_s,
+                           checked=checked, interrupted=interrupted, label=label)
+    if log_warnings:
+        for w in result["warnings"]:
+            log.warning("%s", w)
+    return result
+
+
+def timing_result(latencies, device, phases, iters, warmup, batch, buffers, gc_paused,
+                  phase_clock, loop_s, checked, interrupted, label):
+    """The result dict of a backend's timed calls, from their samples (ms): `time_runner`'s,
+    and the pooled rounds of `bench.rounds`. `interrupted`: False or the signal's name."""
+    done = len(latencies)
     whole_phases = all(len(v) == done for v in phases.values())
     latency = summarize(latencies, batch)
     result = {
@@ -277,13 +293,13 @@ def time_runner(runner, inputs, iters, warmup=10, record=None, clock=time.perf_c
         "interrupted": bool(interrupted),
         "warmup": warmup,
         "batch": batch,
-        "buffers": n,
-        "gc_paused": bool(pause_gc),
+        "buffers": buffers,
+        "gc_paused": bool(gc_paused),
         "latency_ms": latency,
         "device_ms": summarize(device, batch) if len(device) == done else None,
         "phases_ms": (dict((k, summarize(v, batch)) for k, v in phases.items())
                       if whole_phases else None),
-        "phase_clock": getattr(runner, "phase_clock", None) if whole_phases else None,
+        "phase_clock": phase_clock if whole_phases else None,
         "loop_wall_s": loop_s,
         "throughput_images_per_s": (done * batch / loop_s) if loop_s > 0 else None,
         "output_check": checked,
@@ -308,6 +324,4 @@ def time_runner(runner, inputs, iters, warmup=10, record=None, clock=time.perf_c
             warning = stability_warning(result[key], "%s %s" % (label, what))
             if warning:
                 result["warnings"].append(warning)
-    for w in result["warnings"]:
-        log.warning("%s", w)
     return result

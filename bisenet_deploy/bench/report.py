@@ -11,6 +11,7 @@ Schema ``"bisenet-bench/1"`` (all times in milliseconds unless the key says othe
       "toolkit_version": str,
       "command": str,                      # the command line as typed
       "config": {"iters": int, "warmup": int, "batch": int, "buffers": int,
+                 "rounds": int,                    # (optional) bench/rounds.py
                  "precision": str | null, "threads": int | null,
                  "cuda_graph": bool, "channels_last": bool},   # (optional keys)
       "timed": {                           # exactly what one timed call covers
@@ -40,6 +41,7 @@ Schema ``"bisenet-bench/1"`` (all times in milliseconds unless the key says othe
          # only when status == "ok" (harness.time_runner):
          "iterations": int, "warmup": int, "batch": int, "buffers": int,
          "requested_iterations": int, "interrupted": bool,          # (optional)
+         "rounds": int,              # (optional) the rounds its calls were pooled from
          "interrupted_by": "Ctrl-C" | "SIGTERM",                    # (optional)
          "latency_ms": SUMMARY, "device_ms": SUMMARY | null,
          "phases_ms": {"h2d": SUMMARY, "compute": SUMMARY, "d2h": SUMMARY} | null,  # (optional)
@@ -231,6 +233,8 @@ def validate_report(report):
     config = report["config"]
     for key in ("iters", "warmup", "batch", "buffers"):
         _need(config, key, int, "config")
+    if "rounds" in config and (_need(config, "rounds", int, "config") < 1):
+        raise InputError("benchmark report: config.rounds must be >= 1")
     _need(config, "precision", _OPT_STR, "config")
     _need(config, "threads", (int, type(None)), "config")
     timed = report["timed"]
@@ -343,8 +347,11 @@ def format_table(report):
     header, rows = table_rows(report)
     lines = [aligned(rows, header)]
     if any(r[-1] != "-" for r in rows) and len(rows) > 1:
+        rounds = report["config"].get("rounds") or 1
         lines.append("(ratios: median end-to-end latency / that of the fastest or first backend; "
-                     "'!' marks cv > 2.5%)")
+                     "'!' marks cv > 2.5%%; %s)" % (
+                         "timed in %d alternating rounds: A B, B A, ..." % rounds if rounds > 1
+                         else "timed one backend after the other: see --rounds"))
     elif any(r[7].endswith("!") for r in rows):
         lines.append("('!' marks cv > 2.5%: unstable timings)")
     if any(r[11] != "-" for r in rows):

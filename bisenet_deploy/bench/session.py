@@ -1,7 +1,8 @@
 """Several backends benchmarked one after the other by the same harness, into one report.
 
 Each backend is opened, activated, timed and closed before the next one starts, so two backends
-never compete for the same cores or GPU. A backend that cannot run here is recorded with one
+never compete for the same cores or GPU; with several rounds (bench/rounds.py) this happens once
+per round, the order reversed every other round. A backend that cannot run here is recorded with one
 clear line and the others still run:
 
 - "skipped": unavailable on this machine or with the models given (no TensorRT/pycuda/GPU,
@@ -92,7 +93,7 @@ def _describe_graph(g):
 
 
 def bench_backend(name, opener, inputs, iters, warmup, clock=time.perf_counter, progress=None,
-                  debug=False):
+                  debug=False, log_warnings=True):
     """Open backend `name` with `opener(name)`, time it, close it; returns (entry, record)."""
     entry = {"backend": name, "status": "ok", "error": None, "runner": None, "input": None,
              "outputs": []}
@@ -116,7 +117,8 @@ def bench_backend(name, opener, inputs, iters, warmup, clock=time.perf_counter, 
             log.info("%s: %s, %d warm-up + %d timed calls", name, entry["runner"], warmup, iters)
             entry.update(time_runner(runner, buffers, iters, warmup, record=record, clock=clock,
                                      progress=progress, label=name,
-                                     on_cpu=backend_of(name) in CPU_BACKENDS))
+                                     on_cpu=backend_of(name) in CPU_BACKENDS,
+                                     log_warnings=log_warnings))
     except MemoryBudgetError:  # an option of the whole run, not this backend's problem
         raise
     except (MissingDependencyError, BackendUnavailable) as exc:
@@ -138,33 +140,53 @@ def bench_backend(name, opener, inputs, iters, warmup, clock=time.perf_counter, 
 
 
 def run_benchmarks(backends, opener, *, iters, warmup=None, batch=1, buffers=DEFAULT_BUFFERS,
-                   image=None, clock=time.perf_counter, progress=None, debug=False):
-    """Benchmark each backend in order. Returns (entries, first record seen, input description)."""
+                   image=None, clock=time.perf_counter, progress=None, debug=False, rounds=1):
+    """Benchmark the backends, in `rounds` alternating rounds (bench.rounds: each round times
+    them in turn, the order reversed every other round, and their calls are pooled). Returns
+    (entries in the order asked, the first ok backend's record, input description)."""
+    from .rounds import pool_rounds, round_order, split_iterations
+
     if warmup is None:
         warmup = default_warmup(iters)
     cache = InputCache(batch, buffers, image)
-    entries = []
-    first_record = None
-    source = None
+    parts = dict((name, []) for name in backends)  # each backend's rounds, status ok
+    ended = {}  # backend -> its entry once skipped, failed or not run
+    records = {}
     stopped = None  # the signal that stopped the run
-    for name in backends:
-        if stopped:
-            entries.append(_not_run(name, "not run: the run was %s before it"
-                                    % interrupted_by(stopped), stopped))
-            continue
-        try:
-            entry, record = bench_backend(name, opener, cache, iters, warmup, clock=clock,
-                                          progress=progress, debug=debug)
-        except KeyboardInterrupt as exc:  # before its first timed call: nothing of it to keep
-            stop = signal_name(exc)
-            entry, record = _not_run(name, "%s before its first timed call"
-                                     % interrupted_by(stop), stop), None
-        entries.append(entry)
-        if entry.get("interrupted"):
-            stopped = entry.get("interrupted_by") or CTRL_C
-        if entry["status"] == "ok" and first_record is None:
-            first_record = record
-            source = cache.get(record)[1]
+    counts = split_iterations(iters, rounds) if int(iters) >= 1 else [iters]
+    for index, count in enumerate(counts):
+        for name in round_order(backends, index):
+            if name in ended or (stopped and parts[name]):
+                continue
+            if stopped:
+                ended[name] = _not_run(name, "not run: the run was %s before it"
+                                       % interrupted_by(stopped), stopped)
+                continue
+            try:
+                entry, record = bench_backend(name, opener, cache, count, warmup, clock=clock,
+                                              progress=progress, debug=debug,
+                                              log_warnings=len(counts) == 1)
+            except KeyboardInterrupt as exc:  # before its first timed call of this round
+                stopped = signal_name(exc)
+                if not parts[name]:
+                    ended[name] = _not_run(name, "%s before its first timed call"
+                                           % interrupted_by(stopped), stopped)
+                continue
+            if entry["status"] != "ok":
+                ended[name] = entry
+                continue
+            parts[name].append(entry)
+            records.setdefault(name, record)
+            if entry.get("interrupted"):
+                stopped = entry.get("interrupted_by") or CTRL_C
+    entries = [ended.get(name) or pool_rounds(parts[name], int(iters), stopped, name)
+               for name in backends]
+    first_record = source = None
+    for e in entries:
+        if e["status"] == "ok":
+            first_record = records[e["backend"]]
+            source = cache.get(first_record)[1]
+            break
     graphs = {json.dumps(e.get("graph"), sort_keys=True): e.get("graph")
               for e in entries if e["status"] == "ok"}
     if len(graphs) > 1:

@@ -89,7 +89,13 @@ def build_parser():
                      help="timed calls per backend (default 5000, the paper's protocol; on a "
                           "CPU use 20-200)")
     run.add_argument("--warmup", type=int, default=None,
-                     help="untimed calls first (default: iters/20, between 3 and 50)")
+                     help="untimed calls first (default: iters/20, between 3 and 50), in "
+                          "every round")
+    run.add_argument("--rounds", type=int, default=None, metavar="N",
+                     help="split each backend's timed calls into N rounds that time the "
+                          "backends in turn, the order reversed every other round (A B, B A, "
+                          "...), so a drifting machine favours none; the calls are pooled "
+                          "(default 4 with several backends, 1 with one)")
     add_batch(run, "images per call (default 1)")
     add_precision(run, ("fp32", "fp16"), "torch/onnxruntime precision (TensorRT: fixed by the "
                                          "engine; per backend: BACKEND@fp16)")
@@ -152,6 +158,8 @@ def _check_args(args, specs=()):
         raise InputError("--iters must be >= 1, got %d" % args.iters)
     if args.warmup is not None and args.warmup < 0:
         raise InputError("--warmup must be >= 0, got %d" % args.warmup)
+    if args.rounds is not None and args.rounds < 1:
+        raise InputError("--rounds must be >= 1, got %d" % args.rounds)
     if args.batch < 1:
         raise InputError("--batch must be >= 1, got %d" % args.batch)
     if args.buffers < 1:
@@ -256,6 +264,7 @@ def _run(args):
     from ..bench import report as rep
     from ..bench.environment import collect_environment, describe, load_average
     from ..bench.paper import format_readings
+    from ..bench.rounds import default_rounds, split_iterations
     from ..bench.session import (backend_of, default_warmup, exit_code_for, interrupted_by,
                                  run_benchmarks, stop_signal, was_interrupted)
     from ..portable.shared.timing_stats import format_summary
@@ -263,6 +272,9 @@ def _run(args):
     from ..portable.files.fileio import check_writable
 
     if args.server or args.concurrency:  # the served model, and optionally one direct runner
+        if args.rounds is not None:
+            raise InputError("--rounds alternates backends timed directly (--backend); it does "
+                             "not apply to --server/--concurrency")
         _check_args(args)
         return bench_served.run_served(args, _opener_by_name)
     specs = _requested_backends(args)
@@ -288,8 +300,10 @@ def _run(args):
     image = read_image(args.images[0]) if args.images else None
     load_before = load_average()
     warmup = default_warmup(args.iters) if args.warmup is None else args.warmup
+    rounds = default_rounds(len(specs)) if args.rounds is None else args.rounds
+    rounds = len(split_iterations(args.iters, rounds))  # never a round of no calls
     entries, record, source = run_benchmarks(
-        list(specs), make_opener(args, specs), iters=args.iters, warmup=warmup,
+        list(specs), make_opener(args, specs), iters=args.iters, warmup=warmup, rounds=rounds,
         batch=args.batch, buffers=args.buffers, image=image,
         progress=False if args.no_progress else None, debug=args.debug)
     code = exit_code_for(entries)
@@ -321,7 +335,7 @@ def _run(args):
     engine = first_file("tensorrt")
     report = rep.build_report(
         command=" ".join(shlex.quote(str(a)) for a in ["bisenet-bench"] + list(args.argv)),
-        config={"iters": args.iters, "warmup": warmup,
+        config={"iters": args.iters, "warmup": warmup, "rounds": rounds,
                 "batch": args.batch, "buffers": args.buffers, "precision": args.precision,
                 "threads": args.threads, "cuda_graph": bool(args.cuda_graph),
                 "channels_last": bool(args.channels_last)},
