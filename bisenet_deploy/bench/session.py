@@ -2,8 +2,8 @@
 
 Each backend is opened, activated, timed and closed before the next one starts, so two backends
 never compete for the same cores or GPU; with several rounds (bench/rounds.py) this happens once
-per round, the order reversed every other round. A backend that cannot run here is recorded with one
-clear line and the others still run:
+per round, the order reversed every other round. A backend that cannot run here is recorded with
+one clear line and the others still run:
 
 - "skipped": unavailable on this machine or with the models given (no TensorRT/pycuda/GPU,
   onnxruntime asked without --onnx, ...): a `MissingDependencyError` or `BackendUnavailable`;

@@ -262,7 +262,6 @@ def add_no_progress(group):
     return option(group, "no-progress", action="store_true", help="no progress bar")
 
 
-
 def add_onnx(group, help: str, **kwargs):
     """`--onnx PATH`: an ONNX exported by `bisenet-export onnx`. Commands that take one ONNX
     as their operand (build-engine, export check) also take it this way: `add_onnx_operand`."""
