@@ -488,3 +488,15 @@ def test_without_a_gpu_the_hints_name_the_gpu_not_packages(monkeypatch):
     monkeypatch.setattr(factory, "gpu_absent", lambda: False)
     assert "pip install -e '.[trt]'" in factory.backend_problem("tensorrt")
     assert "onnxruntime-gpu" in factory.backend_problem("onnxruntime-cuda")
+
+
+def test_an_onnx_given_as_the_engine_is_named_for_what_it_is(models):
+    """`--engine model.onnx` (predict, serve, bench...): one line saying it is an ONNX, not an
+    engine, and what to do, before the TensorRT runner calls it a foreign engine (exit 5)."""
+    from bisenet_deploy.portable.shared.errors import EngineFileError
+
+    onnx_path = next(iter(models.values()))[0]
+    with pytest.raises(EngineFileError, match="is an ONNX model, not a TensorRT engine: build "
+                                                "an engine from it with `bisenet-build-engine"):
+        open_runner("tensorrt", engine=str(onnx_path), require_metadata=True)
+    assert EngineFileError.exit_code == 5
