@@ -102,10 +102,13 @@ def test_onnx_option_is_the_operand_as_other_commands_spell_it(onnx_file, tmp_pa
     assert build_engine_main.main([onnx_file, "--onnx", onnx_file] + args) == 0
     capsys.readouterr()
     other = str(tmp_path / "other.onnx")
-    assert build_engine_main.main([onnx_file, "--onnx", other] + args) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.splitlines() == [f"error: two ONNX files given, {onnx_file} and --onnx {other}: "
-                                f"give one"]
+    for order in ([onnx_file, "--onnx", other], ["--onnx", other, onnx_file]):
+        with pytest.raises(SystemExit) as stop:  # a usage error, as argparse reports them
+            build_engine_main.main(order + args)
+        assert stop.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "two ONNX files given" in err, err
+    assert build_engine_main.build_parser().parse_args(["--onnx", onnx_file]).onnx == onnx_file
 
 
 def test_trtexec_trt11_refuses_fp16_from_fp32_onnx(onnx_file):

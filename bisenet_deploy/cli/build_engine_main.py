@@ -21,8 +21,7 @@ from .. import __version__
 from ..errors import EngineError, InputError, MissingDependencyError, NoMetadataError
 from .common import add_logging_args, emit_json, non_negative_int, run_cli
 from .options import (JSON_STDOUT, add_batch_range, add_calib_count, add_calib_images, add_json,
-                      add_no_progress, add_onnx_operand, add_output, add_precision, add_trt_flavour,
-                      take_onnx_operand)
+                      add_no_progress, add_onnx_operand, add_output, add_precision, add_trt_flavour)
 
 log = logging.getLogger("bisenet_deploy.build_engine")
 
@@ -156,7 +155,6 @@ def _options(args, trtexec=False):
 
 
 def _run(args):
-    take_onnx_operand(args)
     if args.inspect:
         if args.onnx or args.trtexec:
             raise InputError("--inspect ENGINE takes no ONNX and no --trtexec")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from .common import add_logging_args
-from .options import add_json, add_onnx_operand, take_onnx_operand
+from .options import add_json, add_onnx_operand
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,6 @@ def _run(args) -> int:
     from ..portable.building.parser_check import NO_PARSER
     from ..export.onnx_metadata import get_record, load_onnx
 
-    take_onnx_operand(args)
     if not args.onnx:
         raise InputError("give the ONNX to check: bisenet-export check MODEL.onnx")
     model = load_onnx(args.onnx)

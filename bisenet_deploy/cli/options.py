@@ -262,28 +262,32 @@ def add_no_progress(group):
     return option(group, "no-progress", action="store_true", help="no progress bar")
 
 
+class _OneOnnx(argparse.Action):
+    """Stores the ONNX path given as the operand or as `--onnx`; two different ones are a usage
+    error, so neither silently wins."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if values is None or values == argparse.SUPPRESS:  # an operand left out
+            return
+        given = getattr(namespace, self.dest, None)
+        if given is not None and given != values:
+            parser.error(f"two ONNX files given, {given} and {values}: give one")
+        setattr(namespace, self.dest, values)
+
+
 def add_onnx(group, help: str, **kwargs):
     """`--onnx PATH`: an ONNX exported by `bisenet-export onnx`. Commands that take one ONNX
     as their operand (build-engine, export check) also take it this way: `add_onnx_operand`."""
-    return option(group, "onnx", metavar="PATH", help=help, **kwargs)
+    return option(group, "onnx", metavar="PATH", help=help, action=_OneOnnx, **kwargs)
 
 
 def add_onnx_operand(parser, help: str):
-    """`MODEL.onnx` as the operand and `--onnx PATH` as everywhere else; `take_onnx_operand`
-    merges the two after parsing."""
-    parser.add_argument("onnx_operand", nargs="?", metavar="MODEL.onnx", help=help)
+    """`MODEL.onnx` as the operand, and `--onnx PATH` as the other commands spell it; both
+    land in args.onnx."""
+    parser.add_argument("onnx", nargs="?", metavar="MODEL.onnx", help=help, action=_OneOnnx,
+                        default=argparse.SUPPRESS)
     return add_onnx(parser, "the same as the MODEL.onnx operand (the spelling the other "
                             "commands use)")
-
-
-def take_onnx_operand(args: argparse.Namespace) -> None:
-    """args.onnx from the operand or --onnx; both naming different files is a usage error."""
-    from ..errors import InputError
-
-    operand = getattr(args, "onnx_operand", None)
-    if operand and args.onnx and operand != args.onnx:
-        raise InputError(f"two ONNX files given, {operand} and --onnx {args.onnx}: give one")
-    args.onnx = args.onnx or operand
 
 
 def add_engine(group, help: str, **kwargs):
