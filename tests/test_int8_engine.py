@@ -158,3 +158,31 @@ def test_implicit_int8_on_trt10_names_the_qdq_export_before_any_work(tmp_path):
         build_engine(path, rec, BuildOptions(precision="int8", calib_images=str(tmp_path)),
                      trt=fake_trt((10, 13), calls, input_shape=(1, 3, 32, 64)), gpu=A10)
     assert not any(c[0] == "build" for c in calls)
+
+
+@pytest.mark.parametrize("option", [dict(calib_images="calib"), dict(calib_cache="c.cache"),
+                                    dict(calib_batch_size=2), dict(calib_max_images=3)])
+def test_calibration_options_on_a_qdq_graph_are_refused_not_ignored(tmp_path, option):
+    """A Q/DQ graph carries its scales: calibration options would silently do nothing, so they
+    are one usage line before any work, on full TensorRT as on 11."""
+    path, rec = _qdq_onnx(tmp_path, "trt10")
+    for version in ((10, 13), (11, 0)):
+        calls = []
+        with pytest.raises(InputError, match="Q/DQ graph, calibrated when it was exported.*"
+                                             "build it without them"):
+            build_engine(path, rec, BuildOptions(output=str(tmp_path / "m.engine"),
+                                                 precision="int8", **option),
+                         trt=fake_trt(version, calls, input_shape=(1, 3, 32, 64)), gpu=A10)
+        assert not any(c[0] == "build" for c in calls)
+    assert sorted(os.listdir(str(tmp_path))) == ["q.onnx"]
+
+
+def test_calib_count_without_int8_and_a_folder_as_the_engine_are_usage_errors(tmp_path):
+    path, rec = _qdq_onnx(tmp_path, "trt10")
+    trt = fake_trt((10, 13), [], input_shape=(1, 3, 32, 64))
+    with pytest.raises(InputError, match="only apply to --int8"):
+        build_engine(path, rec, BuildOptions(output=str(tmp_path / "m.engine"),
+                                             precision="fp16", calib_max_images=3),
+                     trt=trt, gpu=A10)
+    with pytest.raises(InputError, match="is a folder; give the engine's file name"):
+        build_engine(path, rec, BuildOptions(output=str(tmp_path)), trt=trt, gpu=A10)

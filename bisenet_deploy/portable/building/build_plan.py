@@ -28,7 +28,8 @@ from ..trt.flavours import RTX, import_tensorrt
 from ..trt.gpu_info import query_gpu
 from ..files.onnx_reader import read_onnx_summary, record_from_summary
 from ..files.ownership import check_replaceable
-from ..trt.precision import decide_precision, default_precision, onnx_graph_precision
+from ..trt.precision import (INT8_QDQ, decide_precision, default_precision,
+                             onnx_graph_precision)
 from ..shared.shell_words import quote_path
 from ..trt.trt_api import version_string
 
@@ -83,8 +84,9 @@ class BuildOptions(object):
                              % self.workspace_mib)
         if self.opt_level is not None and not 0 <= int(self.opt_level) <= 5:
             raise InputError("--opt-level must be 0..5, got %s" % self.opt_level)
-        if (self.calib_images or self.calib_batch_size is not None) and self.precision != "int8":
-            raise InputError("--calib-images/--calib-batch only apply to --int8")
+        if (self.calib_images or self.calib_batch_size is not None
+                or self.calib_max_images is not None) and self.precision != "int8":
+            raise InputError("--calib-images/--calib-batch/--calib-count only apply to --int8")
         for flag, value in (("--calib-batch", self.calib_batch_size),
                             ("--calib-count", self.calib_max_images)):
             if value is not None and int(value) < 1:
@@ -250,6 +252,10 @@ def plan_for(caps, onnx_path, record, options, gpu, trt=None, compute_capability
     engine_path = options.output or _default_engine_path(onnx_path, caps, gpu, decision, options)
     if here:
         engine_path = os.path.abspath(str(engine_path))
+        if os.path.isdir(engine_path):
+            raise InputError("-o %s is a folder; give the engine's file name (e.g. %s)"
+                             % (options.output or engine_path,
+                                os.path.join(str(options.output or engine_path), "model.engine")))
         check_replaceable(engine_path, "engine")  # only an engine of ours, with its sidecar
         check_writable(engine_path, "the engine")
     cache_path = None
@@ -265,6 +271,12 @@ def plan_for(caps, onnx_path, record, options, gpu, trt=None, compute_capability
                   onnx_precision=onnx_precision, decision=decision, profile=profile,
                   targets=targets, engine_path=engine_path, cache_path=cache_path, calib=None,
                   calib_cache=None)
+    if decision.precision == INT8_QDQ and (options.calib_images or options.calib_cache or any(
+            v is not None for v in (options.calib_batch_size, options.calib_max_images))):
+        raise InputError("this ONNX is a Q/DQ graph, calibrated when it was exported (--precision "
+                         "int8): TensorRT takes its scales from the graph, so --calib-images, "
+                         "--calib-cache, --calib-batch and --calib-count would do nothing; build it "
+                         "without them")
     if decision.needs_calibrator and here:
         values["calib"], values["calib_cache"] = _calibration(values, options, caps, in_dims)
     elif decision.precision == "int8":
