@@ -13,6 +13,11 @@ from bisenet_deploy.cli import bench_main, export_main, serve_main
     (bench_main.main, ["--backend", "foo"], ["unknown backend 'foo'", "--help"]),
     (export_main.main, ["triton", "--kind", "tpu"], ["invalid choice: 'tpu'", "triton --help"]),
     (serve_main.main, ["--http-port", "x"], ["--http-port", "bisenet-serve --help"]),
+    # a precision the command knows but cannot take says why, not "unrecognized argument"
+    (export_main.main, ["jetson", "--int8"], ["--int8: the Jetson TX2", "no fast INT8"]),
+    (export_main.main, ["jetson", "--precision", "int8"], ["--precision: the Jetson TX2"]),
+    (bench_main.main, ["--int8"], ["--int8: INT8 is not a setting of the run", "--engine"]),
+    (bench_main.main, ["--precision", "int8"], ["onnxruntime:MODEL-int8.onnx"]),
 ])
 def test_usage_error_is_one_line(main, argv, words, capsys):
     with pytest.raises(SystemExit) as exc:

@@ -98,7 +98,10 @@ def build_parser():
                           "(default 4 with several backends, 1 with one)")
     add_batch(run, "images per call (default 1)")
     add_precision(run, ("fp32", "fp16"), "torch/onnxruntime precision (TensorRT: fixed by the "
-                                         "engine; per backend: BACKEND@fp16)")
+                                         "engine; per backend: BACKEND@fp16)",
+                  refused={"int8": "INT8 is not a setting of the run: time an INT8 engine "
+                                   "(--engine, built from a Q/DQ ONNX) or the Q/DQ ONNX itself "
+                                   "(--backend onnxruntime:MODEL-int8.onnx)"})
     run.add_argument("--threads", type=int, default=None,
                      help="CPU threads for torch and onnxruntime (default: the library's)")
     run.add_argument("--buffers", type=int, default=4,

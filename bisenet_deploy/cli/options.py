@@ -205,19 +205,41 @@ def add_batch_range(group, help: str, *, alias: Iterable[str] = ()):
 
 
 def add_precision(group, choices: Sequence[str], help: str, default: Optional[str] = None,
-                  shorthands: bool = True):
+                  shorthands: bool = True, refused: Optional[Dict[str, str]] = None):
     """`--precision P` plus the shorthand flags `--fp32/--fp16[/--int8]` (each `--precision P`),
     mutually exclusive. A command's default goes in `parser.set_defaults(precision=...)` or
-    `default`."""
+    `default`. `refused`: precisions this command knows but cannot take, each with the reason
+    its usage error gives (`--int8` on the TX2 bundle), so the user reads why, not
+    "unrecognized argument"."""
+    refused = dict(refused or {})
     excl = group.add_mutually_exclusive_group()
-    action = option(excl, "precision", choices=tuple(choices), default=default, help=help)
+
+    def precision(text: str) -> str:
+        if text in refused:
+            raise argparse.ArgumentTypeError(refused[text])
+        return text
+
+    action = option(excl, "precision", choices=tuple(choices), default=default, help=help,
+                    type=precision)
     if shorthands:
         for value in choices:
             _tag(excl.add_argument(f"--{value}", dest="precision", action="store_const",
                                    const=value, help=f"{_SHORTHAND_LABEL.get(value, value)}: the "
                                                      f"same as --precision {value}"),
                  "precision")
+        for value, reason in refused.items():
+            _tag(excl.add_argument(f"--{value}", dest="precision", nargs=0, const=value,
+                                   help=argparse.SUPPRESS, action=_refusal(reason)),
+                 "precision")
     return action
+
+
+def _refusal(reason: str) -> type:
+    class Refused(argparse.Action):
+        def __call__(self, parser, namespace, values, option_string=None):
+            parser.error(f"{option_string}: {reason}")
+
+    return Refused
 
 
 def add_images(group, help: str, *, alias: Iterable[str] = (), required: bool = False):
