@@ -116,9 +116,7 @@ def open_runner(backend: str, *, onnx: Optional[str] = None, engine: Optional[st
             raise InputError("the tensorrt backend needs an engine (--engine PATH); build one "
                              "with `bisenet-build-engine`")
         from ..portable.running.trt_runner import TensorRTRunner
-        from ..portable.trt.sidecar import refuse_onnx_as_engine
 
-        refuse_onnx_as_engine(engine)  # before a "foreign engine" or "no GPU" says otherwise
         runner = TensorRTRunner(engine, device=int(device or 0), **options)
         if require_metadata and runner.metadata is None:
             from ..errors import NoMetadataError

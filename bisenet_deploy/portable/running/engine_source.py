@@ -15,6 +15,7 @@ import types
 from .engine_load import RTX_ENGINE_MAGIC, engine_flavour, import_for_engine, load_sidecar
 from ..shared.errors import InputError
 from ..trt.flavours import FULL, RTX, flavour_of, import_flavour
+from ..trt.sidecar import refuse_onnx_as_engine
 
 PATH, BYTES, ENGINE = "path", "bytes", "engine"
 
@@ -27,6 +28,7 @@ class EngineSource(object):
             self.kind, self.path, self._blob, self.engine = BYTES, None, bytes(model), None
         elif isinstance(model, (str, os.PathLike)):
             self.kind, self.path, self._blob, self.engine = PATH, os.fspath(model), None, None
+            refuse_onnx_as_engine(self.path)  # by its name: construction stays cheap
         elif hasattr(model, "create_execution_context"):
             self.kind, self.path, self._blob, self.engine = ENGINE, None, None, model
         else:
