@@ -248,3 +248,52 @@ def test_missing_required_output_is_one_usage_line(capsys):
     assert info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "required: -o/--output" in err[0], err
+
+
+EXPORT_SUBCOMMANDS = ("onnx", "summary", "check", "checkpoint", "jetson", "triton")
+
+
+def _table_commands(cell):
+    """'export onnx, jetson; build-engine (notes)' -> {'export onnx', 'export jetson',
+    'build-engine'}: notes in parentheses and `code` are not commands."""
+    import re
+
+    text = re.sub(r"`[^`]*`", "", cell)
+    while re.search(r"\([^()]*\)", text):
+        text = re.sub(r"\([^()]*\)", "", text)
+    names = set()
+    for word in re.split(r"[,;]", text):
+        word = word.strip()
+        word = word[len("export "):] if word.startswith("export ") else word
+        if word:
+            names.add("export " + word if word in EXPORT_SUBCOMMANDS else word)
+    return names
+
+
+def test_readme_option_table_names_exactly_the_commands_that_have_each_option():
+    """The table's 'commands' column is what the parsers declare, so it cannot drift (it had:
+    --json, --plot and --no-progress listed fewer commands than had them)."""
+    import re
+
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        text = f.read()
+    start = text.index("### Option table")
+    table = text[start:text.index("\n#", start + 1)]
+    listed = {}
+    for line in table.splitlines():
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+        if len(cells) != 4:
+            continue
+        first = re.match(r"`([^` ]+)", cells[1])  # the option's first spelling
+        if first and first.group(1) in CANONICAL:
+            listed[CANONICAL[first.group(1)]] = _table_commands(cells[2])
+    declared = {}
+    for prog, parser in all_parsers():
+        name = prog[len("bisenet-"):]
+        for action in parser._actions:
+            concept = getattr(action, "concept", None)
+            if concept and not getattr(action, "deprecated_for", None):
+                declared.setdefault(concept, set()).add(name)
+    assert set(listed) == set(O.VOCABULARY)
+    for concept in O.VOCABULARY:
+        assert listed[concept] == declared[concept], concept
