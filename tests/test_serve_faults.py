@@ -473,11 +473,21 @@ def test_a_signal_to_the_process_group_while_loading_is_one_line(tiny_dynamic_ex
     try:
         # once the model is loading (its stub runs), signal the group, then again while
         # bisenet-serve cleans up (an impatient second Ctrl-C, or a supervisor's SIGTERM after it)
-        assert wait_until(lambda: any("stub" in " ".join(_cmdline(p)[:1])
-                                      for p in descendants(served.proc.pid)
-                                      if alive(p)), 60)
-        tree = descendants(served.proc.pid)
-        shm, folders = owned_files(tree)
+        seen = {}
+
+        def loading():  # the stub runs and the tree names its shared memory and model copy
+            tree = descendants(served.proc.pid)
+            try:
+                stub = any("stub" in " ".join(_cmdline(p)[:1]) for p in tree if alive(p))
+            except OSError:  # a process ended between the two reads
+                return False
+            shm, folders = owned_files(tree)
+            if stub and shm and folders:
+                seen.update(tree=tree, shm=shm, folders=folders)
+            return bool(seen)
+
+        assert wait_until(loading, 60)
+        tree, shm, folders = seen["tree"], seen["shm"], seen["folders"]
         os.killpg(served.proc.pid, sig)
         for _ in range(5):
             time.sleep(0.1)
