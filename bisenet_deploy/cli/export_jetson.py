@@ -17,11 +17,6 @@ from .options import (add_graph_outputs, add_input_size, add_network_size, add_n
                       add_onnx, add_output, add_precision)
 
 
-#: why the bundle takes no INT8 (the same reason `bisenet-export onnx --target trt8.2` gives)
-TX2_NO_INT8 = ("the Jetson TX2 (SM 6.2) has no fast INT8 (no DP4A): an INT8 engine would be "
-               "slower than FP16 and less accurate; use --fp16 (the default)")
-
-
 def register(sub) -> None:
     p = sub.add_parser(
         "jetson", help="a self-contained bundle for a Jetson TX2 on JetPack 4.6",
@@ -41,9 +36,11 @@ def register(sub) -> None:
     add_graph_outputs(p, ("labels", "both"), "labels",
                       "graph outputs: labels (INT32 class ids, the default) or both labels "
                       "and logits")
-    add_precision(p, ("fp32", "fp16"), refused={"int8": TX2_NO_INT8},
-                  help="the precision build_engine.sh builds unless told "
-                                       "otherwise (default fp16: full rate on the TX2)")
+    from ..export.targets import get_target
+
+    add_precision(p, ("fp32", "fp16"), "the precision build_engine.sh builds unless told "
+                                       "otherwise (default fp16: full rate on the TX2)",
+                  refused={"int8": get_target("trt8.2").int8_refused})  # export onnx's reason
     p.add_argument("--exporter", choices=["auto", "dynamo", "torchscript"], default=None,
                    help="PyTorch exporter, as for `bisenet-export onnx` (default auto: the "
                         "torch.export-based one brought to opset 13, else TorchScript)")
