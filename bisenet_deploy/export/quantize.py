@@ -32,6 +32,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..errors import ExportError, InputError
+from .graph_surgery import QUANTIZED_WEIGHT_SUFFIX
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +153,7 @@ def conv_layers(model: Any) -> Dict[str, str]:
             continue
         weight = node.input[1] if len(node.input) > 1 else ""
         # a Q/DQ graph's weights, and a --keep-float one's FP16 copies (fp16.convs_to_fp16)
-        for suffix in ("_DequantizeLinear_Output", "_quantized", "_fp16"):
+        for suffix in ("_DequantizeLinear_Output", QUANTIZED_WEIGHT_SUFFIX, "_fp16"):
             weight = weight[:-len(suffix)] if weight.endswith(suffix) else weight
         if weight.endswith(".weight"):
             path = weight[:-len(".weight")]
